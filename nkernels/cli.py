@@ -1,0 +1,196 @@
+"""The ``nkernels`` command: ``train``, ``plugins`` and ``info``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from ._version import __version__
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nkernels", description="Deep-learning layers on Numba kernels.")
+    parser.add_argument("--version", action="version", version=f"nkernels {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model on a dataset")
+    train.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
+    train.add_argument("--model", default="mlp", help="a preset (mlp) or a JSON spec file")
+    train.add_argument("--scheme", default="backprop", help="a registered training scheme")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--optimizer", default="adam")
+    train.add_argument("--lr", type=float, default=None, help="learning rate (the optimizer's default if unset)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    train.add_argument("--save", metavar="PATH", help="save the trained model here")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    plugins = sub.add_parser("plugins", help="list the plugins and what they registered")
+    plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub.add_parser("info", help="versions, devices, cache directory and threads")
+    return parser
+
+
+def _build_model(spec: str, input_shape: tuple[int, ...], n_classes: int, seed: int):
+    from . import presets
+    from .model import Sequential
+
+    if os.path.isfile(spec):
+        with open(spec) as f:
+            try:
+                config = json.load(f)
+            except ValueError as exc:
+                raise ValueError(f"model spec {spec} is not valid JSON: {exc}") from None
+        model = Sequential.from_config(config)
+        model.reset_parameters(seed)
+        return model
+    return presets.build(spec, input_shape, n_classes, seed=seed)
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    """Train, show progress, and end with a table of the epochs."""
+    from . import datasets, presets
+    from .callbacks import ProgressBar
+    from .io import save
+    from .training import evaluate, train
+
+    flat = presets.PRESET_FLAT.get(args.model, True)
+    X, y, X_test, y_test = datasets.load(args.data, flat=flat)
+    n_classes = int(max(y.max(), y_test.max())) + 1
+    model = _build_model(args.model, X.shape[1:], n_classes, args.seed).to(args.device)
+    options: dict[str, Any] = {}
+    if args.scheme == "backprop":
+        options["optimizer"] = args.optimizer
+        if args.lr is not None:
+            options["lr"] = args.lr
+    callbacks = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
+    history = train(model, X, y, scheme=args.scheme, epochs=args.epochs, batch_size=args.batch_size,
+                    seed=args.seed, validation_data=(X_test, y_test), callbacks=callbacks, **options)
+    table = Table(title=f"{args.model} on {args.data}, {args.scheme}")
+    table.add_column("epoch", justify="right")
+    for key in ("loss", "accuracy", "val_accuracy"):
+        if key in history:
+            table.add_column({"accuracy": "train acc", "val_accuracy": "test acc"}.get(key, key), justify="right")
+    table.add_column("time (s)", justify="right")
+    elapsed = 0.0
+    for epoch in range(history.epochs):
+        row = [str(epoch + 1)]
+        for key in ("loss", "accuracy", "val_accuracy"):
+            if key in history:
+                value = history[key][epoch]
+                row.append(f"{value:.4f}" if key == "loss" else f"{100 * value:.2f}%")
+        elapsed += history["time"][epoch] if "time" in history else 0.0
+        row.append(f"{elapsed:.2f}")
+        table.add_row(*row)
+    console.print(table)
+    final = evaluate(model, X_test, y_test)
+    summary = f"test loss {final['loss']:.4f}"
+    if "accuracy" in final:
+        summary += f", test accuracy {100 * final['accuracy']:.2f}%"
+    console.print(summary + f", {elapsed:.2f} s of training")
+    if args.save:
+        save(model, args.save)
+        console.print(f"saved to {args.save}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace, console: Console) -> int:
+    """List every plugin with distribution, version, status and registrations."""
+    import warnings
+
+    from . import plugins
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # failures show in the table instead
+        infos = plugins.plugin_infos()
+    if args.json:
+        print(json.dumps([info.as_dict() for info in infos], indent=2))
+        return 0
+    table = Table(title="nkernels plugins")
+    for column in ("plugin", "distribution", "version", "status", "registered"):
+        table.add_column(column)
+    for info in infos:
+        registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items()
+                               if kind != "kernels")
+        if "kernels" in info.registered:
+            registered += ("; " if registered else "") + f"kernels: {len(info.registered['kernels'])}"
+        if info.error:
+            registered = info.error
+        style = {"failed": "red", "disabled": "yellow"}.get(info.status, "")
+        table.add_row(info.name, info.distribution, info.version, f"[{style}]{info.status}[/]" if style
+                      else info.status, registered)
+    console.print(table)
+    return 0
+
+
+def cuda_status() -> tuple[bool, str]:
+    """Whether a CUDA GPU is usable, and why not when it is not."""
+    try:
+        from numba import cuda
+    except Exception as exc:  # numba-cuda missing or broken
+        return False, f"numba.cuda cannot be imported ({exc})"
+    try:
+        if cuda.is_available():
+            name = cuda.get_current_device().name
+            return True, name.decode() if isinstance(name, bytes) else str(name)
+        return False, "no CUDA driver or GPU found (numba.cuda.is_available() is False)"
+    except Exception as exc:
+        return False, f"CUDA initialisation failed: {exc}"
+
+
+def _version_of(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cmd_info(args: argparse.Namespace, console: Console) -> int:
+    """Versions, the CUDA status, the cache directories and the thread count."""
+    import numba
+
+    from .cache import cache_dir, numba_cache_dir
+
+    usable, detail = cuda_status()
+    rows = [("nkernels", __version__), ("python", sys.version.split()[0])]
+    rows += [(dist, _version_of(dist)) for dist in ("numba", "llvmlite", "numpy", "numba-cuda")]
+    rows += [("cuda", ("usable: " if usable else "not usable: ") + detail),
+             ("numba cache", numba_cache_dir()), ("nkernels cache", cache_dir()),
+             ("threads", f"{numba.config.NUMBA_NUM_THREADS} (numba), layer {numba.config.THREADING_LAYER}")]
+    table = Table(title="nkernels info", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "plugins": cmd_plugins, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nkernels`` console script."""
+    args = _build_parser().parse_args(argv)
+    console = Console()
+    try:
+        return COMMANDS[args.command](args, console)
+    except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
+        if args.debug:
+            raise
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

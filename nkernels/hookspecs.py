@@ -1,0 +1,192 @@
+"""The hook specifications of nkernels: every extension point a plugin can implement.
+
+A plugin is any module or object with functions marked ``@nkernels.hookimpl`` whose names match
+the specs below. Install it as an entry point of the group ``nkernels``::
+
+    [project.entry-points.nkernels]
+    my-plugin = "my_plugin"
+
+The built-in layers, schemes, extractors, datasets and kernels register through these same hooks.
+Hooks are called with keyword arguments only, and specs only ever gain arguments.
+"""
+import pluggy
+
+hookspec = pluggy.HookspecMarker("nkernels")
+
+
+@hookspec
+def nkernels_register_layers():
+    """Return a mapping from registry name to :class:`nkernels.layers.Layer` subclass.
+
+    Example::
+
+        import nkernels as nk
+
+        class Square(nk.layers.Layer):
+            def forward(self, x, training=False):
+                self.x = x
+                return x * x
+
+            def backward(self, dy):
+                return 2 * self.x * dy
+
+        @nk.hookimpl
+        def nkernels_register_layers():
+            return {"square": Square}
+
+    Afterwards ``nk.registry.layers["square"] is Square`` and models holding a ``Square``
+    save and load by that name.
+    """
+
+
+@hookspec
+def nkernels_register_schemes():
+    """Return a mapping from scheme name to :class:`nkernels.schemes.Scheme` subclass.
+
+    Example::
+
+        import nkernels as nk
+
+        class RandomSearch(nk.schemes.Scheme):
+            def __init__(self, sigma=0.01):
+                self.sigma = sigma
+
+            def fit(self, model, X, y=None, *, epochs=1, batch_size=32, seed=None,
+                    callbacks=None, validation_data=None):
+                history = nk.History()
+                ...  # perturb, keep the better weights, history.append(loss=...)
+                return history
+
+        @nk.hookimpl
+        def nkernels_register_schemes():
+            return {"random-search": RandomSearch}
+
+    Then ``nk.train(model, X, y, scheme="random-search", sigma=0.1)`` passes ``sigma`` to the
+    constructor and the training arguments to ``fit``.
+    """
+
+
+@hookspec
+def nkernels_register_extractors():
+    """Return a mapping from extractor name to a class with ``fit(X, y=None)`` and ``transform(X)``.
+
+    Example::
+
+        import numpy as np
+        import nkernels as nk
+
+        class Standardize:
+            def fit(self, X, y=None):
+                self.mean_, self.std_ = X.mean(0), X.std(0) + 1e-8
+                return self
+
+            def transform(self, X):
+                return (X - self.mean_) / self.std_
+
+        @nk.hookimpl
+        def nkernels_register_extractors():
+            return {"standardize": Standardize}
+    """
+
+
+@hookspec
+def nkernels_register_datasets():
+    """Return a mapping from dataset name to a loader.
+
+    A loader is called with keyword arguments ``flat`` (bool: vectors rather than images) and
+    ``seed`` and returns ``(X_train, y_train, X_test, y_test)`` as NumPy arrays.
+
+    Example::
+
+        import numpy as np
+        import nkernels as nk
+
+        def load_xor(flat=True, seed=0):
+            X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+            y = np.array([0, 1, 1, 0])
+            return X, y, X, y
+
+        @nk.hookimpl
+        def nkernels_register_datasets():
+            return {"xor": load_xor}
+
+    ``nkernels train --data xor`` then trains on it.
+    """
+
+
+@hookspec
+def nkernels_register_kernels():
+    """Return a list of :class:`nkernels.kernel_registry.KernelRecord` offering alternative kernels.
+
+    A record names the op (for example ``"dense_forward"``), the device (``"cpu"`` or
+    ``"cuda"``), the function, and a priority. The built-in kernels have priority 0; a plugin
+    kernel replaces the built-in only with a higher priority, and two records with the same op,
+    device and priority from different plugins are a :class:`~nkernels.errors.PluginConflictError`.
+    The function must keep the built-in kernel's signature.
+
+    Example::
+
+        import numpy as np
+        from numba import njit
+        import nkernels as nk
+        from nkernels.kernel_registry import KernelRecord
+
+        @njit(cache=True)
+        def relu_forward_branchless(x, out):
+            for i in range(x.shape[0]):
+                out[i] = max(x[i], 0.0)
+
+        @nk.hookimpl
+        def nkernels_register_kernels():
+            return [KernelRecord("relu_forward", "cpu", relu_forward_branchless, priority=10)]
+    """
+
+
+@hookspec
+def nkernels_on_train_begin(model, scheme, params):
+    """Observe the start of a training run.
+
+    ``params`` is a dict of the run's settings (epochs, batch_size, ...). Example::
+
+        @nk.hookimpl
+        def nkernels_on_train_begin(model, scheme, params):
+            print(f"training {len(model)} layers with {type(scheme).__name__}", params)
+    """
+
+
+@hookspec
+def nkernels_on_epoch_end(model, epoch, logs):
+    """Observe the end of an epoch (or a generation, or an iteration, as the scheme defines it).
+
+    ``epoch`` counts from 0; ``logs`` maps metric names to this epoch's values. Example::
+
+        @nk.hookimpl
+        def nkernels_on_epoch_end(model, epoch, logs):
+            with open("train.log", "a") as f:
+                f.write(f"{epoch} {logs['loss']:.4f}\\n")
+    """
+
+
+@hookspec
+def nkernels_on_batch_end(model, batch, logs):
+    """Observe the end of a mini-batch step. Schemes fire it only when someone listens.
+
+    ``batch`` counts from 0 within the epoch. Example::
+
+        @nk.hookimpl
+        def nkernels_on_batch_end(model, batch, logs):
+            if batch % 100 == 0:
+                print(batch, logs["loss"])
+    """
+
+
+@hookspec
+def nkernels_on_train_end(model, history):
+    """Observe the end of a training run; ``history`` maps metric names to per-epoch lists.
+
+    Example::
+
+        @nk.hookimpl
+        def nkernels_on_train_end(model, history):
+            print("final loss", history["loss"][-1])
+    """

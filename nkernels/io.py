@@ -1,0 +1,124 @@
+"""Saving and loading models: weights in safetensors, the architecture as JSON metadata.
+
+A file holds the parameters (``model.<index>.<name>``), optionally an optimizer's state
+(``optimizer.<param>.<state>``), and in the safetensors header the model config (layers by
+registry name, so plugin layers round-trip) and the optimizer's config. Writes are atomic (a
+temporary file, fsync, rename), and loading parses data only: it never executes code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from .errors import CorruptFileError
+
+FORMAT = "nkernels"
+FORMAT_VERSION = "1"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, whole."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save(model, path: str | os.PathLike, optimizer=None, extra: dict[str, Any] | None = None) -> None:
+    """Save ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
+    from safetensors.numpy import save as st_save
+
+    tensors = {f"model.{k}": np.ascontiguousarray(v) for k, v in model.params.items()}
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": json.dumps(model.get_config())}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for key, arrays in state["state"].items():
+            for name, array in arrays.items():
+                tensors[f"optimizer.{key}.{name}"] = np.ascontiguousarray(array)
+        metadata["optimizer"] = json.dumps({"type": type(optimizer).__name__.lower(),
+                                            "config": optimizer.get_config(), "steps": state["steps"]})
+    if extra:
+        metadata["extra"] = json.dumps(extra)
+    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as st_load
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file at {path}")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len])
+    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{path} is not a readable safetensors file ({exc})") from None
+    metadata = header.get("__metadata__") or {}
+    if metadata.get("format") != FORMAT:
+        raise CorruptFileError(f"{path} is a safetensors file but not an nkernels model (no nkernels metadata)")
+    return metadata, tensors
+
+
+def _json_field(metadata: dict[str, str], key: str, path: Any) -> Any:
+    try:
+        return json.loads(metadata[key])
+    except (KeyError, ValueError) as exc:
+        raise CorruptFileError(f"{path}: the '{key}' metadata is missing or not JSON ({exc})") from None
+
+
+def load(path: str | os.PathLike):
+    """The model saved at ``path``, with its weights. Raises CorruptFileError for a bad file."""
+    from .model import Sequential
+
+    metadata, tensors = _read(path)
+    model = Sequential.from_config(_json_field(metadata, "model", path))
+    params = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.set_params(params)
+    except ValueError as exc:
+        raise CorruptFileError(f"{path}: the weights do not match the architecture ({exc})") from None
+    return model
+
+
+def load_optimizer(path: str | os.PathLike):
+    """The optimizer saved with the model at ``path`` (state included), or None if none was saved."""
+    from .optimizers import get_optimizer
+
+    metadata, tensors = _read(path)
+    if "optimizer" not in metadata:
+        return None
+    info = _json_field(metadata, "optimizer", path)
+    config = dict(info["config"])
+    if "betas" in config:
+        config["betas"] = tuple(config["betas"])
+    optimizer = get_optimizer(info["type"], **config)
+    state: dict[str, dict[str, np.ndarray]] = {}
+    for key, array in tensors.items():
+        if key.startswith("optimizer."):
+            param_key, name = key[len("optimizer."):].rsplit(".", 1)
+            state.setdefault(param_key, {})[name] = array
+    optimizer.load_state_dict({"steps": info["steps"], "state": state})
+    return optimizer

@@ -1,0 +1,19 @@
+"""Numba kernels: plain functions on arrays, one module per layer family.
+
+``nkernels.kernels.cpu`` holds the ``@njit`` kernels and ``nkernels.kernels.cuda`` their
+``@cuda.jit`` twins, module for module and name for name. Kernels know nothing of layers.
+
+Conventions every kernel follows (plugin kernels should too):
+
+* A kernel is a plain function. Inputs come first, then scalar options, then preallocated
+  outputs (and workspaces); it returns ``None`` or a scalar (a loss, a norm).
+* Names are ``<op>_forward`` / ``<op>_backward`` (and ``<op>_update`` for optimizers).
+* Backward kernels *overwrite* their gradient outputs; they never accumulate.
+* Arrays use PyTorch's layouts (NCHW, NCL, batch-first sequences) and C order.
+* Every kernel works for float32 and float64; all array arguments share one dtype.
+* Kernels never validate: the layer validates shapes and values before calling, so a kernel
+  never indexes out of bounds on the arguments it is given.
+* ``cache=True`` everywhere and nothing compiled at import. ``parallel=True`` with ``prange``
+  only where the work is wide enough, and never a BLAS call (``np.dot``/``@``) inside a
+  ``prange`` region: make it one large GEMM outside the parallel loop instead.
+"""

@@ -1,0 +1,1 @@
+"""CPU kernels (``@njit``), one module per layer family. See :mod:`nkernels.kernels`."""

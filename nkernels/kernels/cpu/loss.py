@@ -1,0 +1,72 @@
+"""Loss kernels: softmax cross-entropy and mean squared error, forward and backward."""
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def softmax_cross_entropy_forward(logits, labels, probs):
+    """Mean cross-entropy of ``softmax(logits)`` against integer ``labels``.
+
+    logits (N, C); labels (N,) int64 in [0, C); probs (N, C) receives the softmax, which
+    :func:`softmax_cross_entropy_backward` needs. Returns the mean loss as a float.
+    """
+    n, c = logits.shape
+    total = 0.0
+    for i in range(n):
+        m = logits[i, 0]
+        for j in range(1, c):
+            if logits[i, j] > m:
+                m = logits[i, j]
+        s = 0.0
+        for j in range(c):
+            e = np.exp(logits[i, j] - m)
+            probs[i, j] = e
+            s += e
+        for j in range(c):
+            probs[i, j] /= s
+        total += np.log(s) + m - logits[i, labels[i]]
+    return total / n
+
+
+@njit(cache=True)
+def softmax_cross_entropy_backward(probs, labels, dlogits):
+    """Gradient of the mean loss: ``(probs - onehot(labels)) / N`` into ``dlogits`` (N, C)."""
+    n, c = probs.shape
+    scale = 1.0 / n
+    for i in range(n):
+        for j in range(c):
+            dlogits[i, j] = probs[i, j] * scale
+        dlogits[i, labels[i]] -= scale
+
+
+@njit(cache=True)
+def count_correct(logits, labels):
+    """Number of rows whose arg-max (first on ties) equals the label."""
+    n, c = logits.shape
+    correct = 0
+    for i in range(n):
+        best = 0
+        for j in range(1, c):
+            if logits[i, j] > logits[i, best]:
+                best = j
+        if best == labels[i]:
+            correct += 1
+    return correct
+
+
+@njit(cache=True)
+def mse_forward(pred, target):
+    """Mean of ``(pred - target)**2`` over every element; both 1-D of equal length."""
+    total = 0.0
+    for i in range(pred.shape[0]):
+        d = pred[i] - target[i]
+        total += d * d
+    return total / pred.shape[0]
+
+
+@njit(cache=True)
+def mse_backward(pred, target, dpred):
+    """``dpred = 2 * (pred - target) / numel``; all 1-D of equal length."""
+    scale = 2.0 / pred.shape[0]
+    for i in range(pred.shape[0]):
+        dpred[i] = (pred[i] - target[i]) * scale

@@ -1,0 +1,74 @@
+"""Norm kernels for gradient clipping by global norm and max-norm weight constraints.
+
+Clipping by global norm, as ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (p = 2)::
+
+    total_norm = sqrt(sum(sum_of_squares(g.reshape(-1)) for g in grads))   # float64
+    factor = clip_scale(total_norm, max_norm)
+    if factor != 1.0:
+        for g in grads: scale_inplace(g.reshape(-1), factor)
+
+The sums accumulate in float64, so for float32 gradients ``total_norm`` can differ from
+PyTorch's (float32 accumulation) in the last bits.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def sum_of_squares(a):
+    """``sum(a**2)`` as a float64, accumulated in float64; a is 1-D float32 or float64.
+
+    Parallel reduction: the summation order depends on the thread count, so the last bits may too.
+    """
+    s = 0.0
+    for i in prange(a.shape[0]):
+        v = np.float64(a[i])
+        s += v * v
+    return s
+
+
+@njit(cache=True, parallel=True)
+def scale_inplace(a, factor):
+    """``a *= factor`` in place; a is 1-D float32 or float64, factor a Python float.
+
+    The product is formed in float64 and rounded once to a's dtype.
+    """
+    for i in prange(a.shape[0]):
+        a[i] = a[i] * factor
+
+
+@njit(cache=True)
+def clip_scale(total_norm, max_norm):
+    """The factor ``clip_grad_norm_`` multiplies every gradient by: ``min(1, max_norm / (total_norm + 1e-6))``.
+
+    Exactly PyTorch's ``clamp(max_norm / (total_norm + 1e-6), max=1.0)``: so a ``total_norm``
+    within 1e-6 below ``max_norm`` still scales by slightly less than 1, and a NaN or inf
+    ``total_norm`` gives NaN or 0 (PyTorch's ``error_if_nonfinite=False``; the layer may check
+    ``np.isfinite(total_norm)`` first). Returns float64.
+    """
+    coef = max_norm / (total_norm + 1e-6)
+    if coef > 1.0:
+        coef = 1.0
+    return coef
+
+
+@njit(cache=True, parallel=True)
+def max_norm_rows(weight2d, max_norm):
+    """Rescale in place each row whose L2 norm exceeds ``max_norm`` by ``max_norm / (norm + 1e-7)``.
+
+    ``torch.renorm(w, p=2, dim=0, maxnorm=max_norm)`` semantics, in place (rows at or below
+    ``max_norm`` are untouched). weight2d: (out, in), C-contiguous, float32 or float64; for a
+    conv weight pass ``w.reshape(w.shape[0], -1)``. Row norms accumulate in float64. Parallel
+    over rows.
+    """
+    rows, cols = weight2d.shape
+    for r in prange(rows):
+        s = 0.0
+        for j in range(cols):
+            v = np.float64(weight2d[r, j])
+            s += v * v
+        norm = np.sqrt(s)
+        if norm > max_norm:
+            f = max_norm / (norm + 1e-7)
+            for j in range(cols):
+                weight2d[r, j] = weight2d[r, j] * f

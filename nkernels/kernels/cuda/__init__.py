@@ -1,0 +1,1 @@
+"""CUDA kernels (``@cuda.jit``) and launchers, mirroring :mod:`nkernels.kernels.cpu` name for name."""

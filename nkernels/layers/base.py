@@ -1,0 +1,210 @@
+"""The Layer base class: parameters, gradients, shapes, config, and the hook into the compiled path."""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from ..errors import NotFittedError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as a NumPy dtype, which must be float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def as_numeric_array(x: Any, what: str = "input") -> np.ndarray:
+    """``x`` as a NumPy array of numbers; a clear TypeError for anything else."""
+    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} is a GPU array but this layer is on the CPU; call model.to('cuda') "
+                        f"first or pass a NumPy array")
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{what} must hold numbers (float or int), got dtype {arr.dtype}")
+    return arr
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int of at least ``minimum``; a clear error otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def pair(value: Any, name: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints as a pair, each at least ``minimum``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return check_positive_int(value[0], name, minimum), check_positive_int(value[1], name, minimum)
+    v = check_positive_int(value, name, minimum)
+    return v, v
+
+
+class Layer:
+    """Base class of every layer, built-in or plugin.
+
+    A layer holds ``params`` and ``grads``, two dicts of arrays with the same keys, and
+    implements ``forward(x, training=False)`` and ``backward(dy) -> dx``. ``backward`` follows
+    a ``forward`` with ``training=True`` and *overwrites* ``grads``.
+
+    ``get_config`` returns the constructor's arguments, recorded automatically when the layer
+    is created, and ``from_config`` calls the constructor with them; a layer whose arguments
+    are not JSON values (numbers, strings, lists, dicts) overrides both.
+
+    Built-in layers also return a :class:`~nkernels.compiled.CompiledOp` from
+    :meth:`compiled_op`, which lets a :class:`~nkernels.Sequential` run whole training steps in
+    one compiled call. Layers without one (the default) are driven one call at a time.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        layer = super().__new__(cls)
+        layer.params = {}
+        layer.grads = {}
+        layer.device = "cpu"
+        layer._saved = None
+        layer._dtype = np.dtype(np.float32)
+        layer._init_arguments = _bind_arguments(cls, args, kwargs)
+        return layer
+
+    # -- the pass interface -------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The layer's output for the batch ``x``; with ``training=True``, remember what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training=False)")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Given the gradient of the loss w.r.t. the output, fill ``grads`` and return the input's gradient."""
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(dy)")
+
+    def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.forward(x, training=training)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output's shape for an input of ``input_shape`` (batch dimension first).
+
+        The default runs a forward pass on a batch of one; built-in layers compute it directly.
+        """
+        probe = np.zeros((1,) + tuple(input_shape[1:]), dtype=self.dtype)
+        return (input_shape[0],) + self.forward(probe).shape[1:]
+
+    def reset_parameters(self, rng: np.random.Generator) -> None:
+        """Draw fresh initial parameters from ``rng`` (layers without parameters do nothing)."""
+
+    # -- config --------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer (without its weights)."""
+        if self._init_arguments is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot record its constructor arguments; implement "
+                f"get_config() and from_config()")
+        return dict(self._init_arguments)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Layer":
+        """A new layer built from :meth:`get_config`'s output."""
+        return cls(**config)
+
+    # -- dtype and device ----------------------------------------------------------------------
+    @property
+    def dtype(self) -> np.dtype:
+        """The floating dtype of the parameters (float32 unless cast)."""
+        for value in self.params.values():
+            return value.dtype
+        return self._dtype
+
+    def astype(self, dtype: Any) -> "Layer":
+        """Cast parameters and gradients to ``dtype`` (float32 or float64) in place; returns self."""
+        dt = as_float_dtype(dtype)
+        self._dtype = dt
+        for name in list(self.params):
+            self.params[name] = np.ascontiguousarray(self.params[name], dtype=dt)
+            self.grads[name] = np.zeros_like(self.params[name])
+        return self
+
+    def zero_grads(self) -> None:
+        """Set every gradient to zero."""
+        for name, value in self.params.items():
+            self.grads[name] = np.zeros_like(value)
+
+    # -- the compiled path ---------------------------------------------------------------------
+    def compiled_op(self, input_shape: tuple[int, ...], dtype: np.dtype):
+        """A :class:`~nkernels.compiled.CompiledOp` for this layer at ``input_shape``, or ``None``."""
+        return None
+
+    # -- helpers for subclasses (plugin layers use them too) ------------------------------------
+    def prepare_input(self, x: Any, feature_shape: tuple | None = None, ndim: int | None = None) -> np.ndarray:
+        """Validate ``x`` and return it as a C-contiguous array of this layer's dtype.
+
+        ``feature_shape`` is the expected shape after the batch dimension (``None`` entries match
+        any size); ``ndim`` alone checks only the number of dimensions.
+        """
+        arr = as_numeric_array(x, f"{type(self).__name__} input")
+        expected_ndim = ndim if feature_shape is None else len(feature_shape) + 1
+        if expected_ndim is not None and arr.ndim != expected_ndim or (
+                feature_shape is not None and any(
+                    e is not None and e != a for e, a in zip(feature_shape, arr.shape[1:]))):
+            want = "(N, " + ", ".join("*" if e is None else str(e) for e in feature_shape) + ")" \
+                if feature_shape is not None else f"{expected_ndim} dimensions"
+            raise ValueError(f"{self!r} expects input of shape {want}, got {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{self!r} got an empty batch (shape {arr.shape})")
+        dtype = self.dtype if self.params or arr.dtype not in FLOAT_DTYPES else arr.dtype
+        return np.ascontiguousarray(arr, dtype=dtype)
+
+    def prepare_grad_output(self, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """Validate the gradient handed to backward against the output shape of the last forward."""
+        arr = as_numeric_array(dy, f"{type(self).__name__} output gradient")
+        if arr.shape != shape:
+            raise ValueError(f"{self!r} backward expects a gradient of shape {shape}, got {arr.shape}")
+        return np.ascontiguousarray(arr, dtype=self.dtype if self.params else
+                                    (arr.dtype if arr.dtype in FLOAT_DTYPES else np.float32))
+
+    def save_for_backward(self, **state: Any) -> None:
+        """Keep arrays a training-mode forward computed, for :meth:`saved_for_backward`."""
+        self._saved = state
+
+    def saved_for_backward(self) -> dict[str, Any]:
+        """What the last :meth:`save_for_backward` kept; a clear error if forward never ran."""
+        if self._saved is None:
+            raise NotFittedError(f"{self!r}: backward() called before forward(x, training=True)")
+        return self._saved
+
+    def __repr__(self) -> str:
+        try:
+            args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        except Exception:
+            args = ""
+        return f"{type(self).__name__}({args})"
+
+
+def _bind_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """The constructor call's arguments by name, or None when they cannot be recorded."""
+    try:
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    recorded: dict[str, Any] = {}
+    for i, (name, value) in enumerate(bound.arguments.items()):
+        if i == 0:  # self
+            continue
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            recorded.update(value)
+        else:
+            recorded[name] = value
+    return recorded

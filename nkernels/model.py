@@ -1,0 +1,165 @@
+"""Sequential: a chain of layers, sliceable into feature extractors."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import DeviceUnavailableError
+from .layers.base import Layer, as_float_dtype, as_numeric_array, check_positive_int
+
+
+class Sequential:
+    """A chain of layers applied in order.
+
+    ``seed`` re-draws every layer's initial parameters from one seeded generator, so the same
+    seed gives the same model. ``model[a:b]`` is a Sequential sharing those layers (a feature
+    extractor), and ``model[i]`` is one layer. ``params`` and ``grads`` are flat dicts named
+    ``"<index>.<name>"`` as in a PyTorch ``state_dict``.
+    """
+
+    def __init__(self, layers: Any, seed: int | None = None, dtype: Any = None):
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential expects nkernels Layer objects; item {i} is {layer!r}")
+        self.layers: list[Layer] = layers
+        if seed is not None:
+            self.reset_parameters(seed)
+        if dtype is not None:
+            self.astype(dtype)
+
+    # -- structure -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return Sequential(self.layers[index])
+        return self.layers[index]
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n  {inner}\n])"
+
+    def reset_parameters(self, seed: int | None) -> None:
+        """Draw every layer's parameters afresh from generators spawned off ``seed``."""
+        children = np.random.SeedSequence(seed).spawn(len(self.layers))
+        for layer, child in zip(self.layers, children):
+            layer.reset_parameters(np.random.default_rng(child))
+
+    # -- parameters ----------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Every parameter, named ``"<layer index>.<name>"``; the arrays are the layers' own."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Every gradient, named as :attr:`params`."""
+        return {f"{i}.{k}": layer.grads[k] for i, layer in enumerate(self.layers) for k in layer.params}
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Copy values into the parameters named as in :attr:`params` (shapes must match)."""
+        own = self.params
+        missing = sorted(set(own) - set(params))
+        unexpected = sorted(set(params) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"parameter names do not match the model: missing {missing}, unexpected {unexpected}")
+        for key, value in params.items():
+            value = np.asarray(value)
+            if value.shape != own[key].shape:
+                raise ValueError(f"parameter {key} has shape {own[key].shape}, got {value.shape}")
+            own[key][...] = value
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the parameters (float32 unless cast)."""
+        for layer in self.layers:
+            if layer.params:
+                return layer.dtype
+        return self.layers[0].dtype if self.layers else np.dtype(np.float32)
+
+    def astype(self, dtype: Any) -> "Sequential":
+        """Cast every layer to ``dtype`` (float32 or float64) in place; returns self."""
+        dt = as_float_dtype(dtype)
+        for layer in self.layers:
+            layer.astype(dt)
+        return self
+
+    def to(self, device: str) -> "Sequential":
+        """Move the parameters to ``device`` (``"cpu"`` or ``"cuda"``); returns self."""
+        if device == "cpu":
+            return self
+        if device == "cuda":
+            raise DeviceUnavailableError("device 'cuda' is not available in this build of nkernels yet; "
+                                         "use device='cpu'")
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+
+    # -- passes --------------------------------------------------------------------------------
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        """Run every layer on ``x``; with ``training=True`` each keeps what backward needs."""
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dy: Any) -> np.ndarray:
+        """Back-propagate ``dy`` through every layer, filling each layer's ``grads``; returns dx."""
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output's shape for an input of ``input_shape`` (batch first)."""
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = tuple(layer.output_shape(shape))
+        return shape
+
+    def predict(self, X: Any, batch_size: int = 256) -> np.ndarray:
+        """The outputs for every row of ``X``, computed in batches in evaluation mode."""
+        X = as_numeric_array(X, "X")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if len(X) == 0:
+            raise ValueError("X is empty")
+        return np.concatenate([self.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+
+    # -- the extractor protocol: a trained model (or a slice of one) is a feature extractor ----
+    def fit(self, X: Any = None, y: Any = None) -> "Sequential":
+        """A trained model needs no fitting as an extractor: returns self (train it with ``nk.train``)."""
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The features this chain computes for ``X`` (same as :meth:`predict`)."""
+        return self.predict(X)
+
+    # -- config --------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The architecture as JSON-ready data: each layer by registry name with its config."""
+        from . import registry
+
+        return {"layers": [{"type": registry.layers.name_of(type(layer)), "config": layer.get_config()}
+                           for layer in self.layers],
+                "dtype": str(self.dtype)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Sequential":
+        """A new model (fresh weights) from :meth:`get_config`'s output; layers resolve by registry name."""
+        from . import registry
+
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("a model config must be a dict with a 'layers' list")
+        layers = []
+        for i, item in enumerate(config["layers"]):
+            if not isinstance(item, dict) or "type" not in item:
+                raise ValueError(f"layer {i} of the config must be a dict with a 'type', got {item!r}")
+            layer_cls = registry.layers[item["type"]]
+            layers.append(layer_cls.from_config(dict(item.get("config") or {})))
+        return cls(layers, dtype=config.get("dtype"))

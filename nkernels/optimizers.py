@@ -1,0 +1,168 @@
+"""Optimizers. Each update is one fused kernel pass over a flat view of each parameter.
+
+An optimizer keeps its state (momentum buffers, Adam moments, the step count) keyed by the
+parameter's name in ``model.params``, so checkpoints can store and restore it.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from .kernel_registry import kernel
+
+
+def _check_rate(value: Any, name: str, *, positive: bool = False, below_one: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (positive and value == 0) or (below_one and value >= 1):
+        bounds = "in [0, 1)" if below_one else ("above 0" if positive else "at least 0")
+        raise ValueError(f"{name} must be a finite number {bounds}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: ``step(params, grads)`` updates the arrays of ``params`` in place."""
+
+    #: names of the per-parameter state arrays, each shaped like its parameter
+    state_names: tuple[str, ...] = ()
+    op = ""
+
+    def __init__(self, lr: float):
+        self.lr = _check_rate(lr, "lr", positive=True)
+        self.steps = 0
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def state_for(self, key: str, param: np.ndarray) -> dict[str, np.ndarray]:
+        """The state arrays of parameter ``key`` (flat, created at zero on first use)."""
+        state = self.state.get(key)
+        if state is None or any(s.shape != (param.size,) or s.dtype != param.dtype for s in state.values()):
+            state = self.state[key] = {n: np.zeros(param.size, param.dtype) for n in self.state_names}
+        return state
+
+    def hyper(self) -> np.ndarray:
+        """The hyperparameters the update kernel reads, as float64 (``lr`` first)."""
+        raise NotImplementedError
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """One update of every parameter from its gradient."""
+        self.steps += 1
+        update = kernel(self.op)
+        for key, param in params.items():
+            self._update(update, param.reshape(-1), grads[key].reshape(-1), self.state_for(key, param))
+
+    def _update(self, update, param, grad, state) -> None:
+        raise NotImplementedError
+
+    def update_template(self) -> str:
+        """Source calling the update kernel with ``{p}``, ``{g}``, ``{s[name]}``, ``{hyper}`` and ``{step}``."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count and state arrays, for checkpoints."""
+        return {"steps": self.steps, "state": {k: dict(v) for k, v in self.state.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.steps = int(state["steps"])
+        self.state = {k: {n: np.array(a) for n, a in v.items()} for k, v in state["state"].items()}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
+
+    state_names = ("velocity",)
+    op = "sgd_update"
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0):
+        super().__init__(lr)
+        self.momentum = _check_rate(momentum, "momentum")
+        self.weight_decay = _check_rate(weight_decay, "weight_decay")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs a momentum above 0")
+
+    def hyper(self):
+        return np.array([self.lr, self.momentum, self.weight_decay])
+
+    def _update(self, update, param, grad, state):
+        update(param, grad, state["velocity"], self.lr, self.momentum, self.weight_decay, self.nesterov)
+
+    def update_template(self):
+        return (f"sgd_update({{p}}, {{g}}, {{s[velocity]}}, {{hyper}}[0], {{hyper}}[1], {{hyper}}[2], "
+                f"{self.nesterov})")
+
+    def get_config(self):
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba), with L2 weight decay added to the gradient as ``torch.optim.Adam``."""
+
+    state_names = ("m", "v")
+    op = "adam_update"
+    decoupled = False
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+        self.betas = (_check_rate(betas[0], "betas[0]", below_one=True),
+                      _check_rate(betas[1], "betas[1]", below_one=True))
+        self.eps = _check_rate(eps, "eps", positive=True)
+        self.weight_decay = _check_rate(weight_decay, "weight_decay")
+
+    def hyper(self):
+        return np.array([self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay])
+
+    def _update(self, update, param, grad, state):
+        update(param, grad, state["m"], state["v"], self.lr, self.betas[0], self.betas[1], self.eps,
+               self.weight_decay, self.decoupled, self.steps)
+
+    def update_template(self):
+        return (f"adam_update({{p}}, {{g}}, {{s[m]}}, {{s[v]}}, {{hyper}}[0], {{hyper}}[1], {{hyper}}[2], "
+                f"{{hyper}}[3], {{hyper}}[4], {self.decoupled}, {{step}})")
+
+    def get_config(self):
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter), as ``torch.optim.AdamW``."""
+
+    decoupled = True
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01):
+        super().__init__(lr, betas, eps, weight_decay)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def get_optimizer(optimizer: Any, **options: Any) -> Optimizer:
+    """An Optimizer from an instance or a name (``"sgd"``, ``"adam"``, ``"adamw"``) plus options."""
+    if isinstance(optimizer, Optimizer):
+        if options:
+            raise ValueError(f"options {sorted(options)} given with an optimizer instance; set them on it")
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
+        cls = OPTIMIZERS[optimizer.lower()]
+        accepted = [name for name in inspect.signature(cls).parameters]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise TypeError(f"optimizer {optimizer!r} does not accept the option(s) {unknown}; "
+                            f"it accepts {accepted}")
+        return cls(**options)
+    raise ValueError(f"unknown optimizer {optimizer!r}; available: {', '.join(sorted(OPTIMIZERS))}")
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get_optimizer"]

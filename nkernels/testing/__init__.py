@@ -1,0 +1,14 @@
+"""The conformance kit for plugin authors (and nkernels' own tests).
+
+* :func:`check_layer_gradients` compares a layer's analytic gradients (input and every
+  parameter) with central finite differences in float64.
+* :func:`check_loss_gradients` does the same for a loss.
+* :func:`registered_plugin` registers a throw-away plugin for the length of a ``with`` block.
+
+With pytest, the fixtures in :mod:`nkernels.testing.fixtures` load automatically (entry point
+``pytest11``): ``nk_register_plugin`` registers plugins that are removed after the test.
+"""
+from .gradcheck import GradientMismatch, check_layer_gradients, check_loss_gradients
+from .plugins import registered_plugin
+
+__all__ = ["check_layer_gradients", "check_loss_gradients", "GradientMismatch", "registered_plugin"]

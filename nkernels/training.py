@@ -1,0 +1,129 @@
+"""``nk.train`` and ``nk.evaluate``, and the trainers that run mini-batches of backprop.
+
+:func:`make_trainer` returns the compiled trainer when every layer, the loss and the kernels
+offer a compiled form, and a :class:`LayerwiseTrainer` otherwise. Both have one ``run`` method
+with the same arguments and give the same numbers; schemes of plugins may use either.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from .data import check_features, check_model_input, check_same_length
+from .kernel_registry import kernel
+from .layers.base import check_positive_int
+from .losses import Loss, get_loss
+
+FIT_ARGUMENTS = ("epochs", "batch_size", "seed", "callbacks", "validation_data")
+
+
+class LayerwiseTrainer:
+    """Runs mini-batches one Python call per layer: the reference path, and the one plugin layers use."""
+
+    def __init__(self, model, loss: Loss, optimizer, sample_shape):
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.sample_shape = tuple(sample_shape)
+
+    def run(self, X2d, Y, order, start, n_batches, batch_size):
+        """Same contract as :meth:`nkernels.compiled.step.CompiledTrainer.run`."""
+        losses = np.zeros(n_batches)
+        correct = np.zeros(n_batches, np.int64)
+        count = kernel("count_correct")
+        for b in range(n_batches):
+            index = order[start + b * batch_size: start + (b + 1) * batch_size]
+            xb = X2d[index].reshape((batch_size,) + self.sample_shape)
+            yb = Y[index]
+            out = self.model.forward(xb, training=True)
+            loss = self.loss.forward(out, yb)
+            if not np.isfinite(loss):
+                return losses[:b], correct[:b], b
+            losses[b] = loss
+            if self.loss.has_accuracy:
+                correct[b] = count(out, yb)
+            self.model.backward(self.loss.backward())
+            self.optimizer.step(self.model.params, self.model.grads)
+        return losses, correct, n_batches
+
+
+def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, compiled: bool = True):
+    """The fastest trainer available for this model: compiled when possible, else layer by layer."""
+    if compiled:
+        from .compiled.step import CompiledTrainer
+
+        trainer = CompiledTrainer.build(model, loss, optimizer, sample_shape, batch_size)
+        if trainer is not None:
+            return trainer
+    return LayerwiseTrainer(model, loss, optimizer, sample_shape)
+
+
+def default_loss(y: Any) -> Loss:
+    """Softmax cross-entropy for integer labels, mean squared error for anything else."""
+    from .losses import MSE, SoftmaxCrossEntropy
+
+    arr = np.asarray(y)
+    return SoftmaxCrossEntropy() if arr.ndim == 1 and arr.dtype.kind in "iu" else MSE()
+
+
+def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> dict[str, float]:
+    """The mean loss (and accuracy, for classification) of ``model`` on ``X``, ``y`` in evaluation mode."""
+    X = check_features(X, dtype=model.dtype)
+    check_same_length(X, y)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    loss = default_loss(y) if loss is None else get_loss(loss)
+    out_shape = check_model_input(model, X)
+    targets = loss.prepare_targets(y, out_shape, model.dtype)
+    total, correct = 0.0, 0
+    count = kernel("count_correct")
+    for i in range(0, len(X), batch_size):
+        out = model.forward(X[i:i + batch_size], training=False)
+        t = targets[i:i + batch_size]
+        total += loss.forward(out, t) * len(out)
+        if loss.has_accuracy:
+            correct += count(out, t)
+    result = {"loss": total / len(X)}
+    if loss.has_accuracy:
+        result["accuracy"] = correct / len(X)
+    return result
+
+
+def _resolve_scheme(scheme: Any, options: dict[str, Any]):
+    from . import registry
+    from .schemes.base import Scheme
+
+    if isinstance(scheme, Scheme):
+        if options:
+            raise ValueError(f"options {sorted(options)} were given with a scheme instance; "
+                             f"pass them to its constructor instead")
+        return scheme
+    if isinstance(scheme, type) and issubclass(scheme, Scheme):
+        cls = scheme
+    elif isinstance(scheme, str):
+        cls = registry.schemes[scheme]
+    else:
+        raise TypeError(f"scheme must be a registered name or a Scheme, got {scheme!r}")
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError:
+        accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+        raise TypeError(f"scheme {scheme!r} does not accept the option(s) {sorted(options)}; it accepts "
+                        f"{accepted} plus the fit arguments {list(FIT_ARGUMENTS)}") from None
+    return cls(**options)
+
+
+def train(model, X: Any, y: Any = None, scheme: Any = "backprop", *, progress: bool = False,
+          **kwargs: Any):
+    """Train ``model`` on ``X``, ``y`` with a registered scheme; returns the History.
+
+    The ``fit`` arguments (``epochs``, ``batch_size``, ``seed``, ``callbacks``,
+    ``validation_data``) go to the scheme's ``fit``; everything else (``optimizer``, ``lr``, the
+    scheme's own options) to its constructor. ``progress=True`` shows a progress bar.
+    """
+    fit_kwargs = {k: kwargs.pop(k) for k in FIT_ARGUMENTS if k in kwargs}
+    scheme_obj = _resolve_scheme(scheme, kwargs)
+    if progress:
+        from .callbacks import ProgressBar
+
+        fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [ProgressBar()]
+    return scheme_obj.fit(model, X, y, **fit_kwargs)

@@ -1,0 +1,32 @@
+"""Shared test setup. The CUDA simulator must be switched on before numba is imported."""
+import os
+
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch):
+    """Plugin discovery from scratch (after env changes), and a clean slate again afterwards."""
+    from nkernels import plugins
+
+    for var in ("NKERNELS_STRICT_PLUGINS", "NKERNELS_DISABLE_PLUGIN_AUTOLOAD", "NKERNELS_DISABLE_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    plugins.reset()
+    yield plugins
+    plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The digits split as flat vectors: (X_train, y_train, X_test, y_test)."""
+    import nkernels as nk
+
+    return nk.datasets.load("digits")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

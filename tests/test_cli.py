@@ -1,0 +1,83 @@
+"""The nkernels command line: train, plugins and info."""
+import json
+from importlib import metadata
+
+import pytest
+
+import nkernels as nk
+from nkernels.cli import main
+
+from plugin_dists import install_distribution
+
+
+def test_console_script_is_installed():
+    (script,) = [ep for ep in metadata.entry_points(group="console_scripts") if ep.name == "nkernels"]
+    assert script.value == "nkernels.cli:main"
+
+
+def test_train_prints_a_table_and_saves(tmp_path, capsys):
+    path = tmp_path / "mlp.safetensors"
+    assert main(["train", "--epochs", "2", "--quiet", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    for heading in ("epoch", "loss", "train acc", "test acc", "time (s)"):
+        assert heading in out
+    assert "test accuracy" in out and "saved to" in out
+    model = nk.load(path)
+    assert [l["type"] for l in model.get_config()["layers"]] == ["dense", "relu", "dense", "relu", "dense"]
+
+
+def test_train_from_a_json_spec(tmp_path, capsys):
+    spec = nk.Sequential([nk.layers.Dense(64, 10)]).get_config()
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    assert main(["train", "--model", str(path), "--epochs", "1", "--quiet", "--optimizer", "sgd",
+                 "--lr", "0.1"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "cifar99"], "unknown dataset 'cifar99'; available: digits"),
+    (["train", "--model", "transformer"], "unknown model preset 'transformer'"),
+    (["train", "--epochs", "0"], "epochs must be at least 1"),
+    (["train", "--optimizer", "lion"], "unknown optimizer 'lion'"),
+    (["train", "--scheme", "magic"], "unknown scheme 'magic'"),
+])
+def test_errors_are_one_line_with_exit_code_2(argv, message, capsys):
+    assert main(argv + ["--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(ValueError):
+        main(["--debug", "train", "--data", "cifar99", "--quiet"])
+
+
+def test_plugins_json_lists_builtins_and_first_party_plugins(capsys, fresh_plugins):
+    assert main(["plugins", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    builtin = rows["nkernels.builtins.layers"]
+    assert builtin["status"] == "active" and "dense" in builtin["registered"]["layers"]
+    assert rows["nkernels.builtins.schemes"]["registered"] == {"schemes": ["backprop"]}
+    activations = rows["activations"]
+    assert (activations["distribution"], activations["status"]) == ("nkernels-activations", "active")
+    assert activations["version"] == metadata.version("nkernels-activations")
+
+
+def test_plugins_table_shows_failed_and_disabled(tmp_path, monkeypatch, capsys, fresh_plugins):
+    install_distribution(tmp_path / "a", monkeypatch, "nk-broken", "nk_broken", "raise ImportError('no libfoo')\n")
+    monkeypatch.setenv("NKERNELS_DISABLE_PLUGINS", "activations")
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps cells to the terminal width
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "nk-broken" in out and "failed" in out and "no libfoo" in out
+    assert "disabled" in out
+
+
+def test_info_reports_versions_cuda_and_cache(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for key in ("nkernels", "numba", "llvmlite", "numpy", "numba-cuda", "cuda", "numba cache", "threads"):
+        assert key in out
+    assert ("usable" in out) or ("not usable" in out)

@@ -1,0 +1,304 @@
+"""Plugin discovery, failures, switches, conflicts and the registries."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels.errors import PluginConflictError, PluginLoadError, PluginLoadWarning
+from nkernels.kernel_registry import KernelRecord
+from nkernels.testing import registered_plugin
+
+from plugin_dists import install_distribution
+
+SQUARE_PLUGIN = """
+import nkernels as nk
+
+class Square(nk.layers.Layer):
+    def forward(self, x, training=False):
+        x = self.prepare_input(x)
+        if training:
+            self.save_for_backward(x=x)
+        return x * x
+
+    def backward(self, dy):
+        return 2 * self.saved_for_backward()["x"] * dy
+
+@nk.hookimpl
+def nkernels_register_layers():
+    return {"square": Square}
+"""
+
+
+def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path, monkeypatch, "nk-square", "nk_square", SQUARE_PLUGIN, entry_point="square")
+    layer_cls = nk.registry.layers["square"]
+    assert layer_cls.__name__ == "Square"
+    entry = nk.registry.layers.provider("square")
+    assert (entry.plugin, entry.distribution, entry.version) == ("square", "nk-square", "1.0")
+    assert nk.registry.layers.provider("dense").distribution == "nkernels"
+    info = {i.name: i for i in fresh_plugins.plugin_infos()}["square"]
+    assert info.status == "active" and info.registered == {"layers": ["square"]}
+    # a plugin layer round-trips through a config by its registry name
+    model = nk.Sequential([nk.layers.Dense(3, 2), layer_cls()], seed=0)
+    rebuilt = nk.Sequential.from_config(json.loads(json.dumps(model.get_config())))
+    assert type(rebuilt[1]) is layer_cls
+
+
+def test_plugins_load_lazily(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path, monkeypatch, "nk-lazy", "nk_lazy", SQUARE_PLUGIN)
+    import sys
+
+    assert "nk_lazy" not in sys.modules
+    nk.Sequential([nk.layers.Dense(2, 2)])  # building a model needs no plugins
+    assert "nk_lazy" not in sys.modules
+    assert "square" in nk.registry.layers
+    assert "nk_lazy" in sys.modules
+
+
+def test_broken_plugin_warns_and_the_rest_loads(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path / "a", monkeypatch, "nk-broken", "nk_broken",
+                         "raise ImportError('needs libfoo 2.0')\n")
+    install_distribution(tmp_path / "b", monkeypatch, "nk-square", "nk_square", SQUARE_PLUGIN)
+    with pytest.warns(PluginLoadWarning, match=r"nk-broken.*ImportError: needs libfoo 2.0"):
+        assert "square" in nk.registry.layers
+    assert "dense" in nk.registry.layers
+    status = {i.name: (i.status, i.error) for i in fresh_plugins.plugin_infos()}
+    assert status["nk-broken"] == ("failed", "ImportError: needs libfoo 2.0")
+    assert status["nk-square"] == ("active", None)
+
+
+def test_plugin_whose_hook_raises_is_reported(tmp_path, monkeypatch, fresh_plugins):
+    source = SQUARE_PLUGIN + """
+@nk.hookimpl
+def nkernels_register_schemes():
+    raise RuntimeError("scheme table is broken")
+"""
+    install_distribution(tmp_path, monkeypatch, "nk-halfbroken", "nk_halfbroken", source)
+    with pytest.warns(PluginLoadWarning, match="scheme table is broken"):
+        layers = dict(nk.registry.layers)
+    assert "square" not in layers  # a failed plugin contributes nothing
+    assert "backprop" in nk.registry.schemes
+
+
+def test_plugin_returning_a_non_layer_is_reported(tmp_path, monkeypatch, fresh_plugins):
+    source = "import nkernels as nk\n\n@nk.hookimpl\ndef nkernels_register_layers():\n    return {'bad': int}\n"
+    install_distribution(tmp_path, monkeypatch, "nk-notlayer", "nk_notlayer", source)
+    with pytest.warns(PluginLoadWarning, match="subclass of nkernels.layers.Layer"):
+        assert "bad" not in nk.registry.layers
+
+
+def test_strict_plugins_turn_the_warning_into_an_error(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path, monkeypatch, "nk-broken", "nk_broken", "raise ImportError('boom')\n")
+    monkeypatch.setenv("NKERNELS_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginLoadError, match="nk-broken.*boom"):
+        nk.registry.layers["dense"]
+
+
+def test_disable_autoload_loads_builtins_only(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path, monkeypatch, "nk-square", "nk_square", SQUARE_PLUGIN)
+    monkeypatch.setenv("NKERNELS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "square" not in nk.registry.layers
+    assert "dense" in nk.registry.layers
+    assert all(info.builtin for info in fresh_plugins.plugin_infos())
+
+
+@pytest.mark.parametrize("disable", ["square", "nk-square", "other,square"])
+def test_disable_named_plugins(tmp_path, monkeypatch, fresh_plugins, disable):
+    install_distribution(tmp_path, monkeypatch, "nk-square", "nk_square", SQUARE_PLUGIN, entry_point="square")
+    monkeypatch.setenv("NKERNELS_DISABLE_PLUGINS", disable)
+    assert "square" not in nk.registry.layers
+    info = {i.name: i for i in fresh_plugins.plugin_infos()}["square"]
+    assert info.status == "disabled"
+
+
+def test_two_plugins_with_one_name_conflict(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path / "a", monkeypatch, "nk-square-a", "nk_square_a", SQUARE_PLUGIN)
+    install_distribution(tmp_path / "b", monkeypatch, "nk-square-b", "nk_square_b", SQUARE_PLUGIN)
+    with pytest.raises(PluginConflictError) as info:
+        nk.registry.layers["square"]
+    message = str(info.value)
+    assert "nk-square-a" in message and "nk-square-b" in message
+    assert "NKERNELS_DISABLE_PLUGINS=" in message and "pip uninstall" in message
+    monkeypatch.setenv("NKERNELS_DISABLE_PLUGINS", "nk-square-b")
+    fresh_plugins.reset()
+    assert nk.registry.layers.provider("square").distribution == "nk-square-a"
+
+
+def test_a_plugin_cannot_silently_replace_a_builtin(fresh_plugins):
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_layers(self):
+            return {"dense": nk.layers.ReLU}
+
+    with pytest.raises(PluginConflictError, match="'dense'.*nkernels.builtins.layers"):
+        with registered_plugin(Plugin()):
+            pass
+    assert nk.registry.layers["dense"] is nk.layers.Dense
+
+
+def test_registries_are_read_only_mappings(fresh_plugins):
+    assert nk.registry.layers["dense"] is nk.layers.Dense
+    assert nk.registry.schemes["backprop"] is nk.schemes.Backprop
+    with pytest.raises(TypeError):
+        nk.registry.layers["dense"] = nk.layers.ReLU
+    with pytest.raises(KeyError, match="unknown layer 'nope'; available: .*dense"):
+        nk.registry.layers["nope"]
+    with pytest.raises(ValueError):  # unknown names are ValueErrors too
+        nk.registry.schemes["nope"]
+
+
+def test_registered_plugin_context_manager_cleans_up(fresh_plugins):
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_extractors(self):
+            return {"identity": IdentityExtractor}
+
+    class IdentityExtractor:
+        def fit(self, X, y=None):
+            return self
+
+        def transform(self, X):
+            return X
+
+    with registered_plugin(Plugin(), name="throwaway"):
+        assert nk.registry.extractors["identity"] is IdentityExtractor
+        assert nk.registry.extractors.provider("identity").plugin == "throwaway"
+    assert "identity" not in nk.registry.extractors
+    assert "throwaway" not in {i.name for i in fresh_plugins.plugin_infos()}
+
+
+class _DatasetPlugin:
+    @nk.hookimpl
+    def nkernels_register_datasets(self):
+        def load_xor(flat=True, seed=0):
+            X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 8, dtype=np.float32)
+            y = np.array([0, 1, 1, 0] * 8)
+            return X, y, X, y
+
+        return {"xor": load_xor}
+
+
+def test_fixture_registers_a_throwaway_plugin(nk_register_plugin, fresh_plugins):
+    name = nk_register_plugin(_DatasetPlugin())
+    X, y, _, _ = nk.datasets.load("xor")
+    assert X.shape == (32, 2) and nk.registry.datasets.provider("xor").plugin == name
+
+
+def test_fixture_unregistered_it_afterwards(fresh_plugins):
+    assert "xor" not in nk.registry.datasets
+
+
+def test_kernel_override_needs_a_higher_priority(fresh_plugins):
+    calls = []
+
+    def relu_forward_traced(x, out):
+        calls.append(x.shape)
+        np.maximum(x, 0, out=out)
+
+    class Override:
+        @nk.hookimpl
+        def nkernels_register_kernels(self):
+            return [KernelRecord("relu_forward", "cpu", relu_forward_traced, priority=10)]
+
+    class SamePriority:
+        @nk.hookimpl
+        def nkernels_register_kernels(self):
+            return [KernelRecord("relu_forward", "cpu", relu_forward_traced, priority=0)]
+
+    with pytest.raises(PluginConflictError, match="kernel 'relu_forward' on cpu at priority 0"):
+        with registered_plugin(SamePriority()):
+            pass
+    with registered_plugin(Override()):
+        assert nk.registry.kernels[("relu_forward", "cpu")] is relu_forward_traced
+        x = np.array([[-1.0, 2.0]], dtype=np.float32)
+        np.testing.assert_array_equal(nk.layers.ReLU()(x), [[0.0, 2.0]])
+        assert calls == [(2,)]
+        # a plain-Python kernel cannot run inside the compiled step: training falls back, correctly
+        model = nk.Sequential([nk.layers.Dense(2, 4), nk.layers.ReLU(), nk.layers.Dense(4, 2)], seed=0)
+        nk.train(model, np.tile(x, (4, 1)), np.array([0, 1, 0, 1]), epochs=1, batch_size=2)
+        assert len(calls) > 1
+    assert nk.registry.kernels[("relu_forward", "cpu")].py_func.__name__ == "relu_forward"
+
+
+def test_observer_hooks_fire_during_training(fresh_plugins, digits):
+    events = []
+
+    class Logger:
+        @nk.hookimpl
+        def nkernels_on_train_begin(self, model, scheme, params):
+            events.append(("begin", params["epochs"], type(scheme).__name__))
+
+        @nk.hookimpl
+        def nkernels_on_batch_end(self, batch, logs):
+            events.append(("batch", batch))
+
+        @nk.hookimpl
+        def nkernels_on_epoch_end(self, model, epoch, logs):
+            events.append(("epoch", epoch, sorted(logs)))
+
+        @nk.hookimpl
+        def nkernels_on_train_end(self, history):
+            events.append(("end", len(history["loss"])))
+
+    X, y = digits[0][:100], digits[1][:100]
+    model = nk.Sequential([nk.layers.Dense(64, 10)], seed=0)
+    with registered_plugin(Logger()):
+        nk.train(model, X, y, epochs=2, batch_size=50)
+    assert events[0] == ("begin", 2, "Backprop")
+    assert events[1:3] == [("batch", 0), ("batch", 1)]
+    assert events[3] == ("epoch", 0, ["accuracy", "loss", "time"])
+    assert events[-1] == ("end", 2)
+    assert len(events) == 8
+
+
+def test_a_raising_observer_does_not_stop_training(fresh_plugins, digits):
+    class Broken:
+        @nk.hookimpl
+        def nkernels_on_epoch_end(self, epoch):
+            raise RuntimeError("disk full")
+
+    model = nk.Sequential([nk.layers.Dense(64, 10)], seed=0)
+    with registered_plugin(Broken()):
+        with pytest.warns(PluginLoadWarning, match="disk full"):
+            history = nk.train(model, digits[0][:64], digits[1][:64], epochs=2, batch_size=32)
+    assert len(history["loss"]) == 2
+
+
+def test_every_hookspec_has_a_test():
+    """Each hook in nkernels.hookspecs must be exercised by name in some test file besides this check."""
+    import inspect
+    from pathlib import Path
+
+    from nkernels import hookspecs
+
+    specs = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("nkernels_")]
+    assert len(specs) >= 9
+    here = Path(__file__)
+    sources = {p: p.read_text() for p in here.parent.rglob("test_*.py")}
+    own = sources.pop(here)
+    own = own[:own.index("def test_every_hookspec_has_a_test")]
+    sources[here] = own
+    untested = [name for name in specs if not any(f"def {name}(" in text for text in sources.values())]
+    assert not untested, f"hookspecs without a test implementing them: {untested}"
+
+
+def test_hookspec_docstrings_have_worked_examples():
+    import inspect
+
+    from nkernels import hookspecs
+
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
+        if name.startswith("nkernels_"):
+            assert "Example::" in (fn.__doc__ or ""), name
+            assert "@nk.hookimpl" in fn.__doc__, name
+
+
+def test_warning_names_plugin_only_once_per_load(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path, monkeypatch, "nk-broken", "nk_broken", "raise ImportError('x')\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nk.registry.layers["dense"]
+        nk.registry.schemes["backprop"]
+    assert sum("nk-broken" in str(w.message) for w in caught) == 1

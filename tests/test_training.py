@@ -1,0 +1,156 @@
+"""nk.train, nk.evaluate and the backprop scheme on both paths."""
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels.errors import TrainingDivergedError
+
+L = nk.layers
+
+
+def small_mlp(seed=0, hidden=32):
+    return nk.Sequential([L.Dense(64, hidden), L.ReLU(), L.Dense(hidden, 10)], seed=seed)
+
+
+@pytest.mark.parametrize("optimizer, options", [
+    ("adam", {"lr": 1e-2}),
+    ("adamw", {"lr": 1e-2, "weight_decay": 0.1}),
+    ("sgd", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+    ("sgd", {"lr": 0.05}),
+])
+def test_compiled_and_layerwise_paths_give_the_same_numbers(digits, optimizer, options):
+    X, y = digits[0][:200], digits[1][:200]
+    runs = []
+    for compiled in (True, False):
+        model = small_mlp()
+        history = nk.train(model, X, y, epochs=2, batch_size=48, optimizer=optimizer, seed=3,
+                           compiled=compiled, **options)
+        runs.append((history, model))
+    (h1, m1), (h2, m2) = runs
+    assert h1["loss"] == h2["loss"] and h1["accuracy"] == h2["accuracy"]
+    for key in m1.params:
+        np.testing.assert_array_equal(m1.params[key], m2.params[key])
+
+
+def test_compiled_path_is_used_for_builtin_layers(digits):
+    from nkernels.compiled.step import CompiledTrainer
+    from nkernels.training import make_trainer
+
+    model = small_mlp()
+    trainer = make_trainer(model, nk.losses.SoftmaxCrossEntropy(), nk.optimizers.Adam(), (64,), 32)
+    assert isinstance(trainer, CompiledTrainer)
+
+
+def test_plugin_layer_falls_back_to_the_layerwise_path_with_the_same_numbers(digits):
+    class Double(L.Layer):
+        def forward(self, x, training=False):
+            return self.prepare_input(x) * 2
+
+        def backward(self, dy):
+            return dy * 2
+
+    X, y = digits[0][:96], digits[1][:96]
+    a = nk.Sequential([L.Dense(64, 16), Double(), L.ReLU(), L.Dense(16, 10)], seed=0)
+    b = nk.Sequential([L.Dense(64, 16), Double(), L.ReLU(), L.Dense(16, 10)], seed=0)
+    ha = nk.train(a, X, y, epochs=2, batch_size=32, seed=0)
+    hb = nk.train(b, X, y, epochs=2, batch_size=32, seed=0, compiled=False)
+    assert ha["loss"] == hb["loss"]
+
+
+def test_training_is_deterministic_given_the_seed(digits):
+    X, y = digits[0][:300], digits[1][:300]
+    weights = []
+    for _ in range(2):
+        model = small_mlp(seed=5)
+        nk.train(model, X, y, epochs=3, batch_size=32, seed=11)
+        weights.append(model.params)
+    for key in weights[0]:
+        np.testing.assert_array_equal(weights[0][key], weights[1][key])
+
+
+def test_mlp_learns_digits(digits):
+    X, y, X_test, y_test = digits
+    model = nk.presets.build("mlp", X.shape[1:], 10, seed=0)
+    history = nk.train(model, X, y, epochs=15, batch_size=32, lr=1e-3, seed=0,
+                       validation_data=(X_test, y_test))
+    assert history["loss"][-1] < history["loss"][0] / 5
+    assert history["val_accuracy"][-1] >= 0.95
+    scores = nk.evaluate(model, X_test, y_test)
+    assert scores["accuracy"] == history["val_accuracy"][-1]
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "time"}
+
+
+def test_regression_with_mse():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 3)).astype(np.float32)
+    y = (X @ np.array([1.0, -2.0, 0.5]) + 0.3)[:, None].astype(np.float32)
+    model = nk.Sequential([L.Dense(3, 1)], seed=0)
+    history = nk.train(model, X, y, epochs=60, batch_size=32, lr=0.05, seed=0)
+    assert "accuracy" not in history
+    assert history["loss"][-1] < 1e-3
+    np.testing.assert_allclose(model.params["0.weight"], [[1.0, -2.0, 0.5]], atol=0.05)
+
+
+def test_partial_last_batch_and_batch_larger_than_data(digits):
+    X, y = digits[0][:50], digits[1][:50]
+    assert len(nk.train(small_mlp(), X, y, epochs=1, batch_size=32)["loss"]) == 1
+    assert len(nk.train(small_mlp(), X, y, epochs=1, batch_size=500)["loss"]) == 1
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"epochs": 0}, ValueError, "epochs must be at least 1"),
+    ({"batch_size": -4}, ValueError, "batch_size must be at least 1"),
+    ({"epochs": 1.5}, TypeError, "epochs must be an integer"),
+    ({"scheme": "nope"}, ValueError, "unknown scheme 'nope'; available: .*backprop"),
+    ({"optimizer": "adagrad"}, ValueError, "unknown optimizer 'adagrad'; available: adam, adamw, sgd"),
+    ({"lr": -1.0}, ValueError, "lr must be a finite number above 0"),
+    ({"sigma": 3}, TypeError, r"optimizer .adam. does not accept the option\(s\) \[.sigma.\]"),
+])
+def test_bad_training_options(digits, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        nk.train(small_mlp(), digits[0][:40], digits[1][:40], **kwargs)
+
+
+def test_bad_data_is_rejected_before_any_kernel(digits):
+    X, y = digits[0][:40].copy(), digits[1][:40]
+    model = small_mlp()
+    with pytest.raises(ValueError, match="40 samples but y has 39"):
+        nk.train(model, X, y[:39])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
+        nk.train(model, X, y + 1)
+    with pytest.raises(ValueError, match="does not fit the model"):
+        nk.train(model, X[:, :10], y)
+    with pytest.raises(ValueError, match="empty"):
+        nk.train(model, X[:0], y[:0])
+    with pytest.raises(TypeError, match="must hold numbers"):
+        nk.train(model, X.astype(str), y)
+    X[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        nk.train(model, X, y)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_divergence_stops_and_keeps_finite_weights(compiled):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 8)).astype(np.float32)
+    y = X.sum(1, keepdims=True)
+    model = nk.Sequential([L.Dense(8, 8), L.Tanh(), L.Dense(8, 1)], seed=0)
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+.*smaller learning rate") as info:
+        nk.train(model, X, y, epochs=50, batch_size=32, optimizer="sgd", lr=50.0, seed=0, compiled=compiled)
+    assert isinstance(info.value, ValueError)
+    assert all(np.isfinite(v).all() for v in model.params.values())
+
+
+def test_evaluate_reports_loss_and_accuracy(digits):
+    model = small_mlp()
+    scores = nk.evaluate(model, digits[2], digits[3])
+    assert set(scores) == {"loss", "accuracy"} and 0 <= scores["accuracy"] <= 1
+    assert scores["loss"] == pytest.approx(np.log(10), rel=0.2)
+
+
+def test_scheme_instance_and_history_mapping(digits):
+    scheme = nk.schemes.Backprop(optimizer="sgd", lr=0.1)
+    history = nk.train(small_mlp(), digits[0][:64], digits[1][:64], scheme=scheme, epochs=3, batch_size=32)
+    assert isinstance(history, nk.History) and len(history["loss"]) == 3 and history.epochs == 3
+    with pytest.raises(ValueError, match="scheme instance"):
+        nk.train(small_mlp(), digits[0][:64], digits[1][:64], scheme=scheme, lr=0.1)
