@@ -62,8 +62,9 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from .io import save
     from .training import evaluate, train
 
-    flat = presets.PRESET_FLAT.get(args.model, True)
-    X, y, X_test, y_test = datasets.load(args.data, flat=flat)
+    form = presets.input_form(args.model)
+    X, y, X_test, y_test = datasets.load(args.data, flat=form == "flat")
+    X, X_test = presets.prepare_inputs(form, X), presets.prepare_inputs(form, X_test)
     n_classes = int(max(y.max(), y_test.max())) + 1
     model = _build_model(args.model, X.shape[1:], n_classes, args.seed).to(args.device)
     options: dict[str, Any] = {}

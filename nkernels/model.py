@@ -62,6 +62,11 @@ class Sequential:
         """Every gradient, named as :attr:`params`."""
         return {f"{i}.{k}": layer.grads[k] for i, layer in enumerate(self.layers) for k in layer.params}
 
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Every layer's non-trained state (e.g. dropout's counter), named as :attr:`params`."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
+
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Copy values into the parameters named as in :attr:`params` (shapes must match)."""
         own = self.params
@@ -129,7 +134,10 @@ class Sequential:
         batch_size = check_positive_int(batch_size, "batch_size")
         if len(X) == 0:
             raise ValueError("X is empty")
-        return np.concatenate([self.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+        from .threads import blas_single_threaded
+
+        with blas_single_threaded():
+            return np.concatenate([self.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
     # -- the extractor protocol: a trained model (or a slice of one) is a feature extractor ----
     def fit(self, X: Any = None, y: Any = None) -> "Sequential":

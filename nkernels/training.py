@@ -15,6 +15,7 @@ from .data import check_features, check_model_input, check_same_length
 from .kernel_registry import kernel
 from .layers.base import check_positive_int
 from .losses import Loss, get_loss
+from .threads import blas_single_threaded
 
 FIT_ARGUMENTS = ("epochs", "batch_size", "seed", "callbacks", "validation_data")
 
@@ -36,6 +37,8 @@ class LayerwiseTrainer:
             xb = X2d[index].reshape((batch_size,) + self.sample_shape)
             yb = Y[index]
             out = self.model.forward(xb, training=True)
+            if self.loss.target_kind == "values":  # targets travel as rows, like the inputs
+                yb = yb.reshape(out.shape)
             loss = self.loss.forward(out, yb)
             if not np.isfinite(loss):
                 return losses[:b], correct[:b], b
@@ -76,12 +79,13 @@ def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> 
     targets = loss.prepare_targets(y, out_shape, model.dtype)
     total, correct = 0.0, 0
     count = kernel("count_correct")
-    for i in range(0, len(X), batch_size):
-        out = model.forward(X[i:i + batch_size], training=False)
-        t = targets[i:i + batch_size]
-        total += loss.forward(out, t) * len(out)
-        if loss.has_accuracy:
-            correct += count(out, t)
+    with blas_single_threaded():
+        for i in range(0, len(X), batch_size):
+            out = model.forward(X[i:i + batch_size], training=False)
+            t = targets[i:i + batch_size]
+            total += loss.forward(out, t) * len(out)
+            if loss.has_accuracy:
+                correct += count(out, t)
     result = {"loss": total / len(X)}
     if loss.has_accuracy:
         result["accuracy"] = correct / len(X)
@@ -126,4 +130,5 @@ def train(model, X: Any, y: Any = None, scheme: Any = "backprop", *, progress: b
         from .callbacks import ProgressBar
 
         fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [ProgressBar()]
-    return scheme_obj.fit(model, X, y, **fit_kwargs)
+    with blas_single_threaded():
+        return scheme_obj.fit(model, X, y, **fit_kwargs)

@@ -91,6 +91,15 @@ def test_regression_with_mse():
     np.testing.assert_allclose(model.params["0.weight"], [[1.0, -2.0, 0.5]], atol=0.05)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_regression_targets_with_several_axes(compiled):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2, 3)).astype(np.float32)
+    model = nk.Sequential([L.Tanh()])
+    history = nk.train(model, X, np.tanh(X), epochs=1, batch_size=16, compiled=compiled)
+    assert history["loss"][0] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_partial_last_batch_and_batch_larger_than_data(digits):
     X, y = digits[0][:50], digits[1][:50]
     assert len(nk.train(small_mlp(), X, y, epochs=1, batch_size=32)["loss"]) == 1

@@ -1,7 +1,12 @@
 """Layers. Every layer subclasses :class:`Layer`; its passes call the kernels of its device."""
 from .activation import ReLU, Sigmoid, Tanh
 from .base import Layer
+from .conv import Conv1D, Conv2D
 from .dense import Dense
+from .dropout import Dropout
+from .pool import AvgPool2D, MaxPool1D, MaxPool2D
+from .recurrent import GRU, LSTM
 from .reshape import Flatten
 
-__all__ = ["Layer", "Dense", "ReLU", "Sigmoid", "Tanh", "Flatten"]
+__all__ = ["Layer", "Dense", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Tanh",
+           "Dropout", "Flatten", "LSTM", "GRU"]

@@ -56,8 +56,10 @@ class Layer:
     """Base class of every layer, built-in or plugin.
 
     A layer holds ``params`` and ``grads``, two dicts of arrays with the same keys, and
-    implements ``forward(x, training=False)`` and ``backward(dy) -> dx``. ``backward`` follows
-    a ``forward`` with ``training=True`` and *overwrites* ``grads``.
+    ``buffers``, state that is not trained but must survive a checkpoint (a random-number
+    counter, running statistics). It implements ``forward(x, training=False)`` and
+    ``backward(dy) -> dx``. ``backward`` follows a ``forward`` with ``training=True`` and
+    *overwrites* ``grads``.
 
     ``get_config`` returns the constructor's arguments, recorded automatically when the layer
     is created, and ``from_config`` calls the constructor with them; a layer whose arguments
@@ -72,6 +74,7 @@ class Layer:
         layer = super().__new__(cls)
         layer.params = {}
         layer.grads = {}
+        layer.buffers = {}
         layer.device = "cpu"
         layer._saved = None
         layer._dtype = np.dtype(np.float32)
@@ -150,13 +153,14 @@ class Layer:
         any size); ``ndim`` alone checks only the number of dimensions.
         """
         arr = as_numeric_array(x, f"{type(self).__name__} input")
-        expected_ndim = ndim if feature_shape is None else len(feature_shape) + 1
-        if expected_ndim is not None and arr.ndim != expected_ndim or (
-                feature_shape is not None and any(
-                    e is not None and e != a for e, a in zip(feature_shape, arr.shape[1:]))):
-            want = "(N, " + ", ".join("*" if e is None else str(e) for e in feature_shape) + ")" \
-                if feature_shape is not None else f"{expected_ndim} dimensions"
-            raise ValueError(f"{self!r} expects input of shape {want}, got {arr.shape}")
+        if feature_shape is not None:
+            fits = arr.ndim == len(feature_shape) + 1 and all(
+                e is None or e == a for e, a in zip(feature_shape, arr.shape[1:]))
+            if not fits:
+                want = ", ".join("*" if e is None else str(e) for e in feature_shape)
+                raise ValueError(f"{self!r} expects input of shape (N, {want}), got {arr.shape}")
+        elif ndim is not None and arr.ndim != ndim:
+            raise ValueError(f"{self!r} expects input with {ndim} dimensions, got shape {arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"{self!r} got an empty batch (shape {arr.shape})")
         dtype = self.dtype if self.params or arr.dtype not in FLOAT_DTYPES else arr.dtype

@@ -3,12 +3,15 @@
 * :func:`check_layer_gradients` compares a layer's analytic gradients (input and every
   parameter) with central finite differences in float64.
 * :func:`check_loss_gradients` does the same for a loss.
+* :class:`LayerConformance` is a ready-made pytest suite for a layer type: subclass it.
 * :func:`registered_plugin` registers a throw-away plugin for the length of a ``with`` block.
 
 With pytest, the fixtures in :mod:`nkernels.testing.fixtures` load automatically (entry point
 ``pytest11``): ``nk_register_plugin`` registers plugins that are removed after the test.
 """
+from .conformance import LayerConformance
 from .gradcheck import GradientMismatch, check_layer_gradients, check_loss_gradients
 from .plugins import registered_plugin
 
-__all__ = ["check_layer_gradients", "check_loss_gradients", "GradientMismatch", "registered_plugin"]
+__all__ = ["check_layer_gradients", "check_loss_gradients", "GradientMismatch", "LayerConformance",
+           "registered_plugin"]

@@ -50,9 +50,11 @@ def check_layer_gradients(layer: Any, input_shape: tuple[int, ...], dtype: Any =
 
     A copy of the layer is cast to ``dtype`` (float64 by default, which the check needs); the
     layer itself is left as it was. The scalar checked is ``sum(forward(x) * r)`` for a fixed
-    random ``r``. ``max_checks`` bounds the elements checked per array (a random subset);
-    ``inputs`` replaces the random input (for layers that need integer-like or positive inputs).
-    Returns the worst relative error per array; raises :class:`GradientMismatch` on a mismatch.
+    random ``r``, in training mode; the layer's ``buffers`` are restored before every
+    evaluation, so random layers such as dropout see the same mask each time. ``max_checks``
+    bounds the elements checked per array (a random subset); ``inputs`` replaces the random
+    input (for layers that need inputs away from kinks, or positive ones). Returns the worst
+    relative error per array; raises :class:`GradientMismatch` on a mismatch.
 
     Example::
 
@@ -62,12 +64,15 @@ def check_layer_gradients(layer: Any, input_shape: tuple[int, ...], dtype: Any =
     rng = np.random.default_rng(seed)
     layer = copy.deepcopy(layer).astype(dtype)
     x = (rng.standard_normal(input_shape) if inputs is None else np.array(inputs, dtype=float)).astype(dtype)
+    buffers = {k: np.array(v) for k, v in layer.buffers.items()}
     y = layer.forward(x, training=True)
     r = rng.standard_normal(y.shape).astype(dtype)
     dx = np.asarray(layer.backward(r))
     grads = {k: np.array(v) for k, v in layer.grads.items()}
 
     def objective() -> float:
+        for k, v in buffers.items():  # the same random state each time, e.g. the same dropout mask
+            layer.buffers[k][...] = v
         return float(np.sum(np.asarray(layer.forward(x, training=True), dtype=np.float64) * r))
 
     report = {}

@@ -1,4 +1,4 @@
-"""Flatten: a copy between flat views (the layout of a C-contiguous batch is already flat)."""
+"""Reshaping kernels: Flatten (a copy between flat views) and taking the last step of a sequence."""
 from numba import njit
 
 
@@ -14,3 +14,24 @@ def flatten_backward(dy, dx):
     """Copy the 1-D view ``dy`` into the 1-D view ``dx`` (same length)."""
     for i in range(dy.shape[0]):
         dx[i] = dy[i]
+
+
+@njit(cache=True)
+def last_step_forward(hs, out):
+    """``out[n] = hs[n, -1]``: the last step of a (N, T, H) sequence into (N, H)."""
+    n, t, h = hs.shape
+    for b in range(n):
+        for j in range(h):
+            out[b, j] = hs[b, t - 1, j]
+
+
+@njit(cache=True)
+def last_step_backward(dy, dhs):
+    """The gradient of :func:`last_step_forward`: zeros, with ``dhs[n, -1] = dy[n]``."""
+    n, t, h = dhs.shape
+    for b in range(n):
+        for s in range(t - 1):
+            for j in range(h):
+                dhs[b, s, j] = 0.0
+        for j in range(h):
+            dhs[b, t - 1, j] = dy[b, j]

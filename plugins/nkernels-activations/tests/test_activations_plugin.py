@@ -62,3 +62,23 @@ def test_config_round_trip_and_bad_arguments():
     assert isinstance(rebuilt[1], LeakyReLU) and rebuilt[1].negative_slope == 0.3
     with pytest.raises(TypeError, match="negative_slope must be a finite number"):
         LeakyReLU("steep")
+
+
+def _away_from_zero(shape, rng):
+    return rng.choice([-1, 1], shape) * rng.uniform(0.1, 2, shape)
+
+
+class TestLeakyReLUConformance(nk.testing.LayerConformance):
+    make_layer = staticmethod(lambda: LeakyReLU(0.1))
+    input_shapes = [(3, 7), (1, 2, 3, 4)]
+
+    def inputs(self, shape, rng):
+        return _away_from_zero(shape, rng)
+
+
+class TestELUConformance(nk.testing.LayerConformance):
+    make_layer = staticmethod(lambda: ELU(0.5))
+    input_shapes = [(2, 5)]
+
+    def inputs(self, shape, rng):
+        return _away_from_zero(shape, rng)

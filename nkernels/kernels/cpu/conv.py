@@ -1,0 +1,322 @@
+"""Convolution kernels (Conv1D, Conv2D): im2col + one large GEMM per layer.
+
+Layouts follow PyTorch: Conv2D ``x`` (N, C, H, W), ``weight`` (O, C, KH, KW), ``bias`` (O,);
+Conv1D ``x`` (N, C, L), ``weight`` (O, C, K), ``bias`` (O,). Zero padding and stride, no
+dilation, no groups. A layer without bias passes a 0-length ``bias`` / ``dbias``.
+
+How the work is laid out (P = N * OH * OW output pixels of the whole batch, R = C * KH * KW)::
+
+    cols (P, R)     im2col of the whole batch: row n*OH*OW + oh*OW + ow is that pixel's patch
+    gemm (O, P)     gemm = weight.reshape(O, R) @ cols.T      (ONE BLAS call, cols.T is F-order)
+    out[n, o]  <-   gemm[o, n*OH*OW:(n+1)*OH*OW] + bias[o]   (contiguous chunk copies)
+
+and backward::
+
+    gemm  <- dout in (O, P) order; dbias[o] = gemm[o].sum()   (same chunk copies, fused)
+    dweight.reshape(O, R) = gemm @ cols                       (one BLAS call)
+    cols  <- gemm.T @ weight.reshape(O, R)                    (one BLAS call: dcols)
+    dx    <- col2im(cols)                                     (parallel over n, no races)
+
+The im2col / col2im / copy loops run in ``prange``; the BLAS calls run outside any parallel
+region. ``cols`` and ``gemm`` are caller-provided workspaces whose shapes the pure-Python helpers
+:func:`conv2d_workspace_shapes` and :func:`conv1d_workspace_shapes` give. A Conv1D is run as a
+Conv2D with H = KH = 1 on reshaped views (no copy), so it shares the same machinery.
+
+All float arrays of one call share one dtype (float32 or float64); BLAS runs in that dtype.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure-Python shape helpers (for the caller, never jitted)
+# ----------------------------------------------------------------------------------------------
+
+
+def conv_output_length(size, kernel, stride=1, padding=0):
+    """Output length of one spatial dimension: ``(size + 2*padding - kernel) // stride + 1``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv2d_output_shape(x_shape, weight_shape, stride_h=1, stride_w=1, pad_h=0, pad_w=0):
+    """``(N, O, OH, OW)`` for ``x`` of shape (N, C, H, W) and ``weight`` (O, C, KH, KW)."""
+    n, _, h, w = x_shape
+    o, _, kh, kw = weight_shape
+    return (n, o, conv_output_length(h, kh, stride_h, pad_h),
+            conv_output_length(w, kw, stride_w, pad_w))
+
+
+def conv1d_output_shape(x_shape, weight_shape, stride=1, pad=0):
+    """``(N, O, OL)`` for ``x`` of shape (N, C, L) and ``weight`` (O, C, K)."""
+    n, _, length = x_shape
+    o, _, k = weight_shape
+    return (n, o, conv_output_length(length, k, stride, pad))
+
+
+def conv2d_workspace_shapes(x_shape, weight_shape, stride_h=1, stride_w=1, pad_h=0, pad_w=0):
+    """Shapes ``(cols_shape, gemm_shape)`` of the two workspaces of the Conv2D kernels.
+
+    ``cols`` is (N*OH*OW, C*KH*KW) and ``gemm`` is (O, N*OH*OW), both C-contiguous and of the
+    dtype of ``x``. The same two buffers serve forward and backward.
+    """
+    n, c, _, _ = x_shape
+    o, _, kh, kw = weight_shape
+    _, _, oh, ow = conv2d_output_shape(x_shape, weight_shape, stride_h, stride_w, pad_h, pad_w)
+    p = n * oh * ow
+    return (p, c * kh * kw), (o, p)
+
+
+def conv1d_workspace_shapes(x_shape, weight_shape, stride=1, pad=0):
+    """Shapes ``(cols_shape, gemm_shape)``: (N*OL, C*K) and (O, N*OL)."""
+    n, c, _ = x_shape
+    o, _, k = weight_shape
+    _, _, ol = conv1d_output_shape(x_shape, weight_shape, stride, pad)
+    p = n * ol
+    return (p, c * k), (o, p)
+
+
+def conv2d_workspace_size(x_shape, weight_shape, stride_h=1, stride_w=1, pad_h=0, pad_w=0):
+    """Total number of elements of the two Conv2D workspaces (cols + gemm)."""
+    (p, r), (o, _) = conv2d_workspace_shapes(x_shape, weight_shape, stride_h, stride_w,
+                                             pad_h, pad_w)
+    return r * p + o * p
+
+
+def conv1d_workspace_size(x_shape, weight_shape, stride=1, pad=0):
+    """Total number of elements of the two Conv1D workspaces (cols + gemm)."""
+    (p, r), (o, _) = conv1d_workspace_shapes(x_shape, weight_shape, stride, pad)
+    return r * p + o * p
+
+
+# ----------------------------------------------------------------------------------------------
+# Internal jitted building blocks (4-D, NCHW)
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
+    """cols[n*OH*OW + oh*OW + ow, (c*KH + kh)*KW + kw] = x[n, c, oh*sh - ph + kh, ow*sw - pw + kw]
+    (zero outside x). Each output pixel's patch is one contiguous row: writes are sequential.
+    Parallel over (n, oh): each iteration owns OW rows of cols."""
+    n_size, c_size, h_size, w_size = x.shape
+    for noh in prange(n_size * oh_size):
+        n = noh // oh_size
+        oh = noh - n * oh_size
+        ih0 = oh * sh - ph
+        p0 = noh * ow_size
+        for ow in range(ow_size):
+            dst = cols[p0 + ow]
+            iw0 = ow * sw - pw
+            inside = iw0 >= 0 and iw0 + kw_size <= w_size
+            for c in range(c_size):
+                xc = x[n, c]
+                for kh in range(kh_size):
+                    ih = ih0 + kh
+                    r0 = (c * kh_size + kh) * kw_size
+                    if ih < 0 or ih >= h_size:
+                        for kw in range(kw_size):
+                            dst[r0 + kw] = 0
+                    elif inside:
+                        xrow = xc[ih]
+                        for kw in range(kw_size):
+                            dst[r0 + kw] = xrow[iw0 + kw]
+                    else:
+                        xrow = xc[ih]
+                        for kw in range(kw_size):
+                            iw = iw0 + kw
+                            if iw >= 0 and iw < w_size:
+                                dst[r0 + kw] = xrow[iw]
+                            else:
+                                dst[r0 + kw] = 0
+
+
+@njit(cache=True, parallel=True)
+def _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
+    """Adjoint of :func:`_im2col`: dx = sum of the column entries that read each pixel.
+
+    Overwrites dx. Parallel over samples n: each iteration owns dx[n] (no races) and reads its
+    block of cols rows sequentially, scattering into dx[n], which stays in cache."""
+    n_size, c_size, h_size, w_size = dx.shape
+    kk = kh_size * kw_size
+    for n in prange(n_size):
+        img = dx[n]
+        for c in range(c_size):
+            for ih in range(h_size):
+                for iw in range(w_size):
+                    img[c, ih, iw] = 0
+        for oh in range(oh_size):
+            ih0 = oh * sh - ph
+            p0 = (n * oh_size + oh) * ow_size
+            for ow in range(ow_size):
+                src = cols[p0 + ow]
+                iw0 = ow * sw - pw
+                inside = iw0 >= 0 and iw0 + kw_size <= w_size
+                for c in range(c_size):
+                    plane = img[c]
+                    for kh in range(kh_size):
+                        ih = ih0 + kh
+                        if ih < 0 or ih >= h_size:
+                            continue
+                        r0 = c * kk + kh * kw_size
+                        prow = plane[ih]
+                        if inside:
+                            for kw in range(kw_size):
+                                prow[iw0 + kw] += src[r0 + kw]
+                        else:
+                            for kw in range(kw_size):
+                                iw = iw0 + kw
+                                if iw >= 0 and iw < w_size:
+                                    prow[iw] += src[r0 + kw]
+
+
+@njit(cache=True, parallel=True)
+def _gemm_to_nchw(gemm, bias, out):
+    """out[n, o, :] = gemm[o, n*OHW:(n+1)*OHW] (+ bias[o] when bias is not empty)."""
+    n_size, o_size, ohw = out.shape
+    has_bias = bias.shape[0] > 0
+    for no in prange(n_size * o_size):
+        n = no // o_size
+        o = no - n * o_size
+        src = gemm[o, n * ohw:(n + 1) * ohw]
+        dst = out[n, o]
+        if has_bias:
+            b = bias[o]
+            for p in range(ohw):
+                dst[p] = src[p] + b
+        else:
+            for p in range(ohw):
+                dst[p] = src[p]
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _nchw_to_gemm(dout, gemm, dbias):
+    """gemm[o, n*OHW:(n+1)*OHW] = dout[n, o, :]; dbias[o] = sum of dout[:, o] (if not empty).
+
+    ``reassoc`` lets the bias sum vectorize; it is accumulated in float64 in any case."""
+    n_size, o_size, ohw = dout.shape
+    has_bias = dbias.shape[0] > 0
+    for o in prange(o_size):
+        acc = 0.0
+        for n in range(n_size):
+            src = dout[n, o]
+            dst = gemm[o, n * ohw:(n + 1) * ohw]
+            for p in range(ohw):
+                v = src[p]
+                dst[p] = v
+                acc += v
+        if has_bias:
+            dbias[o] = acc
+
+
+@njit(cache=True)
+def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
+    n_size, c_size, _, _ = x.shape
+    o_size, _, kh_size, kw_size = weight.shape
+    oh_size = out.shape[2]
+    ow_size = out.shape[3]
+    _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols)
+    # ONE GEMM for the whole batch, outside any prange: (O, R) @ (R, P) -> (O, P).
+    np.dot(weight.reshape(o_size, c_size * kh_size * kw_size), cols.T, gemm)
+    _gemm_to_nchw(gemm, bias, out.reshape(n_size, o_size, oh_size * ow_size))
+
+
+@njit(cache=True)
+def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
+                      dweight, dbias):
+    n_size, c_size, _, _ = x.shape
+    o_size, _, kh_size, kw_size = weight.shape
+    oh_size = dout.shape[2]
+    ow_size = dout.shape[3]
+    r_size = c_size * kh_size * kw_size
+    if not cols_ready:
+        _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols)
+    _nchw_to_gemm(dout.reshape(n_size, o_size, oh_size * ow_size), gemm, dbias)
+    # dweight (O, R) = dout (O, P) @ cols (P, R)
+    np.dot(gemm, cols, dweight.reshape(o_size, r_size))
+    if need_dx:
+        # dcols (P, R) = dout.T (P, O) @ weight (O, R), written over cols
+        np.dot(gemm.T, weight.reshape(o_size, r_size), cols)
+        _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public kernels
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm, out):
+    """Conv2D forward (cross-correlation, as ``torch.nn.functional.conv2d``), overwriting ``out``.
+
+    x       (N, C, H, W)
+    weight  (O, C, KH, KW)
+    bias    (O,), or shape (0,) for no bias
+    stride_h, stride_w >= 1; pad_h, pad_w >= 0 (zero padding); ints
+    cols    (N*OH*OW, C*KH*KW)   workspace, see :func:`conv2d_workspace_shapes`;
+                                 left holding the im2col of x (see ``cols_ready`` below)
+    gemm    (O, N*OH*OW)         workspace
+    out     (N, O, OH, OW), OH = (H + 2*pad_h - KH)//stride_h + 1, OW likewise
+    All arrays C-contiguous and of one float dtype.
+    """
+    _conv_forward_4d(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm, out)
+
+
+@njit(cache=True)
+def conv2d_backward(x, weight, dout, stride_h, stride_w, pad_h, pad_w, need_dx, cols_ready,
+                    cols, gemm, dx, dweight, dbias):
+    """Conv2D backward: overwrites ``dx`` (when ``need_dx``), ``dweight`` and ``dbias``.
+
+    x       (N, C, H, W)      the forward input
+    weight  (O, C, KH, KW)
+    dout    (N, O, OH, OW)    gradient of the loss w.r.t. the forward output
+    stride_h, stride_w, pad_h, pad_w as in :func:`conv2d_forward`
+    need_dx     bool: false leaves ``dx`` untouched and skips the dcols GEMM and col2im
+                (a first layer needs no input gradient)
+    cols_ready  bool: true only if ``cols`` still holds what :func:`conv2d_forward` left in it
+                for this same ``x`` and options (saves one im2col pass); false rebuilds it
+    cols    (N*OH*OW, C*KH*KW)   workspace; on return it holds dcols when need_dx, so a
+                                 later call needs ``cols_ready=False``
+    gemm    (O, N*OH*OW)         workspace
+    dx      (N, C, H, W)
+    dweight (O, C, KH, KW)
+    dbias   (O,), or shape (0,) for no bias
+    """
+    _conv_backward_4d(x, weight, dout, stride_h, stride_w, pad_h, pad_w, need_dx, cols_ready,
+                      cols, gemm, dx, dweight, dbias)
+
+
+@njit(cache=True)
+def conv1d_forward(x, weight, bias, stride, pad, cols, gemm, out):
+    """Conv1D forward (as ``torch.nn.functional.conv1d``), overwriting ``out``.
+
+    x       (N, C, L)
+    weight  (O, C, K)
+    bias    (O,), or shape (0,) for no bias
+    stride >= 1, pad >= 0 (zero padding); ints
+    cols    (N*OL, C*K)   workspace, see :func:`conv1d_workspace_shapes`
+    gemm    (O, N*OL)     workspace
+    out     (N, O, OL), OL = (L + 2*pad - K)//stride + 1
+    Runs as a Conv2D with H = KH = 1 on reshaped views (no copies).
+    """
+    n, c, length = x.shape
+    o, _, k = weight.shape
+    ol = out.shape[2]
+    _conv_forward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k), bias,
+                     1, stride, 0, pad, cols, gemm, out.reshape(n, o, 1, ol))
+
+
+@njit(cache=True)
+def conv1d_backward(x, weight, dout, stride, pad, need_dx, cols_ready, cols, gemm, dx, dweight,
+                    dbias):
+    """Conv1D backward: overwrites ``dx`` (when ``need_dx``), ``dweight`` and ``dbias``.
+
+    x (N, C, L), weight (O, C, K), dout (N, O, OL); stride, pad as in :func:`conv1d_forward`;
+    need_dx, cols_ready as in :func:`conv2d_backward`; cols (N*OL, C*K) and gemm (O, N*OL)
+    workspaces; dx (N, C, L), dweight (O, C, K), dbias (O,) or shape (0,) for no bias.
+    """
+    n, c, length = x.shape
+    o, _, k = weight.shape
+    ol = dout.shape[2]
+    _conv_backward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k),
+                      dout.reshape(n, o, 1, ol), 1, stride, 0, pad, need_dx, cols_ready, cols,
+                      gemm, dx.reshape(n, c, 1, length), dweight.reshape(o, c, 1, k), dbias)

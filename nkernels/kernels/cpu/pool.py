@@ -1,0 +1,232 @@
+"""Pooling kernels: MaxPool1D/2D and AvgPool2D, square window ``k``, ``stride``, no padding.
+
+Layouts follow PyTorch: 2-D pools take (N, C, H, W), 1-D pools (N, C, L). Output size per
+spatial dimension is ``(size - k) // stride + 1`` (floor mode, as PyTorch's default). Windows
+may overlap (stride < k) or leave gaps (stride > k); backward kernels zero ``dx`` and then
+accumulate, so both are handled. All loops run in ``prange`` over the N*C planes.
+
+Max pooling saves, for each output element, the flat index of the winning input element
+*within its own plane* (``ih * W + iw`` for 2-D, ``il`` for 1-D, as PyTorch's ``indices``) in a
+caller-provided int64 array of the output's shape; backward scatters through it. Ties go to
+the first element in row-major window order; a NaN in a window wins (as in PyTorch).
+
+All float arrays of one call share one dtype (float32 or float64); ``argmax`` is int64.
+"""
+from numba import njit, prange
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure-Python shape helpers (for the caller, never jitted)
+# ----------------------------------------------------------------------------------------------
+
+
+def pool_output_length(size, k, stride):
+    """Output length of one dimension: ``(size - k) // stride + 1``."""
+    return (size - k) // stride + 1
+
+
+def pool2d_output_shape(x_shape, k, stride):
+    """``(N, C, OH, OW)`` for ``x`` of shape (N, C, H, W); also the shape of ``argmax``."""
+    n, c, h, w = x_shape
+    return (n, c, pool_output_length(h, k, stride), pool_output_length(w, k, stride))
+
+
+def pool1d_output_shape(x_shape, k, stride):
+    """``(N, C, OL)`` for ``x`` of shape (N, C, L); also the shape of ``argmax``."""
+    n, c, length = x_shape
+    return (n, c, pool_output_length(length, k, stride))
+
+
+def pool_workspace_size(x_shape, k, stride):
+    """Pool kernels need no float workspace: always 0 (max pooling's int64 ``argmax`` array has
+    the output's shape, see :func:`pool2d_output_shape` / :func:`pool1d_output_shape`)."""
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# MaxPool2D
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def maxpool2d_forward(x, k, stride, out, argmax):
+    """Max pooling over k x k windows, overwriting ``out`` and ``argmax``.
+
+    x       (N, C, H, W)
+    k >= 1, stride >= 1 (ints), with k <= H and k <= W
+    out     (N, C, OH, OW), OH = (H - k)//stride + 1, OW = (W - k)//stride + 1
+    argmax  (N, C, OH, OW) int64: flat index ``ih * W + iw`` of each maximum within its plane
+    """
+    n_size, c_size, _, w_size = x.shape
+    oh_size = out.shape[2]
+    ow_size = out.shape[3]
+    for nc in prange(n_size * c_size):
+        n = nc // c_size
+        c = nc - n * c_size
+        plane = x[n, c]
+        oplane = out[n, c]
+        iplane = argmax[n, c]
+        for oh in range(oh_size):
+            h0 = oh * stride
+            for ow in range(ow_size):
+                w0 = ow * stride
+                best = plane[h0, w0]
+                bi = h0 * w_size + w0
+                if best == best:  # a NaN start wins outright
+                    for i in range(h0, h0 + k):
+                        for j in range(w0, w0 + k):
+                            v = plane[i, j]
+                            if v > best or v != v:
+                                best = v
+                                bi = i * w_size + j
+                                if v != v:
+                                    break
+                        if best != best:
+                            break
+                oplane[oh, ow] = best
+                iplane[oh, ow] = bi
+
+
+@njit(cache=True, parallel=True)
+def maxpool2d_backward(dout, argmax, dx):
+    """Gradient of :func:`maxpool2d_forward`, overwriting ``dx``.
+
+    dout    (N, C, OH, OW)
+    argmax  (N, C, OH, OW) int64, as saved by the forward
+    dx      (N, C, H, W): zeroed, then dx[n, c].flat[argmax] += dout (overlaps accumulate)
+    """
+    n_size, c_size, h_size, w_size = dx.shape
+    oh_size = dout.shape[2]
+    ow_size = dout.shape[3]
+    dx3 = dx.reshape(n_size, c_size, h_size * w_size)
+    for nc in prange(n_size * c_size):
+        n = nc // c_size
+        c = nc - n * c_size
+        dplane = dx3[n, c]
+        gplane = dout[n, c]
+        iplane = argmax[n, c]
+        for p in range(h_size * w_size):
+            dplane[p] = 0
+        for oh in range(oh_size):
+            for ow in range(ow_size):
+                dplane[iplane[oh, ow]] += gplane[oh, ow]
+
+
+# ----------------------------------------------------------------------------------------------
+# MaxPool1D
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def maxpool1d_forward(x, k, stride, out, argmax):
+    """Max pooling over windows of length k, overwriting ``out`` and ``argmax``.
+
+    x       (N, C, L)
+    k >= 1, stride >= 1 (ints), with k <= L
+    out     (N, C, OL), OL = (L - k)//stride + 1
+    argmax  (N, C, OL) int64: index ``il`` of each maximum within its row
+    """
+    n_size, c_size, _ = x.shape
+    ol_size = out.shape[2]
+    for nc in prange(n_size * c_size):
+        n = nc // c_size
+        c = nc - n * c_size
+        row = x[n, c]
+        orow = out[n, c]
+        irow = argmax[n, c]
+        for ol in range(ol_size):
+            l0 = ol * stride
+            best = row[l0]
+            bi = l0
+            if best == best:
+                for i in range(l0 + 1, l0 + k):
+                    v = row[i]
+                    if v > best or v != v:
+                        best = v
+                        bi = i
+                        if v != v:
+                            break
+            orow[ol] = best
+            irow[ol] = bi
+
+
+@njit(cache=True, parallel=True)
+def maxpool1d_backward(dout, argmax, dx):
+    """Gradient of :func:`maxpool1d_forward`, overwriting ``dx``.
+
+    dout (N, C, OL), argmax (N, C, OL) int64 as saved by the forward, dx (N, C, L).
+    """
+    n_size, c_size, l_size = dx.shape
+    ol_size = dout.shape[2]
+    for nc in prange(n_size * c_size):
+        n = nc // c_size
+        c = nc - n * c_size
+        drow = dx[n, c]
+        grow = dout[n, c]
+        irow = argmax[n, c]
+        for i in range(l_size):
+            drow[i] = 0
+        for ol in range(ol_size):
+            drow[irow[ol]] += grow[ol]
+
+
+# ----------------------------------------------------------------------------------------------
+# AvgPool2D
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def avgpool2d_forward(x, k, stride, out):
+    """Average pooling over k x k windows (divisor k*k, no padding), overwriting ``out``.
+
+    x    (N, C, H, W)
+    k >= 1, stride >= 1 (ints), with k <= H and k <= W
+    out  (N, C, OH, OW), OH = (H - k)//stride + 1, OW = (W - k)//stride + 1
+    """
+    n_size, c_size, _, _ = x.shape
+    oh_size = out.shape[2]
+    ow_size = out.shape[3]
+    scale = 1.0 / (k * k)
+    for nc in prange(n_size * c_size):
+        n = nc // c_size
+        c = nc - n * c_size
+        plane = x[n, c]
+        oplane = out[n, c]
+        for oh in range(oh_size):
+            h0 = oh * stride
+            for ow in range(ow_size):
+                w0 = ow * stride
+                s = 0.0  # float64 accumulator: exact enough for float32 outputs too
+                for i in range(h0, h0 + k):
+                    for j in range(w0, w0 + k):
+                        s += plane[i, j]
+                oplane[oh, ow] = s * scale
+
+
+@njit(cache=True, parallel=True)
+def avgpool2d_backward(dout, k, stride, dx):
+    """Gradient of :func:`avgpool2d_forward`, overwriting ``dx``.
+
+    dout (N, C, OH, OW); k, stride as in the forward; dx (N, C, H, W): zeroed, then each
+    window gets dout / (k*k) added (overlapping windows accumulate).
+    """
+    n_size, c_size, h_size, w_size = dx.shape
+    oh_size = dout.shape[2]
+    ow_size = dout.shape[3]
+    scale = 1.0 / (k * k)
+    for nc in prange(n_size * c_size):
+        n = nc // c_size
+        c = nc - n * c_size
+        dplane = dx[n, c]
+        gplane = dout[n, c]
+        for i in range(h_size):
+            for j in range(w_size):
+                dplane[i, j] = 0
+        for oh in range(oh_size):
+            h0 = oh * stride
+            for ow in range(ow_size):
+                w0 = ow * stride
+                g = gplane[oh, ow] * scale
+                for i in range(h0, h0 + k):
+                    for j in range(w0, w0 + k):
+                        dplane[i, j] += g

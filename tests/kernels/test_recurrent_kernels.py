@@ -1,0 +1,205 @@
+"""LSTM / GRU kernels against a slow, readable NumPy reference and against torch.nn.
+
+The reference runs one step at a time with plain NumPy and is the spec: PyTorch's gate order
+and equations, batch-first, zero initial state.
+"""
+import numpy as np
+import pytest
+
+from nkernels.kernels.cpu import recurrent as rk
+
+
+# ----------------------------------------------------------------------------------------------
+# naive reference
+# ----------------------------------------------------------------------------------------------
+
+
+def sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def lstm_reference(x, w_ih, w_hh, b_ih, b_hh, dhs):
+    """Return hs and the gradients (dx, dw_ih, dw_hh, db_ih, db_hh) for upstream dhs."""
+    n, t, _ = x.shape
+    hdim = w_hh.shape[1]
+    h = np.zeros((n, hdim))
+    c = np.zeros((n, hdim))
+    hs, cache = [], []
+    for s in range(t):
+        z = x[:, s] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+        i = sigmoid(z[:, :hdim])
+        f = sigmoid(z[:, hdim:2 * hdim])
+        g = np.tanh(z[:, 2 * hdim:3 * hdim])
+        o = sigmoid(z[:, 3 * hdim:])
+        c_prev, h_prev = c, h
+        c = f * c_prev + i * g
+        h = o * np.tanh(c)
+        cache.append((h_prev, c_prev, i, f, g, o, c))
+        hs.append(h)
+    dx = np.zeros_like(x)
+    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+    db = np.zeros_like(b_ih)
+    dh_next = np.zeros((n, hdim))
+    dc_next = np.zeros((n, hdim))
+    for s in reversed(range(t)):
+        h_prev, c_prev, i, f, g, o, c = cache[s]
+        dh = dhs[:, s] + dh_next
+        do = dh * np.tanh(c)
+        dc = dc_next + dh * o * (1 - np.tanh(c) ** 2)
+        di, df, dg = dc * g, dc * c_prev, dc * i
+        dz = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2),
+                             do * o * (1 - o)], axis=1)
+        dx[:, s] = dz @ w_ih
+        dw_ih += dz.T @ x[:, s]
+        dw_hh += dz.T @ h_prev
+        db += dz.sum(axis=0)
+        dh_next = dz @ w_hh
+        dc_next = dc * f
+    return np.stack(hs, axis=1), (dx, dw_ih, dw_hh, db, db.copy())
+
+
+def gru_reference(x, w_ih, w_hh, b_ih, b_hh, dhs):
+    """Return hs and the gradients (dx, dw_ih, dw_hh, db_ih, db_hh) for upstream dhs."""
+    n, t, _ = x.shape
+    hd = w_hh.shape[1]
+    h = np.zeros((n, hd))
+    hs, cache = [], []
+    for s in range(t):
+        gi = x[:, s] @ w_ih.T + b_ih
+        gh = h @ w_hh.T + b_hh
+        r = sigmoid(gi[:, :hd] + gh[:, :hd])
+        z = sigmoid(gi[:, hd:2 * hd] + gh[:, hd:2 * hd])
+        nn = np.tanh(gi[:, 2 * hd:] + r * gh[:, 2 * hd:])
+        h_prev = h
+        h = (1 - z) * nn + z * h_prev
+        cache.append((h_prev, r, z, nn, gh[:, 2 * hd:]))
+        hs.append(h)
+    dx = np.zeros_like(x)
+    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+    db_ih, db_hh = np.zeros_like(b_ih), np.zeros_like(b_hh)
+    dh_next = np.zeros((n, hd))
+    for s in reversed(range(t)):
+        h_prev, r, z, nn, ghn = cache[s]
+        dh = dhs[:, s] + dh_next
+        dn = dh * (1 - z) * (1 - nn ** 2)
+        dr = dn * ghn * r * (1 - r)
+        dz = dh * (h_prev - nn) * z * (1 - z)
+        dgi = np.concatenate([dr, dz, dn], axis=1)
+        dgh = np.concatenate([dr, dz, dn * r], axis=1)
+        dx[:, s] = dgi @ w_ih
+        dw_ih += dgi.T @ x[:, s]
+        dw_hh += dgh.T @ h_prev
+        db_ih += dgi.sum(axis=0)
+        db_hh += dgh.sum(axis=0)
+        dh_next = dh * z + dgh @ w_hh
+    return np.stack(hs, axis=1), (dx, dw_ih, dw_hh, db_ih, db_hh)
+
+
+# ----------------------------------------------------------------------------------------------
+# running the kernels
+# ----------------------------------------------------------------------------------------------
+
+CELLS = {
+    "lstm": (4, rk.lstm_workspace_shapes, rk.lstm_forward, rk.lstm_backward,
+             rk.LSTM_FORWARD_WORKSPACES, rk.LSTM_BACKWARD_WORKSPACES, lstm_reference),
+    "gru": (3, rk.gru_workspace_shapes, rk.gru_forward, rk.gru_backward,
+            rk.GRU_FORWARD_WORKSPACES, rk.GRU_BACKWARD_WORKSPACES, gru_reference),
+}
+SAVED = {"lstm": ("gates", "cells", "hprev"), "gru": ("gates", "hn", "hprev")}
+
+
+def make_problem(cell, n, t, i, h, seed=0, last_only=False):
+    """float64 inputs, weights and upstream gradient (PyTorch-like init scale)."""
+    ng = CELLS[cell][0]
+    rng = np.random.default_rng(seed)
+    k = 1.0 / np.sqrt(h)
+    x = rng.standard_normal((n, t, i))
+    params = [rng.uniform(-k, k, shape) for shape in ((ng * h, i), (ng * h, h), (ng * h,), (ng * h,))]
+    dhs = rng.standard_normal((n, t, h))
+    if last_only:
+        dhs[:, :-1] = 0.0
+    return x, params, dhs
+
+
+def run_kernels(cell, x, params, dhs):
+    """Forward then backward with the kernels; returns hs and the five gradients."""
+    _, shapes_fn, fwd, bwd, fwd_names, bwd_names, _ = CELLS[cell]
+    n, t, i = x.shape
+    h = params[1].shape[1]
+    dt = x.dtype
+    # Workspaces filled with garbage: the kernels must not read what they did not write.
+    ws = {k: np.full(shape, np.nan, dt) for k, shape in shapes_fn(n, t, i, h).items()}
+    hs = np.full((n, t, h), np.nan, dt)
+    fwd(x, *params, *[ws[k] for k in fwd_names], hs)
+    grads = [np.full_like(x, np.nan), *[np.full_like(p, np.nan) for p in params]]
+    w_ih, w_hh = params[0], params[1]
+    bwd(x, w_ih, w_hh, *[ws[k] for k in SAVED[cell]], dhs, *[ws[k] for k in bwd_names], *grads)
+    return hs, grads
+
+
+GRAD_NAMES = ("dx", "dweight_ih", "dweight_hh", "dbias_ih", "dbias_hh")
+
+
+def check(got_hs, got_grads, ref_hs, ref_grads, rtol, atol):
+    np.testing.assert_allclose(got_hs, ref_hs, rtol=rtol, atol=atol, err_msg="hs")
+    for name, got, ref in zip(GRAD_NAMES, got_grads, ref_grads):
+        np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol, err_msg=name)
+
+
+# ----------------------------------------------------------------------------------------------
+# tests
+# ----------------------------------------------------------------------------------------------
+
+# (n, t, i, h, last_only): batch 1, odd sizes, T=1 and T=5, gradient at the last step or all.
+SHAPES = [(1, 1, 3, 5, False), (1, 5, 3, 5, True), (3, 5, 7, 5, False), (2, 5, 1, 9, True)]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_matches_reference(cell):
+    reference = CELLS[cell][6]
+    for n, t, i, h, last_only in SHAPES:
+        x, params, dhs = make_problem(cell, n, t, i, h, seed=n * 100 + t * 10 + i, last_only=last_only)
+        ref_hs, ref_grads = reference(x, *params, dhs)
+        hs, grads = run_kernels(cell, x, params, dhs)
+        check(hs, grads, ref_hs, ref_grads, rtol=1e-10, atol=1e-12)
+        f32 = [a.astype(np.float32) for a in (x, *params, dhs)]
+        hs, grads = run_kernels(cell, f32[0], f32[1:5], f32[5])
+        assert hs.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
+        check(hs, grads, ref_hs, ref_grads, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_backward_overwrites_and_repeats(cell):
+    """Two backward calls give the same result (outputs overwritten, saved state untouched)."""
+    x, params, dhs = make_problem(cell, 2, 5, 3, 5, seed=7)
+    _, shapes_fn, fwd, bwd, fwd_names, bwd_names, _ = CELLS[cell]
+    ws = {k: np.zeros(s) for k, s in shapes_fn(2, 5, 3, 5).items()}
+    hs = np.zeros((2, 5, 5))
+    fwd(x, *params, *[ws[k] for k in fwd_names], hs)
+    outs = []
+    for fill in (0.0, 123.0):
+        grads = [np.full_like(x, fill), *[np.full_like(p, fill) for p in params]]
+        bwd(x, params[0], params[1], *[ws[k] for k in SAVED[cell]], dhs,
+            *[ws[k] for k in bwd_names], *grads)
+        outs.append(grads)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_matches_torch(cell):
+    torch = pytest.importorskip("torch")
+    n, t, i, h = 3, 5, 4, 6
+    x, params, dhs = make_problem(cell, n, t, i, h, seed=3)
+    module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(i, h, batch_first=True).double()
+    with torch.no_grad():
+        for p, v in zip((module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0),
+                        params):
+            p.copy_(torch.from_numpy(v))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    out = module(xt)[0]
+    out.backward(torch.from_numpy(dhs))
+    ref_grads = [xt.grad.numpy()] + [p.grad.numpy() for p in (
+        module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)]
+    hs, grads = run_kernels(cell, x, params, dhs)
+    check(hs, grads, out.detach().numpy(), ref_grads, rtol=1e-10, atol=1e-12)

@@ -1,0 +1,77 @@
+"""Every built-in layer at several shapes, with its PyTorch counterpart, for the table-driven tests."""
+from __future__ import annotations
+
+import numpy as np
+
+import nkernels as nk
+
+L = nk.layers
+
+#: (id, layer factory, input shape): odd sizes, stride above 1, padding, batch of 1
+CASES = [
+    ("dense", lambda: L.Dense(5, 3), (4, 5)),
+    ("dense-nobias-batch1", lambda: L.Dense(7, 2, bias=False), (1, 7)),
+    ("conv2d-pad", lambda: L.Conv2D(2, 3, 3, padding=1), (2, 2, 5, 4)),
+    ("conv2d-stride-rect", lambda: L.Conv2D(3, 2, (3, 2), stride=2, padding=(1, 0)), (1, 3, 7, 6)),
+    ("conv2d-nobias", lambda: L.Conv2D(1, 2, 2, bias=False), (3, 1, 4, 5)),
+    ("conv1d", lambda: L.Conv1D(3, 2, 3), (2, 3, 7)),
+    ("conv1d-stride-pad", lambda: L.Conv1D(2, 4, 4, stride=3, padding=2), (1, 2, 9)),
+    ("maxpool2d", lambda: L.MaxPool2D(2), (2, 3, 5, 4)),
+    ("maxpool2d-overlap", lambda: L.MaxPool2D(3, stride=1), (1, 2, 5, 5)),
+    ("maxpool1d", lambda: L.MaxPool1D(2), (2, 3, 7)),
+    ("maxpool1d-stride3", lambda: L.MaxPool1D(2, stride=3), (1, 1, 8)),
+    ("avgpool2d", lambda: L.AvgPool2D(2), (2, 2, 4, 6)),
+    ("avgpool2d-overlap", lambda: L.AvgPool2D(3, stride=2), (1, 3, 7, 5)),
+    ("relu", lambda: L.ReLU(), (3, 7)),
+    ("sigmoid", lambda: L.Sigmoid(), (2, 3, 4)),
+    ("tanh", lambda: L.Tanh(), (1, 5)),
+    ("flatten", lambda: L.Flatten(), (2, 3, 2, 2)),
+    ("dropout", lambda: L.Dropout(0.3, seed=7), (4, 6)),
+    ("lstm-last", lambda: L.LSTM(3, 4), (2, 5, 3)),
+    ("lstm-seq-batch1", lambda: L.LSTM(2, 3, return_sequences=True), (1, 4, 2)),
+    ("gru-last", lambda: L.GRU(3, 4), (2, 5, 3)),
+    ("gru-seq-t1", lambda: L.GRU(4, 2, return_sequences=True), (3, 1, 4)),
+]
+
+
+def kink_free_input(layer, shape, rng):
+    """Inputs away from the points where a layer is not differentiable (ReLU's 0, max-pool ties)."""
+    if isinstance(layer, (L.ReLU, L.MaxPool1D, L.MaxPool2D)):
+        values = rng.permutation(np.prod(shape)).reshape(shape) / np.prod(shape) - 0.5
+        return values + np.sign(values) * 0.05
+    return rng.standard_normal(shape)
+
+
+def torch_counterpart(layer):
+    """A torch module computing what ``layer`` computes, with ``layer``'s weights, and an output picker."""
+    import torch
+    from torch import nn
+
+    pick = lambda out: out  # noqa: E731
+    if isinstance(layer, L.Dense):
+        module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
+    elif isinstance(layer, (L.Conv1D, L.Conv2D)):
+        cls = nn.Conv2d if isinstance(layer, L.Conv2D) else nn.Conv1d
+        module = cls(layer.in_channels, layer.out_channels, layer.kernel, layer.strides, layer.paddings,
+                     bias=layer.use_bias)
+    elif isinstance(layer, L.MaxPool2D):
+        module = nn.MaxPool2d(layer.kernel_size, layer.stride)
+    elif isinstance(layer, L.MaxPool1D):
+        module = nn.MaxPool1d(layer.kernel_size, layer.stride)
+    elif isinstance(layer, L.AvgPool2D):
+        module = nn.AvgPool2d(layer.kernel_size, layer.stride)
+    elif isinstance(layer, (L.ReLU, L.Sigmoid, L.Tanh, L.Flatten)):
+        module = {L.ReLU: nn.ReLU, L.Sigmoid: nn.Sigmoid, L.Tanh: nn.Tanh, L.Flatten: nn.Flatten}[type(layer)]()
+    elif isinstance(layer, (L.LSTM, L.GRU)):
+        cls = nn.LSTM if isinstance(layer, L.LSTM) else nn.GRU
+        module = cls(layer.input_size, layer.hidden_size, batch_first=True)
+        pick = (lambda out: out[0]) if layer.return_sequences else (lambda out: out[0][:, -1])
+    else:
+        return None, None
+    dtype = getattr(torch, np.dtype(layer.dtype).name)
+    module = module.to(dtype)
+    with torch.no_grad():
+        for name, value in module.named_parameters():
+            key = name[:-3] if name.endswith("_l0") else name
+            value.copy_(torch.from_numpy(np.ascontiguousarray(layer.params[key])))
+    return module, pick
