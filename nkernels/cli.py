@@ -23,7 +23,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
     train.add_argument("--model", default="mlp", help="a preset (mlp) or a JSON spec file")
     train.add_argument("--scheme", default="backprop", help="a registered training scheme")
-    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--epochs", type=int, default=None, help="epochs (the preset's default if unset)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--optimizer", default="adam")
     train.add_argument("--lr", type=float, default=None, help="learning rate (the optimizer's default if unset)")
@@ -67,13 +67,16 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     X, X_test = presets.prepare_inputs(form, X), presets.prepare_inputs(form, X_test)
     n_classes = int(max(y.max(), y_test.max())) + 1
     model = _build_model(args.model, X.shape[1:], n_classes, args.seed).to(args.device)
+    defaults = presets.TRAINING_DEFAULTS.get(args.model, presets.SPEC_TRAINING_DEFAULTS)
+    epochs = args.epochs if args.epochs is not None else defaults["epochs"]
     options: dict[str, Any] = {}
     if args.scheme == "backprop":
         options["optimizer"] = args.optimizer
-        if args.lr is not None:
-            options["lr"] = args.lr
+        lr = args.lr if args.lr is not None else defaults.get("lr")
+        if lr is not None:
+            options["lr"] = lr
     callbacks = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
-    history = train(model, X, y, scheme=args.scheme, epochs=args.epochs, batch_size=args.batch_size,
+    history = train(model, X, y, scheme=args.scheme, epochs=epochs, batch_size=args.batch_size,
                     seed=args.seed, validation_data=(X_test, y_test), callbacks=callbacks, **options)
     table = Table(title=f"{args.model} on {args.data}, {args.scheme}")
     table.add_column("epoch", justify="right")

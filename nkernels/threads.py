@@ -18,6 +18,9 @@ def blas_single_threaded() -> Iterator[None]:
     """Within the block, BLAS libraries (OpenBLAS, MKL) use one thread; restored afterwards."""
     global _controller
     if _controller is None:
+        # Numba's np.dot calls SciPy's OpenBLAS, not NumPy's: load it first, or the controller
+        # (a snapshot of the libraries loaded when it is made) would leave it multithreaded.
+        import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
         _controller = ThreadpoolController()

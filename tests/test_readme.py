@@ -47,7 +47,7 @@ def test_tour_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_write_a_plugin_example_registers_and_works(tmp_path, monkeypatch):
-    plugin_source, check_source = python_blocks("Write a plugin")
+    plugin_source, check_source, conformance_source = python_blocks("Write a plugin")
     (tmp_path / "nk_silu.py").write_text(plugin_source)  # a real file, as the README says, so cache=True works
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "nk_silu", raising=False)
@@ -57,6 +57,12 @@ def test_write_a_plugin_example_registers_and_works(tmp_path, monkeypatch):
         SiLU = nk.registry.layers["silu"]
         assert SiLU is module.SiLU
         exec(compile(check_source, "README gradient check", "exec"), dict(module.__dict__))
+        namespace = dict(module.__dict__)
+        exec(compile(conformance_source, "README conformance suite", "exec"), namespace)
+        suite = namespace["TestSiLU"]()
+        for name in dir(suite):
+            if name.startswith("test_"):
+                getattr(suite, name)()
         torch = pytest.importorskip("torch")
         x = np.random.default_rng(0).standard_normal((3, 5))
         np.testing.assert_allclose(SiLU()(x), torch.nn.functional.silu(torch.from_numpy(x)).numpy(), rtol=1e-12)

@@ -1,0 +1,287 @@
+"""Tests of the pooling CPU kernels (nkernels.kernels.cpu.pool).
+
+The slow, readable references below are the specification; the kernels must agree with them
+(float32: rtol 1e-4, float64: rtol 1e-10; argmax exactly), and with torch.nn.functional in
+float64. Shapes are tiny and only two dtypes are used, so each kernel compiles twice at most.
+"""
+import numpy as np
+import pytest
+
+from nkernels.kernels.cpu import pool
+
+
+# ----------------------------------------------------------------------------------------------
+# Naive references (plain loops)
+# ----------------------------------------------------------------------------------------------
+
+
+def naive_maxpool2d_forward(x, k, stride):
+    """Max over each window; argmax is the flat index ih * W + iw of the first maximum in
+    row-major window order (np.argmax: a NaN counts as the maximum)."""
+    n_size, c_size, h, w = x.shape
+    oh_size, ow_size = (h - k) // stride + 1, (w - k) // stride + 1
+    out = np.zeros((n_size, c_size, oh_size, ow_size), x.dtype)
+    argmax = np.zeros(out.shape, np.int64)
+    for n in range(n_size):
+        for c in range(c_size):
+            for i in range(oh_size):
+                for j in range(ow_size):
+                    window = x[n, c, i * stride:i * stride + k, j * stride:j * stride + k]
+                    a = int(np.argmax(window))
+                    di, dj = divmod(a, k)
+                    out[n, c, i, j] = window[di, dj]
+                    argmax[n, c, i, j] = (i * stride + di) * w + (j * stride + dj)
+    return out, argmax
+
+
+def naive_maxpool2d_backward(x, k, stride, dout):
+    _, argmax = naive_maxpool2d_forward(x, k, stride)
+    n_size, c_size, h, w = x.shape
+    dx = np.zeros(x.shape)
+    for n in range(n_size):
+        for c in range(c_size):
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    ih, iw = divmod(int(argmax[n, c, i, j]), w)
+                    dx[n, c, ih, iw] += dout[n, c, i, j]
+    return dx
+
+
+def naive_maxpool1d_forward(x, k, stride):
+    n_size, c_size, length = x.shape
+    ol_size = (length - k) // stride + 1
+    out = np.zeros((n_size, c_size, ol_size), x.dtype)
+    argmax = np.zeros(out.shape, np.int64)
+    for n in range(n_size):
+        for c in range(c_size):
+            for i in range(ol_size):
+                window = x[n, c, i * stride:i * stride + k]
+                a = int(np.argmax(window))
+                out[n, c, i] = window[a]
+                argmax[n, c, i] = i * stride + a
+    return out, argmax
+
+
+def naive_maxpool1d_backward(x, k, stride, dout):
+    _, argmax = naive_maxpool1d_forward(x, k, stride)
+    dx = np.zeros(x.shape)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for i in range(dout.shape[2]):
+                dx[n, c, argmax[n, c, i]] += dout[n, c, i]
+    return dx
+
+
+def naive_avgpool2d_forward(x, k, stride):
+    n_size, c_size, h, w = x.shape
+    oh_size, ow_size = (h - k) // stride + 1, (w - k) // stride + 1
+    out = np.zeros((n_size, c_size, oh_size, ow_size))
+    for n in range(n_size):
+        for c in range(c_size):
+            for i in range(oh_size):
+                for j in range(ow_size):
+                    window = x[n, c, i * stride:i * stride + k, j * stride:j * stride + k]
+                    out[n, c, i, j] = np.mean(window.astype(np.float64))
+    return out
+
+
+def naive_avgpool2d_backward(x, k, stride, dout):
+    dx = np.zeros(x.shape)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    dx[n, c, i * stride:i * stride + k, j * stride:j * stride + k] += (
+                        dout[n, c, i, j] / (k * k))
+    return dx
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------
+
+DTYPES = [np.float32, np.float64]
+
+# (N, C, H, W, k, stride)
+CASES_2D = [
+    (2, 3, 7, 7, 2, 2),  # odd sizes: the last row/column is dropped (floor)
+    (1, 2, 6, 5, 3, 1),  # batch of 1, overlapping windows (stride < k)
+    (2, 1, 8, 9, 3, 2),  # overlapping windows, stride > 1
+    (3, 2, 5, 9, 2, 3),  # gaps between windows (stride > k)
+    (1, 1, 4, 4, 4, 1),  # one window covering the whole plane
+]
+
+# (N, C, L, k, stride)
+CASES_1D = [
+    (2, 3, 9, 2, 2),
+    (1, 2, 10, 3, 1),  # overlapping
+    (3, 1, 11, 4, 3),  # overlapping, odd
+    (2, 2, 7, 2, 3),  # gaps
+]
+
+
+def tol(dtype):
+    return dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+
+
+def make(shape, out_shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    dout = rng.standard_normal(out_shape).astype(dtype)
+    return x, dout
+
+
+def run_maxpool2d(x, k, stride, dout):
+    oshape = pool.pool2d_output_shape(x.shape, k, stride)
+    out = np.full(oshape, np.nan, x.dtype)
+    argmax = np.full(oshape, -1, np.int64)
+    pool.maxpool2d_forward(x, k, stride, out, argmax)
+    dx = np.full_like(x, np.nan)
+    pool.maxpool2d_backward(dout, argmax, dx)
+    return out, argmax, dx
+
+
+def run_maxpool1d(x, k, stride, dout):
+    oshape = pool.pool1d_output_shape(x.shape, k, stride)
+    out = np.full(oshape, np.nan, x.dtype)
+    argmax = np.full(oshape, -1, np.int64)
+    pool.maxpool1d_forward(x, k, stride, out, argmax)
+    dx = np.full_like(x, np.nan)
+    pool.maxpool1d_backward(dout, argmax, dx)
+    return out, argmax, dx
+
+
+def run_avgpool2d(x, k, stride, dout):
+    out = np.full(pool.pool2d_output_shape(x.shape, k, stride), np.nan, x.dtype)
+    pool.avgpool2d_forward(x, k, stride, out)
+    dx = np.full_like(x, np.nan)
+    pool.avgpool2d_backward(dout, k, stride, dx)
+    return out, dx
+
+
+def test_shape_helpers():
+    assert pool.pool2d_output_shape((2, 3, 7, 7), 2, 2) == (2, 3, 3, 3)
+    assert pool.pool2d_output_shape((1, 2, 6, 5), 3, 1) == (1, 2, 4, 3)
+    assert pool.pool1d_output_shape((3, 1, 11), 4, 3) == (3, 1, 3)
+    assert pool.pool_output_length(5, 2, 3) == 2
+    assert pool.pool_workspace_size((2, 3, 7, 7), 2, 2) == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Against the naive references
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES_2D)
+def test_maxpool2d_matches_naive(case, dtype):
+    n, c, h, w, k, s = case
+    x, dout = make((n, c, h, w), pool.pool2d_output_shape((n, c, h, w), k, s), dtype)
+    out, argmax, dx = run_maxpool2d(x, k, s, dout)
+    ref_out, ref_argmax = naive_maxpool2d_forward(x, k, s)
+    np.testing.assert_array_equal(out, ref_out)  # a max is exact
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, naive_maxpool2d_backward(x, k, s, dout), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES_1D)
+def test_maxpool1d_matches_naive(case, dtype):
+    n, c, length, k, s = case
+    x, dout = make((n, c, length), pool.pool1d_output_shape((n, c, length), k, s), dtype)
+    out, argmax, dx = run_maxpool1d(x, k, s, dout)
+    ref_out, ref_argmax = naive_maxpool1d_forward(x, k, s)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, naive_maxpool1d_backward(x, k, s, dout), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES_2D)
+def test_avgpool2d_matches_naive(case, dtype):
+    n, c, h, w, k, s = case
+    x, dout = make((n, c, h, w), pool.pool2d_output_shape((n, c, h, w), k, s), dtype)
+    out, dx = run_avgpool2d(x, k, s, dout)
+    assert out.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_allclose(out, naive_avgpool2d_forward(x, k, s), **tol(dtype))
+    np.testing.assert_allclose(dx, naive_avgpool2d_backward(x, k, s, dout), **tol(dtype))
+
+
+def test_maxpool_ties_and_nan_follow_numpy_argmax():
+    """Ties go to the first element in row-major window order; a NaN wins its window."""
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = 1.0  # tie in the first 2x2 window
+    x[0, 0, 2, 3] = np.nan
+    x[0, 0, 3, 2] = 5.0  # larger than the NaN's window-mates, still loses to the NaN
+    dout = np.arange(1.0, 5.0).reshape(1, 1, 2, 2)
+    out, argmax, dx = run_maxpool2d(x, 2, 2, dout)
+    ref_out, ref_argmax = naive_maxpool2d_forward(x, 2, 2)
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    assert argmax[0, 0, 0, 0] == 1 and argmax[0, 0, 1, 1] == 2 * 4 + 3
+    np.testing.assert_array_equal(out, ref_out)  # NaN == NaN for assert_array_equal
+    np.testing.assert_array_equal(dx, naive_maxpool2d_backward(x, 2, 2, dout))
+
+    x1 = np.array([[[0.0, 2.0, 2.0, np.nan, 1.0, 3.0]]])
+    out1, argmax1, _ = run_maxpool1d(x1, 3, 1, np.ones((1, 1, 4)))
+    np.testing.assert_array_equal(argmax1, naive_maxpool1d_forward(x1, 3, 1)[1])
+    np.testing.assert_array_equal(argmax1[0, 0], [1, 3, 3, 3])
+
+
+def test_backward_overwrites_dx():
+    """Backward kernels zero dx first: calling twice gives the same result, not the double."""
+    n, c, h, w, k, s = CASES_2D[1]
+    x, dout = make((n, c, h, w), pool.pool2d_output_shape((n, c, h, w), k, s), np.float64)
+    _, argmax, dx_ref = run_maxpool2d(x, k, s, dout)
+    dx = np.full_like(x, 7.0)
+    pool.maxpool2d_backward(dout, argmax, dx)
+    pool.maxpool2d_backward(dout, argmax, dx)
+    np.testing.assert_array_equal(dx, dx_ref)
+    _, dxa_ref = run_avgpool2d(x, k, s, dout)
+    dxa = np.full_like(x, 7.0)
+    pool.avgpool2d_backward(dout, k, s, dxa)
+    np.testing.assert_array_equal(dxa, dxa_ref)
+
+
+# ----------------------------------------------------------------------------------------------
+# Against PyTorch (float64, autograd)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES_2D)
+def test_pool2d_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    n, c, h, w, k, s = case
+    x, dout = make((n, c, h, w), pool.pool2d_output_shape((n, c, h, w), k, s), np.float64, seed=1)
+
+    out, argmax, dx = run_maxpool2d(x, k, s, dout)
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = F.max_pool2d(xt, k, s, return_indices=True)
+    yt.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(out, yt.detach().numpy())
+    np.testing.assert_array_equal(argmax, it.numpy())
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+    out, dx = run_avgpool2d(x, k, s, dout)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.avg_pool2d(xt, k, s)
+    yt.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES_1D)
+def test_maxpool1d_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    n, c, length, k, s = case
+    x, dout = make((n, c, length), pool.pool1d_output_shape((n, c, length), k, s), np.float64,
+                   seed=1)
+    out, argmax, dx = run_maxpool1d(x, k, s, dout)
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = torch.nn.functional.max_pool1d(xt, k, s, return_indices=True)
+    yt.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(out, yt.detach().numpy())
+    np.testing.assert_array_equal(argmax, it.numpy())
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -1,0 +1,51 @@
+"""The command line's presets reach their accuracy on digits with their default training settings."""
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels import presets
+from nkernels.cli import main
+
+
+@pytest.mark.parametrize("preset, target", [("mlp", 0.96), ("cnn", 0.98), ("lstm", 0.96)])
+def test_preset_reaches_its_accuracy_from_the_cli(preset, target, tmp_path, capsys):
+    path = tmp_path / f"{preset}.safetensors"
+    assert main(["train", "--model", preset, "--quiet", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("test accuracy ")[1].split("%")[0]) / 100
+    assert accuracy >= target, out
+    model = nk.load(path)
+    form = presets.input_form(preset)
+    _, _, X_test, y_test = nk.datasets.load("digits", flat=form == "flat")
+    scores = nk.evaluate(model, presets.prepare_inputs(form, X_test), y_test)
+    assert scores["accuracy"] == pytest.approx(accuracy, abs=5e-5)
+
+
+def test_presets_take_the_input_forms_they_declare():
+    X, _, _, _ = nk.datasets.load("digits", flat=False)
+    assert X.shape[1:] == (1, 8, 8)
+    seq = presets.prepare_inputs("sequence", X[:5])
+    np.testing.assert_array_equal(seq[:, 3], X[:5, 0, 3])  # step t is image row t
+    assert presets.prepare_inputs("flat", X[:5]).shape == (5, 64)
+    for name in presets.PRESETS:
+        form = presets.input_form(name)
+        sample = presets.prepare_inputs(form, X[:2])
+        model = presets.build(name, sample.shape[1:], 10)
+        assert model(sample).shape == (2, 10)
+
+
+def test_unknown_preset_and_wrong_input_form():
+    with pytest.raises(ValueError, match="unknown model preset 'resnet'; available: cnn, lstm, mlp"):
+        presets.build("resnet", (64,), 10)
+    with pytest.raises(ValueError, match="needs images"):
+        presets.build("cnn", (64,), 10)
+    with pytest.raises(ValueError, match="needs sequences"):
+        presets.build("lstm", (1, 8, 8), 10)
+
+
+def test_input_form_of_a_spec_file(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"layers": [{"type": "gru", "config": {"input_size": 8, "hidden_size": 4}}]}')
+    assert presets.input_form(str(spec)) == "sequence"
+    spec.write_text("not json")
+    assert presets.input_form(str(spec)) == "flat"
