@@ -1,74 +1,88 @@
-"""Layer timings of the Numba conv/pool kernels against PyTorch (CPU, 2 threads).
+"""Layer timings of the Numba conv/pool CPU kernels against PyTorch, in one process.
 
-Run from the repository root:  python benchmarks/layer_timings_conv_pool.py [--threads 2] [--dtype float32]
+Run from the repository root::
 
-Each row: median over many runs, after warm-up (JIT compile excluded), in microseconds.
-Forward+backward for conv computes dx, dweight and dbias on both sides (torch: x.requires_grad).
+    python benchmarks/layer_timings_conv_pool.py [--threads 2] [--blas-threads 2]
+        [--dtype float32] [--omp-wait-policy passive] [--rounds 15]
+
+Conv rows time forward (``conv2d_forward``) and forward + backward (``conv2d_backward`` with
+``need_dx=True`` and ``cols_ready=True``, as the layers call it; torch: autograd with
+``x.requires_grad``). The "no dx" row is the first-layer case (``need_dx=False``; torch: x without
+grad). Pool rows time ``maxpool2d_forward`` and forward + ``maxpool2d_backward``.
+
+Timing: JIT compile excluded (warm-up calls first). The numba and torch variants of a row are
+interleaved round by round (so a noisy spell on a shared machine hits both alike); each round
+runs each variant for ~2 ms, and the figure is the median over rounds, in microseconds per call.
+On a 2-core VM, absolute figures swing by 2x or more between runs; compare within one run.
+
+Threads: NUMBA_NUM_THREADS, OMP_NUM_THREADS, torch.set_num_threads = --threads; OpenBLAS (both
+NumPy's and SciPy's, which Numba's np.dot uses) = --blas-threads. nkernels' training loops run
+BLAS single-threaded (nkernels.threads): --blas-threads 1 shows that configuration.
+This file is a plain script, not an asv benchmark (no ``time_`` functions are collected).
 """
 import argparse
 import os
 import sys
+import time
 
-_p = argparse.ArgumentParser()
-_p.add_argument("--threads", type=int, default=2)
-_p.add_argument("--dtype", default="float32")
-_p.add_argument("--repeat", type=int, default=50)
-ARGS = _p.parse_args()
-for _v in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_v] = str(ARGS.threads)
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from nkernels.kernels.cpu import conv, pool  # noqa: E402
-
-torch.set_num_threads(ARGS.threads)
-DT = np.dtype(ARGS.dtype)
-TDT = {np.float32: torch.float32, np.float64: torch.float64}[DT.type]
+# Everything heavy is imported in main(), after the thread variables are set, so that importing
+# this module (asv discovery walks benchmarks/) neither needs torch nor changes any thread pool.
+np = torch = F = conv = pool = None
+DT = TDT = None
 
 
-def median_us(fn, repeat):
-    for _ in range(3):
-        fn()
-    # Pick a number of inner calls so that one sample lasts >= ~2 ms.
-    t0 = time.perf_counter()
-    fn()
-    one = time.perf_counter() - t0
-    inner = max(1, int(2e-3 / max(one, 1e-7)))
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(inner):
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Numba conv/pool kernels vs PyTorch, µs per call")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--blas-threads", type=int, default=None, help="default: --threads")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--omp-wait-policy", default=None, choices=["active", "passive"],
+                   help="set OMP_WAIT_POLICY (read once, when libgomp loads); default: inherited")
+    p.add_argument("--only", default=None, help="run only rows whose name contains this text")
+    return p.parse_args(argv)
+
+
+def interleaved_medians(variants, rounds):
+    """{name: median µs per call}; variants is a list of (name, fn), run in turn each round."""
+    inner = {}
+    for name, fn in variants:
+        for _ in range(3):
             fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return 1e6 * float(np.median(samples))
+        t0 = time.perf_counter()
+        fn()
+        inner[name] = max(1, int(2e-3 / max(time.perf_counter() - t0, 1e-7)))
+    samples = {name: [] for name, _ in variants}
+    for _ in range(rounds):
+        for name, fn in variants:
+            t0 = time.perf_counter()
+            for _ in range(inner[name]):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / inner[name])
+    return {name: 1e6 * float(np.median(s)) for name, s in samples.items()}
 
 
-def bench_conv(name, xs, ws, pad, repeat):
+def conv_row(xs, ws, pad, need_dx=True):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(DT)
     w = (0.1 * rng.standard_normal(ws)).astype(DT)
     b = rng.standard_normal(ws[0]).astype(DT)
-    oshape = conv.conv2d_output_shape(x.shape, w.shape, 1, 1, pad, pad)
-    cs, gs = conv.conv2d_workspace_shapes(x.shape, w.shape, 1, 1, pad, pad)
+    opts = (1, 1, pad, pad)
+    oshape = conv.conv2d_output_shape(x.shape, w.shape, *opts)
+    cs, gs = conv.conv2d_workspace_shapes(x.shape, w.shape, *opts)
     cols, gemm = np.empty(cs, DT), np.empty(gs, DT)
     out = np.empty(oshape, DT)
     dout = rng.standard_normal(oshape).astype(DT)
     dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
 
     def nk_fwd():
-        conv.conv2d_forward(x, w, b, 1, 1, pad, pad, cols, gemm, out)
+        conv.conv2d_forward(x, w, b, *opts, cols, gemm, out)
 
-    def nk_fwdbwd():
-        conv.conv2d_forward(x, w, b, 1, 1, pad, pad, cols, gemm, out)
-        conv.conv2d_backward(x, w, dout, 1, 1, pad, pad, True, cols, gemm, dx, dw, db)
+    def nk_step():
+        conv.conv2d_forward(x, w, b, *opts, cols, gemm, out)
+        conv.conv2d_backward(x, w, dout, *opts, need_dx, True, cols, gemm, dx, dw, db)
 
-    xt = torch.tensor(x, dtype=TDT, requires_grad=True)
+    xt = torch.tensor(x, dtype=TDT, requires_grad=need_dx)
     wt = torch.tensor(w, dtype=TDT, requires_grad=True)
     bt = torch.tensor(b, dtype=TDT, requires_grad=True)
     dt_ = torch.tensor(dout, dtype=TDT)
@@ -77,17 +91,20 @@ def bench_conv(name, xs, ws, pad, repeat):
         with torch.no_grad():
             F.conv2d(xt, wt, bt, padding=pad)
 
-    def t_fwdbwd():
+    def t_step():
         xt.grad = wt.grad = bt.grad = None
         F.conv2d(xt, wt, bt, padding=pad).backward(dt_)
 
-    res = {k: median_us(f, repeat) for k, f in
-           [("nk fwd", nk_fwd), ("torch fwd", t_fwd), ("nk fwd+bwd", nk_fwdbwd),
-            ("torch fwd+bwd", t_fwdbwd)]}
-    return name, res
+    # Same numbers as torch before timing anything.
+    nk_step()
+    t_step()
+    rtol = 1e-3 if DT == np.float32 else 1e-9
+    np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=rtol, atol=rtol * np.abs(dw).max())
+    return [("nk fwd", nk_fwd), ("torch fwd", t_fwd), ("nk fwd+bwd", nk_step),
+            ("torch fwd+bwd", t_step)]
 
 
-def bench_pool(name, xs, k, repeat):
+def maxpool_row(xs, k):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(DT)
     oshape = pool.pool2d_output_shape(x.shape, k, k)
@@ -99,7 +116,7 @@ def bench_pool(name, xs, k, repeat):
     def nk_fwd():
         pool.maxpool2d_forward(x, k, k, out, idx)
 
-    def nk_fwdbwd():
+    def nk_step():
         pool.maxpool2d_forward(x, k, k, out, idx)
         pool.maxpool2d_backward(dout, idx, dx)
 
@@ -110,37 +127,64 @@ def bench_pool(name, xs, k, repeat):
         with torch.no_grad():
             F.max_pool2d(xt, k)
 
-    def t_fwdbwd():
+    def t_step():
         xt.grad = None
         F.max_pool2d(xt, k).backward(dt_)
 
-    res = {k_: median_us(f, repeat) for k_, f in
-           [("nk fwd", nk_fwd), ("torch fwd", t_fwd), ("nk fwd+bwd", nk_fwdbwd),
-            ("torch fwd+bwd", t_fwdbwd)]}
-    return name, res
+    return [("nk fwd", nk_fwd), ("torch fwd", t_fwd), ("nk fwd+bwd", nk_step),
+            ("torch fwd+bwd", t_step)]
 
 
-def main():
-    rows = []
-    with threadpool_limits(ARGS.threads):
-        rows.append(bench_conv("conv digits x(64,1,8,8) w(16,1,3,3) p1", (64, 1, 8, 8),
-                               (16, 1, 3, 3), 1, ARGS.repeat))
-        rows.append(bench_conv("conv LeNet1 x(128,1,28,28) w(32,1,5,5)", (128, 1, 28, 28),
-                               (32, 1, 5, 5), 0, ARGS.repeat))
-        rows.append(bench_conv("conv LeNet2 x(128,32,12,12) w(64,32,5,5)", (128, 32, 12, 12),
-                               (64, 32, 5, 5), 0, ARGS.repeat))
-        rows.append(bench_pool("maxpool2 (64,16,8,8)", (64, 16, 8, 8), 2, ARGS.repeat))
-        rows.append(bench_pool("maxpool2 (128,32,24,24)", (128, 32, 24, 24), 2, ARGS.repeat))
-    print(f"dtype={DT.name} threads={ARGS.threads} numba_threading_layer=", end="")
+ROWS = [
+    ("conv digits x(64,1,8,8) w(16,1,3,3) pad 1", lambda: conv_row((64, 1, 8, 8), (16, 1, 3, 3), 1)),
+    ("conv LeNet1 x(128,1,28,28) w(32,1,5,5)", lambda: conv_row((128, 1, 28, 28), (32, 1, 5, 5), 0)),
+    ("conv LeNet1 no dx", lambda: conv_row((128, 1, 28, 28), (32, 1, 5, 5), 0, need_dx=False)),
+    ("conv LeNet2 x(128,32,12,12) w(64,32,5,5)", lambda: conv_row((128, 32, 12, 12), (64, 32, 5, 5), 0)),
+    ("maxpool k2 (64,16,8,8)", lambda: maxpool_row((64, 16, 8, 8), 2)),
+    ("maxpool k2 (128,32,24,24)", lambda: maxpool_row((128, 32, 24, 24), 2)),
+]
+COLUMNS = ["nk fwd", "torch fwd", "nk fwd+bwd", "torch fwd+bwd"]
+
+
+def main(argv=None):
+    global np, torch, F, conv, pool, DT, TDT
+    args = parse_args(argv)
+    blas_threads = args.blas_threads or args.threads
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(blas_threads)
+    if args.omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
     import numba
-    print(numba.threading_layer())
-    cols = ["nk fwd", "torch fwd", "nk fwd+bwd", "torch fwd+bwd"]
-    print(f"| case | {' | '.join(c + ' (µs)' for c in cols)} | speedup fwd | speedup fwd+bwd |")
-    print("|---" * (len(cols) + 3) + "|")
-    for name, r in rows:
-        vals = " | ".join(f"{r[c]:.0f}" for c in cols)
-        print(f"| {name} | {vals} | {r['torch fwd'] / r['nk fwd']:.2f}x | "
-              f"{r['torch fwd+bwd'] / r['nk fwd+bwd']:.2f}x |")
+    import numpy
+    import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot uses SciPy's OpenBLAS)
+    import torch as _torch
+    from threadpoolctl import threadpool_limits
+
+    from nkernels.kernels.cpu import conv as _conv, pool as _pool
+
+    np, torch, F, conv, pool = numpy, _torch, _torch.nn.functional, _conv, _pool
+    DT = np.dtype(args.dtype)
+    TDT = {"float32": torch.float32, "float64": torch.float64}[DT.name]
+    torch.set_num_threads(args.threads)
+    results = []
+    with threadpool_limits(blas_threads, user_api="blas"):
+        for name, make in ROWS:
+            if args.only and args.only not in name:
+                continue
+            results.append((name, interleaved_medians(make(), args.rounds)))
+    print(f"dtype={DT.name} numba threads={numba.get_num_threads()} "
+          f"layer={numba.threading_layer()} blas threads={blas_threads} "
+          f"torch threads={torch.get_num_threads()} "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    print("| case | " + " | ".join(c + " (µs)" for c in COLUMNS) + " | torch/nk fwd | torch/nk fwd+bwd |")
+    print("|---" * (len(COLUMNS) + 3) + "|")
+    for name, r in results:
+        print(f"| {name} | " + " | ".join(f"{r[c]:.0f}" for c in COLUMNS)
+              + f" | {r['torch fwd'] / r['nk fwd']:.2f}x | {r['torch fwd+bwd'] / r['nk fwd+bwd']:.2f}x |")
 
 
 if __name__ == "__main__":

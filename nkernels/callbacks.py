@@ -1,16 +1,44 @@
 """Callbacks: objects told about training events, next to the plugins' observer hooks."""
 from __future__ import annotations
 
+import csv
+import os
 from typing import Any, Iterable
+
+import numpy as np
 
 from . import plugins
 
 
+class TrainingContext:
+    """What callbacks may read and change during a run.
+
+    ``model``; ``optimizer`` (None for schemes without one); ``history`` so far; and
+    ``stop_training``, which a callback sets to end training after the current epoch.
+    """
+
+    def __init__(self, model: Any, optimizer: Any = None, history: Any = None):
+        self.model, self.optimizer, self.history = model, optimizer, history
+        self.stop_training = False
+
+
 class Callback:
-    """Base class: override the events you need. ``logs`` maps metric names to values."""
+    """Base class: override the events you need. ``logs`` maps metric names to values.
+
+    ``self.context`` (a :class:`TrainingContext`) is set before ``on_train_begin``. A callback
+    with state that must survive a checkpoint returns it from :meth:`state_dict` (JSON values)
+    and :meth:`state_arrays` (NumPy arrays), and takes it back in :meth:`load_state`.
+    """
+
+    context: TrainingContext | None = None
+    #: set to True by callbacks that need on_batch_end; schemes may skip per-batch events otherwise
+    wants_batches = False
 
     def on_train_begin(self, model: Any, params: dict[str, Any]) -> None:
         """Training starts; ``params`` holds the run's settings (epochs, batch_size, ...)."""
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        """Epoch ``epoch`` (from 0) is about to start."""
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         """Epoch ``epoch`` (from 0) ended with metrics ``logs``."""
@@ -21,26 +49,47 @@ class Callback:
     def on_train_end(self, history: Any) -> None:
         """Training ended; ``history`` is what ``fit`` returns."""
 
-    #: set to True by callbacks that need on_batch_end; schemes may skip per-batch events otherwise
-    wants_batches = False
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-ready state for checkpoints (none by default)."""
+        return {}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Array state for checkpoints (none by default)."""
+        return {}
+
+    def load_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` and :meth:`state_arrays` returned."""
 
 
 class CallbackList(Callback):
     """Dispatches every event to a list of callbacks and to the plugins' observer hooks."""
 
-    def __init__(self, callbacks: Iterable[Callback] | None, model: Any, scheme: Any):
+    def __init__(self, callbacks: Iterable[Callback] | None, model: Any, scheme: Any, optimizer: Any = None,
+                 history: Any = None):
         self.callbacks = list(callbacks or [])
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be nkernels.callbacks.Callback instances, got {cb!r}")
         self.model, self.scheme = model, scheme
+        self.context = TrainingContext(model, optimizer, history)
+        for cb in self.callbacks:
+            cb.context = self.context
         self.wants_batches = any(cb.wants_batches for cb in self.callbacks) or \
             plugins.has_observers("nkernels_on_batch_end")
+
+    @property
+    def stop_training(self) -> bool:
+        """Whether a callback asked to stop after this epoch."""
+        return self.context.stop_training
 
     def on_train_begin(self, model, params):
         for cb in self.callbacks:
             cb.on_train_begin(model, params)
         plugins.notify("nkernels_on_train_begin", model=model, scheme=self.scheme, params=params)
+
+    def on_epoch_begin(self, epoch):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch)
 
     def on_epoch_end(self, epoch, logs):
         for cb in self.callbacks:
@@ -57,6 +106,52 @@ class CallbackList(Callback):
             cb.on_train_end(history)
         plugins.notify("nkernels_on_train_end", model=self.model, history=history)
 
+    def states(self) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+        """Every callback's state, for a checkpoint: JSON parts in order, arrays as ``"<index>.<name>"``."""
+        arrays = {f"{i}.{k}": v for i, cb in enumerate(self.callbacks) for k, v in cb.state_arrays().items()}
+        return [cb.state_dict() for cb in self.callbacks], arrays
+
+    def load_states(self, states: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+        """Give each callback back its state from :meth:`states`."""
+        if len(states) != len(self.callbacks):
+            raise ValueError(f"the checkpoint holds the state of {len(states)} callbacks but this run has "
+                             f"{len(self.callbacks)}; resume with the same callbacks")
+        for i, (cb, state) in enumerate(zip(self.callbacks, states)):
+            prefix = f"{i}."
+            cb.load_state(state, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+
+
+class CSVLogger(Callback):
+    """Appends one row per epoch (epoch, then every metric) to a CSV file.
+
+    A new run truncates the file unless ``append=True``; a resumed run appends.
+    """
+
+    def __init__(self, path: str | os.PathLike, append: bool = False):
+        self.path = os.fspath(path)
+        self.append = append
+        self._columns: list[str] | None = None
+
+    def on_train_begin(self, model, params):
+        if not self.append and not params.get("resumed"):
+            with open(self.path, "w"):
+                pass
+        self._columns = None
+
+    def on_epoch_end(self, epoch, logs):
+        exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        if self._columns is None:
+            self._columns = ["epoch", *logs]
+            if exists:
+                with open(self.path, newline="") as f:
+                    header = next(csv.reader(f), None)
+                self._columns = header or self._columns
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, self._columns, extrasaction="ignore")
+            if not exists:
+                writer.writeheader()
+            writer.writerow({"epoch": epoch + 1, **logs})
+
 
 class ProgressBar(Callback):
     """A progress bar over the epochs (rich), showing the latest metrics."""
@@ -70,7 +165,9 @@ class ProgressBar(Callback):
 
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"), transient=False)
-        self._task = self._progress.add_task(self.description, total=params.get("epochs"), metrics="")
+        done = self.context.history.epochs if self.context is not None and self.context.history else 0
+        self._task = self._progress.add_task(self.description, total=params.get("epochs"), completed=done,
+                                             metrics="")
         self._progress.start()
 
     def on_epoch_end(self, epoch, logs):

@@ -14,28 +14,37 @@ from ._version import __version__
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nkernels", description="Deep-learning layers on Numba kernels.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks on errors")
+    parser = argparse.ArgumentParser(prog="nkernels", description="Deep-learning layers on Numba kernels.",
+                                     parents=[common])
     parser.add_argument("--version", action="version", version=f"nkernels {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model on a dataset")
+    train = sub.add_parser("train", help="train a model on a dataset", parents=[common])
     train.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
-    train.add_argument("--model", default="mlp", help="a preset (mlp) or a JSON spec file")
+    train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm) or a JSON spec file")
     train.add_argument("--scheme", default="backprop", help="a registered training scheme")
     train.add_argument("--epochs", type=int, default=None, help="epochs (the preset's default if unset)")
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--optimizer", default="adam")
-    train.add_argument("--lr", type=float, default=None, help="learning rate (the optimizer's default if unset)")
+    train.add_argument("--optimizer", default="adam", help="adam, adamw or sgd")
+    train.add_argument("--lr", type=float, default=None, help="learning rate (the preset's default if unset)")
+    train.add_argument("--schedule", default=None, help="learning-rate schedule: step, cosine or plateau")
+    train.add_argument("--augment-shift", type=int, default=0, metavar="PIXELS",
+                       help="shift training images randomly by up to this many pixels")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    train.add_argument("--device", default="cpu", help="cpu or cuda")
     train.add_argument("--save", metavar="PATH", help="save the trained model here")
+    train.add_argument("--checkpoint-dir", metavar="DIR", help="save a checkpoint here after every epoch")
+    train.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
+    train.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    plugins = sub.add_parser("plugins", help="list the plugins and what they registered")
+    plugins = sub.add_parser("plugins", help="list the plugins and what they registered", parents=[common])
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    sub.add_parser("info", help="versions, devices, cache directory and threads")
+    sub.add_parser("info", help="versions, devices, cache directory and threads", parents=[common])
     return parser
 
 
@@ -69,9 +78,12 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     model = _build_model(args.model, X.shape[1:], n_classes, args.seed).to(args.device)
     defaults = presets.TRAINING_DEFAULTS.get(args.model, presets.SPEC_TRAINING_DEFAULTS)
     epochs = args.epochs if args.epochs is not None else defaults["epochs"]
+    if args.resume and not args.checkpoint_dir:
+        raise ValueError("--resume continues the run in --checkpoint-dir DIR; give that directory")
     options: dict[str, Any] = {}
     if args.scheme == "backprop":
-        options["optimizer"] = args.optimizer
+        options.update(optimizer=args.optimizer, schedule=args.schedule, augment_shift=args.augment_shift,
+                       checkpoint_dir=args.checkpoint_dir, resume=args.resume)
         lr = args.lr if args.lr is not None else defaults.get("lr")
         if lr is not None:
             options["lr"] = lr
@@ -103,6 +115,11 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     if args.save:
         save(model, args.save)
         console.print(f"saved to {args.save}")
+    if args.plot:
+        from .plotting import plot_history
+
+        plot_history(history, args.plot)
+        console.print(f"curves written to {args.plot}")
     return 0
 
 
@@ -190,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, console)
     except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,22 +44,45 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def save(model, path: str | os.PathLike, optimizer=None, extra: dict[str, Any] | None = None) -> None:
-    """Save ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
+def save(model, path: str | os.PathLike, optimizer=None, extra: dict[str, Any] | None = None,
+         arrays: dict[str, np.ndarray] | None = None) -> None:
+    """Save ``model`` (weights and buffers) and optionally an optimizer's state to ``path`` atomically.
+
+    ``extra`` (JSON values) and ``arrays`` (named arrays) travel along, for checkpoints.
+    """
     from safetensors.numpy import save as st_save
 
     tensors = {f"model.{k}": np.ascontiguousarray(v) for k, v in model.params.items()}
+    tensors.update({f"buffer.{k}": np.ascontiguousarray(v) for k, v in model.buffers.items()})
+    tensors.update({f"extra.{k}": np.ascontiguousarray(v) for k, v in (arrays or {}).items()})
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": json.dumps(model.get_config())}
     if optimizer is not None:
         state = optimizer.state_dict()
-        for key, arrays in state["state"].items():
-            for name, array in arrays.items():
+        for key, named in state["state"].items():
+            for name, array in named.items():
                 tensors[f"optimizer.{key}.{name}"] = np.ascontiguousarray(array)
         metadata["optimizer"] = json.dumps({"type": type(optimizer).__name__.lower(),
                                             "config": optimizer.get_config(), "steps": state["steps"]})
-    if extra:
+    if extra is not None:
         metadata["extra"] = json.dumps(extra)
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+
+
+@dataclass
+class Checkpoint:
+    """Everything a file holds: the model config, its weights and buffers, an optimizer's state, extras."""
+
+    config: dict[str, Any]
+    params: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
+    optimizer: dict[str, Any] | None
+    extra: dict[str, Any] | None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def optimizer_state(self) -> dict[str, Any] | None:
+        """The saved optimizer's ``state_dict()``, or None."""
+        return None if self.optimizer is None else {"steps": self.optimizer["steps"],
+                                                     "state": self.optimizer["state"]}
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.ndarray]]:
@@ -89,17 +113,46 @@ def _json_field(metadata: dict[str, str], key: str, path: Any) -> Any:
         raise CorruptFileError(f"{path}: the '{key}' metadata is missing or not JSON ({exc})") from None
 
 
+def _group(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Parse the file at ``path`` (data only, never code); CorruptFileError for a bad file."""
+    metadata, tensors = _read(path)
+    optimizer = None
+    if "optimizer" in metadata:
+        optimizer = _json_field(metadata, "optimizer", path)
+        state: dict[str, dict[str, np.ndarray]] = {}
+        for key, array in _group(tensors, "optimizer.").items():
+            param_key, name = key.rsplit(".", 1)
+            state.setdefault(param_key, {})[name] = array
+        optimizer["state"] = state
+    extra = _json_field(metadata, "extra", path) if "extra" in metadata else None
+    return Checkpoint(_json_field(metadata, "model", path), _group(tensors, "model."), _group(tensors, "buffer."),
+                      optimizer, extra, _group(tensors, "extra."))
+
+
+def restore_weights(model, checkpoint: Checkpoint, path: Any = "the checkpoint") -> None:
+    """Copy a checkpoint's weights and buffers into ``model``, whose architecture must match."""
+    if model.get_config()["layers"] != checkpoint.config.get("layers"):
+        raise ValueError(f"{path} holds a different architecture than the model given")
+    try:
+        model.set_params(checkpoint.params)
+    except ValueError as exc:
+        raise CorruptFileError(f"{path}: the weights do not match the architecture ({exc})") from None
+    for key, value in model.buffers.items():
+        if key in checkpoint.buffers:
+            value[...] = checkpoint.buffers[key]
+
+
 def load(path: str | os.PathLike):
     """The model saved at ``path``, with its weights. Raises CorruptFileError for a bad file."""
     from .model import Sequential
 
-    metadata, tensors = _read(path)
-    model = Sequential.from_config(_json_field(metadata, "model", path))
-    params = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.set_params(params)
-    except ValueError as exc:
-        raise CorruptFileError(f"{path}: the weights do not match the architecture ({exc})") from None
+    checkpoint = read_checkpoint(path)
+    model = Sequential.from_config(checkpoint.config)
+    restore_weights(model, checkpoint, path)
     return model
 
 
@@ -107,18 +160,12 @@ def load_optimizer(path: str | os.PathLike):
     """The optimizer saved with the model at ``path`` (state included), or None if none was saved."""
     from .optimizers import get_optimizer
 
-    metadata, tensors = _read(path)
-    if "optimizer" not in metadata:
+    checkpoint = read_checkpoint(path)
+    if checkpoint.optimizer is None:
         return None
-    info = _json_field(metadata, "optimizer", path)
-    config = dict(info["config"])
+    config = dict(checkpoint.optimizer["config"])
     if "betas" in config:
         config["betas"] = tuple(config["betas"])
-    optimizer = get_optimizer(info["type"], **config)
-    state: dict[str, dict[str, np.ndarray]] = {}
-    for key, array in tensors.items():
-        if key.startswith("optimizer."):
-            param_key, name = key[len("optimizer."):].rsplit(".", 1)
-            state.setdefault(param_key, {})[name] = array
-    optimizer.load_state_dict({"steps": info["steps"], "state": state})
+    optimizer = get_optimizer(checkpoint.optimizer["type"], **config)
+    optimizer.load_state_dict(checkpoint.optimizer_state())
     return optimizer

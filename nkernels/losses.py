@@ -109,8 +109,11 @@ class MSE(Loss):
         if y.ndim == 1 and len(output_shape) == 2 and output_shape[1] == 1:
             y = y[:, None]
         if y.shape[1:] != tuple(output_shape[1:]):
+            hint = "; for classification pass integer class labels" if y.ndim == 1 else ""
             raise ValueError(f"targets must have shape (N, {', '.join(map(str, output_shape[1:]))}) to "
-                             f"match the outputs, got {y.shape}")
+                             f"match the outputs, got {y.shape}{hint}")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError("targets contain NaN or infinite values")
         return np.ascontiguousarray(y, dtype=dtype)
 
     def forward(self, outputs, targets):

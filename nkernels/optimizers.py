@@ -23,15 +23,32 @@ def _check_rate(value: Any, name: str, *, positive: bool = False, below_one: boo
     return value
 
 
+def _optional_positive(value: Any, name: str) -> float | None:
+    return None if value is None else _check_rate(value, name, positive=True)
+
+
+def is_constrained(key: str, param: np.ndarray) -> bool:
+    """Whether the max-norm constraint applies: Dense and convolution weights (``*.weight``, 2-D or more)."""
+    return key.rsplit(".", 1)[-1] == "weight" and param.ndim >= 2
+
+
 class Optimizer:
-    """Base class: ``step(params, grads)`` updates the arrays of ``params`` in place."""
+    """Base class: ``step(params, grads)`` updates the arrays of ``params`` in place.
+
+    ``clip_norm`` rescales all gradients together when their global L2 norm exceeds it (as
+    ``torch.nn.utils.clip_grad_norm_``). ``max_norm`` rescales, after each update, every row of
+    a Dense or convolution weight (one output unit's incoming weights) whose L2 norm exceeds
+    it, the constraint used with dropout (as ``torch.renorm(w, 2, 0, max_norm)``).
+    """
 
     #: names of the per-parameter state arrays, each shaped like its parameter
     state_names: tuple[str, ...] = ()
     op = ""
 
-    def __init__(self, lr: float):
+    def __init__(self, lr: float, clip_norm: float | None = None, max_norm: float | None = None):
         self.lr = _check_rate(lr, "lr", positive=True)
+        self.clip_norm = _optional_positive(clip_norm, "clip_norm")
+        self.max_norm = _optional_positive(max_norm, "max_norm")
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
 
@@ -47,11 +64,22 @@ class Optimizer:
         raise NotImplementedError
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """One update of every parameter from its gradient."""
+        """One update of every parameter from its gradient (clipped and constrained as configured)."""
         self.steps += 1
+        if self.clip_norm is not None:
+            total = 0.0
+            for key in params:
+                total += kernel("sum_of_squares")(grads[key].reshape(-1))
+            factor = kernel("clip_scale")(np.sqrt(total), self.clip_norm)
+            for key in params:
+                kernel("scale_inplace")(grads[key].reshape(-1), factor)
         update = kernel(self.op)
         for key, param in params.items():
             self._update(update, param.reshape(-1), grads[key].reshape(-1), self.state_for(key, param))
+        if self.max_norm is not None:
+            for key, param in params.items():
+                if is_constrained(key, param):
+                    kernel("max_norm_rows")(param.reshape(param.shape[0], -1), self.max_norm)
 
     def _update(self, update, param, grad, state) -> None:
         raise NotImplementedError
@@ -61,7 +89,11 @@ class Optimizer:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this optimizer (without its state)."""
         raise NotImplementedError
+
+    def _constraints(self) -> dict[str, Any]:
+        return {"clip_norm": self.clip_norm, "max_norm": self.max_norm}
 
     def state_dict(self) -> dict[str, Any]:
         """The step count and state arrays, for checkpoints."""
@@ -80,8 +112,8 @@ class SGD(Optimizer):
     op = "sgd_update"
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0):
-        super().__init__(lr)
+                 weight_decay: float = 0.0, clip_norm: float | None = None, max_norm: float | None = None):
+        super().__init__(lr, clip_norm, max_norm)
         self.momentum = _check_rate(momentum, "momentum")
         self.weight_decay = _check_rate(weight_decay, "weight_decay")
         self.nesterov = bool(nesterov)
@@ -100,7 +132,7 @@ class SGD(Optimizer):
 
     def get_config(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, **self._constraints()}
 
 
 class Adam(Optimizer):
@@ -111,8 +143,8 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
-        super().__init__(lr)
+                 weight_decay: float = 0.0, clip_norm: float | None = None, max_norm: float | None = None):
+        super().__init__(lr, clip_norm, max_norm)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
         self.betas = (_check_rate(betas[0], "betas[0]", below_one=True),
@@ -132,7 +164,8 @@ class Adam(Optimizer):
                 f"{{hyper}}[3], {{hyper}}[4], {self.decoupled}, {{step}})")
 
     def get_config(self):
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
+                **self._constraints()}
 
 
 class AdamW(Adam):
@@ -141,8 +174,8 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01):
-        super().__init__(lr, betas, eps, weight_decay)
+                 weight_decay: float = 0.01, clip_norm: float | None = None, max_norm: float | None = None):
+        super().__init__(lr, betas, eps, weight_decay, clip_norm, max_norm)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

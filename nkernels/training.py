@@ -23,8 +23,8 @@ FIT_ARGUMENTS = ("epochs", "batch_size", "seed", "callbacks", "validation_data")
 class LayerwiseTrainer:
     """Runs mini-batches one Python call per layer: the reference path, and the one plugin layers use."""
 
-    def __init__(self, model, loss: Loss, optimizer, sample_shape):
-        self.model, self.loss, self.optimizer = model, loss, optimizer
+    def __init__(self, model, loss: Loss, optimizer, sample_shape, augment: tuple[int, int] | None = None):
+        self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
         self.sample_shape = tuple(sample_shape)
 
     def run(self, X2d, Y, order, start, n_batches, batch_size):
@@ -35,6 +35,13 @@ class LayerwiseTrainer:
         for b in range(n_batches):
             index = order[start + b * batch_size: start + (b + 1) * batch_size]
             xb = X2d[index].reshape((batch_size,) + self.sample_shape)
+            if self.augment is not None:
+                from .compiled.step import AUGMENT_STRIDE
+
+                shifted = np.empty_like(xb)
+                step = self.optimizer.steps + 1
+                kernel("random_translate")(xb, self.augment[0], self.augment[1], step * AUGMENT_STRIDE, shifted)
+                xb = shifted
             yb = Y[index]
             out = self.model.forward(xb, training=True)
             if self.loss.target_kind == "values":  # targets travel as rows, like the inputs
@@ -50,15 +57,23 @@ class LayerwiseTrainer:
         return losses, correct, n_batches
 
 
-def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, compiled: bool = True):
-    """The fastest trainer available for this model: compiled when possible, else layer by layer."""
+def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, compiled: bool = True,
+                 augment: tuple[int, int] | None = None):
+    """The fastest trainer available for this model: compiled when possible, else layer by layer.
+
+    ``augment`` is ``(max_shift, seed)``: each training image (N, C, H, W) is shifted by a random
+    number of pixels, up to ``max_shift`` each way, drawn from a counter-based generator.
+    """
+    if augment is not None and len(sample_shape) != 3:
+        raise ValueError(f"random translations need image inputs (N, C, H, W), got samples of shape "
+                         f"{tuple(sample_shape)}")
     if compiled:
         from .compiled.step import CompiledTrainer
 
-        trainer = CompiledTrainer.build(model, loss, optimizer, sample_shape, batch_size)
+        trainer = CompiledTrainer.build(model, loss, optimizer, sample_shape, batch_size, augment)
         if trainer is not None:
             return trainer
-    return LayerwiseTrainer(model, loss, optimizer, sample_shape)
+    return LayerwiseTrainer(model, loss, optimizer, sample_shape, augment)
 
 
 def default_loss(y: Any) -> Loss:

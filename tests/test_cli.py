@@ -81,3 +81,34 @@ def test_info_reports_versions_cuda_and_cache(capsys):
     for key in ("nkernels", "numba", "llvmlite", "numpy", "numba-cuda", "cuda", "numba cache", "threads"):
         assert key in out
     assert ("usable" in out) or ("not usable" in out)
+
+
+def test_train_with_schedule_plot_checkpoint_and_resume(tmp_path, capsys):
+    plot, ckpt = tmp_path / "curves.png", tmp_path / "run"
+    base = ["train", "--model", "cnn", "--quiet", "--checkpoint-dir", str(ckpt), "--schedule", "cosine",
+            "--augment-shift", "1"]
+    assert main(base + ["--epochs", "2"]) == 0
+    assert (ckpt / "checkpoint.safetensors").exists()
+    capsys.readouterr()
+    assert main(base + ["--epochs", "3", "--resume", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "curves written to" in out and plot.read_bytes()[:4] == b"\x89PNG"
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows] == ["1", "2", "3"]  # the history carries on
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--resume"], "--resume continues the run in --checkpoint-dir"),
+    (["train", "--schedule", "linear"], "unknown schedule 'linear'"),
+    (["train", "--device", "cuda"], "cuda"),
+    (["train", "--augment-shift", "2"], "need image inputs"),
+])
+def test_more_errors_are_one_line(argv, message, capsys):
+    assert main(argv + ["--quiet", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_debug_is_accepted_after_the_subcommand():
+    with pytest.raises(ValueError):
+        main(["train", "--data", "cifar99", "--debug", "--quiet"])

@@ -248,7 +248,7 @@ def test_observer_hooks_fire_during_training(fresh_plugins, digits):
         nk.train(model, X, y, epochs=2, batch_size=50)
     assert events[0] == ("begin", 2, "Backprop")
     assert events[1:3] == [("batch", 0), ("batch", 1)]
-    assert events[3] == ("epoch", 0, ["accuracy", "loss", "time"])
+    assert events[3] == ("epoch", 0, ["accuracy", "loss", "lr", "time"])
     assert events[-1] == ("end", 2)
     assert len(events) == 8
 

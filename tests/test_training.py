@@ -77,7 +77,7 @@ def test_mlp_learns_digits(digits):
     assert history["val_accuracy"][-1] >= 0.95
     scores = nk.evaluate(model, X_test, y_test)
     assert scores["accuracy"] == history["val_accuracy"][-1]
-    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "time"}
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"}
 
 
 def test_regression_with_mse():
@@ -133,9 +133,29 @@ def test_bad_data_is_rejected_before_any_kernel(digits):
         nk.train(model, X[:0], y[:0])
     with pytest.raises(TypeError, match="must hold numbers"):
         nk.train(model, X.astype(str), y)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
+        nk.train(model, X, y - 1)
+    with pytest.raises(ValueError, match="for classification pass integer class labels"):
+        nk.train(model, X, y + 0.5)
+    with pytest.raises(ValueError, match="whole numbers"):
+        nk.train(model, X, y + 0.5, loss="cross_entropy")
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; available: digits"):
+        nk.datasets.load("mnist")
     X[3, 5] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         nk.train(model, X, y)
+    X[3, 5] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        nk.train(model, X, y)
+    with pytest.raises(ValueError, match="targets contain NaN"):
+        nk.train(nk.Sequential([L.Dense(64, 1)]), digits[0][:40], np.full((40, 1), np.nan))
+
+
+def test_noncontiguous_float64_training_data_simply_works(digits):
+    X = np.asfortranarray(np.repeat(digits[0][:64], 2, axis=1).astype(np.float64))[:, ::2]
+    assert not X.flags.c_contiguous and X.dtype == np.float64
+    history = nk.train(small_mlp(), X, digits[1][:64].astype(np.int32), epochs=1, batch_size=32)
+    assert np.isfinite(history["loss"][0])
 
 
 @pytest.mark.parametrize("compiled", [True, False])

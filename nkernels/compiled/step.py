@@ -45,7 +45,26 @@ def _import_line(op: str) -> str | None:
     return f"from {py_func.__module__} import {py_func.__name__} as {op}"
 
 
-def _plan(model, loss, optimizer, batch_shape: tuple[int, ...]) -> _Plan | None:
+#: the random-translation counter of a step starts at ``step * AUGMENT_STRIDE`` (batches stay below it)
+AUGMENT_STRIDE = 1 << 20
+
+
+def _optimizer_code(optimizer, grads: list[str], params: list[tuple[str, str, bool]]) -> tuple[list, list]:
+    """Source lines for gradient clipping and the max-norm constraint; ``params`` holds (flat, rows, constrained)."""
+    clip, constrain = [], []
+    if optimizer.clip_norm is not None:
+        clip = ["total_ = 0.0"] + [f"total_ += sum_of_squares({g})" for g in grads]
+        clip.append(f"factor_ = clip_scale(math.sqrt(total_), {optimizer.clip_norm!r})")
+        clip += [f"scale_inplace({g}, factor_)" for g in grads]
+    if optimizer.max_norm is not None:
+        constrain = [f"max_norm_rows({rows}, {optimizer.max_norm!r})" for _, rows, constrained in params
+                     if constrained]
+    return clip, constrain
+
+
+def _plan(model, loss, optimizer, batch_shape: tuple[int, ...], augment: tuple[int, int] | None) -> _Plan | None:
+    from ..optimizers import is_constrained
+
     dtype = model.dtype
     shapes = [tuple(batch_shape)]
     layer_ops = []
@@ -61,22 +80,12 @@ def _plan(model, loss, optimizer, batch_shape: tuple[int, ...]) -> _Plan | None:
     loss_source, loss_ops, loss_workspaces = loss_template
     update = optimizer.update_template()
 
-    ops = {"gather_rows", "gather_labels", optimizer.op, *loss_ops}
-    for op in layer_ops:
-        ops.update(op.ops)
-    imports = []
-    for op in sorted(ops):
-        line = _import_line(op)
-        if line is None:
-            return None
-        imports.append(line)
-
     n = len(model.layers)
     args = list(_FIXED_ARGS)
     for i in range(n + 1):
         args += [f"a{i}", f"a{i}_f", f"d{i}", f"d{i}_f"]
-    args += ["a0_rows", "t", "t_rows"]
-    forward, backward, updates = [], [], []
+    args += ["a0_rows", "t", "t_rows", "t_f"]
+    forward, backward, updates, grads, params = [], [], [], [], []
     for l, (layer, op) in enumerate(zip(model.layers, layer_ops)):
         keys = list(layer.params)
         p = {k: f"p{l}_{j}" for j, k in enumerate(keys)}
@@ -91,23 +100,44 @@ def _plan(model, loss, optimizer, batch_shape: tuple[int, ...]) -> _Plan | None:
         backward.insert(0, op.backward.format(**names))
         for j, key in enumerate(keys):
             opt_state = {name: f"o{l}_{j}_{name}" for name in optimizer.state_names}
-            args += [f"p{l}_{j}_f", f"g{l}_{j}_f"] + list(opt_state.values())
+            args += [f"p{l}_{j}_f", f"g{l}_{j}_f", f"p{l}_{j}_r"] + list(opt_state.values())
             updates.append(update.format(p=f"p{l}_{j}_f", g=f"g{l}_{j}_f", s=opt_state,
                                          hyper="hyper", step="step"))
+            grads.append(f"g{l}_{j}_f")
+            params.append((f"p{l}_{j}_f", f"p{l}_{j}_r", is_constrained(f"{l}.{key}", layer.params[key])))
+    clip, constrain = _optimizer_code(optimizer, grads, params)
+    norm_ops = (["sum_of_squares", "clip_scale", "scale_inplace"] if clip else []) + \
+        (["max_norm_rows"] if constrain else [])
     lw = {k: f"lw_{j}" for j, k in enumerate(loss_workspaces)}
     args += list(lw.values())
     loss_code = loss_source.format(out=f"a{n}", out_flat=f"a{n}_f", dout=f"d{n}", dout_flat=f"d{n}_f",
-                                   target="t", target_flat="t_f",
-                                   w=lw)
-    args.append("t_f")
+                                   target="t", target_flat="t_f", w=lw)
     gather_target = ("gather_labels(Y, order, start, t)" if loss.target_kind == "labels"
                      else "gather_rows(Y, order, start, t_rows)")
+    if augment is None:
+        gather_input = ["gather_rows(X, order, start, a0_rows)"]
+    else:
+        args += ["raw", "raw_rows"]
+        gather_input = ["gather_rows(X, order, start, raw_rows)",
+                        f"random_translate(raw, {augment[0]}, {augment[1]}, step * {AUGMENT_STRIDE}, a0)"]
+
+    ops = {"gather_rows", "gather_labels", optimizer.op, *loss_ops, *norm_ops}
+    ops.update(*(op.ops for op in layer_ops))
+    if augment is not None:
+        ops.add("random_translate")
+    imports = []
+    for op in sorted(ops):
+        line = _import_line(op)
+        if line is None:
+            return None
+        imports.append(line)
+
     body = [
         "bs = a0.shape[0]",
         "for b in range(n_batches):",
         "    start = start0 + b * bs",
         "    step = step0 + b + 1",
-        "    gather_rows(X, order, start, a0_rows)",
+        _indent("\n".join(gather_input), 4),
         f"    {gather_target}",
         _indent("\n".join(forward), 4),
         _indent(loss_code, 4),
@@ -116,7 +146,7 @@ def _plan(model, loss, optimizer, batch_shape: tuple[int, ...]) -> _Plan | None:
         "    losses[b] = loss",
         "    correct[b] = correct_",
         _indent("\n".join(backward), 4),
-        _indent("\n".join(updates), 4),
+        _indent("\n".join(clip + updates + constrain), 4),
         "return n_batches",
     ]
     source = "\n".join([
@@ -161,21 +191,25 @@ class CompiledTrainer:
     has no compiled form; the caller then drives the model layer by layer.
     """
 
-    def __init__(self, model, loss, optimizer, sample_shape, plan: _Plan, function):
-        self.model, self.loss, self.optimizer = model, loss, optimizer
+    def __init__(self, model, loss, optimizer, sample_shape, plan: _Plan, function, augment=None):
+        self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
         self.sample_shape = tuple(sample_shape)
         self.plan = plan
         self.function = function
         self._buffers: dict[int, list] = {}
 
     @classmethod
-    def build(cls, model, loss, optimizer, sample_shape, batch_size: int) -> "CompiledTrainer | None":
-        """A trainer for ``model`` on samples of ``sample_shape``, or None if it has no compiled form."""
-        plan = _plan(model, loss, optimizer, (batch_size,) + tuple(sample_shape))
+    def build(cls, model, loss, optimizer, sample_shape, batch_size: int,
+              augment: tuple[int, int] | None = None) -> "CompiledTrainer | None":
+        """A trainer for ``model`` on samples of ``sample_shape``, or None if it has no compiled form.
+
+        ``augment`` is ``(max_shift, seed)`` for random translations of image batches.
+        """
+        plan = _plan(model, loss, optimizer, (batch_size,) + tuple(sample_shape), augment)
         if plan is None:
             return None
         module = _load_module(plan.source)
-        return cls(model, loss, optimizer, sample_shape, plan, module.run_batches)
+        return cls(model, loss, optimizer, sample_shape, plan, module.run_batches, augment)
 
     def _arrays(self, batch_size: int) -> list:
         """The buffers for one batch size, allocated on first use and kept for the run."""
@@ -193,6 +227,9 @@ class CompiledTrainer:
             named[f"d{i}"] = d = np.zeros(shape, dtype)
             named[f"a{i}_f"], named[f"d{i}_f"] = a.reshape(-1), d.reshape(-1)
         named["a0_rows"] = named["a0"].reshape(batch_size, -1)
+        if self.augment is not None:
+            named["raw"] = np.zeros(shapes[0], dtype)
+            named["raw_rows"] = named["raw"].reshape(batch_size, -1)
         if self.loss.target_kind == "labels":
             named["t"] = np.zeros(batch_size, np.int64)
             named["t_rows"] = np.zeros((0, 0), dtype)
@@ -206,6 +243,7 @@ class CompiledTrainer:
                 param, grad = layer.params[key], layer.grads[key]
                 named[f"p{l}_{j}"], named[f"g{l}_{j}"] = param, grad
                 named[f"p{l}_{j}_f"], named[f"g{l}_{j}_f"] = param.reshape(-1), grad.reshape(-1)
+                named[f"p{l}_{j}_r"] = param.reshape(param.shape[0], -1)
                 state = self.optimizer.state_for(f"{l}.{key}", param)
                 for name in self.optimizer.state_names:
                     named[f"o{l}_{j}_{name}"] = state[name]

@@ -1,6 +1,7 @@
 """The built-in ``backprop`` scheme: mini-batch gradient descent through the whole chain."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -9,29 +10,53 @@ import numpy as np
 from ..callbacks import CallbackList
 from ..data import check_features, check_fit_arguments, check_model_input, check_same_length
 from ..errors import TrainingDivergedError
+from ..history import History
+from ..layers.base import check_positive_int
 from ..losses import get_loss
 from ..optimizers import get_optimizer
-from ..history import History
 from ..training import LayerwiseTrainer, default_loss, evaluate, make_trainer
 from .base import Scheme
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
 class Backprop(Scheme):
     """Back-propagation with SGD (momentum, Nesterov), Adam or AdamW.
 
     ``optimizer`` is a name or an :class:`~nkernels.optimizers.Optimizer`; ``lr`` and the other
-    optimizer options (``momentum``, ``nesterov``, ``weight_decay``, ``betas``, ``eps``) go to it.
-    ``loss`` defaults to softmax cross-entropy for integer labels and MSE otherwise.
-    ``compiled=False`` forces the layer-by-layer path (the numbers are the same).
+    optimizer options (``momentum``, ``nesterov``, ``weight_decay``, ``betas``, ``eps``,
+    ``clip_norm``, ``max_norm``) go to it. ``loss`` defaults to softmax cross-entropy for integer
+    labels and MSE otherwise. ``schedule`` is ``"step"``, ``"cosine"``, ``"plateau"`` or a
+    callback from :mod:`nkernels.schedules`. ``augment_shift`` shifts each training image by up
+    to that many pixels. ``checkpoint_dir`` saves a checkpoint after every epoch, and
+    ``resume=True`` continues from it: the resumed run ends with the same weights as an
+    uninterrupted one. ``compiled=False`` forces the layer-by-layer path (same numbers).
     """
 
     def __init__(self, optimizer: Any = "adam", lr: float | None = None, loss: Any = None,
-                 compiled: bool = True, **optimizer_options: Any):
+                 schedule: Any = None, augment_shift: int = 0, checkpoint_dir: str | os.PathLike | None = None,
+                 resume: bool = False, compiled: bool = True, **optimizer_options: Any):
         if lr is not None:
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
         self.loss = None if loss is None else get_loss(loss)
+        self.schedule = schedule
+        self.augment_shift = check_positive_int(augment_shift, "augment_shift", minimum=0)
+        self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
+        if resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir, the directory of the run to continue")
+        self.resume = bool(resume)
         self.compiled = bool(compiled)
+
+    def _callbacks(self, callbacks: Any, epochs: int) -> list:
+        from ..schedules import get_schedule
+
+        callbacks = list(callbacks or [])
+        if isinstance(self.schedule, str):
+            callbacks.insert(0, get_schedule(self.schedule, epochs))
+        elif self.schedule is not None:
+            callbacks.insert(0, self.schedule)
+        return callbacks
 
     def fit(self, model, X, y=None, *, epochs=10, batch_size=32, seed=None, callbacks=None,
             validation_data=None):
@@ -44,19 +69,23 @@ class Backprop(Scheme):
             validation_data = _check_validation(validation_data)
         n = len(X)
         batch_size = min(batch_size, n)
-        sample_shape = X.shape[1:]
-        trainer = make_trainer(model, loss, self.optimizer, sample_shape, batch_size, self.compiled)
+        augment = None
+        if self.augment_shift:
+            augment = (self.augment_shift, int(np.random.default_rng(seed).integers(2**62)))
+        trainer = make_trainer(model, loss, self.optimizer, X.shape[1:], batch_size, self.compiled, augment)
         X2d = X.reshape(n, -1)
         if loss.target_kind == "values":
             targets = targets.reshape(n, -1)
         rng = np.random.default_rng(seed)
-        events = CallbackList(callbacks, model, self)
+        events = CallbackList(self._callbacks(callbacks, epochs), model, self, self.optimizer)
+        start_epoch, history = self._resume(model, rng, events, epochs)
+        events.context.history = history
         events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
-                                      "scheme": "backprop",
+                                      "scheme": "backprop", "resumed": start_epoch > 0,
                                       "compiled": not isinstance(trainer, LayerwiseTrainer)})
-        history = History()
         full, rest = divmod(n, batch_size)
-        for epoch in range(epochs):
+        for epoch in range(start_epoch, epochs):
+            events.on_epoch_begin(epoch)
             started = time.perf_counter()
             order = rng.permutation(n)
             snapshot = {k: v.copy() for k, v in model.params.items()}
@@ -83,11 +112,54 @@ class Backprop(Scheme):
             if validation_data is not None:
                 scores = evaluate(model, *validation_data, loss=loss)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
+            logs["lr"] = self.optimizer.lr
             logs["time"] = time.perf_counter() - started
             history.append(logs)
             events.on_epoch_end(epoch, logs)
+            self._checkpoint(model, epoch, rng, history, events)
+            if events.stop_training:
+                break
         events.on_train_end(history)
         return history
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _checkpoint_path(self) -> str:
+        return os.path.join(self.checkpoint_dir, CHECKPOINT_FILE)
+
+    def _checkpoint(self, model, epoch: int, rng: np.random.Generator, history: History,
+                    events: CallbackList) -> None:
+        if self.checkpoint_dir is None:
+            return
+        from ..io import save
+
+        states, arrays = events.states()
+        extra = {"epoch": epoch + 1, "rng": rng.bit_generator.state, "history": history.as_dict(),
+                 "callbacks": states, "stopped": events.stop_training}
+        save(model, self._checkpoint_path(), optimizer=self.optimizer, extra=extra, arrays=arrays)
+
+    def _resume(self, model, rng: np.random.Generator, events: CallbackList, epochs: int) -> tuple[int, History]:
+        """The epoch to start from and the history so far: from the checkpoint when resuming."""
+        if not self.resume or not os.path.exists(self._checkpoint_path()):
+            return 0, History()
+        from ..io import read_checkpoint, restore_weights
+
+        path = self._checkpoint_path()
+        checkpoint = read_checkpoint(path)
+        if checkpoint.extra is None or checkpoint.optimizer is None:
+            raise ValueError(f"{path} is a saved model, not a training checkpoint")
+        if checkpoint.optimizer["type"] != type(self.optimizer).__name__.lower():
+            raise ValueError(f"{path} was trained with {checkpoint.optimizer['type']}, not "
+                             f"{type(self.optimizer).__name__.lower()}; resume with the same optimizer")
+        restore_weights(model, checkpoint, path)
+        self.optimizer.load_state_dict(checkpoint.optimizer_state())
+        self.optimizer.lr = checkpoint.optimizer["config"]["lr"]
+        rng.bit_generator.state = checkpoint.extra["rng"]
+        events.load_states(checkpoint.extra["callbacks"], checkpoint.arrays)
+        history = History(checkpoint.extra["history"])
+        if checkpoint.extra.get("stopped"):  # a callback had already ended that run
+            events.context.stop_training = True
+            return epochs, history
+        return int(checkpoint.extra["epoch"]), history
 
 
 def _params_finite(model) -> bool:

@@ -223,6 +223,19 @@ def test_maxpool_ties_and_nan_follow_numpy_argmax():
     np.testing.assert_array_equal(out, ref_out)  # NaN == NaN for assert_array_equal
     np.testing.assert_array_equal(dx, naive_maxpool2d_backward(x, 2, 2, dout))
 
+    # The general (k != 2) path, with NaNs, infinities of both signs and ties.
+    x3 = np.random.default_rng(3).standard_normal((1, 2, 6, 5))
+    x3[0, 0, 2, 3] = np.nan
+    x3[0, 1, 1, 1] = np.inf
+    x3[0, 1, 3, 2] = -np.inf
+    x3[0, 1, 4, 4] = x3[0, 1, 5, 0] = 9.0
+    dout3 = np.ones(pool.pool2d_output_shape(x3.shape, 3, 1))
+    out3, argmax3, dx3 = run_maxpool2d(x3, 3, 1, dout3)
+    ref_out3, ref_argmax3 = naive_maxpool2d_forward(x3, 3, 1)
+    np.testing.assert_array_equal(argmax3, ref_argmax3)
+    np.testing.assert_array_equal(out3, ref_out3)
+    np.testing.assert_array_equal(dx3, naive_maxpool2d_backward(x3, 3, 1, dout3))
+
     x1 = np.array([[[0.0, 2.0, 2.0, np.nan, 1.0, 3.0]]])
     out1, argmax1, _ = run_maxpool1d(x1, 3, 1, np.ones((1, 1, 4)))
     np.testing.assert_array_equal(argmax1, naive_maxpool1d_forward(x1, 3, 1)[1])

@@ -25,7 +25,7 @@ Conv2D with H = KH = 1 on reshaped views (no copy), so it shares the same machin
 All float arrays of one call share one dtype (float32 or float64); BLAS runs in that dtype.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uintp
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,41 +93,49 @@ def conv1d_workspace_size(x_shape, weight_shape, stride=1, pad=0):
 # ----------------------------------------------------------------------------------------------
 
 
+# The loops below index flat views with unsigned offsets: Numba then skips the negative-index
+# wraparound test on every access, which is about 1.5x faster for these short inner loops.
+
+
 @njit(cache=True, parallel=True)
 def _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
     """cols[n*OH*OW + oh*OW + ow, (c*KH + kh)*KW + kw] = x[n, c, oh*sh - ph + kh, ow*sw - pw + kw]
     (zero outside x). Each output pixel's patch is one contiguous row: writes are sequential.
     Parallel over (n, oh): each iteration owns OW rows of cols."""
     n_size, c_size, h_size, w_size = x.shape
+    r_size = cols.shape[1]
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    kwu = uintp(kw_size)
     for noh in prange(n_size * oh_size):
         n = noh // oh_size
         oh = noh - n * oh_size
         ih0 = oh * sh - ph
         p0 = noh * ow_size
         for ow in range(ow_size):
-            dst = cols[p0 + ow]
+            dbase = (p0 + ow) * r_size
             iw0 = ow * sw - pw
             inside = iw0 >= 0 and iw0 + kw_size <= w_size
             for c in range(c_size):
-                xc = x[n, c]
+                xbase = (n * c_size + c) * h_size
                 for kh in range(kh_size):
                     ih = ih0 + kh
-                    r0 = (c * kh_size + kh) * kw_size
+                    d = uintp(dbase + (c * kh_size + kh) * kw_size)
                     if ih < 0 or ih >= h_size:
-                        for kw in range(kw_size):
-                            dst[r0 + kw] = 0
+                        for kw in range(kwu):
+                            cf[d + kw] = 0
                     elif inside:
-                        xrow = xc[ih]
-                        for kw in range(kw_size):
-                            dst[r0 + kw] = xrow[iw0 + kw]
+                        s = uintp((xbase + ih) * w_size + iw0)
+                        for kw in range(kwu):
+                            cf[d + kw] = xf[s + kw]
                     else:
-                        xrow = xc[ih]
+                        s0 = (xbase + ih) * w_size
                         for kw in range(kw_size):
                             iw = iw0 + kw
                             if iw >= 0 and iw < w_size:
-                                dst[r0 + kw] = xrow[iw]
+                                cf[d + uintp(kw)] = xf[uintp(s0 + iw)]
                             else:
-                                dst[r0 + kw] = 0
+                                cf[d + uintp(kw)] = 0
 
 
 @njit(cache=True, parallel=True)
@@ -137,36 +145,38 @@ def _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
     Overwrites dx. Parallel over samples n: each iteration owns dx[n] (no races) and reads its
     block of cols rows sequentially, scattering into dx[n], which stays in cache."""
     n_size, c_size, h_size, w_size = dx.shape
-    kk = kh_size * kw_size
+    r_size = cols.shape[1]
+    cf = cols.reshape(-1)
+    df = dx.reshape(-1)
+    kwu = uintp(kw_size)
+    img_size = c_size * h_size * w_size
     for n in prange(n_size):
-        img = dx[n]
-        for c in range(c_size):
-            for ih in range(h_size):
-                for iw in range(w_size):
-                    img[c, ih, iw] = 0
+        ibase = n * img_size
+        for i in range(img_size):
+            df[uintp(ibase + i)] = 0
         for oh in range(oh_size):
             ih0 = oh * sh - ph
             p0 = (n * oh_size + oh) * ow_size
             for ow in range(ow_size):
-                src = cols[p0 + ow]
+                sbase = (p0 + ow) * r_size
                 iw0 = ow * sw - pw
                 inside = iw0 >= 0 and iw0 + kw_size <= w_size
                 for c in range(c_size):
-                    plane = img[c]
+                    cbase = ibase + c * h_size * w_size
                     for kh in range(kh_size):
                         ih = ih0 + kh
                         if ih < 0 or ih >= h_size:
                             continue
-                        r0 = c * kk + kh * kw_size
-                        prow = plane[ih]
+                        s = uintp(sbase + (c * kh_size + kh) * kw_size)
                         if inside:
-                            for kw in range(kw_size):
-                                prow[iw0 + kw] += src[r0 + kw]
+                            d = uintp(cbase + ih * w_size + iw0)
+                            for kw in range(kwu):
+                                df[d + kw] += cf[s + kw]
                         else:
                             for kw in range(kw_size):
                                 iw = iw0 + kw
                                 if iw >= 0 and iw < w_size:
-                                    prow[iw] += src[r0 + kw]
+                                    df[uintp(cbase + ih * w_size + iw)] += cf[s + uintp(kw)]
 
 
 @njit(cache=True, parallel=True)

@@ -48,6 +48,24 @@ def pool_workspace_size(x_shape, k, stride):
 # ----------------------------------------------------------------------------------------------
 
 
+@njit(cache=True)
+def _window_max_exact(plane, h0, w0, k, w_size):
+    """First maximum of a k x k window in row-major order, a NaN counting as the maximum."""
+    best = plane[h0, w0]
+    bi = h0 * w_size + w0
+    if best != best:
+        return best, bi
+    for i in range(h0, h0 + k):
+        for j in range(w0, w0 + k):
+            v = plane[i, j]
+            if v != v:
+                return v, i * w_size + j
+            if v > best:
+                best = v
+                bi = i * w_size + j
+    return best, bi
+
+
 @njit(cache=True, parallel=True)
 def maxpool2d_forward(x, k, stride, out, argmax):
     """Max pooling over k x k windows, overwriting ``out`` and ``argmax``.
@@ -68,23 +86,56 @@ def maxpool2d_forward(x, k, stride, out, argmax):
         iplane = argmax[n, c]
         for oh in range(oh_size):
             h0 = oh * stride
-            for ow in range(ow_size):
-                w0 = ow * stride
-                best = plane[h0, w0]
-                bi = h0 * w_size + w0
-                if best == best:  # a NaN start wins outright
+            orow = oplane[oh]
+            irow = iplane[oh]
+            # Fast path: a plain "v > best" scan (first maximum wins) plus the window's sum,
+            # which is NaN whenever the window holds a NaN; only then is the window rescanned
+            # with the exact NaN rule. The k == 2 case is unrolled (3x faster than the loop).
+            if k == 2:
+                r0 = plane[h0]
+                r1 = plane[h0 + 1]
+                i0 = h0 * w_size
+                i1 = i0 + w_size
+                for ow in range(ow_size):
+                    w0 = ow * stride
+                    v0 = r0[w0]
+                    v1 = r0[w0 + 1]
+                    v2 = r1[w0]
+                    v3 = r1[w0 + 1]
+                    best = v0
+                    bi = i0 + w0
+                    if v1 > best:
+                        best = v1
+                        bi = i0 + w0 + 1
+                    if v2 > best:
+                        best = v2
+                        bi = i1 + w0
+                    if v3 > best:
+                        best = v3
+                        bi = i1 + w0 + 1
+                    t = v0 + v1 + v2 + v3
+                    if t != t:
+                        best, bi = _window_max_exact(plane, h0, w0, k, w_size)
+                    orow[ow] = best
+                    irow[ow] = bi
+            else:
+                for ow in range(ow_size):
+                    w0 = ow * stride
+                    best = plane[h0, w0]
+                    bi = h0 * w_size + w0
+                    t = best - best
                     for i in range(h0, h0 + k):
+                        prow = plane[i]
                         for j in range(w0, w0 + k):
-                            v = plane[i, j]
-                            if v > best or v != v:
+                            v = prow[j]
+                            t += v
+                            if v > best:
                                 best = v
                                 bi = i * w_size + j
-                                if v != v:
-                                    break
-                        if best != best:
-                            break
-                oplane[oh, ow] = best
-                iplane[oh, ow] = bi
+                    if t != t:
+                        best, bi = _window_max_exact(plane, h0, w0, k, w_size)
+                    orow[ow] = best
+                    irow[ow] = bi
 
 
 @njit(cache=True, parallel=True)
@@ -138,14 +189,25 @@ def maxpool1d_forward(x, k, stride, out, argmax):
             l0 = ol * stride
             best = row[l0]
             bi = l0
-            if best == best:
-                for i in range(l0 + 1, l0 + k):
+            t = best - best  # NaN iff the window holds a NaN (or opposite infinities)
+            for i in range(l0 + 1, l0 + k):
+                v = row[i]
+                t += v
+                if v > best:
+                    best = v
+                    bi = i
+            if t != t:  # exact rule: the first NaN wins
+                best = row[l0]
+                bi = l0
+                for i in range(l0, l0 + k):
                     v = row[i]
-                    if v > best or v != v:
+                    if v != v:
                         best = v
                         bi = i
-                        if v != v:
-                            break
+                        break
+                    if v > best:
+                        best = v
+                        bi = i
             orow[ol] = best
             irow[ol] = bi
 
@@ -194,13 +256,24 @@ def avgpool2d_forward(x, k, stride, out):
         oplane = out[n, c]
         for oh in range(oh_size):
             h0 = oh * stride
-            for ow in range(ow_size):
-                w0 = ow * stride
-                s = 0.0  # float64 accumulator: exact enough for float32 outputs too
-                for i in range(h0, h0 + k):
-                    for j in range(w0, w0 + k):
-                        s += plane[i, j]
-                oplane[oh, ow] = s * scale
+            orow = oplane[oh]
+            if k == 2:
+                r0 = plane[h0]
+                r1 = plane[h0 + 1]
+                for ow in range(ow_size):
+                    w0 = ow * stride
+                    # float64 sum: exact enough for float32 outputs too
+                    s = (float(r0[w0]) + float(r0[w0 + 1])) + (float(r1[w0]) + float(r1[w0 + 1]))
+                    orow[ow] = s * 0.25
+            else:
+                for ow in range(ow_size):
+                    w0 = ow * stride
+                    s = 0.0
+                    for i in range(h0, h0 + k):
+                        prow = plane[i]
+                        for j in range(w0, w0 + k):
+                            s += prow[j]
+                    orow[ow] = s * scale
 
 
 @njit(cache=True, parallel=True)
@@ -220,13 +293,27 @@ def avgpool2d_backward(dout, k, stride, dx):
         dplane = dx[n, c]
         gplane = dout[n, c]
         for i in range(h_size):
+            drow = dplane[i]
             for j in range(w_size):
-                dplane[i, j] = 0
+                drow[j] = 0
         for oh in range(oh_size):
             h0 = oh * stride
-            for ow in range(ow_size):
-                w0 = ow * stride
-                g = gplane[oh, ow] * scale
-                for i in range(h0, h0 + k):
-                    for j in range(w0, w0 + k):
-                        dplane[i, j] += g
+            grow = gplane[oh]
+            if k == 2:
+                d0 = dplane[h0]
+                d1 = dplane[h0 + 1]
+                for ow in range(ow_size):
+                    w0 = ow * stride
+                    g = grow[ow] * 0.25
+                    d0[w0] += g
+                    d0[w0 + 1] += g
+                    d1[w0] += g
+                    d1[w0 + 1] += g
+            else:
+                for ow in range(ow_size):
+                    w0 = ow * stride
+                    g = grow[ow] * scale
+                    for i in range(h0, h0 + k):
+                        drow = dplane[i]
+                        for j in range(w0, w0 + k):
+                            drow[j] += g

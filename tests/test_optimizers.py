@@ -1,0 +1,84 @@
+"""Optimizers against torch.optim, gradient clipping, the max-norm constraint, on both training paths."""
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels.optimizers import SGD, Adam, AdamW
+
+torch = pytest.importorskip("torch")
+L = nk.layers
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda: SGD(lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
+    (lambda: SGD(lr=0.05, momentum=0.9), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+    (lambda: SGD(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01)),
+    (lambda: Adam(lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
+    (lambda: Adam(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+     lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    (lambda: AdamW(lr=0.01, weight_decay=0.1), lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1)),
+])
+def test_matches_torch_optim_over_steps(ours, theirs):
+    rng = np.random.default_rng(0)
+    params = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
+    tparams = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in params.items()}
+    optimizer, reference = ours(), theirs(list(tparams.values()))
+    for _ in range(5):
+        grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        optimizer.step(params, grads)
+        for k, t in tparams.items():
+            t.grad = torch.from_numpy(grads[k].copy())
+        reference.step()
+    for k in params:
+        np.testing.assert_allclose(params[k], tparams[k].detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_clip_norm_matches_torch_clip_grad_norm():
+    rng = np.random.default_rng(1)
+    params = {"0.weight": rng.standard_normal((4, 3)), "0.bias": rng.standard_normal(4)}
+    grads = {k: rng.standard_normal(v.shape) * 10 for k, v in params.items()}
+    tparams = [torch.from_numpy(v.copy()).requires_grad_() for v in params.values()]
+    for t, g in zip(tparams, grads.values()):
+        t.grad = torch.from_numpy(g.copy())
+    torch.nn.utils.clip_grad_norm_(tparams, 1.5)
+    reference = torch.optim.SGD(tparams, lr=0.1)
+    reference.step()
+    SGD(lr=0.1, clip_norm=1.5).step(params, grads)
+    for ours, theirs in zip(params.values(), tparams):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-12)
+
+
+def test_max_norm_constrains_weight_rows_only():
+    params = {"0.weight": np.full((2, 4), 3.0), "0.bias": np.full(2, 10.0)}
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    SGD(lr=0.1, max_norm=2.0).step(params, grads)
+    np.testing.assert_allclose(np.linalg.norm(params["0.weight"], axis=1), 2.0, rtol=1e-6)
+    reference = torch.renorm(torch.full((2, 4), 3.0, dtype=torch.float64), 2, 0, 2.0).numpy()
+    np.testing.assert_allclose(params["0.weight"], reference, rtol=1e-12)
+    np.testing.assert_array_equal(params["0.bias"], 10.0)
+
+
+@pytest.mark.parametrize("options", [{"clip_norm": 0.5}, {"max_norm": 0.8}, {"clip_norm": 1.0, "max_norm": 1.0}])
+def test_clipping_and_max_norm_give_the_same_numbers_on_both_paths(digits, options):
+    X, y = digits[0][:160], digits[1][:160]
+    runs = []
+    for compiled in (True, False):
+        model = nk.Sequential([L.Dense(64, 32), L.ReLU(), L.Dropout(0.2), L.Dense(32, 10)], seed=0)
+        history = nk.train(model, X, y, epochs=2, batch_size=32, seed=0, optimizer="sgd", lr=0.5,
+                           momentum=0.9, compiled=compiled, **options)
+        runs.append((history["loss"], model.params))
+    assert runs[0][0] == runs[1][0]
+    for key in runs[0][1]:
+        np.testing.assert_array_equal(runs[0][1][key], runs[1][1][key])
+    if "max_norm" in options:
+        assert np.linalg.norm(runs[0][1]["0.weight"], axis=1).max() <= options["max_norm"] * (1 + 1e-6)
+
+
+def test_bad_optimizer_options():
+    with pytest.raises(ValueError, match="clip_norm must be a finite number above 0"):
+        SGD(clip_norm=0)
+    with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
+        SGD(nesterov=True)
+    with pytest.raises(ValueError, match=r"betas must be a pair"):
+        Adam(betas=0.9)
