@@ -106,19 +106,25 @@ class CallbackList(Callback):
             cb.on_train_end(history)
         plugins.notify("nkernels_on_train_end", model=self.model, history=history)
 
+    def _stateful(self) -> list[Callback]:
+        return [cb for cb in self.callbacks if type(cb).state_dict is not Callback.state_dict]
+
     def states(self) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-        """Every callback's state, for a checkpoint: JSON parts in order, arrays as ``"<index>.<name>"``."""
-        arrays = {f"{i}.{k}": v for i, cb in enumerate(self.callbacks) for k, v in cb.state_arrays().items()}
-        return [cb.state_dict() for cb in self.callbacks], arrays
+        """The state of every callback that has one, for a checkpoint: JSON parts in order, arrays by index."""
+        stateful = self._stateful()
+        arrays = {f"{i}.{k}": v for i, cb in enumerate(stateful) for k, v in cb.state_arrays().items()}
+        return [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in stateful], arrays
 
     def load_states(self, states: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
-        """Give each callback back its state from :meth:`states`."""
-        if len(states) != len(self.callbacks):
-            raise ValueError(f"the checkpoint holds the state of {len(states)} callbacks but this run has "
-                             f"{len(self.callbacks)}; resume with the same callbacks")
-        for i, (cb, state) in enumerate(zip(self.callbacks, states)):
+        """Give each stateful callback back its state from :meth:`states` (the same kinds, in order)."""
+        stateful = self._stateful()
+        if [s["type"] for s in states] != [type(cb).__name__ for cb in stateful]:
+            raise ValueError(f"the checkpoint holds the state of the callbacks {[s['type'] for s in states]} but "
+                             f"this run has {[type(cb).__name__ for cb in stateful]}; resume with the same "
+                             f"schedule and callbacks")
+        for i, (cb, saved) in enumerate(zip(stateful, states)):
             prefix = f"{i}."
-            cb.load_state(state, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            cb.load_state(saved["state"], {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
 
 
 class CSVLogger(Callback):

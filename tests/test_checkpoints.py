@@ -119,3 +119,14 @@ def test_loading_never_executes_code_and_rejects_tampered_configs(tmp_path):
     with pytest.raises((TypeError, ValueError, CorruptFileError)):
         nk.load(tmp_path / "evil.safetensors")
     assert not marker.exists()
+
+
+def test_stateless_callbacks_may_differ_when_resuming(tmp_path, images):
+    from nkernels.callbacks import Callback
+
+    train(model(), images, 1, checkpoint_dir=tmp_path, schedule="cosine")
+    history = train(model(), images, 2, checkpoint_dir=tmp_path, resume=True, schedule="cosine",
+                    callbacks=[Callback()])
+    assert len(history["loss"]) == 2
+    with pytest.raises(ValueError, match=r"callbacks \['CosineLR'\] but this run has \[\]"):
+        train(model(), images, 3, checkpoint_dir=tmp_path, resume=True)

@@ -38,12 +38,15 @@ def test_quick_start_is_two_commands_and_ci_runs_the_second():
 
 def test_tour_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tour,) = python_blocks("A short tour")
+    tour, options = python_blocks("A short tour")
     namespace: dict = {}
     exec(compile(tour, "README tour", "exec"), namespace)
     assert namespace["history"]["val_accuracy"][-1] > 0.9
     assert namespace["features"].shape == (540, 128)
     assert (tmp_path / "digits.safetensors").exists()
+    exec(compile(options, "README training options", "exec"), namespace)
+    assert namespace["history"]["val_accuracy"][-1] > 0.9
+    assert (tmp_path / "log.csv").exists() and (tmp_path / "run1" / "checkpoint.safetensors").exists()
 
 
 def test_write_a_plugin_example_registers_and_works(tmp_path, monkeypatch):
