@@ -12,7 +12,8 @@ grad). Pool rows time ``maxpool2d_forward`` and forward + ``maxpool2d_backward``
 
 Timing: JIT compile excluded (warm-up calls first). The numba and torch variants of a row are
 interleaved round by round (so a noisy spell on a shared machine hits both alike); each round
-runs each variant for ~2 ms, and the figure is the median over rounds, in microseconds per call.
+runs each variant for ~2 ms, and the figure is the median (or --stat min) over rounds, in
+microseconds per call.
 On a 2-core VM, absolute figures swing by 2x or more between runs; compare within one run.
 
 Threads: NUMBA_NUM_THREADS, OMP_NUM_THREADS, torch.set_num_threads = --threads; OpenBLAS (both
@@ -40,11 +41,13 @@ def parse_args(argv=None):
     p.add_argument("--omp-wait-policy", default=None, choices=["active", "passive"],
                    help="set OMP_WAIT_POLICY (read once, when libgomp loads); default: inherited")
     p.add_argument("--only", default=None, help="run only rows whose name contains this text")
+    p.add_argument("--stat", default="median", choices=["median", "min"],
+                   help="statistic over rounds (min resists a noisy shared machine)")
     return p.parse_args(argv)
 
 
-def interleaved_medians(variants, rounds):
-    """{name: median µs per call}; variants is a list of (name, fn), run in turn each round."""
+def interleaved_timings(variants, rounds, stat="median"):
+    """{name: µs per call (median or min over rounds)}; variants (name, fn) run in turn each round."""
     inner = {}
     for name, fn in variants:
         for _ in range(3):
@@ -59,7 +62,8 @@ def interleaved_medians(variants, rounds):
             for _ in range(inner[name]):
                 fn()
             samples[name].append((time.perf_counter() - t0) / inner[name])
-    return {name: 1e6 * float(np.median(s)) for name, s in samples.items()}
+    reduce = np.median if stat == "median" else np.min
+    return {name: 1e6 * float(reduce(s)) for name, s in samples.items()}
 
 
 def conv_row(xs, ws, pad, need_dx=True):
@@ -174,12 +178,12 @@ def main(argv=None):
         for name, make in ROWS:
             if args.only and args.only not in name:
                 continue
-            results.append((name, interleaved_medians(make(), args.rounds)))
+            results.append((name, interleaved_timings(make(), args.rounds, args.stat)))
     print(f"dtype={DT.name} numba threads={numba.get_num_threads()} "
           f"layer={numba.threading_layer()} blas threads={blas_threads} "
           f"torch threads={torch.get_num_threads()} "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} stat={args.stat}")
     print("| case | " + " | ".join(c + " (µs)" for c in COLUMNS) + " | torch/nk fwd | torch/nk fwd+bwd |")
     print("|---" * (len(COLUMNS) + 3) + "|")
     for name, r in results:

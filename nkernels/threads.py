@@ -4,6 +4,8 @@ OpenBLAS and Numba's ``prange`` each keep a pool of spinning threads. When a tra
 alternates between them, each pool's spinning threads starve the other's workers: on 2 cores a
 digits CNN step ran about 100x slower than with either pool alone. nkernels therefore runs its
 training and inference loops with BLAS on one thread and gives the cores to Numba's kernels.
+(Letting BLAS keep 2 threads in a step with only serial kernels made the digits MLP step 25%
+faster in most runs, but about one process in four then stalled at ~70 ms a step.)
 """
 from __future__ import annotations
 

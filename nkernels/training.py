@@ -29,6 +29,10 @@ class LayerwiseTrainer:
 
     def run(self, X2d, Y, order, start, n_batches, batch_size):
         """Same contract as :meth:`nkernels.compiled.step.CompiledTrainer.run`."""
+        with blas_single_threaded():
+            return self._run(X2d, Y, order, start, n_batches, batch_size)
+
+    def _run(self, X2d, Y, order, start, n_batches, batch_size):
         losses = np.zeros(n_batches)
         correct = np.zeros(n_batches, np.int64)
         count = kernel("count_correct")
@@ -145,5 +149,4 @@ def train(model, X: Any, y: Any = None, scheme: Any = "backprop", *, progress: b
         from .callbacks import ProgressBar
 
         fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [ProgressBar()]
-    with blas_single_threaded():
-        return scheme_obj.fit(model, X, y, **fit_kwargs)
+    return scheme_obj.fit(model, X, y, **fit_kwargs)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..cache import cache_dir
 from ..kernel_registry import kernel
+from ..threads import blas_single_threaded
 
 _FIXED_ARGS = ("X", "Y", "order", "start0", "n_batches", "step0", "hyper", "losses", "correct")
 
@@ -156,7 +157,7 @@ def _plan(model, loss, optimizer, batch_shape: tuple[int, ...], augment: tuple[i
         *imports,
         "",
         "",
-        "@njit(cache=True)",
+        "@njit(cache=True, error_model=\"numpy\")",
         f"def run_batches({', '.join(args)}):",
         _indent("\n".join(body), 4),
         "",
@@ -267,7 +268,8 @@ class CompiledTrainer:
         """
         losses = np.zeros(n_batches)
         correct = np.zeros(n_batches, np.int64)
-        done = self.function(X2d, Y, order, start, n_batches, self.optimizer.steps,
-                             self.optimizer.hyper(), losses, correct, *self._arrays(batch_size))
+        with blas_single_threaded():
+            done = self.function(X2d, Y, order, start, n_batches, self.optimizer.steps,
+                                 self.optimizer.hyper(), losses, correct, *self._arrays(batch_size))
         self.optimizer.steps += done
         return losses[:done], correct[:done], done

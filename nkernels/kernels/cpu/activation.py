@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def relu_forward(x, out):
     """``out = max(x, 0)``; x and out are 1-D of equal length."""
     for i in range(x.shape[0]):
@@ -15,14 +15,14 @@ def relu_forward(x, out):
         out[i] = v if v > 0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def relu_backward(y, dy, dx):
     """``dx = dy * (y > 0)``; all 1-D of equal length."""
     for i in range(y.shape[0]):
         dx[i] = dy[i] if y[i] > 0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sigmoid_forward(x, out):
     """``out = 1 / (1 + exp(-x))``, computed without overflow for large ``|x|``."""
     for i in range(x.shape[0]):
@@ -34,21 +34,21 @@ def sigmoid_forward(x, out):
             out[i] = e / (1.0 + e)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sigmoid_backward(y, dy, dx):
     """``dx = dy * y * (1 - y)`` with y the sigmoid output."""
     for i in range(y.shape[0]):
         dx[i] = dy[i] * y[i] * (1.0 - y[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tanh_forward(x, out):
     """``out = tanh(x)``."""
     for i in range(x.shape[0]):
         out[i] = np.tanh(x[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tanh_backward(y, dy, dx):
     """``dx = dy * (1 - y**2)`` with y the tanh output."""
     for i in range(y.shape[0]):

@@ -13,7 +13,7 @@ _S32 = np.uint64(32)
 _LO32 = np.uint64(0xFFFFFFFF)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def translation_shift(seed, offset, n, max_shift):
     """The shift ``(dy, dx)`` that :func:`random_translate` applies to sample ``n``.
 
@@ -29,7 +29,7 @@ def translation_shift(seed, offset, n, max_shift):
     return dy, dx
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def random_translate(x, max_shift, seed, offset, out):
     """Shift each image by a random integer ``(dy, dx)``, filling the uncovered border with 0.
 

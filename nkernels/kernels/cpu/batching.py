@@ -2,7 +2,7 @@
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gather_rows(src, order, start, out):
     """``out[i] = src[order[start + i]]`` for every row of ``out``; src and out are 2-D."""
     n, f = out.shape
@@ -12,7 +12,7 @@ def gather_rows(src, order, start, out):
             out[i, j] = src[r, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gather_labels(src, order, start, out):
     """``out[i] = src[order[start + i]]`` for a 1-D ``out``."""
     for i in range(out.shape[0]):

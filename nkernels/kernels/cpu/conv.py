@@ -97,7 +97,7 @@ def conv1d_workspace_size(x_shape, weight_shape, stride=1, pad=0):
 # wraparound test on every access, which is about 1.5x faster for these short inner loops.
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
     """cols[n*OH*OW + oh*OW + ow, (c*KH + kh)*KW + kw] = x[n, c, oh*sh - ph + kh, ow*sw - pw + kw]
     (zero outside x). Each output pixel's patch is one contiguous row: writes are sequential.
@@ -138,7 +138,7 @@ def _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
                                 cf[d + uintp(kw)] = 0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
     """Adjoint of :func:`_im2col`: dx = sum of the column entries that read each pixel.
 
@@ -179,7 +179,7 @@ def _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
                                     df[uintp(cbase + ih * w_size + iw)] += cf[s + uintp(kw)]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _gemm_to_nchw(gemm, bias, out):
     """out[n, o, :] = gemm[o, n*OHW:(n+1)*OHW] (+ bias[o] when bias is not empty)."""
     n_size, o_size, ohw = out.shape
@@ -198,7 +198,7 @@ def _gemm_to_nchw(gemm, bias, out):
                 dst[p] = src[p]
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=True, error_model="numpy", parallel=True, fastmath={"reassoc"})
 def _nchw_to_gemm(dout, gemm, dbias):
     """gemm[o, n*OHW:(n+1)*OHW] = dout[n, o, :]; dbias[o] = sum of dout[:, o] (if not empty).
 
@@ -218,7 +218,7 @@ def _nchw_to_gemm(dout, gemm, dbias):
             dbias[o] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     n_size, c_size, _, _ = x.shape
     o_size, _, kh_size, kw_size = weight.shape
@@ -230,7 +230,7 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     _gemm_to_nchw(gemm, bias, out.reshape(n_size, o_size, oh_size * ow_size))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
                       dweight, dbias):
     n_size, c_size, _, _ = x.shape
@@ -254,7 +254,7 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm, out):
     """Conv2D forward (cross-correlation, as ``torch.nn.functional.conv2d``), overwriting ``out``.
 
@@ -271,7 +271,7 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm
     _conv_forward_4d(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def conv2d_backward(x, weight, dout, stride_h, stride_w, pad_h, pad_w, need_dx, cols_ready,
                     cols, gemm, dx, dweight, dbias):
     """Conv2D backward: overwrites ``dx`` (when ``need_dx``), ``dweight`` and ``dbias``.
@@ -295,7 +295,7 @@ def conv2d_backward(x, weight, dout, stride_h, stride_w, pad_h, pad_w, need_dx, 
                       cols, gemm, dx, dweight, dbias)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def conv1d_forward(x, weight, bias, stride, pad, cols, gemm, out):
     """Conv1D forward (as ``torch.nn.functional.conv1d``), overwriting ``out``.
 
@@ -315,7 +315,7 @@ def conv1d_forward(x, weight, bias, stride, pad, cols, gemm, out):
                      1, stride, 0, pad, cols, gemm, out.reshape(n, o, 1, ol))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def conv1d_backward(x, weight, dout, stride, pad, need_dx, cols_ready, cols, gemm, dx, dweight,
                     dbias):
     """Conv1D backward: overwrites ``dx`` (when ``need_dx``), ``dweight`` and ``dbias``.

@@ -3,7 +3,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dense_forward(x, weight, bias, out):
     """Write ``x @ weight.T + bias`` into ``out``.
 
@@ -17,7 +17,7 @@ def dense_forward(x, weight, bias, out):
                 out[i, j] += bias[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dense_backward(x, dy, weight, need_dx, dx, dweight, dbias):
     """Gradients of :func:`dense_forward`, overwriting ``dx``, ``dweight`` and ``dbias``.
 

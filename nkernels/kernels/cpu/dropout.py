@@ -14,7 +14,7 @@ from numba import njit, prange
 from .random import hash_uniform
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def dropout_forward(x, p, seed, offset, mask, out):
     """``mask[i] = 1/(1-p)`` if ``hash_uniform(seed, offset + i) >= p`` else 0; ``out = x * mask``.
 
@@ -33,7 +33,7 @@ def dropout_forward(x, p, seed, offset, mask, out):
         out[i] = x[i] * mask[i]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def dropout_backward(dy, mask, dx):
     """``dx = dy * mask`` (overwrites dx); all 1-D C-contiguous of equal length and dtype."""
     for i in prange(dy.shape[0]):

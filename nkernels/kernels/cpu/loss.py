@@ -3,7 +3,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_cross_entropy_forward(logits, labels, probs):
     """Mean cross-entropy of ``softmax(logits)`` against integer ``labels``.
 
@@ -28,7 +28,7 @@ def softmax_cross_entropy_forward(logits, labels, probs):
     return total / n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_cross_entropy_backward(probs, labels, dlogits):
     """Gradient of the mean loss: ``(probs - onehot(labels)) / N`` into ``dlogits`` (N, C)."""
     n, c = probs.shape
@@ -39,7 +39,7 @@ def softmax_cross_entropy_backward(probs, labels, dlogits):
         dlogits[i, labels[i]] -= scale
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def count_correct(logits, labels):
     """Number of rows whose arg-max (first on ties) equals the label."""
     n, c = logits.shape
@@ -54,7 +54,7 @@ def count_correct(logits, labels):
     return correct
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mse_forward(pred, target):
     """Mean of ``(pred - target)**2`` over every element; both 1-D of equal length."""
     total = 0.0
@@ -64,7 +64,7 @@ def mse_forward(pred, target):
     return total / pred.shape[0]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mse_backward(pred, target, dpred):
     """``dpred = 2 * (pred - target) / numel``; all 1-D of equal length."""
     scale = 2.0 / pred.shape[0]

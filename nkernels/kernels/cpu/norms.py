@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def sum_of_squares(a):
     """``sum(a**2)`` as a float64, accumulated in float64; a is 1-D float32 or float64.
 
@@ -27,7 +27,7 @@ def sum_of_squares(a):
     return s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def scale_inplace(a, factor):
     """``a *= factor`` in place; a is 1-D float32 or float64, factor a Python float.
 
@@ -37,7 +37,7 @@ def scale_inplace(a, factor):
         a[i] = a[i] * factor
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def clip_scale(total_norm, max_norm):
     """The factor ``clip_grad_norm_`` multiplies every gradient by: ``min(1, max_norm / (total_norm + 1e-6))``.
 
@@ -52,7 +52,7 @@ def clip_scale(total_norm, max_norm):
     return coef
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def max_norm_rows(weight2d, max_norm):
     """Rescale in place each row whose L2 norm exceeds ``max_norm`` by ``max_norm / (norm + 1e-7)``.
 

@@ -48,7 +48,7 @@ def pool_workspace_size(x_shape, k, stride):
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _window_max_exact(plane, h0, w0, k, w_size):
     """First maximum of a k x k window in row-major order, a NaN counting as the maximum."""
     best = plane[h0, w0]
@@ -66,7 +66,7 @@ def _window_max_exact(plane, h0, w0, k, w_size):
     return best, bi
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def maxpool2d_forward(x, k, stride, out, argmax):
     """Max pooling over k x k windows, overwriting ``out`` and ``argmax``.
 
@@ -138,7 +138,7 @@ def maxpool2d_forward(x, k, stride, out, argmax):
                     irow[ow] = bi
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def maxpool2d_backward(dout, argmax, dx):
     """Gradient of :func:`maxpool2d_forward`, overwriting ``dx``.
 
@@ -168,7 +168,7 @@ def maxpool2d_backward(dout, argmax, dx):
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def maxpool1d_forward(x, k, stride, out, argmax):
     """Max pooling over windows of length k, overwriting ``out`` and ``argmax``.
 
@@ -212,7 +212,7 @@ def maxpool1d_forward(x, k, stride, out, argmax):
             irow[ol] = bi
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def maxpool1d_backward(dout, argmax, dx):
     """Gradient of :func:`maxpool1d_forward`, overwriting ``dx``.
 
@@ -237,7 +237,7 @@ def maxpool1d_backward(dout, argmax, dx):
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def avgpool2d_forward(x, k, stride, out):
     """Average pooling over k x k windows (divisor k*k, no padding), overwriting ``out``.
 
@@ -276,7 +276,7 @@ def avgpool2d_forward(x, k, stride, out):
                     orow[ow] = s * scale
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def avgpool2d_backward(dout, k, stride, dx):
     """Gradient of :func:`avgpool2d_forward`, overwriting ``dx``.
 

@@ -50,7 +50,7 @@ _TWO_PI = 2.0 * math.pi
 _F32_BELOW_ONE = 1.0 - 2.0**-24  # largest float32 below 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mix64(z):
     """splitmix64 finaliser: a bijection on ``uint64`` with full avalanche. ``mix64(0) == 0``."""
     z = np.uint64(z)
@@ -59,7 +59,7 @@ def mix64(z):
     return z ^ (z >> _S31)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hash_u64(seed, counter):
     """64 random bits for ``(seed, counter)``, returned as ``np.uint64``.
 
@@ -72,19 +72,19 @@ def hash_u64(seed, counter):
     return np.uint64(mix64(key + np.uint64(counter) * GOLDEN))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def u64_to_uniform(z):
     """Top 53 bits of a ``uint64`` as a float64 in ``[0, 1)`` (exact, never 1.0)."""
     return np.float64(np.uint64(z) >> _S11) * _TWO_M53
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hash_uniform(seed, counter):
     """Uniform float64 in ``[0, 1)`` for ``(seed, counter)``: a multiple of 2**-53."""
     return u64_to_uniform(np.uint64(hash_u64(seed, counter)))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hash_randint(seed, counter, low, high):
     """Integer in ``[low, high]`` (inclusive, ``high - low < 2**32``), as ``int64``.
 
@@ -96,7 +96,7 @@ def hash_randint(seed, counter, low, high):
     return np.int64(low) + np.int64((hi * span) >> _S32)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hash_normal(seed, counter):
     """Standard normal float64 for ``(seed, counter)`` (Box-Muller, cosine branch).
 
@@ -111,7 +111,7 @@ def hash_normal(seed, counter):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def uniform_fill(seed, offset, out):
     """``out[i] = hash_uniform(seed, offset + i)``; out is 1-D float32 or float64.
 
@@ -125,7 +125,7 @@ def uniform_fill(seed, offset, out):
             out[i] = _F32_BELOW_ONE
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def normal_fill(seed, offset, mean, std, out):
     """``out[i] = mean + std * hash_normal(seed, offset + i)``; out is 1-D float32 or float64."""
     base = np.uint64(offset)

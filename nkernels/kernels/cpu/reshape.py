@@ -2,21 +2,21 @@
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def flatten_forward(x, out):
     """Copy the 1-D view ``x`` into the 1-D view ``out`` (same length)."""
     for i in range(x.shape[0]):
         out[i] = x[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def flatten_backward(dy, dx):
     """Copy the 1-D view ``dy`` into the 1-D view ``dx`` (same length)."""
     for i in range(dy.shape[0]):
         dx[i] = dy[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def last_step_forward(hs, out):
     """``out[n] = hs[n, -1]``: the last step of a (N, T, H) sequence into (N, H)."""
     n, t, h = hs.shape
@@ -25,7 +25,7 @@ def last_step_forward(hs, out):
             out[b, j] = hs[b, t - 1, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def last_step_backward(dy, dhs):
     """The gradient of :func:`last_step_forward`: zeros, with ``dhs[n, -1] = dy[n]``."""
     n, t, h = dhs.shape
