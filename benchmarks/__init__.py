@@ -1,0 +1,1 @@
+"""The nkernels asv suite. See README.md, "Benchmarks", for the commands."""

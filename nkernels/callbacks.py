@@ -25,7 +25,10 @@ class TrainingContext:
 class Callback:
     """Base class: override the events you need. ``logs`` maps metric names to values.
 
-    ``self.context`` (a :class:`TrainingContext`) is set before ``on_train_begin``. A callback
+    ``self.context`` (a :class:`TrainingContext`) is set before ``on_train_begin``; setting
+    ``self.context.stop_training = True`` ends training after the current epoch (as
+    :class:`~nkernels.schedules.EarlyStopping` does), and ``self.context.optimizer.lr`` may be
+    changed between epochs (as the schedules do). A callback
     with state that must survive a checkpoint returns it from :meth:`state_dict` (JSON values)
     and :meth:`state_arrays` (NumPy arrays), and takes it back in :meth:`load_state`.
     """
@@ -49,6 +52,13 @@ class Callback:
     def on_train_end(self, history: Any) -> None:
         """Training ended; ``history`` is what ``fit`` returns."""
 
+    def on_exception(self, error: BaseException) -> None:
+        """Training is ending with ``error`` (e.g. a TrainingDivergedError or KeyboardInterrupt).
+
+        Called instead of :meth:`on_train_end`, just before the error propagates: release what
+        :meth:`on_train_begin` acquired (a live display, an open file). Do not raise.
+        """
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state for checkpoints (none by default)."""
         return {}
@@ -61,15 +71,29 @@ class Callback:
         """Restore what :meth:`state_dict` and :meth:`state_arrays` returned."""
 
 
+def as_callback_list(callbacks: Any) -> list[Callback]:
+    """``callbacks`` (None, one Callback or an iterable of them) as a new list; a TypeError otherwise."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be a list of nkernels.callbacks.Callback instances, got {callbacks!r}") \
+            from None
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be nkernels.callbacks.Callback instances, got {cb!r}")
+    return callbacks
+
+
 class CallbackList(Callback):
     """Dispatches every event to a list of callbacks and to the plugins' observer hooks."""
 
     def __init__(self, callbacks: Iterable[Callback] | None, model: Any, scheme: Any, optimizer: Any = None,
                  history: Any = None):
-        self.callbacks = list(callbacks or [])
-        for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be nkernels.callbacks.Callback instances, got {cb!r}")
+        self.callbacks = as_callback_list(callbacks)
         self.model, self.scheme = model, scheme
         self.context = TrainingContext(model, optimizer, history)
         for cb in self.callbacks:
@@ -105,6 +129,13 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_train_end(history)
         plugins.notify("nkernels_on_train_end", model=self.model, history=history)
+
+    def on_exception(self, error):
+        for cb in self.callbacks:
+            try:
+                cb.on_exception(error)
+            except Exception:  # the original error matters more than a failing clean-up
+                pass
 
     def _stateful(self) -> list[Callback]:
         return [cb for cb in self.callbacks if type(cb).state_dict is not Callback.state_dict]
@@ -169,7 +200,7 @@ class ProgressBar(Callback):
     def on_train_begin(self, model, params):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                                   TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"), transient=False)
         done = self.context.history.epochs if self.context is not None and self.context.history else 0
         self._task = self._progress.add_task(self.description, total=params.get("epochs"), completed=done,
@@ -178,10 +209,25 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, epoch, logs):
         if self._progress is not None:
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, float))
-            self._progress.update(self._task, advance=1, metrics=shown)
+            self._progress.update(self._task, advance=1, metrics=self.format_metrics(logs))
+
+    @staticmethod
+    def format_metrics(logs: dict[str, Any]) -> str:
+        """The metrics shown next to the bar: losses to 4 places, accuracies in percent (not lr or time)."""
+        shown = []
+        for key, value in logs.items():
+            if key in ("lr", "time") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key.endswith("accuracy"):
+                shown.append(f"{key[:-len('uracy')]} {100 * value:.1f}%")
+            else:
+                shown.append(f"{key} {value:.4f}")
+        return "  ".join(shown)
 
     def on_train_end(self, history):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    def on_exception(self, error):
+        self.on_train_end(None)  # stop the live display, so the terminal gets its cursor back

@@ -28,16 +28,17 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--scheme", default="backprop", help="a registered training scheme")
     train.add_argument("--epochs", type=int, default=None, help="epochs (the preset's default if unset)")
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--optimizer", default="adam", help="adam, adamw or sgd")
+    train.add_argument("--optimizer", default=None, help="adam (default), adamw or sgd")
     train.add_argument("--lr", type=float, default=None, help="learning rate (the preset's default if unset)")
     train.add_argument("--schedule", default=None, help="learning-rate schedule: step, cosine or plateau")
-    train.add_argument("--augment-shift", type=int, default=0, metavar="PIXELS",
+    train.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
                        help="shift training images randomly by up to this many pixels")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu", help="cpu or cuda")
     train.add_argument("--save", metavar="PATH", help="save the trained model here")
     train.add_argument("--checkpoint-dir", metavar="DIR", help="save a checkpoint here after every epoch")
-    train.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run checkpointed in --checkpoint-dir (a new run if there is none yet)")
     train.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -45,6 +46,11 @@ def _build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub.add_parser("info", help="versions, devices, cache directory and threads", parents=[common])
+
+    bench = sub.add_parser("bench", help="training-step speed against PyTorch: the ratio table",
+                           parents=[common])
+    bench.add_argument("--models", nargs="+", metavar="NAME", help="benchmark models (default: all)")
+    bench.add_argument("--repeat", type=int, default=7, help="repeats per measurement (the median is shown)")
     return parser
 
 
@@ -64,6 +70,33 @@ def _build_model(spec: str, input_shape: tuple[int, ...], n_classes: int, seed: 
     return presets.build(spec, input_shape, n_classes, seed=seed)
 
 
+def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The scheme's constructor options from the command line.
+
+    Backprop gets every training option (with the preset's defaults); another scheme only the
+    options given explicitly, so that one it does not accept is an error rather than ignored.
+    """
+    given = {"optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
+             "augment_shift": args.augment_shift, "checkpoint_dir": args.checkpoint_dir,
+             "resume": args.resume or None}
+    options = {k: v for k, v in given.items() if v is not None}
+    if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
+        options["lr"] = defaults["lr"]
+    return options
+
+
+def _resume_note(checkpoint_dir: str) -> str:
+    """One line saying where a resumed run picks up."""
+    from .io import read_checkpoint
+    from .schemes.backprop import CHECKPOINT_FILE
+
+    path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+    if not os.path.exists(path):
+        return f"no checkpoint in {checkpoint_dir} yet: starting a new run"
+    extra = read_checkpoint(path).extra or {}
+    return f"resuming the run in {checkpoint_dir} after epoch {extra.get('epoch', '?')}"
+
+
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
     """Train, show progress, and end with a table of the epochs."""
     from . import datasets, presets
@@ -80,13 +113,13 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     epochs = args.epochs if args.epochs is not None else defaults["epochs"]
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume continues the run in --checkpoint-dir DIR; give that directory")
-    options: dict[str, Any] = {}
-    if args.scheme == "backprop":
-        options.update(optimizer=args.optimizer, schedule=args.schedule, augment_shift=args.augment_shift,
-                       checkpoint_dir=args.checkpoint_dir, resume=args.resume)
-        lr = args.lr if args.lr is not None else defaults.get("lr")
-        if lr is not None:
-            options["lr"] = lr
+    if args.plot:
+        from .plotting import check_plot_path
+
+        check_plot_path(args.plot)  # before training: a missing matplotlib must not cost a run
+    options = _scheme_options(args, defaults)
+    if args.resume and args.scheme == "backprop":
+        console.print(_resume_note(args.checkpoint_dir), highlight=False)
     callbacks = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
     history = train(model, X, y, scheme=args.scheme, epochs=epochs, batch_size=args.batch_size,
                     seed=args.seed, validation_data=(X_test, y_test), callbacks=callbacks, **options)
@@ -197,20 +230,61 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "plugins": cmd_plugins, "info": cmd_info}
+def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    """Measure training steps of the benchmark models against PyTorch and print the ratio table."""
+    from . import bench
+
+    unknown = sorted(set(args.models or []) - set(bench.CASES))
+    if unknown:
+        raise ValueError(f"unknown benchmark model(s) {unknown}; available: {', '.join(bench.CASES)}")
+    import numba
+
+    with console.status("measuring (nkernels first, then PyTorch)..."):
+        rows = bench.speedups(args.models, repeat=args.repeat)
+    table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step")
+    for column in ("model", "nkernels", "PyTorch", "PyTorch / nkernels"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        torch_us = "not installed" if row["torch_us"] is None else f"{row['torch_us']:,.0f}"
+        ratio = "" if row["speedup"] is None else f"{row['speedup']:.2f}x"
+        table.add_row(row["description"], f"{row['nkernels_us']:,.0f}", torch_us, ratio)
+    console.print(table)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "plugins": cmd_plugins, "info": cmd_info, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nkernels`` console script."""
     args = _build_parser().parse_args(argv)
     console = Console()
+    errors = Console(stderr=True, soft_wrap=True)  # one line, however wide the terminal
     try:
         return COMMANDS[args.command](args, console)
+    except KeyboardInterrupt:
+        if getattr(args, "debug", False):
+            raise
+        hint = ""
+        if getattr(args, "checkpoint_dir", None):
+            hint = f"; continue with --checkpoint-dir {args.checkpoint_dir} --resume"
+        errors.print(f"interrupted{hint}", highlight=False)
+        return 130
     except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
         if getattr(args, "debug", False):
             raise
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        errors.print(f"[red]error:[/] {_one_line(exc)}", highlight=False)
         return 2
+    except Exception as exc:  # a bug, not bad input: still one line, the traceback with --debug
+        if getattr(args, "debug", False):
+            raise
+        errors.print(f"[red]error:[/] {type(exc).__name__}: {_one_line(exc)} (run again with --debug for "
+                     f"the traceback)", highlight=False)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ def check_features(X: Any, name: str = "X", dtype: Any = None) -> np.ndarray:
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or impute them first")
-    return np.ascontiguousarray(arr, dtype=dtype or (arr.dtype if arr.dtype.kind == "f" else np.float32))
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype or (arr.dtype if arr.dtype.kind == "f" else np.float32))
+    if out.dtype != arr.dtype and not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} holds values too large for {out.dtype} (largest magnitude "
+                         f"{float(np.abs(arr).max()):g}); rescale it first")
+    return out
 
 
 def check_same_length(X: np.ndarray, y: Any, x_name: str = "X", y_name: str = "y") -> None:
@@ -47,3 +52,22 @@ def check_model_input(model: Any, X: np.ndarray, name: str = "X") -> tuple[int, 
     except ValueError as exc:
         raise ValueError(f"{name} of shape {X.shape} does not fit the model: {exc}") from None
     return (len(X),) + tuple(out.shape[1:])
+
+
+def check_validation_data(validation_data: Any, model: Any, loss: Any) -> tuple[np.ndarray, Any]:
+    """``(X_val, y_val)`` checked as the training data is, before training starts.
+
+    Returns ``X_val`` as a contiguous array of the model's dtype and ``y_val`` as given; errors
+    name ``X_val`` or ``y_val``.
+    """
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValueError(f"validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}")
+    X_val, y_val = validation_data
+    X_val = check_features(X_val, "X_val", dtype=model.dtype)
+    check_same_length(X_val, y_val, "X_val", "y_val")
+    out_shape = check_model_input(model, X_val, "X_val")
+    try:
+        loss.prepare_targets(y_val, out_shape, model.dtype)
+    except (TypeError, ValueError) as exc:
+        raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"y_val: {exc}") from None
+    return X_val, y_val

@@ -4,21 +4,47 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+INSTALL_HINT = "plotting needs matplotlib: pip install 'nkernels[plot]'"
 
-def plot_history(history: Mapping[str, list], path: str | os.PathLike) -> None:
-    """Write the loss and accuracy curves (train and validation, per epoch) of ``history`` to ``path``."""
+
+def _pyplot():
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install 'nkernels[plot]'") from None
+        raise ImportError(INSTALL_HINT) from None
+    return plt
+
+
+def check_plot_path(path: str | os.PathLike) -> None:
+    """Fail now, with a clear error, if the curves could not be written to ``path`` later.
+
+    Checks that matplotlib is installed and that the name ends in ``.png``, and creates the
+    missing parent directories (as :func:`nkernels.save` does).
+    """
+    _pyplot()
+    path = os.fspath(path)
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"the plot is written as a PNG; give a path ending in .png, got {path!r}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+
+
+def plot_history(history: Mapping[str, list], path: str | os.PathLike) -> None:
+    """Write the loss and accuracy curves (train and validation, per epoch) of ``history`` to ``path`` as a PNG.
+
+    Raises ImportError with the install command when matplotlib is missing.
+    """
+    plt = _pyplot()
     panels = [("loss", ["loss", "val_loss"]), ("accuracy", ["accuracy", "val_accuracy"])]
     panels = [(title, [k for k in keys if k in history]) for title, keys in panels]
     panels = [(title, keys) for title, keys in panels if keys]
     if not panels:
         raise ValueError("the history holds neither loss nor accuracy to plot")
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels):
         for key in keys:
@@ -29,5 +55,5 @@ def plot_history(history: Mapping[str, list], path: str | os.PathLike) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(os.fspath(path), format="png", dpi=100)
+    fig.savefig(path, format="png", dpi=100)
     plt.close(fig)

@@ -146,7 +146,7 @@ def train(model, X: Any, y: Any = None, scheme: Any = "backprop", *, progress: b
     fit_kwargs = {k: kwargs.pop(k) for k in FIT_ARGUMENTS if k in kwargs}
     scheme_obj = _resolve_scheme(scheme, kwargs)
     if progress:
-        from .callbacks import ProgressBar
+        from .callbacks import ProgressBar, as_callback_list
 
-        fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [ProgressBar()]
+        fit_kwargs["callbacks"] = as_callback_list(fit_kwargs.get("callbacks")) + [ProgressBar()]
     return scheme_obj.fit(model, X, y, **fit_kwargs)

@@ -130,3 +130,83 @@ def test_stateless_callbacks_may_differ_when_resuming(tmp_path, images):
     assert len(history["loss"]) == 2
     with pytest.raises(ValueError, match=r"callbacks \['CosineLR'\] but this run has \[\]"):
         train(model(), images, 3, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_a_run_without_a_seed_resumes_exactly(tmp_path, images):
+    """The augmentation seed travels in the checkpoint, so seed=None resumes exactly too."""
+    import shutil
+
+    X, y, Xv, yv = images
+    nk.train(model(), X, y, epochs=1, batch_size=48, augment_shift=2, checkpoint_dir=tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    finished = []
+    for run in ("a", "b"):
+        m = model()
+        nk.train(m, X, y, epochs=3, batch_size=48, augment_shift=2, checkpoint_dir=tmp_path / run, resume=True)
+        finished.append(m.params)
+    for key in finished[0]:
+        np.testing.assert_array_equal(finished[0][key], finished[1][key])
+
+
+def test_resume_with_no_checkpoint_yet_starts_afresh_and_csv_logs_carry_on(tmp_path, images):
+    from nkernels.callbacks import CSVLogger
+
+    log = tmp_path / "log.csv"
+    straight = model()
+    h_straight = train(straight, images, 3)
+    resumed = model()
+    train(resumed, images, 2, checkpoint_dir=tmp_path / "run", resume=True, callbacks=[CSVLogger(log)])
+    h_resumed = train(resumed, images, 3, checkpoint_dir=tmp_path / "run", resume=True,
+                      callbacks=[CSVLogger(log)])
+    assert h_resumed["loss"] == h_straight["loss"]
+    for key in straight.params:
+        np.testing.assert_array_equal(straight.params[key], resumed.params[key])
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("epoch,loss,") and [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3"]
+
+
+def test_resuming_from_a_corrupt_checkpoint_is_a_clear_error(tmp_path, images):
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CorruptFileError, match="not a readable safetensors file"):
+        train(model(), images, 2, checkpoint_dir=tmp_path, resume=True)
+
+
+KILLED_TRAINING = """
+import os, sys, time
+import nkernels as nk
+from nkernels.io import read_checkpoint
+directory = sys.argv[1]
+X, y = nk.datasets.load("digits")[:2]
+real_replace = os.replace
+def replace(src, dst):
+    if dst.endswith("checkpoint.safetensors") and os.path.exists(dst):  # the second checkpoint
+        print("writing", flush=True)
+        time.sleep(60)
+    real_replace(src, dst)
+os.replace = replace
+model = nk.Sequential([nk.layers.Dense(64, 16), nk.layers.ReLU(), nk.layers.Dense(16, 10)], seed=0)
+nk.train(model, X[:100], y[:100], epochs=3, batch_size=32, seed=1, checkpoint_dir=directory)
+"""
+
+
+def test_training_killed_while_checkpointing_resumes_to_the_same_weights(tmp_path):
+    from nkernels.io import read_checkpoint
+
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED_TRAINING), str(tmp_path)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "writing"  # the new file is whole, not yet renamed
+    finally:
+        process.kill()  # SIGKILL
+        process.wait()
+    assert read_checkpoint(tmp_path / "checkpoint.safetensors").extra["epoch"] == 1  # the previous one
+    X, y = nk.datasets.load("digits")[:2]
+
+    def mlp():
+        return nk.Sequential([L.Dense(64, 16), L.ReLU(), L.Dense(16, 10)], seed=0)
+
+    straight, resumed = mlp(), mlp()
+    nk.train(straight, X[:100], y[:100], epochs=3, batch_size=32, seed=1)
+    nk.train(resumed, X[:100], y[:100], epochs=3, batch_size=32, seed=1, checkpoint_dir=tmp_path, resume=True)
+    for key in straight.params:
+        np.testing.assert_array_equal(straight.params[key], resumed.params[key])

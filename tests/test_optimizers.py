@@ -82,3 +82,50 @@ def test_bad_optimizer_options():
         SGD(nesterov=True)
     with pytest.raises(ValueError, match=r"betas must be a pair"):
         Adam(betas=0.9)
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda: SGD(lr=0.05, momentum=0.9, nesterov=True, clip_norm=1.0, max_norm=0.7),
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+    (lambda: Adam(lr=0.05, clip_norm=1.0, max_norm=0.7), lambda p: torch.optim.Adam(p, lr=0.05)),
+    (lambda: AdamW(lr=0.05, weight_decay=0.1, clip_norm=1.0, max_norm=0.7),
+     lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1)),
+])
+def test_clipping_then_update_then_max_norm_matches_torch(ours, theirs):
+    """clip_grad_norm_ over all gradients, the optimizer step, then renorm of each weight's rows
+    (a conv weight (out, in, k, k) by rows of its (out, -1) view; biases untouched)."""
+    rng = np.random.default_rng(2)
+    params = {"0.weight": rng.standard_normal((2, 3, 2, 2)) * 0.3, "0.bias": rng.standard_normal(2),
+              "1.weight": rng.standard_normal((4, 8)) * 0.3, "1.bias": rng.standard_normal(4) * 3}
+    tparams = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in params.items()}
+    optimizer, reference = ours(), theirs(list(tparams.values()))
+    for _ in range(4):
+        grads = {k: rng.standard_normal(v.shape) * 5 for k, v in params.items()}
+        for k, t in tparams.items():
+            t.grad = torch.from_numpy(grads[k].copy())
+        optimizer.step(params, grads)  # clips grads in place
+        torch.nn.utils.clip_grad_norm_(list(tparams.values()), 1.0)
+        reference.step()
+        with torch.no_grad():
+            for k in ("0.weight", "1.weight"):
+                tparams[k].copy_(torch.renorm(tparams[k], 2, 0, 0.7))
+    for k in params:
+        np.testing.assert_allclose(params[k], tparams[k].detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert np.abs(params["1.bias"]).max() > 0.7  # biases are not constrained
+
+
+def test_conv_clipping_max_norm_and_augmentation_give_the_same_numbers_on_both_paths():
+    X, y = nk.datasets.load("digits", flat=False)[:2]
+    runs = []
+    for compiled in (True, False):
+        model = nk.Sequential([L.Conv2D(1, 4, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
+                               L.Dropout(0.2), L.Dense(64, 10)], seed=1)
+        history = nk.train(model, X[:96], y[:96], epochs=2, batch_size=32, seed=4, optimizer="sgd", lr=0.3,
+                           momentum=0.9, nesterov=True, clip_norm=1.0, max_norm=0.5, augment_shift=2,
+                           schedule="step", compiled=compiled)
+        runs.append((history, model.params))
+    assert runs[0][0]["loss"] == runs[1][0]["loss"] and runs[0][0]["lr"] == runs[1][0]["lr"]
+    for key in runs[0][1]:
+        np.testing.assert_array_equal(runs[0][1][key], runs[1][1][key])
+    conv_rows = runs[0][1]["0.weight"].reshape(4, -1)
+    assert np.linalg.norm(conv_rows, axis=1).max() <= 0.5 * (1 + 1e-6)

@@ -183,3 +183,106 @@ def test_scheme_instance_and_history_mapping(digits):
     assert isinstance(history, nk.History) and len(history["loss"]) == 3 and history.epochs == 3
     with pytest.raises(ValueError, match="scheme instance"):
         nk.train(small_mlp(), digits[0][:64], digits[1][:64], scheme=scheme, lr=0.1)
+
+
+def test_determinism_holds_with_augmentation_schedules_and_constraints():
+    X, y = nk.datasets.load("digits", flat=False)[:2]
+    weights = []
+    for _ in range(2):
+        model = nk.Sequential([L.Conv2D(1, 4, 3, padding=1), L.ReLU(), L.Flatten(), L.Dropout(0.25),
+                               L.Dense(256, 10)], seed=2)
+        nk.train(model, X[:96], y[:96], epochs=3, batch_size=32, seed=7, augment_shift=2, schedule="cosine",
+                 clip_norm=1.0, max_norm=2.0)
+        weights.append(model.params)
+    for key in weights[0]:
+        np.testing.assert_array_equal(weights[0][key], weights[1][key])
+
+
+class RecordEvents(nk.callbacks.Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, model, params):
+        self.events.append("train_begin")
+
+    def on_epoch_begin(self, epoch):
+        self.events.append("epoch_begin")
+
+    def on_train_end(self, history):
+        self.events.append("train_end")
+
+    def on_exception(self, error):
+        self.events.append(type(error).__name__)
+
+
+@pytest.mark.parametrize("validation, error, message", [
+    (lambda Xv, yv: Xv, ValueError, r"validation_data must be a pair \(X_val, y_val\)"),
+    (lambda Xv, yv: (Xv[:, :10], yv), ValueError, r"X_val of shape \(20, 10\) does not fit the model"),
+    (lambda Xv, yv: (Xv, yv[:5]), ValueError, "X_val has 20 samples but y_val has 5"),
+    (lambda Xv, yv: (np.where(Xv > 0.5, np.nan, Xv), yv), ValueError, "X_val contains .* NaN or infinite"),
+    (lambda Xv, yv: (Xv, yv + 10), ValueError, r"y_val: labels must lie in \[0, 9\]"),
+    (lambda Xv, yv: (Xv.astype(str), yv), TypeError, "X_val must hold numbers"),
+    (lambda Xv, yv: (Xv, yv.astype(str)), TypeError, "y_val: .*must hold numbers"),
+])
+def test_bad_validation_data_is_rejected_before_training(digits, validation, error, message):
+    recorder = RecordEvents()
+    with pytest.raises(error, match=message):
+        nk.train(small_mlp(), digits[0][:40], digits[1][:40], epochs=2, callbacks=[recorder],
+                 validation_data=validation(digits[2][:20], digits[3][:20]))
+    assert recorder.events == []  # no epoch ran
+
+
+def test_values_that_overflow_the_model_dtype_are_rejected(digits):
+    X = digits[0][:40].astype(np.float64)
+    X[0, 0] = 1e39  # finite in float64, inf in float32
+    with pytest.raises(ValueError, match="too large for float32"):
+        nk.train(small_mlp(), X, digits[1][:40])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"schedule": 3}, TypeError, "schedule must be 'step', 'cosine', 'plateau' or a callback"),
+    ({"schedule": "linear"}, ValueError, "unknown schedule 'linear'; available: cosine, plateau, step"),
+    ({"callbacks": 3}, TypeError, "callbacks must be a list of nkernels.callbacks.Callback"),
+    ({"callbacks": [print]}, TypeError, "callbacks must be nkernels.callbacks.Callback instances"),
+    ({"augment_shift": -1}, ValueError, "augment_shift must be at least 0"),
+    ({"max_norm": 0}, ValueError, "max_norm must be a finite number above 0"),
+    ({"resume": True}, ValueError, "resume=True needs checkpoint_dir"),
+])
+def test_bad_training_extras(digits, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        nk.train(small_mlp(), digits[0][:40], digits[1][:40], epochs=1, **kwargs)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_divergence_restores_the_optimizer_state_and_callbacks_hear_of_it(compiled):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 8)).astype(np.float32)
+    y = X.sum(1, keepdims=True)
+    model = nk.Sequential([L.Dense(8, 8), L.Tanh(), L.Dense(8, 1)], seed=0)
+    scheme = nk.schemes.Backprop(optimizer="sgd", lr=0.01, momentum=0.9, compiled=compiled)
+    scheme.fit(model, X, y, epochs=1, batch_size=32, seed=0)
+    steps = scheme.optimizer.steps
+    state = {k: {n: a.copy() for n, a in v.items()} for k, v in scheme.optimizer.state.items()}
+    weights = {k: v.copy() for k, v in model.params.items()}
+    scheme.optimizer.lr = 1e4
+    recorder, bar = RecordEvents(), nk.callbacks.ProgressBar()
+    with pytest.raises(TrainingDivergedError, match="epoch 1"):
+        scheme.fit(model, X, y, epochs=3, batch_size=32, seed=0, callbacks=[recorder, bar])
+    assert recorder.events == ["train_begin", "epoch_begin", "TrainingDivergedError"]
+    assert bar._progress is None  # the live display was stopped
+    assert scheme.optimizer.steps == steps
+    for key, named in state.items():
+        for name, array in named.items():
+            np.testing.assert_array_equal(scheme.optimizer.state[key][name], array)
+    for key, value in weights.items():
+        np.testing.assert_array_equal(model.params[key], value)
+    scheme.optimizer.lr = 0.01  # and training can go on from there
+    assert np.isfinite(scheme.fit(model, X, y, epochs=1, batch_size=32, seed=0)["loss"][0])
+
+
+def test_progress_bar_is_off_unless_asked_for(digits, capsys):
+    nk.train(small_mlp(), digits[0][:64], digits[1][:64], epochs=2, batch_size=32)
+    assert capsys.readouterr().out == ""
+    nk.train(small_mlp(), digits[0][:64], digits[1][:64], epochs=2, batch_size=32, progress=True)
+    out = capsys.readouterr().out
+    assert "2/2" in out and "loss" in out and "acc" in out

@@ -22,7 +22,10 @@ from ..cache import cache_dir
 from ..kernel_registry import kernel
 from ..threads import blas_single_threaded
 
-_FIXED_ARGS = ("X", "Y", "order", "start0", "n_batches", "step0", "hyper", "losses", "correct")
+#: ``limits`` is ``[clip_norm, max_norm]`` (0 where unused) and ``augment_seed`` the translations' seed:
+#: arguments rather than constants in the source, so that new values compile nothing new
+_FIXED_ARGS = ("X", "Y", "order", "start0", "n_batches", "step0", "hyper", "limits", "augment_seed", "losses",
+               "correct")
 
 
 @dataclass
@@ -55,10 +58,10 @@ def _optimizer_code(optimizer, grads: list[str], params: list[tuple[str, str, bo
     clip, constrain = [], []
     if optimizer.clip_norm is not None:
         clip = ["total_ = 0.0"] + [f"total_ += sum_of_squares({g})" for g in grads]
-        clip.append(f"factor_ = clip_scale(math.sqrt(total_), {optimizer.clip_norm!r})")
+        clip.append("factor_ = clip_scale(math.sqrt(total_), limits[0])")
         clip += [f"scale_inplace({g}, factor_)" for g in grads]
     if optimizer.max_norm is not None:
-        constrain = [f"max_norm_rows({rows}, {optimizer.max_norm!r})" for _, rows, constrained in params
+        constrain = [f"max_norm_rows({rows}, limits[1])" for _, rows, constrained in params
                      if constrained]
     return clip, constrain
 
@@ -120,7 +123,7 @@ def _plan(model, loss, optimizer, batch_shape: tuple[int, ...], augment: tuple[i
     else:
         args += ["raw", "raw_rows"]
         gather_input = ["gather_rows(X, order, start, raw_rows)",
-                        f"random_translate(raw, {augment[0]}, {augment[1]}, step * {AUGMENT_STRIDE}, a0)"]
+                        f"random_translate(raw, {augment[0]}, augment_seed, step * {AUGMENT_STRIDE}, a0)"]
 
     ops = {"gather_rows", "gather_labels", optimizer.op, *loss_ops, *norm_ops}
     ops.update(*(op.ops for op in layer_ops))
@@ -268,8 +271,11 @@ class CompiledTrainer:
         """
         losses = np.zeros(n_batches)
         correct = np.zeros(n_batches, np.int64)
+        optimizer = self.optimizer
+        limits = np.array([optimizer.clip_norm or 0.0, optimizer.max_norm or 0.0])
+        augment_seed = 0 if self.augment is None else int(self.augment[1])
         with blas_single_threaded():
-            done = self.function(X2d, Y, order, start, n_batches, self.optimizer.steps,
-                                 self.optimizer.hyper(), losses, correct, *self._arrays(batch_size))
+            done = self.function(X2d, Y, order, start, n_batches, optimizer.steps, optimizer.hyper(), limits,
+                                 augment_seed, losses, correct, *self._arrays(batch_size))
         self.optimizer.steps += done
         return losses[:done], correct[:done], done

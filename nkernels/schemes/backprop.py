@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ..callbacks import CallbackList
-from ..data import check_features, check_fit_arguments, check_model_input, check_same_length
+from ..callbacks import Callback, CallbackList, as_callback_list
+from ..data import (check_features, check_fit_arguments, check_model_input, check_same_length,
+                    check_validation_data)
 from ..errors import TrainingDivergedError
 from ..history import History
 from ..layers.base import check_positive_int
@@ -30,7 +31,13 @@ class Backprop(Scheme):
     callback from :mod:`nkernels.schedules`. ``augment_shift`` shifts each training image by up
     to that many pixels. ``checkpoint_dir`` saves a checkpoint after every epoch, and
     ``resume=True`` continues from it: the resumed run ends with the same weights as an
-    uninterrupted one. ``compiled=False`` forces the layer-by-layer path (same numbers).
+    uninterrupted one (with ``resume=True`` and no checkpoint yet, training starts afresh, so
+    the same call can be repeated until the run is done). ``compiled=False`` forces the
+    layer-by-layer path (same numbers).
+
+    When the loss or a weight stops being finite, training stops with a
+    :class:`~nkernels.TrainingDivergedError` and the weights, buffers and optimizer state are
+    those of the start of that epoch.
     """
 
     def __init__(self, optimizer: Any = "adam", lr: float | None = None, loss: Any = None,
@@ -40,6 +47,14 @@ class Backprop(Scheme):
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
         self.loss = None if loss is None else get_loss(loss)
+        if isinstance(schedule, str):
+            from ..schedules import SCHEDULES
+
+            if schedule not in SCHEDULES:
+                raise ValueError(f"unknown schedule {schedule!r}; available: {', '.join(sorted(SCHEDULES))}")
+        elif schedule is not None and not isinstance(schedule, Callback):
+            raise TypeError(f"schedule must be 'step', 'cosine', 'plateau' or a callback from nkernels.schedules, "
+                            f"got {schedule!r}")
         self.schedule = schedule
         self.augment_shift = check_positive_int(augment_shift, "augment_shift", minimum=0)
         self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
@@ -51,7 +66,7 @@ class Backprop(Scheme):
     def _callbacks(self, callbacks: Any, epochs: int) -> list:
         from ..schedules import get_schedule
 
-        callbacks = list(callbacks or [])
+        callbacks = as_callback_list(callbacks)
         if isinstance(self.schedule, str):
             callbacks.insert(0, get_schedule(self.schedule, epochs))
         elif self.schedule is not None:
@@ -66,81 +81,95 @@ class Backprop(Scheme):
         loss = self.loss or default_loss(y)
         targets = loss.prepare_targets(y, check_model_input(model, X), model.dtype)
         if validation_data is not None:
-            validation_data = _check_validation(validation_data)
+            validation_data = check_validation_data(validation_data, model, loss)
+        if self.augment_shift and X.ndim != 4:
+            raise ValueError(f"random translations need image inputs (N, C, H, W), got samples of shape "
+                             f"{X.shape[1:]}")
         n = len(X)
         batch_size = min(batch_size, n)
-        augment = None
-        if self.augment_shift:
-            augment = (self.augment_shift, int(np.random.default_rng(seed).integers(2**62)))
+        rng = np.random.default_rng(seed)
+        events = CallbackList(self._callbacks(callbacks, epochs), model, self, self.optimizer)
+        augment_seed = int(np.random.default_rng(seed).integers(2**62))
+        start_epoch, history, augment_seed = self._resume(model, rng, events, epochs, augment_seed)
+        augment = (self.augment_shift, augment_seed) if self.augment_shift else None
         trainer = make_trainer(model, loss, self.optimizer, X.shape[1:], batch_size, self.compiled, augment)
         X2d = X.reshape(n, -1)
         if loss.target_kind == "values":
             targets = targets.reshape(n, -1)
-        rng = np.random.default_rng(seed)
-        events = CallbackList(self._callbacks(callbacks, epochs), model, self, self.optimizer)
-        start_epoch, history = self._resume(model, rng, events, epochs)
         events.context.history = history
-        events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
-                                      "scheme": "backprop", "resumed": start_epoch > 0,
-                                      "compiled": not isinstance(trainer, LayerwiseTrainer)})
-        full, rest = divmod(n, batch_size)
-        for epoch in range(start_epoch, epochs):
-            events.on_epoch_begin(epoch)
-            started = time.perf_counter()
-            order = rng.permutation(n)
-            snapshot = {k: v.copy() for k, v in model.params.items()}
-            runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \
-                else [(0, full, batch_size)]
-            if rest:
-                runs.append((full * batch_size, 1, rest))
-            total_loss, total_correct = 0.0, 0
-            for batch, (start, count, size) in enumerate(runs):
-                losses, correct, done = trainer.run(X2d, targets, order, start, count, size)
-                if done < count or not _params_finite(model):
-                    model.set_params(snapshot)
-                    raise TrainingDivergedError(
-                        f"training diverged in epoch {epoch + 1}: the loss or a weight became NaN or "
-                        f"infinite. The weights from the start of that epoch were restored; try a smaller "
-                        f"learning rate (lr is {self.optimizer.lr:g}).")
-                total_loss += float(losses.sum()) * size
-                total_correct += int(correct.sum())
-                if events.wants_batches:
-                    events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
-            logs = {"loss": total_loss / n}
-            if loss.has_accuracy:
-                logs["accuracy"] = total_correct / n
-            if validation_data is not None:
-                scores = evaluate(model, *validation_data, loss=loss)
-                logs.update({f"val_{k}": v for k, v in scores.items()})
-            logs["lr"] = self.optimizer.lr
-            logs["time"] = time.perf_counter() - started
-            history.append(logs)
-            events.on_epoch_end(epoch, logs)
-            self._checkpoint(model, epoch, rng, history, events)
-            if events.stop_training:
-                break
+        try:
+            events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
+                                          "scheme": "backprop", "resumed": start_epoch > 0,
+                                          "compiled": not isinstance(trainer, LayerwiseTrainer)})
+            for epoch in range(start_epoch, epochs):
+                events.on_epoch_begin(epoch)
+                started = time.perf_counter()
+                logs = self._epoch(epoch, model, trainer, loss, X2d, targets, rng, batch_size, events)
+                if validation_data is not None:
+                    scores = evaluate(model, *validation_data, loss=loss)
+                    logs.update({f"val_{k}": v for k, v in scores.items()})
+                logs["lr"] = self.optimizer.lr
+                logs["time"] = time.perf_counter() - started
+                history.append(logs)
+                events.on_epoch_end(epoch, logs)
+                self._checkpoint(model, epoch, rng, history, events, augment_seed)
+                if events.stop_training:
+                    break
+        except BaseException as exc:
+            events.on_exception(exc)
+            raise
         events.on_train_end(history)
         return history
+
+    def _epoch(self, epoch, model, trainer, loss, X2d, targets, rng, batch_size, events) -> dict[str, Any]:
+        """Train one epoch and return its loss (and accuracy); divergence restores the epoch's start and raises."""
+        n = len(X2d)
+        full, rest = divmod(n, batch_size)
+        order = rng.permutation(n)
+        snapshot = _Snapshot(model, self.optimizer)
+        runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \
+            else [(0, full, batch_size)]
+        if rest:
+            runs.append((full * batch_size, 1, rest))
+        total_loss, total_correct = 0.0, 0
+        for batch, (start, count, size) in enumerate(runs):
+            losses, correct, done = trainer.run(X2d, targets, order, start, count, size)
+            if done < count or not _params_finite(model):
+                snapshot.restore()
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {epoch + 1}: the loss or a weight became NaN or "
+                    f"infinite. The weights from the start of that epoch were restored; try a smaller "
+                    f"learning rate (lr is {self.optimizer.lr:g}).")
+            total_loss += float(losses.sum()) * size
+            total_correct += int(correct.sum())
+            if events.wants_batches:
+                events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
+        logs = {"loss": total_loss / n}
+        if loss.has_accuracy:
+            logs["accuracy"] = total_correct / n
+        return logs
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _checkpoint_path(self) -> str:
         return os.path.join(self.checkpoint_dir, CHECKPOINT_FILE)
 
     def _checkpoint(self, model, epoch: int, rng: np.random.Generator, history: History,
-                    events: CallbackList) -> None:
+                    events: CallbackList, augment_seed: int) -> None:
         if self.checkpoint_dir is None:
             return
         from ..io import save
 
         states, arrays = events.states()
         extra = {"epoch": epoch + 1, "rng": rng.bit_generator.state, "history": history.as_dict(),
-                 "callbacks": states, "stopped": events.stop_training}
+                 "callbacks": states, "stopped": events.stop_training, "augment_seed": augment_seed}
         save(model, self._checkpoint_path(), optimizer=self.optimizer, extra=extra, arrays=arrays)
 
-    def _resume(self, model, rng: np.random.Generator, events: CallbackList, epochs: int) -> tuple[int, History]:
-        """The epoch to start from and the history so far: from the checkpoint when resuming."""
+    def _resume(self, model, rng: np.random.Generator, events: CallbackList, epochs: int,
+                augment_seed: int) -> tuple[int, History, int]:
+        """The epoch to start from, the history so far and the augmentation seed: from the checkpoint
+        when resuming (so a run started without a seed resumes exactly too)."""
         if not self.resume or not os.path.exists(self._checkpoint_path()):
-            return 0, History()
+            return 0, History(), augment_seed
         from ..io import read_checkpoint, restore_weights
 
         path = self._checkpoint_path()
@@ -156,17 +185,36 @@ class Backprop(Scheme):
         rng.bit_generator.state = checkpoint.extra["rng"]
         events.load_states(checkpoint.extra["callbacks"], checkpoint.arrays)
         history = History(checkpoint.extra["history"])
+        augment_seed = int(checkpoint.extra.get("augment_seed", augment_seed))
         if checkpoint.extra.get("stopped"):  # a callback had already ended that run
             events.context.stop_training = True
-            return epochs, history
-        return int(checkpoint.extra["epoch"]), history
+            return epochs, history, augment_seed
+        return int(checkpoint.extra["epoch"]), history, augment_seed
 
 
 def _params_finite(model) -> bool:
     return all(np.isfinite(v).all() for v in model.params.values())
 
 
-def _check_validation(validation_data: Any) -> tuple[Any, Any]:
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-        raise ValueError("validation_data must be a pair (X_val, y_val)")
-    return tuple(validation_data)
+class _Snapshot:
+    """Copies of a model's weights and buffers and an optimizer's state, to return to after divergence.
+
+    Restoring writes into the arrays in place: the compiled trainer holds on to them.
+    """
+
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.params = {k: v.copy() for k, v in model.params.items()}
+        self.buffers = {k: v.copy() for k, v in model.buffers.items()}
+        self.steps = optimizer.steps
+        self.state = {k: {n: a.copy() for n, a in v.items()} for k, v in optimizer.state.items()}
+
+    def restore(self) -> None:
+        self.model.set_params(self.params)
+        for key, value in self.model.buffers.items():
+            value[...] = self.buffers[key]
+        self.optimizer.steps = self.steps
+        for key, named in self.optimizer.state.items():
+            for name, array in named.items():
+                saved = self.state.get(key, {}).get(name)
+                array[...] = 0 if saved is None or saved.shape != array.shape else saved

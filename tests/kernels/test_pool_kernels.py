@@ -15,9 +15,15 @@ from nkernels.kernels.cpu import pool
 # ----------------------------------------------------------------------------------------------
 
 
+def window_argmax(window):
+    """PyTorch's rule on a flattened window: the last NaN if there is one, else the first
+    maximum (row-major order)."""
+    nans = np.flatnonzero(np.isnan(window))
+    return int(nans[-1]) if len(nans) else int(np.argmax(window))
+
+
 def naive_maxpool2d_forward(x, k, stride):
-    """Max over each window; argmax is the flat index ih * W + iw of the first maximum in
-    row-major window order (np.argmax: a NaN counts as the maximum)."""
+    """Max over each window; argmax is the flat index ih * W + iw of the winner (window_argmax)."""
     n_size, c_size, h, w = x.shape
     oh_size, ow_size = (h - k) // stride + 1, (w - k) // stride + 1
     out = np.zeros((n_size, c_size, oh_size, ow_size), x.dtype)
@@ -27,8 +33,7 @@ def naive_maxpool2d_forward(x, k, stride):
             for i in range(oh_size):
                 for j in range(ow_size):
                     window = x[n, c, i * stride:i * stride + k, j * stride:j * stride + k]
-                    a = int(np.argmax(window))
-                    di, dj = divmod(a, k)
+                    di, dj = divmod(window_argmax(window.ravel()), k)
                     out[n, c, i, j] = window[di, dj]
                     argmax[n, c, i, j] = (i * stride + di) * w + (j * stride + dj)
     return out, argmax
@@ -56,7 +61,7 @@ def naive_maxpool1d_forward(x, k, stride):
         for c in range(c_size):
             for i in range(ol_size):
                 window = x[n, c, i * stride:i * stride + k]
-                a = int(np.argmax(window))
+                a = window_argmax(window)
                 out[n, c, i] = window[a]
                 argmax[n, c, i] = i * stride + a
     return out, argmax
@@ -209,8 +214,9 @@ def test_avgpool2d_matches_naive(case, dtype):
     np.testing.assert_allclose(dx, naive_avgpool2d_backward(x, k, s, dout), **tol(dtype))
 
 
-def test_maxpool_ties_and_nan_follow_numpy_argmax():
-    """Ties go to the first element in row-major window order; a NaN wins its window."""
+def test_maxpool_ties_and_nans():
+    """As PyTorch: ties go to the first element in row-major window order, a NaN wins its
+    window, and of several NaNs the last one."""
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 0, 1] = x[0, 0, 1, 0] = 1.0  # tie in the first 2x2 window
     x[0, 0, 2, 3] = np.nan
@@ -225,7 +231,7 @@ def test_maxpool_ties_and_nan_follow_numpy_argmax():
 
     # The general (k != 2) path, with NaNs, infinities of both signs and ties.
     x3 = np.random.default_rng(3).standard_normal((1, 2, 6, 5))
-    x3[0, 0, 2, 3] = np.nan
+    x3[0, 0, 2, 3] = x3[0, 0, 3, 1] = x3[0, 0, 3, 2] = np.nan
     x3[0, 1, 1, 1] = np.inf
     x3[0, 1, 3, 2] = -np.inf
     x3[0, 1, 4, 4] = x3[0, 1, 5, 0] = 9.0
@@ -236,10 +242,25 @@ def test_maxpool_ties_and_nan_follow_numpy_argmax():
     np.testing.assert_array_equal(out3, ref_out3)
     np.testing.assert_array_equal(dx3, naive_maxpool2d_backward(x3, 3, 1, dout3))
 
-    x1 = np.array([[[0.0, 2.0, 2.0, np.nan, 1.0, 3.0]]])
-    out1, argmax1, _ = run_maxpool1d(x1, 3, 1, np.ones((1, 1, 4)))
+    x1 = np.array([[[0.0, 2.0, 2.0, np.nan, 1.0, np.nan, 3.0]]])
+    out1, argmax1, _ = run_maxpool1d(x1, 3, 1, np.ones((1, 1, 5)))
     np.testing.assert_array_equal(argmax1, naive_maxpool1d_forward(x1, 3, 1)[1])
-    np.testing.assert_array_equal(argmax1[0, 0], [1, 3, 3, 3])
+    np.testing.assert_array_equal(argmax1[0, 0], [1, 3, 3, 5, 5])
+
+
+def test_maxpool_nans_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(5).standard_normal((2, 2, 6, 6))
+    x[0, 0, 1, 1] = x[0, 0, 1, 0] = x[1, 1, 4, 4] = x[1, 1, 5, 5] = x[0, 1, 0, 0] = np.nan
+    for k, s in [(2, 2), (3, 1), (2, 1)]:
+        _, argmax, _ = run_maxpool2d(x, k, s, np.ones(pool.pool2d_output_shape(x.shape, k, s)))
+        _, it = torch.nn.functional.max_pool2d(torch.tensor(x), k, s, return_indices=True)
+        np.testing.assert_array_equal(argmax, it.numpy())
+    x1 = x.reshape(2, 2, 36)
+    for k, s in [(2, 2), (4, 1)]:
+        _, argmax, _ = run_maxpool1d(x1, k, s, np.ones(pool.pool1d_output_shape(x1.shape, k, s)))
+        _, it = torch.nn.functional.max_pool1d(torch.tensor(x1), k, s, return_indices=True)
+        np.testing.assert_array_equal(argmax, it.numpy())
 
 
 def test_backward_overwrites_dx():

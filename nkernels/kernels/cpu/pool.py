@@ -7,8 +7,9 @@ accumulate, so both are handled. All loops run in ``prange`` over the N*C planes
 
 Max pooling saves, for each output element, the flat index of the winning input element
 *within its own plane* (``ih * W + iw`` for 2-D, ``il`` for 1-D, as PyTorch's ``indices``) in a
-caller-provided int64 array of the output's shape; backward scatters through it. Ties go to
-the first element in row-major window order; a NaN in a window wins (as in PyTorch).
+caller-provided int64 array of the output's shape; backward scatters through it. As in
+PyTorch: ties go to the first element in row-major window order, a NaN wins its window, and
+of several NaNs the last one wins.
 
 All float arrays of one call share one dtype (float32 or float64); ``argmax`` is int64.
 """
@@ -50,17 +51,14 @@ def pool_workspace_size(x_shape, k, stride):
 
 @njit(cache=True, error_model="numpy")
 def _window_max_exact(plane, h0, w0, k, w_size):
-    """First maximum of a k x k window in row-major order, a NaN counting as the maximum."""
+    """PyTorch's rule for a k x k window: the first maximum in row-major order, except that a
+    NaN wins, and among several NaNs the last one."""
     best = plane[h0, w0]
     bi = h0 * w_size + w0
-    if best != best:
-        return best, bi
     for i in range(h0, h0 + k):
         for j in range(w0, w0 + k):
             v = plane[i, j]
-            if v != v:
-                return v, i * w_size + j
-            if v > best:
+            if v > best or v != v:
                 best = v
                 bi = i * w_size + j
     return best, bi
@@ -196,16 +194,12 @@ def maxpool1d_forward(x, k, stride, out, argmax):
                 if v > best:
                     best = v
                     bi = i
-            if t != t:  # exact rule: the first NaN wins
+            if t != t:  # exact rule, as PyTorch: a NaN wins, the last of several NaNs
                 best = row[l0]
                 bi = l0
                 for i in range(l0, l0 + k):
                     v = row[i]
-                    if v != v:
-                        best = v
-                        bi = i
-                        break
-                    if v > best:
+                    if v > best or v != v:
                         best = v
                         bi = i
             orow[ol] = best

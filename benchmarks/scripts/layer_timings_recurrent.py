@@ -1,6 +1,6 @@
 """Layer timings of the fused Numba LSTM/GRU kernels against torch.nn.LSTM/GRU (CPU, 2 threads).
 
-Run from the repository root:  python benchmarks/layer_timings_recurrent.py [--threads 2] [--dtype float32]
+Run from the repository root:  python benchmarks/scripts/layer_timings_recurrent.py [--threads 2] [--dtype float32]
 
 Each row: median over many runs, after warm-up (JIT compile excluded), in microseconds, of
 forward+backward through the whole sequence (dx, dW_ih, dW_hh, db_ih, db_hh on both sides;
@@ -13,11 +13,11 @@ import sys
 _p = argparse.ArgumentParser()
 _p.add_argument("--threads", type=int, default=2)
 _p.add_argument("--dtype", default="float32")
-_p.add_argument("--repeat", type=int, default=50)
+_p.add_argument("--repeat", type=int, default=60)
 ARGS = _p.parse_args()
 for _v in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = str(ARGS.threads)
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 import time  # noqa: E402
 
@@ -34,28 +34,33 @@ TDT = {np.float32: torch.float32, np.float64: torch.float64}[DT.type]
 # (cell, batch, T, input, hidden): the digits LSTM (8x8 image rows as a sequence), then longer ones.
 CASES = [
     ("lstm", 64, 8, 8, 64),
-    ("lstm", 64, 40, 32, 32),
-    ("lstm", 64, 40, 32, 128),
+    ("lstm", 64, 40, 16, 32),
+    ("lstm", 64, 40, 16, 128),
     ("gru", 64, 8, 8, 64),
-    ("gru", 64, 40, 32, 32),
-    ("gru", 64, 40, 32, 128),
+    ("gru", 64, 40, 16, 32),
+    ("gru", 64, 40, 16, 128),
 ]
 
 
-def median_us(fn, repeat):
-    for _ in range(5):
-        fn()
-    t0 = time.perf_counter()
-    fn()
-    one = time.perf_counter() - t0
-    inner = max(1, int(2e-3 / max(one, 1e-7)))  # one sample lasts >= ~2 ms
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(inner):
+def paired_us(fns, repeat):
+    """Median time of each function in microseconds, sampled in turns (A B A B ...) so that
+    load from other processes on the machine hits every function alike."""
+    inner = []
+    for fn in fns:
+        for _ in range(5):
             fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return 1e6 * float(np.median(samples))
+        t0 = time.perf_counter()
+        fn()
+        one = time.perf_counter() - t0
+        inner.append(max(1, int(2e-3 / max(one, 1e-7))))  # one sample lasts >= ~2 ms
+    samples = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, k, out in zip(fns, inner, samples):
+            t0 = time.perf_counter()
+            for _ in range(k):
+                fn()
+            out.append((time.perf_counter() - t0) / k)
+    return [1e6 * float(np.median(v)) for v in samples]
 
 
 def bench(cell, n, t, i, h, repeat):
@@ -102,12 +107,9 @@ def bench(cell, n, t, i, h, repeat):
             p.grad = None
         module(xt)[0].backward(dt_)
 
-    row = {}
-    row["nk_fb"] = median_us(nk_fwdbwd, repeat)
-    row["t_fb"] = median_us(t_fwdbwd, repeat)
-    row["nk_f"] = median_us(nk_fwd, repeat)
-    row["t_f"] = median_us(t_fwd, repeat)
-    return row
+    nk_fb, t_fb = paired_us([nk_fwdbwd, t_fwdbwd], repeat)
+    nk_f, t_f = paired_us([nk_fwd, t_fwd], repeat)
+    return {"nk_fb": nk_fb, "t_fb": t_fb, "nk_f": nk_f, "t_f": t_f}
 
 
 def main():

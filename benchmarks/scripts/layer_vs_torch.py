@@ -49,30 +49,27 @@ def median_time(fn, repeat: int, warmup: int = 3) -> float:
 
 
 def measure(repeat: int) -> list[tuple[str, float, float]]:
-    """All nkernels timings first, then all PyTorch ones: the two runtimes' spinning thread pools
-    would otherwise slow whichever runs right after the other."""
+    """All PyTorch timings first, then all nkernels ones (see nkernels.bench.speedups for why)."""
     import torch
     from torch import nn
 
     torch.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
-    ours, theirs = [], []
+    inputs = []
     for name, make, make_torch, shape in CASES:
         layer = make()
         x = rng.standard_normal(shape).astype(np.float32)
-        dy = rng.standard_normal(layer.output_shape(shape)).astype(np.float32)
-
-        def step():
-            layer.forward(x, training=True)
-            layer.backward(dy)
-
-        with blas_single_threaded():
-            ours.append(median_time(step, repeat))
+        inputs.append((layer, x, rng.standard_normal(layer.output_shape(shape)).astype(np.float32)))
+    theirs = []
+    for (name, make, make_torch, shape), (layer, x, dy) in zip(CASES, inputs):
         module = make_torch(nn)
         tx, tdy = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dy)
         pick = (lambda out: out[0][:, -1]) if isinstance(module, nn.LSTM) else (lambda out: out)
-        theirs.append(lambda module=module, tx=tx, tdy=tdy, pick=pick: pick(module(tx)).backward(tdy))
-    theirs = [median_time(fn, repeat) for fn in theirs]
+        theirs.append(median_time(lambda: pick(module(tx)).backward(tdy), repeat))
+    ours = []
+    with blas_single_threaded():
+        for layer, x, dy in inputs:
+            ours.append(median_time(lambda: (layer.forward(x, training=True), layer.backward(dy)), repeat))
     return [(case[0], a, b) for case, a, b in zip(CASES, ours, theirs)]
 
 

@@ -1,0 +1,41 @@
+"""The benchmark code runs (its figures are measured elsewhere: benchmarks never assert on time)."""
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+from nkernels import bench
+from nkernels.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_benchmark_model_matches_its_pytorch_twin_in_shape():
+    torch = pytest.importorskip("torch")
+    for case in bench.CASES.values():
+        X, y = bench.data(case, 1)
+        ours = case.build()(X)
+        theirs = case.build_torch(torch.nn)(torch.from_numpy(X))
+        assert ours.shape == tuple(theirs.shape) == (case.batch_size, 10), case.name
+        assert sum(v.size for v in case.build().params.values()) == \
+            sum(p.numel() for p in case.build_torch(torch.nn).parameters()), case.name
+
+
+def test_speedups_and_the_bench_command(capsys):
+    pytest.importorskip("torch")
+    (row,) = bench.speedups(["mlp"], n_steps=2, repeat=1)
+    assert row["nkernels_us"] > 0 and row["torch_us"] > 0 and row["speedup"] == row["torch_us"] / row["nkernels_us"]
+    assert main(["bench", "--models", "cnn", "--repeat", "1"]) == 0
+    assert "PyTorch / nkernels" in capsys.readouterr().out
+    assert main(["bench", "--models", "resnet"]) == 2
+
+
+def test_asv_suite_is_importable_and_configured():
+    config = json.loads((ROOT / "asv.conf.json").read_text())
+    assert config["environment_type"] == "existing" and config["benchmark_dir"] == "benchmarks"
+    assert config["launch_method"] == "spawn" and config["results_dir"].startswith(".asv")
+    names = [p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem != "__init__"]
+    assert {"bench_layers", "bench_training", "bench_startup", "bench_ratios"} <= set(names)
+    for name in names:  # a module that fails to import breaks asv's discovery of the whole suite
+        importlib.import_module(f"benchmarks.{name}")
