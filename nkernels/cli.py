@@ -1,4 +1,4 @@
-"""The ``nkernels`` command: ``train``, ``plugins`` and ``info``."""
+"""The ``nkernels`` command: ``train``, ``plugins``, ``info`` and ``bench``."""
 from __future__ import annotations
 
 import argparse
@@ -119,24 +119,29 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         check_plot_path(args.plot)  # before training: a missing matplotlib must not cost a run
     options = _scheme_options(args, defaults)
     if args.resume and args.scheme == "backprop":
-        console.print(_resume_note(args.checkpoint_dir), highlight=False)
+        console.print(_resume_note(args.checkpoint_dir), highlight=False, soft_wrap=True, markup=False)
     callbacks = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
     history = train(model, X, y, scheme=args.scheme, epochs=epochs, batch_size=args.batch_size,
                     seed=args.seed, validation_data=(X_test, y_test), callbacks=callbacks, **options)
     table = Table(title=f"{args.model} on {args.data}, {args.scheme}")
     table.add_column("epoch", justify="right")
-    for key in ("loss", "accuracy", "val_accuracy"):
-        if key in history:
-            table.add_column({"accuracy": "train acc", "val_accuracy": "test acc"}.get(key, key), justify="right")
+    columns = [key for key in ("loss", "accuracy", "val_accuracy") if key in history]
+    if "lr" in history and len(set(history["lr"])) > 1:  # a schedule changed it
+        columns.append("lr")
+    for key in columns:
+        table.add_column({"accuracy": "train acc", "val_accuracy": "test acc"}.get(key, key), justify="right")
     table.add_column("time (s)", justify="right")
     elapsed = 0.0
     for epoch in range(history.epochs):
         row = [str(epoch + 1)]
-        for key in ("loss", "accuracy", "val_accuracy"):
-            if key in history:
-                value = history[key][epoch]
-                row.append(f"{value:.4f}" if key == "loss" else f"{100 * value:.2f}%")
-        elapsed += history["time"][epoch] if "time" in history else 0.0
+        for key in columns:
+            value = history[key][epoch]
+            if value is None:  # a metric some epochs lack
+                row.append("-")
+            else:
+                row.append(f"{value:.4f}" if key == "loss" else f"{value:.3g}" if key == "lr" else
+                           f"{100 * value:.2f}%")
+        elapsed += (history["time"][epoch] or 0.0) if "time" in history else 0.0
         row.append(f"{elapsed:.2f}")
         table.add_row(*row)
     console.print(table)
@@ -147,12 +152,12 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     console.print(summary + f", {elapsed:.2f} s of training")
     if args.save:
         save(model, args.save)
-        console.print(f"saved to {args.save}")
+        console.print(f"saved to {args.save}", highlight=False, soft_wrap=True, markup=False)
     if args.plot:
         from .plotting import plot_history
 
         plot_history(history, args.plot)
-        console.print(f"curves written to {args.plot}")
+        console.print(f"curves written to {args.plot}", highlight=False, soft_wrap=True, markup=False)
     return 0
 
 
@@ -268,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = ""
         if getattr(args, "checkpoint_dir", None):
             hint = f"; continue with --checkpoint-dir {args.checkpoint_dir} --resume"
-        errors.print(f"interrupted{hint}", highlight=False)
+        errors.print(f"interrupted{hint}", highlight=False, markup=False)
         return 130
     except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
         if getattr(args, "debug", False):
@@ -284,7 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """The message on one line, with rich markup escaped (so ``nkernels[plot]`` prints as it is)."""
+    from rich.markup import escape
+
+    return escape(" ".join(str(exc).split()) or type(exc).__name__)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Checkpoints: resuming gives bit-identical weights; a save killed midway leaves the old file intact."""
+import os
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,12 @@ from nkernels.errors import CorruptFileError
 from nkernels.schedules import EarlyStopping, ReduceLROnPlateau
 
 L = nk.layers
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def child_env():
+    """The environment of a child Python that imports this checkout's nkernels, wherever pytest runs."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
 
 
 def model():
@@ -93,7 +101,7 @@ nk.save(model, path)
 def test_a_save_killed_midway_leaves_the_previous_checkpoint_intact(tmp_path):
     path = tmp_path / "model.safetensors"
     process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED_WRITER), str(path)],
-                               stdout=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert process.stdout.readline().strip() == "writing"
         time.sleep(0.2)
@@ -193,7 +201,7 @@ def test_training_killed_while_checkpointing_resumes_to_the_same_weights(tmp_pat
     from nkernels.io import read_checkpoint
 
     process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED_TRAINING), str(tmp_path)],
-                               stdout=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert process.stdout.readline().strip() == "writing"  # the new file is whole, not yet renamed
     finally:

@@ -92,6 +92,7 @@ def test_train_with_schedule_plot_checkpoint_and_resume(tmp_path, capsys):
     capsys.readouterr()
     assert main(base + ["--epochs", "3", "--resume", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
+    assert f"resuming the run in {ckpt} after epoch 2" in out
     assert "curves written to" in out and plot.read_bytes()[:4] == b"\x89PNG"
     rows = [line for line in out.splitlines() if line.startswith("│")]
     assert [row.split("│")[1].strip() for row in rows] == ["1", "2", "3"]  # the history carries on
@@ -102,6 +103,9 @@ def test_train_with_schedule_plot_checkpoint_and_resume(tmp_path, capsys):
     (["train", "--schedule", "linear"], "unknown schedule 'linear'"),
     (["train", "--device", "cuda"], "cuda"),
     (["train", "--augment-shift", "2"], "need image inputs"),
+    (["train", "--batch-size", "0"], "batch_size must be at least 1"),
+    (["train", "--lr", "-1"], "lr must be a finite number above 0"),
+    (["train", "--plot", "curves.pdf"], "give a path ending in .png"),
 ])
 def test_more_errors_are_one_line(argv, message, capsys):
     assert main(argv + ["--quiet", "--epochs", "1"]) == 2
@@ -112,3 +116,85 @@ def test_more_errors_are_one_line(argv, message, capsys):
 def test_debug_is_accepted_after_the_subcommand():
     with pytest.raises(ValueError):
         main(["train", "--data", "cifar99", "--debug", "--quiet"])
+
+
+def test_plot_is_a_readable_png_even_in_a_new_directory(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    plot = tmp_path / "new" / "dir" / "curves.png"
+    assert main(["train", "--epochs", "2", "--quiet", "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(plot) as image:
+        image.verify()
+        assert image.format == "PNG"
+
+
+def test_missing_matplotlib_is_reported_before_training(monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    assert main(["train", "--epochs", "1", "--quiet", "--plot", str(tmp_path / "c.png")]) == 2
+    captured = capsys.readouterr()
+    assert "pip install 'nkernels[plot]'" in captured.err and "Traceback" not in captured.err
+    assert "epoch" not in captured.out  # no training ran
+
+
+def test_progress_bar_is_on_by_default(capsys):
+    assert main(["train", "--epochs", "2"]) == 0
+    assert "backprop on digits" in capsys.readouterr().out
+    assert main(["train", "--epochs", "2", "--quiet"]) == 0
+    assert "backprop on digits" not in capsys.readouterr().out
+
+
+def test_same_seed_same_model_and_other_seed_another(tmp_path):
+    paths = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for path, seed in zip(paths, ("3", "3", "4")):
+        assert main(["train", "--epochs", "1", "--batch-size", "64", "--optimizer", "sgd", "--lr", "0.1",
+                     "--seed", seed, "--quiet", "--save", str(path)]) == 0
+    a, b, c = (nk.load(p).params["0.weight"] for p in paths)
+    assert (a == b).all() and not (a == c).all()
+
+
+def test_interrupt_is_one_line_with_a_resume_hint(monkeypatch, tmp_path, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nk.training, "train", interrupted)
+    assert main(["train", "--quiet", "--checkpoint-dir", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == f"interrupted; continue with --checkpoint-dir {tmp_path} --resume"
+
+
+def test_unexpected_errors_are_one_line_too(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("something\ninternal")
+
+    monkeypatch.setattr(nk.training, "train", broken)
+    assert main(["train", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: RuntimeError: something internal (run again with --debug for the traceback)"
+    with pytest.raises(RuntimeError):
+        main(["train", "--quiet", "--debug"])
+
+
+def test_options_another_scheme_does_not_take_are_errors(nk_register_plugin, capsys):
+    class Fixed(nk.schemes.Scheme):
+        """A scheme without options: one epoch of nothing."""
+
+        def fit(self, model, X, y=None, *, epochs=1, batch_size=32, seed=None, callbacks=None,
+                validation_data=None):
+            history = nk.History()
+            history.append(loss=0.0)
+            return history
+
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_schemes(self):
+            return {"fixed": Fixed}
+
+    nk_register_plugin(Plugin())
+    assert main(["train", "--scheme", "fixed", "--quiet", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--scheme", "fixed", "--quiet", "--schedule", "cosine"]) == 2
+    assert "does not accept the option(s) ['schedule']" in capsys.readouterr().err

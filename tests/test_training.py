@@ -286,3 +286,52 @@ def test_progress_bar_is_off_unless_asked_for(digits, capsys):
     nk.train(small_mlp(), digits[0][:64], digits[1][:64], epochs=2, batch_size=32, progress=True)
     out = capsys.readouterr().out
     assert "2/2" in out and "loss" in out and "acc" in out
+
+
+def test_new_seeds_and_limits_reuse_the_compiled_step():
+    """The augmentation seed, clip_norm and max_norm are arguments of the generated step, not constants."""
+    from nkernels.compiled.step import CompiledTrainer
+    from nkernels.optimizers import SGD
+
+    model = nk.Sequential([L.Conv2D(1, 2, 3, padding=1), L.Flatten(), L.Dense(128, 10)], seed=0)
+    loss = nk.losses.SoftmaxCrossEntropy()
+    a = CompiledTrainer.build(model, loss, SGD(clip_norm=1.0, max_norm=2.0), (1, 8, 8), 16, (2, 1))
+    b = CompiledTrainer.build(model, loss, SGD(clip_norm=5.0, max_norm=0.5), (1, 8, 8), 16, (2, 12345))
+    assert a.plan.source == b.plan.source
+
+
+def test_backward_before_forward_is_a_clear_error():
+    from nkernels.errors import NotFittedError
+
+    model = small_mlp()
+    with pytest.raises(NotFittedError, match=r"backward\(\) called before forward\(x, training=True\)"):
+        model.backward(np.zeros((2, 10), np.float32))
+    model.forward(np.zeros((2, 64), np.float32), training=False)  # evaluation keeps nothing for backward
+    with pytest.raises(ValueError, match="before forward"):
+        model.backward(np.zeros((2, 10), np.float32))
+    for loss in (nk.losses.SoftmaxCrossEntropy(), nk.losses.MSE()):
+        with pytest.raises(ValueError, match=r"backward\(\) called before forward\(\)"):
+            loss.backward()
+
+
+def test_a_changed_kernel_source_gives_a_new_compiled_step(tmp_path, monkeypatch):
+    """Numba's cache does not notice changes in the kernels a cached step calls, so their sources
+    are fingerprinted into the step's own source (a stale step once crashed with a segfault)."""
+    from nkernels.compiled import step
+
+    kernel_file = tmp_path / "kernels.py"
+    kernel_file.write_text("def k(x):\n    return x\n")
+    before = step.source_digest([str(kernel_file)])
+    kernel_file.write_text("def k(x):\n    return 2 * x\n")
+    assert step.source_digest([str(kernel_file)]) != before
+
+    def build():
+        return step.CompiledTrainer.build(small_mlp(), nk.losses.SoftmaxCrossEntropy(), nk.optimizers.Adam(),
+                                          (64,), 16).plan.source
+
+    assert f"# kernel sources: {step.kernel_fingerprint(set())[:10]}" in build()
+    sources = []
+    for fingerprint in ("A", "B"):
+        monkeypatch.setattr(step, "kernel_fingerprint", lambda modules, value=fingerprint: value)
+        sources.append(build())
+    assert sources[0] != sources[1]

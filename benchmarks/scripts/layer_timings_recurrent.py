@@ -42,25 +42,27 @@ CASES = [
 ]
 
 
-def paired_us(fns, repeat):
-    """Median time of each function in microseconds, sampled in turns (A B A B ...) so that
-    load from other processes on the machine hits every function alike."""
-    inner = []
-    for fn in fns:
-        for _ in range(5):
-            fn()
-        t0 = time.perf_counter()
+def median_us(fn, repeat):
+    """Median time of fn in microseconds after warm-up.
+
+    Functions are timed one after the other, never interleaved: PyTorch's OpenMP threads spin
+    for a while after each call, and interleaved with OpenBLAS's threads on two cores both
+    stall (this was seen here: 100x slower samples). A pause before each block lets them sleep.
+    """
+    time.sleep(0.5)
+    for _ in range(5):
         fn()
-        one = time.perf_counter() - t0
-        inner.append(max(1, int(2e-3 / max(one, 1e-7))))  # one sample lasts >= ~2 ms
-    samples = [[] for _ in fns]
+    t0 = time.perf_counter()
+    fn()
+    one = time.perf_counter() - t0
+    inner = max(1, int(2e-3 / max(one, 1e-7)))  # one sample lasts >= ~2 ms
+    samples = []
     for _ in range(repeat):
-        for fn, k, out in zip(fns, inner, samples):
-            t0 = time.perf_counter()
-            for _ in range(k):
-                fn()
-            out.append((time.perf_counter() - t0) / k)
-    return [1e6 * float(np.median(v)) for v in samples]
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    return 1e6 * float(np.median(samples))
 
 
 def bench(cell, n, t, i, h, repeat):
@@ -107,9 +109,12 @@ def bench(cell, n, t, i, h, repeat):
             p.grad = None
         module(xt)[0].backward(dt_)
 
-    nk_fb, t_fb = paired_us([nk_fwdbwd, t_fwdbwd], repeat)
-    nk_f, t_f = paired_us([nk_fwd, t_fwd], repeat)
-    return {"nk_fb": nk_fb, "t_fb": t_fb, "nk_f": nk_f, "t_f": t_f}
+    row = {}  # PyTorch first, as `nkernels bench` does
+    row["t_fb"] = median_us(t_fwdbwd, repeat)
+    row["nk_fb"] = median_us(nk_fwdbwd, repeat)
+    row["t_f"] = median_us(t_fwd, repeat)
+    row["nk_f"] = median_us(nk_fwd, repeat)
+    return row
 
 
 def main():
