@@ -84,7 +84,8 @@ def data(case: Case, n_batches: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return X, rng.integers(0, case.n_classes, n)
 
 
-def _median_step(run: Callable[[], None], n_steps: int, repeat: int, warmup: int = 2) -> float:
+def median_seconds(run: Callable[[], None], repeat: int, n_steps: int = 1, warmup: int = 2) -> float:
+    """The median over ``repeat`` timed calls of ``run`` (after ``warmup`` untimed ones), per step."""
     for _ in range(warmup):
         run()
     times = []
@@ -105,7 +106,7 @@ def nkernels_step(case: Case, n_steps: int = 20, repeat: int = 15) -> float:
     trainer = make_trainer(case.build(), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape,
                            case.batch_size)
     X2d, order = X.reshape(len(X), -1), np.arange(len(X))
-    return _median_step(lambda: trainer.run(X2d, y, order, 0, n_steps, case.batch_size), n_steps, repeat)
+    return median_seconds(lambda: trainer.run(X2d, y, order, 0, n_steps, case.batch_size), repeat, n_steps)
 
 
 def torch_step(case: Case, n_steps: int = 20, repeat: int = 15, threads: int | None = None) -> float:
@@ -128,7 +129,7 @@ def torch_step(case: Case, n_steps: int = 20, repeat: int = 15, threads: int | N
             loss_fn(model(xb), yb).backward()
             optimizer.step()
 
-    return _median_step(run, n_steps, repeat)
+    return median_seconds(run, repeat, n_steps)
 
 
 def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15) -> list[dict[str, Any]]:

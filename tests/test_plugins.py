@@ -302,3 +302,17 @@ def test_warning_names_plugin_only_once_per_load(tmp_path, monkeypatch, fresh_pl
         nk.registry.layers["dense"]
         nk.registry.schemes["backprop"]
     assert sum("nk-broken" in str(w.message) for w in caught) == 1
+
+
+def test_every_builtin_layer_and_kernel_module_is_registered(fresh_plugins):
+    import inspect
+
+    layer_classes = {cls for name, cls in inspect.getmembers(nk.layers, inspect.isclass)
+                     if issubclass(cls, nk.layers.Layer) and cls is not nk.layers.Layer}
+    assert layer_classes <= set(nk.registry.layers.values())
+    from nkernels.builtins.kernels import CPU_KERNEL_MODULES
+    from pathlib import Path
+
+    modules = {p.stem for p in Path(nk.kernels.__file__).parent.joinpath("cpu").glob("*.py") if p.stem != "__init__"}
+    assert modules == set(CPU_KERNEL_MODULES)
+    assert ("lstm_backward", "cpu") in nk.registry.kernels

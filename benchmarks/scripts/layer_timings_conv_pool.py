@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/layer_timings_conv_pool.py [--threads 2] [--blas-threads 2]
+    python benchmarks/scripts/layer_timings_conv_pool.py [--threads 2] [--blas-threads 2]
         [--dtype float32] [--omp-wait-policy passive] [--rounds 15]
 
 Conv rows time forward (``conv2d_forward``) and forward + backward (``conv2d_backward`` with
@@ -10,10 +10,10 @@ Conv rows time forward (``conv2d_forward``) and forward + backward (``conv2d_bac
 ``x.requires_grad``). The "no dx" row is the first-layer case (``need_dx=False``; torch: x without
 grad). Pool rows time ``maxpool2d_forward`` and forward + ``maxpool2d_backward``.
 
-Timing: JIT compile excluded (warm-up calls first). The numba and torch variants of a row are
-interleaved round by round (so a noisy spell on a shared machine hits both alike); each round
-runs each variant for ~2 ms, and the figure is the median (or --stat min) over rounds, in
-microseconds per call.
+Timing: JIT compile excluded (warm-up calls first). Each round runs a variant for ~2 ms; the
+figure is the median (or --stat min) over rounds, in microseconds per call. By default all torch
+variants of a row are timed before the nkernels ones (see ``timings``); --order interleaved
+alternates them round by round.
 On a 2-core VM, absolute figures swing by 2x or more between runs; compare within one run.
 
 Threads: NUMBA_NUM_THREADS, OMP_NUM_THREADS, torch.set_num_threads = --threads; OpenBLAS (both
@@ -41,13 +41,20 @@ def parse_args(argv=None):
     p.add_argument("--omp-wait-policy", default=None, choices=["active", "passive"],
                    help="set OMP_WAIT_POLICY (read once, when libgomp loads); default: inherited")
     p.add_argument("--only", default=None, help="run only rows whose name contains this text")
+    p.add_argument("--order", default="torch-first", choices=["torch-first", "interleaved"])
     p.add_argument("--stat", default="median", choices=["median", "min"],
                    help="statistic over rounds (min resists a noisy shared machine)")
     return p.parse_args(argv)
 
 
-def interleaved_timings(variants, rounds, stat="median"):
-    """{name: µs per call (median or min over rounds)}; variants (name, fn) run in turn each round."""
+def timings(variants, rounds, stat="median", order="torch-first"):
+    """{name: µs per call, the median (or min) over rounds}, each round ~2 ms of calls.
+
+    order "interleaved" alternates the variants round by round, so that a noisy spell on a shared
+    machine hits both alike; otherwise each variant's rounds run back to back. main() times every
+    torch variant of every row before any nkernels one by default (as ``nkernels bench`` does:
+    PyTorch timed right after Numba/OpenBLAS work runs slower, their idle threads still spinning).
+    """
     inner = {}
     for name, fn in variants:
         for _ in range(3):
@@ -56,12 +63,22 @@ def interleaved_timings(variants, rounds, stat="median"):
         fn()
         inner[name] = max(1, int(2e-3 / max(time.perf_counter() - t0, 1e-7)))
     samples = {name: [] for name, _ in variants}
-    for _ in range(rounds):
-        for name, fn in variants:
+
+    def one_round(group):
+        for name, fn in group:
             t0 = time.perf_counter()
             for _ in range(inner[name]):
                 fn()
             samples[name].append((time.perf_counter() - t0) / inner[name])
+
+    if order == "interleaved":
+        for _ in range(rounds):
+            one_round(variants)
+    else:
+        torch_first = sorted(variants, key=lambda v: not v[0].startswith("torch"))
+        for name_fn in torch_first:
+            for _ in range(rounds):
+                one_round([name_fn])
     reduce = np.median if stat == "median" else np.min
     return {name: 1e6 * float(reduce(s)) for name, s in samples.items()}
 
@@ -159,7 +176,10 @@ def main(argv=None):
     os.environ["OPENBLAS_NUM_THREADS"] = str(blas_threads)
     if args.omp_wait_policy:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    root = os.path.dirname(os.path.abspath(__file__))
+    while root != os.path.dirname(root) and not os.path.isdir(os.path.join(root, "nkernels")):
+        root = os.path.dirname(root)  # the checkout holding the nkernels package
+    sys.path.insert(0, root)
 
     import numba
     import numpy
@@ -173,17 +193,22 @@ def main(argv=None):
     DT = np.dtype(args.dtype)
     TDT = {"float32": torch.float32, "float64": torch.float64}[DT.name]
     torch.set_num_threads(args.threads)
-    results = []
     with threadpool_limits(blas_threads, user_api="blas"):
-        for name, make in ROWS:
-            if args.only and args.only not in name:
-                continue
-            results.append((name, interleaved_timings(make(), args.rounds, args.stat)))
+        rows = [(name, make()) for name, make in ROWS if not args.only or args.only in name]
+        if args.order == "interleaved":
+            results = [(name, timings(v, args.rounds, args.stat, args.order)) for name, v in rows]
+        else:  # every torch variant of every row first, then the nkernels ones
+            part = {}
+            for prefix in ("torch", "nk"):
+                for name, variants in rows:
+                    mine = [v for v in variants if v[0].startswith(prefix)]
+                    part.setdefault(name, {}).update(timings(mine, args.rounds, args.stat))
+            results = [(name, part[name]) for name, _ in rows]
     print(f"dtype={DT.name} numba threads={numba.get_num_threads()} "
           f"layer={numba.threading_layer()} blas threads={blas_threads} "
           f"torch threads={torch.get_num_threads()} "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} stat={args.stat}")
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} stat={args.stat} order={args.order}")
     print("| case | " + " | ".join(c + " (µs)" for c in COLUMNS) + " | torch/nk fwd | torch/nk fwd+bwd |")
     print("|---" * (len(COLUMNS) + 3) + "|")
     for name, r in results:

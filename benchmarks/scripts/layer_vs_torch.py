@@ -15,6 +15,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nkernels as nk  # noqa: E402
+from nkernels.bench import median_seconds  # noqa: E402
 from nkernels.threads import blas_single_threaded  # noqa: E402
 
 L = nk.layers
@@ -37,17 +38,6 @@ CASES = [
 ]
 
 
-def median_time(fn, repeat: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def measure(repeat: int) -> list[tuple[str, float, float]]:
     """All PyTorch timings first, then all nkernels ones (see nkernels.bench.speedups for why)."""
     import torch
@@ -65,11 +55,11 @@ def measure(repeat: int) -> list[tuple[str, float, float]]:
         module = make_torch(nn)
         tx, tdy = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dy)
         pick = (lambda out: out[0][:, -1]) if isinstance(module, nn.LSTM) else (lambda out: out)
-        theirs.append(median_time(lambda: pick(module(tx)).backward(tdy), repeat))
+        theirs.append(median_seconds(lambda: pick(module(tx)).backward(tdy), repeat))
     ours = []
     with blas_single_threaded():
         for layer, x, dy in inputs:
-            ours.append(median_time(lambda: (layer.forward(x, training=True), layer.backward(dy)), repeat))
+            ours.append(median_seconds(lambda: (layer.forward(x, training=True), layer.backward(dy)), repeat))
     return [(case[0], a, b) for case, a, b in zip(CASES, ours, theirs)]
 
 

@@ -9,11 +9,5 @@ CPU_KERNEL_MODULES = ("activation", "augment", "batching", "conv", "dense", "dro
 @hookimpl
 def nkernels_register_kernels():
     """A record for each kernel of each module in ``nkernels.kernels.cpu``."""
-    import importlib.util
-
-    records = []
-    for name in CPU_KERNEL_MODULES:
-        module = f"nkernels.kernels.cpu.{name}"
-        if importlib.util.find_spec(module) is not None:
-            records += records_from_module(module, "cpu")
-    return records
+    return [record for name in CPU_KERNEL_MODULES
+            for record in records_from_module(f"nkernels.kernels.cpu.{name}", "cpu")]

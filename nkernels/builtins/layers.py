@@ -6,7 +6,6 @@ from ..plugin_marker import hookimpl
 @hookimpl
 def nkernels_register_layers():
     """The built-in layers by registry name."""
-    names = {"dense": "Dense", "relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "flatten": "Flatten",
-             "conv1d": "Conv1D", "conv2d": "Conv2D", "maxpool1d": "MaxPool1D", "maxpool2d": "MaxPool2D",
-             "avgpool2d": "AvgPool2D", "dropout": "Dropout", "lstm": "LSTM", "gru": "GRU"}
-    return {name: getattr(L, cls) for name, cls in names.items() if hasattr(L, cls)}
+    return {"dense": L.Dense, "conv1d": L.Conv1D, "conv2d": L.Conv2D, "maxpool1d": L.MaxPool1D,
+            "maxpool2d": L.MaxPool2D, "avgpool2d": L.AvgPool2D, "relu": L.ReLU, "sigmoid": L.Sigmoid,
+            "tanh": L.Tanh, "dropout": L.Dropout, "flatten": L.Flatten, "lstm": L.LSTM, "gru": L.GRU}
