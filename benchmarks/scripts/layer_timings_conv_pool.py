@@ -157,10 +157,14 @@ def maxpool_row(xs, k):
 
 
 ROWS = [
-    ("conv digits x(64,1,8,8) w(16,1,3,3) pad 1", lambda: conv_row((64, 1, 8, 8), (16, 1, 3, 3), 1)),
-    ("conv LeNet1 x(128,1,28,28) w(32,1,5,5)", lambda: conv_row((128, 1, 28, 28), (32, 1, 5, 5), 0)),
-    ("conv LeNet1 no dx", lambda: conv_row((128, 1, 28, 28), (32, 1, 5, 5), 0, need_dx=False)),
-    ("conv LeNet2 x(128,32,12,12) w(64,32,5,5)", lambda: conv_row((128, 32, 12, 12), (64, 32, 5, 5), 0)),
+    ("conv digits x(64,1,8,8) w(16,1,3,3) pad 1",
+     lambda: conv_row((64, 1, 8, 8), (16, 1, 3, 3), 1)),
+    ("conv LeNet1 x(128,1,28,28) w(32,1,5,5)",
+     lambda: conv_row((128, 1, 28, 28), (32, 1, 5, 5), 0)),
+    ("conv LeNet1 no dx",
+     lambda: conv_row((128, 1, 28, 28), (32, 1, 5, 5), 0, need_dx=False)),
+    ("conv LeNet2 x(128,32,12,12) w(64,32,5,5)",
+     lambda: conv_row((128, 32, 12, 12), (64, 32, 5, 5), 0)),
     ("maxpool k2 (64,16,8,8)", lambda: maxpool_row((64, 16, 8, 8), 2)),
     ("maxpool k2 (128,32,24,24)", lambda: maxpool_row((128, 32, 24, 24), 2)),
 ]
@@ -208,12 +212,15 @@ def main(argv=None):
           f"layer={numba.threading_layer()} blas threads={blas_threads} "
           f"torch threads={torch.get_num_threads()} "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} stat={args.stat} order={args.order}")
-    print("| case | " + " | ".join(c + " (µs)" for c in COLUMNS) + " | torch/nk fwd | torch/nk fwd+bwd |")
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
+          f"stat={args.stat} order={args.order}")
+    print("| case | " + " | ".join(c + " (µs)" for c in COLUMNS)
+          + " | torch/nk fwd | torch/nk fwd+bwd |")
     print("|---" * (len(COLUMNS) + 3) + "|")
     for name, r in results:
         print(f"| {name} | " + " | ".join(f"{r[c]:.0f}" for c in COLUMNS)
-              + f" | {r['torch fwd'] / r['nk fwd']:.2f}x | {r['torch fwd+bwd'] / r['nk fwd+bwd']:.2f}x |")
+              + f" | {r['torch fwd'] / r['nk fwd']:.2f}x"
+              + f" | {r['torch fwd+bwd'] / r['nk fwd+bwd']:.2f}x |")
 
 
 if __name__ == "__main__":
