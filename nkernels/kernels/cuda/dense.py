@@ -1,0 +1,60 @@
+"""Dense (fully connected) kernels on the GPU: ``y = x @ weight.T + bias`` in PyTorch's layout.
+
+CUDA twins of :mod:`nkernels.kernels.cpu.dense`: same names and signatures, device arrays in
+place of NumPy arrays, outputs written in place. Every product runs through the tiled GEMM of
+:mod:`nkernels.kernels.cuda.gemm`, on the arrays as they are (the transposes are index math in
+the GEMM's loaders, not copies):
+
+* forward ``out = x @ weight.T`` (both operands k-contiguous), the bias added in the GEMM's
+  epilogue, so ``out`` is written once;
+* ``dweight = dy.T @ x`` (both operands m/n-contiguous);
+* ``dx = dy @ weight`` (A k-contiguous, B n-contiguous);
+* ``dbias`` = column sums of ``dy``, accumulated in float64 (the CPU kernel sums in the dtype).
+"""
+from .gemm import column_sums, gemm
+from .launch import as_device_array, flat
+
+__all__ = ["dense_forward", "dense_backward"]
+
+
+def dense_forward(x, weight, bias, out):
+    """Write ``x @ weight.T + bias`` into ``out``.
+
+    x (N, in), weight (out, in), bias (out,) or a 0-length array for no bias, out (N, out);
+    C-contiguous device arrays of one dtype.
+    """
+    x = as_device_array(x, "x")
+    weight = as_device_array(weight, "weight")
+    bias = as_device_array(bias, "bias")
+    out = as_device_array(out, "out")
+    n, k = x.shape
+    m = weight.shape[0]
+    has_bias = bias.shape[0] > 0
+    gemm(flat(x), flat(weight), flat(out), n, m, k, a_kcontig=True, b_kcontig=True, lda=k, ldb=k,
+         ldc=m, bias=bias if has_bias else None, bias_mode=1 if has_bias else 0)
+
+
+def dense_backward(x, dy, weight, need_dx, dx, dweight, dbias):
+    """Gradients of :func:`dense_forward`, overwriting ``dx``, ``dweight`` and ``dbias``.
+
+    x (N, in), dy (N, out), weight (out, in); dx (N, in) is written only when ``need_dx``;
+    dweight (out, in); dbias (out,) or 0-length when the layer has no bias.
+    """
+    x = as_device_array(x, "x")
+    dy = as_device_array(dy, "dy")
+    weight = as_device_array(weight, "weight")
+    dweight = as_device_array(dweight, "dweight")
+    dbias = as_device_array(dbias, "dbias")
+    n, k_in = x.shape
+    m_out = dy.shape[1]
+    fdy = flat(dy)
+    # dweight (out, in) = dy.T (out, N) @ x (N, in)
+    gemm(fdy, flat(x), flat(dweight), m_out, k_in, n, a_kcontig=False, b_kcontig=False,
+         lda=m_out, ldb=k_in, ldc=k_in)
+    if dbias.shape[0] > 0:
+        column_sums(fdy, n, m_out, m_out, dbias)
+    if need_dx:
+        dx = as_device_array(dx, "dx")
+        # dx (N, in) = dy (N, out) @ weight (out, in)
+        gemm(fdy, flat(weight), flat(dx), n, k_in, m_out, a_kcontig=True, b_kcontig=False,
+             lda=m_out, ldb=k_in, ldc=k_in)

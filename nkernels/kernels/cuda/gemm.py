@@ -1,0 +1,475 @@
+"""Register-blocked, shared-memory tiled GEMM for the CUDA kernels (Dense, Conv, LSTM/GRU).
+
+One kernel computes ``C = A @ B`` (optionally ``C += A @ B``, plus a bias) on flat 1-D device
+arrays with leading dimensions and offsets, so every caller (``x @ W.T``, ``dy.T @ x``,
+``dy @ W``, im2col GEMMs, per-timestep recurrent GEMMs on slices) uses it without copies::
+
+    A[m, k] = a[a_off + m * lda + k]     if a_kcontig   (row-major M x K: x, dy, W)
+            = a[a_off + k * lda + m]     otherwise      (the transpose of a row-major K x M)
+    B[k, n] = b[b_off + n * ldb + k]     if b_kcontig   (the transpose of a row-major N x K: W in x @ W.T)
+            = b[b_off + k * ldb + n]     otherwise      (row-major K x N)
+
+The output element ``(m, n)`` goes to ``c[c_off + m * ldc + n]`` (``grp == 0``) or, for a
+convolution's ``(O, N*OH*OW)`` product written straight into NCHW, to
+``c[c_off + (n // grp) * M * grp + m * grp + n % grp]`` (``grp = OH*OW``). The epilogue adds
+``bias[n]`` (``bias_mode == 1``, Dense) or ``bias[m]`` (``bias_mode == 2``, Conv) and, with
+``beta == 1``, the value already in ``c``.
+
+Tiling (one thread block computes a ``BM x BN`` tile of C)::
+
+    block tile   BM x BN          128 x 128 (float32), 64 x 64 (float64, or small float32 problems)
+    K tile       BK = 8           staged in shared memory, two buffers, one barrier per K tile
+    micro-tile   TM x TN          8 x 8 (or 4 x 4) accumulators in registers per thread
+    threads      (BM/TM)*(BN/TN)  256
+
+While tile ``t`` is multiplied out of shared memory, tile ``t + 1`` is already on its way from
+global memory into registers (register prefetch); it is stored into the other shared buffer
+next iteration. Shared tiles are k-major (``As[k][m]``, ``Bs[k][n]``), each k-row padded by 4
+elements, so the transposing stores are free of bank conflicts. A thread's micro-tile rows are
+``ty*4 + i`` and ``BM/2 + ty*4 + i`` (two chunks of 4, the columns likewise): each k step reads
+its 8 A and 8 B values as four 16-byte aligned runs (``ld.shared.v4.f32``, ``v2.f64``), and a
+warp's accesses are broadcasts or consecutive words, free of bank conflicts. Blocks run in
+groups of ``GROUP_M`` row tiles so that blocks resident together share A and B tiles in L2.
+Sizes need not divide the tiles: loads outside the matrix read zeros, stores are bounds-checked.
+When the output has too few tiles to fill the GPU and K is long (weight gradients: ``dy.T @ x``
+over a large batch, conv's ``dout @ cols`` over N*OH*OW pixels), K is split into slices run
+by one launch into a cached workspace and summed in order by a second kernel (split-K;
+deterministic).
+
+The kernel is generated Python (:func:`gemm_source`): every loop over the micro-tile and the K
+tile is unrolled into straight-line code on scalar variables, written into the nkernels cache
+directory and imported from there, so Numba's on-disk cache holds across runs. Compiled for
+sm_90 by NVVM/ptxas from CUDA 13.0 (``python benchmarks/gpu.py --ptxas``, no GPU needed), the
+128 x 128 float32 kernel uses 160 registers, no stack frame or spills, and per K tile 512 FFMA
+and 32 ``ld.shared.v4``. 160 registers allow one 256-thread block per multiprocessor;
+``GemmConfig(..., blocks_per_sm=2)`` caps them at 128 for two, at the cost of ~170 bytes of
+spills: which is faster is for a timing on the GPU to say (``benchmarks/gpu.py`` times both).
+Under the simulator a 16 x 16 tile with a 4-thread block is the default: the same code paths
+(two micro-tile chunks per thread, partial tiles) at a speed the simulator can bear.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+from numba import cuda
+
+from ...cache import cache_dir
+from .launch import dtype_of, grid_stride, scalar, scratch, simulator, sm_count
+
+#: Row tiles per group of the block ordering (L2 reuse between neighbouring blocks).
+GROUP_M = 8
+#: Padding (elements) of each k-row of the shared tiles.
+PAD = 4
+
+
+class GemmConfig(NamedTuple):
+    """Compile-time tile sizes of the GEMM kernel."""
+
+    bm: int  # block tile rows (M)
+    bn: int  # block tile columns (N)
+    bk: int  # K tile
+    tm: int  # micro-tile rows per thread
+    tn: int  # micro-tile columns per thread
+    #: resident blocks a multiprocessor should hold: above 1, the kernel gets launch bounds that
+    #: cap its registers at 65536 / (threads * blocks_per_sm), spilling if it needs more
+    blocks_per_sm: int = 1
+
+    @property
+    def threads(self) -> int:
+        return (self.bm // self.tm) * (self.bn // self.tn)
+
+
+#: float32, enough tiles to fill the GPU.
+LARGE = GemmConfig(128, 128, 8, 8, 8)
+#: float64, or float32 problems too small to give every multiprocessor a 128 x 128 tile.
+MEDIUM = GemmConfig(64, 64, 8, 4, 4)
+#: Under the simulator: 4 threads per block, still two 4-wide micro-tile chunks per thread.
+SIMULATOR = GemmConfig(16, 16, 4, 8, 8)
+
+
+def check_config(cfg: GemmConfig) -> None:
+    """Raise ValueError if the tile sizes do not fit together."""
+    bm, bn, bk, tm, tn = cfg[:5]
+    if min(cfg) < 1 or bm % tm or bn % tn:
+        raise ValueError(f"bad GEMM tile sizes {cfg}: tm must divide bm and tn divide bn")
+    nt = cfg.threads
+    if nt > 1024:
+        raise ValueError(f"bad GEMM tile sizes {cfg}: {nt} threads per block")
+    if (bm * bk) % nt or (bn * bk) % nt:
+        raise ValueError(f"bad GEMM tile sizes {cfg}: the {nt} threads must split the "
+                         f"{bm}x{bk} and {bk}x{bn} tiles evenly")
+    for d in (bk, bm, bn):
+        if nt % d and d % nt:
+            raise ValueError(f"bad GEMM tile sizes {cfg}: the {nt} threads and each of "
+                             f"bm, bn, bk must divide one another")
+    for t in (tm, tn):
+        if t > 4 and t % 4:
+            raise ValueError(f"bad GEMM tile sizes {cfg}: micro-tiles above 4 must be multiples of 4")
+
+
+def default_config(dtype, m: int, n: int) -> GemmConfig:
+    """The tile configuration used for an ``m x n`` output of ``dtype``."""
+    if simulator():
+        return SIMULATOR
+    if np.dtype(dtype) == np.float32:
+        tiles = math.ceil(m / LARGE.bm) * math.ceil(n / LARGE.bn)
+        if tiles >= sm_count():
+            return LARGE
+    return MEDIUM
+
+
+def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, real_gpu: bool) -> str:
+    """Python source of the GEMM kernel for one configuration, with every loop over the
+    micro-tile and the K tile unrolled into straight-line code.
+
+    Written with loops over ``cuda.local.array`` accumulators, the kernel kept them in a
+    256-byte stack frame (NVVM turned the zeroing loop into a memset and did not unroll the
+    epilogue), with local-memory traffic every K tile (numba-cuda 0.30, CUDA 13.0). Straight-line
+    code on scalar variables leaves no choice: the ``TM*TN`` accumulators and the operands are
+    SSA values, so registers, and each k step's shared loads have constant offsets from a
+    16-byte aligned base, which the load/store vectorizer merges into ``ld.shared.v4``.
+    """
+    check_config(cfg)
+    BM, BN, BK, TM, TN = (int(v) for v in cfg[:5])
+    TX = BN // TN
+    NT = (BM // TM) * TX
+    LA = BM * BK // NT
+    LB = BN * BK // NT
+    VM, VN = min(4, TM), min(4, TN)
+    SMC, SNC = BM // (TM // VM), BN // (TN // VN)
+    BMP, BNP = BM + PAD, BN + PAD
+    rows = [(i // VM) * SMC + i % VM for i in range(TM)]   # micro-tile row offsets from ty*VM
+    cols = [(j // VN) * SNC + j % VN for j in range(TN)]   # micro-tile column offsets from tx*VN
+    align = ", alignment=16" if real_gpu else ""  # the simulator refuses alignment=
+    bounds = (f", launch_bounds=({NT}, {cfg.blocks_per_sm})"
+              if real_gpu and cfg.blocks_per_sm > 1 else "")
+    L = []
+    w = L.append
+    w(f'"""Generated by nkernels.kernels.cuda.gemm for {tuple(cfg)}, a_kcontig={a_kcontig}, '
+      f'b_kcontig={b_kcontig}, beta={beta}. Do not edit."""')
+    w("from numba import cuda")
+    w("")
+    w("")
+    w(f"@cuda.jit(cache=True{bounds})")
+    w("def gemm(M, N, K, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, grp, bias, bias_mode, zero,")
+    w("         ksplit, csplit):")
+    w(f"    As = cuda.shared.array({2 * BK * BMP}, dtype=a.dtype{align})")
+    w(f"    Bs = cuda.shared.array({2 * BK * BNP}, dtype=a.dtype{align})")
+    w("    tid = cuda.threadIdx.x & 1023")  # known non-negative: cheap // and %, no wraparound
+    w(f"    tx = tid % {TX}")
+    w(f"    ty = tid // {TX}")
+    w(f"    num_m = (M + {BM - 1}) // {BM}")
+    w(f"    num_n = (N + {BN - 1}) // {BN}")
+    # split-K: blocks [s * tiles, (s + 1) * tiles) sum k in [s * ksplit, (s + 1) * ksplit)
+    # into the s-th slice (csplit elements further on) of c
+    w("    tiles = num_m * num_n")
+    w("    split = cuda.blockIdx.x // tiles")
+    w("    pid = cuda.blockIdx.x - split * tiles")
+    w("    kbeg = split * ksplit")
+    w("    K = min(K - kbeg, ksplit)")
+    w("    a_off += kbeg" + ("" if a_kcontig else " * lda"))
+    w("    b_off += kbeg" + ("" if b_kcontig else " * ldb"))
+    w("    c_off += split * csplit")
+    w(f"    in_group = {GROUP_M} * num_n")
+    w(f"    first_m = (pid // in_group) * {GROUP_M}")
+    w(f"    gsize = min(num_m - first_m, {GROUP_M})")
+    w("    pm = first_m + (pid % in_group) % gsize")
+    w("    pn = (pid % in_group) // gsize")
+    w(f"    m0 = pm * {BM}")
+    w(f"    n0 = pn * {BN}")
+    w("    if m0 >= M or n0 >= N:")
+    w("        return")
+
+    # Staging: thread tid moves element q = tid + e*NT (e < LA) of the operand tile, whose
+    # coordinates are (q // D, q % D) with D the tile's contiguous extent. check_config makes
+    # NT and D divide one another, so both are tid's coordinates plus compile-time offsets.
+    def staging(op, kcontig, extent_mn, ld, off, count, pad):
+        d = BK if kcontig else extent_mn
+        offs = [((e * NT) // d, (e * NT) % d) for e in range(count)]
+        mn0 = "m0" if op == "a" else "n0"
+        w(f"    {op}q0 = tid // {d}")
+        w(f"    {op}q1 = tid % {d}")
+        if kcontig:   # q // d: row (m or n), q % d: k
+            w(f"    {op}mn = {mn0} + {op}q0")
+            w(f"    {op}k = {op}q1")
+            w(f"    {op}g = {off} + {op}mn * {ld} + {op}q1")
+            w(f"    {op}sh = {op}q1 * {pad} + {op}q0")
+            # (global offset, mn offset, k offset, shared offset) of each staged element
+            terms = [(f"{r} * {ld} + {c}" if r else f"{c}", r, c, c * pad + r) for r, c in offs]
+        else:         # q // d: k, q % d: row (m or n)
+            w(f"    {op}mn = {mn0} + {op}q1")
+            w(f"    {op}k = {op}q0")
+            w(f"    {op}g = {off} + {op}q0 * {ld} + {op}mn")
+            w(f"    {op}sh = {op}q0 * {pad} + {op}q1")
+            terms = [(f"{r} * {ld} + {c}" if r else f"{c}", c, r, r * pad + c) for r, c in offs]
+        for e in range(count):
+            w(f"    r{op}{e} = zero")
+        return terms
+
+    a_terms = staging("a", a_kcontig, BM, "lda", "a_off", LA, BMP)
+    b_terms = staging("b", b_kcontig, BN, "ldb", "b_off", LB, BNP)
+    for i in range(TM):
+        for j in range(TN):
+            w(f"    c{i}_{j} = zero")
+    w(f"    ktiles = (K + {BK - 1}) // {BK}")
+    w("    for t in range(-1, ktiles):")
+    # 1. the registers holding tile t go to shared buffer t & 1
+    w("        if t >= 0:")
+    w(f"            sa = (t & 1) * {BK * BMP} + ash")
+    w(f"            sb = (t & 1) * {BK * BNP} + bsh")
+    for e, (_, _, _, sh) in enumerate(a_terms):
+        w(f"            As[sa + {sh}] = ra{e}")
+    for e, (_, _, _, sh) in enumerate(b_terms):
+        w(f"            Bs[sb + {sh}] = rb{e}")
+    w("            cuda.syncthreads()")
+    # 2. tile t + 1 leaves global memory for the registers (in flight during step 3)
+    w("        if t + 1 < ktiles:")
+    w(f"            k0 = (t + 1) * {BK}")
+    for op, terms, kc, lim, ld in (("a", a_terms, a_kcontig, "M", "lda"),
+                                   ("b", b_terms, b_kcontig, "N", "ldb")):
+        w(f"            {op}kk = k0 + {op}k")
+        w(f"            {op}gg = {op}g + " + ("k0" if kc else f"k0 * {ld}"))
+        for e, (g, dmn, dk, _) in enumerate(terms):
+            w(f"            if ({op}mn + {dmn} < {lim}) & ({op}kk + {dk} < K):")
+            w(f"                r{op}{e} = {op}[{op}gg + {g}]")
+            w("            else:")
+            w(f"                r{op}{e} = zero")
+    # 3. multiply tile t out of shared memory: BK rank-1 updates of the micro-tile
+    w("        if t >= 0:")
+    w(f"            pa = (t & 1) * {BK * BMP} + ty * {VM}")
+    w(f"            pb = (t & 1) * {BK * BNP} + tx * {VN}")
+    for kk in range(BK):
+        for i in range(TM):
+            w(f"            x{i} = As[pa + {kk * BMP + rows[i]}]")
+        for j in range(TN):
+            w(f"            y{j} = Bs[pb + {kk * BNP + cols[j]}]")
+        for i in range(TM):
+            for j in range(TN):
+                w(f"            c{i}_{j} += x{i} * y{j}")
+    # epilogue: bias, output layout, bounds-checked stores
+    w("    rowmul = ldc if grp == 0 else grp")
+    w("    bias_m = bias_mode == 2")
+    w("    bias_n = bias_mode == 1")
+    for i in range(TM):
+        w(f"    mm{i} = m0 + ty * {VM} + {rows[i]}")
+        w(f"    mv{i} = mm{i} < M")
+        w(f"    mo{i} = c_off + mm{i} * rowmul")
+        w(f"    mb{i} = zero")
+        w(f"    if bias_m & mv{i}:")
+        w(f"        mb{i} = bias[mm{i}]")
+    for j in range(TN):
+        w(f"    nn{j} = n0 + tx * {VN} + {cols[j]}")
+        w(f"    nv{j} = nn{j} < N")
+        w(f"    no{j} = nn{j}")
+        w("    if grp != 0:")
+        w(f"        no{j} = (nn{j} // grp) * (M * grp) + nn{j} % grp")
+        w(f"    nb{j} = zero")
+        w(f"    if bias_n & nv{j}:")
+        w(f"        nb{j} = bias[nn{j}]")
+    op = "+=" if beta else "="
+    for i in range(TM):
+        for j in range(TN):
+            w(f"    if mv{i} & nv{j}:")
+            w(f"        c[mo{i} + no{j}] {op} c{i}_{j} + mb{i} + nb{j}")
+    w("")
+    return "\n".join(L)
+
+
+def _load_generated(source: str, tag: str):
+    """Write ``source`` into the cache directory under a name derived from its content (never
+    rewritten: Numba's on-disk cache is keyed on the file) and import it."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    name = f"nkernels_cuda_{tag}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    directory = os.path.join(cache_dir(), "cuda")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name + ".py")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+@lru_cache(maxsize=None)
+def gemm_kernel(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool = False):
+    """The GEMM kernel for one tile configuration, operand layout and ``beta`` (``C +=``),
+    generated and imported on first use (nothing is compiled before its first launch)."""
+    source = gemm_source(GemmConfig(*cfg), bool(a_kcontig), bool(b_kcontig), bool(beta),
+                         real_gpu=not simulator())
+    return _load_generated(source, "gemm").gemm
+
+
+def split_count(cfg: GemmConfig, m: int, n: int, k: int) -> int:
+    """How many K slices to run in parallel: enough blocks for every multiprocessor twice over
+    when the output has few tiles (a weight gradient: small M x N, a long K), each slice at least
+    32 K tiles long. 1 under the simulator (tests ask for splits explicitly)."""
+    if simulator():
+        return 1
+    tiles = math.ceil(m / cfg.bm) * math.ceil(n / cfg.bn)
+    want = math.ceil(2 * sm_count() / tiles)
+    return max(1, min(want, k // (32 * cfg.bk)))
+
+
+def gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: bool, lda: int,
+         ldb: int, ldc: int = 0, a_off: int = 0, b_off: int = 0, c_off: int = 0, bias=None,
+         bias_mode: int = 0, grp: int = 0, beta: bool = False, config: GemmConfig | None = None,
+         splits: int | None = None):
+    """Launch ``C (m x n) [+]= A (m x k) @ B (k x n)`` on flat 1-D device arrays (module doc).
+
+    ``bias`` is a 1-D device array, added along n (``bias_mode=1``) or m (``bias_mode=2``);
+    ``beta`` accumulates into ``c``; ``config`` picks the tiles (default:
+    :func:`default_config`); ``splits`` the number of K slices (default: :func:`split_count`),
+    which above 1 go to a cached workspace and are summed by :func:`splitk_reduce` in a fixed
+    order (deterministic). Asynchronous, like every launch.
+    """
+    if m <= 0 or n <= 0:
+        return
+    dt = dtype_of(c)
+    cfg = GemmConfig(*config) if config is not None else default_config(dt, m, n)
+    if splits is None:
+        splits = split_count(cfg, m, n, k)
+    splits = max(1, min(int(splits), math.ceil(k / cfg.bk)))
+    tiles = math.ceil(m / cfg.bm) * math.ceil(n / cfg.bn)
+    if bias is None or bias_mode == 0:
+        bias, bias_mode = c, 0
+    zero = scalar(dt, 0)
+    if splits == 1:
+        kern = gemm_kernel(cfg, bool(a_kcontig), bool(b_kcontig), bool(beta))
+        kern[tiles, cfg.threads](m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, grp, bias,
+                                 bias_mode, zero, max(k, 1), 0)
+        return
+    ksplit = math.ceil(math.ceil(k / splits) / cfg.bk) * cfg.bk
+    splits = math.ceil(k / ksplit)
+    work = scratch("splitk", splits * m * n, dt)
+    kern = gemm_kernel(cfg, bool(a_kcontig), bool(b_kcontig), False)
+    kern[tiles * splits, cfg.threads](m, n, k, a, a_off, lda, b, b_off, ldb, work, 0, n, 0, work, 0,
+                                      zero, ksplit, m * n)
+    splitk_reduce(work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode, beta)
+
+
+@cuda.jit(cache=True)
+def _splitk_reduce(work, splits, M, N, c, c_off, ldc, grp, bias, bias_mode, beta):
+    mn = M * N
+    for q in range(cuda.grid(1), mn, cuda.gridsize(1)):
+        v = work[q]
+        for s in range(1, splits):
+            v += work[s * mn + q]
+        mm = q // N
+        nn = q - mm * N
+        if bias_mode == 1:
+            v += bias[nn]
+        elif bias_mode == 2:
+            v += bias[mm]
+        if grp == 0:
+            idx = c_off + mm * ldc + nn
+        else:
+            g = nn // grp
+            idx = c_off + g * (M * grp) + mm * grp + (nn - g * grp)
+        if beta:
+            c[idx] += v
+        else:
+            c[idx] = v
+
+
+def splitk_reduce(work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode, beta):
+    """``C = sum_s work[s]`` (+ bias, output layout and beta as :func:`gemm`), slices in order."""
+    blocks, threads = grid_stride(m * n, per_thread=1)
+    _splitk_reduce[blocks, threads](work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode,
+                                    bool(beta))
+
+
+# ----------------------------------------------------------------------------------------------
+# Row and column sums (bias gradients)
+# ----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _column_sums_kernel(cx: int, cy: int):
+    CX, CY = int(cx), int(cy)
+
+    @cuda.jit(cache=True)
+    def _column_sums(a, a_off, rows, cols, lda, out):
+        """out[j] = sum_i a[a_off + i*lda + j]: CX columns per block, CY row slices, float64 sums."""
+        part = cuda.shared.array((CY, CX), dtype=np.float64)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        for cb in range(cuda.blockIdx.x * CX, cols, cuda.gridDim.x * CX):
+            j = cb + tx
+            s = np.float64(0.0)
+            if j < cols:
+                for i in range(ty, rows, CY):
+                    s += a[a_off + i * lda + j]
+            part[ty, tx] = s
+            cuda.syncthreads()
+            if ty == 0 and j < cols:
+                for r in range(1, CY):
+                    s += part[r, tx]
+                out[j] = s
+            cuda.syncthreads()
+
+    return _column_sums
+
+
+def column_sums(a, rows: int, cols: int, lda: int, out, a_off: int = 0):
+    """``out[j] = sum_i A[i, j]`` for the row-major ``rows x cols`` matrix in flat ``a``
+    (accumulated in float64, rounded once)."""
+    if cols <= 0:
+        return
+    if simulator():
+        cx, cy, cap = 4, 2, 2
+    else:
+        cx, cy, cap = 32, 8, sm_count() * 8
+    blocks = max(1, min(math.ceil(cols / cx), cap))
+    _column_sums_kernel(cx, cy)[blocks, (cx, cy)](a, a_off, rows, cols, lda, out)
+
+
+@lru_cache(maxsize=None)
+def _row_sums_kernel(threads: int):
+    NTH = int(threads)
+
+    @cuda.jit(cache=True)
+    def _row_sums(a, rows, cols, out):
+        """out[r] = sum_j a[r*cols + j]: one block per row (grid-stride over rows), float64 sums."""
+        part = cuda.shared.array(NTH, dtype=np.float64)
+        tid = cuda.threadIdx.x
+        for r in range(cuda.blockIdx.x, rows, cuda.gridDim.x):
+            s = np.float64(0.0)
+            base = r * cols
+            for j in range(tid, cols, NTH):
+                s += a[base + j]
+            part[tid] = s
+            cuda.syncthreads()
+            step = NTH // 2
+            while step > 0:
+                if tid < step:
+                    part[tid] += part[tid + step]
+                cuda.syncthreads()
+                step //= 2
+            if tid == 0:
+                out[r] = part[0]
+            cuda.syncthreads()
+
+    return _row_sums
+
+
+def row_sums(a, rows: int, cols: int, out):
+    """``out[r] = sum_j A[r, j]`` for the row-major ``rows x cols`` matrix in flat ``a``
+    (accumulated in float64, rounded once)."""
+    if rows <= 0:
+        return
+    threads = 4 if simulator() else 256
+    blocks = max(1, min(rows, 2 if simulator() else sm_count() * 8))
+    _row_sums_kernel(threads)[blocks, threads](a, rows, cols, out)

@@ -1,0 +1,149 @@
+"""Launch helpers shared by the CUDA kernel families: device arrays, grid sizing, dtypes, scratch.
+
+Nothing here touches the GPU at import: the device's multiprocessor count is read on the first
+launch (and cached), and no kernel is compiled until it is first called.
+
+Under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) every thread of a block is a Python
+thread, so the helpers size launches down (few, small blocks; small GEMM tiles). Grid-stride
+loops make every kernel correct for any grid, so this changes only the speed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config as _numba_config
+from numba import cuda
+
+#: Threads per block of the memory-bound (grid-stride) kernels on a real GPU.
+THREADS = 256
+#: Elements each thread handles per grid-stride iteration in the unrolled elementwise kernels.
+UNROLL = 4
+#: Blocks per multiprocessor of a grid-stride launch (2048 resident threads / 256 = 8: one wave).
+BLOCKS_PER_SM = 8
+#: Threads per block and a cap on the blocks under the simulator (each thread is a Python thread).
+SIM_THREADS = 8
+SIM_MAX_BLOCKS = 2
+#: Blocks of the first pass of a two-pass reduction, and the threads of its blocks. The second
+#: pass sums the per-block partials with one block of REDUCE_THREADS threads, so the result does
+#: not depend on timing (no atomics): it is deterministic for a given device.
+REDUCE_THREADS = 256
+REDUCE_MAX_BLOCKS = 1024
+SIM_REDUCE_THREADS = 8
+SIM_REDUCE_MAX_BLOCKS = 3
+
+_sm_count = None
+_scratch: dict = {}
+
+
+def simulator() -> bool:
+    """True when numba runs CUDA kernels in its Python simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
+    return bool(_numba_config.ENABLE_CUDASIM)
+
+
+def sm_count() -> int:
+    """Multiprocessors of the current device (read once; 1 under the simulator)."""
+    global _sm_count
+    if _sm_count is None:
+        if simulator():
+            _sm_count = 1
+        else:
+            _sm_count = int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
+    return _sm_count
+
+
+def is_device_array(a) -> bool:
+    """True for a numba device array (real or simulated) or any ``__cuda_array_interface__`` object."""
+    if isinstance(a, np.ndarray):
+        return False
+    if cuda.devicearray.is_cuda_ndarray(a):
+        return True
+    return hasattr(a, "__cuda_array_interface__")
+
+
+def as_device_array(a, what: str = "array"):
+    """``a`` as a numba device array, without a copy.
+
+    Accepts numba device arrays (returned as they are) and any object with
+    ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors), viewed through
+    ``cuda.as_cuda_array``. NumPy arrays are refused with a TypeError: the launchers write their
+    outputs in place on the device, and a silent host round trip would hide that.
+    """
+    if isinstance(a, np.ndarray):
+        raise TypeError(f"{what} is a NumPy array; the CUDA kernels take device arrays "
+                        f"(numba.cuda.to_device(...), CuPy, PyTorch CUDA tensors)")
+    if cuda.devicearray.is_cuda_ndarray(a):
+        return a
+    if hasattr(a, "__cuda_array_interface__"):
+        return cuda.as_cuda_array(a)
+    raise TypeError(f"{what} must be a device array (with __cuda_array_interface__), "
+                    f"got {type(a).__name__}")
+
+
+def flat(a):
+    """A 1-D view of a C-contiguous device array (no copy)."""
+    a = as_device_array(a)
+    if a.ndim == 1:
+        return a
+    return a.reshape(a.size)
+
+
+def dtype_of(a) -> np.dtype:
+    """The NumPy dtype of a device array."""
+    return np.dtype(a.dtype)
+
+
+def scalar(dtype, value):
+    """``value`` as a NumPy scalar of ``dtype``, so that a kernel argument is typed in that dtype
+    (a Python float would be typed float64 and drag float32 arithmetic up to float64)."""
+    return np.dtype(dtype).type(value)
+
+
+def grid_stride(n: int, per_thread: int = UNROLL):
+    """``(blocks, threads)`` for a grid-stride loop over ``n`` items, ``per_thread`` per thread
+    per iteration: at most one wave of resident blocks on a real GPU."""
+    if simulator():
+        threads = SIM_THREADS
+        blocks = max(1, min(SIM_MAX_BLOCKS, math.ceil(n / (threads * per_thread))))
+        return blocks, threads
+    threads = THREADS
+    blocks = max(1, min(sm_count() * BLOCKS_PER_SM, math.ceil(n / (threads * per_thread))))
+    return blocks, threads
+
+
+def reduce_grid(n: int):
+    """``(blocks, threads)`` of the first pass of a two-pass reduction over ``n`` items."""
+    if simulator():
+        threads = SIM_REDUCE_THREADS
+        return max(1, min(SIM_REDUCE_MAX_BLOCKS, math.ceil(n / threads))), threads
+    threads = REDUCE_THREADS
+    return max(1, min(REDUCE_MAX_BLOCKS, sm_count() * BLOCKS_PER_SM,
+                      math.ceil(n / (threads * UNROLL)))), threads
+
+
+def reduce_threads() -> int:
+    """Threads of a block-wide shared-memory reduction (a power of two)."""
+    return SIM_REDUCE_THREADS if simulator() else REDUCE_THREADS
+
+
+def scratch(name: str, size: int, dtype):
+    """A cached device buffer of at least ``size`` elements of ``dtype`` (for reduction partials
+    and one-element results), reused across calls so that a loss or a norm allocates nothing.
+
+    Keyed by the current CUDA context, so a second device or a new context gets its own buffer.
+    Not for concurrent use from several host threads on one context.
+    """
+    dtype = np.dtype(dtype)
+    ctx = id(cuda.current_context())
+    key = (ctx, name, dtype.str)
+    buf = _scratch.get(key)
+    if buf is None or buf.size < size:
+        buf = cuda.device_array(max(size, 1), dtype=dtype)
+        _scratch[key] = buf
+    return buf
+
+
+def read_scalar(buf, index: int = 0):
+    """Copy one element of a device array to the host as a Python number (synchronizes)."""
+    host = buf[index:index + 1].copy_to_host()
+    return host[0].item()

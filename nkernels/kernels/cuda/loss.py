@@ -1,0 +1,274 @@
+"""Loss kernels on the GPU: softmax cross-entropy and mean squared error, forward and backward.
+
+CUDA twins of :mod:`nkernels.kernels.cpu.loss`, same names and signatures, device arrays in
+place of NumPy arrays (``labels`` an int64 device array). The scalar results (the mean loss,
+the number of correct rows) are reduced on the device in two deterministic passes (see
+:mod:`nkernels.kernels.cuda.reduce`) and returned as Python numbers after a copy of one float64
+to the host, which synchronizes; everything else stays asynchronous.
+
+Row kernels (softmax, arg-max) stage a chunk of whole rows, ``CHUNK`` consecutive elements,
+into shared memory with coalesced loads, work on each row from there (one thread a row), and
+write the chunk back coalesced: logits are read from device memory once and probabilities
+written once, whatever the number of classes. Rows longer than ``CHUNK`` fall back to one thread
+per row reading device memory directly (correct, slower). Sums accumulate in float64, as the
+CPU kernels do; exponentials run in the logits' dtype.
+"""
+import math
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda
+
+from .launch import as_device_array, flat, grid_stride, simulator
+from .reduce import MAX_THREADS, block_sum, finish, partials_for, partials_for_blocks
+
+__all__ = ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "count_correct",
+           "mse_forward", "mse_backward"]
+
+#: Elements of a staged chunk of rows (shared memory: 16 KB float32, 32 KB float64).
+CHUNK = 4096
+SIM_CHUNK = 24
+
+
+def _chunk() -> int:
+    return SIM_CHUNK if simulator() else CHUNK
+
+
+@lru_cache(maxsize=None)
+def _sce_forward_kernel(chunk: int):
+    CH = int(chunk)
+
+    @cuda.jit(cache=True)
+    def _sce_forward(lf, labels, pf, n, c, partials):
+        """Staged softmax of rows [r0, r0 + rows) into pf; per-block sum of the row losses."""
+        buf = cuda.shared.array(CH, dtype=lf.dtype)
+        red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+        tid = cuda.threadIdx.x
+        nth = cuda.blockDim.x
+        per = CH // c
+        total = np.float64(0.0)
+        for r0 in range(cuda.blockIdx.x * per, n, cuda.gridDim.x * per):
+            rows = min(per, n - r0)
+            base = r0 * c
+            for q in range(tid, rows * c, nth):
+                buf[q] = lf[base + q]
+            cuda.syncthreads()
+            for r in range(tid, rows, nth):
+                o = r * c
+                m = buf[o]
+                for j in range(1, c):
+                    if buf[o + j] > m:
+                        m = buf[o + j]
+                picked = buf[o + labels[r0 + r]]
+                s = np.float64(0.0)
+                for j in range(c):
+                    e = math.exp(buf[o + j] - m)
+                    buf[o + j] = e
+                    s += e
+                for j in range(c):
+                    buf[o + j] = buf[o + j] / s
+                total += np.float64(math.log(s)) + m - picked
+            cuda.syncthreads()
+            for q in range(tid, rows * c, nth):
+                pf[base + q] = buf[q]
+            cuda.syncthreads()
+        total = block_sum(red, total)
+        if tid == 0:
+            partials[cuda.blockIdx.x] = total
+
+    return _sce_forward
+
+
+@cuda.jit(cache=True)
+def _sce_forward_rows(logits, labels, probs, partials):
+    """One thread per row, straight from device memory (rows too long to stage)."""
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    n, c = logits.shape
+    total = np.float64(0.0)
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        m = logits[i, 0]
+        for j in range(1, c):
+            if logits[i, j] > m:
+                m = logits[i, j]
+        s = np.float64(0.0)
+        for j in range(c):
+            e = math.exp(logits[i, j] - m)
+            probs[i, j] = e
+            s += e
+        for j in range(c):
+            probs[i, j] = probs[i, j] / s
+        total += np.float64(math.log(s)) + m - logits[i, labels[i]]
+    total = block_sum(red, total)
+    if cuda.threadIdx.x == 0:
+        partials[cuda.blockIdx.x] = total
+
+
+def softmax_cross_entropy_forward(logits, labels, probs):
+    """Mean cross-entropy of ``softmax(logits)`` against integer ``labels``.
+
+    logits (N, C); labels (N,) int64 in [0, C); probs (N, C) receives the softmax, which
+    :func:`softmax_cross_entropy_backward` needs. Returns the mean loss as a Python float
+    (synchronizes: one float64 comes back to the host).
+    """
+    logits = as_device_array(logits, "logits")
+    labels = as_device_array(labels, "labels")
+    probs = as_device_array(probs, "probs")
+    n, c = logits.shape
+    if n == 0:
+        return float("nan")  # the CPU kernel's 0 / 0
+    chunk = _chunk()
+    if c <= chunk:
+        blocks, threads, partials = partials_for_blocks(math.ceil(n / (chunk // c)))
+        _sce_forward_kernel(chunk)[blocks, threads](flat(logits), labels, flat(probs), n, c, partials)
+    else:
+        blocks, threads, partials = partials_for(n)
+        _sce_forward_rows[blocks, threads](logits, labels, probs, partials)
+    return finish(partials, blocks) / n
+
+
+@cuda.jit(cache=True)
+def _sce_backward(pf, labels, dlf, c, scale):
+    total = pf.shape[0]
+    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
+        i = q // c
+        j = q - i * c
+        v = dlf.dtype.type(pf[q] * scale)
+        if labels[i] == j:
+            dlf[q] = v - scale
+        else:
+            dlf[q] = v
+
+
+def softmax_cross_entropy_backward(probs, labels, dlogits):
+    """Gradient of the mean loss: ``(probs - onehot(labels)) / N`` into ``dlogits`` (N, C)."""
+    probs = as_device_array(probs, "probs")
+    labels = as_device_array(labels, "labels")
+    dlogits = as_device_array(dlogits, "dlogits")
+    n, c = probs.shape
+    if n == 0:
+        return
+    blocks, threads = grid_stride(n * c, per_thread=1)
+    _sce_backward[blocks, threads](flat(probs), labels, flat(dlogits), c, np.float64(1.0 / n))
+
+
+@lru_cache(maxsize=None)
+def _count_correct_kernel(chunk: int):
+    CH = int(chunk)
+
+    @cuda.jit(cache=True)
+    def _count_correct(lf, labels, n, c, partials):
+        """Staged arg-max (first on ties) of each row; per-block count of rows equal to the label."""
+        buf = cuda.shared.array(CH, dtype=lf.dtype)
+        red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+        tid = cuda.threadIdx.x
+        nth = cuda.blockDim.x
+        per = CH // c
+        total = 0.0
+        for r0 in range(cuda.blockIdx.x * per, n, cuda.gridDim.x * per):
+            rows = min(per, n - r0)
+            base = r0 * c
+            for q in range(tid, rows * c, nth):
+                buf[q] = lf[base + q]
+            cuda.syncthreads()
+            for r in range(tid, rows, nth):
+                o = r * c
+                best = 0
+                for j in range(1, c):
+                    if buf[o + j] > buf[o + best]:
+                        best = j
+                if best == labels[r0 + r]:
+                    total += 1.0
+            cuda.syncthreads()
+        total = block_sum(red, total)
+        if tid == 0:
+            partials[cuda.blockIdx.x] = total
+
+    return _count_correct
+
+
+@cuda.jit(cache=True)
+def _count_correct_rows(logits, labels, partials):
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    n, c = logits.shape
+    total = 0.0
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        best = 0
+        for j in range(1, c):
+            if logits[i, j] > logits[i, best]:
+                best = j
+        if best == labels[i]:
+            total += 1.0
+    total = block_sum(red, total)
+    if cuda.threadIdx.x == 0:
+        partials[cuda.blockIdx.x] = total
+
+
+def count_correct(logits, labels):
+    """Number of rows whose arg-max (first on ties) equals the label, as a Python int
+    (synchronizes)."""
+    logits = as_device_array(logits, "logits")
+    labels = as_device_array(labels, "labels")
+    n, c = logits.shape
+    if n == 0:
+        return 0
+    chunk = _chunk()
+    if c <= chunk:
+        blocks, threads, partials = partials_for_blocks(math.ceil(n / (chunk // c)))
+        _count_correct_kernel(chunk)[blocks, threads](flat(logits), labels, n, c, partials)
+    else:
+        blocks, threads, partials = partials_for(n)
+        _count_correct_rows[blocks, threads](logits, labels, partials)
+    return int(round(finish(partials, blocks)))
+
+
+@cuda.jit(cache=True)
+def _mse_forward(pred, target, partials):
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    n = pred.shape[0]
+    s = cuda.gridsize(1)
+    last = n - 1
+    total = np.float64(0.0)
+    for i0 in range(cuda.grid(1), n, 2 * s):
+        i1 = min(i0 + s, last)
+        p0, p1 = pred[i0], pred[i1]
+        t0, t1 = target[i0], target[i1]
+        d = p0 - t0
+        total += d * d
+        if i0 + s < n:
+            d = p1 - t1
+            total += d * d
+    total = block_sum(red, total)
+    if cuda.threadIdx.x == 0:
+        partials[cuda.blockIdx.x] = total
+
+
+def mse_forward(pred, target):
+    """Mean of ``(pred - target)**2`` over every element; both 1-D of equal length. Returns a
+    Python float (synchronizes)."""
+    pred = as_device_array(pred, "pred")
+    target = as_device_array(target, "target")
+    n = pred.shape[0]
+    if n == 0:
+        return float("nan")  # the CPU kernel's 0 / 0
+    blocks, threads, partials = partials_for(n)
+    _mse_forward[blocks, threads](pred, target, partials)
+    return finish(partials, blocks) / n
+
+
+@cuda.jit(cache=True)
+def _mse_backward(pred, target, dpred, scale):
+    n = pred.shape[0]
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        dpred[i] = (pred[i] - target[i]) * scale
+
+
+def mse_backward(pred, target, dpred):
+    """``dpred = 2 * (pred - target) / numel``; all 1-D of equal length."""
+    pred = as_device_array(pred, "pred")
+    target = as_device_array(target, "target")
+    dpred = as_device_array(dpred, "dpred")
+    n = pred.shape[0]
+    if n == 0:
+        return
+    blocks, threads = grid_stride(n, per_thread=1)
+    _mse_backward[blocks, threads](pred, target, dpred, np.float64(2.0 / n))

@@ -1,0 +1,205 @@
+"""Pooling kernels on the GPU (MaxPool1D/2D, AvgPool2D): CUDA twins of :mod:`nkernels.kernels.cpu.pool`.
+
+Same names, signatures and semantics (square window ``k``, ``stride``, no padding, floor mode;
+``argmax`` holds the flat index of each maximum within its plane, PyTorch's ``indices``; ties
+go to the first element in row-major window order, a NaN wins, the last of several NaNs).
+
+* Forward: one thread per output element (grid-stride), scanning its window with PyTorch's
+  exact rule in one pass (the CPU's fast path plus NaN rescan gives the same answer).
+* Max backward (whose signature carries no window size): ``dx`` is zeroed, then one thread per
+  output element adds its gradient at ``argmax`` with an atomic add. Without overlapping
+  windows (stride >= k, the default) every ``dx`` element gets at most one term, so the result
+  is exact and deterministic; with overlaps the order of the terms, and the last bit, may vary.
+* AvgPool2D backward: one thread per *input* element gathers the windows that hold it (at most
+  ``ceil(k/stride)**2``) in the CPU's row-major order: no atomics, each ``dx`` element written
+  once, adding the windows' terms in the CPU's order and rounding as it does. The forward sums
+  each window in float64 and rounds once (the CPU kernel's 2 x 2 sum, written in float64, is
+  narrowed to float32 arithmetic by LLVM: the two may differ by an ulp).
+
+The pure-Python shape helpers are the CPU module's, re-exported.
+"""
+import numpy as np
+from numba import cuda
+
+from ..cpu.pool import (  # noqa: F401  (pure-Python shape helpers, shared with the CPU)
+    pool1d_output_shape, pool2d_output_shape, pool_output_length, pool_workspace_size,
+)
+from .launch import as_device_array, flat, grid_stride
+
+__all__ = ["maxpool2d_forward", "maxpool2d_backward", "maxpool1d_forward", "maxpool1d_backward",
+           "avgpool2d_forward", "avgpool2d_backward", "pool_output_length", "pool2d_output_shape",
+           "pool1d_output_shape", "pool_workspace_size"]
+
+
+@cuda.jit(cache=True)
+def _maxpool2d_forward(xf, h_size, w_size, k, stride, oh_size, ow_size, outf, argf):
+    total = outf.shape[0]
+    ohw = oh_size * ow_size
+    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
+        plane = q // ohw
+        r = q - plane * ohw
+        oh = r // ow_size
+        ow = r - oh * ow_size
+        base = plane * h_size * w_size
+        h0 = oh * stride
+        w0 = ow * stride
+        bi = h0 * w_size + w0
+        best = xf[base + bi]
+        for i in range(h0, h0 + k):
+            row = base + i * w_size
+            for j in range(w0, w0 + k):
+                v = xf[row + j]
+                if v > best or v != v:
+                    best = v
+                    bi = i * w_size + j
+        outf[q] = best
+        argf[q] = bi
+
+
+@cuda.jit(cache=True)
+def _zero(af):
+    z = af.dtype.type(0)
+    for q in range(cuda.grid(1), af.shape[0], cuda.gridsize(1)):
+        af[q] = z
+
+
+@cuda.jit(cache=True)
+def _max_scatter(gf, argf, out_per_plane, in_per_plane, dxf):
+    """dx[plane].flat[argmax] += dout: one thread per output element, atomic adds."""
+    total = gf.shape[0]
+    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
+        plane = q // out_per_plane
+        cuda.atomic.add(dxf, plane * in_per_plane + argf[q], gf[q])
+
+
+@cuda.jit(cache=True)
+def _maxpool1d_forward(xf, l_size, k, stride, ol_size, outf, argf):
+    total = outf.shape[0]
+    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
+        row = q // ol_size
+        ol = q - row * ol_size
+        base = row * l_size
+        l0 = ol * stride
+        best = xf[base + l0]
+        bi = l0
+        for i in range(l0, l0 + k):
+            v = xf[base + i]
+            if v > best or v != v:
+                best = v
+                bi = i
+        outf[q] = best
+        argf[q] = bi
+
+
+@cuda.jit(cache=True)
+def _avgpool2d_forward(xf, h_size, w_size, k, stride, oh_size, ow_size, scale, outf):
+    total = outf.shape[0]
+    ohw = oh_size * ow_size
+    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
+        plane = q // ohw
+        r = q - plane * ohw
+        oh = r // ow_size
+        ow = r - oh * ow_size
+        base = plane * h_size * w_size + oh * stride * w_size + ow * stride
+        if k == 2:  # the CPU kernel's pairwise float64 sum, for the same rounding
+            s = (np.float64(xf[base]) + np.float64(xf[base + 1])) \
+                + (np.float64(xf[base + w_size]) + np.float64(xf[base + w_size + 1]))
+            outf[q] = s * 0.25
+        else:
+            s = np.float64(0.0)
+            for i in range(k):
+                row = base + i * w_size
+                for j in range(k):
+                    s += xf[row + j]
+            outf[q] = s * scale
+
+
+@cuda.jit(cache=True)
+def _avgpool2d_backward(gf, h_size, w_size, k, stride, oh_size, ow_size, scale, dxf):
+    total = dxf.shape[0]
+    hw = h_size * w_size
+    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
+        plane = q // hw
+        p = q - plane * hw
+        ih = p // w_size
+        iw = p - ih * w_size
+        oh_lo = 0 if ih < k else (ih - k) // stride + 1
+        oh_hi = min(ih // stride, oh_size - 1)
+        ow_lo = 0 if iw < k else (iw - k) // stride + 1
+        ow_hi = min(iw // stride, ow_size - 1)
+        s = dxf.dtype.type(0)
+        obase = plane * oh_size * ow_size
+        for oh in range(oh_lo, oh_hi + 1):
+            for ow in range(ow_lo, ow_hi + 1):
+                # as the CPU: g = dout * scale in float64, added to the dtype's running value
+                s = dxf.dtype.type(s + gf[obase + oh * ow_size + ow] * scale)
+        dxf[q] = s
+
+
+def _launch(kern, total, *args):
+    if total == 0:
+        return
+    blocks, threads = grid_stride(total, per_thread=1)
+    kern[blocks, threads](*args)
+
+
+def maxpool2d_forward(x, k, stride, out, argmax):
+    """Max pooling over k x k windows, overwriting ``out`` and ``argmax`` (int64, the flat index
+    ``ih * W + iw`` of each maximum within its plane). x (N, C, H, W), out/argmax (N, C, OH, OW)."""
+    x, out, argmax = (as_device_array(a) for a in (x, out, argmax))
+    _, _, h, w = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    _launch(_maxpool2d_forward, out.size, flat(x), h, w, int(k), int(stride), oh, ow, flat(out),
+            flat(argmax))
+
+
+def _max_backward(dout, argmax, dx):
+    dout, argmax, dx = (as_device_array(a) for a in (dout, argmax, dx))
+    in_per_plane = dx.size // max(1, dx.shape[0] * dx.shape[1])
+    out_per_plane = dout.size // max(1, dout.shape[0] * dout.shape[1])
+    _launch(_zero, dx.size, flat(dx))
+    _launch(_max_scatter, dout.size, flat(dout), flat(argmax), out_per_plane, in_per_plane,
+            flat(dx))
+
+
+def maxpool2d_backward(dout, argmax, dx):
+    """Gradient of :func:`maxpool2d_forward`, overwriting ``dx``: zeroed, then
+    ``dx[n, c].flat[argmax] += dout`` by atomic adds (overlapping windows accumulate; their
+    order, and so the last bit of such sums, may vary from run to run)."""
+    _max_backward(dout, argmax, dx)
+
+
+def maxpool1d_forward(x, k, stride, out, argmax):
+    """Max pooling over windows of length k, overwriting ``out`` and ``argmax`` (int64 index
+    ``il`` within its row). x (N, C, L), out/argmax (N, C, OL)."""
+    x, out, argmax = (as_device_array(a) for a in (x, out, argmax))
+    length = x.shape[2]
+    ol = out.shape[2]
+    _launch(_maxpool1d_forward, out.size, flat(x), length, int(k), int(stride), ol, flat(out),
+            flat(argmax))
+
+
+def maxpool1d_backward(dout, argmax, dx):
+    """Gradient of :func:`maxpool1d_forward`, overwriting ``dx`` (N, C, L), as
+    :func:`maxpool2d_backward`."""
+    _max_backward(dout, argmax, dx)
+
+
+def avgpool2d_forward(x, k, stride, out):
+    """Average pooling over k x k windows (divisor k*k, no padding), overwriting ``out``."""
+    x, out = as_device_array(x), as_device_array(out)
+    _, _, h, w = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    k = int(k)
+    _launch(_avgpool2d_forward, out.size, flat(x), h, w, k, int(stride), oh, ow,
+            np.float64(1.0 / (k * k)), flat(out))
+
+
+def avgpool2d_backward(dout, k, stride, dx):
+    """Gradient of :func:`avgpool2d_forward`, overwriting ``dx`` (overlapping windows add up)."""
+    dout, dx = as_device_array(dout), as_device_array(dx)
+    _, _, h, w = dx.shape
+    oh, ow = dout.shape[2], dout.shape[3]
+    k = int(k)
+    _launch(_avgpool2d_backward, dx.size, flat(dout), h, w, k, int(stride), oh, ow,
+            np.float64(1.0 / (k * k)), flat(dx))

@@ -1,0 +1,90 @@
+"""CUDA Conv1D/Conv2D kernels (im2col + tiled GEMM, gather col2im) against their CPU twins.
+
+In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes; they also run
+on a real GPU (without the simulator) at realistic shapes when NKERNELS_REAL_GPU=1 (conftest.py).
+"""
+import numpy as np
+import pytest
+
+from nkernels.kernels.cpu import conv as cpu
+from nkernels.kernels.cuda import conv as gpu
+
+pytestmark = pytest.mark.cuda
+
+
+@pytest.fixture
+def shapes(pick):
+    """((N, C, H, W), (O, KH, KW), (stride_h, stride_w), (pad_h, pad_w)) cases."""
+    sim = [((2, 1, 5, 5), (3, 3, 3), (1, 1), (1, 1)),
+           ((1, 2, 6, 5), (2, 2, 3), (2, 1), (0, 2))]  # stride > 1, uneven pads: gaps in col2im
+    real = [((64, 1, 8, 8), (16, 3, 3), (1, 1), (1, 1)),
+            ((128, 32, 12, 12), (64, 5, 5), (1, 1), (0, 0)),
+            ((16, 3, 33, 31), (8, 4, 3), (2, 3), (1, 2))]
+    return pick(sim, real)
+
+
+def _rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def test_conv2d_matches_cpu(shapes, dtype, dev, poison, close):
+    rng = np.random.default_rng(0)
+    for xs, (o, kh, kw), (sh, sw), (ph, pw) in shapes:
+        x = _rand(rng, xs, dtype)
+        w = _rand(rng, (o, xs[1], kh, kw), dtype)
+        b = _rand(rng, o, dtype)
+        out_shape = cpu.conv2d_output_shape(xs, w.shape, sh, sw, ph, pw)
+        cs, gs = cpu.conv2d_workspace_shapes(xs, w.shape, sh, sw, ph, pw)
+        scale = max(1.0, np.sqrt(xs[1] * kh * kw) / 8)
+        out = np.empty(out_shape, dtype)
+        cols, gemm = np.empty(cs, dtype), np.empty(gs, dtype)
+        cpu.conv2d_forward(x, w, b, sh, sw, ph, pw, cols, gemm, out)
+        d_x, d_w = dev(x), dev(w)
+        d_cols, d_gemm, d_out = poison(cs, dtype), poison(gs, dtype), poison(out_shape, dtype)
+        gpu.conv2d_forward(d_x, d_w, dev(b), sh, sw, ph, pw, d_cols, d_gemm, d_out)
+        close(d_out, out, scale)
+        np.testing.assert_array_equal(d_cols.copy_to_host(), cols)  # im2col left in cols
+
+        dout = _rand(rng, out_shape, dtype)
+        for cols_ready in (True, False):
+            dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
+            cpu.conv2d_forward(x, w, b, sh, sw, ph, pw, cols, gemm, out)
+            cpu.conv2d_backward(x, w, dout, sh, sw, ph, pw, True, True, cols, gemm, dx, dw, db)
+            if cols_ready:
+                gpu.conv2d_forward(d_x, d_w, dev(b), sh, sw, ph, pw, d_cols, d_gemm, d_out)
+            else:
+                d_cols = poison(cs, dtype)
+            d_dx, d_dw, d_db = poison(x.shape, dtype), poison(w.shape, dtype), poison(o, dtype)
+            gpu.conv2d_backward(d_x, d_w, dev(dout), sh, sw, ph, pw, True, cols_ready, d_cols,
+                                d_gemm, d_dx, d_dw, d_db)
+            pscale = max(1.0, np.sqrt(out_shape[0] * out_shape[2] * out_shape[3]) / 8)
+            close(d_dx, dx, scale)
+            close(d_dw, dw, pscale)
+            close(d_db, db, pscale)
+
+
+def test_conv1d_matches_cpu_without_bias_and_dx(dtype, dev, poison, close, pick):
+    rng = np.random.default_rng(1)
+    (n, c, length), (o, k), stride, pad = pick(((2, 2, 7), (3, 3), 2, 1), ((64, 16, 100), (32, 5), 2, 2))
+    x, w = _rand(rng, (n, c, length), dtype), _rand(rng, (o, c, k), dtype)
+    none = np.empty(0, dtype)
+    out_shape = cpu.conv1d_output_shape(x.shape, w.shape, stride, pad)
+    cs, gs = cpu.conv1d_workspace_shapes(x.shape, w.shape, stride, pad)
+    out, cols, gemm = np.empty(out_shape, dtype), np.empty(cs, dtype), np.empty(gs, dtype)
+    cpu.conv1d_forward(x, w, none, stride, pad, cols, gemm, out)
+    d_cols, d_gemm, d_out = poison(cs, dtype), poison(gs, dtype), poison(out_shape, dtype)
+    gpu.conv1d_forward(dev(x), dev(w), dev(none), stride, pad, d_cols, d_gemm, d_out)
+    close(d_out, out, 2.0)
+    dout = _rand(rng, out_shape, dtype)
+    dx, dw = np.empty_like(x), np.empty_like(w)
+    cpu.conv1d_backward(x, w, dout, stride, pad, True, True, cols, gemm, dx, dw, none)
+    d_dx, d_dw = poison(x.shape, dtype), poison(w.shape, dtype)
+    gpu.conv1d_backward(dev(x), dev(w), dev(dout), stride, pad, True, True, d_cols, d_gemm, d_dx,
+                        d_dw, dev(none))
+    close(d_dx, dx, 2.0)
+    close(d_dw, dw, 4.0)
+    d_dx2 = poison(x.shape, dtype)
+    gpu.conv1d_backward(dev(x), dev(w), dev(dout), stride, pad, False, False, d_cols, d_gemm,
+                        d_dx2, d_dw, dev(none))
+    close(d_dw, dw, 4.0)
+    assert np.isnan(d_dx2.copy_to_host()).all()  # need_dx=False leaves dx untouched

@@ -1,0 +1,90 @@
+"""CUDA pooling kernels (MaxPool1D/2D, AvgPool2D) against their CPU twins.
+
+In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes; they also run
+on a real GPU (without the simulator) at realistic shapes when NKERNELS_REAL_GPU=1 (conftest.py).
+"""
+import numpy as np
+import pytest
+
+from nkernels.kernels.cpu import pool as cpu
+from nkernels.kernels.cuda import pool as gpu
+
+pytestmark = pytest.mark.cuda
+
+# (k, stride): non-overlapping (exact, deterministic), gaps, overlapping windows
+WINDOWS = [(2, 2), (2, 3), (3, 2)]
+
+
+@pytest.fixture
+def shapes(pick):
+    """(N, C, H, W) images; 1-D pools use (N, C, H*W)."""
+    return pick([(2, 2, 5, 7)], [(128, 32, 24, 24), (3, 5, 17, 13)])
+
+
+def _image(rng, shape, dtype):
+    x = rng.integers(-3, 4, shape).astype(dtype)  # many ties: first maximum wins
+    x.reshape(-1)[::11] = np.nan                   # a NaN wins its window
+    return x
+
+
+@pytest.mark.parametrize("k, stride", WINDOWS)
+def test_maxpool2d_matches_cpu(k, stride, shapes, dtype, dev, poison):
+    rng = np.random.default_rng(0)
+    for shape in shapes:
+        x = _image(rng, shape, dtype)
+        oshape = cpu.pool2d_output_shape(shape, k, stride)
+        out, arg = np.empty(oshape, dtype), np.empty(oshape, np.int64)
+        cpu.maxpool2d_forward(x, k, stride, out, arg)
+        d_out, d_arg = poison(oshape, dtype), dev(np.full(oshape, -1, np.int64))
+        gpu.maxpool2d_forward(dev(x), k, stride, d_out, d_arg)
+        np.testing.assert_array_equal(d_out.copy_to_host(), out)
+        np.testing.assert_array_equal(d_arg.copy_to_host(), arg)
+        dout = rng.standard_normal(oshape).astype(dtype)
+        dx = np.empty_like(x)
+        cpu.maxpool2d_backward(dout, arg, dx)
+        d_dx = poison(shape, dtype)
+        gpu.maxpool2d_backward(dev(dout), d_arg, d_dx)
+        if stride >= k:
+            np.testing.assert_array_equal(d_dx.copy_to_host(), dx)
+        else:  # overlapping windows: atomic adds in any order
+            np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("k, stride", WINDOWS)
+def test_maxpool1d_matches_cpu(k, stride, shapes, dtype, dev, poison):
+    rng = np.random.default_rng(1)
+    for n, c, h, w in shapes:
+        shape = (n, c, h * w)
+        x = _image(rng, shape, dtype)
+        oshape = cpu.pool1d_output_shape(shape, k, stride)
+        out, arg = np.empty(oshape, dtype), np.empty(oshape, np.int64)
+        cpu.maxpool1d_forward(x, k, stride, out, arg)
+        d_out, d_arg = poison(oshape, dtype), dev(np.full(oshape, -1, np.int64))
+        gpu.maxpool1d_forward(dev(x), k, stride, d_out, d_arg)
+        np.testing.assert_array_equal(d_out.copy_to_host(), out)
+        np.testing.assert_array_equal(d_arg.copy_to_host(), arg)
+        dout = rng.standard_normal(oshape).astype(dtype)
+        dx = np.empty_like(x)
+        cpu.maxpool1d_backward(dout, arg, dx)
+        d_dx = poison(shape, dtype)
+        gpu.maxpool1d_backward(dev(dout), d_arg, d_dx)
+        np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("k, stride", WINDOWS + [(1, 1)])
+def test_avgpool2d_matches_cpu(k, stride, shapes, dtype, dev, poison, close):
+    rng = np.random.default_rng(2)
+    for shape in shapes:
+        x = rng.standard_normal(shape).astype(dtype)
+        oshape = cpu.pool2d_output_shape(shape, k, stride)
+        out = np.empty(oshape, dtype)
+        cpu.avgpool2d_forward(x, k, stride, out)
+        d_out = poison(oshape, dtype)
+        gpu.avgpool2d_forward(dev(x), k, stride, d_out)
+        close(d_out, out)  # within an ulp: the CPU's float64 2x2 sum is narrowed to float32 by LLVM
+        dout = rng.standard_normal(oshape).astype(dtype)
+        dx = np.empty_like(x)
+        cpu.avgpool2d_backward(dout, k, stride, dx)
+        d_dx = poison(shape, dtype)
+        gpu.avgpool2d_backward(dev(dout), k, stride, d_dx)
+        close(d_dx, dx)
