@@ -1,7 +1,12 @@
 """Where nkernels keeps generated code and Numba keeps compiled kernels."""
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
+import sys
+import tempfile
+from types import ModuleType
 
 
 def cache_dir() -> str:
@@ -16,3 +21,27 @@ def cache_dir() -> str:
 def numba_cache_dir() -> str:
     """Where Numba writes ``cache=True`` results: ``NUMBA_CACHE_DIR``, else ``__pycache__`` beside each module."""
     return os.environ.get("NUMBA_CACHE_DIR") or "__pycache__ beside each kernel module"
+
+
+def load_generated_module(source: str, subdir: str, prefix: str) -> ModuleType:
+    """Import generated ``source`` from a file in ``cache_dir()/subdir`` named by its content hash.
+
+    The file is written once (atomically) and never rewritten: Numba's on-disk cache is keyed on
+    the file and its timestamp, so ``cache=True`` in generated code then holds across runs.
+    """
+    name = f"{prefix}_{hashlib.sha256(source.encode()).hexdigest()[:20]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    directory = os.path.join(cache_dir(), subdir)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name + ".py")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module

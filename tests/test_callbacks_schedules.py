@@ -6,7 +6,7 @@ import pytest
 
 import nkernels as nk
 from nkernels.callbacks import Callback, CSVLogger
-from nkernels.schedules import CosineLR, EarlyStopping, ReduceLROnPlateau, StepLR
+from nkernels.schedules import EarlyStopping, ReduceLROnPlateau, StepLR
 
 L = nk.layers
 

@@ -9,16 +9,14 @@ preallocated, and stops early when the loss stops being finite.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..cache import cache_dir
+from ..cache import load_generated_module
 from ..kernel_registry import kernel
 from ..threads import blas_single_threaded
 
@@ -206,23 +204,7 @@ def _plan(model, loss, optimizer, batch_shape: tuple[int, ...], augment: tuple[i
 
 
 def _load_module(source: str):
-    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    name = f"nkernels_step_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    directory = os.path.join(cache_dir(), "steps")
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, name + ".py")
-    if not os.path.exists(path):  # never rewrite: Numba's cache is keyed on the file's timestamp
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(source)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
+    return load_generated_module(source, "steps", "nkernels_step")
 
 
 class CompiledTrainer:

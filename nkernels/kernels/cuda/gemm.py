@@ -49,19 +49,14 @@ Under the simulator a 16 x 16 tile with a 4-thread block is the default: the sam
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
-import os
-import sys
-import tempfile
 from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 from numba import cuda
 
-from ...cache import cache_dir
+from ...cache import load_generated_module
 from .launch import dtype_of, grid_stride, scalar, scratch, simulator, sm_count
 
 #: Row tiles per group of the block ordering (L2 reuse between neighbouring blocks).
@@ -284,25 +279,7 @@ def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, r
 
 
 def _load_generated(source: str, tag: str):
-    """Write ``source`` into the cache directory under a name derived from its content (never
-    rewritten: Numba's on-disk cache is keyed on the file) and import it."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    name = f"nkernels_cuda_{tag}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    directory = os.path.join(cache_dir(), "cuda")
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, name + ".py")
-    if not os.path.exists(path):
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(source)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
+    return load_generated_module(source, "cuda", f"nkernels_cuda_{tag}")
 
 
 @lru_cache(maxsize=None)
