@@ -129,3 +129,29 @@ def test_conv_clipping_max_norm_and_augmentation_give_the_same_numbers_on_both_p
         np.testing.assert_array_equal(runs[0][1][key], runs[1][1][key])
     conv_rows = runs[0][1]["0.weight"].reshape(4, -1)
     assert np.linalg.norm(conv_rows, axis=1).max() <= 0.5 * (1 + 1e-6)
+
+
+CACHED_STEP = """
+import numpy as np, nkernels as nk
+L = nk.layers
+X, y, _, _ = nk.datasets.load("digits")
+model = nk.Sequential([L.Dense(64, 128), L.ReLU(), L.Dense(128, 10)], seed=0)
+h = nk.train(model, X, y, epochs=2, batch_size=32, optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
+             weight_decay=1e-4, clip_norm=5.0, max_norm=3.0, seed=0)
+print(repr(h["loss"]))
+"""
+
+
+def test_a_step_with_clipping_loads_from_the_cache_and_runs(tmp_path):
+    """The second process loads the compiled step from Numba's cache (it segfaulted with parallel norm kernels)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NKERNELS_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", CACHED_STEP], env=env, capture_output=True, text=True)
+            for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout
+    assert list((tmp_path / "steps").glob("__pycache__/*.nbi"))

@@ -11,29 +11,30 @@ The sums accumulate in float64, so for float32 gradients ``total_norm`` can diff
 PyTorch's (float32 accumulation) in the last bits.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy")
 def sum_of_squares(a):
     """``sum(a**2)`` as a float64, accumulated in float64; a is 1-D float32 or float64.
 
-    Parallel reduction: the summation order depends on the thread count, so the last bits may too.
+    Serial on purpose: a compiled training step that called these as parallel kernels crashed
+    when Numba loaded it back from its cache.
     """
     s = 0.0
-    for i in prange(a.shape[0]):
+    for i in range(a.shape[0]):
         v = np.float64(a[i])
         s += v * v
     return s
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy")
 def scale_inplace(a, factor):
     """``a *= factor`` in place; a is 1-D float32 or float64, factor a Python float.
 
     The product is formed in float64 and rounded once to a's dtype.
     """
-    for i in prange(a.shape[0]):
+    for i in range(a.shape[0]):
         a[i] = a[i] * factor
 
 
@@ -52,17 +53,16 @@ def clip_scale(total_norm, max_norm):
     return coef
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy")
 def max_norm_rows(weight2d, max_norm):
     """Rescale in place each row whose L2 norm exceeds ``max_norm`` by ``max_norm / (norm + 1e-7)``.
 
     ``torch.renorm(w, p=2, dim=0, maxnorm=max_norm)`` semantics, in place (rows at or below
     ``max_norm`` are untouched). weight2d: (out, in), C-contiguous, float32 or float64; for a
-    conv weight pass ``w.reshape(w.shape[0], -1)``. Row norms accumulate in float64. Parallel
-    over rows.
+    conv weight pass ``w.reshape(w.shape[0], -1)``. Row norms accumulate in float64.
     """
     rows, cols = weight2d.shape
-    for r in prange(rows):
+    for r in range(rows):
         s = 0.0
         for j in range(cols):
             v = np.float64(weight2d[r, j])
