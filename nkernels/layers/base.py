@@ -42,6 +42,13 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a bool; a clear TypeError for anything but True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def pair(value: Any, name: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints as a pair, each at least ``minimum``."""
     if isinstance(value, (tuple, list)):
@@ -103,6 +110,12 @@ class Layer:
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """Draw fresh initial parameters from ``rng`` (layers without parameters do nothing)."""
+
+    def fill_uniform(self, rng: np.random.Generator, bound: float) -> None:
+        """Draw every parameter from U(-bound, bound) (PyTorch's default initializations) and zero the grads."""
+        for value in self.params.values():
+            value[...] = rng.uniform(-bound, bound, value.shape)
+        self.zero_grads()
 
     # -- config --------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..compiled.spec import CompiledOp
 from ..kernel_registry import kernel
-from .base import Layer, check_positive_int, pair
+from .base import Layer, check_bool, check_positive_int, pair
 
 
 class _Conv(Layer):
@@ -16,8 +16,6 @@ class _Conv(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
         if self.spatial == 2:
             self.kernel = pair(kernel_size, "kernel_size")
             self.strides = pair(stride, "stride")
@@ -26,7 +24,7 @@ class _Conv(Layer):
             self.kernel = (check_positive_int(kernel_size, "kernel_size"),)
             self.strides = (check_positive_int(stride, "stride"),)
             self.paddings = (check_positive_int(padding, "padding", minimum=0),)
-        self.use_bias = bool(bias)
+        self.use_bias = check_bool(bias, "bias")
         self.params["weight"] = np.empty((self.out_channels, self.in_channels) + self.kernel, np.float32)
         if self.use_bias:
             self.params["bias"] = np.empty(self.out_channels, np.float32)
@@ -34,10 +32,7 @@ class _Conv(Layer):
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, as PyTorch's conv layers."""
-        bound = 1.0 / np.sqrt(self.in_channels * int(np.prod(self.kernel)))
-        for value in self.params.values():
-            value[...] = rng.uniform(-bound, bound, value.shape)
-        self.zero_grads()
+        self.fill_uniform(rng, 1.0 / np.sqrt(self.in_channels * int(np.prod(self.kernel))))
 
     def output_shape(self, input_shape):
         expected = "(N, C, H, W)" if self.spatial == 2 else "(N, C, L)"

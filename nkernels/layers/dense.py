@@ -5,7 +5,7 @@ import numpy as np
 
 from ..compiled.spec import CompiledOp
 from ..kernel_registry import kernel
-from .base import Layer, check_positive_int
+from .base import Layer, check_bool, check_positive_int
 
 
 class Dense(Layer):
@@ -14,9 +14,7 @@ class Dense(Layer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.use_bias = bool(bias)
+        self.use_bias = check_bool(bias, "bias")
         self.params["weight"] = np.empty((self.out_features, self.in_features), np.float32)
         if self.use_bias:
             self.params["bias"] = np.empty(self.out_features, np.float32)
@@ -24,10 +22,7 @@ class Dense(Layer):
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """U(-1/sqrt(in), 1/sqrt(in)) for weight and bias, as ``torch.nn.Linear``."""
-        bound = 1.0 / np.sqrt(self.in_features)
-        for name, value in self.params.items():
-            value[...] = rng.uniform(-bound, bound, value.shape)
-        self.zero_grads()
+        self.fill_uniform(rng, 1.0 / np.sqrt(self.in_features))
 
     def _bias(self, table: dict) -> np.ndarray:
         return table["bias"] if self.use_bias else np.empty(0, self.dtype)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..compiled.spec import CompiledOp
 from ..kernel_registry import kernel
-from .base import Layer, check_positive_int
+from .base import Layer, check_bool, check_positive_int
 
 
 def _workspace_spec(op: str):
@@ -30,9 +30,7 @@ class _Recurrent(Layer):
     def __init__(self, input_size: int, hidden_size: int, return_sequences: bool = False):
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
-        if not isinstance(return_sequences, (bool, np.bool_)):
-            raise TypeError(f"return_sequences must be True or False, got {return_sequences!r}")
-        self.return_sequences = bool(return_sequences)
+        self.return_sequences = check_bool(return_sequences, "return_sequences")
         g, h = self.n_gates * self.hidden_size, self.hidden_size
         self.params.update(weight_ih=np.empty((g, self.input_size), np.float32),
                            weight_hh=np.empty((g, h), np.float32),
@@ -41,10 +39,7 @@ class _Recurrent(Layer):
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """U(-1/sqrt(hidden), 1/sqrt(hidden)) for every parameter, as PyTorch's recurrent layers."""
-        bound = 1.0 / np.sqrt(self.hidden_size)
-        for value in self.params.values():
-            value[...] = rng.uniform(-bound, bound, value.shape)
-        self.zero_grads()
+        self.fill_uniform(rng, 1.0 / np.sqrt(self.hidden_size))
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[2] != self.input_size:
