@@ -35,6 +35,13 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="shift training images randomly by up to this many pixels")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu", help="cpu or cuda")
+    train.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="schemes that scale out (admm, es): start a local Dask cluster of N workers")
+    train.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="schemes that scale out: join the Dask cluster at tcp://HOST:PORT")
+    train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a scheme option, e.g. --option sigma=0.05 (VALUE is read as JSON, else as text); "
+                            "repeatable")
     train.add_argument("--save", metavar="PATH", help="save the trained model here")
     train.add_argument("--checkpoint-dir", metavar="DIR", help="save a checkpoint here after every epoch")
     train.add_argument("--resume", action="store_true",
@@ -78,10 +85,26 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
     """
     given = {"optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
              "augment_shift": args.augment_shift, "checkpoint_dir": args.checkpoint_dir,
-             "resume": args.resume or None}
+             "resume": args.resume or None, "workers": args.workers, "scheduler": args.scheduler}
     options = {k: v for k, v in given.items() if v is not None}
+    options.update(_parse_options(args.option))
     if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
         options["lr"] = defaults["lr"]
+    return options
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` pairs as a dict; VALUE is parsed as JSON when it is valid JSON."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--option takes KEY=VALUE with KEY a Python name, e.g. --option sigma=0.05; "
+                             f"got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
     return options
 
 

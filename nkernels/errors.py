@@ -31,3 +31,7 @@ class CorruptFileError(ValueError):
 
 class DeviceUnavailableError(RuntimeError, ValueError):
     """The requested device (e.g. ``cuda``) cannot be used on this machine."""
+
+
+class DistributedUnavailableError(ImportError, ValueError):
+    """``workers``/``scheduler`` were given but Dask distributed is not installed."""

@@ -198,3 +198,38 @@ def test_options_another_scheme_does_not_take_are_errors(nk_register_plugin, cap
     capsys.readouterr()
     assert main(["train", "--scheme", "fixed", "--quiet", "--schedule", "cosine"]) == 2
     assert "does not accept the option(s) ['schedule']" in capsys.readouterr().err
+
+
+def test_scheme_options_and_scale_out_flags_reach_the_scheme(nk_register_plugin):
+    seen = {}
+
+    class Recording(nk.schemes.Scheme):
+        """Records its constructor options."""
+
+        def __init__(self, **options):
+            seen.update(options)
+
+        def fit(self, model, X, y=None, *, epochs=1, batch_size=32, seed=None, callbacks=None,
+                validation_data=None):
+            history = nk.History()
+            history.append(loss=0.0)
+            return history
+
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_schemes(self):
+            return {"recording": Recording}
+
+    nk_register_plugin(Plugin())
+    assert main(["train", "--scheme", "recording", "--quiet", "--epochs", "1", "--workers", "2",
+                 "--option", "sigma=0.05", "--option", "mode=supervised", "--option", "sizes=[1, 2]"]) == 0
+    assert seen == {"workers": 2, "sigma": 0.05, "mode": "supervised", "sizes": [1, 2]}
+    seen.clear()
+    assert main(["train", "--scheme", "recording", "--quiet", "--epochs", "1",
+                 "--scheduler", "tcp://127.0.0.1:8786"]) == 0
+    assert seen == {"scheduler": "tcp://127.0.0.1:8786"}
+
+
+def test_a_malformed_option_is_a_one_line_error(capsys):
+    assert main(["train", "--quiet", "--option", "no-equals-sign"]) == 2
+    assert "--option takes KEY=VALUE" in capsys.readouterr().err
