@@ -191,7 +191,12 @@ class CSVLogger(Callback):
 
 
 class ProgressBar(Callback):
-    """A progress bar over the epochs (rich), showing the latest metrics."""
+    """A progress bar over the epochs (rich), showing the latest metrics.
+
+    A scheme that trains in stages (one layer after another, say) puts a text ``"stage"`` entry
+    in each epoch's logs, such as ``"layer 2/3: autoencoder"``; the bar shows it in parentheses
+    after the description.
+    """
 
     def __init__(self, description: str = "training"):
         self.description = description
@@ -209,7 +214,12 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, epoch, logs):
         if self._progress is not None:
-            self._progress.update(self._task, advance=1, metrics=self.format_metrics(logs))
+            from rich.markup import escape
+
+            stage = logs.get("stage")
+            description = f"{self.description} ({stage})" if isinstance(stage, str) else self.description
+            self._progress.update(self._task, advance=1, metrics=escape(self.format_metrics(logs)),
+                                  description=escape(description))
 
     @staticmethod
     def format_metrics(logs: dict[str, Any]) -> str:

@@ -96,3 +96,16 @@ def test_augmentation_shifts_images_and_both_paths_agree(digits):
 def test_unknown_schedule_is_a_clear_error(digits):
     with pytest.raises(ValueError, match="unknown schedule 'linear'; available: cosine, plateau, step"):
         nk.train(small(), digits[0][:64], digits[1][:64], epochs=1, schedule="linear")
+
+
+def test_progress_bar_shows_the_stage_a_scheme_reports(capsys):
+    from nkernels.callbacks import CallbackList, ProgressBar
+
+    model = nk.Sequential([nk.layers.Dense(2, 2)])
+    events = CallbackList([ProgressBar("greedy")], model, None)
+    events.on_train_begin(model, {"epochs": 2})
+    events.on_epoch_end(0, {"stage": "layer 1/2: autoencoder", "loss": 0.5})
+    events.on_epoch_end(1, {"stage": "layer 2/2: autoencoder", "loss": 0.25})
+    events.on_train_end(None)
+    out = capsys.readouterr().out
+    assert "greedy (layer 2/2: autoencoder)" in out and "loss 0.2500" in out
