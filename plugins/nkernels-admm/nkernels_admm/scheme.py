@@ -23,9 +23,7 @@ import numpy as np
 import nkernels as nk
 from nkernels import distributed
 from nkernels.callbacks import CallbackList
-from nkernels.data import (check_features, check_fit_arguments, check_model_input, check_same_length,
-                           check_validation_data)
-from nkernels.errors import TrainingDivergedError
+from nkernels.data import check_fit_arguments, check_validation_data
 from nkernels.training import default_loss
 
 LOSSES = ("hinge", "least_squares")
@@ -99,6 +97,10 @@ class ADMM(nk.schemes.Scheme):
       ``shards`` splits the data into that many pieces (default: one per worker); the sums run
       in shard order, so the weights do not depend on the timing of the workers.
 
+    The run starts from the model's weights: a forward pass gives the activations and
+    pre-activations, and the outputs start at the loss's minimizer near the forward pass (so the
+    first weight solves already fit the targets). :meth:`start` returns a run to step by hand.
+
     Every history entry has ``loss`` (the chosen loss of the network's outputs, per sample),
     ``accuracy`` for labels, ``residual`` (the RMS of ``z_L - W_L a_{L-1}``) and ``stage``.
     The ADMM state is float64 whatever the model's dtype; the model's weights are written after
@@ -119,22 +121,20 @@ class ADMM(nk.schemes.Scheme):
         self.workers, self.scheduler = distributed.check_options(workers, scheduler)
         self.shards = None if shards is None else _count(shards, "shards", 1)
 
-    # -- data ----------------------------------------------------------------------------------
-    def _targets(self, y: Any, out_shape: tuple, what: str = "y") -> tuple[np.ndarray, np.ndarray | None]:
-        """The (N, outputs) float64 targets ADMM fits, and the labels (or None for real targets)."""
-        kind = default_loss(y)
-        try:
-            prepared = kind.prepare_targets(y, out_shape, np.float64)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{what}: {exc}") from None
-        if kind.target_kind == "labels":
-            return np.eye(out_shape[-1])[prepared], prepared
-        if self.loss == "hinge":
-            raise ValueError(f"{what}: the hinge loss needs integer class labels (one per sample); for real "
-                             f"targets use loss='least_squares'")
-        return prepared.reshape(len(prepared), -1), None
-
     # -- training ------------------------------------------------------------------------------
+    def start(self, model, X, y) -> "ADMMRun":
+        """Check the model and data, shard the data (starting or joining a Dask cluster when asked) and
+        return the run, ready for :meth:`ADMMRun.step`. Use it as a context manager, or call
+        :meth:`ADMMRun.close`, to release the shards and the cluster::
+
+            with ADMM(workers=2).start(model, X, y) as run:
+                for _ in range(5):
+                    print(run.step())
+        """
+        from .run import ADMMRun
+
+        return ADMMRun(self, model, X, y)
+
     def fit(self, model, X, y=None, *, epochs=10, batch_size=32, seed=None, callbacks=None,
             validation_data=None):
         """Run ``epochs`` ADMM iterations on the whole of ``X``, ``y``; returns the History.
@@ -142,123 +142,37 @@ class ADMM(nk.schemes.Scheme):
         ``batch_size`` is checked but not used (every iteration sees all the data), and ``seed``
         is not used (ADMM is deterministic; it starts from the model's current weights).
         """
+        from . import updates
+
         epochs, _ = check_fit_arguments(epochs, batch_size)
-        dense = admm_chain(model)
-        if model.device != "cpu":
-            raise ValueError(f"ADMM runs on the CPU; the model is on {model.device!r} (use model.to('cpu'))")
-        X = check_features(X, dtype=np.float64)
-        check_same_length(X, y)
-        out_shape = check_model_input(model, X)
-        targets, labels = self._targets(y, out_shape)
         if validation_data is not None:
+            admm_chain(model)  # a clear error about the model comes first
             X_val, y_val = check_validation_data(validation_data, model, default_loss(y))
-            validation = (X_val, *self._targets(y_val, (len(X_val), out_shape[-1]), "y_val"))
-        n = len(X)
-        n_shards = self.shards
-        X = X.reshape(n, -1)
-        weights = [(d.params["weight"].astype(np.float64), d.params["bias"].astype(np.float64) if d.use_bias
-                    else None) for d in dense]
-
-        from threadpoolctl import threadpool_limits
-
-        from .shards import ShardGroup
-
         events = CallbackList(callbacks, model, self)
         history = nk.History()
         events.context.history = history
-        with distributed.connect(self.workers, self.scheduler) as session:
-            n_shards = n_shards or session.n_workers
-            if n_shards > n:
-                raise ValueError(f"cannot split {n} samples into {n_shards} shards; use at most {n}")
-            pieces = [(X[a:b], targets[a:b], None if labels is None else labels[a:b])
-                      for a, b in distributed.shard_bounds(n, n_shards)]
-            # one BLAS thread here: N workers are the way to use N cores, and a spinning BLAS pool
-            # slows these small solves down on a busy machine
-            with threadpool_limits(limits=1, user_api="blas"):
-                group = ShardGroup(session, pieces, weights, self.loss, self.beta, self.gamma)
-                try:
-                    events.on_train_begin(model, {"epochs": epochs, "samples": n, "scheme": "admm",
-                                                  "shards": n_shards, "workers": session.n_workers})
-                    self._run(model, dense, group, weights, n, epochs, labels is not None,
-                              validation if validation_data is not None else None, events, history)
-                except BaseException as exc:
-                    events.on_exception(exc)
-                    raise
-                finally:
-                    group.close()
+        with self.start(model, X, y) as run:
+            if validation_data is not None:
+                T_val, labels_val = run.prepare_targets(y_val, "y_val")
+            try:
+                events.on_train_begin(model, {"epochs": epochs, "samples": run.n_samples, "scheme": "admm",
+                                              "shards": run.n_shards, "workers": run.n_workers})
+                for epoch in range(epochs):
+                    events.on_epoch_begin(epoch)
+                    started = time.perf_counter()
+                    logs = run.step()
+                    if validation_data is not None:
+                        out = model.forward(X_val, training=False).astype(np.float64)
+                        logs["val_loss"] = updates.loss_sum(out, T_val, self.loss) / len(X_val)
+                        if labels_val is not None:
+                            logs["val_accuracy"] = float((out.argmax(axis=1) == labels_val).mean())
+                    logs["time"] = time.perf_counter() - started
+                    history.append(logs)
+                    events.on_epoch_end(epoch, logs)
+                    if events.stop_training:
+                        break
+            except BaseException as exc:
+                events.on_exception(exc)
+                raise
         events.on_train_end(history)
         return history
-
-    def _run(self, model, dense, group, weights, n, epochs, has_labels, validation, events, history) -> None:
-        from . import updates
-
-        bias = [b is not None for _, b in weights]
-        starts = group.call("start")
-        first_gram = sum(s[0] for s in starts)
-        first_cross = sum(s[1] for s in starts)
-        if not (np.isfinite(first_gram).all() and np.isfinite(first_cross).all()):
-            raise TrainingDivergedError("the Gram matrix of X, or its products with the first layer's outputs, is "
-                                        "not finite: the values of X or of the initial weights are too large; "
-                                        "rescale X")
-        first_factor = updates.factor_gram(first_gram, n, self.weight_decay, bias[0])  # the data's: fixed
-        for epoch in range(epochs):
-            events.on_epoch_begin(epoch)
-            started = time.perf_counter()
-            warm = epoch < self.warm_start
-            weights, stats = self._iteration(group, first_factor, first_cross, weights, bias, n, not warm, epoch)
-            first_cross = stats["cross"]
-            for layer, (w, b) in zip(dense, weights):
-                layer.params["weight"][...] = w
-                if b is not None:
-                    layer.params["bias"][...] = b
-            logs: dict[str, Any] = {"loss": stats["loss"] / n}
-            if has_labels:
-                logs["accuracy"] = stats["correct"] / n
-            logs["residual"] = math.sqrt(stats["residual"] / n)
-            if validation is not None:
-                X_val, T_val, labels_val = validation
-                out = model.forward(X_val, training=False).astype(np.float64)
-                logs["val_loss"] = updates.loss_sum(out, T_val, self.loss) / len(X_val)
-                if labels_val is not None:
-                    logs["val_accuracy"] = float((out.argmax(axis=1) == labels_val).mean())
-            logs["stage"] = "warm start" if warm else "multiplier"
-            logs["time"] = time.perf_counter() - started
-            history.append(logs)
-            events.on_epoch_end(epoch, logs)
-            if events.stop_training:
-                break
-
-    def _iteration(self, group, first_factor, first_cross, weights, bias, n, update_multiplier, epoch):
-        """One ADMM sweep: layer by layer, solve the weights on this process from the summed Gram
-        matrices and cross products, then let the shards update their activations and
-        pre-activations; last the outputs and the multiplier. Returns the new weights and the
-        summed statistics of the output step."""
-        from . import updates
-
-        new = list(weights)
-        factor, cross = first_factor, first_cross
-        for l in range(len(weights)):
-            new[l] = updates.solve_weights(factor, cross, bias[l])
-            if not all(np.isfinite(p).all() for p in new[l] if p is not None):
-                self._diverged(epoch)
-            if l == len(weights) - 1:
-                break
-            results = group.call("hidden_step", l, new[l], new[l + 1])  # new[l + 1] is still the old one
-            gram, cross = sum(r[0] for r in results), sum(r[1] for r in results)
-            if not (np.isfinite(gram).all() and np.isfinite(cross).all()):
-                self._diverged(epoch)
-            factor = updates.factor_gram(gram, n, self.weight_decay, bias[l + 1])
-        results = group.call("output_step", new, update_multiplier)
-        stats = {"loss": sum(r["loss"] for r in results), "residual": sum(r["residual"] for r in results),
-                 "cross": sum(r["cross"] for r in results)}
-        if results[0]["correct"] is not None:
-            stats["correct"] = sum(r["correct"] for r in results)
-        if not (math.isfinite(stats["loss"]) and np.isfinite(stats["cross"]).all()):
-            self._diverged(epoch)
-        return new, stats
-
-    def _diverged(self, epoch: int) -> None:
-        raise TrainingDivergedError(
-            f"ADMM diverged in iteration {epoch + 1}: a weight, activation or loss became NaN or infinite. The "
-            f"model keeps the weights of the iteration before; try a larger weight_decay (now "
-            f"{self.weight_decay:g}) or other beta/gamma (now {self.beta:g}/{self.gamma:g})")

@@ -39,6 +39,13 @@ class ShardState:
             if l < len(weights) - 1:
                 self.A.append(np.maximum(self.Z[l], 0.0))
         self.lam = np.zeros_like(self.Z[-1])
+        self._update_outputs(self.Z[-1].copy())  # so that the first weight solves already fit the targets
+
+    def _update_outputs(self, m: np.ndarray) -> None:
+        if self.loss == "hinge":
+            self.kernels.hinge_output_update(self.targets, self.lam, m, self.beta, self.Z[-1])
+        else:
+            self.kernels.least_squares_output_update(self.targets, self.lam, m, self.beta, self.Z[-1])
 
     def start(self) -> tuple[np.ndarray, np.ndarray]:
         """The Gram matrix of the first layer's input (fixed: it is the data) and its cross products."""
@@ -63,12 +70,8 @@ class ShardState:
         for the next iteration (its pre-activations do not change again in this one).
         """
         m = updates.affine(self.A[-1], *weights[-1])
-        z = self.Z[-1]
-        if self.loss == "hinge":
-            self.kernels.hinge_output_update(self.targets, self.lam, m, self.beta, z)
-        else:
-            self.kernels.least_squares_output_update(self.targets, self.lam, m, self.beta, z)
-        residual = z - m
+        self._update_outputs(m)
+        residual = self.Z[-1] - m
         if update_multiplier:
             self.lam += self.beta * residual
         out = forward(self.A[0], weights)

@@ -33,6 +33,22 @@ def reference_admm(X, labels, weights, iterations, beta, gamma, warm_start, weig
         if l < n_layers - 1:
             a.append(np.maximum(z[l], 0))
     lam = np.zeros_like(z[-1])
+
+    def update_outputs(m):
+        if loss == "least_squares":
+            return (2 * T - lam + 2 * beta * m) / (2 + 2 * beta)
+        # each side of the hinge's kink is a quadratic: minimize it, clip to that side, keep the better
+        # (y = 1: slope -1 below 1, 0 above; y = 0: slope 0 below 0, +1 above)
+        below = np.where(T == 1, np.minimum(m + (1 - lam) / (2 * beta), 1), np.minimum(m - lam / (2 * beta), 0))
+        above = np.where(T == 1, np.maximum(m - lam / (2 * beta), 1), np.maximum(m - (1 + lam) / (2 * beta), 0))
+
+        def f(zz):
+            hinge = np.where(T == 1, np.maximum(1 - zz, 0), np.maximum(zz, 0))
+            return hinge + lam * zz + beta * (zz - m) ** 2
+
+        return np.where(f(above) <= f(below), above, below)
+
+    z[-1] = update_outputs(z[-1])  # the outputs start at the loss's minimizer near the forward pass
     for it in range(iterations):
         for l in range(n_layers - 1):
             W[l] = least_squares(a[l], z[l])
@@ -48,20 +64,7 @@ def reference_admm(X, labels, weights, iterations, beta, gamma, warm_start, weig
             z[l] = np.where(f_neg < f_pos, z_neg, z_pos)
         W[-1] = least_squares(a[-1], z[-1])
         m = with_ones(a[-1]) @ W[-1].T
-        if loss == "least_squares":
-            z[-1] = (2 * T - lam + 2 * beta * m) / (2 + 2 * beta)
-        else:
-            # each side of the hinge's kink is a quadratic: minimize it, clip to that side, keep the better
-            # (y = 1: slope -1 below 1, 0 above; y = 0: slope 0 below 0, +1 above)
-            below = np.where(T == 1, np.minimum(m + (1 - lam) / (2 * beta), 1), np.minimum(m - lam / (2 * beta), 0))
-            above = np.where(T == 1, np.maximum(m - lam / (2 * beta), 1),
-                             np.maximum(m - (1 + lam) / (2 * beta), 0))
-
-            def f(zz):
-                hinge = np.where(T == 1, np.maximum(1 - zz, 0), np.maximum(zz, 0))
-                return hinge + lam * zz + beta * (zz - m) ** 2
-
-            z[-1] = np.where(f(above) <= f(below), above, below)
+        z[-1] = update_outputs(m)
         if it >= warm_start:
             lam = lam + beta * (z[-1] - m)
     return [(w[:, :-1], w[:, -1]) for w in W]
@@ -232,3 +235,15 @@ def test_digits_mlp_reaches_93_percent_held_out():
     history = nk.train(model, X, y, scheme="admm", epochs=8, validation_data=(X_test, y_test))
     assert history["val_accuracy"][-1] >= 0.93
     assert nk.evaluate(model, X_test, y_test)["accuracy"] >= 0.93
+
+
+def test_a_run_stepped_by_hand_matches_fit():
+    X, y, model = small_problem()
+    other = nk.Sequential([L.Dense(5, 7), L.ReLU(), L.Dense(7, 6), L.ReLU(), L.Dense(6, 3)], seed=0, dtype="float64")
+    history = nk.train(model, X, y, scheme="admm", epochs=3, warm_start=1)
+    with ADMM(warm_start=1).start(other, X, y) as run:
+        steps = [run.step() for _ in range(3)]
+    assert [s["stage"] for s in steps] == ["warm start", "multiplier", "multiplier"]
+    assert [s["loss"] for s in steps] == history["loss"]
+    for key in model.params:
+        np.testing.assert_array_equal(model.params[key], other.params[key])
