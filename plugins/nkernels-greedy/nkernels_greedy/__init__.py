@@ -1,0 +1,28 @@
+"""nkernels-greedy: greedy layer-wise training, registered through the ``nkernels`` entry point.
+
+- scheme ``greedy``: each block of a chain trained in turn on the output of the frozen blocks
+  below it, unsupervised (autoencoder or RBM pretraining, Hinton et al. 2006, Bengio et al. 2007)
+  or supervised with auxiliary heads (Belilovsky et al. 2019), then optional fine-tuning.
+- extractors ``autoencoder`` and ``rbm``: scikit-learn style ``fit``/``transform``, stackable.
+
+The plugin uses nkernels' public API only; importing it loads no Numba code.
+"""
+import nkernels as nk
+
+from .extractors import RBM, Autoencoder
+from .scheme import Greedy
+
+
+@nk.hookimpl
+def nkernels_register_schemes():
+    """The schemes of this plugin by registry name."""
+    return {"greedy": Greedy}
+
+
+@nk.hookimpl
+def nkernels_register_extractors():
+    """The feature extractors of this plugin by registry name."""
+    return {"autoencoder": Autoencoder, "rbm": RBM}
+
+
+__all__ = ["Greedy", "Autoencoder", "RBM"]

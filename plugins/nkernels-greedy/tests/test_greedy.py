@@ -1,0 +1,242 @@
+"""The greedy scheme: each stage's update against float64 references, hooks, figures, discovery, errors."""
+import json
+
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels.cli import main as cli_main
+from nkernels_greedy import Greedy
+
+L = nk.layers
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+ACTIVATIONS = {"sigmoid": (sigmoid, lambda h: h * (1.0 - h)), "tanh": (np.tanh, lambda h: 1.0 - h ** 2),
+               None: (lambda a: a, lambda h: np.ones_like(h))}
+
+
+def backprop_step(weights, activations, x, labels, lr):
+    """One SGD step of softmax cross-entropy through Dense layers [(W, b), ...], by hand."""
+    outputs = [x]
+    for (W, b), act in zip(weights, activations):
+        outputs.append(ACTIVATIONS[act][0](outputs[-1] @ W.T + b))
+    logits = outputs[-1]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    d = (p - np.eye(p.shape[1])[labels]) / len(x)          # gradient w.r.t. the logits
+    new = []
+    for i in reversed(range(len(weights))):
+        W, b = weights[i]
+        new.insert(0, (W - lr * d.T @ outputs[i], b - lr * d.sum(axis=0)))
+        if i > 0:
+            d = (d @ W) * ACTIVATIONS[activations[i - 1]][1](outputs[i])
+    return new
+
+
+def tied_sigmoid_autoencoder_step(x, W, b, lr):
+    """One SGD step of a tied autoencoder with a sigmoid code, linear decoder and zero decoder bias."""
+    h = sigmoid(x @ W.T + b)
+    d_recon = 2.0 * (h @ W - x) / x.size
+    d_pre = (d_recon @ W.T) * h * (1.0 - h)
+    return W - lr * (d_pre.T @ x + h.T @ d_recon), b - lr * d_pre.sum(axis=0)
+
+
+def dense(W, b):
+    layer = L.Dense(W.shape[1], W.shape[0]).astype("float64")
+    layer.params["weight"][...] = W
+    layer.params["bias"][...] = b
+    return layer
+
+
+def toy(seed=0, n=5, sizes=(3, 4, 2)):
+    rng = np.random.default_rng(seed)
+    weights = [(rng.normal(0, 0.7, (o, i)), rng.normal(0, 0.1, o)) for i, o in zip(sizes, sizes[1:])]
+    return rng.uniform(0, 1, (n, sizes[0])), rng.integers(0, sizes[-1], n), weights
+
+
+def test_unsupervised_stages_each_take_the_step_computed_by_hand():
+    X, y, [(W1, b1), (W2, b2)] = toy()
+    model = nk.Sequential([dense(W1, b1), L.Sigmoid(), dense(W2, b2)])
+    history = nk.train(model, X, y, scheme="greedy", epochs=1, batch_size=len(X), seed=0, optimizer="sgd", lr=0.5,
+                       finetune_epochs=1, finetune_lr=0.2)
+    assert history["stage"] == ["stage 1/3: autoencoder on layer 0", "stage 2/3: output layer 2",
+                                "stage 3/3: fine-tuning"]
+    W1, b1 = tied_sigmoid_autoencoder_step(X, W1, b1, lr=0.5)                       # stage 1: pretraining
+    [(W2, b2)] = backprop_step([(W2, b2)], [None], sigmoid(X @ W1.T + b1), y, lr=0.5)  # stage 2: on frozen features
+    [(W1, b1), (W2, b2)] = backprop_step([(W1, b1), (W2, b2)], ["sigmoid", None], X, y, lr=0.2)  # fine-tuning
+    for key, value in {"0.weight": W1, "0.bias": b1, "2.weight": W2, "2.bias": b2}.items():
+        np.testing.assert_allclose(model.params[key], value, rtol=1e-10, atol=1e-14, err_msg=key)
+
+
+def test_supervised_stages_train_each_block_with_its_head_then_the_output_block():
+    X, y, [(W1, b1), (W2, b2), (W3, b3)] = toy(1, sizes=(3, 4, 4, 2))
+    Wh, bh = np.random.default_rng(2).normal(0, 0.5, (2, 4)), np.zeros(2)
+    model = nk.Sequential([dense(W1, b1), L.Tanh(), dense(W2, b2), L.Tanh(), dense(W3, b3)])
+    history = nk.train(model, X, y, scheme="greedy", mode="supervised", head=lambda shape, n: [dense(Wh, bh)],
+                       epochs=1, batch_size=len(X), seed=0, optimizer="sgd", lr=0.5)
+    assert history["stage"] == ["stage 1/2: layer 0 with its head", "stage 2/2: layers 2 and 4 (output)"]
+    [(W1, b1), _] = backprop_step([(W1, b1), (Wh, bh)], ["tanh", None], X, y, lr=0.5)
+    [(W2, b2), (W3, b3)] = backprop_step([(W2, b2), (W3, b3)], ["tanh", None], np.tanh(X @ W1.T + b1), y, lr=0.5)
+    for key, value in {"0.weight": W1, "0.bias": b1, "2.weight": W2, "2.bias": b2, "4.weight": W3,
+                       "4.bias": b3}.items():
+        np.testing.assert_allclose(model.params[key], value, rtol=1e-10, atol=1e-14, err_msg=key)
+
+
+def test_supervised_two_layer_net_is_one_backprop_stage():
+    X, y, [(W1, b1), (W2, b2)] = toy(3)
+    model = nk.Sequential([dense(W1, b1), L.Sigmoid(), dense(W2, b2)])
+    history = nk.train(model, X, y, scheme="greedy", mode="supervised", epochs=1, batch_size=len(X), seed=0,
+                       optimizer="sgd", lr=0.5)
+    assert history["stage"] == ["stage 1/1: layers 0 and 2 (output)"]
+    [(W1, b1), (W2, b2)] = backprop_step([(W1, b1), (W2, b2)], ["sigmoid", None], X, y, lr=0.5)
+    np.testing.assert_allclose(model.params["0.weight"], W1, rtol=1e-10)
+    np.testing.assert_allclose(model.params["2.weight"], W2, rtol=1e-10)
+
+
+def mlp(seed=0):
+    return nk.Sequential([L.Dense(64, 128), L.ReLU(), L.Dense(128, 64), L.ReLU(), L.Dense(64, 10)], seed=seed)
+
+
+class Recorder:
+    """A plugin observing training events through the hooks."""
+
+    def __init__(self):
+        self.events = []
+
+    @nk.hookimpl
+    def nkernels_on_train_begin(self, model, scheme, params):
+        self.events.append(("begin", params["epochs"]))
+
+    @nk.hookimpl
+    def nkernels_on_epoch_end(self, model, epoch, logs):
+        self.events.append((epoch, logs["stage"]))
+
+    @nk.hookimpl
+    def nkernels_on_batch_end(self, model, batch, logs):
+        self.events.append(("batch", logs["size"]))
+
+    @nk.hookimpl
+    def nkernels_on_train_end(self, model, history):
+        self.events.append(("end", history.epochs))
+
+
+@pytest.mark.parametrize("pretrain", ["autoencoder", "rbm"])
+def test_observer_hooks_and_callbacks_fire_in_every_stage(digits, nk_register_plugin, pretrain):
+    X, y, X_test, y_test = digits
+    recorder = Recorder()
+    nk_register_plugin(recorder)
+    seen = []
+
+    class Stages(nk.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs):
+            seen.append((logs["stage"], sorted(k for k in logs if k.startswith("val_"))))
+
+    X, y = X[:200], y[:200]
+    history = nk.train(mlp(), X, y, scheme="greedy", pretrain=pretrain, finetune_epochs=1, epochs=2, batch_size=100,
+                       seed=0, callbacks=[Stages()], validation_data=(X_test, y_test))
+    texts = [f"stage 1/4: {pretrain} on layer 0", f"stage 2/4: {pretrain} on layer 2", "stage 3/4: output layer 4",
+             "stage 4/4: fine-tuning"]
+    assert history["stage"] == [texts[0]] * 2 + [texts[1]] * 2 + [texts[2]] * 2 + [texts[3]]
+    epochs = [e for e in recorder.events if isinstance(e[0], int)]
+    assert epochs == list(enumerate(history["stage"]))
+    assert recorder.events[0] == ("begin", 7) and recorder.events[-1] == ("end", 7)
+    # batch events in every epoch of every stage: 200 samples in batches of 100
+    assert [e[1] for e in recorder.events[1:-1] if e[0] == "batch"] == [100] * 14
+    assert [s for s, _ in seen] == history["stage"]
+    assert seen[0][1] == ["val_loss"] and seen[-1][1] == ["val_accuracy", "val_loss"]
+
+
+def test_figures_on_digits_unsupervised_pretraining_then_finetuning(digits):
+    X, y, X_test, y_test = digits
+    model = mlp()
+    nk.train(model, X, y, scheme="greedy", epochs=10, finetune_epochs=10, lr=3e-3, batch_size=32, seed=0)
+    assert nk.evaluate(model, X_test, y_test)["accuracy"] >= 0.96
+
+
+def test_figures_on_digits_rbm_pretraining_then_finetuning(digits):
+    X, y, X_test, y_test = digits
+    model = mlp()
+    nk.train(model, X, y, scheme="greedy", pretrain="rbm", epochs=10, finetune_epochs=10, lr=3e-3, batch_size=32,
+             seed=0)
+    assert nk.evaluate(model, X_test, y_test)["accuracy"] >= 0.96
+
+
+def test_figures_on_digits_supervised(digits):
+    X, y, X_test, y_test = digits
+    model = mlp()
+    history = nk.train(model, X, y, scheme="greedy", mode="supervised", epochs=10, lr=3e-3, batch_size=32, seed=0,
+                       validation_data=(X_test, y_test))
+    assert nk.evaluate(model, X_test, y_test)["accuracy"] >= 0.96
+    assert history["val_accuracy"][-1] == nk.evaluate(model, X_test, y_test)["accuracy"]
+
+
+def test_same_seed_same_weights_and_unlabelled_pretraining_of_every_block(digits):
+    X = digits[0][:300]
+    models = [mlp(), mlp()]
+    for model in models:
+        history = nk.train(model, X, scheme="greedy", corruption=0.2, tied=False, epochs=1, seed=4)
+    assert history["stage"] == [f"stage {i + 1}/3: autoencoder on layer {2 * i}" for i in range(3)]
+    for key, value in models[0].params.items():
+        assert not np.array_equal(value, mlp().params[key])
+        np.testing.assert_array_equal(value, models[1].params[key])
+
+
+def test_supervised_mode_trains_any_block_with_heads(digits):
+    X, y = nk.datasets.load("digits", flat=False)[:2]
+    model = nk.Sequential([L.Conv2D(1, 4, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Conv2D(4, 4, 3, padding=1),
+                           L.ReLU(), L.Flatten(), L.Dense(64, 10)], seed=0)
+    history = nk.train(model, X[:64], y[:64], scheme="greedy", mode="supervised", head=16, epochs=1, batch_size=32,
+                       seed=0, compiled=False)
+    assert history["stage"] == ["stage 1/2: layer 0 with its head", "stage 2/2: layers 3 and 6 (output)"]
+
+
+def test_unsupported_layers_and_bad_options_are_named():
+    conv = nk.Sequential([L.Conv2D(1, 2, 3), L.ReLU(), L.Flatten(), L.Dense(72, 10)])
+    X, y = np.zeros((4, 1, 8, 8), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(ValueError, match=r"cannot train layer 0 \(Conv2D\).*mode='supervised'"):
+        nk.train(conv, X, y, scheme="greedy")
+    dropout = nk.Sequential([L.Dense(8, 4), L.ReLU(), L.Dropout(0.5), L.Dense(4, 2)])
+    with pytest.raises(ValueError, match=r"layer 2 \(Dropout\) after the Dense at layer 0"):
+        nk.train(dropout, np.zeros((4, 8)), np.zeros(4, np.int64), scheme="greedy")
+    linear = nk.Sequential([L.Dense(8, 4), L.Dense(4, 2)])
+    with pytest.raises(ValueError, match="rbm pretraining cannot train the Dense at layer 0"):
+        nk.train(linear, np.zeros((4, 8)), np.zeros(4, np.int64), scheme="greedy", pretrain="rbm")
+    with pytest.raises(ValueError, match="mode='supervised' needs labels y"):
+        nk.train(linear, np.zeros((4, 8)), scheme="greedy", mode="supervised")
+    with pytest.raises(ValueError, match="finetune_epochs needs labels y"):
+        nk.train(linear, np.zeros((4, 8)), scheme="greedy", finetune_epochs=2)
+    with pytest.raises(ValueError, match="mode must be one of 'unsupervised', 'supervised'"):
+        Greedy(mode="layerwise")
+    with pytest.raises(ValueError, match="pretrain must be one of"):
+        Greedy(pretrain="pca")
+    with pytest.raises(ValueError, match="corruption must lie in"):
+        Greedy(corruption=2)
+    with pytest.raises(TypeError, match="head must be None"):
+        Greedy(head="big")
+    with pytest.raises(ValueError, match="finetune_epochs must be at least 0"):
+        Greedy(finetune_epochs=-1)
+    with pytest.raises(TypeError, match="does not accept the option"):
+        nk.train(linear, np.zeros((4, 8)), np.zeros(4, np.int64), scheme="greedy", sigma=0.1)
+
+
+def test_registered_through_the_entry_point_and_listed_by_nkernels_plugins(capsys):
+    assert nk.registry.schemes["greedy"] is Greedy
+    entry = nk.registry.schemes.provider("greedy")
+    assert (entry.plugin, entry.distribution) == ("greedy", "nkernels-greedy")
+    assert cli_main(["plugins", "--json"]) == 0
+    listed = {info["name"]: info for info in json.loads(capsys.readouterr().out)}
+    info = listed["greedy"]
+    assert (info["distribution"], info["status"]) == ("nkernels-greedy", "active")
+    assert info["registered"]["schemes"] == ["greedy"]
+    assert sorted(info["registered"]["extractors"]) == ["autoencoder", "rbm"]
+
+
+def test_command_line_runs_greedy_with_options(capsys):
+    assert cli_main(["train", "--scheme", "greedy", "--epochs", "1", "--quiet", "--option", "mode=supervised",
+                     "--lr", "0.003"]) == 0
+    out = capsys.readouterr().out
+    assert "greedy" in out and "test accuracy" in out
