@@ -1,10 +1,18 @@
-"""The error projection of feedback alignment, as a Numba kernel.
+"""Numba kernels of feedback alignment: the error projection, and a whole run of mini-batches.
 
-The forward passes, the loss and the weight gradients reuse nkernels' own kernels; only the step
-that replaces back-propagation through the transposed weights is new here.
+The forward passes, the loss, the weight gradients and the optimizer updates reuse nkernels' own
+kernels; only the step that replaces back-propagation through the transposed weights is new here.
 """
 import numpy as np
 from numba import njit
+
+from nkernels.kernels.cpu.activation import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
+                                             tanh_backward, tanh_forward)
+from nkernels.kernels.cpu.batching import gather_labels, gather_rows
+from nkernels.kernels.cpu.dense import dense_backward, dense_forward
+from nkernels.kernels.cpu.loss import (count_correct, mse_backward, mse_forward, softmax_cross_entropy_backward,
+                                       softmax_cross_entropy_forward)
+from nkernels.kernels.cpu.optim import adam_update, sgd_update
 
 #: activation codes understood by :func:`project_error`
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
@@ -36,3 +44,107 @@ def project_error(error, feedback, y, activation, out):
         for i in range(n):
             for j in range(m):
                 out[i, j] *= 1.0 - y[i, j] * y[i, j]
+
+
+#: optimizer codes understood by :func:`feedback_epoch`
+SGD, ADAM = 0, 1
+#: loss codes
+CROSS_ENTROPY, MSE = 0, 1
+
+
+@njit(cache=True, error_model="numpy")
+def _activate(code, pre, post):
+    """``post = f(pre)`` on flat views, through nkernels' activation kernels."""
+    if code == RELU:
+        relu_forward(pre.reshape(pre.size), post.reshape(post.size))
+    elif code == SIGMOID:
+        sigmoid_forward(pre.reshape(pre.size), post.reshape(post.size))
+    elif code == TANH:
+        tanh_forward(pre.reshape(pre.size), post.reshape(post.size))
+
+
+@njit(cache=True, error_model="numpy")
+def _activation_backward(code, y, dy, dx):
+    """``dx = dy * f'(.)`` read from the output ``y``, through nkernels' kernels (copy for IDENTITY)."""
+    if code == RELU:
+        relu_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
+    elif code == SIGMOID:
+        sigmoid_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
+    elif code == TANH:
+        tanh_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
+    else:
+        dx[...] = dy
+
+
+@njit(cache=True, error_model="numpy")
+def feedback_epoch(X, labels, targets, order, start, n_batches, loss_kind, xb, yb_labels, yb_values,
+                   weights, biases, gweights, gbiases, params_flat, grads_flat, feedback, codes, direct,
+                   pre, post, delta, no_dx, probs, dout, optimizer, hyper, flag, state_a, state_b, step0,
+                   losses, correct):
+    """``n_batches`` consecutive mini-batches of feedback alignment, each ending with the optimizer update.
+
+    Batch ``b`` holds rows ``order[start + b * B: start + (b + 1) * B]`` of ``X`` with B = ``len(xb)``.
+    Per batch: gather, the forward pass (nkernels' dense and activation kernels), the loss
+    (``loss_kind`` CROSS_ENTROPY on ``labels`` or MSE on ``targets``), the error of every Dense
+    layer (the output layer's true error; hidden layers through :func:`project_error`, from the
+    output error when ``direct`` (dfa) or from the layer above (fa)), the weight gradients
+    (``dense_backward`` without dx), then the update of every parameter by nkernels' ``sgd_update``
+    (``optimizer`` SGD; ``hyper`` = lr, momentum, weight decay; ``flag`` = nesterov) or
+    ``adam_update`` (ADAM; ``hyper`` = lr, beta1, beta2, eps, weight decay; ``flag`` = decoupled),
+    at step ``step0 + b + 1``.
+
+    Lists hold one entry per Dense layer l: ``weights``/``gweights`` (out, in), ``biases``/
+    ``gbiases`` (out,) or 0-length, ``pre``/``post``/``delta`` (B, out), ``feedback[l]`` (dfa:
+    (outputs, out_l) for hidden l; fa: the stand-in for ``weights[l]``, l >= 1; unused slots any
+    2-D array). ``params_flat``/``grads_flat``/``state_a``/``state_b`` are flat views in the order
+    weight 0, bias 0, weight 1, ... (``state_b`` unused by SGD). Writes each batch's mean loss to
+    ``losses[b]`` and its correct rows to ``correct[b]``; returns the number of batches done (fewer
+    when a loss stops being finite, before that batch's update).
+    """
+    n_layers = len(weights)
+    top = n_layers - 1
+    size = xb.shape[0]
+    for b in range(n_batches):
+        first = start + b * size
+        gather_rows(X, order, first, xb)
+        if loss_kind == CROSS_ENTROPY:
+            gather_labels(labels, order, first, yb_labels)
+        else:
+            gather_rows(targets, order, first, yb_values)
+        h = xb
+        for l in range(n_layers):
+            dense_forward(h, weights[l], biases[l], pre[l])
+            if codes[l] == IDENTITY:
+                h = pre[l]
+            else:
+                _activate(codes[l], pre[l], post[l])
+                h = post[l]
+        if loss_kind == CROSS_ENTROPY:
+            loss = softmax_cross_entropy_forward(h, yb_labels, probs)
+            correct[b] = count_correct(h, yb_labels)
+            softmax_cross_entropy_backward(probs, yb_labels, dout)
+        else:
+            loss = mse_forward(h.reshape(h.size), yb_values.reshape(yb_values.size))
+            correct[b] = 0
+            mse_backward(h.reshape(h.size), yb_values.reshape(yb_values.size), dout.reshape(dout.size))
+        if not np.isfinite(loss):
+            return b
+        losses[b] = loss
+        _activation_backward(codes[top], post[top], dout, delta[top])
+        for l in range(top, -1, -1):
+            if l < top:
+                y = pre[l] if codes[l] == IDENTITY else post[l]
+                if direct:
+                    project_error(delta[top], feedback[l], y, codes[l], delta[l])
+                else:
+                    project_error(delta[l + 1], feedback[l + 1], y, codes[l], delta[l])
+            x = xb if l == 0 else (pre[l - 1] if codes[l - 1] == IDENTITY else post[l - 1])
+            dense_backward(x, delta[l], weights[l], False, no_dx, gweights[l], gbiases[l])
+        step = step0 + b + 1
+        for p in range(len(params_flat)):
+            if optimizer == SGD:
+                sgd_update(params_flat[p], grads_flat[p], state_a[p], hyper[0], hyper[1], hyper[2], flag)
+            else:
+                adam_update(params_flat[p], grads_flat[p], state_a[p], state_b[p], hyper[0], hyper[1], hyper[2],
+                            hyper[3], hyper[4], flag, step)
+    return n_batches

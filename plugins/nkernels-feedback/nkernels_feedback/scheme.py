@@ -12,8 +12,10 @@ from nkernels.data import (check_features, check_fit_arguments, check_model_inpu
                            check_validation_data)
 from nkernels.errors import TrainingDivergedError
 from nkernels.kernel_registry import kernel
+from nkernels.layers.base import check_bool
 from nkernels.losses import get_loss
-from nkernels.optimizers import get_optimizer
+from nkernels.losses import MSE, SoftmaxCrossEntropy
+from nkernels.optimizers import SGD, Adam, AdamW, get_optimizer
 from nkernels.threads import blas_single_threaded
 from nkernels.training import default_loss, evaluate
 
@@ -29,6 +31,10 @@ class FeedbackAlignment(nk.schemes.Scheme):
     ``weight_decay``, ``clip_norm``, ``max_norm`` ...) go to it. ``loss`` defaults to softmax
     cross-entropy for integer labels and MSE otherwise.
 
+    Each run of mini-batches is one compiled call (forward, loss, feedback, update) when the
+    optimizer is SGD, Adam or AdamW without ``clip_norm``/``max_norm``; otherwise, or with
+    ``compiled=False``, each batch runs kernel by kernel from Python. Both give the same numbers.
+
     The model must be a chain of Dense layers, each followed by at most one ReLU, Sigmoid or
     Tanh (Flatten may appear anywhere); anything else is a ValueError naming the layer and its
     position. After ``fit``, ``feedback_`` maps layer indices to the fixed random matrices used,
@@ -38,12 +44,13 @@ class FeedbackAlignment(nk.schemes.Scheme):
     #: the scheme's registry name, used in messages
     name = ""
 
-    def __init__(self, optimizer: Any = "adam", lr: float | None = None, loss: Any = None,
+    def __init__(self, optimizer: Any = "adam", lr: float | None = None, loss: Any = None, compiled: bool = True,
                  **optimizer_options: Any):
         if lr is not None:
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
         self.loss = None if loss is None else get_loss(loss)
+        self.compiled = check_bool(compiled, "compiled")
         self.feedback_: dict[int, np.ndarray] = {}
 
     def draw_feedback(self, blocks: list[Block], rng: np.random.Generator, dtype: np.dtype) -> dict[int, np.ndarray]:
@@ -72,21 +79,21 @@ class FeedbackAlignment(nk.schemes.Scheme):
         feedback_seed, shuffle_seed = np.random.SeedSequence(seed).spawn(2)
         self.feedback_ = self.draw_feedback(blocks, np.random.default_rng(feedback_seed), model.dtype)
         rng = np.random.default_rng(shuffle_seed)
-        runner = _ChainStep(self, blocks, loss, model.dtype)
         X2d = X.reshape(n, -1)
         if loss.target_kind == "values":
             targets = targets.reshape(n, -1)
+        fused = self.compiled and _FusedRun.supports(self.optimizer, loss)
+        runner = (_FusedRun if fused else _LayerwiseRun)(self, model, blocks, loss)
         events = CallbackList(callbacks, model, self, self.optimizer)
         history = nk.History()
         events.context.history = history
         try:
             events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
-                                          "scheme": self.name})
+                                          "scheme": self.name, "compiled": fused})
             for epoch in range(epochs):
                 events.on_epoch_begin(epoch)
                 started = time.perf_counter()
-                with blas_single_threaded():
-                    logs = self._epoch(epoch, model, runner, loss, X2d, targets, rng, batch_size, events)
+                logs = self._epoch(epoch, model, runner, loss, X2d, targets, rng, batch_size, events)
                 if validation_data is not None:
                     scores = evaluate(model, *validation_data, loss=loss)
                     logs.update({f"val_{k}": v for k, v in scores.items()})
@@ -104,27 +111,28 @@ class FeedbackAlignment(nk.schemes.Scheme):
 
     def _epoch(self, epoch, model, runner, loss, X2d, targets, rng, batch_size, events) -> dict[str, Any]:
         n = len(X2d)
+        full, rest = divmod(n, batch_size)
         order = rng.permutation(n)
         start_params = {k: v.copy() for k, v in model.params.items()}
-        params, grads = model.params, model.grads
+        runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \
+            else [(0, full, batch_size)]
+        if rest:
+            runs.append((full * batch_size, 1, rest))
         total_loss, total_correct = 0.0, 0
-        for batch, start in enumerate(range(0, n, batch_size)):
-            index = order[start:start + batch_size]
-            value, correct = runner.step(X2d[index], targets[index])
-            if not np.isfinite(value):
+        for batch, (start, count, size) in enumerate(runs):
+            losses, correct, done = runner.run(X2d, targets, order, start, count, size)
+            if done < count:
                 self._diverged(epoch, model, start_params)
-            self.optimizer.step(params, grads)
-            total_loss += value * len(index)
-            total_correct += correct
+            total_loss += float(losses.sum()) * size
+            total_correct += int(correct.sum())
             if events.wants_batches:
-                events.on_batch_end(batch, {"loss": value, "size": len(index)})
-        if not all(np.isfinite(v).all() for v in params.values()):
+                events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
+        if not all(np.isfinite(v).all() for v in model.params.values()):
             self._diverged(epoch, model, start_params)
         logs = {"loss": total_loss / n}
         if loss.has_accuracy:
             logs["accuracy"] = total_correct / n
         return logs
-
 
     def _diverged(self, epoch: int, model, start_params: dict) -> None:
         model.set_params(start_params)
@@ -176,22 +184,24 @@ def _uniform(rng: np.random.Generator, shape: tuple[int, int], dtype) -> np.ndar
     return np.ascontiguousarray(rng.uniform(-bound, bound, shape), dtype=dtype)
 
 
-class _ChainStep:
-    """One mini-batch: the forward pass through nkernels' kernels, the loss, then every Dense
-    layer's weight gradient from its feedback error (written into the layers' ``grads``)."""
+class _LayerwiseRun:
+    """Mini-batches kernel by kernel: the forward pass through nkernels' kernels, the loss, every
+    Dense layer's weight gradient from its feedback error (into the layers' ``grads``), then the
+    optimizer's ``step``. The reference path, and the one for optimizers the fused run lacks."""
 
-    def __init__(self, scheme: FeedbackAlignment, blocks: list[Block], loss, dtype):
+    def __init__(self, scheme: FeedbackAlignment, model, blocks: list[Block], loss):
         from .kernels import IDENTITY, RELU, SIGMOID, TANH
 
-        self.scheme, self.blocks, self.loss, self.dtype = scheme, blocks, loss, dtype
+        self.scheme, self.model, self.blocks, self.loss, self.dtype = scheme, model, blocks, loss, model.dtype
         codes = {None: IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
         self.codes = [codes[b.activation] for b in blocks]
         self.dense_forward, self.dense_backward = kernel("dense_forward"), kernel("dense_backward")
         self.act_forward = [kernel(b.activation + "_forward") if b.activation else None for b in blocks]
         self.act_backward = [kernel(b.activation + "_backward") if b.activation else None for b in blocks]
         self.count = kernel("count_correct")
-        self.no_bias = np.empty(0, dtype)
-        self.no_dx = np.empty((0, 0), dtype)
+        self.no_bias = np.empty(0, self.dtype)
+        self.no_dx = np.empty((0, 0), self.dtype)
+        self.params, self.grads = model.params, model.grads
         self._buffers: dict[int, tuple[list, list, list]] = {}
 
     def buffers(self, size: int):
@@ -200,6 +210,19 @@ class _ChainStep:
             widths = [b.dense.out_features for b in self.blocks]
             self._buffers[size] = tuple([np.empty((size, w), self.dtype) for w in widths] for _ in range(3))
         return self._buffers[size]
+
+    def run(self, X2d, targets, order, start, n_batches, size):
+        """``n_batches`` mini-batches of ``size`` rows from ``order[start:]``; returns (losses, correct, done)."""
+        losses, correct = np.zeros(n_batches), np.zeros(n_batches, np.int64)
+        with blas_single_threaded():
+            for b in range(n_batches):
+                index = order[start + b * size: start + (b + 1) * size]
+                value, correct[b] = self.step(X2d[index], targets[index])
+                if not np.isfinite(value):
+                    return losses[:b], correct[:b], b
+                losses[b] = value
+                self.scheme.optimizer.step(self.params, self.grads)
+        return losses, correct, n_batches
 
     def step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
         """Fill the gradients for one batch; returns its mean loss and number of correct rows."""
@@ -217,6 +240,8 @@ class _ChainStep:
             else:
                 h = pre[i]
         value = self.loss.forward(h, yb)
+        if not np.isfinite(value):
+            return value, 0
         correct = self.count(h, yb) if self.loss.has_accuracy else 0
         error = self.loss.backward()
         top = len(blocks) - 1
@@ -232,3 +257,98 @@ class _ChainStep:
             self.dense_backward(inputs[i], delta[i], layer.params["weight"], False, self.no_dx,
                                 layer.grads["weight"], layer.grads.get("bias", self.no_bias))
         return value, correct
+
+
+class _FusedRun:
+    """Whole runs of mini-batches in one call of :func:`~nkernels_feedback.kernels.feedback_epoch`,
+    with every buffer allocated once per batch size. Same numbers as :class:`_LayerwiseRun`."""
+
+    @staticmethod
+    def supports(optimizer, loss) -> bool:
+        """Whether the fused run implements this update (SGD, Adam or AdamW without clip_norm or max_norm)
+        and this loss (softmax cross-entropy or MSE)."""
+        return type(optimizer) in (SGD, Adam, AdamW) and optimizer.clip_norm is None \
+            and optimizer.max_norm is None and type(loss) in (SoftmaxCrossEntropy, MSE)
+
+    def __init__(self, scheme: FeedbackAlignment, model, blocks: list[Block], loss):
+        from numba.typed import List
+
+        from .kernels import CROSS_ENTROPY, IDENTITY, RELU, SIGMOID, TANH
+        from .kernels import MSE as MSE_CODE
+
+        self.scheme, self.model, self.blocks, self.loss, self.dtype = scheme, model, blocks, loss, model.dtype
+        self.List = List
+        codes = {None: IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
+        self.codes = np.array([codes[b.activation] for b in blocks], np.int64)
+        self.loss_kind = CROSS_ENTROPY if isinstance(loss, SoftmaxCrossEntropy) else MSE_CODE
+        no_bias = np.empty(0, self.dtype)
+        self.weights = List([b.dense.params["weight"] for b in blocks])
+        self.biases = List([b.dense.params.get("bias", no_bias) for b in blocks])
+        self.gweights = List([b.dense.grads["weight"] for b in blocks])
+        self.gbiases = List([b.dense.grads.get("bias", no_bias) for b in blocks])
+        unused = np.empty((0, 0), self.dtype)
+        self.feedback = List([scheme.feedback_.get(b.index, unused) for b in blocks])
+        self.no_dx = unused
+        self._buffers: dict[int, tuple] = {}
+        self._optimizer_lists: tuple | None = None
+
+    def _optimizer_arrays(self):
+        """The flat parameters, gradients and optimizer states, in the kernel's order (typed lists, built on
+        the first run: the optimizer keeps its state arrays for the rest of the fit)."""
+        if self._optimizer_lists is None:
+            self._optimizer_lists = self._collect_optimizer_arrays()
+        return self._optimizer_lists
+
+    def _collect_optimizer_arrays(self):
+        optimizer = self.scheme.optimizer
+        flat = lambda a: a.reshape(a.size)  # noqa: E731
+        params, grads, state_a, state_b = [], [], [], []
+        empty = np.empty(0, self.dtype)
+        for b in self.blocks:
+            for name in ("weight", "bias"):
+                if name not in b.dense.params:
+                    continue
+                key = f"{b.index}.{name}"
+                param = b.dense.params[name]
+                state = optimizer.state_for(key, param)
+                params.append(flat(param))
+                grads.append(flat(b.dense.grads[name]))
+                names = optimizer.state_names
+                state_a.append(state[names[0]])
+                state_b.append(state[names[1]] if len(names) > 1 else empty)
+        return [self.List(x) for x in (params, grads, state_a, state_b)]
+
+    def buffers(self, size: int, n_outputs: int):
+        if size not in self._buffers:
+            widths = [b.dense.out_features for b in self.blocks]
+            layers = tuple(self.List([np.empty((size, w), self.dtype) for w in widths]) for _ in range(3))
+            xb = np.empty((size, self.blocks[0].dense.in_features), self.dtype)
+            labels = np.empty(size, np.int64)
+            values = np.empty((size, n_outputs) if self.loss_kind else (0, 0), self.dtype)
+            self._buffers[size] = (xb, labels, values, *layers, np.empty((size, n_outputs), self.dtype),
+                                   np.empty((size, n_outputs), self.dtype))
+        return self._buffers[size]
+
+    def run(self, X2d, targets, order, start, n_batches, size):
+        """Same contract as :meth:`_LayerwiseRun.run`."""
+        from .kernels import ADAM, SGD as SGD_CODE, feedback_epoch
+
+        optimizer = self.scheme.optimizer
+        n_outputs = self.blocks[-1].dense.out_features
+        xb, yb_labels, yb_values, pre, post, delta, probs, dout = self.buffers(size, n_outputs)
+        params, grads, state_a, state_b = self._optimizer_arrays()
+        if isinstance(optimizer, Adam):
+            code, flag = ADAM, optimizer.decoupled
+        else:
+            code, flag = SGD_CODE, optimizer.nesterov
+        labels = targets if self.loss_kind == 0 else np.empty(0, np.int64)
+        values = targets if self.loss_kind else np.empty((0, 0), self.dtype)
+        losses, correct = np.zeros(n_batches), np.zeros(n_batches, np.int64)
+        with blas_single_threaded():
+            done = feedback_epoch(X2d, labels, values, order, start, n_batches, self.loss_kind, xb, yb_labels,
+                                  yb_values, self.weights, self.biases, self.gweights, self.gbiases, params, grads,
+                                  self.feedback, self.codes, isinstance(self.scheme, DFA), pre, post, delta,
+                                  self.no_dx, probs, dout, code, optimizer.hyper(), flag, state_a, state_b,
+                                  optimizer.steps, losses, correct)
+        optimizer.steps += done
+        return losses[:done], correct[:done], done

@@ -77,13 +77,14 @@ def check_params(model, weights):
         np.testing.assert_allclose(model.params[key], value, rtol=1e-10, atol=1e-14, err_msg=key)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("scheme", [DFA, FA])
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", None])
-def test_two_layer_update_matches_a_float64_reference(scheme, activation):
+def test_two_layer_update_matches_a_float64_reference(scheme, activation, compiled):
     X, y, weights = toy(0, (3, 4, 2))
     activations = [activation, None]
     model = build(weights, activations)
-    trainer = scheme(optimizer="sgd", lr=0.5)
+    trainer = scheme(optimizer="sgd", lr=0.5, compiled=compiled)
     nk.train(model, X, y, scheme=trainer, epochs=1, batch_size=len(X), seed=0)
     first, second = [i for i, layer in enumerate(model.layers) if layer.params]
     # dfa: B (outputs, hidden width) for the hidden layer; fa: B standing in for the second weight
@@ -94,12 +95,13 @@ def test_two_layer_update_matches_a_float64_reference(scheme, activation):
     check_params(model, expected)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("scheme", [DFA, FA])
-def test_three_layer_update_matches_a_float64_reference(scheme):
+def test_three_layer_update_matches_a_float64_reference(scheme, compiled):
     X, y, weights = toy(1, (3, 5, 4, 3))
     activations = ["tanh", "relu", None]
     model = build(weights, activations)
-    trainer = scheme(optimizer="sgd", lr=0.5)
+    trainer = scheme(optimizer="sgd", lr=0.5, compiled=compiled)
     nk.train(model, X, y, scheme=trainer, epochs=1, batch_size=len(X), seed=0)
     # keys: dfa, the hidden Dense layers (0, 2); fa, the Dense layers whose weight is replaced (2, 4)
     by_layer = {0: 0, 2: 1, 4: 2}
@@ -112,11 +114,12 @@ def test_three_layer_update_matches_a_float64_reference(scheme):
     check_params(model, expected)
 
 
-def test_mse_through_an_output_activation():
+@pytest.mark.parametrize("compiled", [True, False])
+def test_mse_through_an_output_activation(compiled):
     X, _, weights = toy(2, (3, 4, 2))
     targets = np.random.default_rng(3).uniform(0, 1, (len(X), 2))
     model = build(weights, ["tanh", "sigmoid"])
-    trainer = DFA(optimizer="sgd", lr=0.5)
+    trainer = DFA(optimizer="sgd", lr=0.5, compiled=compiled)
     nk.train(model, X, targets, scheme=trainer, epochs=1, batch_size=len(X), seed=0)
 
     def mse_error(out):  # through the output sigmoid
@@ -124,6 +127,39 @@ def test_mse_through_an_output_activation():
 
     expected = feedback_step(weights, ["tanh", "sigmoid"], X, mse_error, {0: trainer.feedback_[0]}, "dfa", lr=0.5)
     check_params(model, expected)
+
+
+@pytest.mark.parametrize("scheme", ["dfa", "fa"])
+@pytest.mark.parametrize("options", [{"optimizer": "adam"}, {"optimizer": "adamw", "weight_decay": 0.1},
+                                     {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}])
+def test_compiled_runs_give_the_same_numbers_as_kernel_by_kernel(scheme, options):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((50, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 50)
+
+    def model():
+        return nk.Sequential([L.Dense(6, 8), L.Sigmoid(), L.Dense(8, 5, bias=False), L.Dense(5, 3)], seed=1)
+
+    runs = []
+    for compiled in (True, False):
+        m = model()
+        history = nk.train(m, X, y, scheme=scheme, epochs=2, batch_size=16, seed=0, lr=0.01, compiled=compiled,
+                           **options)
+        runs.append((m, history))
+    (m1, h1), (m2, h2) = runs
+    assert h1["loss"] == h2["loss"] and h1["accuracy"] == h2["accuracy"]
+    for key in m1.params:
+        np.testing.assert_array_equal(m1.params[key], m2.params[key], err_msg=key)
+
+
+def test_clipping_falls_back_to_kernel_by_kernel_runs():
+    class Compiled(nk.callbacks.Callback):
+        def on_train_begin(self, model, params):
+            self.compiled = params["compiled"]
+
+    seen = Compiled()
+    nk.train(mlp(), np.zeros((8, 64)), np.zeros(8, np.int64), scheme="dfa", clip_norm=1.0, epochs=1, callbacks=[seen])
+    assert seen.compiled is False
 
 
 def mlp(seed=0):

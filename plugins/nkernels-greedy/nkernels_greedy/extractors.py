@@ -35,8 +35,12 @@ class LayerExtractor:
     Gibbs sampling), drawn from ``seed``; the counters start at 0 and advance by what each
     mini-batch consumes.
 
-    Subclasses set ``_param_names`` (the constructor's arguments) and implement
-    :meth:`_init_model_params`, :meth:`_batch_step` and :meth:`_reconstruct`.
+    A run of mini-batches is one compiled call (steps and optimizer updates) when the optimizer is
+    SGD, Adam or AdamW without ``clip_norm``/``max_norm``; otherwise, or with ``compiled=False``,
+    each step and update is its own call. Both give the same numbers.
+
+    Subclasses set ``_param_names`` (the constructor's arguments) and ``_slots``, and implement
+    :meth:`_init_model_params`, :meth:`_batch_step`, :meth:`_fused_run` and :meth:`_reconstruct`.
     """
 
     _param_names: tuple[str, ...] = ()
@@ -49,6 +53,7 @@ class LayerExtractor:
         self.epochs = check_positive_int(self.epochs, "epochs")
         self.batch_size = check_positive_int(self.batch_size, "batch_size")
         self.shuffle = check_bool(self.shuffle, "shuffle")
+        self.compiled = check_bool(self.compiled, "compiled")
         self.dtype = as_float_dtype(self.dtype)
         if isinstance(self.optimizer, Optimizer):
             if self.lr is not None:
@@ -156,7 +161,7 @@ class LayerExtractor:
 
     def fit_epoch(self, X: Any, on_batch: Callable[[int, float, int], None] | None = None) -> float:
         """One pass over ``X`` in mini-batches, shuffled unless ``shuffle=False`` (after :meth:`initialize`);
-        returns the mean loss.
+        returns the mean loss (NaN or inf as soon as a batch's loss stops being finite, before its update).
 
         ``on_batch(batch, loss, size)`` is called after each mini-batch when given.
         """
@@ -165,19 +170,71 @@ class LayerExtractor:
         X = self._check_X(X)
         n = len(X)
         size = min(self.batch_size, n)
+        full, rest = divmod(n, size)
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        runs = [(b * size, 1, size) for b in range(full)] if on_batch is not None else [(0, full, size)]
+        if rest:
+            runs.append((full * size, 1, rest))
         total = 0.0
         with blas_single_threaded():
-            for batch, start in enumerate(range(0, n, size)):
-                xb = X[order[start:start + size]]
-                value = self._batch_step(xb)
-                if not np.isfinite(value):
-                    return float(value)
-                self.optimizer_.step(self.params_, self.grads_)
-                total += value * len(xb)
+            for batch, (start, count, rows) in enumerate(runs):
+                losses, bad = self._run(X, order, start, count, rows)
+                if bad is not None:
+                    return bad
+                total += float(losses.sum()) * rows
                 if on_batch is not None:
-                    on_batch(batch, value, len(xb))
+                    on_batch(batch, float(losses[-1]), rows)
         return total / n
+
+    def _run(self, X, order, start, n_batches, size) -> tuple[np.ndarray, float | None]:
+        """``n_batches`` steps and updates on rows ``order[start:]``: their losses, and the first
+        non-finite loss (None if every one was finite)."""
+        fused = self._fused_optimizer() if self.compiled else None
+        if fused is not None:
+            losses = np.zeros(n_batches)
+            done = self._fused_run(X, order, start, n_batches, size, fused, losses)
+            self.optimizer_.steps += done
+            return (losses, None) if done == n_batches else (losses[:done], float("nan"))
+        losses = np.zeros(n_batches)
+        for b in range(n_batches):
+            value = self._batch_step(X[order[start + b * size: start + (b + 1) * size]])
+            if not np.isfinite(value):
+                return losses[:b], float(value)
+            losses[b] = value
+            self.optimizer_.step(self.params_, self.grads_)
+        return losses, None
+
+    #: the parameter names in the order of the epoch kernels' tuples
+    _slots: tuple[str, ...] = ()
+
+    def _fused_optimizer(self):
+        """``(code, hyper, flag, params, grads, state_a, state_b)`` for the epoch kernels, or None when
+        the optimizer is not plain SGD, Adam or AdamW (clip_norm and max_norm run step by step)."""
+        from nkernels.optimizers import SGD, Adam, AdamW
+
+        from .kernels import ADAM, SGD as SGD_CODE
+
+        optimizer = self.optimizer_
+        if type(optimizer) not in (SGD, Adam, AdamW) or optimizer.clip_norm is not None \
+                or optimizer.max_norm is not None:
+            return None
+        empty = np.zeros(0, self.dtype)
+        params, grads, state_a, state_b = [], [], [], []
+        for name in self._slots:
+            if name not in self.params_:
+                params.append(empty), grads.append(empty), state_a.append(empty), state_b.append(empty)
+                continue
+            state = optimizer.state_for(name, self.params_[name])
+            params.append(self.params_[name].reshape(-1))
+            grads.append(self.grads_[name].reshape(-1))
+            state_a.append(state[optimizer.state_names[0]])
+            state_b.append(state[optimizer.state_names[1]] if len(optimizer.state_names) > 1 else empty)
+        adam = isinstance(optimizer, Adam)
+        return (ADAM if adam else SGD_CODE, optimizer.hyper(), optimizer.decoupled if adam else optimizer.nesterov,
+                tuple(params), tuple(grads), tuple(state_a), tuple(state_b))
+
+    def _fused_run(self, X, order, start, n_batches, size, fused, losses) -> int:
+        raise NotImplementedError
 
     def _buffer(self, n: int, name: str, shape: tuple[int, ...]) -> np.ndarray:
         buffers = self._buffers.setdefault(n, {})
@@ -237,14 +294,15 @@ class Autoencoder(LayerExtractor):
     """
 
     _param_names = ("n_components", "activation", "tied", "corruption", "epochs", "batch_size", "shuffle",
-                    "optimizer", "lr", "seed", "dtype")
+                    "optimizer", "lr", "seed", "dtype", "compiled")
+    _slots = ("weight", "bias", "decoder_weight", "decoder_bias")
 
     def __init__(self, n_components: int = 64, activation: str = "relu", tied: bool = True, corruption: float = 0.0,
                  epochs: int = 10, batch_size: int = 32, shuffle: bool = True, optimizer: Any = "adam",
-                 lr: float | None = None, seed: int | None = None, dtype: Any = "float32"):
+                 lr: float | None = None, seed: int | None = None, dtype: Any = "float32", compiled: bool = True):
         self.n_components, self.activation, self.tied, self.corruption = n_components, activation, tied, corruption
         self.epochs, self.batch_size, self.shuffle, self.optimizer, self.lr = epochs, batch_size, shuffle, optimizer, lr
-        self.seed, self.dtype = seed, dtype
+        self.seed, self.dtype, self.compiled = seed, dtype, compiled
         self._check_common()
 
     def _check_common(self) -> None:
@@ -281,6 +339,27 @@ class Autoencoder(LayerExtractor):
                                 self._buffer(n, "drecon", (n, f)), self._buffer(n, "dh", (n, h)),
                                 self.grads_["weight"], self._grad_bias(), gdecoder, self.grads_["decoder_bias"])
 
+    def _fused_run(self, X, order, start, n_batches, size, fused, losses):
+        from .kernels import autoencoder_epoch
+
+        f, h = self.n_features_in_, self.n_components
+        code, hyper, flag, params, grads, state_a, state_b = fused
+        if self.tied:
+            decoder = gdecoder = self._buffer(size, "scratch", (h, f))
+        else:
+            decoder, gdecoder = self.decoder_weight_, self.grads_["decoder_weight"]
+        done = autoencoder_epoch(X, order, start, n_batches, self.corruption, self.noise_seed_, self._counter, self.tied,
+                                 ACTIVATION_CODES[self.activation], self.weight_, self.bias_, decoder,
+                                 self.decoder_bias_, self.grads_["weight"], self._grad_bias(), gdecoder,
+                                 self.grads_["decoder_bias"], self._buffer(size, "xb", (size, f)),
+                                 self._buffer(size, "x_in", (size, f)), self._buffer(size, "pre", (size, h)),
+                                 self._buffer(size, "h", (size, h)), self._buffer(size, "recon", (size, f)),
+                                 self._buffer(size, "drecon", (size, f)), self._buffer(size, "dh", (size, h)),
+                                 code, hyper, flag, params, grads, state_a, state_b, self.optimizer_.steps, losses)
+        if self.corruption > 0:
+            self._counter += done * size * f
+        return done
+
     def inverse_transform(self, H: Any) -> np.ndarray:
         """The decoder's reconstruction of inputs from features ``H`` (N, n_components)."""
         if not hasattr(self, "weight_"):
@@ -315,15 +394,16 @@ class RBM(LayerExtractor):
     """
 
     _param_names = ("n_components", "activation", "visible", "k", "epochs", "batch_size", "shuffle", "optimizer", "lr",
-                    "seed", "dtype")
+                    "seed", "dtype", "compiled")
+    _slots = ("weight", "bias", "visible_bias")
     activations = ("sigmoid", "relu")
 
     def __init__(self, n_components: int = 64, activation: str = "sigmoid", visible: str = "auto", k: int = 1,
                  epochs: int = 10, batch_size: int = 32, shuffle: bool = True, optimizer: Any = "adam",
-                 lr: float | None = None, seed: int | None = None, dtype: Any = "float32"):
+                 lr: float | None = None, seed: int | None = None, dtype: Any = "float32", compiled: bool = True):
         self.n_components, self.activation, self.visible, self.k = n_components, activation, visible, k
         self.epochs, self.batch_size, self.shuffle, self.optimizer, self.lr = epochs, batch_size, shuffle, optimizer, lr
-        self.seed, self.dtype = seed, dtype
+        self.seed, self.dtype, self.compiled = seed, dtype, compiled
         self._check_common()
 
     def _check_common(self) -> None:
@@ -349,6 +429,22 @@ class RBM(LayerExtractor):
             if (self.visible_ or self.visible) == "bernoulli":
                 kernel("sigmoid_forward")(out.reshape(-1), out.reshape(-1))
         return out
+
+    def _fused_run(self, X, order, start, n_batches, size, fused, losses):
+        from .kernels import BERNOULLI, GAUSSIAN, rbm_epoch
+
+        f, h = self.n_features_in_, self.n_components
+        code, hyper, flag, params, grads, state_a, state_b = fused
+        done = rbm_epoch(X, order, start, n_batches, self.k, ACTIVATION_CODES[self.activation],
+                         BERNOULLI if self.visible_ == "bernoulli" else GAUSSIAN, self.noise_seed_, self._counter,
+                         self.weight_, self.bias_, self.visible_bias_, self.grads_["weight"], self._grad_bias(),
+                         self.grads_["visible_bias"], self._buffer(size, "xb", (size, f)),
+                         self._buffer(size, "pre", (size, h)), self._buffer(size, "ph0", (size, h)),
+                         self._buffer(size, "h", (size, h)), self._buffer(size, "vk", (size, f)),
+                         self._buffer(size, "phk", (size, h)), self._buffer(size, "scratch", (h, f)),
+                         code, hyper, flag, params, grads, state_a, state_b, self.optimizer_.steps, losses)
+        self._counter += done * self.k * size * h
+        return done
 
     def _batch_step(self, xb):
         from .kernels import BERNOULLI, GAUSSIAN, rbm_cd_step

@@ -11,12 +11,16 @@ import math
 import numpy as np
 from numba import njit
 
+from nkernels.kernels.cpu.batching import gather_rows
+from nkernels.kernels.cpu.optim import adam_update, sgd_update
 from nkernels.kernels.cpu.random import hash_normal, hash_uniform
 
 #: activation codes (the encoder's, the RBM hidden units')
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
 #: RBM visible-unit codes
 BERNOULLI, GAUSSIAN = 0, 1
+#: optimizer codes of the epoch kernels
+SGD, ADAM = 0, 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -197,3 +201,71 @@ def rbm_cd_step(v0, weight, hidden_bias, visible_bias, k, hidden, visible, seed,
             gvisible_bias[j] += d * inv
             error += d * d
     return error / (n * nv)
+
+
+@njit(cache=True, error_model="numpy")
+def apply_updates(optimizer, params, grads, state_a, state_b, hyper, flag, step):
+    """Update every flat parameter in the tuple ``params`` with nkernels' optimizer kernels.
+
+    ``optimizer`` SGD: ``sgd_update`` with ``hyper`` = (lr, momentum, weight decay), ``flag`` =
+    nesterov, ``state_a`` the velocities. ADAM: ``adam_update`` with ``hyper`` = (lr, beta1,
+    beta2, eps, weight decay), ``flag`` = decoupled (AdamW), ``state_a``/``state_b`` the moments,
+    at ``step`` (from 1). A 0-length entry is a parameter the model does not have.
+    """
+    for p in range(len(params)):
+        if optimizer == SGD:
+            sgd_update(params[p], grads[p], state_a[p], hyper[0], hyper[1], hyper[2], flag)
+        else:
+            adam_update(params[p], grads[p], state_a[p], state_b[p], hyper[0], hyper[1], hyper[2], hyper[3],
+                        hyper[4], flag, step)
+
+
+@njit(cache=True, error_model="numpy")
+def autoencoder_epoch(X, order, start, n_batches, corruption, seed, counter0, tied, activation,
+                      weight, bias, decoder_weight, decoder_bias, gweight, gbias, gdecoder_weight, gdecoder_bias,
+                      xb, x_in, pre, h, recon, drecon, dh, optimizer, hyper, flag, params, grads, state_a,
+                      state_b, step0, losses):
+    """``n_batches`` autoencoder steps (:func:`autoencoder_step`), each followed by the update.
+
+    Batch ``b`` holds rows ``order[start + b * B: start + (b + 1) * B]`` of ``X`` (B = ``len(xb)``);
+    with ``corruption`` > 0 its masking noise uses counters from ``counter0 + b * B * F``.
+    ``params``/``grads``/``state_a``/``state_b`` are tuples of flat views (weight, bias, decoder
+    weight, decoder bias; 0-length where absent) for :func:`apply_updates`, at step
+    ``step0 + b + 1``. Writes each batch's loss to ``losses[b]``; returns the number of batches
+    done (fewer when a loss stops being finite, before that batch's update).
+    """
+    size = xb.shape[0]
+    for b in range(n_batches):
+        gather_rows(X, order, start + b * size, xb)
+        if corruption > 0:
+            corrupt(xb.reshape(xb.size), corruption, seed, counter0 + b * xb.size, x_in.reshape(x_in.size))
+            source = x_in
+        else:
+            source = xb
+        loss = autoencoder_step(xb, source, weight, bias, decoder_weight, decoder_bias, tied, activation, pre, h,
+                                recon, drecon, dh, gweight, gbias, gdecoder_weight, gdecoder_bias)
+        if not np.isfinite(loss):
+            return b
+        losses[b] = loss
+        apply_updates(optimizer, params, grads, state_a, state_b, hyper, flag, step0 + b + 1)
+    return n_batches
+
+
+@njit(cache=True, error_model="numpy")
+def rbm_epoch(X, order, start, n_batches, k, hidden, visible, seed, counter0, weight, hidden_bias, visible_bias,
+              gweight, ghidden_bias, gvisible_bias, xb, pre, ph0, h, vk, phk, scratch, optimizer, hyper, flag,
+              params, grads, state_a, state_b, step0, losses):
+    """``n_batches`` CD-k steps (:func:`rbm_cd_step`), each followed by the update; as
+    :func:`autoencoder_epoch`, with the Gibbs samples of batch ``b`` from counter
+    ``counter0 + b * k * B * H`` and the parameters (weight, hidden bias, visible bias)."""
+    size = xb.shape[0]
+    per_batch = k * size * weight.shape[0]
+    for b in range(n_batches):
+        gather_rows(X, order, start + b * size, xb)
+        error = rbm_cd_step(xb, weight, hidden_bias, visible_bias, k, hidden, visible, seed, counter0 + b * per_batch,
+                            pre, ph0, h, vk, phk, gweight, ghidden_bias, gvisible_bias, scratch)
+        if not np.isfinite(error):
+            return b
+        losses[b] = error
+        apply_updates(optimizer, params, grads, state_a, state_b, hyper, flag, step0 + b + 1)
+    return n_batches

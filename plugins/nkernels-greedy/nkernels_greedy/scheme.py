@@ -55,7 +55,7 @@ class Greedy(nk.schemes.Scheme):
     ``optimizer`` (a name or an :class:`~nkernels.optimizers.Optimizer`), ``lr`` and the other
     optimizer options configure every stage; each stage starts with a fresh optimizer state.
     ``loss`` defaults to softmax cross-entropy for integer labels and MSE otherwise.
-    ``compiled=False`` runs the supervised stages layer by layer (same numbers).
+    ``compiled=False`` runs every stage step by step, layer by layer (same numbers).
 
     Each epoch's logs carry a text ``"stage"`` (for example ``"stage 1/4: autoencoder on layer
     0"``), which the progress bar shows; ``loss`` is the stage's own loss (reconstruction error
@@ -255,7 +255,8 @@ class _Pretrain:
         self.H, self.H_val = _predict(lead, H), None if H_val is None else _predict(lead, H_val)
         self.optimizer = _fresh(scheme.optimizer)
         options = dict(n_components=dense.out_features, activation=activation, batch_size=batch_size,
-                       optimizer=self.optimizer, seed=int(seed.generate_state(1)[0]), dtype=model.dtype)
+                       optimizer=self.optimizer, seed=int(seed.generate_state(1)[0]), dtype=model.dtype,
+                       compiled=scheme.compiled)
         if scheme.pretrain == "rbm":
             self.extractor = RBM(visible=scheme.visible, k=scheme.cd_k, **options)
         else:

@@ -47,12 +47,13 @@ def small_problem(seed=0, n=6, features=5, hidden=4):
     return (rng.uniform(0, 1, (n, features)), rng.normal(0, 0.5, (hidden, features)), rng.normal(0, 0.2, hidden))
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("activation", ["identity", "relu", "sigmoid", "tanh"])
-def test_autoencoder_step_matches_a_float64_reference(tied, activation):
+def test_autoencoder_step_matches_a_float64_reference(tied, activation, compiled):
     x, W, b = small_problem()
     ae = Autoencoder(4, activation=activation, tied=tied, batch_size=len(x), shuffle=False, optimizer="sgd", lr=0.3,
-                     seed=0, dtype="float64")
+                     seed=0, dtype="float64", compiled=compiled)
     ae.initialize(5, W.copy(), b.copy())
     D = None if tied else ae.decoder_weight_.copy()
     c = ae.decoder_bias_.copy()
@@ -64,10 +65,11 @@ def test_autoencoder_step_matches_a_float64_reference(tied, activation):
         np.testing.assert_allclose(ae.params_[name], value, rtol=1e-10, atol=1e-14, err_msg=name)
 
 
-def test_denoising_step_reconstructs_the_clean_input_from_the_masked_one():
+@pytest.mark.parametrize("compiled", [True, False])
+def test_denoising_step_reconstructs_the_clean_input_from_the_masked_one(compiled):
     x, W, b = small_problem(1)
     ae = Autoencoder(4, activation="sigmoid", corruption=0.3, batch_size=len(x), shuffle=False, optimizer="sgd", lr=0.5,
-                     seed=3, dtype="float64")
+                     seed=3, dtype="float64", compiled=compiled)
     ae.initialize(5, W.copy(), b.copy())
     c = ae.decoder_bias_.copy()
     # the mask comes from the counter-based generator: counter i for value i of the first batch
@@ -125,12 +127,13 @@ def rbm_reference(v0, W, b, c, k, hidden, visible, seed, lr):
     return np.mean((v0 - vk) ** 2), new
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("hidden, visible, k", [("sigmoid", "bernoulli", 1), ("sigmoid", "bernoulli", 3),
                                                 ("relu", "gaussian", 1), ("relu", "bernoulli", 2)])
-def test_rbm_cd_step_matches_a_float64_reference(hidden, visible, k):
+def test_rbm_cd_step_matches_a_float64_reference(hidden, visible, k, compiled):
     v0, W, b = small_problem(2)
     rbm = RBM(4, activation=hidden, visible=visible, k=k, batch_size=len(v0), shuffle=False, optimizer="sgd", lr=0.2,
-              seed=5, dtype="float64")
+              seed=5, dtype="float64", compiled=compiled)
     rbm.initialize(5, W.copy(), b.copy())
     c = rbm.visible_bias_.copy() + 0.1
     rbm.visible_bias_[...] = c
@@ -141,6 +144,23 @@ def test_rbm_cd_step_matches_a_float64_reference(hidden, visible, k):
         np.testing.assert_allclose(rbm.params_[name], value, rtol=1e-10, atol=1e-14, err_msg=name)
 
 
+@pytest.mark.parametrize("make", [
+    lambda c: Autoencoder(6, corruption=0.2, tied=False, optimizer=nk.optimizers.AdamW(weight_decay=0.1), compiled=c),
+    lambda c: Autoencoder(6, activation="tanh", optimizer="sgd", lr=0.05, compiled=c),
+    lambda c: RBM(6, activation="relu", k=2, optimizer="adam", compiled=c),
+    lambda c: RBM(6, optimizer=nk.optimizers.SGD(0.05, momentum=0.9, nesterov=True), compiled=c),
+])
+def test_compiled_runs_give_the_same_numbers_as_step_by_step(make):
+    x = np.random.default_rng(4).uniform(0, 1, (45, 7)).astype(np.float32)
+    fitted = []
+    for compiled in (True, False):
+        extractor = make(compiled).set_params(epochs=2, batch_size=10, seed=1)
+        fitted.append(extractor.fit(x))
+    assert fitted[0].loss_curve_ == fitted[1].loss_curve_
+    for name in fitted[0].params_:
+        np.testing.assert_array_equal(fitted[0].params_[name], fitted[1].params_[name], err_msg=name)
+
+
 def test_visible_units_default_to_bernoulli_only_for_data_in_the_unit_interval():
     x, _, _ = small_problem(3)
     assert RBM(3, epochs=1, seed=0).fit(x).visible_ == "bernoulli"
@@ -149,12 +169,12 @@ def test_visible_units_default_to_bernoulli_only_for_data_in_the_unit_interval()
 
 def test_extractors_learn_stack_and_become_layers(digits):
     from sklearn.base import clone
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import RidgeClassifier
     from sklearn.pipeline import make_pipeline
 
     X, y, X_test, y_test = digits
     pipe = make_pipeline(Autoencoder(96, epochs=6, lr=3e-3, seed=0), RBM(64, activation="sigmoid", epochs=6, seed=0),
-                         LogisticRegression(max_iter=500))
+                         RidgeClassifier())
     pipe = clone(pipe).fit(X, y)
     ae, rbm = pipe[0], pipe[1]
     assert ae.loss_curve_[-1] < ae.loss_curve_[0] / 2

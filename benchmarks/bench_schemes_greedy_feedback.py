@@ -1,0 +1,43 @@
+"""An epoch of the plugin schemes greedy, dfa and fa on the digits MLP 64-128-64-10, next to backprop.
+
+The schemes come from the first-party plugins nkernels-greedy and nkernels-feedback; without them
+installed, their benchmarks are skipped (setup raises NotImplementedError) and the suite still loads.
+"""
+import nkernels as nk
+
+L = nk.layers
+
+#: benchmark name -> (registered scheme, scheme options); greedy's epoch is one epoch of every stage
+SCHEMES = {
+    "backprop": ("backprop", {}),
+    "greedy-autoencoder": ("greedy", {}),
+    "greedy-rbm": ("greedy", {"pretrain": "rbm"}),
+    "greedy-supervised": ("greedy", {"mode": "supervised"}),
+    "dfa": ("dfa", {}),
+    "fa": ("fa", {}),
+}
+
+
+def digits_mlp():
+    """The MLP 64-128-64-10 of the greedy and feedback-alignment figures."""
+    return nk.Sequential([L.Dense(64, 128), L.ReLU(), L.Dense(128, 64), L.ReLU(), L.Dense(64, 10)], seed=0)
+
+
+class GreedyFeedbackEpoch:
+    """One epoch (Adam, batch 32) on the digits training split; kernels compiled in setup."""
+
+    params = list(SCHEMES)
+    param_names = ["scheme"]
+    timeout = 300
+
+    def setup(self, name):
+        scheme, self.options = SCHEMES[name]
+        if scheme not in nk.registry.schemes:
+            raise NotImplementedError(f"scheme {scheme!r} is not installed (pip install -e plugins/nkernels-*)")
+        self.scheme = scheme
+        self.X, self.y, _, _ = nk.datasets.load("digits")
+        self.model = digits_mlp()
+        self.time_epoch(name)
+
+    def time_epoch(self, name):
+        nk.train(self.model, self.X, self.y, scheme=self.scheme, epochs=1, batch_size=32, seed=0, **self.options)
