@@ -213,21 +213,6 @@ def cmd_plugins(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cuda_status() -> tuple[bool, str]:
-    """Whether a CUDA GPU is usable, and why not when it is not."""
-    try:
-        from numba import cuda
-    except Exception as exc:  # numba-cuda missing or broken
-        return False, f"numba.cuda cannot be imported ({exc})"
-    try:
-        if cuda.is_available():
-            name = cuda.get_current_device().name
-            return True, name.decode() if isinstance(name, bytes) else str(name)
-        return False, "no CUDA driver or GPU found (numba.cuda.is_available() is False)"
-    except Exception as exc:
-        return False, f"CUDA initialisation failed: {exc}"
-
-
 def _version_of(dist: str) -> str:
     from importlib import metadata
 
@@ -242,6 +227,8 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     import numba
 
     from .cache import cache_dir, numba_cache_dir
+
+    from .devices import cuda_status
 
     usable, detail = cuda_status()
     rows = [("nkernels", __version__), ("python", sys.version.split()[0])]

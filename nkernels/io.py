@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .devices import to_host
 from .errors import CorruptFileError
 
 FORMAT = "nkernels"
@@ -52,7 +53,7 @@ def save(model, path: str | os.PathLike, optimizer=None, extra: dict[str, Any] |
     """
     from safetensors.numpy import save as st_save
 
-    tensors = {f"model.{k}": np.ascontiguousarray(v) for k, v in model.params.items()}
+    tensors = {f"model.{k}": np.ascontiguousarray(to_host(v)) for k, v in model.params.items()}
     tensors.update({f"buffer.{k}": np.ascontiguousarray(v) for k, v in model.buffers.items()})
     tensors.update({f"extra.{k}": np.ascontiguousarray(v) for k, v in (arrays or {}).items()})
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": json.dumps(model.get_config())}

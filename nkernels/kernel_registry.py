@@ -40,6 +40,31 @@ def records_from_module(module_name: str, device: str, priority: int = 0) -> lis
     return records
 
 
+class LazyKernel:
+    """A kernel imported on its first call: ``module:name``.
+
+    The built-in CUDA kernels are registered this way, so that loading the plugins never
+    imports numba.cuda (nor needs numba-cuda installed) until a CUDA kernel actually runs.
+    """
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+        self._function: Callable | None = None
+
+    @property
+    def function(self) -> Callable:
+        """The kernel itself (imports its module on first use)."""
+        if self._function is None:
+            self._function = getattr(importlib.import_module(self.module), self.name)
+        return self._function
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"LazyKernel({self.module}:{self.name})"
+
+
 def kernel(op: str, device: str = "cpu") -> Callable:
     """The kernel function in force for ``op`` on ``device`` (loads the plugins on first use)."""
     from . import registry

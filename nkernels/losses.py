@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from . import devices
 from .errors import NotFittedError
 from .kernel_registry import kernel
 from .layers.base import FLOAT_DTYPES, as_numeric_array
@@ -16,6 +17,10 @@ class Loss:
     ``target_kind`` is ``"labels"`` (integer class labels, one per sample) or ``"values"``
     (targets shaped like the outputs). ``compiled_template`` returns source lines for the
     compiled step, or ``None`` when the loss has none.
+
+    ``forward`` and ``backward`` run on the device of ``outputs``: GPU outputs (device arrays)
+    use the CUDA kernels, and ``backward`` then returns a device array. :meth:`forward_into`
+    is the training loops' form, which leaves the loss on the device.
     """
 
     target_kind = "values"
@@ -26,6 +31,16 @@ class Loss:
 
     def backward(self) -> np.ndarray:
         raise NotImplementedError
+
+    def forward_into(self, outputs: Any, targets: Any, losses: Any, counts: Any, index: int) -> None:
+        """Training-loop form of :meth:`forward`: write the batch's mean loss to ``losses[index]``
+        (float64) and, for classifiers, the number of correct rows to ``counts[index]`` (int64).
+
+        ``targets`` come from :meth:`prepare_targets` and, like ``losses`` and ``counts``, live on
+        the device of ``outputs``: nothing is validated or copied, so a GPU loop never waits for
+        the host. :meth:`backward` follows as usual.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward_into()")
 
     def __call__(self, outputs, targets) -> float:
         return self.forward(outputs, targets)
@@ -50,6 +65,15 @@ class Loss:
 
 
 def _outputs(outputs: Any, ndim: int | None = None) -> np.ndarray:
+    if devices.is_device_array(outputs):
+        arr = devices.as_device_array(outputs)
+        if arr.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"loss outputs on the GPU must be float32 or float64, got {arr.dtype}")
+        if ndim is not None and arr.ndim != ndim:
+            raise ValueError(f"loss outputs must have {ndim} dimensions (N, C), got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError("loss outputs are empty")
+        return arr
     arr = as_numeric_array(outputs, "loss outputs")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"loss outputs must have {ndim} dimensions (N, C), got shape {arr.shape}")
@@ -79,18 +103,29 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, outputs, targets):
         logits = _outputs(outputs, ndim=2)
-        labels = self.prepare_targets(targets, logits.shape)
+        device = devices.device_of(logits)
+        labels = self.prepare_targets(devices.to_host(targets), logits.shape)
         if labels.shape[0] != logits.shape[0]:
             raise ValueError(f"got {logits.shape[0]} outputs but {labels.shape[0]} labels")
-        probs = np.empty_like(logits)
-        loss = kernel("softmax_cross_entropy_forward")(logits, labels, probs)
+        labels = devices.move(labels, device)
+        probs = devices.empty(logits.shape, logits.dtype, device)
+        loss = kernel("softmax_cross_entropy_forward", device)(logits, labels, probs)
         self._saved = {"probs": probs, "labels": labels}
         return float(loss)
 
+    def forward_into(self, outputs, targets, losses, counts, index):
+        device = devices.device_of(outputs)
+        probs = devices.empty(outputs.shape, outputs.dtype, device)
+        kernel("softmax_cross_entropy_forward_into", device)(outputs, targets, probs, losses, index)
+        kernel("count_correct_into", device)(outputs, targets, counts, index)
+        self._saved = {"probs": probs, "labels": targets}
+
     def backward(self):
         saved = self.saved_for_backward()
-        dlogits = np.empty_like(saved["probs"])
-        kernel("softmax_cross_entropy_backward")(saved["probs"], saved["labels"], dlogits)
+        probs = saved["probs"]
+        device = devices.device_of(probs)
+        dlogits = devices.empty(probs.shape, probs.dtype, device)
+        kernel("softmax_cross_entropy_backward", device)(probs, saved["labels"], dlogits)
         return dlogits
 
     def compiled_template(self):
@@ -118,17 +153,29 @@ class MSE(Loss):
 
     def forward(self, outputs, targets):
         pred = _outputs(outputs)
-        target = self.prepare_targets(targets, pred.shape, pred.dtype)
+        device = devices.device_of(pred)
+        target = self.prepare_targets(devices.to_host(targets), tuple(pred.shape), pred.dtype)
         if target.shape[0] != pred.shape[0]:
             raise ValueError(f"got {pred.shape[0]} outputs but {target.shape[0]} targets")
-        loss = kernel("mse_forward")(pred.reshape(-1), target.reshape(-1))
+        target = devices.move(target, device)
+        flat = devices.flat_view
+        loss = kernel("mse_forward", device)(flat(pred), flat(target))
         self._saved = {"pred": pred, "target": target}
         return float(loss)
 
+    def forward_into(self, outputs, targets, losses, counts, index):
+        target = targets.reshape(*outputs.shape)
+        flat = devices.flat_view
+        kernel("mse_forward_into", devices.device_of(outputs))(flat(outputs), flat(target), losses, index)
+        self._saved = {"pred": outputs, "target": target}
+
     def backward(self):
         saved = self.saved_for_backward()
-        dpred = np.empty_like(saved["pred"])
-        kernel("mse_backward")(saved["pred"].reshape(-1), saved["target"].reshape(-1), dpred.reshape(-1))
+        pred = saved["pred"]
+        device = devices.device_of(pred)
+        dpred = devices.empty(pred.shape, pred.dtype, device)
+        flat = devices.flat_view
+        kernel("mse_backward", device)(flat(pred), flat(saved["target"]), flat(dpred))
         return dpred
 
     def compiled_template(self):

@@ -5,7 +5,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import DeviceUnavailableError
+from . import devices
 from .layers.base import Layer, as_float_dtype, as_numeric_array, check_positive_int
 
 
@@ -75,10 +75,10 @@ class Sequential:
         if missing or unexpected:
             raise ValueError(f"parameter names do not match the model: missing {missing}, unexpected {unexpected}")
         for key, value in params.items():
-            value = np.asarray(value)
-            if value.shape != own[key].shape:
+            value = value if devices.is_device_array(value) else np.asarray(value)
+            if tuple(value.shape) != tuple(own[key].shape):
                 raise ValueError(f"parameter {key} has shape {own[key].shape}, got {value.shape}")
-            own[key][...] = value
+            devices.assign(own[key], value)
 
     @property
     def dtype(self) -> np.dtype:
@@ -95,31 +95,54 @@ class Sequential:
             layer.astype(dt)
         return self
 
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda"``: where the parameters live (see :meth:`to`)."""
+        return self.layers[0].device if self.layers else "cpu"
+
     def to(self, device: str) -> "Sequential":
-        """Move the parameters to ``device`` (``"cpu"`` or ``"cuda"``); returns self."""
-        if device == "cpu":
-            return self
+        """Move every layer's parameters and gradients to ``device`` (``"cpu"`` or ``"cuda"``); returns self.
+
+        On ``"cuda"``, :meth:`forward` takes NumPy arrays (copied over, the result copied back)
+        or GPU arrays with ``__cuda_array_interface__`` (numba device arrays, CuPy, PyTorch CUDA
+        tensors: used without a copy and answered with a numba device array). A
+        :class:`~nkernels.errors.DeviceUnavailableError` says why when no GPU is usable, and a
+        ValueError names the first layer without kernels for the device; either way nothing moves.
+        """
+        device = devices.check_device(device)
         if device == "cuda":
-            raise DeviceUnavailableError("device 'cuda' is not available in this build of nkernels yet; "
-                                         "use device='cpu'")
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+            devices.require_cuda()
+        for i, layer in enumerate(self.layers):
+            if device not in layer.supported_devices:
+                raise ValueError(f"layer {i} ({type(layer).__name__}) has no {device.upper()} kernels, so "
+                                 f"the model cannot move to {device!r}; it supports "
+                                 f"{', '.join(layer.supported_devices)}")
+        for layer in self.layers:
+            layer.to(device)
+        return self
 
     # -- passes --------------------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> np.ndarray:
-        """Run every layer on ``x``; with ``training=True`` each keeps what backward needs."""
+        """Run every layer on ``x``; with ``training=True`` each keeps what backward needs.
+
+        On a CUDA model a NumPy input gives a NumPy output, and a GPU array a device array.
+        """
         if not self.layers:
             raise ValueError("the model has no layers")
+        on_host = self.device == "cuda" and not devices.is_device_array(x)
         for layer in self.layers:
             x = layer.forward(x, training=training)
-        return x
+        return devices.to_host(x) if on_host else x
 
     __call__ = forward
 
     def backward(self, dy: Any) -> np.ndarray:
-        """Back-propagate ``dy`` through every layer, filling each layer's ``grads``; returns dx."""
+        """Back-propagate ``dy`` through every layer, filling each layer's ``grads``; returns dx
+        (on a CUDA model, on the host when ``dy`` was a NumPy array)."""
+        on_host = self.device == "cuda" and not devices.is_device_array(dy)
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
-        return dy
+        return devices.to_host(dy) if on_host else dy
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The output's shape for an input of ``input_shape`` (batch first)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from . import devices
 from .kernel_registry import kernel
 
 
@@ -53,10 +54,16 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
 
     def state_for(self, key: str, param: np.ndarray) -> dict[str, np.ndarray]:
-        """The state arrays of parameter ``key`` (flat, created at zero on first use)."""
+        """The state arrays of parameter ``key`` (flat, created at zero on first use, on the
+        parameter's device; state loaded on the other device moves with its values)."""
+        device = devices.device_of(param)
         state = self.state.get(key)
-        if state is None or any(s.shape != (param.size,) or s.dtype != param.dtype for s in state.values()):
-            state = self.state[key] = {n: np.zeros(param.size, param.dtype) for n in self.state_names}
+        if state is None or any(tuple(s.shape) != (param.size,) or s.dtype != param.dtype
+                                for s in state.values()):
+            state = self.state[key] = {n: devices.zeros(param.size, param.dtype, device)
+                                       for n in self.state_names}
+        elif any(devices.device_of(s) != device for s in state.values()):
+            state = self.state[key] = {n: devices.move(s, device) for n, s in state.items()}
         return state
 
     def hyper(self) -> np.ndarray:
@@ -66,20 +73,25 @@ class Optimizer:
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """One update of every parameter from its gradient (clipped and constrained as configured)."""
         self.steps += 1
+        if not params:
+            return
+        device = devices.device_of(next(iter(params.values())))
         if self.clip_norm is not None:
             total = 0.0
             for key in params:
-                total += kernel("sum_of_squares")(grads[key].reshape(-1))
-            factor = kernel("clip_scale")(np.sqrt(total), self.clip_norm)
+                total += kernel("sum_of_squares", device)(devices.flat_view(grads[key]))
+            factor = kernel("clip_scale", device)(np.sqrt(total), self.clip_norm)
             for key in params:
-                kernel("scale_inplace")(grads[key].reshape(-1), factor)
-        update = kernel(self.op)
+                kernel("scale_inplace", device)(devices.flat_view(grads[key]), factor)
+        update = kernel(self.op, device)
         for key, param in params.items():
-            self._update(update, param.reshape(-1), grads[key].reshape(-1), self.state_for(key, param))
+            self._update(update, devices.flat_view(param), devices.flat_view(grads[key]),
+                         self.state_for(key, param))
         if self.max_norm is not None:
             for key, param in params.items():
                 if is_constrained(key, param):
-                    kernel("max_norm_rows")(param.reshape(param.shape[0], -1), self.max_norm)
+                    kernel("max_norm_rows", device)(param.reshape(param.shape[0], param.size // param.shape[0]),
+                                                    self.max_norm)
 
     def _update(self, update, param, grad, state) -> None:
         raise NotImplementedError
@@ -96,8 +108,9 @@ class Optimizer:
         return {"clip_norm": self.clip_norm, "max_norm": self.max_norm}
 
     def state_dict(self) -> dict[str, Any]:
-        """The step count and state arrays, for checkpoints."""
-        return {"steps": self.steps, "state": {k: dict(v) for k, v in self.state.items()}}
+        """The step count and state arrays (NumPy, copied back from a GPU), for checkpoints."""
+        return {"steps": self.steps,
+                "state": {k: {n: devices.to_host(a) for n, a in v.items()} for k, v in self.state.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""

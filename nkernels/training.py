@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import devices
 from .data import check_features, check_model_input, check_same_length
 from .kernel_registry import kernel
 from .layers.base import check_positive_int
@@ -61,9 +62,70 @@ class LayerwiseTrainer:
         return losses, correct, n_batches
 
 
+class DeviceTrainer:
+    """Runs mini-batches on the GPU: the data, the parameters and the optimizer state stay there.
+
+    ``run`` takes the same arguments as the other trainers, with ``X2d`` and ``Y`` already on the
+    device (:meth:`put` moves them, once per run of a scheme). Each call copies the shuffled
+    order over once, gathers each batch on the device, keeps every step's loss and count of
+    correct rows in device arrays, and copies those back once at its end: nothing crosses to the
+    host per step. A loss that stops being finite ends the call at that batch, as on the CPU.
+    """
+
+    def __init__(self, model, loss: Loss, optimizer, sample_shape, augment: tuple[int, int] | None = None):
+        self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
+        self.sample_shape = tuple(sample_shape)
+        self._buffers: dict = {}
+
+    @staticmethod
+    def put(array: Any) -> Any:
+        """``array`` on the GPU (a no-op for a GPU array)."""
+        return devices.to_device(array)
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: Any):
+        key = (name, shape, np.dtype(dtype).str)
+        if key not in self._buffers:
+            self._buffers[key] = devices.empty(shape, dtype, "cuda")
+        return self._buffers[key]
+
+    def run(self, X2d, Y, order, start, n_batches, batch_size):
+        """Same contract as :meth:`nkernels.compiled.step.CompiledTrainer.run`."""
+        from .compiled.step import AUGMENT_STRIDE
+
+        order = devices.to_device(np.ascontiguousarray(order, dtype=np.int64))
+        losses = devices.zeros(n_batches, np.float64, "cuda")
+        correct = devices.zeros(n_batches, np.int64, "cuda")
+        xb = self._buffer("x", (batch_size, X2d.shape[1]), X2d.dtype)
+        labels = Y.ndim == 1
+        yb = self._buffer("y", (batch_size,) + tuple(Y.shape[1:]), Y.dtype)
+        gather_rows, gather_labels = kernel("gather_rows", "cuda"), kernel("gather_labels", "cuda")
+        for b in range(n_batches):
+            first = start + b * batch_size
+            gather_rows(X2d, order, first, xb)
+            (gather_labels if labels else gather_rows)(Y, order, first, yb)
+            x = xb.reshape(batch_size, *self.sample_shape)
+            if self.augment is not None:
+                shifted = self._buffer("shifted", x.shape, x.dtype)
+                offset = (self.optimizer.steps + 1) * AUGMENT_STRIDE
+                kernel("random_translate", "cuda")(x, self.augment[0], self.augment[1], offset, shifted)
+                x = shifted
+            out = self.model.forward(x, training=True)
+            self.loss.forward_into(out, yb, losses, correct, b)
+            self.model.backward(self.loss.backward())
+            self.optimizer.step(self.model.params, self.model.grads)
+        losses, correct = losses.copy_to_host(), correct.copy_to_host()
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            return losses[:bad[0]], correct[:bad[0]], int(bad[0])
+        return losses, correct, n_batches
+
+
 def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, compiled: bool = True,
                  augment: tuple[int, int] | None = None):
     """The fastest trainer available for this model: compiled when possible, else layer by layer.
+
+    A model on the GPU (``model.to("cuda")``) gets a :class:`DeviceTrainer`, whose ``run``
+    takes the data on the device (``trainer.put(X)``).
 
     ``augment`` is ``(max_shift, seed)``: each training image (N, C, H, W) is shifted by a random
     number of pixels, up to ``max_shift`` each way, drawn from a counter-based generator.
@@ -71,6 +133,8 @@ def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, co
     if augment is not None and len(sample_shape) != 3:
         raise ValueError(f"random translations need image inputs (N, C, H, W), got samples of shape "
                          f"{tuple(sample_shape)}")
+    if getattr(model, "device", "cpu") == "cuda":
+        return DeviceTrainer(model, loss, optimizer, sample_shape, augment)
     if compiled:
         from .compiled.step import CompiledTrainer
 
@@ -136,15 +200,19 @@ def _resolve_scheme(scheme: Any, options: dict[str, Any]):
 
 
 def train(model, X: Any, y: Any = None, scheme: Any = "backprop", *, progress: bool = False,
-          **kwargs: Any):
+          device: str | None = None, **kwargs: Any):
     """Train ``model`` on ``X``, ``y`` with a registered scheme; returns the History.
 
     The ``fit`` arguments (``epochs``, ``batch_size``, ``seed``, ``callbacks``,
     ``validation_data``) go to the scheme's ``fit``; everything else (``optimizer``, ``lr``, the
     scheme's own options) to its constructor. ``progress=True`` shows a progress bar.
+    ``device="cuda"`` moves the model to the GPU first (``model.to("cuda")``); backprop then
+    keeps the data, the parameters and the optimizer state there for the whole run.
     """
     fit_kwargs = {k: kwargs.pop(k) for k in FIT_ARGUMENTS if k in kwargs}
     scheme_obj = _resolve_scheme(scheme, kwargs)
+    if device is not None:
+        model.to(device)
     if progress:
         from .callbacks import ProgressBar, as_callback_list
 

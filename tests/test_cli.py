@@ -101,7 +101,6 @@ def test_train_with_schedule_plot_checkpoint_and_resume(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--resume"], "--resume continues the run in --checkpoint-dir"),
     (["train", "--schedule", "linear"], "unknown schedule 'linear'"),
-    (["train", "--device", "cuda"], "cuda"),
     (["train", "--augment-shift", "2"], "need image inputs"),
     (["train", "--batch-size", "0"], "batch_size must be at least 1"),
     (["train", "--lr", "-1"], "lr must be a finite number above 0"),
@@ -198,6 +197,15 @@ def test_options_another_scheme_does_not_take_are_errors(nk_register_plugin, cap
     capsys.readouterr()
     assert main(["train", "--scheme", "fixed", "--quiet", "--schedule", "cosine"]) == 2
     assert "does not accept the option(s) ['schedule']" in capsys.readouterr().err
+
+
+def test_train_on_cuda_without_a_gpu_says_why(monkeypatch, capsys):
+    from nkernels import devices
+
+    monkeypatch.setattr(devices, "cuda_status", lambda: (False, "no CUDA driver or GPU found"))
+    assert main(["train", "--device", "cuda", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "device 'cuda' is not usable: no CUDA driver or GPU found" in err and "Traceback" not in err
 
 
 def test_scheme_options_and_scale_out_flags_reach_the_scheme(nk_register_plugin):

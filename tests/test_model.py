@@ -75,8 +75,11 @@ def test_sequential_rejects_non_layers():
         nk.Sequential([L.ReLU(), "dense"])
 
 
-def test_to_cuda_without_a_gpu_is_a_clear_error():
-    with pytest.raises(ValueError, match="cuda"):
+def test_to_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
+    from nkernels import devices
+
+    monkeypatch.setattr(devices, "cuda_status", lambda: (False, "numba.cuda cannot be imported"))
+    with pytest.raises(ValueError, match="device 'cuda' is not usable: numba.cuda cannot be imported"):
         mlp().to("cuda")
     with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
         mlp().to("tpu")

@@ -1,5 +1,5 @@
-"""Registers every built-in CPU kernel at priority 0."""
-from ..kernel_registry import records_from_module
+"""Registers every built-in CPU kernel, and its CUDA twin, at priority 0."""
+from ..kernel_registry import KernelRecord, LazyKernel, records_from_module
 from ..plugin_marker import hookimpl
 
 CPU_KERNEL_MODULES = ("activation", "augment", "batching", "conv", "dense", "dropout", "loss", "norms", "optim",
@@ -8,6 +8,11 @@ CPU_KERNEL_MODULES = ("activation", "augment", "batching", "conv", "dense", "dro
 
 @hookimpl
 def nkernels_register_kernels():
-    """A record for each kernel of each module in ``nkernels.kernels.cpu``."""
-    return [record for name in CPU_KERNEL_MODULES
-            for record in records_from_module(f"nkernels.kernels.cpu.{name}", "cpu")]
+    """A record for each kernel of each module in ``nkernels.kernels.cpu``, and one for its twin of
+    the same name in ``nkernels.kernels.cuda`` (imported on first call)."""
+    records = []
+    for family in CPU_KERNEL_MODULES:
+        for record in records_from_module(f"nkernels.kernels.cpu.{family}", "cpu"):
+            records.append(record)
+            records.append(KernelRecord(record.op, "cuda", LazyKernel(f"nkernels.kernels.cuda.{family}", record.op)))
+    return records

@@ -1,10 +1,7 @@
 """Elementwise activation layers: ReLU, Sigmoid and Tanh."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..compiled.spec import CompiledOp
-from ..kernel_registry import kernel
 from .base import Layer
 
 
@@ -12,11 +9,12 @@ class _Elementwise(Layer):
     """An activation computed by ``<op>_forward(x, out)`` and ``<op>_backward(y, dy, dx)`` on flat views."""
 
     op = ""
+    supported_devices = ("cpu", "cuda")
 
     def forward(self, x, training=False):
         x = self.prepare_input(x)
-        out = np.empty_like(x)
-        kernel(self.op + "_forward")(x.reshape(-1), out.reshape(-1))
+        out = self.empty(x.shape, x.dtype)
+        self.kernel_of(self.op + "_forward")(x.reshape(-1), out.reshape(-1))
         if training:
             self.save_for_backward(y=out)
         return out
@@ -24,8 +22,8 @@ class _Elementwise(Layer):
     def backward(self, dy):
         y = self.saved_for_backward()["y"]
         dy = self.prepare_grad_output(dy, y.shape)
-        dx = np.empty_like(y)
-        kernel(self.op + "_backward")(y.reshape(-1), dy.reshape(-1), dx.reshape(-1))
+        dx = self.empty(y.shape, y.dtype)
+        self.kernel_of(self.op + "_backward")(y.reshape(-1), dy.reshape(-1), dx.reshape(-1))
         return dx
 
     def output_shape(self, input_shape):

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import devices
 from ..errors import NotFittedError
+from ..kernel_registry import kernel
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -24,7 +26,7 @@ def as_float_dtype(dtype: Any) -> np.dtype:
 
 def as_numeric_array(x: Any, what: str = "input") -> np.ndarray:
     """``x`` as a NumPy array of numbers; a clear TypeError for anything else."""
-    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
+    if devices.is_device_array(x):
         raise TypeError(f"{what} is a GPU array but this layer is on the CPU; call model.to('cuda') "
                         f"first or pass a NumPy array")
     arr = np.asarray(x)
@@ -75,7 +77,16 @@ class Layer:
     Built-in layers also return a :class:`~nkernels.compiled.CompiledOp` from
     :meth:`compiled_op`, which lets a :class:`~nkernels.Sequential` run whole training steps in
     one compiled call. Layers without one (the default) are driven one call at a time.
+
+    ``device`` is ``"cpu"`` or ``"cuda"``; :meth:`to` moves the parameters. A layer lists the
+    devices it has kernels for in ``supported_devices``. Written with :meth:`kernel_of`,
+    :meth:`empty`, :meth:`prepare_input` and :meth:`prepare_grad_output`, one forward and
+    backward serve both devices. On CUDA a layer takes NumPy arrays (copied over) or GPU arrays
+    and returns device arrays.
     """
+
+    #: the devices this layer has kernels for; built-in layers have both
+    supported_devices: tuple[str, ...] = ("cpu",)
 
     def __new__(cls, *args: Any, **kwargs: Any):
         layer = super().__new__(cls)
@@ -114,7 +125,7 @@ class Layer:
     def fill_uniform(self, rng: np.random.Generator, bound: float) -> None:
         """Draw every parameter from U(-bound, bound) (PyTorch's default initializations) and zero the grads."""
         for value in self.params.values():
-            value[...] = rng.uniform(-bound, bound, value.shape)
+            devices.assign(value, rng.uniform(-bound, bound, value.shape).astype(value.dtype))
         self.zero_grads()
 
     # -- config --------------------------------------------------------------------------------
@@ -144,14 +155,43 @@ class Layer:
         dt = as_float_dtype(dtype)
         self._dtype = dt
         for name in list(self.params):
-            self.params[name] = np.ascontiguousarray(self.params[name], dtype=dt)
-            self.grads[name] = np.zeros_like(self.params[name])
+            host = np.ascontiguousarray(devices.to_host(self.params[name]), dtype=dt)
+            self.params[name] = devices.move(host, self.device)
+        self.zero_grads()
+        return self
+
+    def to(self, device: str) -> "Layer":
+        """Move the parameters and gradients to ``device`` (``"cpu"`` or ``"cuda"``); returns self.
+
+        Buffers (counters, small state) stay on the host. A DeviceUnavailableError says why when
+        no GPU is usable, and a ValueError when the layer has no kernels for ``device``.
+        """
+        device = devices.check_device(device)
+        if device not in self.supported_devices:
+            raise ValueError(f"{type(self).__name__} has no {device.upper()} kernels (it supports "
+                             f"{', '.join(self.supported_devices)})")
+        if device == "cuda":
+            devices.require_cuda()
+        for name in list(self.params):
+            self.params[name] = devices.move(self.params[name], device)
+            self.grads[name] = devices.move(self.grads[name], device)
+        self.device = device
+        self._saved = None
         return self
 
     def zero_grads(self) -> None:
         """Set every gradient to zero."""
         for name, value in self.params.items():
-            self.grads[name] = np.zeros_like(value)
+            self.grads[name] = devices.zeros(value.shape, value.dtype, self.device)
+
+    # -- device-neutral helpers for passes ------------------------------------------------------
+    def kernel_of(self, op: str):
+        """The kernel of ``op`` on this layer's device."""
+        return kernel(op, self.device)
+
+    def empty(self, shape: tuple[int, ...], dtype: Any = None):
+        """An uninitialized output array on this layer's device (of the layer's dtype by default)."""
+        return devices.empty(shape, self.dtype if dtype is None else dtype, self.device)
 
     # -- the compiled path ---------------------------------------------------------------------
     def compiled_op(self, input_shape: tuple[int, ...], dtype: np.dtype):
@@ -163,9 +203,15 @@ class Layer:
         """Validate ``x`` and return it as a C-contiguous array of this layer's dtype.
 
         ``feature_shape`` is the expected shape after the batch dimension (``None`` entries match
-        any size); ``ndim`` alone checks only the number of dimensions.
+        any size); ``ndim`` alone checks only the number of dimensions. On CUDA, a NumPy array is
+        validated and copied over, and a GPU array is used without a copy (it must be
+        C-contiguous and of the layer's dtype).
         """
-        arr = as_numeric_array(x, f"{type(self).__name__} input")
+        if self.device == "cuda" and devices.is_device_array(x):
+            arr = _device_input(x, f"{type(self).__name__} input",
+                                self.dtype if self.params else None)
+        else:
+            arr = as_numeric_array(x, f"{type(self).__name__} input")
         if feature_shape is not None:
             fits = arr.ndim == len(feature_shape) + 1 and all(
                 e is None or e == a for e, a in zip(feature_shape, arr.shape[1:]))
@@ -176,16 +222,25 @@ class Layer:
             raise ValueError(f"{self!r} expects input with {ndim} dimensions, got shape {arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"{self!r} got an empty batch (shape {arr.shape})")
+        if devices.is_device_array(arr):
+            return arr
         dtype = self.dtype if self.params or arr.dtype not in FLOAT_DTYPES else arr.dtype
-        return np.ascontiguousarray(arr, dtype=dtype)
+        return devices.move(np.ascontiguousarray(arr, dtype=dtype), self.device)
 
     def prepare_grad_output(self, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
         """Validate the gradient handed to backward against the output shape of the last forward."""
-        arr = as_numeric_array(dy, f"{type(self).__name__} output gradient")
-        if arr.shape != shape:
+        what = f"{type(self).__name__} output gradient"
+        if self.device == "cuda" and devices.is_device_array(dy):
+            arr = _device_input(dy, what, self.dtype if self.params else None)
+        else:
+            arr = as_numeric_array(dy, what)
+        if tuple(arr.shape) != tuple(shape):
             raise ValueError(f"{self!r} backward expects a gradient of shape {shape}, got {arr.shape}")
-        return np.ascontiguousarray(arr, dtype=self.dtype if self.params else
-                                    (arr.dtype if arr.dtype in FLOAT_DTYPES else np.float32))
+        if devices.is_device_array(arr):
+            return arr
+        return devices.move(np.ascontiguousarray(arr, dtype=self.dtype if self.params else
+                                                 (arr.dtype if arr.dtype in FLOAT_DTYPES else np.float32)),
+                            self.device)
 
     def save_for_backward(self, **state: Any) -> None:
         """Keep arrays a training-mode forward computed, for :meth:`saved_for_backward`."""
@@ -203,6 +258,20 @@ class Layer:
         except Exception:
             args = ""
         return f"{type(self).__name__}({args})"
+
+
+def _device_input(x: Any, what: str, dtype: np.dtype | None):
+    """A GPU array as a numba device array after checking it: C-contiguous, float32/float64, and
+    ``dtype`` when given (a GPU array is never converted, so a mismatch is an error)."""
+    arr = devices.as_device_array(x)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{what} on the GPU must be float32 or float64, got {arr.dtype}")
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(f"{what} is a {arr.dtype} GPU array but the layer is {dtype}; cast it on the "
+                        f"device first (GPU arrays are used without a copy)")
+    if arr.size and not arr.is_c_contiguous():
+        raise ValueError(f"{what} must be a C-contiguous GPU array")
+    return arr
 
 
 def _bind_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled.spec import CompiledOp
-from ..kernel_registry import kernel
 from .base import Layer, check_bool, check_positive_int, pair
 
 
@@ -12,6 +11,7 @@ class _Conv(Layer):
     """Shared by Conv1D and Conv2D: parameters, PyTorch's initialization, the kernels' workspaces."""
 
     spatial = 2
+    supported_devices = ("cpu", "cuda")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         self.in_channels = check_positive_int(in_channels, "in_channels")
@@ -57,15 +57,15 @@ class _Conv(Layer):
         return self.strides + self.paddings
 
     def _bias(self, table: dict) -> np.ndarray:
-        return table["bias"] if self.use_bias else np.empty(0, self.dtype)
+        return table["bias"] if self.use_bias else self.empty((0,))
 
     def forward(self, x, training=False):
         x = self.prepare_input(x)
         out_shape = self.output_shape(x.shape)  # checks the layout with a clear message
         cols_shape, gemm_shape = self._workspace_shapes(x.shape)
-        cols, gemm = np.empty(cols_shape, x.dtype), np.empty(gemm_shape, x.dtype)
-        out = np.empty(out_shape, x.dtype)
-        kernel(self.op + "_forward")(x, self.params["weight"], self._bias(self.params), *self._options(),
+        cols, gemm = self.empty(cols_shape, x.dtype), self.empty(gemm_shape, x.dtype)
+        out = self.empty(out_shape, x.dtype)
+        self.kernel_of(self.op + "_forward")(x, self.params["weight"], self._bias(self.params), *self._options(),
                                      cols, gemm, out)
         if training:
             self.save_for_backward(x=x, cols=cols, gemm=gemm, out_shape=out_shape, cols_ready=True)
@@ -75,8 +75,8 @@ class _Conv(Layer):
         saved = self.saved_for_backward()
         dy = self.prepare_grad_output(dy, saved["out_shape"])
         x = saved["x"]
-        dx = np.empty_like(x)
-        kernel(self.op + "_backward")(x, self.params["weight"], dy, *self._options(), True,
+        dx = self.empty(x.shape, x.dtype)
+        self.kernel_of(self.op + "_backward")(x, self.params["weight"], dy, *self._options(), True,
                                       saved["cols_ready"], saved["cols"], saved["gemm"], dx,
                                       self.grads["weight"], self._bias(self.grads))
         saved["cols_ready"] = False  # cols now holds dcols; a second backward rebuilds the im2col

@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled.spec import CompiledOp
-from ..kernel_registry import kernel
 from .base import Layer, check_bool, check_positive_int
 
 
 class Dense(Layer):
     """Fully connected layer: ``weight`` (out, in) and ``bias`` (out), initialized as PyTorch does."""
+
+    supported_devices = ("cpu", "cuda")
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         self.in_features = check_positive_int(in_features, "in_features")
@@ -25,12 +26,12 @@ class Dense(Layer):
         self.fill_uniform(rng, 1.0 / np.sqrt(self.in_features))
 
     def _bias(self, table: dict) -> np.ndarray:
-        return table["bias"] if self.use_bias else np.empty(0, self.dtype)
+        return table["bias"] if self.use_bias else self.empty((0,))
 
     def forward(self, x, training=False):
         x = self.prepare_input(x, (self.in_features,))
-        out = np.empty((x.shape[0], self.out_features), self.dtype)
-        kernel("dense_forward")(x, self.params["weight"], self._bias(self.params), out)
+        out = self.empty((x.shape[0], self.out_features))
+        self.kernel_of("dense_forward")(x, self.params["weight"], self._bias(self.params), out)
         if training:
             self.save_for_backward(x=x)
         return out
@@ -38,8 +39,8 @@ class Dense(Layer):
     def backward(self, dy):
         x = self.saved_for_backward()["x"]
         dy = self.prepare_grad_output(dy, (x.shape[0], self.out_features))
-        dx = np.empty_like(x)
-        kernel("dense_backward")(x, dy, self.params["weight"], True, dx, self.grads["weight"],
+        dx = self.empty(x.shape)
+        self.kernel_of("dense_backward")(x, dy, self.params["weight"], True, dx, self.grads["weight"],
                                  self._bias(self.grads))
         return dx
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled.spec import CompiledOp
-from ..kernel_registry import kernel
 from .base import Layer
 
 
@@ -26,6 +25,8 @@ class Dropout(Layer):
         self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**62))
         self.buffers["counter"] = np.zeros(1, np.int64)
 
+    supported_devices = ("cpu", "cuda")
+
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """Draw the mask seed from ``rng`` (so a seeded model drops the same units) and restart the counter."""
         if self._init_arguments is None or self._init_arguments.get("seed") is None:
@@ -36,9 +37,9 @@ class Dropout(Layer):
         x = self.prepare_input(x)
         if not training:
             return x
-        mask, out = np.empty_like(x), np.empty_like(x)
+        mask, out = self.empty(x.shape, x.dtype), self.empty(x.shape, x.dtype)
         counter = self.buffers["counter"]
-        kernel("dropout_forward")(x.reshape(-1), self.p, self.seed, int(counter[0]), mask.reshape(-1),
+        self.kernel_of("dropout_forward")(x.reshape(-1), self.p, self.seed, int(counter[0]), mask.reshape(-1),
                                   out.reshape(-1))
         counter[0] += x.size
         self.save_for_backward(mask=mask)
@@ -47,8 +48,8 @@ class Dropout(Layer):
     def backward(self, dy):
         mask = self.saved_for_backward()["mask"]
         dy = self.prepare_grad_output(dy, mask.shape)
-        dx = np.empty_like(mask)
-        kernel("dropout_backward")(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+        dx = self.empty(mask.shape, mask.dtype)
+        self.kernel_of("dropout_backward")(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
         return dx
 
     def output_shape(self, input_shape):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled.spec import CompiledOp
-from ..kernel_registry import kernel
 from .base import Layer, check_positive_int
 
 
@@ -14,6 +13,7 @@ class _Pool(Layer):
     spatial = 2
     op = ""
     saves_argmax = True
+    supported_devices = ("cpu", "cuda")
 
     def __init__(self, kernel_size: int, stride: int | None = None):
         self.kernel_size = check_positive_int(kernel_size, "kernel_size")
@@ -31,14 +31,15 @@ class _Pool(Layer):
 
     def forward(self, x, training=False):
         x = self.prepare_input(x)
-        out = np.empty(self.output_shape(x.shape), x.dtype)  # output_shape checks the layout
+        out = self.empty(self.output_shape(x.shape), x.dtype)  # output_shape checks the layout
+        forward = self.kernel_of(self.op + "_forward")
         if self.saves_argmax:
-            argmax = np.empty(out.shape, np.int64)
-            kernel(self.op + "_forward")(x, self.kernel_size, self.stride, out, argmax)
+            argmax = self.empty(out.shape, np.int64)
+            forward(x, self.kernel_size, self.stride, out, argmax)
             if training:
                 self.save_for_backward(argmax=argmax, shape=x.shape)
         else:
-            kernel(self.op + "_forward")(x, self.kernel_size, self.stride, out)
+            forward(x, self.kernel_size, self.stride, out)
             if training:
                 self.save_for_backward(shape=x.shape, out_shape=out.shape)
         return out
@@ -47,11 +48,12 @@ class _Pool(Layer):
         saved = self.saved_for_backward()
         out_shape = saved["argmax"].shape if self.saves_argmax else saved["out_shape"]
         dy = self.prepare_grad_output(dy, out_shape)
-        dx = np.empty(saved["shape"], dy.dtype)
+        dx = self.empty(saved["shape"], dy.dtype)
+        backward = self.kernel_of(self.op + "_backward")
         if self.saves_argmax:
-            kernel(self.op + "_backward")(dy, saved["argmax"], dx)
+            backward(dy, saved["argmax"], dx)
         else:
-            kernel(self.op + "_backward")(dy, self.kernel_size, self.stride, dx)
+            backward(dy, self.kernel_size, self.stride, dx)
         return dx
 
     def compiled_op(self, input_shape, dtype):

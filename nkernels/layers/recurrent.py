@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled.spec import CompiledOp
-from ..kernel_registry import kernel
 from .base import Layer, check_bool, check_positive_int
 
 
@@ -26,6 +25,7 @@ class _Recurrent(Layer):
 
     op = ""
     n_gates = 0
+    supported_devices = ("cpu", "cuda")
 
     def __init__(self, input_size: int, hidden_size: int, return_sequences: bool = False):
         self.input_size = check_positive_int(input_size, "input_size")
@@ -56,13 +56,18 @@ class _Recurrent(Layer):
     def forward(self, x, training=False):
         x = self.prepare_input(x, (None, self.input_size))
         forward_names, _, shapes = self._workspaces(x.shape)
-        work = [np.empty(shapes[name], x.dtype) for name in forward_names]
-        hs = np.empty(x.shape[:2] + (self.hidden_size,), x.dtype)
+        work = [self.empty(shapes[name], x.dtype) for name in forward_names]
+        hs = self.empty(tuple(x.shape[:2]) + (self.hidden_size,), x.dtype)
         p = self.params
-        kernel(self.op + "_forward")(x, p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"], *work, hs)
+        self.kernel_of(self.op + "_forward")(x, p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"],
+                                             *work, hs)
         if training:
-            self.save_for_backward(x=x, saved=work[:_SAVED], hs_shape=hs.shape)
-        return hs if self.return_sequences else np.ascontiguousarray(hs[:, -1])
+            self.save_for_backward(x=x, saved=work[:_SAVED], hs_shape=tuple(hs.shape))
+        if self.return_sequences:
+            return hs
+        last = self.empty((hs.shape[0], self.hidden_size), x.dtype)
+        self.kernel_of("last_step_forward")(hs, last)
+        return last
 
     def backward(self, dy):
         state = self.saved_for_backward()
@@ -71,13 +76,13 @@ class _Recurrent(Layer):
         if self.return_sequences:
             dhs = dy
         else:
-            dhs = np.zeros(hs_shape, dy.dtype)
-            dhs[:, -1] = dy
+            dhs = self.empty(hs_shape, dy.dtype)
+            self.kernel_of("last_step_backward")(dy, dhs)
         _, backward_names, shapes = self._workspaces(x.shape)
-        scratch = [np.empty(shapes[name], x.dtype) for name in backward_names]
-        dx = np.empty_like(x)
+        scratch = [self.empty(shapes[name], x.dtype) for name in backward_names]
+        dx = self.empty(x.shape, x.dtype)
         p, g = self.params, self.grads
-        kernel(self.op + "_backward")(x, p["weight_ih"], p["weight_hh"], *state["saved"], dhs, *scratch, dx,
+        self.kernel_of(self.op + "_backward")(x, p["weight_ih"], p["weight_hh"], *state["saved"], dhs, *scratch, dx,
                                       g["weight_ih"], g["weight_hh"], g["bias_ih"], g["bias_hh"])
         return dx
 

@@ -10,16 +10,18 @@ from .base import Layer
 class Flatten(Layer):
     """Flattens every axis after the batch axis, as ``torch.nn.Flatten()``."""
 
+    supported_devices = ("cpu", "cuda")
+
     def forward(self, x, training=False):
         x = self.prepare_input(x)
         if training:
             self.save_for_backward(shape=x.shape)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dy):
         shape = self.saved_for_backward()["shape"]
         dy = self.prepare_grad_output(dy, (shape[0], int(np.prod(shape[1:]))))
-        return dy.reshape(shape)
+        return dy.reshape(*shape)
 
     def output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))

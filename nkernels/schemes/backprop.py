@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import devices
 from ..callbacks import Callback, CallbackList, as_callback_list
 from ..data import (check_features, check_fit_arguments, check_model_input, check_same_length,
                     check_validation_data)
@@ -15,7 +16,7 @@ from ..history import History
 from ..layers.base import check_positive_int
 from ..losses import get_loss
 from ..optimizers import get_optimizer
-from ..training import LayerwiseTrainer, default_loss, evaluate, make_trainer
+from ..training import DeviceTrainer, LayerwiseTrainer, default_loss, evaluate, make_trainer
 from .base import Scheme
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -96,11 +97,14 @@ class Backprop(Scheme):
         X2d = X.reshape(n, -1)
         if loss.target_kind == "values":
             targets = targets.reshape(n, -1)
+        if isinstance(trainer, DeviceTrainer):  # the data moves to the GPU once, for the whole run
+            X2d, targets = trainer.put(X2d), trainer.put(targets)
         events.context.history = history
         try:
             events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
                                           "scheme": "backprop", "resumed": start_epoch > 0,
-                                          "compiled": not isinstance(trainer, LayerwiseTrainer)})
+                                          "compiled": not isinstance(trainer, (LayerwiseTrainer, DeviceTrainer)),
+                                          "device": model.device})
             for epoch in range(start_epoch, epochs):
                 events.on_epoch_begin(epoch)
                 started = time.perf_counter()
@@ -193,7 +197,7 @@ class Backprop(Scheme):
 
 
 def _params_finite(model) -> bool:
-    return all(np.isfinite(v).all() for v in model.params.values())
+    return all(np.isfinite(devices.to_host(v)).all() for v in model.params.values())
 
 
 class _Snapshot:
@@ -204,17 +208,19 @@ class _Snapshot:
 
     def __init__(self, model, optimizer):
         self.model, self.optimizer = model, optimizer
-        self.params = {k: v.copy() for k, v in model.params.items()}
-        self.buffers = {k: v.copy() for k, v in model.buffers.items()}
+        self.params = {k: devices.copy(v) for k, v in model.params.items()}
+        self.buffers = {k: devices.copy(v) for k, v in model.buffers.items()}
         self.steps = optimizer.steps
-        self.state = {k: {n: a.copy() for n, a in v.items()} for k, v in optimizer.state.items()}
+        self.state = {k: {n: devices.copy(a) for n, a in v.items()} for k, v in optimizer.state.items()}
 
     def restore(self) -> None:
         self.model.set_params(self.params)
         for key, value in self.model.buffers.items():
-            value[...] = self.buffers[key]
+            devices.assign(value, self.buffers[key])
         self.optimizer.steps = self.steps
         for key, named in self.optimizer.state.items():
             for name, array in named.items():
                 saved = self.state.get(key, {}).get(name)
-                array[...] = 0 if saved is None or saved.shape != array.shape else saved
+                if saved is None or tuple(saved.shape) != tuple(array.shape):
+                    saved = np.zeros(array.shape, array.dtype)
+                devices.assign(array, saved)

@@ -4,14 +4,17 @@
   parameter) with central finite differences in float64.
 * :func:`check_loss_gradients` does the same for a loss.
 * :class:`LayerConformance` is a ready-made pytest suite for a layer type: subclass it.
+* :func:`check_cpu_cuda_agreement` checks that a kernel's CUDA twin, or a layer on the GPU,
+  gives the CPU's numbers (under ``NUMBA_ENABLE_CUDASIM=1`` without a GPU).
 * :func:`registered_plugin` registers a throw-away plugin for the length of a ``with`` block.
 
 With pytest, the fixtures in :mod:`nkernels.testing.fixtures` load automatically (entry point
 ``pytest11``): ``nk_register_plugin`` registers plugins that are removed after the test.
 """
+from .agreement import check_cpu_cuda_agreement
 from .conformance import LayerConformance
 from .gradcheck import GradientMismatch, check_layer_gradients, check_loss_gradients
 from .plugins import registered_plugin
 
-__all__ = ["check_layer_gradients", "check_loss_gradients", "GradientMismatch", "LayerConformance",
+__all__ = ["check_cpu_cuda_agreement", "check_layer_gradients", "check_loss_gradients", "GradientMismatch", "LayerConformance",
            "registered_plugin"]

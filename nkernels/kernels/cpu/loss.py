@@ -70,3 +70,22 @@ def mse_backward(pred, target, dpred):
     scale = 2.0 / pred.shape[0]
     for i in range(pred.shape[0]):
         dpred[i] = (pred[i] - target[i]) * scale
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy_forward_into(logits, labels, probs, losses, index):
+    """:func:`softmax_cross_entropy_forward` writing the mean loss to ``losses[index]`` (float64)
+    instead of returning it: on a GPU the value then stays on the device."""
+    losses[index] = softmax_cross_entropy_forward(logits, labels, probs)
+
+
+@njit(cache=True, error_model="numpy")
+def count_correct_into(logits, labels, counts, index):
+    """:func:`count_correct` writing the count to ``counts[index]`` (int64)."""
+    counts[index] = count_correct(logits, labels)
+
+
+@njit(cache=True, error_model="numpy")
+def mse_forward_into(pred, target, losses, index):
+    """:func:`mse_forward` writing the mean to ``losses[index]`` (float64)."""
+    losses[index] = mse_forward(pred, target)

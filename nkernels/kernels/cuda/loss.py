@@ -19,11 +19,12 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from .launch import as_device_array, flat, grid_stride, simulator
-from .reduce import MAX_THREADS, block_sum, finish, partials_for, partials_for_blocks
+from .launch import as_device_array, flat, grid_stride, scratch, simulator
+from .reduce import MAX_THREADS, block_sum, finish, finish_into, partials_for, partials_for_blocks
 
 __all__ = ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "count_correct",
-           "mse_forward", "mse_backward"]
+           "mse_forward", "mse_backward", "softmax_cross_entropy_forward_into", "count_correct_into",
+           "mse_forward_into"]
 
 #: Elements of a staged chunk of rows (shared memory: 16 KB float32, 32 KB float64).
 CHUNK = 4096
@@ -103,6 +104,19 @@ def _sce_forward_rows(logits, labels, probs, partials):
         partials[cuda.blockIdx.x] = total
 
 
+def _sce_partials(logits, labels, probs):
+    """First pass of the softmax cross-entropy: ``(partials, blocks)`` of the summed loss."""
+    n, c = logits.shape
+    chunk = _chunk()
+    if c <= chunk:
+        blocks, threads, partials = partials_for_blocks(math.ceil(n / (chunk // c)))
+        _sce_forward_kernel(chunk)[blocks, threads](flat(logits), labels, flat(probs), n, c, partials)
+    else:
+        blocks, threads, partials = partials_for(n)
+        _sce_forward_rows[blocks, threads](logits, labels, probs, partials)
+    return partials, blocks
+
+
 def softmax_cross_entropy_forward(logits, labels, probs):
     """Mean cross-entropy of ``softmax(logits)`` against integer ``labels``.
 
@@ -113,17 +127,22 @@ def softmax_cross_entropy_forward(logits, labels, probs):
     logits = as_device_array(logits, "logits")
     labels = as_device_array(labels, "labels")
     probs = as_device_array(probs, "probs")
-    n, c = logits.shape
+    n = logits.shape[0]
     if n == 0:
         return float("nan")  # the CPU kernel's 0 / 0
-    chunk = _chunk()
-    if c <= chunk:
-        blocks, threads, partials = partials_for_blocks(math.ceil(n / (chunk // c)))
-        _sce_forward_kernel(chunk)[blocks, threads](flat(logits), labels, flat(probs), n, c, partials)
-    else:
-        blocks, threads, partials = partials_for(n)
-        _sce_forward_rows[blocks, threads](logits, labels, probs, partials)
-    return finish(partials, blocks) / n
+    return finish(*_sce_partials(logits, labels, probs)) / n
+
+
+def softmax_cross_entropy_forward_into(logits, labels, probs, losses, index):
+    """:func:`softmax_cross_entropy_forward` writing the mean loss to ``losses[index]`` (a float64
+    device array) instead of returning it: nothing comes back to the host."""
+    logits = as_device_array(logits, "logits")
+    labels = as_device_array(labels, "labels")
+    probs = as_device_array(probs, "probs")
+    losses = as_device_array(losses, "losses")
+    n = logits.shape[0]
+    partials, blocks = _sce_partials(logits, labels, probs)
+    finish_into(partials, blocks, 1.0 / n, losses, index)
 
 
 @cuda.jit(cache=True)
@@ -203,14 +222,9 @@ def _count_correct_rows(logits, labels, partials):
         partials[cuda.blockIdx.x] = total
 
 
-def count_correct(logits, labels):
-    """Number of rows whose arg-max (first on ties) equals the label, as a Python int
-    (synchronizes)."""
-    logits = as_device_array(logits, "logits")
-    labels = as_device_array(labels, "labels")
+def _count_partials(logits, labels):
+    """First pass of :func:`count_correct`: ``(partials, blocks)`` of the count."""
     n, c = logits.shape
-    if n == 0:
-        return 0
     chunk = _chunk()
     if c <= chunk:
         blocks, threads, partials = partials_for_blocks(math.ceil(n / (chunk // c)))
@@ -218,7 +232,34 @@ def count_correct(logits, labels):
     else:
         blocks, threads, partials = partials_for(n)
         _count_correct_rows[blocks, threads](logits, labels, partials)
-    return int(round(finish(partials, blocks)))
+    return partials, blocks
+
+
+def count_correct(logits, labels):
+    """Number of rows whose arg-max (first on ties) equals the label, as a Python int
+    (synchronizes)."""
+    logits = as_device_array(logits, "logits")
+    labels = as_device_array(labels, "labels")
+    if logits.shape[0] == 0:
+        return 0
+    return int(round(finish(*_count_partials(logits, labels))))
+
+
+@cuda.jit(cache=True)
+def _store_count(total, counts, index):
+    if cuda.grid(1) == 0:
+        counts[index] = int(total[0] + 0.5)
+
+
+def count_correct_into(logits, labels, counts, index):
+    """:func:`count_correct` writing the count to ``counts[index]`` (an int64 device array)."""
+    logits = as_device_array(logits, "logits")
+    labels = as_device_array(labels, "labels")
+    counts = as_device_array(counts, "counts")
+    partials, blocks = _count_partials(logits, labels)
+    total = scratch("count", 1, np.float64)
+    finish_into(partials, blocks, 1.0, total, 0)
+    _store_count[1, 1](total, counts, index)
 
 
 @cuda.jit(cache=True)
@@ -253,6 +294,17 @@ def mse_forward(pred, target):
     blocks, threads, partials = partials_for(n)
     _mse_forward[blocks, threads](pred, target, partials)
     return finish(partials, blocks) / n
+
+
+def mse_forward_into(pred, target, losses, index):
+    """:func:`mse_forward` writing the mean to ``losses[index]`` (a float64 device array)."""
+    pred = as_device_array(pred, "pred")
+    target = as_device_array(target, "target")
+    losses = as_device_array(losses, "losses")
+    n = pred.shape[0]
+    blocks, threads, partials = partials_for(n)
+    _mse_forward[blocks, threads](pred, target, partials)
+    finish_into(partials, blocks, 1.0 / n, losses, index)
 
 
 @cuda.jit(cache=True)

@@ -64,3 +64,20 @@ def finish(partials, blocks: int) -> float:
     out = scratch("result", 1, np.float64)
     _sum_partials[1, reduce_threads()](partials, blocks, out)
     return float(read_scalar(out))
+
+
+@cuda.jit(cache=True)
+def _sum_partials_into(partials, count, scale, out, index):
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    s = np.float64(0.0)
+    for i in range(cuda.threadIdx.x, count, cuda.blockDim.x):
+        s += partials[i]
+    total = block_sum(red, s)
+    if cuda.threadIdx.x == 0:
+        out[index] = total * scale
+
+
+def finish_into(partials, blocks: int, scale: float, out, index: int) -> None:
+    """Like :func:`finish`, but write ``total * scale`` to ``out[index]`` on the device (no copy,
+    no synchronization): how a training loop keeps its per-step losses on the GPU."""
+    _sum_partials_into[1, reduce_threads()](partials, blocks, np.float64(scale), out, index)
