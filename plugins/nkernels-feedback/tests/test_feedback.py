@@ -249,3 +249,14 @@ def test_command_line(capsys):
     assert "test accuracy" in capsys.readouterr().out
     assert cli_main(["train", "--scheme", "fa", "--model", "cnn", "--epochs", "1", "--quiet"]) == 2
     assert "fa cannot train layer 0 (Conv2D)" in capsys.readouterr().err
+
+
+def test_readme_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", readme, re.S):
+        exec(block, namespace)
+    assert namespace["history"]["val_accuracy"][-1] >= 0.95

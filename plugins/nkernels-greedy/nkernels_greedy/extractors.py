@@ -348,8 +348,8 @@ class Autoencoder(LayerExtractor):
             decoder = gdecoder = self._buffer(size, "scratch", (h, f))
         else:
             decoder, gdecoder = self.decoder_weight_, self.grads_["decoder_weight"]
-        done = autoencoder_epoch(X, order, start, n_batches, self.corruption, self.noise_seed_, self._counter, self.tied,
-                                 ACTIVATION_CODES[self.activation], self.weight_, self.bias_, decoder,
+        done = autoencoder_epoch(X, order, start, n_batches, self.corruption, self.noise_seed_, self._counter,
+                                 self.tied, ACTIVATION_CODES[self.activation], self.weight_, self.bias_, decoder,
                                  self.decoder_bias_, self.grads_["weight"], self._grad_bias(), gdecoder,
                                  self.grads_["decoder_bias"], self._buffer(size, "xb", (size, f)),
                                  self._buffer(size, "x_in", (size, f)), self._buffer(size, "pre", (size, h)),

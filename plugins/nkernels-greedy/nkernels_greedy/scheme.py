@@ -44,8 +44,8 @@ class Greedy(nk.schemes.Scheme):
     most one activation.
 
     ``mode="supervised"`` (Belilovsky et al. 2019) trains each hidden block together with a small
-    auxiliary classifier ``head`` on the labels, then freezes it and drops the head; the output
-    block is trained last. ``head`` is None (a linear head), an int (one hidden ReLU layer of that
+    auxiliary classifier ``head`` on the labels, then freezes it and drops the head; the last
+    hidden block is trained together with the output block, its head for good. ``head`` is None (a linear head), an int (one hidden ReLU layer of that
     width) or a callable ``head(input_shape, n_outputs)`` returning a list of layers. Any kind of
     block works in this mode (convolutions too).
 
@@ -233,7 +233,8 @@ class _Run:
         if stage.kind == "head":
             out_shape = nk.Sequential(layers).output_shape((1,) + self.H.shape[1:])
             head_seed, seed = seed.spawn(2)
-            layers = layers + scheme._head(out_shape[1:], self.n_outputs, int(head_seed.generate_state(1)[0]), model.dtype)
+            head = scheme._head(out_shape[1:], self.n_outputs, int(head_seed.generate_state(1)[0]), model.dtype)
+            layers = layers + head
         return _Supervised(nk.Sequential(layers), self.H, self.targets, self.loss, _fresh(scheme.optimizer),
                            self.batch_size, seed, scheme.compiled, (self.H_val, val_y) if self.val else None)
 

@@ -240,3 +240,15 @@ def test_command_line_runs_greedy_with_options(capsys):
                      "--lr", "0.003"]) == 0
     out = capsys.readouterr().out
     assert "greedy" in out and "test accuracy" in out
+
+
+def test_readme_examples_run(capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", readme, re.S):
+        exec(block, namespace)
+    assert namespace["history"]["stage"][0] == "stage 1/4: autoencoder on layer 0"
+    assert namespace["model"].predict(namespace["X_test"]).shape == (len(namespace["X_test"]), 10)
