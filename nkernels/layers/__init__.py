@@ -4,9 +4,10 @@ from .base import Layer
 from .conv import Conv1D, Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .frozen import Frozen
 from .pool import AvgPool2D, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM
 from .reshape import Flatten
 
 __all__ = ["Layer", "Dense", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Tanh",
-           "Dropout", "Flatten", "LSTM", "GRU"]
+           "Dropout", "Flatten", "LSTM", "GRU", "Frozen"]

@@ -1,0 +1,126 @@
+"""Frozen: a fitted feature extractor as a layer, so that a trained head can sit on top of it."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import NotFittedError
+from .base import Layer, as_numeric_array
+
+#: the registry name under which a Frozen layer records a wrapped ``Sequential``
+SEQUENTIAL = "sequential"
+
+
+class Frozen(Layer):
+    """Wraps a fitted extractor (anything with ``transform(X)``) as a layer with no trainable parameters.
+
+    ``nk.Sequential([nk.layers.Frozen(kmeans), nk.layers.Dense(200, 10)])`` trains only the
+    Dense head: Frozen has no ``params``, and its ``backward`` passes no gradient to its input
+    (it returns zeros, as ``tensor.detach()`` would), so layers *below* a Frozen layer do not
+    learn. Put Frozen layers first. A trained ``model[:k]`` can be frozen too.
+
+    Saving (``nk.save``/``nk.load``) needs the extractor to be registered in
+    ``nk.registry.extractors`` (a ``Sequential`` needs nothing) and to implement a small protocol:
+
+    - ``get_config()``: its constructor arguments as JSON values, and ``from_config(config)``
+      (a classmethod; ``cls(**config)`` when absent);
+    - ``state_arrays()``: its fitted state as a dict of NumPy arrays, the very arrays its
+      ``transform`` computes with (not copies); NotFittedError before ``fit``;
+    - ``load_state_arrays(arrays)``: adopt those arrays, without copying, as its fitted state.
+
+    The state travels as this layer's ``buffers``, the config in the model's JSON metadata, so
+    loading never executes code. On load, the extractor is rebuilt from its config, given
+    zero-filled arrays of the recorded shapes and dtypes, and the file's values are then written
+    into those arrays in place: ``transform`` must therefore derive everything it needs from the
+    state arrays when it runs, not cache it in ``load_state_arrays``.
+    """
+
+    def __init__(self, extractor: Any):
+        if not callable(getattr(extractor, "transform", None)):
+            raise TypeError(f"Frozen needs a fitted extractor with a transform(X) method, got {extractor!r}")
+        self.extractor = extractor
+        if _is_sequential(extractor):
+            state = {**{f"params.{k}": v for k, v in extractor.params.items()},
+                     **{f"buffers.{k}": v for k, v in extractor.buffers.items()}}
+        elif callable(getattr(extractor, "state_arrays", None)):
+            state = extractor.state_arrays()  # NotFittedError for an extractor that was never fitted
+            if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+                raise TypeError(f"{type(extractor).__name__}.state_arrays() must return a dict of NumPy arrays")
+        else:
+            state = {}  # usable for training and inference; get_config says why it cannot be saved
+        self.buffers.update({f"state.{k}": v for k, v in state.items()})
+
+    # -- passes --------------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        x = self.prepare_input(x)
+        out = as_numeric_array(self.extractor.transform(x), f"{type(self.extractor).__name__}.transform output")
+        if out.ndim < 1 or out.shape[0] != x.shape[0]:
+            raise ValueError(f"{type(self.extractor).__name__}.transform returned shape {out.shape} for "
+                             f"{x.shape[0]} samples; it must return one row per sample")
+        if training:
+            self.save_for_backward(shape=x.shape, out_shape=out.shape)
+        return np.ascontiguousarray(out, dtype=self.dtype)
+
+    def backward(self, dy):
+        """Checks ``dy`` and returns zeros shaped as the input: no gradient flows through an extractor."""
+        saved = self.saved_for_backward()
+        self.prepare_grad_output(dy, saved["out_shape"])
+        return np.broadcast_to(np.zeros((), self.dtype), saved["shape"])
+
+    # -- config --------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The extractor by registry name, its config, and the shapes and dtypes of its state arrays."""
+        ext = self.extractor
+        if _is_sequential(ext):
+            name, config = SEQUENTIAL, ext.get_config()
+        else:
+            from .. import registry
+
+            missing = [m for m in ("get_config", "state_arrays", "load_state_arrays")
+                       if not callable(getattr(ext, m, None))]
+            if missing:
+                raise TypeError(f"a Frozen {type(ext).__name__} cannot be saved: the extractor implements no "
+                                f"{', '.join(missing)} (see nk.layers.Frozen for the protocol)")
+            name, config = registry.extractors.name_of(type(ext)), ext.get_config()
+        state = {k[len("state."):]: {"shape": list(v.shape), "dtype": v.dtype.str}
+                 for k, v in self.buffers.items()}
+        return {"extractor": name, "config": config, "state": state}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Frozen":
+        """A Frozen layer around an extractor rebuilt from :meth:`get_config`'s output (state zero-filled)."""
+        from .. import registry
+        from ..model import Sequential
+
+        if not isinstance(config, dict) or not isinstance(config.get("extractor"), str) \
+                or not isinstance(config.get("state", {}), dict):
+            raise ValueError(f"a Frozen config must be a dict with an 'extractor' name and a 'state' dict, "
+                             f"got {config!r}")
+        state = {}
+        for key, spec in config.get("state", {}).items():
+            try:
+                state[key] = np.zeros(tuple(int(s) for s in spec["shape"]), np.dtype(spec["dtype"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"bad state entry {key!r} in a Frozen config: {spec!r} ({exc})") from None
+        name, ext_config = config["extractor"], dict(config.get("config") or {})
+        if name == SEQUENTIAL:
+            extractor = Sequential.from_config(ext_config)
+            layer = cls(extractor)  # its buffers are the model's own arrays, which the loader fills
+            if set(layer.buffers) != {f"state.{k}" for k in state}:
+                raise ValueError("the state entries of a frozen Sequential do not match its architecture")
+            return layer
+        ext_cls = registry.extractors[name]
+        build = getattr(ext_cls, "from_config", None)
+        extractor = build(ext_config) if callable(build) else ext_cls(**ext_config)
+        extractor.load_state_arrays(state)
+        return cls(extractor)
+
+    def __repr__(self) -> str:
+        return f"Frozen({self.extractor!r})"
+
+
+def _is_sequential(obj: Any) -> bool:
+    from ..model import Sequential
+
+    return isinstance(obj, Sequential)

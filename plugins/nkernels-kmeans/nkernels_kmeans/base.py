@@ -1,0 +1,177 @@
+"""What every extractor of this plugin shares: the scikit-learn shape, checks, and the state protocol.
+
+The state protocol is the one :class:`nkernels.layers.Frozen` uses to save an extractor inside a
+model: ``get_config()`` (constructor arguments as JSON values), ``from_config(config)``,
+``state_arrays()`` (the fitted arrays themselves) and ``load_state_arrays(arrays)``.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from nkernels.data import check_features
+from nkernels.errors import NotFittedError
+
+ENCODINGS = ("triangle", "hard")
+
+
+class Extractor:
+    """Base class: records the constructor arguments and keeps the fitted state as named arrays.
+
+    A subclass's ``fit`` ends with :meth:`_set_state`, and ``transform`` reads ``self._state``
+    (after :meth:`_check_fitted`); :meth:`_state_names` lists the names a fitted state has, given
+    the constructor arguments, so that a loaded state can be checked against the config.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        obj = super().__new__(cls)
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        obj._config = dict(list(bound.arguments.items())[1:])
+        obj._state = None
+        return obj
+
+    # -- the state protocol -------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON values) that rebuild this extractor, unfitted."""
+        return _jsonable(self._config)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Extractor":
+        """A new, unfitted extractor from :meth:`get_config`'s output."""
+        return cls(**config)
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether :meth:`fit` (or :meth:`load_state_arrays`) has run."""
+        return self._state is not None
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state: the arrays ``transform`` computes with (not copies)."""
+        self._check_fitted()
+        return dict(self._state)
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "Extractor":
+        """Adopt ``arrays`` (as from :meth:`state_arrays`) as the fitted state, without copying; returns self."""
+        expected = set(self._state_names(arrays))
+        missing, unexpected = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__} state arrays do not match its config: missing {missing}, "
+                             f"unexpected {unexpected}")
+        for name, value in arrays.items():
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"state array {name!r} must be a NumPy array, got {type(value).__name__}")
+        self._state = dict(arrays)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """``fit(X, y).transform(X)``."""
+        return self.fit(X, y).transform(X)
+
+    # -- for subclasses ------------------------------------------------------------------------
+    def _state_names(self, arrays: dict[str, np.ndarray]) -> list[str]:
+        """The names a fitted state must have (``arrays`` is the state offered, for names that vary)."""
+        raise NotImplementedError
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self._state = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+
+    def _check_fitted(self) -> None:
+        if self._state is None:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items() if not isinstance(v, np.ndarray))
+        return f"{type(self).__name__}({args})"
+
+
+def check_rows(X: Any, n_features: int | None = None, name: str = "X") -> np.ndarray:
+    """``X`` as a C-contiguous float32/float64 (n, d) array without NaN or inf."""
+    X = check_features(X, name)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features but the extractor was fitted on {n_features}")
+    return X
+
+
+def check_images(X: Any, shape: tuple[int, int, int] | None = None, name: str = "X") -> np.ndarray:
+    """``X`` as a C-contiguous float (N, C, H, W) array without NaN or inf, of (C, H, W) ``shape`` when given."""
+    X = check_features(X, name)
+    if X.ndim != 4:
+        raise ValueError(f"{name} must be images of shape (N, C, H, W), got shape {X.shape}; reshape flat "
+                         f"vectors first (nk.datasets.load('digits', flat=False) gives (N, 1, 8, 8))")
+    shape = None if shape is None else tuple(int(s) for s in shape)
+    if shape is not None and tuple(X.shape[1:]) != shape:
+        raise ValueError(f"{name} has images of shape {tuple(X.shape[1:])} but the extractor was fitted on "
+                         f"{shape}")
+    return X
+
+
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+    """``value`` as a finite float, at least (or, with ``strict``, above) ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name} must be {'greater than' if strict else 'at least'} {minimum}, got {value}")
+    return float(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as an int or None."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    return None if seed is None else int(seed)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def feature_statistics(features: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-feature mean and standard deviation (1 where a feature is constant) of training features."""
+    mean = features.mean(axis=0, dtype=np.float64)
+    std = features.std(axis=0, dtype=np.float64)
+    std[std < 1e-8] = 1.0
+    return {"feature_mean": mean.astype(features.dtype), "feature_std": std.astype(features.dtype)}
+
+
+def standardize(features: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+    """``features`` standardized in place with :func:`feature_statistics` from ``state``; returns them."""
+    features -= state["feature_mean"]
+    features /= state["feature_std"]
+    return features

@@ -1,0 +1,158 @@
+"""Numba kernels of the k-means extractors: plain functions on arrays, outputs preallocated.
+
+The cross term ``X @ centroids.T`` of the squared distances
+``|x|^2 - 2 x.c + |c|^2`` is computed by the caller as one BLAS GEMM, outside every ``prange``
+region; the kernels here take it (``cross``) with the precomputed squared norms. Each kernel
+trusts its inputs (labels within range, matching shapes): the extractors check them first.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def nearest_centroid(cross, x_sq, c_sq, labels, min_dist):
+    """Fused distance and argmin: ``labels[i] = argmin_j |x_i - c_j|^2``, ``min_dist[i]`` that distance.
+
+    cross (n, k) = X @ C.T, x_sq (n,) and c_sq (k,) the squared row norms of X and C. Ties go
+    to the lowest index; a distance that rounding makes negative is clipped to 0.
+    """
+    n, k = cross.shape
+    for i in prange(n):
+        best = np.inf
+        arg = 0
+        for j in range(k):
+            d = c_sq[j] - 2.0 * cross[i, j]
+            if d < best:
+                best = d
+                arg = j
+        labels[i] = arg
+        d = best + x_sq[i]
+        min_dist[i] = d if d > 0.0 else 0.0
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def cluster_sums(X, labels, partial_sums, partial_counts, sums, counts):
+    """The centroid update's reduction: per-cluster sums (k, d) and counts (k,) of the rows of X.
+
+    The rows are summed in T = ``len(partial_sums)`` contiguous blocks in parallel (block t takes
+    rows [t n / T, (t + 1) n / T) into partial_sums[t] (k, d) float64 and partial_counts[t]),
+    then the blocks are added in order into ``sums`` and ``counts``: the result does not depend
+    on scheduling or on the number of threads. Every output is overwritten.
+    """
+    n, d = X.shape
+    n_blocks, k = partial_counts.shape
+    for t in prange(n_blocks):
+        block_sums = partial_sums[t]
+        block_counts = partial_counts[t]
+        block_sums[:] = 0.0
+        block_counts[:] = 0
+        for i in range(t * n // n_blocks, (t + 1) * n // n_blocks):
+            c = labels[i]
+            block_counts[c] += 1
+            for f in range(d):
+                block_sums[c, f] += X[i, f]
+    # explicit loops: an array expression here would become one more parallel region
+    for j in range(k):
+        total = 0
+        for t in range(n_blocks):
+            total += partial_counts[t, j]
+        counts[j] = total
+        for f in range(d):
+            acc = 0.0
+            for t in range(n_blocks):
+                acc += partial_sums[t, j, f]
+            sums[j, f] = acc
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def triangle_encode(cross, x_sq, c_sq, out):
+    """The triangle encoding of Coates, Lee and Ng (2011): ``out[i, j] = max(0, mean_k z_ik - z_ij)``
+
+    with ``z_ij = |x_i - c_j|`` (Euclidean distances). cross (n, k), x_sq (n,), c_sq (k,), out (n, k).
+    """
+    n, k = cross.shape
+    for i in prange(n):
+        total = 0.0
+        for j in range(k):
+            d = x_sq[i] - 2.0 * cross[i, j] + c_sq[j]
+            z = np.sqrt(d) if d > 0.0 else 0.0
+            out[i, j] = z
+            total += z
+        mu = total / k
+        for j in range(k):
+            v = mu - out[i, j]
+            out[i, j] = v if v > 0.0 else 0.0
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def gather_patches(images, index, ys, xs, ph, pw, out):
+    """``out[r] = images[index[r], :, ys[r]:ys[r] + ph, xs[r]:xs[r] + pw]`` flattened (channel, row, column).
+
+    images (N, C, H, W); index, ys, xs (R,) int64 with every patch inside its image; out (R, C ph pw).
+    """
+    n_channels = images.shape[1]
+    for r in prange(out.shape[0]):
+        img, y0, x0 = index[r], ys[r], xs[r]
+        f = 0
+        for c in range(n_channels):
+            for dy in range(ph):
+                for dx in range(pw):
+                    out[r, f] = images[img, c, y0 + dy, x0 + dx]
+                    f += 1
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def contrast_normalize(rows, eps):
+    """In place, each row minus its mean, divided by ``sqrt(variance + eps)`` (Coates et al. 2011)."""
+    n, d = rows.shape
+    for i in prange(n):
+        mean = 0.0
+        for f in range(d):
+            mean += rows[i, f]
+        mean /= d
+        var = 0.0
+        for f in range(d):
+            var += (rows[i, f] - mean) ** 2
+        scale = 1.0 / np.sqrt(var / d + eps)
+        for f in range(d):
+            rows[i, f] = (rows[i, f] - mean) * scale
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def encode_pool(cross, z_sq, c_sq, n_y, n_x, region_y, region_x, hard, out):
+    """Encode every patch position of N images and sum-pool the codes over regions.
+
+    cross (N n_y n_x, k) = Z @ C.T for the whitened patches Z, rows in (image, y, x) order, and
+    z_sq (N n_y n_x,), c_sq (k,) their squared norms. Position (y, x) adds its code to region
+    (region_y[y], region_x[x]) of out (N, k, R, Q), which is overwritten. The code is the
+    triangle encoding, or with ``hard`` a one-hot of the nearest centroid.
+    """
+    n_rows, k = cross.shape
+    n_images = out.shape[0]
+    per_image = n_y * n_x
+    for n in prange(n_images):
+        out[n] = 0.0
+        z = np.empty(k, np.float64)
+        for p in range(per_image):
+            i = n * per_image + p
+            ry = region_y[p // n_x]
+            rx = region_x[p % n_x]
+            if hard:
+                best = np.inf
+                arg = 0
+                for j in range(k):
+                    d = c_sq[j] - 2.0 * cross[i, j]
+                    if d < best:
+                        best = d
+                        arg = j
+                out[n, arg, ry, rx] += 1.0
+            else:
+                total = 0.0
+                for j in range(k):
+                    d = z_sq[i] - 2.0 * cross[i, j] + c_sq[j]
+                    z[j] = np.sqrt(d) if d > 0.0 else 0.0
+                    total += z[j]
+                mu = total / k
+                for j in range(k):
+                    if z[j] < mu:
+                        out[n, j, ry, rx] += mu - z[j]

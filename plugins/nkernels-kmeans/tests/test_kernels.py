@@ -1,0 +1,119 @@
+"""Each kernel against a plain NumPy reference written out at the top of this file (float64)."""
+import numpy as np
+import pytest
+
+from nkernels_kmeans import kernels as K
+from nkernels_kmeans.lloyd import SUM_BLOCKS
+
+
+# -- references ----------------------------------------------------------------------------------
+def ref_nearest(X, C):
+    d = ((X[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
+    return d.argmin(axis=1), d.min(axis=1)
+
+
+def ref_cluster_sums(X, labels, k):
+    sums = np.zeros((k, X.shape[1]))
+    counts = np.zeros(k, np.int64)
+    for x, c in zip(X, labels):
+        sums[c] += x
+        counts[c] += 1
+    return sums, counts
+
+
+def ref_triangle(X, C):
+    z = np.sqrt(((X[:, None, :] - C[None, :, :]) ** 2).sum(axis=2))
+    return np.maximum(z.mean(axis=1, keepdims=True) - z, 0.0)
+
+
+def ref_contrast_normalize(P, eps):
+    centered = P - P.mean(axis=1, keepdims=True)
+    return centered / np.sqrt(P.var(axis=1, keepdims=True) + eps)
+
+
+def ref_encode_pool(Z, C, n_images, ny, nx, region_y, region_x, hard):
+    codes = np.eye(len(C))[ref_nearest(Z, C)[0]] if hard else ref_triangle(Z, C)
+    codes = codes.reshape(n_images, ny, nx, len(C))
+    out = np.zeros((n_images, len(C), region_y.max() + 1, region_x.max() + 1))
+    for y in range(ny):
+        for x in range(nx):
+            out[:, :, region_y[y], region_x[x]] += codes[:, y, x, :]
+    return out
+
+
+# -- tests ---------------------------------------------------------------------------------------
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((50, 7)), rng.standard_normal((6, 7))
+
+
+def test_nearest_centroid(data):
+    X, C = data
+    labels, min_dist = np.empty(len(X), np.int64), np.empty(len(X))
+    K.nearest_centroid(X @ C.T, (X ** 2).sum(1), (C ** 2).sum(1), labels, min_dist)
+    ref_labels, ref_dist = ref_nearest(X, C)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(min_dist, ref_dist, rtol=1e-12, atol=1e-12)
+
+
+def test_nearest_centroid_clips_rounding_below_zero():
+    rng = np.random.default_rng(0)
+    C = rng.standard_normal((1, 4)) * 1e4
+    X = C + rng.standard_normal((20, 4)) * 1e-6  # the expanded distances round to tiny negatives
+    x_sq, c_sq, cross = (X ** 2).sum(1), (C ** 2).sum(1), X @ C.T
+    assert np.any(x_sq - 2 * cross[:, 0] + c_sq < 0)
+    labels, min_dist = np.empty(20, np.int64), np.empty(20)
+    K.nearest_centroid(cross, x_sq, c_sq, labels, min_dist)
+    assert np.all(min_dist >= 0) and np.all(labels == 0)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3, SUM_BLOCKS])
+def test_cluster_sums(data, n_blocks):
+    X, _ = data
+    labels = np.random.default_rng(1).integers(0, 5, len(X))
+    labels[:3] = 4  # cluster 5 of 6 stays empty
+    labels[labels == 5] = 0
+    sums, counts = np.full((6, 7), np.nan), np.full(6, -1, np.int64)
+    K.cluster_sums(X, labels, np.full((n_blocks, 6, 7), np.nan), np.full((n_blocks, 6), -1, np.int64), sums, counts)
+    ref_sums, ref_counts = ref_cluster_sums(X, labels, 6)
+    np.testing.assert_array_equal(counts, ref_counts)
+    np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-12)
+
+
+def test_triangle_encode(data):
+    X, C = data
+    out = np.empty((len(X), len(C)))
+    K.triangle_encode(X @ C.T, (X ** 2).sum(1), (C ** 2).sum(1), out)
+    np.testing.assert_allclose(out, ref_triangle(X, C), rtol=1e-10, atol=1e-10)
+    assert np.all(out >= 0) and np.any(out == 0)
+
+
+def test_gather_patches():
+    rng = np.random.default_rng(2)
+    images = rng.standard_normal((3, 2, 6, 5))
+    index, ys, xs = np.array([0, 2, 1, 2]), np.array([0, 3, 1, 2]), np.array([0, 2, 3, 0])
+    out = np.empty((4, 2 * 3 * 2))
+    K.gather_patches(images, index, ys, xs, 3, 2, out)
+    for r in range(4):
+        np.testing.assert_array_equal(out[r], images[index[r], :, ys[r]:ys[r] + 3, xs[r]:xs[r] + 2].ravel())
+
+
+def test_contrast_normalize():
+    P = np.random.default_rng(3).standard_normal((20, 9)) * 3 + 1
+    P[0] = 0.5  # a flat patch stays finite
+    expected = ref_contrast_normalize(P, 0.1)
+    K.contrast_normalize(P, 0.1)
+    np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_encode_pool(hard):
+    rng = np.random.default_rng(4)
+    n_images, ny, nx, k = 3, 5, 4, 6
+    Z, C = rng.standard_normal((n_images * ny * nx, 8)), rng.standard_normal((k, 8))
+    region_y, region_x = np.array([0, 0, 0, 1, 1]), np.array([0, 0, 1, 1])
+    out = np.full((n_images, k, 2, 2), np.nan)
+    K.encode_pool(Z @ C.T, (Z ** 2).sum(1), (C ** 2).sum(1), ny, nx, region_y, region_x, hard, out)
+    np.testing.assert_allclose(out, ref_encode_pool(Z, C, n_images, ny, nx, region_y, region_x, hard),
+                               rtol=1e-10, atol=1e-10)
