@@ -1,0 +1,191 @@
+"""The ``es`` scheme: registration, options, updates, Dask workers, the command line and the digits figure."""
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels.callbacks import ProgressBar
+from nkernels.cli import main
+from nkernels_es import EvolutionStrategies
+from nkernels_es.estimate import centered_ranks
+from nkernels_es.noise import NoiseTable
+from nkernels_es.population import flat_parameters
+
+L = nk.layers
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return nk.datasets.load("digits")
+
+
+def digits_mlp(seed=0, hidden=(128, 64)):
+    """The issue's MLP, 64-128-64-10."""
+    return nk.presets.mlp((64,), 10, hidden=hidden, seed=seed)
+
+
+def params_of(model):
+    return flat_parameters(model)[0]
+
+
+def test_registered_through_the_entry_point():
+    assert nk.registry.schemes["es"] is EvolutionStrategies
+    entry = nk.registry.schemes.provider("es")
+    assert (entry.plugin, entry.distribution) == ("es", "nkernels-es")
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"population": 7}, ValueError, "population must be even"),
+    ({"population": 0}, ValueError, "population must be an integer of at least 2"),
+    ({"sigma": 0.0}, ValueError, "sigma must be a finite number above 0"),
+    ({"sigma": float("nan")}, ValueError, "sigma must be a finite number above 0"),
+    ({"fitness_shaping": "softmax"}, ValueError, "unknown fitness_shaping 'softmax'"),
+    ({"generations_per_epoch": 0}, ValueError, "generations_per_epoch must be an integer"),
+    ({"optimizer": "lion"}, ValueError, "unknown optimizer 'lion'"),
+    ({"lr": -1.0}, ValueError, "lr must be a finite number above 0"),
+    ({"workers": 0}, ValueError, "workers must be a positive integer"),
+    ({"workers": 2, "scheduler": "tcp://127.0.0.1:1"}, ValueError, "not both"),
+    ({"compiled": "yes"}, TypeError, "compiled must be True or False"),
+])
+def test_bad_options_are_clear_errors(options, error, message):
+    with pytest.raises(error, match=message):
+        EvolutionStrategies(**options)
+
+
+def test_bad_data_and_a_small_noise_table_are_rejected_before_training(digits):
+    X, y = digits[0][:50], digits[1][:50]
+    with pytest.raises(ValueError, match="labels must lie in"):
+        nk.train(digits_mlp(), X, y + 10, scheme="es", epochs=1)
+    with pytest.raises(ValueError, match="pass a larger noise_size"):
+        nk.train(digits_mlp(), X, y, scheme="es", epochs=1, noise_size=1000)
+    with pytest.raises(ValueError, match="X has 50 samples but y has 49"):
+        nk.train(digits_mlp(), X, y[:49], scheme="es", epochs=1)
+
+
+def reference_mlp_loss(theta, X, y, sizes=(64, 128, 64, 10)):
+    """Cross-entropy of the ReLU MLP ``sizes`` with flat float64 parameters ``theta`` (weight, bias per layer)."""
+    h, start = X.astype(np.float64), 0
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = theta[start:start + n_out * n_in].reshape(n_out, n_in)
+        b = theta[start + n_out * n_in:start + n_out * n_in + n_out]
+        start += n_out * n_in + n_out
+        h = h @ W.T + b
+        if i < len(sizes) - 2:
+            h = np.maximum(h, 0)
+    shifted = h - h.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -np.mean(log_probs[np.arange(len(y)), y])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_generation_is_the_official_update(digits, optimizer):
+    # One generation by hand, as the paper's code does it: fitness = -loss on a minibatch, centered
+    # ranks, g = sum_i (r+_i - r-_i) eps_i / 2n (not divided by sigma), then a step on -g + l2coeff * theta.
+    X, y = digits[0][:200], digits[1][:200]
+    model = digits_mlp(seed=3)
+    theta = params_of(model).astype(np.float64)
+    lr = {"sgd": 0.5, "adam": 0.01}[optimizer]
+    scheme = EvolutionStrategies(population=8, sigma=0.05, optimizer=optimizer, lr=lr, weight_decay=0.005,
+                                 generations_per_epoch=1)
+    scheme.fit(model, X, y, epochs=1, batch_size=16, seed=11)
+
+    rng = np.random.default_rng(11)  # the scheme's draws, in its order
+    noise = NoiseTable(int(rng.integers(2**62)), max(2**23, 16 * theta.size), np.float32)
+    rows = rng.choice(200, 16, replace=False)
+    offsets = noise.sample_offsets(rng, 4, theta.size)
+    eps = [noise.get(o, theta.size).astype(np.float64) for o in offsets]
+    fitness = np.array([[-reference_mlp_loss(theta + 0.05 * e, X[rows], y[rows]),
+                         -reference_mlp_loss(theta - 0.05 * e, X[rows], y[rows])] for e in eps])
+    ranks = centered_ranks(fitness)
+    g = sum((ranks[i, 0] - ranks[i, 1]) * e for i, e in enumerate(eps)) / 8
+    grad = -g + 0.005 * theta
+    if optimizer == "sgd":
+        expected = theta - lr * grad
+    else:  # Adam's first step, bias-corrected
+        m, v = (1 - 0.9) * grad, (1 - 0.999) * grad ** 2
+        expected = theta - lr * (m / (1 - 0.9)) / (np.sqrt(v / (1 - 0.999)) + 1e-8)
+    np.testing.assert_allclose(params_of(model), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_constant_fitness_leaves_the_weights_alone():
+    # All-zero inputs into bias-free Dense layers: every member has the same loss, ln(3). The
+    # antithetic pairs must cancel exactly (ties share their rank), so with no weight decay nothing moves.
+    model = nk.Sequential([L.Dense(5, 4, bias=False), L.ReLU(), L.Dense(4, 3, bias=False)], seed=0)
+    before = params_of(model)
+    history = nk.train(model, np.zeros((40, 5), np.float32), np.arange(40) % 3, scheme="es", epochs=2,
+                       population=16, weight_decay=0.0, generations_per_epoch=3, seed=0)
+    np.testing.assert_array_equal(params_of(model), before)
+    assert history["best_fitness"] == history["mean_fitness"] == pytest.approx([-np.log(3)] * 2)
+
+
+def test_same_seed_same_weights_and_logs_per_epoch(digits):
+    X, y = digits[0][:300], digits[1][:300]
+    runs = []
+    for _ in range(2):
+        model = digits_mlp()
+        history = nk.train(model, X, y, scheme="es", epochs=2, population=16, batch_size=32, seed=4)
+        runs.append((params_of(model), history))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    history = runs[0][1]
+    assert history["generation"] == [10, 20]  # an epoch: ceil(300 / 32) generations
+    for best, mean in zip(history["best_fitness"], history["mean_fitness"]):
+        assert best >= mean
+    assert {"loss", "accuracy", "lr", "time"} <= set(history)
+    shown = ProgressBar.format_metrics(history.last())
+    assert "generation" in shown and "best_fitness" in shown and "mean_fitness" in shown
+
+
+def test_models_other_than_dense_chains_fall_back_member_by_member(digits):
+    X, y = digits[0][:64].reshape(-1, 1, 8, 8), digits[1][:64]
+    model = nk.Sequential([L.Conv2D(1, 2, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
+                           L.Dense(32, 10)], seed=0)
+    before = params_of(model)
+    history = nk.train(model, X, y, scheme="es", epochs=1, population=4, generations_per_epoch=2, seed=0)
+    assert history["generation"] == [2] and not np.array_equal(params_of(model), before)
+
+
+def test_compiled_and_member_by_member_paths_give_the_same_update(digits):
+    X, y = digits[0][:100], digits[1][:100]
+    results = []
+    for compiled in (True, False):
+        model = digits_mlp(hidden=(16,))
+        nk.train(model, X, y, scheme="es", epochs=1, population=6, generations_per_epoch=2, compiled=compiled,
+                 seed=5)
+        results.append(params_of(model))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
+
+
+def test_divergence_restores_the_epoch_start_and_says_so(digits):
+    X, y = digits[0][:64], digits[1][:64]
+    model = digits_mlp()
+    before = params_of(model)
+    with pytest.raises(nk.TrainingDivergedError, match="diverged in epoch 1"):
+        nk.train(model, X, y, scheme="es", epochs=1, population=4, sigma=1e38, seed=0)
+    np.testing.assert_array_equal(params_of(model), before)
+
+
+def test_one_and_two_dask_workers_give_identical_updates(digits):
+    pytest.importorskip("dask.distributed")
+    X, y = digits[0][:200], digits[1][:200]
+    runs = {}
+    for workers in (None, 1, 2):
+        model = digits_mlp()
+        history = nk.train(model, X, y, scheme="es", epochs=1, population=16, batch_size=32,
+                           generations_per_epoch=3, workers=workers, seed=1)
+        runs[workers] = params_of(model), history["mean_fitness"]
+    np.testing.assert_array_equal(runs[1][0], runs[None][0])
+    np.testing.assert_array_equal(runs[2][0], runs[None][0])
+    assert runs[1][1] == runs[2][1] == runs[None][1]
+
+
+def test_command_line_trains_with_es(capsys):
+    assert main(["train", "--scheme", "es", "--epochs", "1", "--option", "population=8",
+                 "--option", "generations_per_epoch=2", "--lr", "0.02"]) == 0
+    out = capsys.readouterr().out
+    assert "generation" in out and "best_fitness" in out and "mean_fitness" in out and "test accuracy" in out
+
+
+def test_digits_mlp_reaches_90_percent_held_out(digits):
+    X, y, X_test, y_test = digits
+    model = digits_mlp()
+    nk.train(model, X, y, scheme="es", epochs=10, seed=0)  # 400 generations of 256 members, batch 32
+    assert nk.evaluate(model, X_test, y_test)["accuracy"] >= 0.90
