@@ -24,13 +24,13 @@ def centered_ranks(values: np.ndarray) -> np.ndarray:
     Tied values share their average rank, so equal returns get equal weights (the paper's code
     ranks ties by position, which would make a constant fitness look like a slope).
     """
-    from scipy.stats import rankdata
-
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2:
         raise ValueError(f"centered ranks need at least 2 values, got {values.size}")
-    ranks = rankdata(values.ravel(), method="average").reshape(values.shape) - 1.0
-    return ranks / (values.size - 1) - 0.5
+    _, inverse, counts = np.unique(values.ravel(), return_inverse=True, return_counts=True)
+    last = np.cumsum(counts) - 1                   # the rank of the last copy of each distinct value
+    average = last - (counts - 1) / 2.0            # the mean rank of its copies
+    return (average[inverse] / (values.size - 1) - 0.5).reshape(values.shape)
 
 
 def shape_fitness(fitness: np.ndarray, shaping: str) -> np.ndarray:

@@ -42,6 +42,7 @@ def parameter_views(theta: np.ndarray, layout: dict[str, tuple[int, tuple[int, .
             for key, (s, shape) in layout.items()}
 
 
+#: the kernels' activation codes (``kernels.ACT_*``; not imported here, so that numba loads only when a run starts)
 _ACTIVATIONS = {nk.layers.ReLU: 1, nk.layers.Sigmoid: 2, nk.layers.Tanh: 3}
 
 
