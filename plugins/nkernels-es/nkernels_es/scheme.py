@@ -18,7 +18,7 @@ from nkernels.optimizers import get_optimizer
 
 from .estimate import SHAPINGS, gradient_estimate, shape_fitness
 from .noise import NoiseTable
-from .population import evaluate_pairs, flat_parameters, make_problem, parameter_views
+from .population import DenseChainProblem, evaluate_pairs, flat_parameters, make_problem, parameter_views
 
 
 def _number(value: Any, name: str) -> float:
@@ -111,7 +111,6 @@ class EvolutionStrategies(nk.schemes.Scheme):
         noise = NoiseTable(int(rng.integers(2**62)), self.noise_size or max(2**23, 16 * theta.size), model.dtype)
         noise.check_dim(theta.size)
         problem = make_problem(model, layout, X, targets, loss, self.compiled)
-        params = parameter_views(theta, layout)
         events = CallbackList(callbacks, model, self, self.optimizer)
         history = nk.History()
         events.context.history = history
@@ -124,7 +123,7 @@ class EvolutionStrategies(nk.schemes.Scheme):
                 events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
                                               "scheme": "es", "population": self.population,
                                               "generations_per_epoch": per_epoch, "workers": len(bounds),
-                                              "compiled": type(problem).__name__ == "DenseChainProblem",
+                                              "compiled": isinstance(problem, DenseChainProblem),
                                               "device": "cpu"})
                 for epoch in range(epochs):
                     events.on_epoch_begin(epoch)
@@ -134,8 +133,8 @@ class EvolutionStrategies(nk.schemes.Scheme):
                     for g in range(per_epoch):
                         rows = rng.choice(n, batch_size, replace=False)
                         offsets = noise.sample_offsets(rng, self.population // 2, theta.size)
-                        parts = session.submit_each(evaluate_pairs, bounds, *shared, theta, offsets, self.sigma, rows)
-                        fitness = -np.concatenate(parts)
+                        fitness = -np.concatenate(session.submit_each(evaluate_pairs, bounds, *shared, theta,
+                                                                      offsets, self.sigma, rows))
                         if not np.all(np.isfinite(fitness)):
                             self._diverged(model, theta, snapshot, layout, epoch)
                         self.step(theta, layout, noise, offsets, fitness)
@@ -143,18 +142,14 @@ class EvolutionStrategies(nk.schemes.Scheme):
                         best += float(fitness.max()) / per_epoch
                         mean += float(fitness.mean()) / per_epoch
                         if events.wants_batches:
-                            events.on_batch_end(g, {"loss": -float(fitness.mean()), "best_fitness":
-                                                    float(fitness.max()), "size": batch_size})
+                            events.on_batch_end(g, {"generation": generation, "loss": -float(fitness.mean()),
+                                                    "best_fitness": float(fitness.max()), "size": batch_size})
                     if not np.all(np.isfinite(theta)):
                         self._diverged(model, theta, snapshot, layout, epoch)
-                    model.set_params(params)
-                    logs = {"generation": generation, "best_fitness": best, "mean_fitness": mean}
-                    logs.update(nk.evaluate(model, X, y, loss=loss))
-                    if validation_data is not None:
-                        scores = nk.evaluate(model, *validation_data, loss=loss)
-                        logs.update({f"val_{k}": v for k, v in scores.items()})
-                    logs["lr"] = self.optimizer.lr
-                    logs["time"] = time.perf_counter() - started
+                    model.set_params(parameter_views(theta, layout))
+                    logs = {"generation": generation, "best_fitness": best, "mean_fitness": mean,
+                            **_scores(model, X, y, loss, validation_data), "lr": self.optimizer.lr,
+                            "time": time.perf_counter() - started}
                     history.append(logs)
                     events.on_epoch_end(epoch, logs)
                     if events.stop_training:
@@ -182,6 +177,14 @@ class EvolutionStrategies(nk.schemes.Scheme):
             f"training diverged in epoch {epoch + 1}: a loss or a weight became NaN or infinite. The weights "
             f"from the start of that epoch were restored; try a smaller learning rate (lr is "
             f"{self.optimizer.lr:g}) or sigma (sigma is {self.sigma:g}).")
+
+
+def _scores(model, X, y, loss, validation_data) -> dict[str, float]:
+    """The current model's loss (and accuracy) on the training data, and ``val_*`` on the validation data."""
+    scores = nk.evaluate(model, X, y, loss=loss)
+    if validation_data is not None:
+        scores.update({f"val_{k}": v for k, v in nk.evaluate(model, *validation_data, loss=loss).items()})
+    return scores
 
 
 def _copy_state(optimizer) -> dict:

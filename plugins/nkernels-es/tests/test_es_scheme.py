@@ -163,14 +163,22 @@ def test_divergence_restores_the_epoch_start_and_says_so(digits):
     np.testing.assert_array_equal(params_of(model), before)
 
 
+class RecordSettings(nk.callbacks.Callback):
+    """Keeps the settings a scheme reports when training starts."""
+
+    def on_train_begin(self, model, params):
+        self.params = params
+
+
 def test_one_and_two_dask_workers_give_identical_updates(digits):
     pytest.importorskip("dask.distributed")
     X, y = digits[0][:200], digits[1][:200]
     runs = {}
     for workers in (None, 1, 2):
-        model = digits_mlp()
-        history = nk.train(model, X, y, scheme="es", epochs=1, population=16, batch_size=32,
-                           generations_per_epoch=3, workers=workers, seed=1)
+        model, settings = digits_mlp(), RecordSettings()
+        history = nk.train(model, X, y, scheme="es", epochs=1, population=14, batch_size=32,
+                           generations_per_epoch=3, workers=workers, callbacks=[settings], seed=1)
+        assert settings.params["workers"] == (workers or 1)  # 7 pairs: one slice, or slices of 4 and 3
         runs[workers] = params_of(model), history["mean_fitness"]
     np.testing.assert_array_equal(runs[1][0], runs[None][0])
     np.testing.assert_array_equal(runs[2][0], runs[None][0])
