@@ -13,21 +13,25 @@ from numba import njit, prange
 def nearest_centroid(cross, x_sq, c_sq, labels, min_dist):
     """Fused distance and argmin: ``labels[i] = argmin_j |x_i - c_j|^2``, ``min_dist[i]`` that distance.
 
-    cross (n, k) = X @ C.T, x_sq (n,) and c_sq (k,) the squared row norms of X and C. Ties go
-    to the lowest index; a distance that rounding makes negative is clipped to 0.
+    cross (n, k) = X @ C.T, x_sq (n,) and c_sq (k,) the squared row norms of X and C, k >= 1.
+    Ties go to the lowest index; a distance that rounding makes negative is clipped to 0.
     """
     n, k = cross.shape
     for i in prange(n):
-        best = np.inf
+        # |x|^2 is the same for every j: compare |c|^2 - 2 x.c, in the data's dtype (c + c, not 2.0 * c,
+        # which would promote float32 to float64 and slow the loop by a third)
+        c = cross[i, 0]
+        best = c_sq[0] - (c + c)
         arg = 0
-        for j in range(k):
-            d = c_sq[j] - 2.0 * cross[i, j]
+        for j in range(1, k):
+            c = cross[i, j]
+            d = c_sq[j] - (c + c)
             if d < best:
                 best = d
                 arg = j
         labels[i] = arg
-        d = best + x_sq[i]
-        min_dist[i] = d if d > 0.0 else 0.0
+        d = x_sq[i] + best
+        min_dist[i] = d if d > 0 else 0
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -74,8 +78,9 @@ def triangle_encode(cross, x_sq, c_sq, out):
     for i in prange(n):
         total = 0.0
         for j in range(k):
-            d = x_sq[i] - 2.0 * cross[i, j] + c_sq[j]
-            z = np.sqrt(d) if d > 0.0 else 0.0
+            c = cross[i, j]
+            d = x_sq[i] + c_sq[j] - (c + c)
+            z = np.sqrt(d) if d > 0 else 0.0
             out[i, j] = z
             total += z
         mu = total / k
@@ -138,10 +143,12 @@ def encode_pool(cross, z_sq, c_sq, n_y, n_x, region_y, region_x, hard, out):
             ry = region_y[p // n_x]
             rx = region_x[p % n_x]
             if hard:
-                best = np.inf
+                c = cross[i, 0]
+                best = c_sq[0] - (c + c)
                 arg = 0
-                for j in range(k):
-                    d = c_sq[j] - 2.0 * cross[i, j]
+                for j in range(1, k):
+                    c = cross[i, j]
+                    d = c_sq[j] - (c + c)
                     if d < best:
                         best = d
                         arg = j
@@ -149,8 +156,9 @@ def encode_pool(cross, z_sq, c_sq, n_y, n_x, region_y, region_x, hard, out):
             else:
                 total = 0.0
                 for j in range(k):
-                    d = z_sq[i] - 2.0 * cross[i, j] + c_sq[j]
-                    z[j] = np.sqrt(d) if d > 0.0 else 0.0
+                    c = cross[i, j]
+                    d = z_sq[i] + c_sq[j] - (c + c)
+                    z[j] = np.sqrt(d) if d > 0 else 0.0
                     total += z[j]
                 mu = total / k
                 for j in range(k):

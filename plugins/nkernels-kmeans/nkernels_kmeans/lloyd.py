@@ -1,10 +1,10 @@
 """k-means itself: initialization, Lloyd iterations, mini-batches, assignment and encoding.
 
 Functions on checked arrays (float32 or float64, C-contiguous). Each pass computes the cross
-term ``X @ C.T`` as one BLAS GEMM per block of rows, outside any ``prange`` region, and hands it
-to the fused kernels of :mod:`nkernels_kmeans.kernels`. BLAS runs on one thread throughout
-(:func:`nkernels.threads.blas_single_threaded`): Numba's kernels get the cores, and the two
-thread pools never spin against each other.
+term ``X @ C.T`` by BLAS (:func:`nkernels_kmeans.gemm.matmul`), outside any ``prange`` region,
+and hands it to the fused kernels of :mod:`nkernels_kmeans.kernels`. The extractors run BLAS on
+one thread (:func:`nkernels.threads.blas_single_threaded`), so that its pool never spins
+against Numba's; a large GEMM is split into row blocks run side by side on Python threads.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from . import kernels as K
+from .gemm import matmul
 
 #: the largest cross-term block, in elements (64 MiB of float32): bigger inputs go in row blocks
 CROSS_BLOCK = 1 << 24
@@ -71,7 +72,7 @@ def assign(X: np.ndarray, centroids: np.ndarray, x_sq: np.ndarray | None = None,
     with kernel_threads(n * k):
         for lo, hi in blocks:
             block = cross[:hi - lo]
-            np.dot(X[lo:hi], centroids.T, out=block)
+            matmul(X[lo:hi], centroids.T, block)
             K.nearest_centroid(block, x_sq[lo:hi], c_sq, labels[lo:hi], min_dist[lo:hi])
     return labels, min_dist
 
@@ -88,7 +89,7 @@ def encode(X: np.ndarray, centroids: np.ndarray, encoding: str) -> np.ndarray:
         return out
     with kernel_threads(n * k):
         for lo, hi in row_blocks(n, k):
-            cross = np.dot(X[lo:hi], centroids.T)
+            cross = matmul(X[lo:hi], centroids.T, np.empty((hi - lo, k), X.dtype))
             K.triangle_encode(cross, x_sq[lo:hi], c_sq, out[lo:hi])
     return out
 
@@ -151,43 +152,65 @@ def _relocate_empty(X, centroids, counts, min_dist):
         centroids[empty[:far.size]] = X[far]
 
 
+class LloydStep:
+    """One Lloyd iteration on X, with every buffer allocated once: :meth:`assign`, then :meth:`update`."""
+
+    def __init__(self, X: np.ndarray, k: int, spherical: bool = False):
+        self.X, self.spherical = X, spherical
+        self.x_sq = row_sq_norms(X)
+        self.ws = _Workspace(X, k)
+        self.moved = np.empty((k, X.shape[1]), X.dtype)
+
+    def assign(self, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The nearest centroid of each row and its squared distance (buffers reused by the next call)."""
+        ws = self.ws
+        return assign(self.X, centroids, self.x_sq, ws.labels, ws.min_dist, ws.cross)
+
+    def update(self, centroids: np.ndarray, labels: np.ndarray, min_dist: np.ndarray) -> float:
+        """Move each centroid (in place) to the mean of its rows; returns the summed squared shift.
+
+        The centroid of an empty cluster moves onto a far row; with ``spherical`` the centroids
+        are scaled to unit length.
+        """
+        sums, counts = self.ws.cluster_sums(self.X, labels)
+        moved = self.moved
+        moved[:] = centroids
+        filled = counts > 0
+        moved[filled] = sums[filled] / counts[filled, None]
+        _relocate_empty(self.X, moved, counts, min_dist)
+        if self.spherical:
+            moved[:] = normalize_rows(moved)
+        shift = float(np.sum((moved - centroids) ** 2, dtype=np.float64))
+        centroids[:] = moved
+        return shift
+
+
 def lloyd(X: np.ndarray, centroids: np.ndarray, max_iter: int, tol: float, spherical: bool = False) -> Result:
     """Lloyd's algorithm from ``centroids`` (modified in place).
 
     Each iteration assigns every row to its nearest centroid, then moves each centroid to the
-    mean of its rows (normalized to unit length when ``spherical``; an empty cluster's centroid
-    moves onto a far row). It stops when the assignment no longer changes, when the centroids
-    move by at most ``tol`` (scikit-learn's convention: the summed squared shift against
-    ``tol`` times the mean feature variance), or after ``max_iter`` iterations.
+    mean of its rows (:class:`LloydStep`). It stops when the assignment no longer changes, when
+    the centroids move by at most ``tol`` (scikit-learn's convention: the summed squared shift
+    against ``tol`` times the mean feature variance), or after ``max_iter`` iterations; a last
+    assignment then matches the labels to the final centroids.
     """
-    ws = _Workspace(X, len(centroids))
-    x_sq = row_sq_norms(X)
+    step = LloydStep(X, len(centroids), spherical)
     tol = tol * float(np.mean(np.var(X, axis=0))) if tol > 0 else 0.0
     history: list[float] = []
     previous = np.full(len(X), -1, np.int64)
-    moved = np.empty_like(centroids)
     converged_labels = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        labels, min_dist = assign(X, centroids, x_sq, ws.labels, ws.min_dist, ws.cross)
+        labels, min_dist = step.assign(centroids)
         history.append(float(np.sum(min_dist, dtype=np.float64)))
         if np.array_equal(labels, previous):
             converged_labels = True
             break
         previous[:] = labels
-        sums, counts = ws.cluster_sums(X, labels)
-        moved[:] = centroids
-        filled = counts > 0
-        moved[filled] = sums[filled] / counts[filled, None]
-        _relocate_empty(X, moved, counts, min_dist)
-        if spherical:
-            moved[:] = normalize_rows(moved)
-        shift = float(np.sum((moved - centroids) ** 2, dtype=np.float64))
-        centroids[:] = moved
-        if shift <= tol:
+        if step.update(centroids, labels, min_dist) <= tol:
             break
     if not converged_labels:
-        labels, min_dist = assign(X, centroids, x_sq, ws.labels, ws.min_dist, ws.cross)
+        labels, min_dist = step.assign(centroids)
         history.append(float(np.sum(min_dist, dtype=np.float64)))
     return Result(centroids, labels.copy(), history[-1], n_iter, history)
 

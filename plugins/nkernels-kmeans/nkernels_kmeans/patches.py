@@ -15,6 +15,7 @@ import numpy as np
 
 from . import kernels as K
 from . import lloyd
+from .gemm import matmul
 
 #: coder arrays, by name
 CODER_ARRAYS = ("mean", "whitening", "centroids")
@@ -84,9 +85,9 @@ def fit_zca(patches: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def whiten(patches: np.ndarray, coder: dict[str, np.ndarray]) -> np.ndarray:
-    """``(patches - mean) @ whitening``: one GEMM."""
+    """``(patches - mean) @ whitening``: one GEMM (``patches`` is centered in place)."""
     patches -= coder["mean"]
-    return patches @ coder["whitening"]
+    return matmul(patches, coder["whitening"], np.empty(patches.shape, patches.dtype))
 
 
 def fit_coder(images: np.ndarray, options: StageOptions, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -124,7 +125,7 @@ def encode(images: np.ndarray, coder: dict[str, np.ndarray], options: StageOptio
         ys = np.tile(grid_y.ravel(), hi - lo).astype(np.int64)
         xs = np.tile(grid_x.ravel(), hi - lo).astype(np.int64)
         z = whiten(_patches(images, index, ys, xs, options), coder)
-        cross = z @ centroids.T
+        cross = matmul(z, centroids.T, np.empty((len(z), k), z.dtype))
         with lloyd.kernel_threads(cross.size):
             K.encode_pool(cross, lloyd.row_sq_norms(z), c_sq, ny, nx, region_y, region_x, hard, out[lo:hi])
     return out

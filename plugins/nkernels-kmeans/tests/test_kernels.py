@@ -117,3 +117,16 @@ def test_encode_pool(hard):
     K.encode_pool(Z @ C.T, (Z ** 2).sum(1), (C ** 2).sum(1), ny, nx, region_y, region_x, hard, out)
     np.testing.assert_allclose(out, ref_encode_pool(Z, C, n_images, ny, nx, region_y, region_x, hard),
                                rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("parallel_work", [1, 1 << 40])
+def test_blocked_gemm_matches_one_product(monkeypatch, parallel_work):
+    from nkernels_kmeans import gemm
+
+    monkeypatch.setattr(gemm, "BLOCK", 50)  # many row blocks, side by side on threads or one after another
+    monkeypatch.setattr(gemm, "MIN_PARALLEL_WORK", parallel_work)
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((97, 8)), rng.standard_normal((6, 8))
+    out = np.full((97, 6), np.nan)
+    gemm.matmul(a, b.T, out)
+    np.testing.assert_allclose(out, a @ b.T, rtol=1e-12, atol=1e-12)
