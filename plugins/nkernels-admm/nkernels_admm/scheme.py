@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from nkernels import distributed
 from nkernels.callbacks import CallbackList
 from nkernels.data import check_fit_arguments, check_validation_data
 from nkernels.training import default_loss
+
+if TYPE_CHECKING:
+    from .run import ADMMRun
 
 LOSSES = ("hinge", "least_squares")
 
