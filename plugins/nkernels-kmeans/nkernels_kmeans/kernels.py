@@ -1,9 +1,10 @@
 """Numba kernels of the k-means extractors: plain functions on arrays, outputs preallocated.
 
 The cross term ``X @ centroids.T`` of the squared distances
-``|x|^2 - 2 x.c + |c|^2`` is computed by the caller as one BLAS GEMM, outside every ``prange``
-region; the kernels here take it (``cross``) with the precomputed squared norms. Each kernel
-trusts its inputs (labels within range, matching shapes): the extractors check them first.
+``|x|^2 - 2 x.c + |c|^2`` is computed by the caller with BLAS (:func:`nkernels_kmeans.gemm.matmul`),
+never inside a ``prange`` region; the kernels here take it (``cross``) with the precomputed
+squared norms. Each kernel trusts its inputs (labels within range, matching shapes): the
+extractors check them first.
 """
 import numpy as np
 from numba import njit, prange
