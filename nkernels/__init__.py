@@ -21,13 +21,15 @@ from ._version import __version__
 from .plugin_marker import hookimpl
 
 _SUBMODULES = {"layers", "losses", "optimizers", "schemes", "registry", "plugins", "datasets", "testing",
-               "errors", "callbacks", "compiled", "kernels", "presets", "io", "hookspecs", "training"}
+               "errors", "callbacks", "compiled", "kernels", "presets", "io", "hookspecs", "training", "sklearn",
+               "interop"}
 _ATTRIBUTES = {
     "Sequential": ("model", "Sequential"),
     "train": ("training", "train"),
     "evaluate": ("training", "evaluate"),
     "save": ("io", "save"),
     "load": ("io", "load"),
+    "export_onnx": ("onnx_export", "export_onnx"),
     "History": ("history", "History"),
     "PluginConflictError": ("errors", "PluginConflictError"),
     "TrainingDivergedError": ("errors", "TrainingDivergedError"),

@@ -6,7 +6,8 @@ the specs below. Install it as an entry point of the group ``nkernels``::
     [project.entry-points.nkernels]
     my-plugin = "my_plugin"
 
-The built-in layers, schemes, extractors, datasets and kernels register through these same hooks.
+The built-in layers, schemes, extractors, datasets, kernels and ONNX exporters register through these
+same hooks.
 Hooks are called with keyword arguments only, and specs only ever gain arguments.
 """
 import pluggy
@@ -139,6 +140,39 @@ def nkernels_register_kernels():
         @nk.hookimpl
         def nkernels_register_kernels():
             return [KernelRecord("relu_forward", "cpu", relu_forward_branchless, priority=10)]
+    """
+
+
+@hookspec
+def nkernels_register_exporters():
+    """Return a mapping from layer to ONNX exporter, so that ``nk.export_onnx`` can write that layer.
+
+    A key is a layer's registry name (``"leaky_relu"``) or its class; an exporter applies to
+    that exact class only (a subclass needs its own). Keys may also be extractor classes, which
+    ``nk.layers.Frozen`` then exports. An exporter is called as
+    ``exporter(layer, graph, x, input_shape)``: ``graph`` is an
+    :class:`nkernels.onnx_export.OnnxGraph`, ``x`` the name of the layer's input in the graph,
+    and ``input_shape`` its shape (batch first). It adds nodes with ``graph.node(...)`` and
+    weights with ``graph.weight(...)``, and returns the name of the layer's output. Import
+    ``onnx`` only inside the exporter (``graph`` needs none of it), so that loading the plugin
+    stays cheap without the ``onnx`` extra.
+
+    Example::
+
+        import nkernels as nk
+
+        def export_square(layer, graph, x, input_shape):
+            return graph.node("Mul", [x, x])
+
+        def export_scale(layer, graph, x, input_shape):
+            return graph.node("Mul", [x, graph.weight(layer.params["scale"], "scale")])
+
+        @nk.hookimpl
+        def nkernels_register_exporters():
+            return {"square": export_square, Scale: export_scale}
+
+    Then ``nk.export_onnx(model, "model.onnx", input_shape=(1, 8))`` writes models holding a
+    ``Square`` or a ``Scale`` layer; a layer without an exporter is a clear error naming it.
     """
 
 

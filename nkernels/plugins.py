@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "nkernels.builtins.schemes",
     "nkernels.builtins.datasets",
     "nkernels.builtins.kernels",
+    "nkernels.builtins.exporters",
 )
 #: registry kind -> the hook that fills it
 REGISTRY_HOOKS = {
@@ -42,6 +43,7 @@ REGISTRY_HOOKS = {
     "extractors": "nkernels_register_extractors",
     "datasets": "nkernels_register_datasets",
     "kernels": "nkernels_register_kernels",
+    "exporters": "nkernels_register_exporters",
 }
 
 ACTIVE, FAILED, DISABLED = "active", "failed", "disabled"
@@ -210,8 +212,14 @@ def _validate(kind: str, plugin: str, result: Any) -> list[tuple[Any, Any]]:
                         f"got {type(result).__name__}")
     pairs = []
     for name, value in result.items():
+        if kind == "exporters" and isinstance(name, type):  # exporters may be keyed by class
+            _check_value(kind, name.__qualname__, value)
+            pairs.append((name, value))
+            continue
         if not isinstance(name, str) or not name:
-            raise TypeError(f"{REGISTRY_HOOKS[kind]} returned a non-string or empty name {name!r}")
+            raise TypeError(f"{REGISTRY_HOOKS[kind]} returned a non-string or empty name {name!r}"
+                            + (" (exporters are keyed by a layer's registry name or its class)"
+                               if kind == "exporters" else ""))
         _check_value(kind, name, value)
         pairs.append((name, value))
     return pairs
@@ -232,9 +240,18 @@ def _check_value(kind: str, name: str, value: Any) -> None:
         raise TypeError(f"{kind[:-1]} {name!r} must be a class or a callable, got {value!r}")
 
 
+def key_label(kind: str, key: Any) -> str:
+    """A registry key as text: ``op@device`` for kernels, ``module.Class`` for a class key, else the name."""
+    if kind == "kernels":
+        return f"{key[0]}@{key[1]}"
+    if isinstance(key, type):
+        return f"{key.__module__}.{key.__qualname__}"
+    return str(key)
+
+
 def _conflict(kind: str, key: Any, first: Entry, second: Entry) -> PluginConflictError:
     what = f"kernel {key[0]!r} on {key[1]} at priority {first.value.priority}" if kind == "kernels" \
-        else f"{kind[:-1]} {key!r}"
+        else f"{kind[:-1]} {key_label(kind, key)!r}"
     return PluginConflictError(
         f"{what} is registered by two plugins: {first.plugin!r} (distribution {first.distribution} "
         f"{first.version}) and {second.plugin!r} (distribution {second.distribution} {second.version}). "
@@ -268,8 +285,7 @@ def _collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> dict[str
             for key, value in pairs:
                 entry = Entry(value, info.name, info.distribution, info.version)
                 _merge(tables[kind], kind, key, entry)
-                label = f"{key[0]}@{key[1]}" if kind == "kernels" else key
-                info.registered.setdefault(kind, []).append(label)
+                info.registered.setdefault(kind, []).append(key_label(kind, key))
     return tables
 
 

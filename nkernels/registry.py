@@ -1,4 +1,4 @@
-"""Read-only registries of layers, schemes, extractors, datasets and kernels.
+"""Read-only registries of layers, schemes, extractors, datasets, kernels and ONNX exporters.
 
 Each registry is a mapping from name to the registered class (or loader). The first use of
 any registry loads the plugins. ``nk.registry.layers["dense"] is nk.layers.Dense``, and
@@ -33,7 +33,7 @@ class Registry(Mapping):
         try:
             return table[name].value
         except KeyError:
-            available = ", ".join(sorted(map(str, table))) or "none"
+            available = ", ".join(sorted(plugins.key_label(self.kind, k) for k in table)) or "none"
             raise UnknownNameError(f"unknown {self.kind[:-1]} {name!r}; available: {available}") from None
 
     def __iter__(self) -> Iterator[str]:
@@ -56,7 +56,7 @@ class Registry(Mapping):
                                f"the {plugins.REGISTRY_HOOKS[self.kind]} hook")
 
     def __repr__(self) -> str:
-        return f"<nkernels registry {self.kind}: {sorted(map(str, self._table()))}>"
+        return f"<nkernels registry {self.kind}: {sorted(plugins.key_label(self.kind, k) for k in self._table())}>"
 
 
 class KernelRegistry(Registry):
@@ -75,5 +75,8 @@ schemes = Registry("schemes")
 extractors = Registry("extractors")
 datasets = Registry("datasets")
 kernels = KernelRegistry("kernels")
+#: ONNX exporters keyed by layer registry name or by class (see ``nkernels_register_exporters``)
+exporters = Registry("exporters")
 
-__all__ = ["Registry", "KernelRegistry", "UnknownNameError", "layers", "schemes", "extractors", "datasets", "kernels"]
+__all__ = ["Registry", "KernelRegistry", "UnknownNameError", "layers", "schemes", "extractors", "datasets", "kernels",
+           "exporters"]

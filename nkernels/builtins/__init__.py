@@ -1,2 +1,2 @@
-"""The built-in plugins: nkernels registers its own layers, schemes, datasets and kernels
-through the same hooks as any third-party plugin."""
+"""The built-in plugins: nkernels registers its own layers, schemes, datasets, kernels and ONNX
+exporters through the same hooks as any third-party plugin."""

@@ -1,0 +1,274 @@
+"""nk.export_onnx: every layer round-trips through onnxruntime; plugins export through their own hook."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import nkernels as nk
+from nkernels.errors import PluginConflictError
+from nkernels.onnx_export import NoExporterError
+from nkernels.testing import registered_plugin
+from layer_cases import CASES
+
+L = nk.layers
+
+
+def run_onnx(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})[0]
+
+
+def relative_error(actual, expected):
+    """max |actual - expected| / max |expected|, in float64."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30)
+
+
+def assert_round_trip(model, input_shape, tmp_path, batches=(None,), rng=None, dtype=np.float32):
+    """Export ``model`` for ``input_shape`` and compare onnxruntime with ``model.forward`` at each batch size."""
+    rng = rng or np.random.default_rng(0)
+    path = tmp_path / "model.onnx"
+    proto = nk.export_onnx(model, path, input_shape)
+    onnx.checker.check_model(onnx.load(str(path)))
+    assert proto.graph.input[0].name == "input"
+    for batch in batches:
+        x = rng.standard_normal((batch or input_shape[0],) + tuple(input_shape[1:])).astype(dtype)
+        expected = model.forward(x)
+        actual = run_onnx(path, x)
+        assert actual.shape == expected.shape and actual.dtype == expected.dtype
+        assert relative_error(actual, expected) <= 1e-5
+
+
+@pytest.mark.parametrize("make, shape", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_every_layer_round_trips(make, shape, tmp_path):
+    """Each built-in layer alone: the same outputs, at the exported batch size and at another (dynamic batch)."""
+    model = nk.Sequential([make()], seed=3)
+    assert_round_trip(model, shape, tmp_path, batches=(None, shape[0] + 2))
+
+
+def test_recurrent_gates_are_reordered(tmp_path):
+    """LSTM/GRU weights with every gate block different: a wrong gate order would change the outputs."""
+    rng = np.random.default_rng(5)
+    for layer in (L.LSTM(3, 4, return_sequences=True), L.GRU(3, 4, return_sequences=True)):
+        for value in layer.params.values():
+            value[...] = rng.uniform(-1.5, 1.5, value.shape)  # well beyond the default init's range
+        assert_round_trip(nk.Sequential([layer]), (2, 6, 3), tmp_path, rng=rng)
+
+
+@pytest.mark.parametrize("preset, sample", [("mlp", (64,)), ("cnn", (1, 8, 8)), ("lstm", (8, 8))])
+def test_presets_export_with_a_dynamic_batch(preset, sample, tmp_path):
+    model = nk.presets.build(preset, sample, 10, seed=0)
+    assert_round_trip(model, (None,) + sample, tmp_path, batches=(1, 37))
+
+
+def test_a_trained_model_predicts_the_same_classes(digits, tmp_path):
+    X, y, X_test, y_test = digits
+    model = nk.Sequential([L.Dense(64, 32), L.ReLU(), L.Dropout(0.2), L.Dense(32, 10)], seed=0)
+    nk.train(model, X, y, epochs=3, batch_size=64, seed=0)
+    nk.export_onnx(model, tmp_path / "digits.onnx", (1, 64))
+    logits = run_onnx(tmp_path / "digits.onnx", X_test)
+    assert relative_error(logits, model.forward(X_test)) <= 1e-5
+    np.testing.assert_array_equal(logits.argmax(1), model.predict(X_test).argmax(1))
+
+
+def test_a_mixed_chain_round_trips(tmp_path):
+    """Conv1D, pooling, GRU over the pooled sequence and Dense, in one graph."""
+
+    class ToSequence(L.Layer):
+        """(N, C, L) -> (N, L, C), exported as a Transpose by a test plugin."""
+
+        def forward(self, x, training=False):
+            return np.ascontiguousarray(self.prepare_input(x, ndim=3).transpose(0, 2, 1))
+
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_layers(self):
+            return {"test-to-sequence": ToSequence}
+
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {ToSequence: lambda layer, graph, x, shape: graph.node("Transpose", [x], perm=[0, 2, 1])}
+
+    with registered_plugin(Plugin()):
+        model = nk.Sequential([L.Conv1D(2, 4, 3, padding=1), L.Tanh(), L.MaxPool1D(2), ToSequence(),
+                               L.GRU(4, 5), L.Sigmoid(), L.Dense(5, 3)], seed=1)
+        assert_round_trip(model, (3, 2, 9), tmp_path, batches=(3, 1))
+
+
+def test_float64_models_export_as_double_or_as_float(tmp_path):
+    dense = nk.Sequential([L.Dense(6, 4), L.Tanh(), L.Dense(4, 2)], seed=0, dtype="float64")
+    proto = nk.export_onnx(dense, tmp_path / "d.onnx", (2, 6))
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    x = np.random.default_rng(0).standard_normal((5, 6))
+    assert relative_error(run_onnx(tmp_path / "d.onnx", x), dense.forward(x)) <= 1e-12
+    lstm = nk.Sequential([L.LSTM(3, 4)], seed=0, dtype="float64")  # onnxruntime has no double LSTM
+    nk.export_onnx(lstm, tmp_path / "l.onnx", (2, 5, 3), dtype="float32")
+    x = np.random.default_rng(1).standard_normal((2, 5, 3))
+    assert relative_error(run_onnx(tmp_path / "l.onnx", x.astype(np.float32)), lstm.forward(x)) <= 1e-5
+
+
+def test_plugin_layers_export_through_the_activations_plugin(tmp_path):
+    """nkernels-activations registers its exporters through the hook: LeakyReLU and ELU round-trip."""
+    leaky, elu = nk.registry.layers["leaky_relu"], nk.registry.layers["elu"]
+    assert nk.registry.exporters.provider("leaky_relu").distribution == "nkernels-activations"
+    model = nk.Sequential([L.Dense(5, 6), leaky(0.2), L.Dense(6, 4), elu(0.7)], seed=0)
+    assert_round_trip(model, (None, 5), tmp_path, batches=(4,))
+
+
+class Square(L.Layer):
+    """A plugin layer: x * x."""
+
+    def forward(self, x, training=False):
+        x = self.prepare_input(x)
+        return x * x
+
+
+def export_square(layer, graph, x, input_shape):
+    return graph.node("Mul", [x, x])
+
+
+def test_a_plugin_layer_without_exporter_is_a_clear_error(tmp_path):
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_layers(self):
+            return {"test-square": Square}
+
+    with registered_plugin(Plugin(), name="squares"):
+        model = nk.Sequential([L.Dense(3, 3), Square()])
+        with pytest.raises(NoExporterError, match=r"layer 1 \(Square, registered as 'test-square' by plugin "
+                                                  r"'squares'.*has no ONNX exporter.*nkernels_register_exporters"):
+            nk.export_onnx(model, tmp_path / "m.onnx", (1, 3))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_plugins_register_exporters_by_name_or_class(tmp_path):
+    """The hook's worked example: one exporter by registry name, one by class."""
+
+    class Scale(L.Layer):
+        def __init__(self, n=3):
+            self.params["scale"] = np.linspace(0.5, 2.0, n).astype(np.float32)
+            self.grads["scale"] = np.zeros(n, np.float32)
+
+        def forward(self, x, training=False):
+            return self.prepare_input(x) * self.params["scale"]
+
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_layers(self):
+            return {"test-square": Square, "test-scale": Scale}
+
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {"test-square": export_square,
+                    Scale: lambda layer, graph, x, shape: graph.node("Mul", [x, graph.weight(layer.params["scale"])])}
+
+    with registered_plugin(Plugin(), name="shapes"):
+        assert nk.registry.exporters["test-square"] is export_square
+        assert nk.registry.exporters.provider(Scale).plugin == "shapes"
+        assert_round_trip(nk.Sequential([Square(), Scale(), L.Dense(3, 2)], seed=0), (4, 3), tmp_path)
+        infos = {info.name: info for info in nk.plugins.plugin_infos()}
+        assert infos["shapes"].registered["exporters"] == ["test-square", f"{__name__}.{Scale.__qualname__}"]
+
+
+def test_two_exporters_for_one_layer_are_a_conflict(tmp_path):
+    class ByName:
+        @nk.hookimpl
+        def nkernels_register_layers(self):
+            return {"test-square": Square}
+
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {"test-square": export_square}
+
+    class ByClass:
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {Square: export_square}
+
+    class SameName:
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {"test-square": export_square}
+
+    with registered_plugin(ByName(), name="by-name"):
+        with registered_plugin(ByClass(), name="by-class"):
+            with pytest.raises(PluginConflictError, match="by class from plugin 'by-class'.*'by-name'"):
+                nk.export_onnx(nk.Sequential([Square()]), tmp_path / "m.onnx", (1, 2))
+        with pytest.raises(PluginConflictError, match="exporter 'test-square' is registered by two plugins"):
+            with registered_plugin(SameName(), name="same-name"):
+                pass
+
+
+def test_bad_exporter_registrations_are_reported(fresh_plugins):
+    from nkernels.errors import PluginLoadWarning
+
+    class Bad:
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {3: export_square}
+
+    with pytest.warns(PluginLoadWarning, match="registry name or its class"):
+        with registered_plugin(Bad(), name="bad-exporters"):
+            assert "dense" in nk.registry.exporters
+
+
+def test_frozen_layers_export_what_they_wrap(tmp_path):
+    body = nk.Sequential([L.Conv2D(1, 3, 3), L.ReLU(), L.Flatten()], seed=2)
+    model = nk.Sequential([L.Frozen(body), L.Dense(3 * 6 * 6, 4)], seed=3)
+    assert_round_trip(model, (2, 1, 8, 8), tmp_path, batches=(2, 5))
+
+
+def test_a_frozen_extractor_without_exporter_is_named(tmp_path):
+    class Halve:
+        def transform(self, X):
+            return np.asarray(X) / 2
+
+    model = nk.Sequential([L.Frozen(Halve()), L.Dense(4, 2)])
+    with pytest.raises(NoExporterError, match=r"layer 0/frozen \(Halve\) has no ONNX exporter"):
+        nk.export_onnx(model, tmp_path / "m.onnx", (1, 4))
+
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {Halve: lambda ext, graph, x, shape: graph.node("Mul", [x, graph.weight(np.array(0.5))])}
+
+    with registered_plugin(Plugin()):
+        assert_round_trip(model, (3, 4), tmp_path)
+
+
+@pytest.mark.parametrize("shape, error, match", [
+    ((64,), ValueError, "batch axis first"),
+    ((0, 64), ValueError, "positive int or None"),
+    ((1, 63), ValueError, "Dense"),
+    ((1, 64.0), ValueError, "positive ints"),
+])
+def test_bad_input_shapes_are_refused(shape, error, match, tmp_path):
+    model = nk.presets.build("mlp", (64,), 10)
+    with pytest.raises(error, match=match):
+        nk.export_onnx(model, tmp_path / "m.onnx", shape)
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    model = nk.Sequential([L.Dense(2, 2)])
+    with pytest.raises(TypeError, match="Sequential or Layer"):
+        nk.export_onnx("model", tmp_path / "m.onnx", (1, 2))
+    with pytest.raises(ValueError, match="opset must be an int of at least 13"):
+        nk.export_onnx(model, tmp_path / "m.onnx", (1, 2), opset=11)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        nk.export_onnx(model, tmp_path / "m.onnx", (1, 2), dtype="float16")
+    with pytest.raises(ValueError, match="no layers"):
+        nk.export_onnx(nk.Sequential([]), tmp_path / "m.onnx", (1, 2))
+
+
+def test_a_single_layer_exports_and_opset_is_kept(tmp_path):
+    proto = nk.export_onnx(L.Dense(2, 3), tmp_path / "m.onnx", (1, 2), opset=13, dynamic_batch=False)
+    assert proto.opset_import[0].version == 13
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+
+
+def test_missing_onnx_is_a_clear_error(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r'pip install "nkernels\[onnx\]"'):
+        nk.export_onnx(nk.Sequential([L.Dense(2, 2)]), tmp_path / "m.onnx", (1, 2))
