@@ -32,7 +32,7 @@ import statistics
 import sys
 
 FAMILIES = ("activation", "dropout", "loss", "optim", "reshape", "batching", "norms", "augment",
-            "pool", "dense", "conv", "recurrent")
+            "pool", "dense", "conv", "recurrent", "training")
 
 
 def _parse(argv):
@@ -314,6 +314,24 @@ class Bench:
             self.run("recurrent", kind + "_backward", size,
                      lambda: bw(x, wih, whh, *[ws[m] for m in fwd[:3]], dhs, *[ws[m] for m in bwd],
                                 *grads), flops=2 * flops)
+
+    # -- whole training steps against PyTorch eager on the same GPU -----------------------------
+    def training(self):
+        """A training step (Adam) of the digits CNN and of LeNet (batch 128): nkernels' device
+        trainer and PyTorch eager on the same GPU; the row's name carries the ratio."""
+        from nkernels import bench
+
+        steps, repeat = (1, 1) if self.args.tiny else (20, max(5, self.repeat // 2))
+        for name in ("cnn",) if self.args.tiny else ("cnn", "lenet"):  # LeNet takes hours simulated
+            case = bench.CASES[name]
+            ours = bench.nkernels_step(case, steps, repeat, device="cuda") * 1e3
+            try:
+                theirs = bench.torch_step(case, steps, repeat, device="cuda") * 1e3
+                label = f"step {name} (PyTorch {theirs:.3f} ms: {theirs / ours:.2f}x)"
+            except Exception as exc:  # no torch, or a CPU-only torch
+                label = f"step {name} (no PyTorch CUDA: {type(exc).__name__})"
+            self.rows.append(dict(family="training", kernel=label, size=f"batch {case.batch_size}",
+                                  dtype="float32", ms=ours, gbs=None, tflops=None))
 
     # -- report ------------------------------------------------------------------------------
     def table(self):

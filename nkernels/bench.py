@@ -96,31 +96,38 @@ def median_seconds(run: Callable[[], None], repeat: int, n_steps: int = 1, warmu
     return float(np.median(times))
 
 
-def nkernels_step(case: Case, n_steps: int = 20, repeat: int = 15) -> float:
-    """Seconds per training step of nkernels (the compiled path, Adam) on ``case``."""
+def nkernels_step(case: Case, n_steps: int = 20, repeat: int = 15, device: str = "cpu") -> float:
+    """Seconds per training step of nkernels (Adam) on ``case``: the compiled path on the CPU, the
+    device trainer on ``"cuda"`` (data on the GPU; each timed run ends with its losses copied
+    back, which waits for the GPU)."""
     from .losses import SoftmaxCrossEntropy
     from .optimizers import Adam
-    from .training import make_trainer
+    from .training import DeviceTrainer, make_trainer
 
     X, y = data(case, n_steps)
-    trainer = make_trainer(case.build(), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape,
+    trainer = make_trainer(case.build().to(device), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape,
                            case.batch_size)
     X2d, order = X.reshape(len(X), -1), np.arange(len(X))
+    if isinstance(trainer, DeviceTrainer):
+        X2d, y = trainer.put(X2d), trainer.put(y)
     return median_seconds(lambda: trainer.run(X2d, y, order, 0, n_steps, case.batch_size), repeat, n_steps)
 
 
-def torch_step(case: Case, n_steps: int = 20, repeat: int = 15, threads: int | None = None) -> float:
-    """Seconds per training step of PyTorch eager (Adam) on ``case``, with ``threads`` threads."""
+def torch_step(case: Case, n_steps: int = 20, repeat: int = 15, threads: int | None = None,
+               device: str = "cpu") -> float:
+    """Seconds per training step of PyTorch eager (Adam) on ``case``, with ``threads`` CPU threads,
+    on ``device`` (``"cuda"``: data on the GPU, synchronized at the end of each timed run)."""
     import numba
     import torch
     from torch import nn
 
     torch.set_num_threads(threads or numba.config.NUMBA_NUM_THREADS)
     X, y = data(case, n_steps)
-    model = case.build_torch(nn)
+    model = case.build_torch(nn).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    batches = [(torch.from_numpy(X[i:i + case.batch_size]), torch.from_numpy(y[i:i + case.batch_size]))
+    batches = [(torch.from_numpy(X[i:i + case.batch_size]).to(device),
+                torch.from_numpy(y[i:i + case.batch_size]).to(device))
                for i in range(0, len(X), case.batch_size)]
 
     def run():
@@ -128,6 +135,8 @@ def torch_step(case: Case, n_steps: int = 20, repeat: int = 15, threads: int | N
             optimizer.zero_grad()
             loss_fn(model(xb), yb).backward()
             optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     return median_seconds(run, repeat, n_steps)
 
