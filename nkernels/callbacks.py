@@ -230,6 +230,8 @@ class ProgressBar(Callback):
                 continue
             if key.endswith("accuracy"):
                 shown.append(f"{key[:-len('uracy')]} {100 * value:.1f}%")
+            elif isinstance(value, (int, np.integer)):
+                shown.append(f"{key} {value:d}")
             else:
                 shown.append(f"{key} {value:.4f}")
         return "  ".join(shown)

@@ -109,3 +109,10 @@ def test_progress_bar_shows_the_stage_a_scheme_reports(capsys):
     events.on_train_end(None)
     out = capsys.readouterr().out
     assert "greedy (layer 2/2: autoencoder)" in out and "loss 0.2500" in out
+
+
+def test_progress_metrics_show_counts_as_integers():
+    from nkernels.callbacks import ProgressBar
+
+    shown = ProgressBar.format_metrics({"generation": 120, "best_fitness": -0.25, "val_accuracy": 0.5})
+    assert shown == "generation 120  best_fitness -0.2500  val_acc 50.0%"

@@ -99,3 +99,12 @@ def test_invalid_input_shapes_raise_clear_errors(layer, shape, message):
 def test_invalid_layer_options_raise_clear_errors(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
         make()
+
+
+def test_dense_output_shape_checks_the_features():
+    import pytest
+
+    import nkernels as nk
+
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 4\)"):
+        nk.Sequential([nk.layers.Dense(4, 2)]).output_shape((3, 5))

@@ -45,6 +45,8 @@ class Dense(Layer):
         return dx
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 2 or input_shape[1] != self.in_features:
+            raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(input_shape)}")
         return (input_shape[0], self.out_features)
 
     def compiled_op(self, input_shape, dtype):
