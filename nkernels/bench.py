@@ -151,7 +151,7 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
     """
     cases = [CASES[name] for name in (names or list(CASES))]
     steps = {case.name: max(2, n_steps // 4) if case.name == "lenet" else n_steps for case in cases}
-    rows = [{"case": case.name, "description": case.description} for case in cases]
+    rows: list[dict[str, Any]] = [{"case": case.name, "description": case.description} for case in cases]
     for case, row in zip(cases, rows):
         try:
             row["torch_us"] = torch_step(case, steps[case.name], repeat) * 1e6

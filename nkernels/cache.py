@@ -41,6 +41,8 @@ def load_generated_module(source: str, subdir: str, prefix: str) -> ModuleType:
             f.write(source)
         os.replace(tmp, path)
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the generated module {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     sys.modules[name] = module

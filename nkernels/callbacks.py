@@ -91,6 +91,8 @@ def as_callback_list(callbacks: Any) -> list[Callback]:
 class CallbackList(Callback):
     """Dispatches every event to a list of callbacks and to the plugins' observer hooks."""
 
+    context: TrainingContext  # always set: the list owns the run's context
+
     def __init__(self, callbacks: Iterable[Callback] | None, model: Any, scheme: Any, optimizer: Any = None,
                  history: Any = None):
         self.callbacks = as_callback_list(callbacks)

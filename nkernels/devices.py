@@ -34,7 +34,7 @@ def cuda_status() -> tuple[bool, str]:
         if cuda.is_available():
             from numba import config
 
-            if config.ENABLE_CUDASIM:
+            if getattr(config, "ENABLE_CUDASIM", 0):
                 return True, "the Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct but slow"
             name = cuda.get_current_device().name
             return True, name.decode() if isinstance(name, bytes) else str(name)

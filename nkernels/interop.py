@@ -67,7 +67,7 @@ _capsule_set_name = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_c
 class _DLPackOwner:
     """Owns a consumed DLManagedTensor and calls its producer's deleter when the last view goes."""
 
-    def __init__(self, managed: ctypes.POINTER(DLManagedTensor)):
+    def __init__(self, managed: Any):  # a ctypes.POINTER(DLManagedTensor)
         self.managed = managed
 
     def __del__(self) -> None:

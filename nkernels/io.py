@@ -168,5 +168,7 @@ def load_optimizer(path: str | os.PathLike):
     if "betas" in config:
         config["betas"] = tuple(config["betas"])
     optimizer = get_optimizer(checkpoint.optimizer["type"], **config)
-    optimizer.load_state_dict(checkpoint.optimizer_state())
+    state = checkpoint.optimizer_state()
+    if state is not None:
+        optimizer.load_state_dict(state)
     return optimizer

@@ -27,9 +27,11 @@ class Loss:
     has_accuracy = False
 
     def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """The batch's mean loss; keeps what :meth:`backward` needs."""
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
+        """The gradient of the last :meth:`forward`'s loss with respect to its outputs."""
         raise NotImplementedError
 
     def forward_into(self, outputs: Any, targets: Any, losses: Any, counts: Any, index: int) -> None:
@@ -54,6 +56,7 @@ class Loss:
         return None
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this loss."""
         return {}
 
     def saved_for_backward(self) -> dict[str, Any]:

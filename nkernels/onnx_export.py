@@ -193,7 +193,7 @@ def build_onnx(model: Any, input_shape: Any, *, opset: int = DEFAULT_OPSET, dyna
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(f"opset must be an int of at least {MIN_OPSET}, got {opset!r}")
     dynamic_batch = check_bool(dynamic_batch, "dynamic_batch") or shape[0] is None
-    concrete = (shape[0] or 1,) + shape[1:]
+    concrete: tuple[int, ...] = (shape[0] or 1,) + tuple(int(d) for d in shape[1:])  # type: ignore[arg-type]
     dtype = as_float_dtype(model.dtype if dtype is None else dtype)
     try:  # one sample through the model: a ValueError names the first layer the shape does not fit
         probe = devices.to_host(model.forward(np.zeros((1,) + shape[1:], model.dtype)))

@@ -143,9 +143,11 @@ def ensure_loaded() -> pluggy.PluginManager:
     with _state.lock:
         if _state.manager is None:
             _load()
+        manager = _state.manager
+        assert manager is not None  # _load sets it
         if _state.tables is None:
-            _state.tables = _collect(_state.manager, _state.infos)
-        return _state.manager
+            _state.tables = _collect(manager, _state.infos)
+        return manager
 
 
 def reset() -> None:
@@ -161,10 +163,10 @@ def register_plugin(plugin: object, name: str, distribution: str = "(registered 
     Its registrations join the registries at once; :func:`unregister_plugin` takes it away.
     """
     with _state.lock:
-        ensure_loaded()
+        manager = ensure_loaded()
         if name in _state.infos:
             raise ValueError(f"a plugin named {name!r} is already registered")
-        _state.manager.register(plugin, name=name)
+        manager.register(plugin, name=name)
         _state.infos[name] = PluginInfo(name, distribution, version)
         _state.tables = None
         try:
@@ -194,6 +196,7 @@ def plugin_infos() -> list[PluginInfo]:
 def table(kind: str) -> dict:
     """The merged table of one registry kind (``name -> Entry``; for kernels ``(op, device) -> Entry``)."""
     ensure_loaded()
+    assert _state.tables is not None  # ensure_loaded collects them
     return _state.tables[kind]
 
 
@@ -210,7 +213,7 @@ def _validate(kind: str, plugin: str, result: Any) -> list[tuple[Any, Any]]:
     if not isinstance(result, Mapping):
         raise TypeError(f"{REGISTRY_HOOKS[kind]} must return a mapping from name to object, "
                         f"got {type(result).__name__}")
-    pairs = []
+    pairs: list[tuple[Any, Any]] = []
     for name, value in result.items():
         if kind == "exporters" and isinstance(name, type):  # exporters may be keyed by class
             _check_value(kind, name.__qualname__, value)

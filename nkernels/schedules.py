@@ -49,6 +49,7 @@ class LearningRateSchedule(Callback):
         self.context.optimizer.lr = self.rate(epoch)
 
     def rate(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (from 0)."""
         raise NotImplementedError
 
     def state_dict(self):

@@ -338,6 +338,7 @@ class NKTransformer(TransformerMixin, BaseEstimator):
 
         cls = registry.extractors[self.extractor]
         options = dict(self._options)
+        accepted: Any
         try:
             accepted = inspect.signature(cls).parameters
         except (TypeError, ValueError):

@@ -87,6 +87,14 @@ class Layer:
 
     #: the devices this layer has kernels for; built-in layers have both
     supported_devices: tuple[str, ...] = ("cpu",)
+    #: set per instance in ``__new__`` (so subclasses need not call a base constructor)
+    params: dict[str, Any]
+    grads: dict[str, Any]
+    buffers: dict[str, Any]
+    device: str
+    _saved: dict[str, Any] | None
+    _dtype: np.dtype
+    _init_arguments: dict[str, Any] | None
 
     def __new__(cls, *args: Any, **kwargs: Any):
         layer = super().__new__(cls)
@@ -277,7 +285,7 @@ def _device_input(x: Any, what: str, dtype: np.dtype | None):
 def _bind_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
     """The constructor call's arguments by name, or None when they cannot be recorded."""
     try:
-        signature = inspect.signature(cls.__init__)
+        signature = inspect.signature(cls.__init__)  # type: ignore[misc]
         bound = signature.bind(None, *args, **kwargs)
     except (TypeError, ValueError):
         return None

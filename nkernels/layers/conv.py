@@ -16,6 +16,9 @@ class _Conv(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
+        self.kernel: tuple[int, ...]
+        self.strides: tuple[int, ...]
+        self.paddings: tuple[int, ...]
         if self.spatial == 2:
             self.kernel = pair(kernel_size, "kernel_size")
             self.strides = pair(stride, "stride")

@@ -155,6 +155,7 @@ class Backprop(Scheme):
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _checkpoint_path(self) -> str:
+        assert self.checkpoint_dir is not None  # only called with checkpoints on
         return os.path.join(self.checkpoint_dir, CHECKPOINT_FILE)
 
     def _checkpoint(self, model, epoch: int, rng: np.random.Generator, history: History,
@@ -184,7 +185,7 @@ class Backprop(Scheme):
             raise ValueError(f"{path} was trained with {checkpoint.optimizer['type']}, not "
                              f"{type(self.optimizer).__name__.lower()}; resume with the same optimizer")
         restore_weights(model, checkpoint, path)
-        self.optimizer.load_state_dict(checkpoint.optimizer_state())
+        self.optimizer.load_state_dict(checkpoint.optimizer_state() or {"steps": 0, "state": {}})
         self.optimizer.lr = checkpoint.optimizer["config"]["lr"]
         rng.bit_generator.state = checkpoint.extra["rng"]
         events.load_states(checkpoint.extra["callbacks"], checkpoint.arrays)

@@ -78,7 +78,7 @@ def _kernel_agreement(op: str, args: tuple, rtol: float | None) -> dict[str, flo
     cpu_result = kernel(op, "cpu")(*cpu_args)
     cuda_result = kernel(op, "cuda")(*cuda_args)
     floats = [a.dtype for a in cpu_args if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-    tol = _tolerance(floats[0] if floats else np.float64, rtol)
+    tol = _tolerance(floats[0] if floats else np.dtype(np.float64), rtol)
     compared = {}
     for i, (a, b) in enumerate(zip(cpu_args, cuda_args)):
         if isinstance(a, np.ndarray):

@@ -47,10 +47,12 @@ class LayerConformance:
             yield shape, self.inputs(shape, rng)
 
     def test_gradients_float64(self):
+        """Analytic gradients match finite differences in float64."""
         for shape, x in self._cases():
             check_layer_gradients(self.make_layer(), shape, inputs=x, rtol=self.gradient_tolerance)
 
     def test_dtypes_are_kept(self):
+        """float32 and float64 inputs give outputs of the layer's dtype."""
         for shape, x in self._cases():
             for dtype in (np.float32, np.float64):
                 layer = self.make_layer().astype(dtype)
@@ -59,11 +61,13 @@ class LayerConformance:
                 assert np.asarray(layer.backward(np.ones_like(y))).dtype == dtype
 
     def test_output_shape(self):
+        """output_shape agrees with the shape forward returns."""
         for shape, x in self._cases():
             layer = self.make_layer()
             assert tuple(layer.output_shape(shape)) == layer.forward(x).shape
 
     def test_config_round_trip(self):
+        """from_config(get_config()) rebuilds an equivalent layer."""
         layer = self.make_layer()
         config = json.loads(json.dumps(layer.get_config()))
         rebuilt = type(layer).from_config(config)
@@ -71,6 +75,7 @@ class LayerConformance:
         assert {k: v.shape for k, v in rebuilt.params.items()} == {k: v.shape for k, v in layer.params.items()}
 
     def test_backward_before_forward_is_a_clear_error(self):
+        """backward before a training forward raises a clear error."""
         layer = self.make_layer()
         shape = self.input_shapes[0]
         dy = np.zeros(layer.output_shape(shape))
@@ -81,6 +86,7 @@ class LayerConformance:
         raise AssertionError("backward() before forward(training=True) must raise a ValueError")
 
     def test_compiled_path_matches_layerwise(self):
+        """A layer with a compiled path trains to the same numbers on both paths."""
         from ..compiled.step import CompiledTrainer
         from ..losses import MSE
         from ..model import Sequential
