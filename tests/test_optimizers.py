@@ -149,6 +149,7 @@ def test_a_step_with_clipping_loads_from_the_cache_and_runs(tmp_path):
     import sys
 
     env = dict(os.environ, NKERNELS_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_CACHE_DIR", None)  # Numba's index then sits beside the generated step, where we look
     runs = [subprocess.run([sys.executable, "-c", CACHED_STEP], env=env, capture_output=True, text=True)
             for _ in range(2)]
     for run in runs:
