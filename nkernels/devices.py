@@ -23,6 +23,13 @@ def check_device(device: Any) -> str:
     return device
 
 
+def simulator() -> bool:
+    """Whether Numba's CUDA simulator stands in for the GPU (``NUMBA_ENABLE_CUDASIM=1``)."""
+    from numba import config
+
+    return bool(getattr(config, "ENABLE_CUDASIM", 0))
+
+
 def cuda_status() -> tuple[bool, str]:
     """Whether a CUDA device is usable, and a one-line reason (the GPU's name when it is)."""
     try:
@@ -32,9 +39,7 @@ def cuda_status() -> tuple[bool, str]:
                        f'pip install "nkernels[cuda]"')
     try:
         if cuda.is_available():
-            from numba import config
-
-            if getattr(config, "ENABLE_CUDASIM", 0):
+            if simulator():
                 return True, "the Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct but slow"
             name = cuda.get_current_device().name
             return True, name.decode() if isinstance(name, bytes) else str(name)

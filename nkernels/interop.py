@@ -76,11 +76,8 @@ class _DLPackOwner:
             managed.contents.deleter(managed)
 
 
-def simulated() -> bool:
-    """Whether numba's CUDA simulator stands in for the GPU (``NUMBA_ENABLE_CUDASIM=1``)."""
-    from numba import config
-
-    return bool(config.ENABLE_CUDASIM)
+#: whether numba's CUDA simulator stands in for the GPU (``NUMBA_ENABLE_CUDASIM=1``)
+simulated = devices.simulator
 
 
 def _dtype_of(dl: DLDataType) -> np.dtype:

@@ -88,24 +88,23 @@ def _kernel_agreement(op: str, args: tuple, rtol: float | None) -> dict[str, flo
     return compared
 
 
+def _twin(layer, dtype: np.dtype):
+    """A new CPU layer of ``layer``'s config with its weights (cast to ``dtype``), buffers and random seed."""
+    twin = type(layer).from_config(layer.get_config()).astype(dtype)
+    for name, value in layer.params.items():
+        twin.params[name][...] = devices.to_host(value).astype(dtype)
+    for name, value in layer.buffers.items():
+        twin.buffers[name][...] = devices.to_host(value)
+    if hasattr(layer, "seed"):  # layers drawing random numbers (dropout) draw the same ones
+        twin.seed = layer.seed
+    return twin
+
+
 def _layer_agreement(layer, input_shape: tuple[int, ...], rtol: float | None, seed: int, training: bool,
                      dtype: np.dtype) -> dict[str, float]:
     rng = np.random.default_rng(seed)
-    cpu = type(layer).from_config(layer.get_config()).astype(dtype)
-    for name, value in layer.params.items():
-        cpu.params[name][...] = devices.to_host(value).astype(dtype)
-    for name, value in layer.buffers.items():
-        cpu.buffers[name][...] = devices.to_host(value)
-    if hasattr(layer, "seed"):  # layers drawing random numbers (dropout) draw the same ones
-        cpu.seed = layer.seed
-    gpu = type(layer).from_config(layer.get_config()).astype(dtype)
-    for name, value in cpu.params.items():
-        gpu.params[name] = value.copy()
-    for name, value in cpu.buffers.items():
-        gpu.buffers[name][...] = value
-    if hasattr(cpu, "seed"):
-        gpu.seed = cpu.seed
-    gpu.to("cuda")
+    cpu = _twin(layer, dtype)
+    gpu = _twin(layer, dtype).to("cuda")
     tol = _tolerance(dtype, rtol)
     x = rng.standard_normal(input_shape).astype(dtype)
     y_cpu = cpu.forward(x, training=training)

@@ -52,15 +52,6 @@ def sm_count() -> int:
     return _sm_count
 
 
-def is_device_array(a) -> bool:
-    """True for a numba device array (real or simulated) or any ``__cuda_array_interface__`` object."""
-    if isinstance(a, np.ndarray):
-        return False
-    if cuda.devicearray.is_cuda_ndarray(a):
-        return True
-    return hasattr(a, "__cuda_array_interface__")
-
-
 def as_device_array(a, what: str = "array"):
     """``a`` as a numba device array, without a copy.
 
