@@ -13,12 +13,33 @@ from contextlib import contextmanager
 from typing import Iterator
 
 _controller = None
+_parallel_runtime_started = False
+
+
+def start_parallel_runtime() -> None:
+    """Start Numba's pool of ``prange`` threads, once per process.
+
+    A function loaded from Numba's cache that calls a ``parallel=True`` kernel does not start the
+    pool itself, and segfaults if nothing else started it first (numba/numba#8578): the compiled
+    training step of a conv model did, in a process whose first Numba call was that step.
+    """
+    global _parallel_runtime_started
+    if not _parallel_runtime_started:
+        import numba
+
+        numba.get_num_threads()  # starts the threading layer
+        _parallel_runtime_started = True
 
 
 @contextmanager
 def blas_single_threaded() -> Iterator[None]:
-    """Within the block, BLAS libraries (OpenBLAS, MKL) use one thread; restored afterwards."""
+    """Within the block, BLAS libraries (OpenBLAS, MKL) use one thread; restored afterwards.
+
+    Every compiled loop of nkernels runs inside this block, so it also starts Numba's parallel
+    runtime (:func:`start_parallel_runtime`).
+    """
     global _controller
+    start_parallel_runtime()
     if _controller is None:
         # Numba's np.dot calls SciPy's OpenBLAS, not NumPy's: load it first, or the controller
         # (a snapshot of the libraries loaded when it is made) would leave it multithreaded.

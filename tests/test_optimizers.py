@@ -156,3 +156,32 @@ def test_a_step_with_clipping_loads_from_the_cache_and_runs(tmp_path):
         assert run.returncode == 0, run.stderr[-2000:]
     assert runs[0].stdout == runs[1].stdout
     assert list((tmp_path / "steps").glob("__pycache__/*.nbi"))
+
+
+CACHED_CONV_STEP = """
+import numpy as np, nkernels as nk
+from nkernels import bench
+from nkernels.losses import SoftmaxCrossEntropy
+from nkernels.optimizers import Adam
+from nkernels.training import make_trainer
+case = bench.CASES["cnn"]
+X, y = bench.data(case, 2)
+trainer = make_trainer(case.build(), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape, case.batch_size)
+losses, _, done = trainer.run(X.reshape(len(X), -1), y, np.arange(len(X)), 0, 2, case.batch_size)
+print(done, repr(losses.tolist()))
+"""
+
+
+def test_a_cached_conv_step_runs_as_the_first_numba_call_of_a_process(tmp_path):
+    """A cached step calling prange kernels segfaulted when nothing had started Numba's threads (numba#8578)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NKERNELS_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_CACHE_DIR", None)
+    runs = [subprocess.run([sys.executable, "-c", CACHED_CONV_STEP], env=env, capture_output=True, text=True)
+            for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.startswith("2 ")
