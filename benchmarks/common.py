@@ -11,3 +11,4 @@ def safe_import(name):
 
 
 torch = safe_import("torch")
+jax = safe_import("jax")

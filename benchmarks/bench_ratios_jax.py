@@ -1,0 +1,34 @@
+"""Speed ratios against JAX on the CPU (``jax.jit``), measured in one process: JAX time / nkernels time
+(higher is better).
+
+Same architecture, initial weights, data, batch size and optimizer (Adam, written in
+``jax.numpy``): see :mod:`nkernels.bench_jax`. JAX runs first, then nkernels: a peer measured
+after nkernels' thread pools have started runs slower. JAX sizes its thread pool from the
+process's CPU affinity (no thread-count setting), so on the 2-core benchmark machine both sides
+use 2 threads. Kept out of asv's regression detection by asv.conf.json's ``track_speedup`` rule.
+"""
+from nkernels import bench, bench_jax
+
+from .common import jax
+
+
+class SpeedupVsJAX:
+    """One training step of each benchmark model."""
+
+    params = list(bench.CASES)
+    param_names = ["model"]
+    timeout = 600
+    number = 1
+    repeat = 1
+
+    def setup(self, model):
+        if jax is None:
+            raise NotImplementedError("JAX is not installed: pip install 'jax[cpu]'")
+
+    def track_speedup(self, model):
+        case = bench.CASES[model]
+        n_steps = 2 if model == "lenet" else 10  # the step counts of SpeedupVsPyTorch (bench.speedups)
+        jax_seconds = bench_jax.jax_step(case, n_steps, repeat=7)
+        return jax_seconds / bench.nkernels_step(case, n_steps, repeat=7)
+
+    track_speedup.unit = "x faster than JAX"
