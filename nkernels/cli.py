@@ -236,6 +236,12 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     rows += [("cuda", ("usable: " if usable else "not usable: ") + detail),
              ("numba cache", numba_cache_dir()), ("nkernels cache", cache_dir()),
              ("threads", f"{numba.config.NUMBA_NUM_THREADS} (numba), layer {numba.config.THREADING_LAYER}")]
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls)
+
+    from .threads import blas_libraries
+
+    rows += [("blas", "\n".join(blas_libraries()) or "none loaded"),
+             ("OPENBLAS_CORETYPE", os.environ.get("OPENBLAS_CORETYPE", "unset (OpenBLAS detects the CPU)"))]
     table = Table(title="nkernels info", show_header=False)
     table.add_column("key")
     table.add_column("value")
@@ -254,7 +260,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"unknown benchmark model(s) {unknown}; available: {', '.join(bench.CASES)}")
     import numba
 
-    with console.status("measuring (nkernels first, then PyTorch)..."):
+    with console.status("measuring (PyTorch first, then nkernels)..."):
         rows = bench.speedups(args.models, repeat=args.repeat)
     table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step")
     for column in ("model", "nkernels", "PyTorch", "PyTorch / nkernels"):

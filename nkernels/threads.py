@@ -5,10 +5,13 @@ alternates between them, each pool's spinning threads starve the other's workers
 digits CNN step ran about 100x slower than with either pool alone. nkernels therefore runs its
 training and inference loops with BLAS on one thread and gives the cores to Numba's kernels.
 (Letting BLAS keep 2 threads in a step with only serial kernels made the digits MLP step 25%
-faster in most runs, but about one process in four then stalled at ~70 ms a step.)
+faster in most runs, but about one process in four then stalled at ~70 ms a step; on
+2026-11-23 the same stalls, 70 to 250 ms a step for the MLP and the LSTMs, came back with
+Numba's pool cut to one thread, so they are OpenBLAS's own spin-waiting on a busy machine.)
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -49,3 +52,11 @@ def blas_single_threaded() -> Iterator[None]:
         _controller = ThreadpoolController()
     with _controller.limit(limits=1, user_api="blas"):
         yield
+
+
+def blas_libraries() -> list[str]:
+    """One line per loaded BLAS library: its file, the kernels it chose (architecture) and its threads."""
+    from threadpoolctl import threadpool_info
+
+    return [f"{os.path.basename(info['filepath'])}: {info.get('architecture') or '?'} kernels, "
+            f"{info['num_threads']} threads" for info in threadpool_info() if info.get("user_api") == "blas"]

@@ -75,12 +75,18 @@ def test_plugins_table_shows_failed_and_disabled(tmp_path, monkeypatch, capsys, 
     assert "disabled" in out
 
 
-def test_info_reports_versions_cuda_and_cache(capsys):
+def test_info_reports_versions_cuda_cache_and_blas(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    for key in ("nkernels", "numba", "llvmlite", "numpy", "numba-cuda", "cuda", "numba cache", "threads"):
+    for key in ("nkernels", "numba", "llvmlite", "numpy", "numba-cuda", "cuda", "numba cache", "threads", "blas",
+                "OPENBLAS_CORETYPE"):
         assert key in out
     assert ("usable" in out) or ("not usable" in out)
+    from threadpoolctl import threadpool_info
+
+    architecture = next(info.get("architecture") for info in threadpool_info() if info["user_api"] == "blas")
+    assert f"{architecture} kernels" in out  # the kernels OpenBLAS chose, which decide GEMM speed
 
 
 def test_train_with_schedule_plot_checkpoint_and_resume(tmp_path, capsys):
