@@ -21,8 +21,10 @@ what JAX's maintainers give as the way to limit it (jax-ml/jax#1539); ``taskset 
 often suggested do not do it: ``--xla_cpu_multi_thread_eigen=false`` only makes XLA's calls
 into Eigen (matmul, convolution) single-threaded, and ``intra_op_parallelism_threads`` is no
 XLA flag at all (jaxlib 0.10.2 lists no such flag in ``XLA_FLAGS=--help``; jax-ml/jax#16215
-reports many threads despite both). Nothing here sets either: on a 2-core machine JAX runs with
-at most 2 threads, the count nkernels and PyTorch get in :mod:`nkernels.bench`.
+reports many threads despite both; an unknown flag such as ``--intra_op_parallelism_threads=1``
+aborts the process). Nothing here sets any of them: on a 2-core machine XLA's compute pool is
+sized for the 2 cores, the thread count nkernels and PyTorch get in :mod:`nkernels.bench` (the
+process holds more threads, which XLA's runtime and compiler use, not for the computation).
 """
 from __future__ import annotations
 
