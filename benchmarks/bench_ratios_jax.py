@@ -7,7 +7,7 @@ after nkernels' thread pools have started runs slower. JAX sizes its thread pool
 process's CPU affinity (no thread-count setting), so on the 2-core benchmark machine both sides
 use 2 threads. Kept out of asv's regression detection by asv.conf.json's ``track_speedup`` rule.
 """
-from nkernels import bench, bench_jax
+from nkernels import bench
 
 from .common import jax
 
@@ -26,9 +26,7 @@ class SpeedupVsJAX:
             raise NotImplementedError("JAX is not installed: pip install 'jax[cpu]'")
 
     def track_speedup(self, model):
-        case = bench.CASES[model]
-        n_steps = 2 if model == "lenet" else 10  # the step counts of SpeedupVsPyTorch (bench.speedups)
-        jax_seconds = bench_jax.jax_step(case, n_steps, repeat=7)
-        return jax_seconds / bench.nkernels_step(case, n_steps, repeat=7)
+        (row,) = bench.speedups([model], n_steps=10, repeat=7, peers=("jax",))
+        return row["jax_speedup"]
 
     track_speedup.unit = "x faster than JAX"

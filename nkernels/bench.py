@@ -141,23 +141,47 @@ def torch_step(case: Case, n_steps: int = 20, repeat: int = 15, threads: int | N
     return median_seconds(run, repeat, n_steps)
 
 
-def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15) -> list[dict[str, Any]]:
-    """For each case: nkernels' and PyTorch's step times and the ratio PyTorch / nkernels.
+#: the peers :func:`speedups` can measure
+PEERS = ("torch", "jax")
 
-    All PyTorch timings run first, then all nkernels ones. Interleaving them, or running PyTorch
+
+def _peer_step(peer: str) -> Callable[..., float]:
+    """The function timing one case on ``peer``: :func:`torch_step` or :func:`nkernels.bench_jax.jax_step`."""
+    if peer == "torch":
+        return torch_step
+    from .bench_jax import jax_step
+
+    return jax_step
+
+
+def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15,
+             peers: tuple[str, ...] = ("torch",)) -> list[dict[str, Any]]:
+    """For each case: nkernels' step time, each peer's (``"torch"``, ``"jax"``) and the ratios.
+
+    A row holds ``nkernels_us`` and, per peer, ``{peer}_us`` and ``{peer}_speedup`` (peer time /
+    nkernels time; ``None`` when the peer is not installed). ``speedup`` is the PyTorch ratio.
+
+    All peer timings run first, then all nkernels ones. Interleaving them, or running PyTorch
     after nkernels, gave PyTorch steps 10 to 100 times slower than in a process of its own (its
     OpenMP pool and ours, and OpenBLAS's, compete for the two cores); this order reproduced the
     separate-process figures for both.
     """
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        raise ValueError(f"unknown peer(s) {unknown}; available: {', '.join(PEERS)}")
     cases = [CASES[name] for name in (names or list(CASES))]
     steps = {case.name: max(2, n_steps // 4) if case.name == "lenet" else n_steps for case in cases}
     rows: list[dict[str, Any]] = [{"case": case.name, "description": case.description} for case in cases]
-    for case, row in zip(cases, rows):
-        try:
-            row["torch_us"] = torch_step(case, steps[case.name], repeat) * 1e6
-        except ImportError:
-            row["torch_us"] = None
+    for peer in peers:
+        for case, row in zip(cases, rows):
+            try:
+                row[f"{peer}_us"] = _peer_step(peer)(case, steps[case.name], repeat=repeat) * 1e6
+            except ImportError:
+                row[f"{peer}_us"] = None
     for case, row in zip(cases, rows):
         row["nkernels_us"] = nkernels_step(case, steps[case.name], repeat) * 1e6
-        row["speedup"] = None if row["torch_us"] is None else row["torch_us"] / row["nkernels_us"]
+        for peer in peers:
+            peer_us = row[f"{peer}_us"]
+            row[f"{peer}_speedup"] = None if peer_us is None else peer_us / row["nkernels_us"]
+        row["speedup"] = row.get("torch_speedup")
     return rows

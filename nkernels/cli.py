@@ -252,7 +252,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
-    """Measure training steps of the benchmark models against PyTorch and print the ratio table."""
+    """Measure training steps of the benchmark models against PyTorch and JAX and print the ratio table."""
     from . import bench
 
     unknown = sorted(set(args.models or []) - set(bench.CASES))
@@ -260,15 +260,22 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"unknown benchmark model(s) {unknown}; available: {', '.join(bench.CASES)}")
     import numba
 
-    with console.status("measuring (PyTorch first, then nkernels)..."):
-        rows = bench.speedups(args.models, repeat=args.repeat)
+    peers = {"torch": "PyTorch", "jax": "JAX"}
+    with console.status("measuring (PyTorch, then JAX, then nkernels)..."):
+        rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers))
     table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step")
-    for column in ("model", "nkernels", "PyTorch", "PyTorch / nkernels"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    table.add_column("model")
+    table.add_column("nkernels", justify="right")
+    for label in peers.values():
+        table.add_column(label, justify="right")
+        table.add_column(f"{label} / nkernels", justify="right")
     for row in rows:
-        torch_us = "not installed" if row["torch_us"] is None else f"{row['torch_us']:,.0f}"
-        ratio = "" if row["speedup"] is None else f"{row['speedup']:.2f}x"
-        table.add_row(row["description"], f"{row['nkernels_us']:,.0f}", torch_us, ratio)
+        cells = [row["description"], f"{row['nkernels_us']:,.0f}"]
+        for peer in peers:
+            peer_us, ratio = row[f"{peer}_us"], row[f"{peer}_speedup"]
+            cells += ["not installed" if peer_us is None else f"{peer_us:,.0f}",
+                      "" if ratio is None else f"{ratio:.2f}x"]
+        table.add_row(*cells)
     console.print(table)
     return 0
 

@@ -22,13 +22,26 @@ def test_every_benchmark_model_matches_its_pytorch_twin_in_shape():
             sum(p.numel() for p in case.build_torch(torch.nn).parameters()), case.name
 
 
-def test_speedups_and_the_bench_command(capsys):
+def test_speedups_and_the_bench_command(capsys, monkeypatch):
     pytest.importorskip("torch")
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps cells to the terminal width
     (row,) = bench.speedups(["mlp"], n_steps=2, repeat=1)
     assert row["nkernels_us"] > 0 and row["torch_us"] > 0 and row["speedup"] == row["torch_us"] / row["nkernels_us"]
     assert main(["bench", "--models", "cnn", "--repeat", "1"]) == 0
-    assert "PyTorch / nkernels" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PyTorch / nkernels" in out and "JAX / nkernels" in out
     assert main(["bench", "--models", "resnet"]) == 2
+
+
+def test_a_missing_peer_gives_no_ratio_and_an_unknown_peer_an_error(monkeypatch):
+    def not_installed(case, n_steps, repeat):
+        raise ImportError("JAX is not installed")
+
+    monkeypatch.setattr(bench, "_peer_step", lambda peer: not_installed)
+    (row,) = bench.speedups(["mlp"], n_steps=2, repeat=1, peers=("jax",))
+    assert row["jax_us"] is None and row["jax_speedup"] is None and row["nkernels_us"] > 0
+    with pytest.raises(ValueError, match="unknown peer"):
+        bench.speedups(["mlp"], peers=("tensorflow",))
 
 
 def test_asv_suite_is_importable_and_configured():
