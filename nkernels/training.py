@@ -2,7 +2,8 @@
 
 :func:`make_trainer` returns the compiled trainer when every layer, the loss and the kernels
 offer a compiled form, and a :class:`LayerwiseTrainer` otherwise. Both have one ``run`` method
-with the same arguments and give the same numbers; schemes of plugins may use either.
+with the same arguments and give the same numbers (the compiled trainer's split mode, which
+computes two half batches on two threads, to float rounding); schemes of plugins may use either.
 """
 from __future__ import annotations
 

@@ -67,6 +67,15 @@ def test_scale_inplace(dtype):
     np.testing.assert_array_equal(a, ref)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_combine_halves_weights_the_two_gradients(dtype):
+    rng = np.random.default_rng(2)
+    grad, other = rng.standard_normal(101).astype(dtype), rng.standard_normal(101).astype(dtype)
+    expected = 0.625 * grad.astype(np.float64) + 0.375 * other.astype(np.float64)
+    norms.combine_halves(grad, other, 0.625, 0.375)
+    np.testing.assert_allclose(grad, expected, rtol=1e-6 if dtype == np.float32 else 1e-15)
+
+
 def test_clip_scale():
     assert norms.clip_scale(1.0, 5.0) == 1.0
     assert norms.clip_scale(10.0, 5.0) == 5.0 / (10.0 + 1e-6)

@@ -39,6 +39,19 @@ def scale_inplace(a, factor):
 
 
 @njit(cache=True, error_model="numpy")
+def combine_halves(grad, other, weight, other_weight):
+    """``grad = weight * grad + other_weight * other`` in place; 1-D arrays of one dtype and length.
+
+    Joins the gradients of the two halves of a batch (each the gradient of its half's mean loss)
+    into the whole batch's: the weights are the halves' shares of the rows.
+    """
+    t = grad.dtype.type
+    w, v = t(weight), t(other_weight)
+    for i in range(grad.shape[0]):
+        grad[i] = w * grad[i] + v * other[i]
+
+
+@njit(cache=True, error_model="numpy")
 def clip_scale(total_norm, max_norm):
     """The factor ``clip_grad_norm_`` multiplies every gradient by: ``min(1, max_norm / (total_norm + 1e-6))``.
 

@@ -14,7 +14,7 @@ from numba import cuda
 from .launch import as_device_array, grid_stride, reduce_threads, simulator, sm_count
 from .reduce import MAX_THREADS, block_sum, finish, partials_for
 
-__all__ = ["sum_of_squares", "scale_inplace", "clip_scale", "max_norm_rows"]
+__all__ = ["sum_of_squares", "scale_inplace", "combine_halves", "clip_scale", "max_norm_rows"]
 
 
 @cuda.jit(cache=True)
@@ -59,6 +59,22 @@ def scale_inplace(a, factor):
         return
     blocks, threads = grid_stride(a.shape[0], per_thread=1)
     _scale_inplace[blocks, threads](a, np.float64(factor))
+
+
+@cuda.jit(cache=True)
+def _combine_halves(grad, other, weight, other_weight):
+    for i in range(cuda.grid(1), grad.shape[0], cuda.gridsize(1)):
+        grad[i] = weight * grad[i] + other_weight * other[i]
+
+
+def combine_halves(grad, other, weight, other_weight):
+    """``grad = weight * grad + other_weight * other`` in place, in the arrays' dtype."""
+    grad, other = as_device_array(grad, "grad"), as_device_array(other, "other")
+    if grad.shape[0] == 0:
+        return
+    blocks, threads = grid_stride(grad.shape[0], per_thread=1)
+    t = grad.dtype.type
+    _combine_halves[blocks, threads](grad, other, t(weight), t(other_weight))
 
 
 def clip_scale(total_norm, max_norm):

@@ -1,0 +1,110 @@
+"""The compiled trainer's split mode: two half batches on two threads, then one update."""
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels.compiled.step import SPLIT_MIN_MULTIPLY_ADDS, CompiledTrainer, multiply_adds_per_sample
+from nkernels.losses import MSE, SoftmaxCrossEntropy
+from nkernels.optimizers import SGD, Adam
+
+L = nk.layers
+
+
+def recurrent_model(cell=L.LSTM, seed=0):
+    return nk.Sequential([cell(3, 6), L.Dense(6, 4)], seed=seed, dtype="float64")
+
+
+def sequences(n=40, steps=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, steps, 3))
+    return X, rng.integers(0, 4, n)
+
+
+def train(model, X, y, batch_size, n_batches, split, optimizer=None, loss=None):
+    trainer = CompiledTrainer.build(model, loss or SoftmaxCrossEntropy(), optimizer or Adam(lr=1e-2),
+                                    X.shape[1:], batch_size, split_batches=split)
+    assert trainer.split is split
+    losses, correct, done = trainer.run(X.reshape(len(X), -1), y, np.arange(len(X)), 0, n_batches, batch_size)
+    return losses, correct, done, trainer
+
+
+@pytest.mark.parametrize("cell, batch_size", [(L.LSTM, 8), (L.GRU, 7)])  # 7 rows: halves of 4 and 3
+def test_split_batches_give_the_whole_batch_numbers(cell, batch_size):
+    X, y = sequences()
+    runs = []
+    for split in (False, True):
+        model = recurrent_model(cell)
+        optimizer = SGD(lr=0.1, momentum=0.9, nesterov=True, clip_norm=0.5, max_norm=1.5)
+        losses, correct, done, trainer = train(model, X, y, batch_size, 5, split, optimizer)
+        runs.append((losses, correct, model.params, trainer.optimizer.steps))
+    (l0, c0, p0, s0), (l1, c1, p1, s1) = runs
+    assert s0 == s1 == 5
+    np.testing.assert_allclose(l1, l0, rtol=1e-12)
+    np.testing.assert_array_equal(c1, c0)
+    for key in p0:
+        np.testing.assert_allclose(p1[key], p0[key], rtol=1e-10, atol=1e-13)
+    assert not np.array_equal(p0["0.weight_hh"], recurrent_model(cell).params["0.weight_hh"])  # it trained
+
+
+def test_a_split_batch_whose_loss_is_not_finite_stops_before_its_update():
+    X, y = sequences()
+    model = recurrent_model()
+    _, _, done, trainer = train(model, X, y, 8, 2, True)
+    before = {k: v.copy() for k, v in model.params.items()}
+    X_bad = X.copy()
+    X_bad[8 * 2 + 6] = np.inf  # in the second half of the third batch
+    losses, _, done, _ = train(model, X_bad, y, 8, 5, True)
+    assert done == 2 and len(losses) == 2 and np.isfinite(losses).all()
+    assert all(np.isfinite(v).all() for v in model.params.values())
+    assert any(not np.array_equal(before[k], model.params[k]) for k in before)  # two batches ran
+
+
+def test_split_regression_with_mse():
+    X, _ = sequences()
+    target = np.tanh(X.sum(axis=(1, 2)))[:, None].repeat(4, axis=1)
+    runs = [train(recurrent_model(L.GRU), X, target, 10, 4, split, loss=MSE())[0] for split in (False, True)]
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-12)
+
+
+def test_split_mode_is_chosen_for_wide_serial_steps_only():
+    lstm = nk.Sequential([L.LSTM(16, 128), L.Dense(128, 10)], seed=0)
+    assert multiply_adds_per_sample(lstm, (40, 16)) == 40 * 4 * 128 * (16 + 128) + 128 * 10
+    assert CompiledTrainer.build(lstm, SoftmaxCrossEntropy(), Adam(), (40, 16), 64).split
+    mlp = nk.Sequential([L.Dense(64, 32), L.ReLU(), L.Dense(32, 10)], seed=0)
+    assert 64 * multiply_adds_per_sample(mlp, (64,)) < SPLIT_MIN_MULTIPLY_ADDS
+    assert not CompiledTrainer.build(mlp, SoftmaxCrossEntropy(), Adam(), (64,), 64).split
+    cnn = nk.Sequential([L.Conv2D(1, 4, 3), L.ReLU(), L.Flatten(), L.Dense(144, 10)], seed=0)
+    assert multiply_adds_per_sample(cnn, (1, 8, 8)) == 4 * 9 * 64 + 144 * 10
+    assert not CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 512).split
+    assert CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 2048).split
+    dropout = nk.Sequential([L.LSTM(16, 128), L.Dropout(0.5), L.Dense(128, 10)], seed=0)
+    assert not CompiledTrainer.build(dropout, SoftmaxCrossEntropy(), Adam(), (40, 16), 64).split
+    with pytest.raises(ValueError, match="keeps state"):
+        CompiledTrainer.build(dropout, SoftmaxCrossEntropy(), Adam(), (40, 16), 64, split_batches=True)
+
+
+def test_split_conv_steps_run_their_prange_kernels_one_thread_per_half():
+    import numba
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 1, 12, 12)), rng.integers(0, 10, 60)
+    runs = []
+    for split in (False, True):
+        model = nk.Sequential([L.Conv2D(1, 4, 3), L.ReLU(), L.MaxPool2D(2), L.Conv2D(4, 6, 3, padding=1), L.ReLU(),
+                               L.Flatten(), L.Dense(150, 10)], seed=0, dtype="float64")
+        losses, _, _, _ = train(model, X, y, 10, 6, split, SGD(lr=0.05, momentum=0.9))
+        runs.append((losses, model.params))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-12)
+    for key in runs[0][1]:
+        np.testing.assert_allclose(runs[1][1][key], runs[0][1][key], rtol=1e-10, atol=1e-13)
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # the caller's thread count is back
+
+
+def test_nk_train_runs_a_recurrent_model_split_and_learns():
+    X, y = sequences(n=256, steps=6)
+    y = (X[:, :, 0].sum(1) > 0).astype(np.int64)  # learnable: the sign of a sum
+    model = nk.Sequential([L.GRU(3, 64), L.Dense(64, 2)], seed=0)
+    assert 64 * multiply_adds_per_sample(model, (6, 3)) >= SPLIT_MIN_MULTIPLY_ADDS  # nk.train splits it
+    history = nk.train(model, X.astype(np.float32), y, epochs=8, batch_size=64, lr=1e-2, seed=0)
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["accuracy"][-1] > 0.85
