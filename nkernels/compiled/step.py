@@ -257,12 +257,6 @@ def multiply_adds_per_sample(model, sample_shape) -> int:
     return total
 
 
-def _split_worker_count() -> int:
-    import numba
-
-    return int(numba.config.NUMBA_NUM_THREADS)
-
-
 class CompiledTrainer:
     """Runs mini-batches of a Sequential's training in one compiled call per run of batches.
 
@@ -308,7 +302,7 @@ class CompiledTrainer:
         plan = _plan(model, loss, optimizer, (batch_size,) + tuple(sample_shape), augment)
         if plan is None:
             return None
-        why_not = cls._why_not_split(model, plan, augment)
+        why_not = cls._why_not_split(plan, augment)
         if split_batches and why_not:
             raise ValueError(f"split_batches=True: this step cannot run split, {why_not}")
         if split_batches is None:
@@ -318,13 +312,15 @@ class CompiledTrainer:
         return cls(model, loss, optimizer, sample_shape, plan, module, augment, bool(split_batches))
 
     @staticmethod
-    def _why_not_split(model, plan: _Plan, augment) -> str:
+    def _why_not_split(plan: _Plan, augment) -> str:
         """Why the split mode cannot run this step ("" when it can)."""
         if any(op.state for op in plan.layer_ops):
             return "a layer keeps state between steps (both halves would update it)"
         if augment is not None:
             return "random translations count steps per whole batch"
-        if _split_worker_count() < 2:
+        import numba
+
+        if numba.config.NUMBA_NUM_THREADS < 2:
             return "Numba has one thread (NUMBA_NUM_THREADS)"
         return ""
 
@@ -421,18 +417,19 @@ class CompiledTrainer:
         arrays0, arrays1 = self._arrays(first, 0), self._arrays(second, 1)
         grads1 = [arrays1[self.plan.arg_names.index(name) - len(_FIXED_ARGS)] for name in self.plan.grad_names]
         optimizer, hyper = self.optimizer, self.optimizer.hyper()
-        fixed = (X2d, Y, order)
-        rest = (1, optimizer.steps, hyper, limits, 0, np.zeros(0), np.zeros(0, np.int64))
+        no_losses, no_correct = np.zeros(0), np.zeros(0, np.int64)
+
+        def fixed_args(row0):  # the leading arguments every generated function takes (_FIXED_ARGS)
+            return (X2d, Y, order, row0, 1, optimizer.steps, hyper, limits, 0, no_losses, no_correct)
 
         def half(row0, arrays):
-            return self._half_gradients(*fixed, row0, *rest, *arrays)
+            return self._half_gradients(*fixed_args(row0), *arrays)
 
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
         try:
             for b in range(n_batches):
                 row0 = start + b * batch_size
-                rest = (1, optimizer.steps, hyper, limits, 0, *rest[5:])
                 pending = self._worker.submit(half, row0 + first, arrays1)
                 loss0, correct0 = half(row0, arrays0)
                 loss1, correct1 = pending.result()
@@ -440,7 +437,7 @@ class CompiledTrainer:
                 if not np.isfinite(loss):
                     return b
                 losses[b], correct[b] = loss, correct0 + correct1
-                self._update_from_halves(*fixed, row0, *rest, *arrays0, *grads1, first / batch_size,
+                self._update_from_halves(*fixed_args(row0), *arrays0, *grads1, first / batch_size,
                                          second / batch_size)
                 optimizer.steps += 1
         finally:
