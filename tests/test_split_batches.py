@@ -103,7 +103,7 @@ def test_split_conv_steps_run_their_prange_kernels_one_thread_per_half():
 def test_nk_train_runs_a_recurrent_model_split_and_learns():
     X, y = sequences(n=256, steps=6)
     y = (X[:, :, 0].sum(1) > 0).astype(np.int64)  # learnable: the sign of a sum
-    model = nk.Sequential([L.GRU(3, 64), L.Dense(64, 2)], seed=0)
+    model = nk.Sequential([L.GRU(3, 96), L.Dense(96, 2)], seed=0)
     assert 64 * multiply_adds_per_sample(model, (6, 3)) >= SPLIT_MIN_MULTIPLY_ADDS  # nk.train splits it
     history = nk.train(model, X.astype(np.float32), y, epochs=8, batch_size=64, lr=1e-2, seed=0)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
