@@ -122,7 +122,7 @@ class DeviceTrainer:
 
 
 def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, compiled: bool = True,
-                 augment: tuple[int, int] | None = None):
+                 augment: tuple[int, int] | None = None, split_batches: bool | None = None):
     """The fastest trainer available for this model: compiled when possible, else layer by layer.
 
     A model on the GPU (``model.to("cuda")``) gets a :class:`DeviceTrainer`, whose ``run``
@@ -130,6 +130,7 @@ def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, co
 
     ``augment`` is ``(max_shift, seed)``: each training image (N, C, H, W) is shifted by a random
     number of pixels, up to ``max_shift`` each way, drawn from a counter-based generator.
+    ``split_batches`` goes to :meth:`~nkernels.compiled.step.CompiledTrainer.build`.
     """
     if augment is not None and len(sample_shape) != 3:
         raise ValueError(f"random translations need image inputs (N, C, H, W), got samples of shape "
@@ -139,7 +140,7 @@ def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, co
     if compiled:
         from .compiled.step import CompiledTrainer
 
-        trainer = CompiledTrainer.build(model, loss, optimizer, sample_shape, batch_size, augment)
+        trainer = CompiledTrainer.build(model, loss, optimizer, sample_shape, batch_size, augment, split_batches)
         if trainer is not None:
             return trainer
     return LayerwiseTrainer(model, loss, optimizer, sample_shape, augment)

@@ -108,3 +108,25 @@ def test_nk_train_runs_a_recurrent_model_split_and_learns():
     history = nk.train(model, X.astype(np.float32), y, epochs=8, batch_size=64, lr=1e-2, seed=0)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["accuracy"][-1] > 0.85
+
+
+def test_nk_train_reports_the_split_and_split_batches_false_gives_the_layer_path_numbers():
+    class Record(nk.callbacks.Callback):
+        def on_train_begin(self, model, logs=None):
+            self.logs = dict(logs or {})
+
+    X, y = sequences(n=128, steps=6)
+    runs = []
+    for options in ({}, {"split_batches": False}, {"compiled": False}):
+        model = nk.Sequential([L.GRU(3, 96), L.Dense(96, 4)], seed=0)
+        record = Record()
+        history = nk.train(model, X.astype(np.float32), y, epochs=2, batch_size=64, seed=0, callbacks=[record],
+                           **options)
+        runs.append((record.logs["split_batches"], history["loss"], model.params))
+    assert [split for split, _, _ in runs] == [True, False, False]
+    assert runs[1][1] == runs[2][1]
+    for key in runs[1][2]:
+        np.testing.assert_array_equal(runs[1][2][key], runs[2][2][key])
+        np.testing.assert_allclose(runs[0][2][key], runs[1][2][key], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="compiled path"):
+        nk.schemes.Backprop(compiled=False, split_batches=True)

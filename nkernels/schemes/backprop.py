@@ -34,7 +34,10 @@ class Backprop(Scheme):
     ``resume=True`` continues from it: the resumed run ends with the same weights as an
     uninterrupted one (with ``resume=True`` and no checkpoint yet, training starts afresh, so
     the same call can be repeated until the run is done). ``compiled=False`` forces the
-    layer-by-layer path (same numbers).
+    layer-by-layer path (same numbers). ``split_batches`` chooses the compiled path's split mode
+    (two threads, half a batch each; see :class:`~nkernels.compiled.step.CompiledTrainer`): None
+    lets it decide from the size of a batch, False keeps whole batches (the layer path's numbers
+    bit for bit), True asks for it.
 
     When the loss or a weight stops being finite, training stops with a
     :class:`~nkernels.TrainingDivergedError` and the weights, buffers and optimizer state are
@@ -43,7 +46,8 @@ class Backprop(Scheme):
 
     def __init__(self, optimizer: Any = "adam", lr: float | None = None, loss: Any = None,
                  schedule: Any = None, augment_shift: int = 0, checkpoint_dir: str | os.PathLike | None = None,
-                 resume: bool = False, compiled: bool = True, **optimizer_options: Any):
+                 resume: bool = False, compiled: bool = True, split_batches: bool | None = None,
+                 **optimizer_options: Any):
         if lr is not None:
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
@@ -63,6 +67,9 @@ class Backprop(Scheme):
             raise ValueError("resume=True needs checkpoint_dir, the directory of the run to continue")
         self.resume = bool(resume)
         self.compiled = bool(compiled)
+        if split_batches and not self.compiled:
+            raise ValueError("split_batches=True needs the compiled path (compiled=True)")
+        self.split_batches = None if split_batches is None else bool(split_batches)
 
     def _callbacks(self, callbacks: Any, epochs: int) -> list:
         from ..schedules import get_schedule
@@ -93,7 +100,8 @@ class Backprop(Scheme):
         augment_seed = int(np.random.default_rng(seed).integers(2**62))
         start_epoch, history, augment_seed = self._resume(model, rng, events, epochs, augment_seed)
         augment = (self.augment_shift, augment_seed) if self.augment_shift else None
-        trainer = make_trainer(model, loss, self.optimizer, X.shape[1:], batch_size, self.compiled, augment)
+        trainer = make_trainer(model, loss, self.optimizer, X.shape[1:], batch_size, self.compiled, augment,
+                               self.split_batches)
         X2d = X.reshape(n, -1)
         if loss.target_kind == "values":
             targets = targets.reshape(n, -1)
@@ -104,6 +112,7 @@ class Backprop(Scheme):
             events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
                                           "scheme": "backprop", "resumed": start_epoch > 0,
                                           "compiled": not isinstance(trainer, (LayerwiseTrainer, DeviceTrainer)),
+                                          "split_batches": bool(getattr(trainer, "split", False)),
                                           "device": model.device})
             for epoch in range(start_epoch, epochs):
                 events.on_epoch_begin(epoch)
