@@ -8,6 +8,8 @@ training and inference loops with BLAS on one thread and gives the cores to Numb
 faster in most runs, but about one process in four then stalled at ~70 ms a step; on
 2026-11-23 the same stalls, 70 to 250 ms a step for the MLP and the LSTMs, came back with
 Numba's pool cut to one thread, so they are OpenBLAS's own spin-waiting on a busy machine.)
+The GEMMs of big batches use the other cores through the compiled trainer's split mode instead
+(:class:`nkernels.compiled.step.CompiledTrainer`): threads that block rather than spin.
 """
 from __future__ import annotations
 
