@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Any, Iterable
+import time
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -138,6 +139,33 @@ class CallbackList(Callback):
                 cb.on_exception(error)
             except Exception:  # the original error matters more than a failing clean-up
                 pass
+
+    def run_epochs(self, model, params: dict[str, Any], epochs: int, run_epoch: Callable[[int], dict[str, Any]],
+                   start_epoch: int = 0, after_epoch: Callable[[int], None] | None = None) -> None:
+        """The epoch loop schemes share, appending to ``context.history``.
+
+        ``on_train_begin(model, params)``; then per epoch ``on_epoch_begin``, ``logs =
+        run_epoch(epoch)`` with ``logs["time"]`` added (the epoch's seconds), the logs appended to
+        the history, ``on_epoch_end``, ``after_epoch(epoch)`` (a checkpoint, say), until ``epochs``
+        or a callback stops training. An exception goes to ``on_exception`` and is raised again.
+        The caller calls ``on_train_end`` once its run is closed.
+        """
+        try:
+            self.on_train_begin(model, params)
+            for epoch in range(start_epoch, epochs):
+                self.on_epoch_begin(epoch)
+                started = time.perf_counter()
+                logs = run_epoch(epoch)
+                logs["time"] = time.perf_counter() - started
+                self.context.history.append(logs)
+                self.on_epoch_end(epoch, logs)
+                if after_epoch is not None:
+                    after_epoch(epoch)
+                if self.stop_training:
+                    break
+        except BaseException as exc:
+            self.on_exception(exc)
+            raise
 
     def _stateful(self) -> list[Callback]:
         return [cb for cb in self.callbacks if type(cb).state_dict is not Callback.state_dict]

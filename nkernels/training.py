@@ -121,6 +121,34 @@ class DeviceTrainer:
         return losses, correct, n_batches
 
 
+def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, has_accuracy: bool) -> dict:
+    """One epoch of mini-batches of ``X2d[order]`` through ``run`` (a trainer's ``run``), as schemes share it.
+
+    Without a callback that wants batches, all full batches go in one call; with one, a call per
+    batch and ``events.on_batch_end`` after each. A last, smaller batch gets its own call.
+    ``check(done, count)`` runs after each call (the scheme's divergence test; it raises). Returns
+    the epoch's logs: the mean ``loss``, and ``accuracy`` when ``has_accuracy``.
+    """
+    n = len(X2d)
+    full, rest = divmod(n, batch_size)
+    runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \
+        else [(0, full, batch_size)]
+    if rest:
+        runs.append((full * batch_size, 1, rest))
+    total_loss, total_correct = 0.0, 0
+    for batch, (start, count, size) in enumerate(runs):
+        losses, correct, done = run(X2d, targets, order, start, count, size)
+        check(done, count)
+        total_loss += float(losses.sum()) * size
+        total_correct += int(correct.sum())
+        if events.wants_batches:
+            events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
+    logs = {"loss": total_loss / n}
+    if has_accuracy:
+        logs["accuracy"] = total_correct / n
+    return logs
+
+
 def make_trainer(model, loss: Loss, optimizer, sample_shape, batch_size: int, compiled: bool = True,
                  augment: tuple[int, int] | None = None, split_batches: bool | None = None):
     """The fastest trainer available for this model: compiled when possible, else layer by layer.

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from ..history import History
 from ..layers.base import check_positive_int
 from ..losses import get_loss
 from ..optimizers import get_optimizer
-from ..training import DeviceTrainer, LayerwiseTrainer, default_loss, evaluate, make_trainer
+from ..training import DeviceTrainer, LayerwiseTrainer, default_loss, evaluate, make_trainer, run_epoch_batches
 from .base import Scheme
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -108,59 +107,39 @@ class Backprop(Scheme):
         if isinstance(trainer, DeviceTrainer):  # the data moves to the GPU once, for the whole run
             X2d, targets = trainer.put(X2d), trainer.put(targets)
         events.context.history = history
-        try:
-            events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
-                                          "scheme": "backprop", "resumed": start_epoch > 0,
-                                          "compiled": not isinstance(trainer, (LayerwiseTrainer, DeviceTrainer)),
-                                          "split_batches": bool(getattr(trainer, "split", False)),
-                                          "device": model.device})
-            for epoch in range(start_epoch, epochs):
-                events.on_epoch_begin(epoch)
-                started = time.perf_counter()
-                logs = self._epoch(epoch, model, trainer, loss, X2d, targets, rng, batch_size, events)
-                if validation_data is not None:
-                    scores = evaluate(model, *validation_data, loss=loss)
-                    logs.update({f"val_{k}": v for k, v in scores.items()})
-                logs["lr"] = self.optimizer.lr
-                logs["time"] = time.perf_counter() - started
-                history.append(logs)
-                events.on_epoch_end(epoch, logs)
-                self._checkpoint(model, epoch, rng, history, events, augment_seed)
-                if events.stop_training:
-                    break
-        except BaseException as exc:
-            events.on_exception(exc)
-            raise
+
+        def run_epoch(epoch: int) -> dict[str, Any]:
+            logs = self._epoch(epoch, model, trainer, loss, X2d, targets, rng, batch_size, events)
+            if validation_data is not None:
+                X_val, y_val = validation_data
+                scores = evaluate(model, X_val, y_val, loss=loss)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
+            logs["lr"] = self.optimizer.lr
+            return logs
+
+        events.run_epochs(model, {"epochs": epochs, "batch_size": batch_size, "samples": n, "scheme": "backprop",
+                                  "resumed": start_epoch > 0,
+                                  "compiled": not isinstance(trainer, (LayerwiseTrainer, DeviceTrainer)),
+                                  "split_batches": bool(getattr(trainer, "split", False)), "device": model.device},
+                          epochs, run_epoch, start_epoch,
+                          lambda epoch: self._checkpoint(model, epoch, rng, history, events, augment_seed))
         events.on_train_end(history)
         return history
 
     def _epoch(self, epoch, model, trainer, loss, X2d, targets, rng, batch_size, events) -> dict[str, Any]:
         """Train one epoch and return its loss (and accuracy); divergence restores the epoch's start and raises."""
-        n = len(X2d)
-        full, rest = divmod(n, batch_size)
-        order = rng.permutation(n)
+        order = rng.permutation(len(X2d))
         snapshot = _Snapshot(model, self.optimizer)
-        runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \
-            else [(0, full, batch_size)]
-        if rest:
-            runs.append((full * batch_size, 1, rest))
-        total_loss, total_correct = 0.0, 0
-        for batch, (start, count, size) in enumerate(runs):
-            losses, correct, done = trainer.run(X2d, targets, order, start, count, size)
+
+        def check(done: int, count: int) -> None:
             if done < count or not _params_finite(model):
                 snapshot.restore()
                 raise TrainingDivergedError(
                     f"training diverged in epoch {epoch + 1}: the loss or a weight became NaN or "
                     f"infinite. The weights from the start of that epoch were restored; try a smaller "
                     f"learning rate (lr is {self.optimizer.lr:g}).")
-            total_loss += float(losses.sum()) * size
-            total_correct += int(correct.sum())
-            if events.wants_batches:
-                events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
-        logs = {"loss": total_loss / n}
-        if loss.has_accuracy:
-            logs["accuracy"] = total_correct / n
-        return logs
+
+        return run_epoch_batches(trainer.run, X2d, targets, order, batch_size, events, check, loss.has_accuracy)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _checkpoint_path(self) -> str:

@@ -15,7 +15,6 @@ multiplier at zero, as the paper does.
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -157,25 +156,17 @@ class ADMM(nk.schemes.Scheme):
         with self.start(model, X, y) as run:
             if validation_data is not None:
                 T_val, labels_val = run.prepare_targets(y_val, "y_val")
-            try:
-                events.on_train_begin(model, {"epochs": epochs, "samples": run.n_samples, "scheme": "admm",
-                                              "shards": run.n_shards, "workers": run.n_workers})
-                for epoch in range(epochs):
-                    events.on_epoch_begin(epoch)
-                    started = time.perf_counter()
-                    logs = run.step()
-                    if validation_data is not None:
-                        out = model.forward(X_val, training=False).astype(np.float64)
-                        logs["val_loss"] = updates.loss_sum(out, T_val, self.loss) / len(X_val)
-                        if labels_val is not None:
-                            logs["val_accuracy"] = float((out.argmax(axis=1) == labels_val).mean())
-                    logs["time"] = time.perf_counter() - started
-                    history.append(logs)
-                    events.on_epoch_end(epoch, logs)
-                    if events.stop_training:
-                        break
-            except BaseException as exc:
-                events.on_exception(exc)
-                raise
+
+            def run_epoch(epoch: int) -> dict[str, Any]:
+                logs = run.step()
+                if validation_data is not None:
+                    out = model.forward(X_val, training=False).astype(np.float64)
+                    logs["val_loss"] = updates.loss_sum(out, T_val, self.loss) / len(X_val)
+                    if labels_val is not None:
+                        logs["val_accuracy"] = float((out.argmax(axis=1) == labels_val).mean())
+                return logs
+
+            events.run_epochs(model, {"epochs": epochs, "samples": run.n_samples, "scheme": "admm",
+                                      "shards": run.n_shards, "workers": run.n_workers}, epochs, run_epoch)
         events.on_train_end(history)
         return history

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -119,44 +118,35 @@ class EvolutionStrategies(nk.schemes.Scheme):
             shared = session.scatter(problem), session.scatter(noise)
             bounds = distributed.shard_bounds(self.population // 2, session.n_workers)
             bounds = [b for b in bounds if b[1] > b[0]]
-            try:
-                events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
-                                              "scheme": "es", "population": self.population,
-                                              "generations_per_epoch": per_epoch, "workers": len(bounds),
-                                              "compiled": isinstance(problem, DenseChainProblem),
-                                              "device": "cpu"})
-                for epoch in range(epochs):
-                    events.on_epoch_begin(epoch)
-                    started = time.perf_counter()
-                    snapshot = (theta.copy(), _copy_state(self.optimizer))
-                    best, mean = 0.0, 0.0
-                    for g in range(per_epoch):
-                        rows = rng.choice(n, batch_size, replace=False)
-                        offsets = noise.sample_offsets(rng, self.population // 2, theta.size)
-                        fitness = -np.concatenate(session.submit_each(evaluate_pairs, bounds, *shared, theta,
-                                                                      offsets, self.sigma, rows))
-                        if not np.all(np.isfinite(fitness)):
-                            self._diverged(model, theta, snapshot, layout, epoch)
-                        self.step(theta, layout, noise, offsets, fitness)
-                        generation += 1
-                        best += float(fitness.max()) / per_epoch
-                        mean += float(fitness.mean()) / per_epoch
-                        if events.wants_batches:
-                            events.on_batch_end(g, {"generation": generation, "loss": -float(fitness.mean()),
-                                                    "best_fitness": float(fitness.max()), "size": batch_size})
-                    if not np.all(np.isfinite(theta)):
+
+            def run_epoch(epoch: int) -> dict[str, Any]:
+                nonlocal generation
+                snapshot = (theta.copy(), _copy_state(self.optimizer))
+                best, mean = 0.0, 0.0
+                for g in range(per_epoch):
+                    rows = rng.choice(n, batch_size, replace=False)
+                    offsets = noise.sample_offsets(rng, self.population // 2, theta.size)
+                    fitness = -np.concatenate(session.submit_each(evaluate_pairs, bounds, *shared, theta,
+                                                                  offsets, self.sigma, rows))
+                    if not np.all(np.isfinite(fitness)):
                         self._diverged(model, theta, snapshot, layout, epoch)
-                    model.set_params(parameter_views(theta, layout))
-                    logs = {"generation": generation, "best_fitness": best, "mean_fitness": mean,
-                            **_scores(model, X, y, loss, validation_data), "lr": self.optimizer.lr,
-                            "time": time.perf_counter() - started}
-                    history.append(logs)
-                    events.on_epoch_end(epoch, logs)
-                    if events.stop_training:
-                        break
-            except BaseException as exc:
-                events.on_exception(exc)
-                raise
+                    self.step(theta, layout, noise, offsets, fitness)
+                    generation += 1
+                    best += float(fitness.max()) / per_epoch
+                    mean += float(fitness.mean()) / per_epoch
+                    if events.wants_batches:
+                        events.on_batch_end(g, {"generation": generation, "loss": -float(fitness.mean()),
+                                                "best_fitness": float(fitness.max()), "size": batch_size})
+                if not np.all(np.isfinite(theta)):
+                    self._diverged(model, theta, snapshot, layout, epoch)
+                model.set_params(parameter_views(theta, layout))
+                return {"generation": generation, "best_fitness": best, "mean_fitness": mean,
+                        **_scores(model, X, y, loss, validation_data), "lr": self.optimizer.lr}
+
+            events.run_epochs(model, {"epochs": epochs, "batch_size": batch_size, "samples": n, "scheme": "es",
+                                      "population": self.population, "generations_per_epoch": per_epoch,
+                                      "workers": len(bounds), "compiled": isinstance(problem, DenseChainProblem),
+                                      "device": "cpu"}, epochs, run_epoch)
         events.on_train_end(history)
         return history
 

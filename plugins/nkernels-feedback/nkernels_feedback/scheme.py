@@ -1,7 +1,6 @@
 """The ``dfa`` and ``fa`` schemes: credit assignment through fixed random feedback instead of transposed weights."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from nkernels.errors import TrainingDivergedError
 from nkernels.layers.base import check_bool
 from nkernels.losses import get_loss
 from nkernels.optimizers import get_optimizer
-from nkernels.training import default_loss, evaluate
+from nkernels.training import default_loss, evaluate, run_epoch_batches
 
 from .chain import Block, read_chain
 from .runs import FusedRun, LayerwiseRun
@@ -83,51 +82,31 @@ class FeedbackAlignment(nk.schemes.Scheme):
         events = CallbackList(callbacks, model, self, self.optimizer)
         history = nk.History()
         events.context.history = history
-        try:
-            events.on_train_begin(model, {"epochs": epochs, "batch_size": batch_size, "samples": n,
-                                          "scheme": self.name, "compiled": fused})
-            for epoch in range(epochs):
-                events.on_epoch_begin(epoch)
-                started = time.perf_counter()
-                logs = self._epoch(epoch, model, runner, loss, X2d, targets, rng, batch_size, events)
-                if validation_data is not None:
-                    scores = evaluate(model, *validation_data, loss=loss)
-                    logs.update({f"val_{k}": v for k, v in scores.items()})
-                logs["lr"] = self.optimizer.lr
-                logs["time"] = time.perf_counter() - started
-                history.append(logs)
-                events.on_epoch_end(epoch, logs)
-                if events.stop_training:
-                    break
-        except BaseException as exc:
-            events.on_exception(exc)
-            raise
+
+        def run_epoch(epoch: int) -> dict[str, Any]:
+            logs = self._epoch(epoch, model, runner, loss, X2d, targets, rng, batch_size, events)
+            if validation_data is not None:
+                scores = evaluate(model, *validation_data, loss=loss)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
+            logs["lr"] = self.optimizer.lr
+            return logs
+
+        events.run_epochs(model, {"epochs": epochs, "batch_size": batch_size, "samples": n, "scheme": self.name,
+                                  "compiled": fused}, epochs, run_epoch)
         events.on_train_end(history)
         return history
 
     def _epoch(self, epoch, model, runner, loss, X2d, targets, rng, batch_size, events) -> dict[str, Any]:
-        n = len(X2d)
-        full, rest = divmod(n, batch_size)
-        order = rng.permutation(n)
+        order = rng.permutation(len(X2d))
         start_params = {k: v.copy() for k, v in model.params.items()}
-        runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \
-            else [(0, full, batch_size)]
-        if rest:
-            runs.append((full * batch_size, 1, rest))
-        total_loss, total_correct = 0.0, 0
-        for batch, (start, count, size) in enumerate(runs):
-            losses, correct, done = runner.run(X2d, targets, order, start, count, size)
+
+        def check(done: int, count: int) -> None:
             if done < count:
                 self._diverged(epoch, model, start_params)
-            total_loss += float(losses.sum()) * size
-            total_correct += int(correct.sum())
-            if events.wants_batches:
-                events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
+
+        logs = run_epoch_batches(runner.run, X2d, targets, order, batch_size, events, check, loss.has_accuracy)
         if not all(np.isfinite(v).all() for v in model.params.values()):
             self._diverged(epoch, model, start_params)
-        logs = {"loss": total_loss / n}
-        if loss.has_accuracy:
-            logs["accuracy"] = total_correct / n
         return logs
 
     def _diverged(self, epoch: int, model, start_params: dict) -> None:
