@@ -78,6 +78,18 @@ class Extractor:
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self._state = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
 
+    def _transform_images(self, X: Any, dtype_key: str) -> np.ndarray:
+        """``transform`` of the image extractors: ``X`` checked against the fitted image shape and cast
+        to the dtype of the state array ``dtype_key``, then ``self._features`` (standardized if asked)."""
+        from nkernels.threads import blas_single_threaded
+
+        self._check_fitted()
+        X = check_images(X, tuple(self._state["image_shape"]))
+        X = np.ascontiguousarray(X, dtype=self._state[dtype_key].dtype)
+        with blas_single_threaded():
+            features = self._features(X, self._state)  # type: ignore[attr-defined]
+        return standardize(features, self._state) if self.standardize else features  # type: ignore[attr-defined]
+
     def _check_fitted(self) -> None:
         if self._state is None:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")

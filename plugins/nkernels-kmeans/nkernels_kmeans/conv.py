@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .base import (ENCODINGS, Extractor, check_bool, check_choice, check_images, check_int, check_number, check_seed,
-                   feature_statistics, standardize)
+                   feature_statistics)
 
 
 def check_patch(value: Any, name: str = "patch_size") -> tuple[int, int]:
@@ -73,14 +73,7 @@ class ConvKMeans(Extractor):
 
     def transform(self, X: Any) -> np.ndarray:
         """The pooled features (N, n_clusters * pool_grid**2) of the images ``X``."""
-        from nkernels.threads import blas_single_threaded
-
-        self._check_fitted()
-        X = check_images(X, tuple(self._state["image_shape"]))
-        X = np.ascontiguousarray(X, dtype=self._state["centroids"].dtype)
-        with blas_single_threaded():
-            features = self._features(X, self._state)
-        return standardize(features, self._state) if self.standardize else features
+        return self._transform_images(X, "centroids")
 
     def _features(self, X: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
         from . import patches

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .base import (ENCODINGS, Extractor, check_bool, check_choice, check_images, check_int, check_number, check_seed,
-                   feature_statistics, standardize)
+                   feature_statistics)
 from .conv import check_patch
 
 STAGE_KEYS = ("n_clusters", "patch_size", "stride", "pool_size", "groups", "group_size", "n_patches", "normalize",
@@ -112,14 +112,7 @@ class StackedKMeans(Extractor):
     # -- using it -------------------------------------------------------------------------------
     def transform(self, X: Any) -> np.ndarray:
         """The features of the images ``X``: pooled top-stage maps (and, with ``concat``, every stage's)."""
-        from nkernels.threads import blas_single_threaded
-
-        self._check_fitted()
-        X = check_images(X, tuple(self._state["image_shape"]))
-        X = np.ascontiguousarray(X, dtype=self._state["stage0.group0.centroids"].dtype)
-        with blas_single_threaded():
-            features = self._features(X, self._state)
-        return standardize(features, self._state) if self.standardize else features
+        return self._transform_images(X, "stage0.group0.centroids")
 
     def _features(self, X: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
         maps, parts = X, []
