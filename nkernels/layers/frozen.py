@@ -5,7 +5,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NotFittedError
 from .base import Layer, as_numeric_array
 
 #: the registry name under which a Frozen layer records a wrapped ``Sequential``
