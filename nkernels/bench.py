@@ -84,7 +84,7 @@ def data(case: Case, n_batches: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return X, rng.integers(0, case.n_classes, n)
 
 
-def median_seconds(run: Callable[[], None], repeat: int, n_steps: int = 1, warmup: int = 2) -> float:
+def median_seconds(run: Callable[[], Any], repeat: int, n_steps: int = 1, warmup: int = 2) -> float:
     """The median over ``repeat`` timed calls of ``run`` (after ``warmup`` untimed ones), per step."""
     for _ in range(warmup):
         run()

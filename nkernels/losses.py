@@ -9,14 +9,16 @@ from . import devices
 from .errors import NotFittedError
 from .kernel_registry import kernel
 from .layers.base import FLOAT_DTYPES, as_numeric_array
+from .passes import COUNTS, DX, INDEX, LOSSES, TARGET, X, Call, Frame, LossPasses, run, work
 
 
 class Loss:
     """Base class of losses.
 
     ``target_kind`` is ``"labels"`` (integer class labels, one per sample) or ``"values"``
-    (targets shaped like the outputs). ``compiled_template`` returns source lines for the
-    compiled step, or ``None`` when the loss has none.
+    (targets shaped like the outputs). A loss describes its passes once, as kernel calls, in
+    :meth:`passes` (a :class:`~nkernels.passes.LossPasses`); :meth:`forward`, :meth:`backward`,
+    :meth:`forward_into` and the compiled training step all run that description.
 
     ``forward`` and ``backward`` run on the device of ``outputs``: GPU outputs (device arrays)
     use the CUDA kernels, and ``backward`` then returns a device array. :meth:`forward_into`
@@ -26,13 +28,25 @@ class Loss:
     target_kind = "values"
     has_accuracy = False
 
+    def passes(self) -> LossPasses | None:
+        """The loss's forward and backward calls (see :class:`~nkernels.passes.LossPasses`)."""
+        return None
+
+    def check_outputs(self, outputs: Any) -> Any:
+        """``outputs`` validated for this loss (a float array, not empty), on its device."""
+        return _outputs(outputs)
+
     def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         """The batch's mean loss; keeps what :meth:`backward` needs."""
-        raise NotImplementedError
-
-    def backward(self) -> np.ndarray:
-        """The gradient of the last :meth:`forward`'s loss with respect to its outputs."""
-        raise NotImplementedError
+        out = self.check_outputs(outputs)
+        device = devices.device_of(out)
+        prepared = self.prepare_targets(devices.to_host(targets), tuple(out.shape), out.dtype)
+        if prepared.shape[0] != out.shape[0]:
+            what = "labels" if self.target_kind == "labels" else "targets"
+            raise ValueError(f"got {out.shape[0]} outputs but {prepared.shape[0]} {what}")
+        losses = devices.zeros(1, np.float64, device)
+        self.forward_into(out, devices.move(prepared, device), losses, devices.zeros(1, np.int64, device), 0)
+        return float(devices.to_host(losses)[0])
 
     def forward_into(self, outputs: Any, targets: Any, losses: Any, counts: Any, index: int) -> None:
         """Training-loop form of :meth:`forward`: write the batch's mean loss to ``losses[index]``
@@ -42,7 +56,32 @@ class Loss:
         the device of ``outputs``: nothing is validated or copied, so a GPU loop never waits for
         the host. :meth:`backward` follows as usual.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement forward_into()")
+        passes = self._passes()
+        device = devices.device_of(outputs)
+        if self.target_kind == "values":
+            targets = targets.reshape(*outputs.shape)
+        arrays: dict[Any, Any] = {"x": outputs, "target": targets, "losses": losses, "counts": counts}
+        for name, space in passes.workspaces.items():
+            shape = tuple(outputs.shape) if space.shape == "input" else space.shape
+            arrays[("work", name)] = devices.empty(shape, outputs.dtype if space.dtype is None else space.dtype, device)
+        frame = Frame(arrays, {}, {"index": index})
+        run(passes.forward, frame, lambda op: kernel(op, device))
+        self._saved = {"frame": frame, "device": device}
+
+    def backward(self) -> np.ndarray:
+        """The gradient of the last :meth:`forward`'s loss with respect to its outputs."""
+        saved = self.saved_for_backward()
+        frame, device = saved["frame"], saved["device"]
+        outputs = frame.arrays["x"]
+        frame.arrays["dx"] = doutputs = devices.empty(outputs.shape, outputs.dtype, device)
+        run(self._passes().backward, frame, lambda op: kernel(op, device))
+        return doutputs
+
+    def _passes(self) -> LossPasses:
+        passes = self.passes()
+        if passes is None:
+            raise NotImplementedError(f"{type(self).__name__} must describe its passes in passes()")
+        return passes
 
     def __call__(self, outputs, targets) -> float:
         return self.forward(outputs, targets)
@@ -50,10 +89,6 @@ class Loss:
     def prepare_targets(self, targets: Any, output_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """Validate ``targets`` for outputs of ``output_shape`` and return them in kernel form."""
         raise NotImplementedError
-
-    def compiled_template(self) -> tuple[str, tuple[str, ...], dict] | None:
-        """``(source, ops, workspaces)`` for the compiled step, or None."""
-        return None
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this loss."""
@@ -104,39 +139,16 @@ class SoftmaxCrossEntropy(Loss):
                              f"got values from {y.min()} to {y.max()}")
         return np.ascontiguousarray(y, dtype=np.int64)
 
-    def forward(self, outputs, targets):
-        logits = _outputs(outputs, ndim=2)
-        device = devices.device_of(logits)
-        labels = self.prepare_targets(devices.to_host(targets), logits.shape)
-        if labels.shape[0] != logits.shape[0]:
-            raise ValueError(f"got {logits.shape[0]} outputs but {labels.shape[0]} labels")
-        labels = devices.move(labels, device)
-        probs = devices.empty(logits.shape, logits.dtype, device)
-        loss = kernel("softmax_cross_entropy_forward", device)(logits, labels, probs)
-        self._saved = {"probs": probs, "labels": labels}
-        return float(loss)
+    def check_outputs(self, outputs):
+        return _outputs(outputs, ndim=2)
 
-    def forward_into(self, outputs, targets, losses, counts, index):
-        device = devices.device_of(outputs)
-        probs = devices.empty(outputs.shape, outputs.dtype, device)
-        kernel("softmax_cross_entropy_forward_into", device)(outputs, targets, probs, losses, index)
-        kernel("count_correct_into", device)(outputs, targets, counts, index)
-        self._saved = {"probs": probs, "labels": targets}
-
-    def backward(self):
-        saved = self.saved_for_backward()
-        probs = saved["probs"]
-        device = devices.device_of(probs)
-        dlogits = devices.empty(probs.shape, probs.dtype, device)
-        kernel("softmax_cross_entropy_backward", device)(probs, saved["labels"], dlogits)
-        return dlogits
-
-    def compiled_template(self):
-        source = ("loss = softmax_cross_entropy_forward({out}, {target}, {w[probs]})\n"
-                  "correct_ = count_correct({out}, {target})\n"
-                  "softmax_cross_entropy_backward({w[probs]}, {target}, {dout})")
-        ops = ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "count_correct")
-        return source, ops, {"probs": "output"}
+    def passes(self):
+        return LossPasses(
+            forward=(Call("softmax_cross_entropy_forward_into", X, TARGET, work("probs"), LOSSES, INDEX),
+                     Call("count_correct_into", X, TARGET, COUNTS, INDEX)),
+            backward=(Call("softmax_cross_entropy_backward", work("probs"), TARGET, DX),),
+            workspaces={"probs": "input"},
+        )
 
 
 class MSE(Loss):
@@ -154,41 +166,12 @@ class MSE(Loss):
             raise ValueError("targets contain NaN or infinite values")
         return np.ascontiguousarray(y, dtype=dtype)
 
-    def forward(self, outputs, targets):
-        pred = _outputs(outputs)
-        device = devices.device_of(pred)
-        target = self.prepare_targets(devices.to_host(targets), tuple(pred.shape), pred.dtype)
-        if target.shape[0] != pred.shape[0]:
-            raise ValueError(f"got {pred.shape[0]} outputs but {target.shape[0]} targets")
-        target = devices.move(target, device)
-        flat = devices.flat_view
-        loss = kernel("mse_forward", device)(flat(pred), flat(target))
-        self._saved = {"pred": pred, "target": target}
-        return float(loss)
-
-    def forward_into(self, outputs, targets, losses, counts, index):
-        target = targets.reshape(*outputs.shape)
-        flat = devices.flat_view
-        kernel("mse_forward_into", devices.device_of(outputs))(flat(outputs), flat(target), losses, index)
-        self._saved = {"pred": outputs, "target": target}
-
-    def backward(self):
-        saved = self.saved_for_backward()
-        pred = saved["pred"]
-        device = devices.device_of(pred)
-        dpred = devices.empty(pred.shape, pred.dtype, device)
-        flat = devices.flat_view
-        kernel("mse_backward", device)(flat(pred), flat(saved["target"]), flat(dpred))
-        return dpred
-
-    def compiled_template(self):
-        source = ("loss = mse_forward({out_flat}, {target_flat})\n"
-                  "correct_ = 0\n"
-                  "mse_backward({out_flat}, {target_flat}, {dout_flat})")
-        return source, ("mse_forward", "mse_backward"), {}
+    def passes(self):
+        return LossPasses(forward=(Call("mse_forward_into", X.flat, TARGET.flat, LOSSES, INDEX),),
+                          backward=(Call("mse_backward", X.flat, TARGET.flat, DX.flat),))
 
 
-LOSSES = {"softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy, "mse": MSE}
+LOSS_NAMES = {"softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy, "mse": MSE}
 
 
 def get_loss(loss: Any) -> Loss:
@@ -197,9 +180,9 @@ def get_loss(loss: Any) -> Loss:
         return loss
     if isinstance(loss, type) and issubclass(loss, Loss):
         return loss()
-    if isinstance(loss, str) and loss.lower() in LOSSES:
-        return LOSSES[loss.lower()]()
-    raise ValueError(f"unknown loss {loss!r}; available: {', '.join(sorted(LOSSES))} or a Loss instance")
+    if isinstance(loss, str) and loss.lower() in LOSS_NAMES:
+        return LOSS_NAMES[loss.lower()]()
+    raise ValueError(f"unknown loss {loss!r}; available: {', '.join(sorted(LOSS_NAMES))} or a Loss instance")
 
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MSE", "get_loss"]

@@ -136,12 +136,23 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dy: Any) -> np.ndarray:
+    def backward(self, dy: Any, input_grad: bool = True) -> Any:
         """Back-propagate ``dy`` through every layer, filling each layer's ``grads``; returns dx
-        (on a CUDA model, on the host when ``dy`` was a NumPy array)."""
+        (on a CUDA model, on the host when ``dy`` was a NumPy array).
+
+        ``input_grad=False`` skips what only the input's gradient needs: the layers below the
+        first one with parameters, and the first trainable layer's input gradient (the trainers
+        pass it; a scheme that needs the input's gradient keeps the default). Returns None then.
+        """
         on_host = self.device == "cuda" and not devices.is_device_array(dy)
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        trainable = [i for i, layer in enumerate(self.layers) if layer.params]
+        first = 0 if input_grad else (trainable[0] if trainable else len(self.layers))
+        for i in reversed(range(first, len(self.layers))):
+            layer = self.layers[i]
+            need_dx = input_grad or i > first
+            dy = layer.backward(dy, need_dx=need_dx) if layer.described else layer.backward(dy)
+        if not input_grad:
+            return None
         return devices.to_host(dy) if on_host else dy
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -12,6 +12,10 @@ import numpy as np
 
 from . import devices
 from .kernel_registry import kernel
+from .passes import STEP, Call, Const, Frame, Local, Phase, Ref, Scalar, run, state
+
+#: the parameter an optimizer phase updates, and its gradient
+PARAM, GRAD = Ref("param"), Ref("grad")
 
 
 def _check_rate(value: Any, name: str, *, positive: bool = False, below_one: bool = False) -> float:
@@ -44,7 +48,6 @@ class Optimizer:
 
     #: names of the per-parameter state arrays, each shaped like its parameter
     state_names: tuple[str, ...] = ()
-    op = ""
 
     def __init__(self, lr: float, clip_norm: float | None = None, max_norm: float | None = None):
         self.lr = _check_rate(lr, "lr", positive=True)
@@ -66,9 +69,38 @@ class Optimizer:
             state = self.state[key] = {n: devices.move(s, device) for n, s in state.items()}
         return state
 
-    def hyper(self) -> np.ndarray:
-        """The hyperparameters the update kernel reads, as float64 (``lr`` first)."""
+    def scalars(self) -> dict[str, float]:
+        """The hyperparameters the update reads, by name (the :class:`~nkernels.passes.Scalar`
+        operands of :meth:`phases`): read afresh at every run, so a schedule's new ``lr`` applies."""
+        values = {"lr": self.lr, **self._hyperparameters()}
+        if self.clip_norm is not None:
+            values["clip_norm"] = self.clip_norm
+        if self.max_norm is not None:
+            values["max_norm"] = self.max_norm
+        return values
+
+    def _hyperparameters(self) -> dict[str, float]:
+        """The subclass's own hyperparameters besides ``lr``."""
+        return {}
+
+    def update_calls(self) -> tuple:
+        """The calls that update one parameter (``param``, ``grad`` and ``state(name)`` refs of it)."""
         raise NotImplementedError
+
+    def phases(self) -> tuple[Phase, ...]:
+        """The whole update, described once: clipping by global norm (when ``clip_norm`` is set),
+        the subclass's update of each parameter, and the max-norm constraint (when ``max_norm`` is
+        set). :meth:`step` runs it; the compiled step renders it."""
+        phases = []
+        if self.clip_norm is not None:
+            total, factor = Local("grad_sq_sum"), Local("clip_factor")
+            phases += [Phase((Call("sum_of_squares", GRAD.flat, result=total, accumulate=True),)),
+                       Phase((Call("clip_factor", total, Scalar("clip_norm"), result=factor),), per_parameter=False),
+                       Phase((Call("scale_inplace", GRAD.flat, factor),))]
+        phases.append(Phase(self.update_calls()))
+        if self.max_norm is not None:
+            phases.append(Phase((Call("max_norm_rows", PARAM.rows, Scalar("max_norm")),), only="constrained"))
+        return tuple(phases)
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """One update of every parameter from its gradient (clipped and constrained as configured)."""
@@ -76,33 +108,37 @@ class Optimizer:
         if not params:
             return
         device = devices.device_of(next(iter(params.values())))
-        if self.clip_norm is not None:
-            total = 0.0
-            for key in params:
-                total += kernel("sum_of_squares", device)(devices.flat_view(grads[key]))
-            factor = kernel("clip_scale", device)(np.sqrt(total), self.clip_norm)
-            for key in params:
-                kernel("scale_inplace", device)(devices.flat_view(grads[key]), factor)
-        update = kernel(self.op, device)
-        for key, param in params.items():
-            self._update(update, devices.flat_view(param), devices.flat_view(grads[key]),
-                         self.state_for(key, param))
-        if self.max_norm is not None:
+        frame = Frame({}, self.scalars(), {"step": self.steps}, {})
+        for phase in self.phases():
+            frame.locals.update({c.result.name: 0.0 for c in phase.calls
+                                 if c.result is not None and c.accumulate and c.result.name not in frame.locals})
+            if not phase.per_parameter:
+                run(phase.calls, frame, lambda op: kernel(op, device))
+                continue
             for key, param in params.items():
-                if is_constrained(key, param):
-                    kernel("max_norm_rows", device)(param.reshape(param.shape[0], param.size // param.shape[0]),
-                                                    self.max_norm)
-
-    def _update(self, update, param, grad, state) -> None:
-        raise NotImplementedError
-
-    def update_template(self) -> str:
-        """Source calling the update kernel with ``{p}``, ``{g}``, ``{s[name]}``, ``{hyper}`` and ``{step}``."""
-        raise NotImplementedError
+                if phase.only == "constrained" and not is_constrained(key, param):
+                    continue
+                frame.arrays = {"param": param, "grad": grads[key],
+                                **{("state", n): a for n, a in self.state_for(key, param).items()}}
+                run(phase.calls, frame, lambda op: kernel(op, device))
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this optimizer (without its state)."""
         raise NotImplementedError
+
+    def fused_form(self) -> tuple[int, np.ndarray, bool] | None:
+        """``(code, hyper, flag)`` for :func:`nkernels.kernels.cpu.optim.apply_updates`, which updates
+        parameters inside a plugin's own compiled loop; None when this update needs more than that
+        kernel does (clipping, a max-norm constraint, or another optimizer)."""
+        return None
+
+    def _fused(self, code: int, flag: bool) -> tuple[int, np.ndarray, bool] | None:
+        from .kernels.cpu.optim import HYPERPARAMETERS
+
+        if self.clip_norm is not None or self.max_norm is not None:
+            return None
+        scalars = self.scalars()
+        return code, np.array([scalars[name] for name in HYPERPARAMETERS[code]]), bool(flag)
 
     def _constraints(self) -> dict[str, Any]:
         return {"clip_norm": self.clip_norm, "max_norm": self.max_norm}
@@ -122,7 +158,6 @@ class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
 
     state_names = ("velocity",)
-    op = "sgd_update"
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, clip_norm: float | None = None, max_norm: float | None = None):
@@ -133,15 +168,17 @@ class SGD(Optimizer):
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs a momentum above 0")
 
-    def hyper(self):
-        return np.array([self.lr, self.momentum, self.weight_decay])
+    def _hyperparameters(self):
+        return {"momentum": self.momentum, "weight_decay": self.weight_decay}
 
-    def _update(self, update, param, grad, state):
-        update(param, grad, state["velocity"], self.lr, self.momentum, self.weight_decay, self.nesterov)
+    def fused_form(self):
+        from .kernels.cpu.optim import SGD as CODE
 
-    def update_template(self):
-        return (f"sgd_update({{p}}, {{g}}, {{s[velocity]}}, {{hyper}}[0], {{hyper}}[1], {{hyper}}[2], "
-                f"{self.nesterov})")
+        return self._fused(CODE, self.nesterov) if type(self) is SGD else None
+
+    def update_calls(self):
+        return (Call("sgd_update", PARAM.flat, GRAD.flat, state("velocity"), Scalar("lr"), Scalar("momentum"),
+                     Scalar("weight_decay"), Const(self.nesterov)),)
 
     def get_config(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -152,7 +189,6 @@ class Adam(Optimizer):
     """Adam (Kingma and Ba), with L2 weight decay added to the gradient as ``torch.optim.Adam``."""
 
     state_names = ("m", "v")
-    op = "adam_update"
     decoupled = False
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -165,16 +201,17 @@ class Adam(Optimizer):
         self.eps = _check_rate(eps, "eps", positive=True)
         self.weight_decay = _check_rate(weight_decay, "weight_decay")
 
-    def hyper(self):
-        return np.array([self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay])
+    def _hyperparameters(self):
+        return {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps, "weight_decay": self.weight_decay}
 
-    def _update(self, update, param, grad, state):
-        update(param, grad, state["m"], state["v"], self.lr, self.betas[0], self.betas[1], self.eps,
-               self.weight_decay, self.decoupled, self.steps)
+    def fused_form(self):
+        from .kernels.cpu.optim import ADAM as CODE
 
-    def update_template(self):
-        return (f"adam_update({{p}}, {{g}}, {{s[m]}}, {{s[v]}}, {{hyper}}[0], {{hyper}}[1], {{hyper}}[2], "
-                f"{{hyper}}[3], {{hyper}}[4], {self.decoupled}, {{step}})")
+        return self._fused(CODE, self.decoupled) if type(self) in (Adam, AdamW) else None
+
+    def update_calls(self):
+        return (Call("adam_update", PARAM.flat, GRAD.flat, state("m"), state("v"), Scalar("lr"), Scalar("beta1"),
+                     Scalar("beta2"), Scalar("eps"), Scalar("weight_decay"), Const(self.decoupled), STEP),)
 
     def get_config(self):
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,

@@ -77,7 +77,7 @@ def test_dense_valid_shapes(n, i, o, bias):
     (L.Conv1D(2, 4, 3), (2, 2, 5, 5), r"expects input of shape \(N, C, L\)"),
     (L.MaxPool2D(2), (2, 8, 8), r"expects input of shape"),
     (L.MaxPool1D(2), (2, 3, 4, 4), r"expects input of shape"),
-    (L.LSTM(4, 3), (2, 5, 3), r"expects input of shape \(N, \*, 4\)"),
+    (L.LSTM(4, 3), (2, 5, 3), r"expects input of shape \(N, T, 4\)"),
     (L.GRU(4, 3), (2, 4), r"expects input of shape"),
     (L.Dense(4, 3), (2, 3), r"expects input of shape \(N, 4\)"),
 ])

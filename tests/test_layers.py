@@ -1,11 +1,10 @@
-"""Every built-in layer: float64 gradient checks, agreement with PyTorch, configs, and shape checks."""
-import json
+"""Every built-in layer: the conformance kit, agreement with PyTorch, and shape checks."""
 
 import numpy as np
 import pytest
 
 import nkernels as nk
-from nkernels.testing import check_layer_gradients
+from nkernels.testing import LayerConformance
 
 from layer_cases import CASES, kink_free_input, torch_counterpart
 
@@ -13,12 +12,25 @@ IDS = [case[0] for case in CASES]
 L = nk.layers
 
 
-@pytest.mark.parametrize("name, make, shape", CASES, ids=IDS)
-def test_gradients_float64(name, make, shape):
-    layer = make()
-    x = kink_free_input(layer, shape, np.random.default_rng(0))
-    report = check_layer_gradients(layer, shape, inputs=x, max_checks=60)
-    assert set(report) == {"input", *layer.params}
+def _conformance(name, make, shape):
+    """The public conformance kit over one built-in case: gradients, dtypes, astype, config,
+    error before forward, and the compiled path against the layer-by-layer one."""
+
+    class Conformance(LayerConformance):
+        make_layer = staticmethod(make)
+        input_shapes = [shape]
+        gradient_checks = 60
+
+        def inputs(self, shape, rng):
+            return kink_free_input(self.make_layer(), shape, rng)
+
+    Conformance.__name__ = Conformance.__qualname__ = "TestConformance_" + name.replace("-", "_")
+    return Conformance
+
+
+for _case in CASES:
+    _cls = _conformance(*_case)
+    globals()[_cls.__name__] = _cls
 
 
 def relative_error(a, b):
@@ -65,18 +77,3 @@ def test_dropout_training_and_evaluation():
     np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
 
 
-@pytest.mark.parametrize("name, make, shape", CASES, ids=IDS)
-def test_config_round_trip(name, make, shape):
-    model = nk.Sequential([make()], seed=0)
-    config = json.loads(json.dumps(model.get_config()))
-    rebuilt = nk.Sequential.from_config(config)
-    assert rebuilt.get_config() == config
-    assert {k: v.shape for k, v in rebuilt.params.items()} == {k: v.shape for k, v in model.params.items()}
-    assert rebuilt.output_shape(shape) == model.output_shape(shape) == model(np.zeros(shape)).shape
-
-
-def test_float32_float64_dtypes_are_kept():
-    for name, make, shape in CASES:
-        for dtype in (np.float32, np.float64):
-            layer = make().astype(dtype)
-            assert layer.forward(np.ones(shape, dtype), training=True).dtype == dtype, name

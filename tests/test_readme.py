@@ -51,27 +51,28 @@ def test_tour_runs(tmp_path, monkeypatch, capsys):
 
 def test_write_a_plugin_example_registers_and_works(tmp_path, monkeypatch):
     plugin_source, check_source, conformance_source = python_blocks("Write a plugin")
-    (tmp_path / "nk_silu.py").write_text(plugin_source)  # a real file, as the README says, so cache=True works
+    (tmp_path / "nk_softplus.py").write_text(plugin_source)  # a real file, as the README says, so cache=True works
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "nk_silu", raising=False)
-    module = importlib.import_module("nk_silu")
+    monkeypatch.delitem(sys.modules, "nk_softplus", raising=False)
+    module = importlib.import_module("nk_softplus")
     assert 25 <= len(plugin_source.strip().splitlines()) <= 45
-    with registered_plugin(module, name="silu", distribution="nk-silu"):
-        SiLU = nk.registry.layers["silu"]
-        assert SiLU is module.SiLU
+    with registered_plugin(module, name="softplus", distribution="nk-softplus"):
+        Softplus = nk.registry.layers["softplus"]
+        assert Softplus is module.Softplus
         exec(compile(check_source, "README gradient check", "exec"), dict(module.__dict__))
         namespace = dict(module.__dict__)
         exec(compile(conformance_source, "README conformance suite", "exec"), namespace)
-        suite = namespace["TestSiLU"]()
+        suite = namespace["TestSoftplus"]()
         for name in dir(suite):
             if name.startswith("test_"):
                 getattr(suite, name)()
         torch = pytest.importorskip("torch")
         x = np.random.default_rng(0).standard_normal((3, 5))
-        np.testing.assert_allclose(SiLU()(x), torch.nn.functional.silu(torch.from_numpy(x)).numpy(), rtol=1e-12)
-        model = nk.Sequential([nk.layers.Dense(4, 8), SiLU(), nk.layers.Dense(8, 2)], seed=0)
+        np.testing.assert_allclose(Softplus()(x), torch.nn.functional.softplus(torch.from_numpy(x)).numpy(),
+                                   rtol=1e-12)
+        model = nk.Sequential([nk.layers.Dense(4, 8), Softplus(), nk.layers.Dense(8, 2)], seed=0)
         rebuilt = nk.Sequential.from_config(model.get_config())
-        assert isinstance(rebuilt[1], SiLU)
+        assert isinstance(rebuilt[1], Softplus)
         X = np.random.default_rng(1).standard_normal((64, 4)).astype(np.float32)
         history = nk.train(model, X, (X[:, 0] > 0).astype(int), epochs=5, batch_size=16, lr=0.01, seed=0)
         assert history["loss"][-1] < history["loss"][0]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import nkernels as nk
-from nkernels.compiled.step import SPLIT_MIN_MULTIPLY_ADDS, CompiledTrainer, multiply_adds_per_sample
+from nkernels.trainers.compiled import SPLIT_MIN_MULTIPLY_ADDS, CompiledTrainer, multiply_adds_per_sample
 from nkernels.losses import MSE, SoftmaxCrossEntropy
 from nkernels.optimizers import SGD, Adam
 

@@ -33,7 +33,7 @@ def test_compiled_and_layerwise_paths_give_the_same_numbers(digits, optimizer, o
 
 
 def test_compiled_path_is_used_for_builtin_layers(digits):
-    from nkernels.compiled.step import CompiledTrainer
+    from nkernels.trainers import CompiledTrainer
     from nkernels.training import make_trainer
 
     model = small_mlp()
@@ -290,14 +290,14 @@ def test_progress_bar_is_off_unless_asked_for(digits, capsys):
 
 def test_new_seeds_and_limits_reuse_the_compiled_step():
     """The augmentation seed, clip_norm and max_norm are arguments of the generated step, not constants."""
-    from nkernels.compiled.step import CompiledTrainer
     from nkernels.optimizers import SGD
+    from nkernels.trainers import CompiledTrainer
 
     model = nk.Sequential([L.Conv2D(1, 2, 3, padding=1), L.Flatten(), L.Dense(128, 10)], seed=0)
     loss = nk.losses.SoftmaxCrossEntropy()
     a = CompiledTrainer.build(model, loss, SGD(clip_norm=1.0, max_norm=2.0), (1, 8, 8), 16, (2, 1))
     b = CompiledTrainer.build(model, loss, SGD(clip_norm=5.0, max_norm=0.5), (1, 8, 8), 16, (2, 12345))
-    assert a.plan.source == b.plan.source
+    assert a.step.source == b.step.source
 
 
 def test_backward_before_forward_is_a_clear_error():
@@ -326,8 +326,7 @@ def test_a_changed_kernel_source_gives_a_new_compiled_step(tmp_path, monkeypatch
     assert step.source_digest([str(kernel_file)]) != before
 
     def build():
-        return step.CompiledTrainer.build(small_mlp(), nk.losses.SoftmaxCrossEntropy(), nk.optimizers.Adam(),
-                                          (64,), 16).plan.source
+        return step.generate(small_mlp(), nk.losses.SoftmaxCrossEntropy(), nk.optimizers.Adam(), (16, 64)).source
 
     assert f"# kernel sources: {step.kernel_fingerprint(set())[:10]}" in build()
     sources = []

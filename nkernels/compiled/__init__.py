@@ -1,9 +1,11 @@
 """The compiled path: whole training steps (and epochs) run in one Numba call.
 
-Built-in layers, losses and optimizers describe their part as a :class:`CompiledOp`; the step
-builder generates one function from the layer list. A model holding a layer without one falls
-back to the layer-by-layer path, with the same numbers.
+:mod:`nkernels.compiled.step` generates the source of that call from the pass descriptions of
+the layers, the loss and the optimizer (:mod:`nkernels.passes`), rendered operand by operand by
+:mod:`nkernels.compiled.render`; :class:`nkernels.trainers.CompiledTrainer` runs it. A model
+holding a layer without a description falls back to the layer-by-layer path, with the same
+numbers. :class:`CompiledOp` string templates, the earlier form, still work for one release.
 """
-from .spec import CompiledOp
+from .legacy import CompiledOp
 
 __all__ = ["CompiledOp"]

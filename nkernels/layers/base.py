@@ -9,6 +9,8 @@ import numpy as np
 from .. import devices
 from ..errors import NotFittedError
 from ..kernel_registry import kernel
+from ..passes.interpret import Frame, refs, run
+from ..passes.ir import VIEW, LayerPasses, calls_of
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -74,9 +76,12 @@ class Layer:
     is created, and ``from_config`` calls the constructor with them; a layer whose arguments
     are not JSON values (numbers, strings, lists, dicts) overrides both.
 
-    Built-in layers also return a :class:`~nkernels.compiled.CompiledOp` from
-    :meth:`compiled_op`, which lets a :class:`~nkernels.Sequential` run whole training steps in
-    one compiled call. Layers without one (the default) are driven one call at a time.
+    A layer describes its passes once, as kernel calls on symbolic operands, by returning a
+    :class:`~nkernels.passes.LayerPasses` from :meth:`passes`: the default :meth:`forward` and
+    :meth:`backward` run those calls, and a :class:`~nkernels.Sequential` of such layers runs
+    whole training steps in one compiled call rendered from the same description. A layer may
+    instead implement ``forward`` and ``backward`` in Python; it is then driven one call at a
+    time.
 
     ``device`` is ``"cpu"`` or ``"cuda"``; :meth:`to` moves the parameters. A layer lists the
     devices it has kernels for in ``supported_devices``. Written with :meth:`kernel_of`,
@@ -108,13 +113,84 @@ class Layer:
         return layer
 
     # -- the pass interface -------------------------------------------------------------------
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """The layer's output for the batch ``x``; with ``training=True``, remember what backward needs."""
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training=False)")
+    def passes(self, input_shape: tuple[int, ...]) -> "LayerPasses | None":
+        """The layer's passes at ``input_shape`` (batch first), described once as kernel calls.
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """Given the gradient of the loss w.r.t. the output, fill ``grads`` and return the input's gradient."""
-        raise NotImplementedError(f"{type(self).__name__} must implement backward(dy)")
+        Returning a :class:`~nkernels.passes.LayerPasses` gives the layer both paths from one
+        description: :meth:`forward` and :meth:`backward` run its calls one at a time, and the
+        compiled training step renders them. The calls may depend on the sample shape but not on
+        the batch size (only workspace shapes may). Layers that write :meth:`forward` and
+        :meth:`backward` in Python instead return None (the default) and train layer by layer.
+        """
+        return None
+
+    def scalars(self) -> dict[str, float]:
+        """The values of the :class:`~nkernels.passes.Scalar` operands of the passes, by name."""
+        return {}
+
+    @property
+    def described(self) -> bool:
+        """Whether the layer describes its passes (:meth:`passes`) rather than coding them."""
+        return type(self).passes is not Layer.passes
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The layer's output for the batch ``x``; with ``training=True``, remember what backward needs.
+
+        The default runs the calls of :meth:`passes`: the training forward, or in evaluation
+        the inference pass.
+        """
+        if not self.described:
+            raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training=False) "
+                                      f"or describe its passes with passes(input_shape)")
+        x = self.prepare_input(x)
+        out_shape = tuple(self.output_shape(tuple(x.shape)))
+        passes = self.passes(tuple(x.shape))
+        assert passes is not None  # a described layer always describes
+        calls = passes.forward if training else passes.evaluation
+        frame = self._frame(x, passes, calls if not training else None)
+        if calls is VIEW:
+            y = x.reshape(out_shape)
+        else:
+            y = frame.arrays["y"] = self.empty(out_shape, x.dtype)
+            run(calls_of(calls), frame, self.kernel_of)
+        if training:
+            self._saved = {"passes": passes, "frame": frame, "x": x, "out_shape": out_shape, "fresh": True}
+        return y
+
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray:
+        """Given the gradient of the loss w.r.t. the output, fill ``grads`` and return the input's gradient.
+
+        The default runs the backward calls of :meth:`passes`. ``need_dx=False`` tells kernels
+        that can skip the input's gradient to skip it (the first layer's is never used in
+        training); the returned array is then undefined.
+        """
+        if not self.described:
+            raise NotImplementedError(f"{type(self).__name__} must implement backward(dy)")
+        saved = self.saved_for_backward()
+        dy = self.prepare_grad_output(dy, saved["out_shape"])
+        x, passes, frame = saved["x"], saved["passes"], saved["frame"]
+        if passes.backward is VIEW:
+            return dy.reshape(x.shape)
+        frame.arrays["dy"] = dy
+        dx = frame.arrays["dx"] = self.empty(x.shape, x.dtype)
+        frame.specials.update(need_dx=bool(need_dx), fresh=saved["fresh"])
+        run(calls_of(passes.backward), frame, self.kernel_of)
+        saved["fresh"] = False  # the kernels may have reused the forward's workspaces
+        return dx
+
+    def _frame(self, x, passes: "LayerPasses", only: Any = None) -> Frame:
+        """The operands of this layer's passes on input ``x``: parameters, gradients, buffers and
+        fresh workspaces (only those ``only``'s calls use, when given: evaluation needs fewer)."""
+        used = None if only is None else refs(calls_of(only), "work")
+        arrays: dict[Any, Any] = {"x": x}
+        arrays.update({("param", k): v for k, v in self.params.items()})
+        arrays.update({("grad", k): v for k, v in self.grads.items()})
+        arrays.update({("buffer", k): v for k, v in self.buffers.items()})
+        for name, space in passes.workspaces.items():
+            if used is None or name in used:
+                shape = tuple(x.shape) if space.shape == "input" else space.shape
+                arrays[("work", name)] = self.empty(shape, x.dtype if space.dtype is None else space.dtype)
+        return Frame(arrays, self.scalars(), {"step": 0, "need_dx": True, "fresh": True, "index": 0})
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return self.forward(x, training=training)
@@ -159,12 +235,16 @@ class Layer:
         return self._dtype
 
     def astype(self, dtype: Any) -> "Layer":
-        """Cast parameters and gradients to ``dtype`` (float32 or float64) in place; returns self."""
+        """Cast parameters, gradients and floating-point buffers (running statistics, say) to
+        ``dtype`` (float32 or float64) in place; integer buffers (counters) keep theirs. Returns self."""
         dt = as_float_dtype(dtype)
         self._dtype = dt
         for name in list(self.params):
             host = np.ascontiguousarray(devices.to_host(self.params[name]), dtype=dt)
             self.params[name] = devices.move(host, self.device)
+        for name, value in list(self.buffers.items()):
+            if np.asarray(value).dtype.kind == "f":
+                self.buffers[name] = np.ascontiguousarray(value, dtype=dt)
         self.zero_grads()
         return self
 
@@ -200,11 +280,6 @@ class Layer:
     def empty(self, shape: tuple[int, ...], dtype: Any = None):
         """An uninitialized output array on this layer's device (of the layer's dtype by default)."""
         return devices.empty(shape, self.dtype if dtype is None else dtype, self.device)
-
-    # -- the compiled path ---------------------------------------------------------------------
-    def compiled_op(self, input_shape: tuple[int, ...], dtype: np.dtype):
-        """A :class:`~nkernels.compiled.CompiledOp` for this layer at ``input_shape``, or ``None``."""
-        return None
 
     # -- helpers for subclasses (plugin layers use them too) ------------------------------------
     def prepare_input(self, x: Any, feature_shape: tuple | None = None, ndim: int | None = None) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compiled.spec import CompiledOp
+from ..passes import DX, DY, FRESH, NEED_DX, X, Y, Call, Const, LayerPasses, grad, param, work
 from .base import Layer, check_bool, check_positive_int, pair
 
 
@@ -55,49 +55,21 @@ class _Conv(Layer):
         pixels = input_shape[0] * int(np.prod(out[2:]))
         return (pixels, self.in_channels * int(np.prod(self.kernel))), (self.out_channels, pixels)
 
-    def _options(self) -> tuple[int, ...]:
+    def _options(self) -> tuple[Const, ...]:
         """The kernels' int options: strides then paddings (h, w for 2-D)."""
-        return self.strides + self.paddings
+        return tuple(Const(v) for v in self.strides + self.paddings)
 
-    def _bias(self, table: dict) -> np.ndarray:
-        return table["bias"] if self.use_bias else self.empty((0,))
-
-    def forward(self, x, training=False):
-        x = self.prepare_input(x)
-        out_shape = self.output_shape(x.shape)  # checks the layout with a clear message
-        cols_shape, gemm_shape = self._workspace_shapes(x.shape)
-        cols, gemm = self.empty(cols_shape, x.dtype), self.empty(gemm_shape, x.dtype)
-        out = self.empty(out_shape, x.dtype)
-        self.kernel_of(self.op + "_forward")(x, self.params["weight"], self._bias(self.params), *self._options(),
-                                     cols, gemm, out)
-        if training:
-            self.save_for_backward(x=x, cols=cols, gemm=gemm, out_shape=out_shape, cols_ready=True)
-        return out
-
-    def backward(self, dy):
-        saved = self.saved_for_backward()
-        dy = self.prepare_grad_output(dy, saved["out_shape"])
-        x = saved["x"]
-        dx = self.empty(x.shape, x.dtype)
-        self.kernel_of(self.op + "_backward")(x, self.params["weight"], dy, *self._options(), True,
-                                      saved["cols_ready"], saved["cols"], saved["gemm"], dx,
-                                      self.grads["weight"], self._bias(self.grads))
-        saved["cols_ready"] = False  # cols now holds dcols; a second backward rebuilds the im2col
-        return dx
-
-    def compiled_op(self, input_shape, dtype):
-        options = ", ".join(map(str, self._options()))
-        bias = "{p[bias]}" if self.use_bias else "{w[no_bias]}"
-        dbias = "{g[bias]}" if self.use_bias else "{w[no_bias]}"
+    def passes(self, input_shape):
+        bias, dbias = (param("bias"), grad("bias")) if self.use_bias else (work("no_bias"), work("no_bias"))
         cols_shape, gemm_shape = self._workspace_shapes(input_shape)
         workspaces = {"cols": (cols_shape, None), "gemm": (gemm_shape, None)}
         if not self.use_bias:
             workspaces["no_bias"] = ((0,), None)
-        return CompiledOp(
-            forward=f"{self.op}_forward({{x}}, {{p[weight]}}, {bias}, {options}, {{w[cols]}}, {{w[gemm]}}, {{y}})",
-            backward=(f"{self.op}_backward({{x}}, {{p[weight]}}, {{dy}}, {options}, {{need_dx}}, True, "
-                      f"{{w[cols]}}, {{w[gemm]}}, {{dx}}, {{g[weight]}}, {dbias})"),
-            ops=(self.op + "_forward", self.op + "_backward"),
+        options = self._options()
+        return LayerPasses(
+            forward=(Call(self.op + "_forward", X, param("weight"), bias, *options, work("cols"), work("gemm"), Y),),
+            backward=(Call(self.op + "_backward", X, param("weight"), DY, *options, NEED_DX, FRESH, work("cols"),
+                           work("gemm"), DX, grad("weight"), dbias),),
             workspaces=workspaces,
         )
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compiled.spec import CompiledOp
+from ..passes import DX, DY, NEED_DX, X, Y, Call, LayerPasses, grad, param, work
 from .base import Layer, check_bool, check_positive_int
 
 
@@ -25,36 +25,15 @@ class Dense(Layer):
         """U(-1/sqrt(in), 1/sqrt(in)) for weight and bias, as ``torch.nn.Linear``."""
         self.fill_uniform(rng, 1.0 / np.sqrt(self.in_features))
 
-    def _bias(self, table: dict) -> np.ndarray:
-        return table["bias"] if self.use_bias else self.empty((0,))
-
-    def forward(self, x, training=False):
-        x = self.prepare_input(x, (self.in_features,))
-        out = self.empty((x.shape[0], self.out_features))
-        self.kernel_of("dense_forward")(x, self.params["weight"], self._bias(self.params), out)
-        if training:
-            self.save_for_backward(x=x)
-        return out
-
-    def backward(self, dy):
-        x = self.saved_for_backward()["x"]
-        dy = self.prepare_grad_output(dy, (x.shape[0], self.out_features))
-        dx = self.empty(x.shape)
-        self.kernel_of("dense_backward")(x, dy, self.params["weight"], True, dx, self.grads["weight"],
-                                 self._bias(self.grads))
-        return dx
+    def passes(self, input_shape):
+        bias, dbias = (param("bias"), grad("bias")) if self.use_bias else (work("no_bias"), work("no_bias"))
+        return LayerPasses(
+            forward=(Call("dense_forward", X, param("weight"), bias, Y),),
+            backward=(Call("dense_backward", X, DY, param("weight"), NEED_DX, DX, grad("weight"), dbias),),
+            workspaces={} if self.use_bias else {"no_bias": ((0,), None)},
+        )
 
     def output_shape(self, input_shape):
         if len(input_shape) != 2 or input_shape[1] != self.in_features:
             raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(input_shape)}")
         return (input_shape[0], self.out_features)
-
-    def compiled_op(self, input_shape, dtype):
-        bias = "{p[bias]}" if self.use_bias else "{w[no_bias]}"
-        dbias = "{g[bias]}" if self.use_bias else "{w[no_bias]}"
-        return CompiledOp(
-            forward=f"dense_forward({{x}}, {{p[weight]}}, {bias}, {{y}})",
-            backward=f"dense_backward({{x}}, {{dy}}, {{p[weight]}}, {{need_dx}}, {{dx}}, {{g[weight]}}, {dbias})",
-            ops=("dense_forward", "dense_backward"),
-            workspaces={} if self.use_bias else {"no_bias": ((0,), None)},
-        )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compiled.spec import CompiledOp
+from ..passes import DX, DY, VIEW, X, Y, Call, LayerPasses, Scalar, buffer, work
 from .base import Layer
 
 
@@ -11,10 +11,13 @@ class Dropout(Layer):
     """Zeroes each element with probability ``p`` in training and scales the rest by ``1 / (1 - p)``.
 
     Evaluation mode is the identity. The mask of element ``i`` in a call is a pure function of
-    ``(seed, counter + i)``; the counter (a buffer, saved with checkpoints) advances by the
-    number of elements each training call, so runs are reproducible and the CPU and CUDA
-    kernels draw the same masks. ``seed`` defaults to one drawn when the model is seeded.
+    ``(seed, counter + i)``; the counter advances by the number of elements each training call,
+    so runs are reproducible and the CPU and CUDA kernels draw the same masks. ``seed`` and
+    ``counter`` are buffers, saved with the model and with checkpoints; ``seed`` defaults to one
+    drawn when the model is seeded (or at random), and the drawn seed is saved too.
     """
+
+    supported_devices = ("cpu", "cuda")
 
     def __init__(self, p: float = 0.5, seed: int | None = None):
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
@@ -22,46 +25,32 @@ class Dropout(Layer):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
         self.p = float(p)
-        self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**62))
+        drawn = seed if seed is not None else np.random.default_rng().integers(2**62)
+        self.buffers["seed"] = np.array([drawn], np.int64)
         self.buffers["counter"] = np.zeros(1, np.int64)
 
-    supported_devices = ("cpu", "cuda")
+    @property
+    def seed(self) -> int:
+        """The seed of the masks (a buffer, so saves and checkpoints keep it)."""
+        return int(self.buffers["seed"][0])
 
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """Draw the mask seed from ``rng`` (so a seeded model drops the same units) and restart the counter."""
         if self._init_arguments is None or self._init_arguments.get("seed") is None:
-            self.seed = int(rng.integers(2**62))
+            self.buffers["seed"][0] = rng.integers(2**62)
         self.buffers["counter"][0] = 0
 
-    def forward(self, x, training=False):
-        x = self.prepare_input(x)
-        if not training:
-            return x
-        mask, out = self.empty(x.shape, x.dtype), self.empty(x.shape, x.dtype)
-        counter = self.buffers["counter"]
-        self.kernel_of("dropout_forward")(x.reshape(-1), self.p, self.seed, int(counter[0]), mask.reshape(-1),
-                                  out.reshape(-1))
-        counter[0] += x.size
-        self.save_for_backward(mask=mask)
-        return out
-
-    def backward(self, dy):
-        mask = self.saved_for_backward()["mask"]
-        dy = self.prepare_grad_output(dy, mask.shape)
-        dx = self.empty(mask.shape, mask.dtype)
-        self.kernel_of("dropout_backward")(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
-        return dx
+    def scalars(self):
+        return {"p": self.p}
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def compiled_op(self, input_shape, dtype):
-        size = int(np.prod(input_shape))
-        return CompiledOp(
-            forward=(f"dropout_forward({{x_flat}}, {self.p!r}, {self.seed}, {{s[counter]}}[0], {{w[mask]}}, "
-                     f"{{y_flat}})\n{{s[counter]}}[0] += {{x_flat}}.shape[0]"),
-            backward="dropout_backward({dy_flat}, {w[mask]}, {dx_flat})",
-            ops=("dropout_forward", "dropout_backward"),
-            workspaces={"mask": ((size,), None)},
-            state={"counter": self.buffers["counter"]},
+    def passes(self, input_shape):
+        return LayerPasses(
+            forward=(Call("dropout_forward", X.flat, Scalar("p"), buffer("seed"), buffer("counter"), work("mask"),
+                          Y.flat),),
+            backward=(Call("dropout_backward", DY.flat, work("mask"), DX.flat),),
+            inference=VIEW,
+            workspaces={"mask": ((int(np.prod(input_shape)),), None)},
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compiled.spec import CompiledOp
+from ..passes import DX, DY, X, Y, Call, Const, LayerPasses, work
 from .base import Layer, check_positive_int
 
 
@@ -29,43 +29,14 @@ class _Pool(Layer):
                              f"size {tuple(spatial)}")
         return tuple(input_shape[:2]) + tuple((s - self.kernel_size) // self.stride + 1 for s in spatial)
 
-    def forward(self, x, training=False):
-        x = self.prepare_input(x)
-        out = self.empty(self.output_shape(x.shape), x.dtype)  # output_shape checks the layout
-        forward = self.kernel_of(self.op + "_forward")
+    def passes(self, input_shape):
+        k, s = Const(self.kernel_size), Const(self.stride)
         if self.saves_argmax:
-            argmax = self.empty(out.shape, np.int64)
-            forward(x, self.kernel_size, self.stride, out, argmax)
-            if training:
-                self.save_for_backward(argmax=argmax, shape=x.shape)
-        else:
-            forward(x, self.kernel_size, self.stride, out)
-            if training:
-                self.save_for_backward(shape=x.shape, out_shape=out.shape)
-        return out
-
-    def backward(self, dy):
-        saved = self.saved_for_backward()
-        out_shape = saved["argmax"].shape if self.saves_argmax else saved["out_shape"]
-        dy = self.prepare_grad_output(dy, out_shape)
-        dx = self.empty(saved["shape"], dy.dtype)
-        backward = self.kernel_of(self.op + "_backward")
-        if self.saves_argmax:
-            backward(dy, saved["argmax"], dx)
-        else:
-            backward(dy, self.kernel_size, self.stride, dx)
-        return dx
-
-    def compiled_op(self, input_shape, dtype):
-        k, s = self.kernel_size, self.stride
-        if self.saves_argmax:
-            return CompiledOp(forward=f"{self.op}_forward({{x}}, {k}, {s}, {{y}}, {{w[argmax]}})",
-                              backward=f"{self.op}_backward({{dy}}, {{w[argmax]}}, {{dx}})",
-                              ops=(self.op + "_forward", self.op + "_backward"),
-                              workspaces={"argmax": (self.output_shape(input_shape), np.int64)})
-        return CompiledOp(forward=f"{self.op}_forward({{x}}, {k}, {s}, {{y}})",
-                          backward=f"{self.op}_backward({{dy}}, {k}, {s}, {{dx}})",
-                          ops=(self.op + "_forward", self.op + "_backward"))
+            return LayerPasses(forward=(Call(self.op + "_forward", X, k, s, Y, work("argmax")),),
+                               backward=(Call(self.op + "_backward", DY, work("argmax"), DX),),
+                               workspaces={"argmax": (self.output_shape(input_shape), np.int64)})
+        return LayerPasses(forward=(Call(self.op + "_forward", X, k, s, Y),),
+                           backward=(Call(self.op + "_backward", DY, k, s, DX),))
 
 
 class MaxPool2D(_Pool):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compiled.spec import CompiledOp
+from ..passes import DX, DY, X, Y, Call, LayerPasses, grad, param, work
 from .base import Layer, check_bool, check_positive_int
 
 
@@ -43,72 +43,33 @@ class _Recurrent(Layer):
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[2] != self.input_size:
-            raise ValueError(f"{self!r} expects batch-first sequences of shape (N, T, {self.input_size}), "
-                             f"got {tuple(input_shape)}")
+            raise ValueError(f"{self!r} expects input of shape (N, T, {self.input_size}) (batch-first "
+                             f"sequences), got {tuple(input_shape)}")
         n, t = input_shape[:2]
         return (n, t, self.hidden_size) if self.return_sequences else (n, self.hidden_size)
 
-    def _workspaces(self, x_shape):
+    def passes(self, input_shape):
         forward_names, backward_names, shapes = _workspace_spec(self.op)
-        n, t, i = x_shape
-        return forward_names, backward_names, shapes(n, t, i, self.hidden_size)
-
-    def forward(self, x, training=False):
-        x = self.prepare_input(x, (None, self.input_size))
-        forward_names, _, shapes = self._workspaces(x.shape)
-        work = [self.empty(shapes[name], x.dtype) for name in forward_names]
-        hs = self.empty(tuple(x.shape[:2]) + (self.hidden_size,), x.dtype)
-        p = self.params
-        self.kernel_of(self.op + "_forward")(x, p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"],
-                                             *work, hs)
-        if training:
-            self.save_for_backward(x=x, saved=work[:_SAVED], hs_shape=tuple(hs.shape))
+        n, t, i = input_shape
+        sizes = shapes(n, t, i, self.hidden_size)
+        workspaces = {f"f_{name}": (sizes[name], None) for name in forward_names}
+        workspaces.update({f"b_{name}": (sizes[name], None) for name in backward_names})
+        forward_work = [work(f"f_{name}") for name in forward_names]
+        backward_work = [work(f"b_{name}") for name in backward_names]
+        weights = (param("weight_ih"), param("weight_hh"))
+        grads = (grad("weight_ih"), grad("weight_hh"), grad("bias_ih"), grad("bias_hh"))
         if self.return_sequences:
-            return hs
-        last = self.empty((hs.shape[0], self.hidden_size), x.dtype)
-        self.kernel_of("last_step_forward")(hs, last)
-        return last
-
-    def backward(self, dy):
-        state = self.saved_for_backward()
-        x, hs_shape = state["x"], state["hs_shape"]
-        dy = self.prepare_grad_output(dy, hs_shape if self.return_sequences else (hs_shape[0], hs_shape[2]))
-        if self.return_sequences:
-            dhs = dy
-        else:
-            dhs = self.empty(hs_shape, dy.dtype)
-            self.kernel_of("last_step_backward")(dy, dhs)
-        _, backward_names, shapes = self._workspaces(x.shape)
-        scratch = [self.empty(shapes[name], x.dtype) for name in backward_names]
-        dx = self.empty(x.shape, x.dtype)
-        p, g = self.params, self.grads
-        self.kernel_of(self.op + "_backward")(x, p["weight_ih"], p["weight_hh"], *state["saved"], dhs, *scratch, dx,
-                                      g["weight_ih"], g["weight_hh"], g["bias_ih"], g["bias_hh"])
-        return dx
-
-    def compiled_op(self, input_shape, dtype):
-        forward_names, backward_names, shapes = self._workspaces(input_shape)
-        workspaces = {f"f_{name}": (shapes[name], None) for name in forward_names}
-        workspaces.update({f"b_{name}": (shapes[name], None) for name in backward_names})
-        n, t, _ = input_shape
-        fwd = ", ".join(f"{{w[f_{name}]}}" for name in forward_names)
-        saved = ", ".join(f"{{w[f_{name}]}}" for name in forward_names[:_SAVED])
-        bwd = ", ".join(f"{{w[b_{name}]}}" for name in backward_names)
-        ops = [self.op + "_forward", self.op + "_backward"]
-        if self.return_sequences:
-            hs, dhs, pre, post = "{y}", "{dy}", "", ""
+            hs, dhs, last, first = Y, DY, (), ()
         else:
             workspaces.update(hs=((n, t, self.hidden_size), None), dhs=((n, t, self.hidden_size), None))
-            hs, dhs = "{w[hs]}", "{w[dhs]}"
-            post = "\nlast_step_forward({w[hs]}, {y})"
-            pre = "last_step_backward({dy}, {w[dhs]})\n"
-            ops += ["last_step_forward", "last_step_backward"]
-        params = "{p[weight_ih]}, {p[weight_hh]}"
-        return CompiledOp(
-            forward=f"{self.op}_forward({{x}}, {params}, {{p[bias_ih]}}, {{p[bias_hh]}}, {fwd}, {hs})" + post,
-            backward=(pre + f"{self.op}_backward({{x}}, {params}, {saved}, {dhs}, {bwd}, {{dx}}, "
-                      f"{{g[weight_ih]}}, {{g[weight_hh]}}, {{g[bias_ih]}}, {{g[bias_hh]}})"),
-            ops=tuple(ops),
+            hs, dhs = work("hs"), work("dhs")
+            last = (Call("last_step_forward", hs, Y),)
+            first = (Call("last_step_backward", DY, dhs),)
+        return LayerPasses(
+            forward=(Call(self.op + "_forward", X, *weights, param("bias_ih"), param("bias_hh"), *forward_work, hs),
+                     *last),
+            backward=(*first, Call(self.op + "_backward", X, *weights, *forward_work[:_SAVED], dhs, *backward_work,
+                                   DX, *grads)),
             workspaces=workspaces,
         )
 

@@ -15,7 +15,8 @@ from ..history import History
 from ..layers.base import check_positive_int
 from ..losses import get_loss
 from ..optimizers import get_optimizer
-from ..training import DeviceTrainer, LayerwiseTrainer, default_loss, evaluate, make_trainer, run_epoch_batches
+from ..trainers import DeviceTrainer, LayerwiseTrainer, make_trainer, run_epoch_batches
+from ..training import default_loss, evaluate
 from .base import Scheme
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -34,7 +35,7 @@ class Backprop(Scheme):
     uninterrupted one (with ``resume=True`` and no checkpoint yet, training starts afresh, so
     the same call can be repeated until the run is done). ``compiled=False`` forces the
     layer-by-layer path (same numbers). ``split_batches`` chooses the compiled path's split mode
-    (two threads, half a batch each; see :class:`~nkernels.compiled.step.CompiledTrainer`): None
+    (two threads, half a batch each; see :class:`~nkernels.trainers.CompiledTrainer`): None
     lets it decide from the size of a batch, False keeps whole batches (the layer path's numbers
     bit for bit), True asks for it.
 

@@ -5,6 +5,8 @@ is imported) on tiny shapes; on a GPU the same checks run for real.
 """
 from __future__ import annotations
 
+import copy
+
 from typing import Any
 
 import numpy as np
@@ -89,15 +91,8 @@ def _kernel_agreement(op: str, args: tuple, rtol: float | None) -> dict[str, flo
 
 
 def _twin(layer, dtype: np.dtype):
-    """A new CPU layer of ``layer``'s config with its weights (cast to ``dtype``), buffers and random seed."""
-    twin = type(layer).from_config(layer.get_config()).astype(dtype)
-    for name, value in layer.params.items():
-        twin.params[name][...] = devices.to_host(value).astype(dtype)
-    for name, value in layer.buffers.items():
-        twin.buffers[name][...] = devices.to_host(value)
-    if hasattr(layer, "seed"):  # layers drawing random numbers (dropout) draw the same ones
-        twin.seed = layer.seed
-    return twin
+    """A copy of the CPU ``layer`` (weights and buffers, a random layer's seed among them) cast to ``dtype``."""
+    return copy.deepcopy(layer).astype(dtype)
 
 
 def _layer_agreement(layer, input_shape: tuple[int, ...], rtol: float | None, seed: int, training: bool,

@@ -10,9 +10,10 @@ Example, in a plugin's ``tests/test_silu.py``::
         input_shapes = [(4, 8), (1, 3, 5)]
 
 pytest then checks, at every input shape: the float64 gradients against finite differences,
-float32/float64 outputs, the config round trip through JSON, the error for ``backward`` before
-``forward``, and, where the layer offers a compiled path, that the compiled training step and
-the layer-by-layer one give the same numbers.
+float32/float64 outputs, that ``astype`` casts every float array, the config round trip through
+JSON, the error for ``backward`` before ``forward``, and that the compiled training step and the
+layer-by-layer path compute the same output, input gradient, parameter gradients and update. A
+layer meant to train layer by layer only says so with ``compiled_path = False``.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class LayerConformance:
     make_layer: Callable[[], Any]
     input_shapes: list[tuple[int, ...]] = []
     gradient_tolerance = 1e-5
+    #: how many elements of the input and of each parameter the gradient check samples
+    gradient_checks = 200
 
     def inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """The inputs used by the checks (standard normal by default)."""
@@ -49,7 +52,9 @@ class LayerConformance:
     def test_gradients_float64(self):
         """Analytic gradients match finite differences in float64."""
         for shape, x in self._cases():
-            check_layer_gradients(self.make_layer(), shape, inputs=x, rtol=self.gradient_tolerance)
+            report = check_layer_gradients(self.make_layer(), shape, inputs=x, rtol=self.gradient_tolerance,
+                                           max_checks=self.gradient_checks)
+            assert set(report) == {"input", *self.make_layer().params}, "every parameter's gradient is checked"
 
     def test_dtypes_are_kept(self):
         """float32 and float64 inputs give outputs of the layer's dtype."""
@@ -85,33 +90,64 @@ class LayerConformance:
             return
         raise AssertionError("backward() before forward(training=True) must raise a ValueError")
 
+    def test_astype_casts_every_float_array(self):
+        """astype casts parameters, gradients and floating-point buffers; integer buffers keep their dtype."""
+        layer = self.make_layer()
+        before = {k: np.asarray(v).dtype for k, v in layer.buffers.items()}
+        for dtype in (np.float64, np.float32):
+            layer.astype(dtype)
+            for table in (layer.params, layer.grads):
+                for key, value in table.items():
+                    assert np.asarray(value).dtype == dtype, f"{key} is {np.asarray(value).dtype} after astype({dtype})"
+            for key, value in layer.buffers.items():
+                want = np.dtype(dtype) if before[key].kind == "f" else before[key]
+                assert np.asarray(value).dtype == want, f"buffer {key} is {np.asarray(value).dtype}, expected {want}"
+
+    #: whether the layer offers the compiled path (a description of its passes, or a template);
+    #: set it to False for a layer that is meant to train layer by layer only
+    compiled_path = True
+
     def test_compiled_path_matches_layerwise(self):
-        """A layer with a compiled path trains to the same numbers on both paths."""
-        from ..compiled.step import CompiledTrainer
+        """The compiled training step and the layer-by-layer path compute the same forward output,
+        input gradient, parameter gradients and updated parameters (float64)."""
+        from ..compiled.step import describe
         from ..losses import MSE
         from ..model import Sequential
         from ..optimizers import SGD
-        from ..training import LayerwiseTrainer
+        from ..trainers import CompiledTrainer
 
         for shape, x in self._cases():
-            layer = self.make_layer()
-            if layer.compiled_op(shape, layer.dtype) is None:
+            layer = self.make_layer().astype(np.float64)
+            has_form = describe(layer, shape) is not None
+            if not self.compiled_path:
+                assert not has_form, (f"{type(layer).__name__} offers a compiled form; drop compiled_path = False "
+                                      f"so that the kit checks it")
                 return
-            results = []
-            for trainer_cls in (CompiledTrainer, LayerwiseTrainer):
-                model = Sequential([copy.deepcopy(layer)])
-                optimizer = SGD(lr=0.01)
-                X = np.ascontiguousarray(np.concatenate([x, x[::-1]]), dtype=np.float32)
-                target = np.ascontiguousarray(
-                    np.random.default_rng(1).standard_normal(model.output_shape(X.shape)), dtype=np.float32)
-                n = len(X)
-                if trainer_cls is CompiledTrainer:
-                    trainer = CompiledTrainer.build(model, MSE(), optimizer, X.shape[1:], n)
-                else:
-                    trainer = LayerwiseTrainer(model, MSE(), optimizer, X.shape[1:])
-                losses, _, _ = trainer.run(X.reshape(n, -1), target.reshape(n, -1), np.arange(n), 0, 1, n)
-                results.append((losses, {k: np.array(v) for k, v in model.params.items()}))
-            (l1, p1), (l2, p2) = results
-            np.testing.assert_allclose(l1, l2, rtol=1e-6)
-            for key in p1:
-                np.testing.assert_allclose(p1[key], p2[key], rtol=1e-6, atol=1e-7)
+            assert has_form, (f"{type(layer).__name__} has no compiled form (no passes() description): it trains "
+                              f"layer by layer only. Describe its passes, or set compiled_path = False in the test "
+                              f"class to say that this is intended")
+            X = np.ascontiguousarray(np.concatenate([x, x[::-1]]), dtype=np.float64)
+            n = len(X)
+            compiled_model = Sequential([copy.deepcopy(layer)])
+            reference = Sequential([copy.deepcopy(layer)])
+            target = np.random.default_rng(1).standard_normal(reference.output_shape(X.shape))
+            trainer = CompiledTrainer.build(compiled_model, MSE(), SGD(lr=0.01), X.shape[1:], n,
+                                            split_batches=False, input_grad=True)
+            assert trainer is not None, f"{type(layer).__name__}: a kernel of its description has no Numba form"
+            trainer.run(X.reshape(n, -1), target.reshape(n, -1), np.arange(n), 0, 1, n)
+
+            loss = MSE()
+            out = reference.forward(X, training=True)
+            loss.forward(out, target)
+            dx = reference.backward(loss.backward())
+            grads = {k: np.array(v) for k, v in reference.grads.items()}
+            SGD(lr=0.01).step(reference.params, reference.grads)
+
+            close = dict(rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(trainer.output(n), out, **close, err_msg="forward output")
+            np.testing.assert_allclose(trainer.input_gradient(n), dx, **close, err_msg="input gradient")
+            for key in grads:
+                np.testing.assert_allclose(compiled_model.grads[key], grads[key], **close,
+                                           err_msg=f"gradient of {key}")
+                np.testing.assert_allclose(compiled_model.params[key], reference.params[key], **close,
+                                           err_msg=f"updated {key}")

@@ -41,8 +41,9 @@ def make_grads(dtype, seed=0):
 
 
 def kernel_clip(grads, max_norm):
-    total = math.sqrt(sum(norms.sum_of_squares(g.reshape(-1)) for g in grads))
-    factor = norms.clip_scale(total, max_norm)
+    sum_sq = sum(norms.sum_of_squares(g.reshape(-1)) for g in grads)
+    total = math.sqrt(sum_sq)
+    factor = norms.clip_factor(sum_sq, max_norm)
     if factor != 1.0:
         for g in grads:
             norms.scale_inplace(g.reshape(-1), factor)
@@ -76,12 +77,12 @@ def test_combine_halves_weights_the_two_gradients(dtype):
     np.testing.assert_allclose(grad, expected, rtol=1e-6 if dtype == np.float32 else 1e-15)
 
 
-def test_clip_scale():
-    assert norms.clip_scale(1.0, 5.0) == 1.0
-    assert norms.clip_scale(10.0, 5.0) == 5.0 / (10.0 + 1e-6)
-    assert norms.clip_scale(5.0, 5.0) == 5.0 / (5.0 + 1e-6)  # as torch: clamp(coef, max=1)
-    assert math.isnan(norms.clip_scale(math.nan, 5.0))
-    assert norms.clip_scale(math.inf, 5.0) == 0.0
+def test_clip_factor():
+    assert norms.clip_factor(1.0, 5.0) == 1.0
+    assert norms.clip_factor(100.0, 5.0) == 5.0 / (10.0 + 1e-6)
+    assert norms.clip_factor(25.0, 5.0) == 5.0 / (5.0 + 1e-6)  # as torch: clamp(coef, max=1)
+    assert math.isnan(norms.clip_factor(math.nan, 5.0))
+    assert norms.clip_factor(math.inf, 5.0) == 0.0
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -2,8 +2,7 @@
 
 Clipping by global norm, as ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (p = 2)::
 
-    total_norm = sqrt(sum(sum_of_squares(g.reshape(-1)) for g in grads))   # float64
-    factor = clip_scale(total_norm, max_norm)
+    factor = clip_factor(sum(sum_of_squares(g.reshape(-1)) for g in grads), max_norm)   # float64
     if factor != 1.0:
         for g in grads: scale_inplace(g.reshape(-1), factor)
 
@@ -52,15 +51,16 @@ def combine_halves(grad, other, weight, other_weight):
 
 
 @njit(cache=True, error_model="numpy")
-def clip_scale(total_norm, max_norm):
-    """The factor ``clip_grad_norm_`` multiplies every gradient by: ``min(1, max_norm / (total_norm + 1e-6))``.
+def clip_factor(sum_sq, max_norm):
+    """The factor ``clip_grad_norm_`` multiplies every gradient by, from the sum of the squares of
+    all gradients: ``min(1, max_norm / (sqrt(sum_sq) + 1e-6))``.
 
-    Exactly PyTorch's ``clamp(max_norm / (total_norm + 1e-6), max=1.0)``: so a ``total_norm``
-    within 1e-6 below ``max_norm`` still scales by slightly less than 1, and a NaN or inf
-    ``total_norm`` gives NaN or 0 (PyTorch's ``error_if_nonfinite=False``; the layer may check
-    ``np.isfinite(total_norm)`` first). Returns float64.
+    Exactly PyTorch's ``clamp(max_norm / (total_norm + 1e-6), max=1.0)`` with ``total_norm =
+    sqrt(sum_sq)``: so a norm within 1e-6 below ``max_norm`` still scales by slightly less than
+    1, and a NaN or inf sum gives NaN or 0 (PyTorch's ``error_if_nonfinite=False``). Returns
+    float64.
     """
-    coef = max_norm / (total_norm + 1e-6)
+    coef = max_norm / (np.sqrt(sum_sq) + 1e-6)
     if coef > 1.0:
         coef = 1.0
     return coef

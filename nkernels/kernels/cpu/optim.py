@@ -51,3 +51,27 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
         m[i] = mi
         v[i] = vi
         param[i] = p - step_size * mi / (np.sqrt(vi) * inv_bias2 + eps_)
+
+
+#: the optimizers :func:`apply_updates` runs, and the order of their hyperparameters in ``hyper``
+#: (``nkernels.optimizers.Optimizer.fused_form`` builds ``hyper`` from these names)
+SGD, ADAM = 0, 1
+HYPERPARAMETERS = {SGD: ("lr", "momentum", "weight_decay"), ADAM: ("lr", "beta1", "beta2", "eps", "weight_decay")}
+
+
+@njit(cache=True, error_model="numpy")
+def apply_updates(optimizer, params, grads, state_a, state_b, hyper, flag, step):
+    """Update every flat parameter in the tuple ``params``: for kernels that run whole epochs in
+    their own compiled loop (schemes of plugins).
+
+    ``optimizer`` SGD: :func:`sgd_update` with ``hyper`` = (lr, momentum, weight decay), ``flag``
+    = nesterov, ``state_a`` the velocities. ADAM: :func:`adam_update` with ``hyper`` = (lr,
+    beta1, beta2, eps, weight decay), ``flag`` = decoupled (AdamW), ``state_a``/``state_b`` the
+    moments, at ``step`` (from 1). A 0-length entry is a parameter the model does not have.
+    """
+    for p in range(len(params)):
+        if optimizer == SGD:
+            sgd_update(params[p], grads[p], state_a[p], hyper[0], hyper[1], hyper[2], flag)
+        else:
+            adam_update(params[p], grads[p], state_a[p], state_b[p], hyper[0], hyper[1], hyper[2], hyper[3],
+                        hyper[4], flag, step)

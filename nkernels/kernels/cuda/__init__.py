@@ -7,7 +7,7 @@ CUDA tensors, viewed without a copy), launches one or more ``@cuda.jit`` kernels
 outputs in place on the device, so layer code calls ``kernel(op, device)(...)`` unchanged on
 either device. Each family module lists its launchers in ``__all__``. Besides the kernels the
 modules re-export the CPU module's pure-Python helpers (shape and workspace helpers) and
-array-free scalar functions (``clip_scale``, ``translation_shift``, ``hash_uniform`` ...), which
+array-free scalar functions (``clip_factor``, ``translation_shift``, ``hash_uniform`` ...), which
 are the same on either device.
 
 Conventions beyond :mod:`nkernels.kernels`:

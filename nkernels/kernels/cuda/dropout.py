@@ -49,11 +49,13 @@ def _dropout_backward(dy, mask, dx):
             dx[i3] = g3 * m3
 
 
-def dropout_forward(x, p, seed, offset, mask, out):
-    """``mask[i] = 1/(1-p)`` if ``hash_uniform(seed, offset + i) >= p`` else 0; ``out = x * mask``.
+def dropout_forward(x, p, seed, counter, mask, out):
+    """``mask[i] = 1/(1-p)`` if ``hash_uniform(seed[0], counter[0] + i) >= p`` else 0; ``out = x * mask``;
+    then ``counter[0] += x.size``.
 
     x, mask, out: 1-D C-contiguous device arrays of equal length and one dtype. p: float in
-    ``[0, 1]``. seed, offset: ints; counters used are ``offset .. offset + x.size - 1``.
+    ``[0, 1]``. seed, counter: one-element int64 host arrays (the layer's buffers, which stay on
+    the host); the counters used are ``counter[0] .. counter[0] + x.size - 1``.
     """
     x = as_device_array(x, "x")
     mask = as_device_array(mask, "mask")
@@ -64,7 +66,8 @@ def dropout_forward(x, p, seed, offset, mask, out):
     p = float(p)
     scale = 1.0 / (1.0 - p) if p < 1.0 else 0.0
     blocks, threads = grid_stride(n, per_thread=1)
-    _dropout_forward[blocks, threads](x, np.float64(p), int(seed), int(offset), np.float64(scale), mask, out)
+    _dropout_forward[blocks, threads](x, np.float64(p), int(seed[0]), int(counter[0]), np.float64(scale), mask, out)
+    counter[0] += n
 
 
 def dropout_backward(dy, mask, dx):

@@ -2,7 +2,7 @@
 :mod:`nkernels.kernels.cpu.norms`.
 
 ``sum_of_squares`` reduces on the device in two deterministic passes and returns a Python float
-(one float64 copied back; it synchronizes). ``clip_scale`` takes no arrays: it is the same
+(one float64 copied back; it synchronizes). ``clip_factor`` takes no arrays: it is the same
 scalar function as on the CPU, in plain Python. Sums accumulate in float64, as on the CPU; the
 summation order differs, so the last bits may too.
 """
@@ -14,7 +14,7 @@ from numba import cuda
 from .launch import as_device_array, grid_stride, reduce_threads, simulator, sm_count
 from .reduce import MAX_THREADS, block_sum, finish, partials_for
 
-__all__ = ["sum_of_squares", "scale_inplace", "combine_halves", "clip_scale", "max_norm_rows"]
+__all__ = ["sum_of_squares", "scale_inplace", "combine_halves", "clip_factor", "max_norm_rows"]
 
 
 @cuda.jit(cache=True)
@@ -77,11 +77,11 @@ def combine_halves(grad, other, weight, other_weight):
     _combine_halves[blocks, threads](grad, other, t(weight), t(other_weight))
 
 
-def clip_scale(total_norm, max_norm):
-    """The factor ``clip_grad_norm_`` multiplies every gradient by:
-    ``min(1, max_norm / (total_norm + 1e-6))`` (NaN stays NaN, inf gives 0), as a float.
-    A host function: it takes no arrays, so it is the same on either device."""
-    coef = float(max_norm) / (float(total_norm) + 1e-6)
+def clip_factor(sum_sq, max_norm):
+    """The factor ``clip_grad_norm_`` multiplies every gradient by, from the sum of the squares of
+    all gradients: ``min(1, max_norm / (sqrt(sum_sq) + 1e-6))`` (NaN stays NaN, inf gives 0), as
+    a float. A host function: it takes no arrays, so it is the same on either device."""
+    coef = float(max_norm) / (math.sqrt(float(sum_sq)) + 1e-6)
     if coef > 1.0:
         coef = 1.0
     return coef

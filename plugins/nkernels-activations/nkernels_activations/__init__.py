@@ -1,6 +1,7 @@
 """nkernels-activations: LeakyReLU and ELU layers, registered through the ``nkernels`` entry point.
 
-It uses nkernels' public API only: the Layer base class, CompiledOp and KernelRecord.
+It uses nkernels' public API only: the Layer base class, the pass vocabulary of
+nkernels.passes and KernelRecord.
 """
 import nkernels as nk
 

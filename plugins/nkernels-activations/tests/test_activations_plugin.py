@@ -34,7 +34,7 @@ def test_matches_torch(layer, ref):
 
 
 def test_plugin_layers_join_the_compiled_step_with_the_same_numbers():
-    from nkernels.compiled.step import CompiledTrainer
+    from nkernels.trainers import CompiledTrainer
     from nkernels.training import make_trainer
 
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from nkernels.kernels.cpu.batching import gather_labels, gather_rows
 from nkernels.kernels.cpu.dense import dense_backward, dense_forward
 from nkernels.kernels.cpu.loss import (count_correct, mse_backward, mse_forward, softmax_cross_entropy_backward,
                                        softmax_cross_entropy_forward)
-from nkernels.kernels.cpu.optim import adam_update, sgd_update
+from nkernels.kernels.cpu.optim import apply_updates
 
 #: activation codes understood by :func:`project_error`
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
@@ -46,8 +46,6 @@ def project_error(error, feedback, y, activation, out):
                 out[i, j] *= 1.0 - y[i, j] * y[i, j]
 
 
-#: optimizer codes understood by :func:`feedback_epoch`
-SGD, ADAM = 0, 1
 #: loss codes
 CROSS_ENTROPY, MSE = 0, 1
 
@@ -88,10 +86,9 @@ def feedback_epoch(X, labels, targets, order, start, n_batches, loss_kind, xb, y
     (``loss_kind`` CROSS_ENTROPY on ``labels`` or MSE on ``targets``), the error of every Dense
     layer (the output layer's true error; hidden layers through :func:`project_error`, from the
     output error when ``direct`` (dfa) or from the layer above (fa)), the weight gradients
-    (``dense_backward`` without dx), then the update of every parameter by nkernels' ``sgd_update``
-    (``optimizer`` SGD; ``hyper`` = lr, momentum, weight decay; ``flag`` = nesterov) or
-    ``adam_update`` (ADAM; ``hyper`` = lr, beta1, beta2, eps, weight decay; ``flag`` = decoupled),
-    at step ``step0 + b + 1``.
+    (``dense_backward`` without dx), then the update of every parameter by nkernels'
+    ``apply_updates`` (``optimizer``, ``hyper`` and ``flag`` from ``Optimizer.fused_form()``), at
+    step ``step0 + b + 1``.
 
     Lists hold one entry per Dense layer l: ``weights``/``gweights`` (out, in), ``biases``/
     ``gbiases`` (out,) or 0-length, ``pre``/``post``/``delta`` (B, out), ``feedback[l]`` (dfa:
@@ -140,11 +137,5 @@ def feedback_epoch(X, labels, targets, order, start, n_batches, loss_kind, xb, y
                     project_error(delta[l + 1], feedback[l + 1], y, codes[l], delta[l])
             x = xb if l == 0 else (pre[l - 1] if codes[l - 1] == IDENTITY else post[l - 1])
             dense_backward(x, delta[l], weights[l], False, no_dx, gweights[l], gbiases[l])
-        step = step0 + b + 1
-        for p in range(len(params_flat)):
-            if optimizer == SGD:
-                sgd_update(params_flat[p], grads_flat[p], state_a[p], hyper[0], hyper[1], hyper[2], flag)
-            else:
-                adam_update(params_flat[p], grads_flat[p], state_a[p], state_b[p], hyper[0], hyper[1], hyper[2],
-                            hyper[3], hyper[4], flag, step)
+        apply_updates(optimizer, params_flat, grads_flat, state_a, state_b, hyper, flag, step0 + b + 1)
     return n_batches

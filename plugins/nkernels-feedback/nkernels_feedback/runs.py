@@ -9,7 +9,6 @@ import numpy as np
 
 from nkernels.kernel_registry import kernel
 from nkernels.losses import MSE, SoftmaxCrossEntropy
-from nkernels.optimizers import SGD, Adam, AdamW
 from nkernels.threads import blas_single_threaded
 
 from .chain import Block
@@ -102,10 +101,9 @@ class FusedRun:
 
     @staticmethod
     def supports(optimizer, loss) -> bool:
-        """Whether the fused run implements this update (SGD, Adam or AdamW without clip_norm or max_norm)
-        and this loss (softmax cross-entropy or MSE)."""
-        return type(optimizer) in (SGD, Adam, AdamW) and optimizer.clip_norm is None \
-            and optimizer.max_norm is None and type(loss) in (SoftmaxCrossEntropy, MSE)
+        """Whether the fused run implements this update (``Optimizer.fused_form``: SGD, Adam or AdamW
+        without clip_norm or max_norm) and this loss (softmax cross-entropy or MSE)."""
+        return optimizer.fused_form() is not None and type(loss) in (SoftmaxCrossEntropy, MSE)
 
     def __init__(self, scheme, model, blocks: list[Block], loss):
         from numba.typed import List
@@ -168,16 +166,13 @@ class FusedRun:
 
     def run(self, X2d, targets, order, start, n_batches, size):
         """Same contract as :meth:`LayerwiseRun.run`."""
-        from .kernels import ADAM, SGD as SGD_CODE, feedback_epoch
+        from .kernels import feedback_epoch
 
         optimizer = self.scheme.optimizer
         n_outputs = self.blocks[-1].dense.out_features
         xb, yb_labels, yb_values, pre, post, delta, probs, dout = self.buffers(size, n_outputs)
         params, grads, state_a, state_b = self._optimizer_arrays()
-        if isinstance(optimizer, Adam):
-            code, flag = ADAM, optimizer.decoupled
-        else:
-            code, flag = SGD_CODE, optimizer.nesterov
+        code, hyper, flag = optimizer.fused_form()
         labels = targets if self.loss_kind == 0 else np.empty(0, np.int64)
         values = targets if self.loss_kind else np.empty((0, 0), self.dtype)
         losses, correct = np.zeros(n_batches), np.zeros(n_batches, np.int64)
@@ -185,7 +180,7 @@ class FusedRun:
             done = feedback_epoch(X2d, labels, values, order, start, n_batches, self.loss_kind, xb, yb_labels,
                                   yb_values, self.weights, self.biases, self.gweights, self.gbiases, params, grads,
                                   self.feedback, self.codes, self.scheme.direct, pre, post, delta,
-                                  self.no_dx, probs, dout, code, optimizer.hyper(), flag, state_a, state_b,
+                                  self.no_dx, probs, dout, code, hyper, flag, state_a, state_b,
                                   optimizer.steps, losses, correct)
         optimizer.steps += done
         return losses[:done], correct[:done], done

@@ -209,17 +209,15 @@ class LayerExtractor:
 
     def _fused_optimizer(self):
         """``(code, hyper, flag, params, grads, state_a, state_b)`` for the epoch kernels, or None when
-        the optimizer is not plain SGD, Adam or AdamW (clip_norm and max_norm run step by step)."""
-        from nkernels.optimizers import SGD, Adam, AdamW
-
-        from .kernels import ADAM, SGD as SGD_CODE
-
+        the optimizer's update does not fit :func:`nkernels.kernels.cpu.optim.apply_updates`
+        (clip_norm and max_norm run step by step)."""
         optimizer = self.optimizer_
-        if type(optimizer) not in (SGD, Adam, AdamW) or optimizer.clip_norm is not None \
-                or optimizer.max_norm is not None:
+        fused = optimizer.fused_form()
+        if fused is None:
             return None
         empty = np.zeros(0, self.dtype)
         params, grads, state_a, state_b = [], [], [], []
+        names = optimizer.state_names
         for name in self._slots:
             if name not in self.params_:
                 params.append(empty), grads.append(empty), state_a.append(empty), state_b.append(empty)
@@ -227,11 +225,9 @@ class LayerExtractor:
             state = optimizer.state_for(name, self.params_[name])
             params.append(self.params_[name].reshape(-1))
             grads.append(self.grads_[name].reshape(-1))
-            state_a.append(state[optimizer.state_names[0]])
-            state_b.append(state[optimizer.state_names[1]] if len(optimizer.state_names) > 1 else empty)
-        adam = isinstance(optimizer, Adam)
-        return (ADAM if adam else SGD_CODE, optimizer.hyper(), optimizer.decoupled if adam else optimizer.nesterov,
-                tuple(params), tuple(grads), tuple(state_a), tuple(state_b))
+            state_a.append(state[names[0]])
+            state_b.append(state[names[1]] if len(names) > 1 else empty)
+        return (*fused, tuple(params), tuple(grads), tuple(state_a), tuple(state_b))
 
     def _fused_run(self, X, order, start, n_batches, size, fused, losses) -> int:
         raise NotImplementedError

@@ -12,15 +12,13 @@ import numpy as np
 from numba import njit
 
 from nkernels.kernels.cpu.batching import gather_rows
-from nkernels.kernels.cpu.optim import adam_update, sgd_update
+from nkernels.kernels.cpu.optim import apply_updates
 from nkernels.kernels.cpu.random import hash_normal, hash_uniform
 
 #: activation codes (the encoder's, the RBM hidden units')
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
 #: RBM visible-unit codes
 BERNOULLI, GAUSSIAN = 0, 1
-#: optimizer codes of the epoch kernels
-SGD, ADAM = 0, 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -201,23 +199,6 @@ def rbm_cd_step(v0, weight, hidden_bias, visible_bias, k, hidden, visible, seed,
             gvisible_bias[j] += d * inv
             error += d * d
     return error / (n * nv)
-
-
-@njit(cache=True, error_model="numpy")
-def apply_updates(optimizer, params, grads, state_a, state_b, hyper, flag, step):
-    """Update every flat parameter in the tuple ``params`` with nkernels' optimizer kernels.
-
-    ``optimizer`` SGD: ``sgd_update`` with ``hyper`` = (lr, momentum, weight decay), ``flag`` =
-    nesterov, ``state_a`` the velocities. ADAM: ``adam_update`` with ``hyper`` = (lr, beta1,
-    beta2, eps, weight decay), ``flag`` = decoupled (AdamW), ``state_a``/``state_b`` the moments,
-    at ``step`` (from 1). A 0-length entry is a parameter the model does not have.
-    """
-    for p in range(len(params)):
-        if optimizer == SGD:
-            sgd_update(params[p], grads[p], state_a[p], hyper[0], hyper[1], hyper[2], flag)
-        else:
-            adam_update(params[p], grads[p], state_a[p], state_b[p], hyper[0], hyper[1], hyper[2], hyper[3],
-                        hyper[4], flag, step)
 
 
 @njit(cache=True, error_model="numpy")

@@ -28,9 +28,12 @@ def test_dropout_masks_agree_bit_for_bit(p, shapes, dtype, dev, poison):
         dy = rng.standard_normal(n).astype(dtype)
         seed, offset = 7, 12345
         mask, out = np.empty_like(x), np.empty_like(x)
-        cpu.dropout_forward(x, p, seed, offset, mask, out)
+        counter = np.array([offset], np.int64)
+        cpu.dropout_forward(x, p, np.array([seed], np.int64), counter, mask, out)
         d_mask, d_out = poison(n, dtype), poison(n, dtype)
-        gpu.dropout_forward(dev(x), p, seed, offset, d_mask, d_out)
+        d_counter = np.array([offset], np.int64)  # the layer's buffers stay on the host
+        gpu.dropout_forward(dev(x), p, np.array([seed], np.int64), d_counter, d_mask, d_out)
+        assert d_counter[0] == counter[0] == offset + n
         np.testing.assert_array_equal(d_mask.copy_to_host(), mask)
         np.testing.assert_array_equal(d_out.copy_to_host(), out)
         dx = np.empty_like(x)

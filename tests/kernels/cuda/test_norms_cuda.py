@@ -46,10 +46,10 @@ def test_combine_halves_matches_cpu(shapes, dtype, dev):
         np.testing.assert_array_equal(d_grad.copy_to_host(), grad)
 
 
-def test_clip_scale_matches_cpu():
-    for total, max_norm in [(1.0, 5.0), (10.0, 5.0), (5.0, 5.0), (math.inf, 5.0)]:
-        assert gpu.clip_scale(total, max_norm) == cpu.clip_scale(total, max_norm)
-    assert math.isnan(gpu.clip_scale(math.nan, 5.0))
+def test_clip_factor_matches_cpu():
+    for sum_sq, max_norm in [(1.0, 5.0), (100.0, 5.0), (25.0, 5.0), (2.0, 0.5), (math.inf, 5.0)]:
+        assert gpu.clip_factor(sum_sq, max_norm) == cpu.clip_factor(sum_sq, max_norm)
+    assert math.isnan(gpu.clip_factor(math.nan, 5.0))
 
 
 def test_max_norm_rows_matches_cpu(shapes, dtype, dev, close):

@@ -1,0 +1,93 @@
+"""Trainers: what runs mini-batches of a model's training, behind one small protocol.
+
+A trainer is built for a model, a loss, an optimizer and a sample shape, and has one method,
+``run(X2d, Y, order, start, n_batches, batch_size) -> (losses, correct, done)``: it trains on
+``n_batches`` batches of ``batch_size`` rows of ``X2d[order[start:]]`` (targets ``Y`` in the
+loss's kernel form) and returns each batch's loss and count of correct rows, and how many
+batches ran (fewer when a loss stopped being finite; that batch made no update).
+
+- :class:`LayerwiseTrainer` runs each layer's passes one Python call at a time: the reference,
+  and the path of plugin layers that code their passes in Python;
+- :class:`CompiledTrainer` runs whole runs of batches in one compiled call generated from the
+  same pass descriptions (with a split mode that computes two half batches on two threads);
+- :class:`DeviceTrainer` keeps everything on the GPU.
+
+:func:`make_trainer` picks the fastest one that applies; all give the same numbers (the split
+mode to float rounding). :func:`run_epoch_batches` is the epoch of batches schemes share.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from .compiled import CompiledTrainer
+from .device import DeviceTrainer
+from .layerwise import LayerwiseTrainer
+
+
+class Trainer(Protocol):
+    """What every trainer offers: one run of mini-batches (see the module's docstring)."""
+
+    def run(self, X2d: Any, Y: Any, order: np.ndarray, start: int, n_batches: int,
+            batch_size: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Train on ``n_batches`` batches; the losses, the correct counts and the batches done."""
+        ...
+
+
+def make_trainer(model, loss, optimizer, sample_shape, batch_size: int, compiled: bool = True,
+                 augment: tuple[int, int] | None = None, split_batches: bool | None = None,
+                 input_grad: bool = False) -> Trainer:
+    """The fastest trainer available for this model: compiled when possible, else layer by layer.
+
+    A model on the GPU (``model.to("cuda")``) gets a :class:`DeviceTrainer`, whose ``run``
+    takes the data on the device (``trainer.put(X)``).
+
+    ``augment`` is ``(max_shift, seed)``: each training image (N, C, H, W) is shifted by a random
+    number of pixels, up to ``max_shift`` each way, drawn from a counter-based generator.
+    ``split_batches`` goes to :meth:`CompiledTrainer.build`. ``input_grad`` makes every trainer
+    compute the first layer's input gradient too (a scheme that needs it: a generator's step,
+    synthetic gradients); by default only the layers from the first trainable one run backward.
+    """
+    if augment is not None and len(sample_shape) != 3:
+        raise ValueError(f"random translations need image inputs (N, C, H, W), got samples of shape "
+                         f"{tuple(sample_shape)}")
+    if getattr(model, "device", "cpu") == "cuda":
+        return DeviceTrainer(model, loss, optimizer, sample_shape, augment, input_grad)
+    if compiled:
+        trainer = CompiledTrainer.build(model, loss, optimizer, sample_shape, batch_size, augment, split_batches,
+                                        input_grad)
+        if trainer is not None:
+            return trainer
+    return LayerwiseTrainer(model, loss, optimizer, sample_shape, augment, input_grad)
+
+
+def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, has_accuracy: bool) -> dict:
+    """One epoch of mini-batches of ``X2d[order]`` through ``run`` (a trainer's ``run``), as schemes share it.
+
+    Without a callback that wants batches, all full batches go in one call; with one, a call per
+    batch and ``events.on_batch_end`` after each. A last, smaller batch gets its own call.
+    ``check(done, count)`` runs after each call (the scheme's divergence test; it raises). Returns
+    the epoch's logs: the mean ``loss``, and ``accuracy`` when ``has_accuracy``.
+    """
+    n = len(X2d)
+    full, rest = divmod(n, batch_size)
+    runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \
+        else [(0, full, batch_size)]
+    if rest:
+        runs.append((full * batch_size, 1, rest))
+    total_loss, total_correct = 0.0, 0
+    for batch, (start, count, size) in enumerate(runs):
+        losses, correct, done = run(X2d, targets, order, start, count, size)
+        check(done, count)
+        total_loss += float(losses.sum()) * size
+        total_correct += int(correct.sum())
+        if events.wants_batches:
+            events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
+    logs = {"loss": total_loss / n}
+    if has_accuracy:
+        logs["accuracy"] = total_correct / n
+    return logs
+
+
+__all__ = ["Trainer", "make_trainer", "run_epoch_batches", "LayerwiseTrainer", "CompiledTrainer", "DeviceTrainer"]

@@ -1,0 +1,284 @@
+"""The compiled trainer: whole runs of mini-batches in one compiled call, and its split mode."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..compiled.step import FIXED_ARGS, StepSource, describe, generate
+from ..passes.interpret import view
+from ..passes.ir import VIEW, LayerPasses
+from ..cache import load_generated_module
+from ..threads import blas_single_threaded
+
+#: the least multiply-adds per batch for which the split mode pays for its per-step thread handoff
+#: (about 50 µs here) and its half-height GEMMs: measured on 2 cores, the lstm preset at batch 32
+#: (4.7M) ran 10% slower split, GRU(8->64) over 8 steps at batch 64 (7.1M) 30% faster
+SPLIT_MIN_MULTIPLY_ADDS = 6_000_000
+
+
+def multiply_adds_per_sample(model, sample_shape) -> int:
+    """A rough count of one sample's multiply-adds in the forward pass: each layer's weight
+    matrices (parameters of 2 or more dimensions) once per position they are applied at (the
+    time steps of a sequence, the pixels of an image, once for a flat vector)."""
+    total, shape = 0, (1,) + tuple(sample_shape)
+    for layer in model.layers:
+        weights = sum(p.size for p in layer.params.values() if p.ndim >= 2)
+        positions = shape[1] if len(shape) == 3 else int(np.prod(shape[2:])) if len(shape) == 4 else 1
+        total += weights * positions
+        shape = tuple(layer.output_shape(shape))
+    return total
+
+
+class CompiledTrainer:
+    """Runs mini-batches of a Sequential's training in one compiled call per run of batches.
+
+    Build it with :meth:`build`, which returns ``None`` when some layer, the loss or a kernel
+    has no compiled form; the caller then drives the model layer by layer.
+
+    **Split mode.** BLAS runs on one thread (:mod:`nkernels.runtime.threads`), so the GEMMs of a
+    step, most of its time, leave the other cores idle. In split mode each batch is cut into two
+    halves: a second thread computes one half's gradients while the calling thread computes the
+    other's (both compiled with ``nogil``, each with its own buffers and gradients, each running
+    its ``prange`` kernels on one thread), then one compiled call joins them, weighted by the
+    halves' sizes, and updates the parameters. The threads block rather than spin while they
+    wait, so a busy machine slows them down without stalling them. The numbers equal the
+    whole-batch step's up to float rounding (the sums run in another order). It is chosen when
+    the layers keep no state between steps (dropout's counter), there is no augmentation, Numba
+    has 2 or more threads and a batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS`
+    multiply-adds; ``split_batches`` forces it on or off.
+    """
+
+    def __init__(self, model, loss, optimizer, sample_shape, step: StepSource, module, augment=None,
+                 split: bool = False):
+        self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
+        self.sample_shape = tuple(sample_shape)
+        self.step = step
+        self.function = module.run_batches
+        self._half_gradients = module.half_batch_gradients
+        self._update_from_halves = module.update_from_halves
+        self.split = split
+        self._buffers: dict[tuple[int, int], list] = {}
+        self._activations: dict[tuple[int, int], tuple[list, list]] = {}
+        self._replica_grads: dict[tuple[int, str], np.ndarray] = {}
+        self._worker: Any = None  # the ThreadPoolExecutor of the split mode's second thread
+        self._worker_pid = 0
+
+    @classmethod
+    def build(cls, model, loss, optimizer, sample_shape, batch_size: int,
+              augment: tuple[int, int] | None = None, split_batches: bool | None = None,
+              input_grad: bool = False) -> "CompiledTrainer | None":
+        """A trainer for ``model`` on samples of ``sample_shape``, or None if it has no compiled form.
+
+        ``augment`` is ``(max_shift, seed)`` for random translations of image batches.
+        ``split_batches``: None chooses the split mode (see the class) by itself; True asks for
+        it (a ValueError if the model cannot run split); False keeps whole batches.
+        ``input_grad`` also computes the first layer's input gradient (:meth:`input_gradient`).
+        """
+        step = generate(model, loss, optimizer, (batch_size,) + tuple(sample_shape), augment is not None,
+                        input_grad)
+        if step is None:
+            return None
+        why_not = cls._why_not_split(step, augment)
+        if split_batches and why_not:
+            raise ValueError(f"split_batches=True: this step cannot run split, {why_not}")
+        if split_batches is None:
+            split_batches = not why_not and batch_size >= 2 and \
+                batch_size * multiply_adds_per_sample(model, sample_shape) >= SPLIT_MIN_MULTIPLY_ADDS
+        module = load_generated_module(step.source, "steps", "nkernels_step")
+        return cls(model, loss, optimizer, sample_shape, step, module, augment, bool(split_batches))
+
+    @staticmethod
+    def _why_not_split(step: StepSource, augment) -> str:
+        """Why the split mode cannot run this step ("" when it can)."""
+        if step.stateful:
+            return "a layer keeps state between steps (both halves would update it)"
+        if augment is not None:
+            return "random translations count steps per whole batch"
+        import numba
+
+        if numba.config.NUMBA_NUM_THREADS < 2:
+            return "Numba has one thread (NUMBA_NUM_THREADS)"
+        return ""
+
+    # -- arguments -----------------------------------------------------------------------------
+    def _grad(self, replica: int, l: int, name: str) -> np.ndarray:
+        """Layer ``l``'s gradient ``name`` of a replica: the model's own for replica 0, a private
+        array for the split mode's second half."""
+        layer = self.model.layers[l]
+        if replica == 0:
+            return layer.grads[name]
+        key = (l, name)
+        if key not in self._replica_grads:
+            self._replica_grads[key] = np.zeros_like(layer.grads[name])
+        return self._replica_grads[key]
+
+    def _arrays(self, batch_size: int, replica: int = 0) -> list:
+        """The arguments after the fixed ones for one batch size, allocated on first use and kept.
+
+        Replica 0 computes into the model's own gradients; replica 1 (the split mode's second
+        half) gets gradients and workspaces of its own and shares the parameters, the buffers
+        and the optimizer state.
+        """
+        if (batch_size, replica) in self._buffers:
+            return self._buffers[batch_size, replica]
+        model, dtype = self.model, self.model.dtype
+        shapes = [(batch_size,) + self.sample_shape]
+        passes: list[Any] = []
+        for l, layer in enumerate(model.layers):
+            passes.append(describe(layer, shapes[-1]))
+            _check_same_calls(passes[-1], self.step.passes[l], layer)
+            shapes.append(tuple(layer.output_shape(shapes[-1])))
+        acts: list[Any] = [np.zeros(shapes[0], dtype)]
+        for l, p in enumerate(passes):
+            forward_view = isinstance(p, LayerPasses) and p.forward is VIEW
+            acts.append(acts[l].reshape(shapes[l + 1]) if forward_view else np.zeros(shapes[l + 1], dtype))
+        dacts: list[Any] = [None] * len(shapes)
+        dacts[-1] = np.zeros(shapes[-1], dtype)
+        for l in reversed(range(len(passes))):
+            backward_view = isinstance(passes[l], LayerPasses) and passes[l].backward is VIEW
+            dacts[l] = dacts[l + 1].reshape(shapes[l]) if backward_view else np.zeros(shapes[l], dtype)
+        loss_workspaces = self.loss.passes().workspaces
+        works: dict = {}
+
+        def workspace(l: int, name: str):
+            if (l, name) not in works:
+                spec = loss_workspaces[name] if l < 0 else passes[l].workspaces[name]
+                shape = shapes[-1] if spec.shape == "input" else spec.shape
+                works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
+            return works[l, name]
+
+        labels = self.loss.target_kind == "labels"
+        target = np.zeros(batch_size, np.int64) if labels else np.zeros(shapes[-1], dtype)
+        raw = np.zeros(shapes[0], dtype)
+        arrays = []
+        for b in self.step.bindings.values():
+            if b.kind == "act":
+                array = acts[b.index]
+            elif b.kind == "dact":
+                array = dacts[b.index]
+            elif b.kind == "param":
+                array = model.layers[b.index].params[b.name]
+            elif b.kind == "grad":
+                array = self._grad(replica, b.index, b.name)
+            elif b.kind == "other_grad":
+                array = self._grad(1 - replica if self.split else replica, b.index, b.name)
+            elif b.kind == "work":
+                array = workspace(b.index, b.name)
+            elif b.kind == "buffer":
+                layer, p = model.layers[b.index], passes[b.index]
+                array = layer.buffers[b.name] if isinstance(p, LayerPasses) else p.state[b.name]
+            elif b.kind == "state":
+                param = model.layers[b.index].params[b.name]
+                array = self.optimizer.state_for(f"{b.index}.{b.name}", param)[b.slot]
+            elif b.kind == "target":
+                array = target
+            elif b.kind == "raw":
+                array = raw
+            else:
+                raise AssertionError(f"unexpected binding {b}")
+            arrays.append(view(array, b.view))
+        self._buffers[batch_size, replica] = arrays
+        self._activations[batch_size, replica] = (acts, dacts)
+        return arrays
+
+    def _scalars(self) -> np.ndarray:
+        """The values of the ``scalars`` argument, read afresh each run (a schedule may change them)."""
+        values = []
+        for owner, index, name in self.step.scalar_slots:
+            source = self.optimizer.scalars() if owner == "optimizer" else self.model.layers[index].scalars()
+            values.append(source[name])
+        return np.array(values, np.float64)
+
+    def _augment(self) -> np.ndarray:
+        return np.array([0, 0] if self.augment is None else [int(self.augment[0]), int(self.augment[1])], np.int64)
+
+    def input_gradient(self, batch_size: int) -> np.ndarray:
+        """The first layer's input gradient of the last batch of ``batch_size`` (built with ``input_grad``)."""
+        self._arrays(batch_size)
+        return self._activations[batch_size, 0][1][0]
+
+    def output(self, batch_size: int) -> np.ndarray:
+        """The model's output for the last batch of ``batch_size``."""
+        self._arrays(batch_size)
+        return self._activations[batch_size, 0][0][-1]
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self, X2d: np.ndarray, Y: np.ndarray, order: np.ndarray, start: int, n_batches: int,
+            batch_size: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Train on ``n_batches`` batches of ``batch_size`` rows of ``X2d[order[start:]]``.
+
+        Returns the per-batch losses, the per-batch correct counts and how many batches ran
+        (fewer than asked when a loss stopped being finite; that batch made no update).
+        """
+        losses = np.zeros(n_batches)
+        correct = np.zeros(n_batches, np.int64)
+        with blas_single_threaded():
+            if self.split and batch_size >= 2:
+                done = self._run_split(X2d, Y, order, start, n_batches, batch_size, losses, correct)
+            else:
+                done = self.function(X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(),
+                                     self._augment(), losses, correct, *self._arrays(batch_size))
+                self.optimizer.steps += done
+        return losses[:done], correct[:done], done
+
+    def _run_split(self, X2d, Y, order, start, n_batches, batch_size, losses, correct) -> int:
+        """The split mode's loop: per batch, two half-batch gradient calls on two threads, then the update.
+
+        Both threads run Numba's ``prange`` kernels on one thread each (Numba's thread count is
+        per thread), so every kernel of a half, BLAS included, keeps to one core.
+        """
+        import numba
+
+        if self._worker is None or self._worker_pid != os.getpid():  # a forked child has no such thread
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="nkernels-half-batch",
+                                              initializer=numba.set_num_threads, initargs=(1,))
+            self._worker_pid = os.getpid()
+        first, second = batch_size - batch_size // 2, batch_size // 2
+        arrays0, arrays1 = self._arrays(first, 0), self._arrays(second, 1)
+        optimizer, scalars, augment = self.optimizer, self._scalars(), self._augment()
+        halves = [(np.zeros(1), np.zeros(1, np.int64)) for _ in range(2)]
+
+        def fixed_args(row0, half):  # the leading arguments every generated function takes (FIXED_ARGS)
+            return (X2d, Y, order, row0, 1, optimizer.steps, scalars, augment, *halves[half])
+
+        def gradients(row0, half, arrays):
+            self._half_gradients(*fixed_args(row0, half), *arrays)
+            return float(halves[half][0][0]), int(halves[half][1][0])
+
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            for b in range(n_batches):
+                row0 = start + b * batch_size
+                pending = self._worker.submit(gradients, row0 + first, 1, arrays1)
+                loss0, correct0 = gradients(row0, 0, arrays0)
+                loss1, correct1 = pending.result()
+                loss = (first * loss0 + second * loss1) / batch_size
+                if not np.isfinite(loss):
+                    return b
+                losses[b], correct[b] = loss, correct0 + correct1
+                self._update_from_halves(*fixed_args(row0, 0), *arrays0, first / batch_size, second / batch_size)
+                optimizer.steps += 1
+        finally:
+            numba.set_num_threads(threads)
+        return n_batches
+
+
+def _check_same_calls(passes, reference, layer) -> None:
+    """A layer's passes at another batch size must call the same kernels with the same operands
+    (only workspace shapes may change), or the generated step would not fit them."""
+    if isinstance(passes, LayerPasses) and isinstance(reference, LayerPasses):
+        same = (passes.forward, passes.backward) == (reference.forward, reference.backward)
+    else:
+        same = getattr(passes, "op", None) is not None and \
+            (passes.op.forward, passes.op.backward) == (reference.op.forward, reference.op.backward)
+    if not same:
+        raise ValueError(f"{layer!r} describes different passes at another batch size; the calls of "
+                         f"Layer.passes() may depend on the sample shape only, not on the batch size")
+
+
+__all__ = ["CompiledTrainer", "SPLIT_MIN_MULTIPLY_ADDS", "multiply_adds_per_sample", "FIXED_ARGS"]

@@ -1,0 +1,166 @@
+"""Pass descriptions: the vocabulary, both paths from one description, and what the compiled step takes as arguments."""
+import warnings
+
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels.compiled import CompiledOp
+from nkernels.compiled.step import generate
+from nkernels.passes import DX, DY, NEED_DX, X, Y, Call, Const, LayerPasses, Scalar, param, work
+from nkernels.testing import registered_plugin
+
+L = nk.layers
+
+
+def source(model, shape=(16, 64), loss=None, optimizer=None):
+    return generate(model, loss or nk.losses.SoftmaxCrossEntropy(), optimizer or nk.optimizers.Adam(), shape).source
+
+
+def test_operands_are_checked_when_described():
+    assert Const(np.float32(0.25)).value == 0.25 and type(Const(np.float32(0.25)).value) is float
+    assert type(Const(np.int64(3)).value) is int and Const(np.bool_(True)).value is True
+    for bad in ("3", float("nan"), float("inf"), None, [1]):
+        with pytest.raises(TypeError, match="a Const must be"):
+            Const(bad)
+    with pytest.raises(TypeError, match="wrap numbers in Const or Scalar"):
+        Call("relu_forward", X, 0.5)
+    with pytest.raises(ValueError, match="must be an identifier"):
+        Call("relu forward", X)
+    with pytest.raises(ValueError, match="workspace 'cols', which is not declared"):
+        LayerPasses(forward=(Call("k", X, work("cols"), Y),), backward=())
+
+
+def test_values_that_vary_between_runs_are_arguments_not_source():
+    """Dropout seeds and rates, and a plugin's constants, compile nothing new (they were literals)."""
+    from nkernels_activations import LeakyReLU
+
+    def model(p, seed, slope):
+        return nk.Sequential([L.Dense(64, 16), L.Dropout(p, seed=seed), LeakyReLU(slope), L.Dense(16, 10)], seed=0)
+
+    assert source(model(0.1, 1, 0.01)) == source(model(0.5, 2, 0.3)) == source(model(0.2, None, 1e-5))
+
+
+def test_constants_render_from_their_type_never_by_repr():
+    from nkernels.compiled.render import literal
+
+    assert literal(Const(np.float32(0.5)).value) == "0.5"  # repr of a NumPy scalar is np.float32(0.5)
+    assert literal(Const(np.int64(7)).value) == "7" and literal(Const(np.bool_(False)).value) == "False"
+    assert literal(Const(1e-300).value) == "1e-300"
+
+
+def test_flatten_is_a_view_on_both_paths():
+    model = nk.Sequential([L.Conv2D(1, 2, 3, padding=1), L.Flatten(), L.Dense(128, 10)], seed=0)
+    assert "flatten" not in source(model, (16, 1, 8, 8))
+    x = np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32)
+    assert np.shares_memory(L.Flatten().forward(x), x)
+
+
+def test_the_first_layers_input_gradient_is_skipped_unless_asked_for(digits):
+    """The layer-by-layer path computed the first layer's input gradient every step (nothing used it)."""
+    from nkernels.kernel_registry import KernelRecord, kernel
+
+    dense_backward = kernel("dense_backward")
+    seen = []
+
+    def spy(x, dy, weight, need_dx, dx, dweight, dbias):
+        seen.append((x.shape[1], bool(need_dx)))
+        dense_backward(x, dy, weight, need_dx, dx, dweight, dbias)
+
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_kernels(self):
+            return [KernelRecord("dense_backward", "cpu", spy, priority=1)]
+
+    X, y = digits[0][:64], digits[1][:64]
+    with registered_plugin(Plugin()):
+        model = nk.Sequential([L.Dense(64, 8), L.ReLU(), L.Dense(8, 10)], seed=0)
+        nk.train(model, X, y, epochs=1, batch_size=32)  # a Python kernel: the layer-by-layer path
+        assert seen and all(need == (width == 8) for width, need in seen), seen
+        seen.clear()
+        out = model.forward(X[:4], training=True)
+        dx = model.backward(np.ones_like(out))  # asked for: the public backward returns dx
+        assert dx.shape == (4, 64) and (64, True) in seen
+
+
+def test_layers_below_the_first_trainable_one_run_no_backward(digits):
+    class Shift(nk.layers.Layer):  # a plugin layer with Python passes and no parameters
+        calls = 0
+
+        def forward(self, x, training=False):
+            return np.asarray(x) + 1.0
+
+        def backward(self, dy):
+            Shift.calls += 1
+            return dy
+
+    model = nk.Sequential([Shift(), L.Dense(64, 10)], seed=0)
+    nk.train(model, digits[0][:64], digits[1][:64], epochs=1, batch_size=32)
+    assert Shift.calls == 0
+    out = model.forward(digits[0][:4], training=True)
+    model.backward(np.ones_like(out))
+    assert Shift.calls == 1
+
+
+def test_a_legacy_template_still_compiles_with_a_deprecation_warning(digits):
+    class OldReLU(nk.layers.Layer):
+        """A plugin layer of the previous release: Python passes plus a CompiledOp template."""
+
+        def forward(self, x, training=False):
+            self.y = np.maximum(np.asarray(x, np.float32), 0)
+            return self.y
+
+        def backward(self, dy):
+            return np.where(self.y > 0, dy, 0).astype(np.float32)
+
+        def output_shape(self, input_shape):
+            return tuple(input_shape)
+
+        def compiled_op(self, input_shape, dtype):
+            return CompiledOp(forward="relu_forward({x_flat}, {y_flat})",
+                              backward="relu_backward({y_flat}, {dy_flat}, {dx_flat})",
+                              ops=("relu_forward", "relu_backward"))
+
+    X, y = digits[0][:96], digits[1][:96]
+    results = []
+    for compiled in (True, False):
+        model = nk.Sequential([L.Dense(64, 16), OldReLU(), L.Dense(16, 10)], seed=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = nk.train(model, X, y, epochs=2, batch_size=32, seed=0, compiled=compiled)
+        results.append((history["loss"], model.params))
+        if compiled:
+            assert any(issubclass(w.category, DeprecationWarning) and "Layer.passes()" in str(w.message)
+                       for w in caught)
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    for key in results[0][1]:
+        np.testing.assert_allclose(results[0][1][key], results[1][1][key], rtol=1e-5, atol=1e-6)
+
+
+def test_hyperparameters_are_read_afresh_at_every_run(digits):
+    """The compiled step takes the optimizer's scalars by name at each run: a changed lr applies at once."""
+    from nkernels.trainers import CompiledTrainer, LayerwiseTrainer
+
+    X, y = digits[0][:64].astype(np.float64), digits[1][:64].astype(np.int64)
+    results = []
+    for compiled in (True, False):
+        model = nk.Sequential([L.Dense(64, 10)], seed=0, dtype="float64")
+        optimizer = nk.optimizers.SGD(lr=0.1, momentum=0.9, clip_norm=0.5, max_norm=0.8)
+        loss = nk.losses.SoftmaxCrossEntropy()
+        trainer = (CompiledTrainer.build(model, loss, optimizer, (64,), 32, split_batches=False) if compiled
+                   else LayerwiseTrainer(model, loss, optimizer, (64,)))
+        trainer.run(X, y, np.arange(64), 0, 1, 32)
+        optimizer.lr = 0.01
+        trainer.run(X, y, np.arange(64), 32, 1, 32)
+        results.append(model.params["0.weight"].copy())
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_scalars_are_read_by_name():
+    layer = L.Dropout(0.25, seed=1)
+    assert layer.scalars() == {"p": 0.25}
+    assert set(nk.optimizers.Adam(clip_norm=1.0).scalars()) == {"lr", "beta1", "beta2", "eps", "weight_decay",
+                                                                  "clip_norm"}
+    assert Scalar("p") in layer.passes((2, 3)).forward[0].args
+    assert param("weight") in L.Dense(3, 2).passes((2, 3)).forward[0].args
+    assert NEED_DX in L.Dense(3, 2).passes((2, 3)).backward[0].args
