@@ -153,8 +153,9 @@ def nkernels_register_exporters():
     :class:`nkernels.onnx_export.OnnxGraph`, ``x`` the name of the layer's input in the graph,
     and ``input_shape`` its shape (batch first). It adds nodes with ``graph.node(...)`` and
     weights with ``graph.weight(...)`` (stored in the model's float dtype), and returns the name
-    of the layer's output; ``graph.export(obj, x, input_shape, scope=...)`` writes another layer,
-    a ``Sequential`` or an extractor with the exporter registered for it. Import ``onnx`` only
+    of the layer's output; ``graph.export(obj, x, input_shape, scope=graph.fresh("inner") + "/")``
+    writes another layer, a ``Sequential`` or an extractor with the exporter registered for it
+    (the greedy plugin's extractors write their ``to_layers()`` that way). Import ``onnx`` only
     inside the exporter (``graph`` needs none of it), so that loading the plugin stays cheap
     without the ``onnx`` extra.
 
