@@ -145,17 +145,19 @@ def nkernels_register_kernels():
 
 @hookspec
 def nkernels_register_exporters():
-    """Return a mapping from layer to ONNX exporter, so that ``nk.export_onnx`` can write that layer.
+    """Return a mapping from layer (or extractor) to ONNX exporter, so that ``nk.export_onnx`` can write it.
 
-    A key is a layer's registry name (``"leaky_relu"``) or its class; an exporter applies to
-    that exact class only (a subclass needs its own). Keys may also be extractor classes, which
-    ``nk.layers.Frozen`` then exports. An exporter is called as
+    A key is a layer's registry name (``"leaky_relu"``) or a class; an exporter applies to that
+    exact class only (a subclass needs its own). An exporter is called as
     ``exporter(layer, graph, x, input_shape)``: ``graph`` is an
     :class:`nkernels.onnx_export.OnnxGraph`, ``x`` the name of the layer's input in the graph,
     and ``input_shape`` its shape (batch first). It adds nodes with ``graph.node(...)`` and
-    weights with ``graph.weight(...)``, and returns the name of the layer's output. Import
-    ``onnx`` only inside the exporter (``graph`` needs none of it), so that loading the plugin
-    stays cheap without the ``onnx`` extra.
+    weights with ``graph.weight(...)`` (stored in the model's float dtype), and returns the name
+    of the layer's output; ``graph.export(obj, x, input_shape, scope=graph.fresh("inner") + "/")``
+    writes another layer, a ``Sequential`` or an extractor with the exporter registered for it
+    (the greedy plugin's extractors write their ``to_layers()`` that way). Import ``onnx`` only
+    inside the exporter (``graph`` needs none of it), so that loading the plugin stays cheap
+    without the ``onnx`` extra.
 
     Example::
 
@@ -173,6 +175,27 @@ def nkernels_register_exporters():
 
     Then ``nk.export_onnx(model, "model.onnx", input_shape=(1, 8))`` writes models holding a
     ``Square`` or a ``Scale`` layer; a layer without an exporter is a clear error naming it.
+
+    **Extractors.** ``nk.layers.Frozen(extractor)`` is exported by the exporter registered for
+    the extractor's class: Frozen's own exporter dispatches to it, with the extractor in place of
+    the layer, and the graph must compute what ``extractor.transform`` computes. Extractors are
+    keyed by class, never by their extractor registry name (a string key names a layer). A frozen
+    ``Sequential`` needs nothing: its layers are written inline by their own exporters. With the
+    ``Standardize`` extractor of :func:`nkernels_register_extractors`::
+
+        def export_standardize(extractor, graph, x, input_shape):
+            centered = graph.node("Sub", [x, graph.weight(extractor.mean_, "mean")])
+            return graph.node("Div", [centered, graph.weight(extractor.std_, "std")])
+
+        @nk.hookimpl
+        def nkernels_register_exporters():
+            return {Standardize: export_standardize}
+
+    Then ``nk.export_onnx(nk.Sequential([nk.layers.Frozen(Standardize().fit(X)),
+    nk.layers.Dense(8, 2)]), "model.onnx", input_shape=(1, 8))`` works, and without the
+    exporter it raises a NoExporterError naming the extractor. The k-means extractors
+    (``nkernels_kmeans.exporters``) and the greedy plugin's ``autoencoder`` and ``rbm`` are
+    exported this way.
     """
 
 

@@ -110,22 +110,23 @@ class OnnxGraph:
 
 
 def _describe(obj: Any) -> str:
+    """``obj``'s class, and the layer or extractor name and plugin it is registered under, if any."""
     from . import registry
     from .layers.base import Layer
 
     text = type(obj).__name__
-    if isinstance(obj, Layer):
-        try:
-            name = registry.layers.name_of(type(obj))
-            entry = registry.layers.provider(name)
-        except KeyError:
-            return text
-        text += f", registered as {name!r} by plugin {entry.plugin!r} (distribution {entry.distribution})"
-    return text
+    table, kind = (registry.layers, "") if isinstance(obj, Layer) else (registry.extractors, "extractor ")
+    try:
+        name = table.name_of(type(obj))
+        entry = table.provider(name)
+    except KeyError:
+        return text
+    return text + f", registered as {kind}{name!r} by plugin {entry.plugin!r} (distribution {entry.distribution})"
 
 
 def find_exporter(obj: Any, where: str | None = None) -> Exporter:
-    """The exporter for ``obj``: registered for its exact class, or for its layer registry name.
+    """The exporter for ``obj``: registered for its exact class, or for its layer registry name
+    (an extractor, which ``Frozen`` exports, by its class only).
 
     A :class:`NoExporterError` names the layer and says how a plugin adds one; two plugins
     registering exporters for the same layer, one by class and one by name, are a
@@ -133,6 +134,7 @@ def find_exporter(obj: Any, where: str | None = None) -> Exporter:
     """
     from . import plugins, registry
     from .errors import PluginConflictError
+    from .layers.base import Layer
 
     table = plugins.table("exporters")
     by_class = table.get(type(obj))
@@ -152,10 +154,11 @@ def find_exporter(obj: Any, where: str | None = None) -> Exporter:
     entry = by_class or by_name
     if entry is None:
         at = f"layer {where} " if where else ""
+        what = "layer" if isinstance(obj, Layer) else "extractor, keyed by its class,"
         raise NoExporterError(
             f"{at}({_describe(obj)}) has no ONNX exporter, so the model cannot be exported. Exporters exist for: "
             f"{', '.join(sorted(plugins.key_label('exporters', k) for k in table)) or 'none'}. The plugin that "
-            f"provides the layer can add one through the nkernels_register_exporters hook "
+            f"provides the {what} can add one through the nkernels_register_exporters hook "
             f"(see nkernels.hookspecs).")
     return entry.value
 

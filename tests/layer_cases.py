@@ -1,4 +1,8 @@
-"""Every built-in layer at several shapes, with its PyTorch counterpart, for the table-driven tests."""
+"""Every built-in layer at several shapes, with its PyTorch counterpart, for the table-driven tests.
+
+``Frozen`` is a stop-gradient: it has no parameters and its backward returns zeros (its
+counterpart is a frozen torch module on a detached input), and it has no CUDA path yet.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -31,6 +35,9 @@ CASES = [
     ("lstm-seq-batch1", lambda: L.LSTM(2, 3, return_sequences=True), (1, 4, 2)),
     ("gru-last", lambda: L.GRU(3, 4), (2, 5, 3)),
     ("gru-seq-t1", lambda: L.GRU(4, 2, return_sequences=True), (3, 1, 4)),
+    ("frozen-sequential", lambda: L.Frozen(nk.Sequential([L.Dense(5, 4), L.Tanh()], seed=2)), (3, 5)),
+    ("frozen-conv-batch1", lambda: L.Frozen(nk.Sequential([L.Conv2D(2, 3, 3, padding=1), L.ReLU(), L.Flatten()],
+                                                          seed=4)), (1, 2, 4, 3)),
 ]
 
 
@@ -48,6 +55,8 @@ def torch_counterpart(layer):
     from torch import nn
 
     pick = lambda out: out  # noqa: E731
+    if isinstance(layer, L.Frozen):
+        return _frozen_counterpart(layer), pick
     if isinstance(layer, L.Dense):
         module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
     elif isinstance(layer, (L.Conv1D, L.Conv2D)):
@@ -75,3 +84,19 @@ def torch_counterpart(layer):
             key = name[:-3] if name.endswith("_l0") else name
             value.copy_(torch.from_numpy(np.ascontiguousarray(layer.params[key])))
     return module, pick
+
+
+def _frozen_counterpart(layer):
+    """A frozen Sequential (of layers whose torch output needs no picking) as torch freezes a feature
+    extractor: the input detached, the parameters without gradients."""
+    import torch
+    from torch import nn
+
+    inner = layer.extractor.layers
+    dtype = getattr(torch, np.dtype(inner[0].dtype).name)  # the extractor keeps its own dtype
+
+    class Detach(nn.Module):
+        def forward(self, x):
+            return x.detach().to(dtype)
+
+    return nn.Sequential(Detach(), *(torch_counterpart(part)[0] for part in inner)).requires_grad_(False)

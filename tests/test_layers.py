@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import nkernels as nk
-from nkernels.testing import LayerConformance
+from nkernels.testing import GradientMismatch, LayerConformance, check_layer_gradients
 
 from layer_cases import CASES, kink_free_input, torch_counterpart
 
@@ -15,14 +15,26 @@ L = nk.layers
 def _conformance(name, make, shape):
     """The public conformance kit over one built-in case: gradients, dtypes, astype, config,
     error before forward, and the compiled path against the layer-by-layer one."""
+    frozen = isinstance(make(), L.Frozen)
 
     class Conformance(LayerConformance):
         make_layer = staticmethod(make)
         input_shapes = [shape]
         gradient_checks = 60
+        compiled_path = not frozen  # a Frozen extractor runs its own transform, layer by layer
 
         def inputs(self, shape, rng):
             return kink_free_input(self.make_layer(), shape, rng)
+
+        if frozen:
+            def test_gradients_float64(self):
+                """A stop-gradient: zeros for the input, whatever the extractor's slope."""
+                layer = self.make_layer()
+                x = self.inputs(shape, np.random.default_rng(0))
+                dx = layer.backward(np.ones(layer.forward(x, training=True).shape))
+                assert not layer.params and dx.shape == shape and not np.any(dx)
+                with pytest.raises(GradientMismatch, match="the input"):  # finite differences see the slope
+                    check_layer_gradients(layer, shape, inputs=x, max_checks=60)
 
     Conformance.__name__ = Conformance.__qualname__ = "TestConformance_" + name.replace("-", "_")
     return Conformance
@@ -31,6 +43,13 @@ def _conformance(name, make, shape):
 for _case in CASES:
     _cls = _conformance(*_case)
     globals()[_cls.__name__] = _cls
+
+
+def test_every_builtin_layer_has_cases():
+    """The table drives the every-layer tests (here, CUDA, ONNX): no built-in layer may be missing from it."""
+    builtin = {cls for name, cls in nk.registry.layers.items()
+               if nk.registry.layers.provider(name).distribution == "nkernels"}
+    assert builtin == {type(make()) for _, make, _ in CASES}
 
 
 def relative_error(a, b):
@@ -52,11 +71,14 @@ def test_forward_and_backward_match_torch(name, make, shape, dtype, tolerance):
     dx = layer.backward(dy)
     tx = torch.from_numpy(x.copy()).requires_grad_()
     ty = pick(module(tx))
-    ty.backward(torch.from_numpy(dy))
+    if ty.requires_grad:  # a frozen counterpart (Frozen's) passes no gradient at all
+        ty.backward(torch.from_numpy(dy))
     assert relative_error(y, ty.detach().numpy()) <= tolerance
-    assert relative_error(dx, tx.grad.numpy()) <= tolerance
-    for pname, value in module.named_parameters():
-        key = pname[:-3] if pname.endswith("_l0") else pname
+    assert relative_error(dx, (torch.zeros_like(tx) if tx.grad is None else tx.grad).numpy()) <= tolerance
+    trainable = {(name[:-3] if name.endswith("_l0") else name): value
+                 for name, value in module.named_parameters() if value.requires_grad}
+    assert set(trainable) == set(layer.grads)
+    for key, value in trainable.items():
         assert relative_error(layer.grads[key], value.grad.numpy()) <= tolerance, key
 
 

@@ -7,7 +7,7 @@ import pytest
 import nkernels as nk
 from nkernels.errors import PluginConflictError
 from nkernels.onnx_export import NoExporterError
-from nkernels.testing import registered_plugin
+from nkernels.testing import OnnxMismatch, check_onnx_export, registered_plugin
 from layer_cases import CASES
 
 L = nk.layers
@@ -24,41 +24,33 @@ def relative_error(actual, expected):
     return np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30)
 
 
-def assert_round_trip(model, input_shape, tmp_path, batches=(None,), rng=None, dtype=np.float32):
+def assert_round_trip(model, input_shape, batches=(None,), rng=None):
     """Export ``model`` for ``input_shape`` and compare onnxruntime with ``model.forward`` at each batch size."""
     rng = rng or np.random.default_rng(0)
-    path = tmp_path / "model.onnx"
-    proto = nk.export_onnx(model, path, input_shape)
-    onnx.checker.check_model(onnx.load(str(path)))
-    assert proto.graph.input[0].name == "input"
-    for batch in batches:
-        x = rng.standard_normal((batch or input_shape[0],) + tuple(input_shape[1:])).astype(dtype)
-        expected = model.forward(x)
-        actual = run_onnx(path, x)
-        assert actual.shape == expected.shape and actual.dtype == expected.dtype
-        assert relative_error(actual, expected) <= 1e-5
+    inputs = [rng.standard_normal((batch or input_shape[0],) + tuple(input_shape[1:])) for batch in batches]
+    check_onnx_export(model, input_shape, inputs, rtol=1e-5)
 
 
 @pytest.mark.parametrize("make, shape", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_every_layer_round_trips(make, shape, tmp_path):
+def test_every_layer_round_trips(make, shape):
     """Each built-in layer alone: the same outputs, at the exported batch size and at another (dynamic batch)."""
     model = nk.Sequential([make()], seed=3)
-    assert_round_trip(model, shape, tmp_path, batches=(None, shape[0] + 2))
+    assert_round_trip(model, shape, batches=(None, shape[0] + 2))
 
 
-def test_recurrent_gates_are_reordered(tmp_path):
+def test_recurrent_gates_are_reordered():
     """LSTM/GRU weights with every gate block different: a wrong gate order would change the outputs."""
     rng = np.random.default_rng(5)
     for layer in (L.LSTM(3, 4, return_sequences=True), L.GRU(3, 4, return_sequences=True)):
         for value in layer.params.values():
             value[...] = rng.uniform(-1.5, 1.5, value.shape)  # well beyond the default init's range
-        assert_round_trip(nk.Sequential([layer]), (2, 6, 3), tmp_path, rng=rng)
+        assert_round_trip(nk.Sequential([layer]), (2, 6, 3), rng=rng)
 
 
 @pytest.mark.parametrize("preset, sample", [("mlp", (64,)), ("cnn", (1, 8, 8)), ("lstm", (8, 8))])
-def test_presets_export_with_a_dynamic_batch(preset, sample, tmp_path):
+def test_presets_export_with_a_dynamic_batch(preset, sample):
     model = nk.presets.build(preset, sample, 10, seed=0)
-    assert_round_trip(model, (None,) + sample, tmp_path, batches=(1, 37))
+    assert_round_trip(model, (None,) + sample, batches=(1, 37))
 
 
 def test_a_trained_model_predicts_the_same_classes(digits, tmp_path):
@@ -71,7 +63,7 @@ def test_a_trained_model_predicts_the_same_classes(digits, tmp_path):
     np.testing.assert_array_equal(logits.argmax(1), model.predict(X_test).argmax(1))
 
 
-def test_a_mixed_chain_round_trips(tmp_path):
+def test_a_mixed_chain_round_trips():
     """Conv1D, pooling, GRU over the pooled sequence and Dense, in one graph."""
 
     class ToSequence(L.Layer):
@@ -92,7 +84,7 @@ def test_a_mixed_chain_round_trips(tmp_path):
     with registered_plugin(Plugin()):
         model = nk.Sequential([L.Conv1D(2, 4, 3, padding=1), L.Tanh(), L.MaxPool1D(2), ToSequence(),
                                L.GRU(4, 5), L.Sigmoid(), L.Dense(5, 3)], seed=1)
-        assert_round_trip(model, (3, 2, 9), tmp_path, batches=(3, 1))
+        assert_round_trip(model, (3, 2, 9), batches=(3, 1))
 
 
 def test_float64_models_export_as_double_or_as_float(tmp_path):
@@ -107,12 +99,12 @@ def test_float64_models_export_as_double_or_as_float(tmp_path):
     assert relative_error(run_onnx(tmp_path / "l.onnx", x.astype(np.float32)), lstm.forward(x)) <= 1e-5
 
 
-def test_plugin_layers_export_through_the_activations_plugin(tmp_path):
+def test_plugin_layers_export_through_the_activations_plugin():
     """nkernels-activations registers its exporters through the hook: LeakyReLU and ELU round-trip."""
     leaky, elu = nk.registry.layers["leaky_relu"], nk.registry.layers["elu"]
     assert nk.registry.exporters.provider("leaky_relu").distribution == "nkernels-activations"
     model = nk.Sequential([L.Dense(5, 6), leaky(0.2), L.Dense(6, 4), elu(0.7)], seed=0)
-    assert_round_trip(model, (None, 5), tmp_path, batches=(4,))
+    assert_round_trip(model, (None, 5), batches=(4,))
 
 
 class Square(L.Layer):
@@ -141,7 +133,7 @@ def test_a_plugin_layer_without_exporter_is_a_clear_error(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_plugins_register_exporters_by_name_or_class(tmp_path):
+def test_plugins_register_exporters_by_name_or_class():
     """The hook's worked example: one exporter by registry name, one by class."""
 
     class Scale(L.Layer):
@@ -165,7 +157,7 @@ def test_plugins_register_exporters_by_name_or_class(tmp_path):
     with registered_plugin(Plugin(), name="shapes"):
         assert nk.registry.exporters["test-square"] is export_square
         assert nk.registry.exporters.provider(Scale).plugin == "shapes"
-        assert_round_trip(nk.Sequential([Square(), Scale(), L.Dense(3, 2)], seed=0), (4, 3), tmp_path)
+        assert_round_trip(nk.Sequential([Square(), Scale(), L.Dense(3, 2)], seed=0), (4, 3))
         infos = {info.name: info for info in nk.plugins.plugin_infos()}
         assert infos["shapes"].registered["exporters"] == ["test-square", f"{__name__}.{Scale.__qualname__}"]
 
@@ -212,10 +204,27 @@ def test_bad_exporter_registrations_are_reported(fresh_plugins):
             assert "dense" in nk.registry.exporters
 
 
-def test_frozen_layers_export_what_they_wrap(tmp_path):
+def test_the_onnx_check_can_fail():
+    """check_onnx_export notices an exporter that is off by a little."""
+
+    class Plugin:
+        @nk.hookimpl
+        def nkernels_register_layers(self):
+            return {"test-square": Square}
+
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {"test-square": lambda layer, graph, x, shape: graph.node(
+                "Mul", [export_square(layer, graph, x, shape), graph.weight(np.array(1.0001))])}
+
+    with registered_plugin(Plugin()), pytest.raises(OnnxMismatch, match=r"differ by 0\.0001.*tolerance 1e-05"):
+        check_onnx_export(nk.Sequential([Square()]), (3, 4))
+
+
+def test_frozen_layers_export_what_they_wrap():
     body = nk.Sequential([L.Conv2D(1, 3, 3), L.ReLU(), L.Flatten()], seed=2)
     model = nk.Sequential([L.Frozen(body), L.Dense(3 * 6 * 6, 4)], seed=3)
-    assert_round_trip(model, (2, 1, 8, 8), tmp_path, batches=(2, 5))
+    assert_round_trip(model, (2, 1, 8, 8), batches=(2, 5))
 
 
 def test_a_frozen_extractor_without_exporter_is_named(tmp_path):
@@ -233,7 +242,50 @@ def test_a_frozen_extractor_without_exporter_is_named(tmp_path):
             return {Halve: lambda ext, graph, x, shape: graph.node("Mul", [x, graph.weight(np.array(0.5))])}
 
     with registered_plugin(Plugin()):
-        assert_round_trip(model, (3, 4), tmp_path)
+        assert_round_trip(model, (3, 4))
+
+
+class Standardize:
+    """The extractor of the nkernels_register_extractors example."""
+
+    def fit(self, X, y=None):
+        self.mean_, self.std_ = X.mean(0), X.std(0) + 1e-8
+        return self
+
+    def transform(self, X):
+        return (X - self.mean_) / self.std_
+
+
+def export_standardize(extractor, graph, x, input_shape):
+    centered = graph.node("Sub", [x, graph.weight(extractor.mean_, "mean")])
+    return graph.node("Div", [centered, graph.weight(extractor.std_, "std")])
+
+
+def test_frozen_extractors_export_through_the_hook(tmp_path):
+    """The hook's worked example for extractors: keyed by class, dispatched by Frozen's exporter, also
+    inside a frozen Sequential; a registered extractor without one is named with its plugin."""
+    X = np.random.default_rng(0).uniform(-3, 5, (20, 8)).astype(np.float32)
+    model = nk.Sequential([L.Frozen(Standardize().fit(X)), L.Dense(8, 2)], seed=0)
+
+    class Extractors:
+        @nk.hookimpl
+        def nkernels_register_extractors(self):
+            return {"test-standardize": Standardize}
+
+    class Exporters:
+        @nk.hookimpl
+        def nkernels_register_exporters(self):
+            return {Standardize: export_standardize}
+
+    with registered_plugin(Extractors(), name="scalers"):
+        with pytest.raises(NoExporterError, match=r"layer 0/frozen \(Standardize, registered as extractor "
+                                                  r"'test-standardize' by plugin 'scalers'.*provides the extractor, "
+                                                  r"keyed by its class, can add one"):
+            nk.export_onnx(model, tmp_path / "m.onnx", (1, 8))
+        with registered_plugin(Exporters(), name="scaler-exporters"):
+            assert nk.registry.exporters.provider(Standardize).plugin == "scaler-exporters"
+            assert_round_trip(model, (None, 8), batches=(3, 1))
+            assert_round_trip(nk.Sequential([L.Frozen(model), L.Tanh()]), (2, 8))
 
 
 @pytest.mark.parametrize("shape, error, match", [
@@ -262,6 +314,8 @@ def test_bad_arguments_are_refused(tmp_path):
 
 def test_a_single_layer_exports_and_opset_is_kept(tmp_path):
     proto = nk.export_onnx(L.Dense(2, 3), tmp_path / "m.onnx", (1, 2), opset=13, dynamic_batch=False)
+    onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")))
+    assert [i.name for i in proto.graph.input] == ["input"] and [o.name for o in proto.graph.output] == ["output"]
     assert proto.opset_import[0].version == 13
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
 

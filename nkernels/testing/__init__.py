@@ -6,6 +6,8 @@
 * :class:`LayerConformance` is a ready-made pytest suite for a layer type: subclass it.
 * :func:`check_cpu_cuda_agreement` checks that a kernel's CUDA twin, or a layer on the GPU,
   gives the CPU's numbers (under ``NUMBA_ENABLE_CUDASIM=1`` without a GPU).
+* :func:`check_onnx_export` checks that a model written by ``nk.export_onnx`` (a plugin's
+  exporters included) gives ``model.forward``'s numbers in onnxruntime.
 * :func:`registered_plugin` registers a throw-away plugin for the length of a ``with`` block.
 
 With pytest, the fixtures in :mod:`nkernels.testing.fixtures` load automatically (entry point
@@ -14,7 +16,8 @@ With pytest, the fixtures in :mod:`nkernels.testing.fixtures` load automatically
 from .agreement import check_cpu_cuda_agreement
 from .conformance import LayerConformance
 from .gradcheck import GradientMismatch, check_layer_gradients, check_loss_gradients
+from .onnx_agreement import OnnxMismatch, check_onnx_export
 from .plugins import registered_plugin
 
-__all__ = ["check_cpu_cuda_agreement", "check_layer_gradients", "check_loss_gradients", "GradientMismatch", "LayerConformance",
-           "registered_plugin"]
+__all__ = ["check_cpu_cuda_agreement", "check_layer_gradients", "check_loss_gradients", "check_onnx_export",
+           "GradientMismatch", "LayerConformance", "OnnxMismatch", "registered_plugin"]

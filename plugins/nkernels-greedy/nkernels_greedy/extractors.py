@@ -2,12 +2,13 @@
 
 Each learns one layer ``h = f(x @ weight.T + bias)`` (the shape of a Dense layer followed by its
 activation), so extractors stack (each fitted on the previous one's output) and convert to
-nkernels layers with :meth:`to_layers`. The training steps are Numba kernels
+nkernels layers with :meth:`to_layers` (which is also how ``nk.export_onnx`` writes them inside
+``nk.layers.Frozen``: :func:`export_layer_extractor`). The training steps are Numba kernels
 (:mod:`nkernels_greedy.kernels`); the parameter updates use nkernels' optimizers.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from nkernels.optimizers import Optimizer, get_optimizer
 from nkernels.threads import blas_single_threaded
 
 from .checks import check_choice, check_fraction
+
+if TYPE_CHECKING:
+    from nkernels.onnx_export import OnnxGraph
 
 #: activation names and their codes in the kernels
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -457,4 +461,15 @@ class RBM(LayerExtractor):
         return error
 
 
+def export_layer_extractor(extractor: LayerExtractor, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """The ONNX exporter of the ``autoencoder`` and ``rbm`` extractors (registered by class, used by
+    ``nk.export_onnx`` for ``nk.layers.Frozen(extractor)``): their ``transform``,
+    ``f(x @ weight.T + bias)``, as the Dense and activation layers of :meth:`LayerExtractor.to_layers`,
+    written by those layers' own exporters."""
+    layers = nk.Sequential(extractor.to_layers())
+    return graph.export(layers, x, input_shape, scope=graph.fresh(type(extractor).__name__.lower()) + "/")
+
+
 EXTRACTORS = {"autoencoder": Autoencoder, "rbm": RBM}
+#: the ONNX exporters of the extractors, by class
+EXPORTERS = {Autoencoder: export_layer_extractor, RBM: export_layer_extractor}

@@ -130,14 +130,8 @@ class StackedKMeans(Extractor):
         """Stage ``s`` run on its input maps: pooled in windows of its pool_size, or over the grid when ``top``."""
         from . import patches
 
-        options, grouping, pool = self.stages[s]
-        ny, nx = patches.output_grid(maps.shape, options)
-        if top:
-            ry, rx, regions = (patches.grid_regions(ny, self.pool_grid), patches.grid_regions(nx, self.pool_grid),
-                               (self.pool_grid, self.pool_grid))
-        else:
-            ry, rx = patches.window_regions(ny, pool), patches.window_regions(nx, pool)
-            regions = (int(ry[-1]) + 1, int(rx[-1]) + 1)
+        options, grouping, _ = self.stages[s]
+        ry, rx, regions = self._stage_regions(maps.shape, s, top)
         outputs = []
         for g in range(1 if grouping is None else grouping[0]):
             prefix = f"stage{s}.group{g}."
@@ -145,6 +139,20 @@ class StackedKMeans(Extractor):
             group_maps = np.ascontiguousarray(maps[:, state[prefix + "channels"]])
             outputs.append(patches.encode(group_maps, coder, options, ry, rx, regions, self.encoding == "hard"))
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
+
+    def _stage_regions(self, maps_shape: tuple[int, ...], s: int, top: bool):
+        """The pooling of stage ``s`` on input maps of ``maps_shape``: the region of each row and column of
+        patch positions, and the number of regions (rows, columns); windows of its pool_size, or the grid
+        when ``top``."""
+        from . import patches
+
+        options, _, pool = self.stages[s]
+        ny, nx = patches.output_grid(maps_shape, options)
+        if top:
+            grid = self.pool_grid
+            return patches.grid_regions(ny, grid), patches.grid_regions(nx, grid), (grid, grid)
+        ry, rx = patches.window_regions(ny, pool), patches.window_regions(nx, pool)
+        return ry, rx, (int(ry[-1]) + 1, int(rx[-1]) + 1)
 
     def _state_names(self, arrays):
         names = ["image_shape"]
