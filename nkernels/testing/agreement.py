@@ -89,15 +89,10 @@ def _kernel_agreement(op: str, args: tuple, rtol: float | None) -> dict[str, flo
 
 
 def _twin(layer, dtype: np.dtype):
-    """A new CPU layer of ``layer``'s config with its weights (cast to ``dtype``), buffers and random seed."""
-    twin = type(layer).from_config(layer.get_config()).astype(dtype)
-    for name, value in layer.params.items():
-        twin.params[name][...] = devices.to_host(value).astype(dtype)
-    for name, value in layer.buffers.items():
-        twin.buffers[name][...] = devices.to_host(value)
-    if hasattr(layer, "seed"):  # layers drawing random numbers (dropout) draw the same ones
-        twin.seed = layer.seed
-    return twin
+    """A copy of ``layer`` on the CPU (weights, buffers and settings such as a random seed), cast to ``dtype``."""
+    from ..model import Sequential
+
+    return Sequential([layer]).copy()[0].to("cpu").astype(dtype)
 
 
 def _layer_agreement(layer, input_shape: tuple[int, ...], rtol: float | None, seed: int, training: bool,
