@@ -1,6 +1,7 @@
 """Sequential: a chain of layers, sliceable into feature extractors."""
 from __future__ import annotations
 
+import copy as _copy
 from typing import Any, Iterator
 
 import numpy as np
@@ -44,6 +45,35 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Sequential([\n  {inner}\n])"
+
+    def copy(self) -> "Sequential":
+        """An independent copy of the model, the one way nkernels copies a model.
+
+        The copy holds the same layers with the same parameters, gradients, buffers and settings
+        (a Dropout's seed, say), and each :class:`~nkernels.layers.Frozen` layer a copy of its
+        fitted extractor; it computes the same numbers and shares no array with this model, so
+        training either leaves the other alone. A model on the GPU is copied on the GPU. What a
+        training-mode forward kept for ``backward`` is not copied. Layers used twice in this model
+        are one layer, used twice, in the copy. ``copy.deepcopy(model)`` gives the same result.
+
+        Extractors and plugin layers are copied with :func:`copy.deepcopy`; one that holds
+        something that cannot be copied (a lock, a client) defines ``__deepcopy__``.
+        """
+        return _copy.deepcopy(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Sequential":
+        # deepcopy cannot copy GPU arrays, and the activations a layer keeps for backward are not part
+        # of the model: the memo maps each GPU array to a copy made on the device, each kept pass to None.
+        for layer in self.layers:
+            memo.setdefault(id(layer._saved), None)
+            for arrays in (layer.params, layer.grads, layer.buffers):
+                for array in arrays.values():
+                    if devices.is_device_array(array) and id(array) not in memo:
+                        memo[id(array)] = devices.copy(array)
+        twin = Sequential.__new__(type(self))
+        memo[id(self)] = twin
+        twin.__dict__.update(_copy.deepcopy(self.__dict__, memo))
+        return twin
 
     def reset_parameters(self, seed: int | None) -> None:
         """Draw every layer's parameters afresh from generators spawned off ``seed``."""

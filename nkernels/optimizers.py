@@ -5,6 +5,7 @@ parameter's name in ``model.params``, so checkpoints can store and restore it.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -55,6 +56,20 @@ class Optimizer:
         self.max_norm = _optional_positive(max_norm, "max_norm")
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def fresh(self, lr: float | None = None) -> Optimizer:
+        """A copy of this optimizer's configuration without its state, with learning rate ``lr`` when given.
+
+        The copy starts at step 0, with no moments or velocities; this optimizer is left as it is.
+
+        Every scheme's ``fit`` trains with a fresh copy of its configured optimizer, so a scheme
+        object (or an optimizer instance) used for one run never carries state into the next.
+        """
+        optimizer = copy.copy(self)
+        optimizer.steps, optimizer.state = 0, {}
+        if lr is not None:
+            optimizer.lr = _check_rate(lr, "lr", positive=True)
+        return optimizer
 
     def state_for(self, key: str, param: np.ndarray) -> dict[str, np.ndarray]:
         """The state arrays of parameter ``key`` (flat, created at zero on first use, on the

@@ -118,7 +118,14 @@ class ReduceLROnPlateau(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights at the end."""
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights at the end.
+
+    A scheme that trains in stages whose losses are not comparable (greedy layer-wise training)
+    calls :meth:`reset` when a stage starts and :meth:`restore_best` when it ends, so that a stop
+    ends that stage only.
+    """
+
+    best_weights: dict[str, np.ndarray] | None
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
                  restore_best_weights: bool = True):
@@ -126,9 +133,21 @@ class EarlyStopping(Callback):
         self.patience = check_positive_int(patience, "patience")
         self.min_delta = float(min_delta)
         self.restore_best_weights = bool(restore_best_weights)
-        self.best, self.wait, self.best_epoch = math.inf, 0, -1
-        self.best_weights: dict[str, np.ndarray] | None = None
         self.stopped_epoch: int | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the best value and weights seen so far: monitoring starts afresh from the next epoch."""
+        self.best, self.wait, self.best_epoch = math.inf, 0, -1
+        self.best_weights = None
+
+    def restore_best(self) -> None:
+        """Put the best weights since the start (or the last :meth:`reset`) back, with ``restore_best_weights``.
+
+        This is what :meth:`on_train_end` does.
+        """
+        if self.restore_best_weights and self.best_weights is not None and self.context is not None:
+            self.context.model.set_params(self.best_weights)
 
     def on_epoch_end(self, epoch, logs):
         value = _monitored(logs, self.monitor)
@@ -143,8 +162,7 @@ class EarlyStopping(Callback):
             self.context.stop_training = True
 
     def on_train_end(self, history):
-        if self.restore_best_weights and self.best_weights is not None:
-            self.context.model.set_params(self.best_weights)
+        self.restore_best()
 
     def state_dict(self):
         return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch}

@@ -19,8 +19,9 @@ The classifier and the regressor train an nkernels model with ``nk.train``. ``mo
   of layers, ``[{"type": "dense", "config": {"in_features": 64, "out_features": 10}}, ...]``.
   Inside a spec the strings ``"@in"`` and ``"@out"`` stand for the number of input features
   (the product of ``input_shape``) and of outputs, so one spec fits any data set;
-- a :class:`~nkernels.Sequential`, whose architecture is copied (``fit`` trains a fresh copy
-  drawn from ``random_state`` and leaves the given model alone).
+- a :class:`~nkernels.Sequential`: ``fit`` trains a copy (:meth:`~nkernels.Sequential.copy`)
+  whose trainable parameters are drawn afresh from ``random_state`` and leaves the given model
+  alone; its :class:`~nkernels.layers.Frozen` layers keep their fitted extractors.
 
 Rows of ``X`` are reshaped to ``input_shape`` before they reach the model, e.g. ``(1, 8, 8)``
 for the ``cnn`` preset or ``(8, 8)`` for ``lstm`` on the 64 pixels of digits.
@@ -76,7 +77,9 @@ def build_model(model: Any, input_shape: tuple[int, ...], n_outputs: int, seed: 
     """A fresh :class:`~nkernels.Sequential` from a preset name, a layer spec or a Sequential.
 
     ``input_shape`` is the shape of one sample (no batch axis) and ``n_outputs`` the width of
-    the output; ``seed`` draws the initial weights. A ValueError says what does not fit.
+    the output; ``seed`` draws the initial weights. A Sequential is copied with
+    :meth:`~nkernels.Sequential.copy` (so Frozen layers keep their fitted extractors) and its
+    parameters drawn afresh. A ValueError says what does not fit.
     """
     from . import presets
     from .model import Sequential
@@ -87,16 +90,14 @@ def build_model(model: Any, input_shape: tuple[int, ...], n_outputs: int, seed: 
     if options:
         raise ValueError("model_options apply only to a preset model ('mlp', 'cnn', 'lstm')")
     if isinstance(model, Sequential):
-        config = model.get_config()
-    elif isinstance(model, dict):
-        config = model
-    elif isinstance(model, (list, tuple)):
-        config = {"layers": list(model)}
+        net = model.copy()
+    elif isinstance(model, (dict, list, tuple)):
+        config = model if isinstance(model, dict) else {"layers": list(model)}
+        sizes = {IN_PLACEHOLDER: int(np.prod(input_shape)), OUT_PLACEHOLDER: int(n_outputs)}
+        net = Sequential.from_config(_substitute(config, sizes))
     else:
         raise TypeError(f"model must be a preset name, a layer spec (a dict with 'layers' or a list of layer "
                         f"dicts) or an nkernels Sequential, got {type(model).__name__}")
-    sizes = {IN_PLACEHOLDER: int(np.prod(input_shape)), OUT_PLACEHOLDER: int(n_outputs)}
-    net = Sequential.from_config(_substitute(config, sizes))
     net.reset_parameters(seed)
     try:  # one sample through the model: a ValueError names the layer that does not fit
         out_shape = net.forward(np.zeros((1,) + tuple(input_shape), net.dtype)).shape
@@ -171,12 +172,10 @@ class _NKModel(BaseEstimator):
         A float64 copy of the trained model answers the same for a row wherever it is, as
         scikit-learn expects of ``predict``.
         """
-        import copy
-
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
         shape = self._sample_shape(X.shape[1])
-        model = self.model_ if self.model_.dtype == np.float64 else copy.deepcopy(self.model_).astype(np.float64)
+        model = self.model_ if self.model_.dtype == np.float64 else self.model_.copy().astype(np.float64)
         return model.predict(np.ascontiguousarray(X.reshape((len(X),) + shape), dtype=np.float64))
 
 

@@ -56,6 +56,20 @@ def test_resumed_run_ends_bit_identical(tmp_path, images, compiled):
     assert h_resumed["loss"] == h_straight["loss"] and h_resumed["lr"] == h_straight["lr"]
 
 
+def test_a_reused_scheme_still_resumes_the_saved_optimizer_state(tmp_path, images):
+    """Each fit starts from a fresh optimizer, except that resume=True takes the checkpoint's moments."""
+    X, y = images[0], images[1]
+    straight = model()
+    nk.train(straight, X, y, epochs=4, batch_size=48, seed=9, lr=3e-3)
+    scheme = nk.schemes.Backprop(lr=3e-3, checkpoint_dir=tmp_path, resume=True)
+    scheme.fit(model(), X, y, epochs=2, batch_size=48, seed=9)   # no checkpoint yet: starts afresh, saves
+    scheme.fit(model(), X, y, epochs=4, batch_size=48, seed=9)   # the same object continues that run
+    resumed = nk.load(tmp_path / "checkpoint.safetensors")
+    for key in straight.params:
+        np.testing.assert_array_equal(straight.params[key], resumed.params[key])
+    assert scheme.optimizer.steps == 0 and scheme.optimizer.state == {}
+
+
 def test_resume_after_early_stopping_keeps_the_stopped_run(tmp_path, images):
     m = model()
     stopper = EarlyStopping(patience=1, monitor="loss", min_delta=10.0)

@@ -99,9 +99,14 @@ def test_save_and_load_round_trip(tmp_path):
 def test_optimizer_state_round_trips(tmp_path, digits):
     from nkernels.io import load_optimizer
 
-    model = nk.Sequential([L.Dense(64, 10)], seed=0)
-    optimizer = nk.optimizers.Adam(lr=0.01)
-    nk.train(model, digits[0][:64], digits[1][:64], epochs=1, batch_size=32, optimizer=optimizer)
+    class KeepTheRunsOptimizer(nk.callbacks.Callback):
+        def on_train_begin(self, model, params):
+            self.optimizer = self.context.optimizer  # a fresh copy of the configured one, stepped by the run
+
+    model, keep = nk.Sequential([L.Dense(64, 10)], seed=0), KeepTheRunsOptimizer()
+    nk.train(model, digits[0][:64], digits[1][:64], epochs=1, batch_size=32, optimizer="adam", lr=0.01,
+             callbacks=[keep])
+    optimizer = keep.optimizer
     nk.save(model, tmp_path / "m.safetensors", optimizer=optimizer)
     restored = load_optimizer(tmp_path / "m.safetensors")
     assert isinstance(restored, nk.optimizers.Adam) and restored.steps == optimizer.steps == 2

@@ -120,6 +120,23 @@ def test_models_from_presets_specs_and_sequentials(digits):
     assert cnn.fit(X, y).score(X_test, y_test) > 0.8
 
 
+def test_a_model_with_a_frozen_extractor_trains_on_the_extractors_features(digits):
+    X, y, X_test, y_test = digits
+    kmeans = nk.registry.extractors["kmeans"](n_clusters=48, seed=0).fit(X)
+    state = {k: v.copy() for k, v in kmeans.state_arrays().items()}
+    template = nk.Sequential([L.Frozen(kmeans), L.Dense(48, 10)], seed=0)
+    clf = NKClassifier(template, epochs=10, lr=0.03, random_state=0).fit(X, y)
+    frozen = clf.model_[0]
+    assert frozen.extractor is not kmeans
+    for key, value in frozen.extractor.state_arrays().items():  # the fitted state, in arrays of its own
+        np.testing.assert_array_equal(value, state[key])
+        assert not np.shares_memory(value, kmeans.state_arrays()[key])
+    np.testing.assert_array_equal(frozen.forward(X_test), kmeans.transform(X_test))
+    assert clf.score(X_test, y_test) > 0.9
+    for key, value in kmeans.state_arrays().items():  # the given model is left alone
+        np.testing.assert_array_equal(value, state[key])
+
+
 def test_bad_models_and_options_are_clear_errors(digits):
     X, y = digits[0][:100], digits[1][:100]
     wrong_out = [{"type": "dense", "config": {"in_features": 64, "out_features": 3}}]

@@ -253,6 +253,20 @@ def test_bad_training_extras(digits, kwargs, error, message):
         nk.train(small_mlp(), digits[0][:40], digits[1][:40], epochs=1, **kwargs)
 
 
+class DivergeInTheSecondEpoch(nk.callbacks.Callback):
+    """Keeps the run's optimizer state and the weights after epoch 1, then sets a learning rate that diverges."""
+
+    def on_epoch_end(self, epoch, logs):
+        optimizer = self.context.optimizer
+        self.optimizer, self.steps = optimizer, optimizer.steps
+        self.state = {k: {n: a.copy() for n, a in v.items()} for k, v in optimizer.state.items()}
+        self.weights = {k: v.copy() for k, v in self.context.model.params.items()}
+
+    def on_epoch_begin(self, epoch):
+        if epoch == 1:
+            self.context.optimizer.lr = 1e4
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_divergence_restores_the_optimizer_state_and_callbacks_hear_of_it(compiled):
     rng = np.random.default_rng(0)
@@ -260,24 +274,44 @@ def test_divergence_restores_the_optimizer_state_and_callbacks_hear_of_it(compil
     y = X.sum(1, keepdims=True)
     model = nk.Sequential([L.Dense(8, 8), L.Tanh(), L.Dense(8, 1)], seed=0)
     scheme = nk.schemes.Backprop(optimizer="sgd", lr=0.01, momentum=0.9, compiled=compiled)
-    scheme.fit(model, X, y, epochs=1, batch_size=32, seed=0)
-    steps = scheme.optimizer.steps
-    state = {k: {n: a.copy() for n, a in v.items()} for k, v in scheme.optimizer.state.items()}
-    weights = {k: v.copy() for k, v in model.params.items()}
-    scheme.optimizer.lr = 1e4
-    recorder, bar = RecordEvents(), nk.callbacks.ProgressBar()
-    with pytest.raises(TrainingDivergedError, match="epoch 1"):
-        scheme.fit(model, X, y, epochs=3, batch_size=32, seed=0, callbacks=[recorder, bar])
-    assert recorder.events == ["train_begin", "epoch_begin", "TrainingDivergedError"]
+    recorder, bar, diverge = RecordEvents(), nk.callbacks.ProgressBar(), DivergeInTheSecondEpoch()
+    with pytest.raises(TrainingDivergedError, match="epoch 2"):
+        scheme.fit(model, X, y, epochs=3, batch_size=32, seed=0, callbacks=[recorder, bar, diverge])
+    assert recorder.events == ["train_begin", "epoch_begin", "epoch_begin", "TrainingDivergedError"]
     assert bar._progress is None  # the live display was stopped
-    assert scheme.optimizer.steps == steps
-    for key, named in state.items():
+    assert diverge.optimizer.steps == diverge.steps == 8
+    for key, named in diverge.state.items():
         for name, array in named.items():
-            np.testing.assert_array_equal(scheme.optimizer.state[key][name], array)
-    for key, value in weights.items():
+            np.testing.assert_array_equal(diverge.optimizer.state[key][name], array)
+    for key, value in diverge.weights.items():
         np.testing.assert_array_equal(model.params[key], value)
-    scheme.optimizer.lr = 0.01  # and training can go on from there
-    assert np.isfinite(scheme.fit(model, X, y, epochs=1, batch_size=32, seed=0)["loss"][0])
+    assert scheme.optimizer.lr == 0.01 and scheme.optimizer.steps == 0  # the configured optimizer is untouched
+    assert np.isfinite(scheme.fit(model, X, y, epochs=1, batch_size=32, seed=0)["loss"][0])  # training goes on
+
+
+@pytest.mark.parametrize("options", [{}, {"compiled": False}, {"optimizer": "sgd", "momentum": 0.9},
+                                     {"schedule": "step"}])
+def test_a_reused_scheme_trains_a_fresh_model_as_a_new_scheme_does(digits, options):
+    X, y = digits[0][:160], digits[1][:160]
+    scheme = nk.schemes.Backprop(lr=0.01, **options)
+    scheme.fit(small_mlp(), X, y, epochs=3, batch_size=32, seed=0)
+    reused, new = small_mlp(), small_mlp()
+    h_reused = scheme.fit(reused, X, y, epochs=3, batch_size=32, seed=0)
+    h_new = nk.schemes.Backprop(lr=0.01, **options).fit(new, X, y, epochs=3, batch_size=32, seed=0)
+    assert h_reused["loss"] == h_new["loss"] and h_reused["lr"] == h_new["lr"]
+    for key, value in new.params.items():
+        np.testing.assert_array_equal(reused.params[key], value)
+
+
+def test_an_optimizer_instance_is_configuration_that_no_run_changes(digits):
+    X, y = digits[0][:160], digits[1][:160]
+    adam = nk.optimizers.Adam(lr=0.01)
+    models = [small_mlp(), small_mlp()]
+    for model in models:
+        nk.train(model, X, y, optimizer=adam, epochs=2, batch_size=32, seed=0)
+    assert adam.steps == 0 and adam.state == {} and adam.lr == 0.01
+    for key, value in models[0].params.items():
+        np.testing.assert_array_equal(models[1].params[key], value)
 
 
 def test_progress_bar_is_off_unless_asked_for(digits, capsys):

@@ -33,6 +33,11 @@ class Frozen(Layer):
     zero-filled arrays of the recorded shapes and dtypes, and the file's values are then written
     into those arrays in place: ``transform`` must therefore derive everything it needs from the
     state arrays when it runs, not cache it in ``load_state_arrays``.
+
+    A copy of the model (:meth:`nkernels.Sequential.copy`, or ``copy.deepcopy``) holds a copy of
+    the extractor made by ``copy.deepcopy``, fitted state included, and this layer's buffers are
+    that copy's own state arrays; nothing is shared with the original. An extractor that holds
+    something ``copy.deepcopy`` cannot copy (a lock, a client) defines ``__deepcopy__``.
     """
 
     def __init__(self, extractor: Any):

@@ -27,7 +27,10 @@ class Backprop(Scheme):
 
     ``optimizer`` is a name or an :class:`~nkernels.optimizers.Optimizer`; ``lr`` and the other
     optimizer options (``momentum``, ``nesterov``, ``weight_decay``, ``betas``, ``eps``,
-    ``clip_norm``, ``max_norm``) go to it. ``loss`` defaults to softmax cross-entropy for integer
+    ``clip_norm``, ``max_norm``) go to it. Each ``fit`` trains with a fresh copy of it
+    (:meth:`~nkernels.optimizers.Optimizer.fresh`: no moments, step 0), so a scheme object used
+    again trains a new model exactly as a new one would; callbacks reach the run's optimizer
+    as ``context.optimizer``. ``loss`` defaults to softmax cross-entropy for integer
     labels and MSE otherwise. ``schedule`` is ``"step"``, ``"cosine"``, ``"plateau"`` or a
     callback from :mod:`nkernels.schedules`. ``augment_shift`` shifts each training image by up
     to that many pixels. ``checkpoint_dir`` saves a checkpoint after every epoch, and
@@ -96,11 +99,12 @@ class Backprop(Scheme):
         n = len(X)
         batch_size = min(batch_size, n)
         rng = np.random.default_rng(seed)
-        events = CallbackList(self._callbacks(callbacks, epochs), model, self, self.optimizer)
+        optimizer = self.optimizer.fresh()
+        events = CallbackList(self._callbacks(callbacks, epochs), model, self, optimizer)
         augment_seed = int(np.random.default_rng(seed).integers(2**62))
-        start_epoch, history, augment_seed = self._resume(model, rng, events, epochs, augment_seed)
+        start_epoch, history, augment_seed = self._resume(model, optimizer, rng, events, epochs, augment_seed)
         augment = (self.augment_shift, augment_seed) if self.augment_shift else None
-        trainer = make_trainer(model, loss, self.optimizer, X.shape[1:], batch_size, self.compiled, augment,
+        trainer = make_trainer(model, loss, optimizer, X.shape[1:], batch_size, self.compiled, augment,
                                self.split_batches)
         X2d = X.reshape(n, -1)
         if loss.target_kind == "values":
@@ -110,12 +114,12 @@ class Backprop(Scheme):
         events.context.history = history
 
         def run_epoch(epoch: int) -> dict[str, Any]:
-            logs = self._epoch(epoch, model, trainer, loss, X2d, targets, rng, batch_size, events)
+            logs = self._epoch(epoch, model, optimizer, trainer, loss, X2d, targets, rng, batch_size, events)
             if validation_data is not None:
                 X_val, y_val = validation_data
                 scores = evaluate(model, X_val, y_val, loss=loss)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
-            logs["lr"] = self.optimizer.lr
+            logs["lr"] = optimizer.lr
             return logs
 
         events.run_epochs(model, {"epochs": epochs, "batch_size": batch_size, "samples": n, "scheme": "backprop",
@@ -123,14 +127,15 @@ class Backprop(Scheme):
                                   "compiled": not isinstance(trainer, (LayerwiseTrainer, DeviceTrainer)),
                                   "split_batches": bool(getattr(trainer, "split", False)), "device": model.device},
                           epochs, run_epoch, start_epoch,
-                          lambda epoch: self._checkpoint(model, epoch, rng, history, events, augment_seed))
+                          lambda epoch: self._checkpoint(model, optimizer, epoch, rng, history, events, augment_seed))
         events.on_train_end(history)
         return history
 
-    def _epoch(self, epoch, model, trainer, loss, X2d, targets, rng, batch_size, events) -> dict[str, Any]:
+    def _epoch(self, epoch, model, optimizer, trainer, loss, X2d, targets, rng, batch_size,
+               events) -> dict[str, Any]:
         """Train one epoch and return its loss (and accuracy); divergence restores the epoch's start and raises."""
         order = rng.permutation(len(X2d))
-        snapshot = _Snapshot(model, self.optimizer)
+        snapshot = _Snapshot(model, optimizer)
 
         def check(done: int, count: int) -> None:
             if done < count or not _params_finite(model):
@@ -138,7 +143,7 @@ class Backprop(Scheme):
                 raise TrainingDivergedError(
                     f"training diverged in epoch {epoch + 1}: the loss or a weight became NaN or "
                     f"infinite. The weights from the start of that epoch were restored; try a smaller "
-                    f"learning rate (lr is {self.optimizer.lr:g}).")
+                    f"learning rate (lr is {optimizer.lr:g}).")
 
         return run_epoch_batches(trainer.run, X2d, targets, order, batch_size, events, check, loss.has_accuracy)
 
@@ -147,7 +152,7 @@ class Backprop(Scheme):
         assert self.checkpoint_dir is not None  # only called with checkpoints on
         return os.path.join(self.checkpoint_dir, CHECKPOINT_FILE)
 
-    def _checkpoint(self, model, epoch: int, rng: np.random.Generator, history: History,
+    def _checkpoint(self, model, optimizer, epoch: int, rng: np.random.Generator, history: History,
                     events: CallbackList, augment_seed: int) -> None:
         if self.checkpoint_dir is None:
             return
@@ -156,12 +161,13 @@ class Backprop(Scheme):
         states, arrays = events.states()
         extra = {"epoch": epoch + 1, "rng": rng.bit_generator.state, "history": history.as_dict(),
                  "callbacks": states, "stopped": events.stop_training, "augment_seed": augment_seed}
-        save(model, self._checkpoint_path(), optimizer=self.optimizer, extra=extra, arrays=arrays)
+        save(model, self._checkpoint_path(), optimizer=optimizer, extra=extra, arrays=arrays)
 
-    def _resume(self, model, rng: np.random.Generator, events: CallbackList, epochs: int,
+    def _resume(self, model, optimizer, rng: np.random.Generator, events: CallbackList, epochs: int,
                 augment_seed: int) -> tuple[int, History, int]:
         """The epoch to start from, the history so far and the augmentation seed: from the checkpoint
-        when resuming (so a run started without a seed resumes exactly too)."""
+        when resuming (so a run started without a seed resumes exactly too), which also restores the
+        run's ``optimizer`` state."""
         if not self.resume or not os.path.exists(self._checkpoint_path()):
             return 0, History(), augment_seed
         from ..io import read_checkpoint, restore_weights
@@ -170,12 +176,12 @@ class Backprop(Scheme):
         checkpoint = read_checkpoint(path)
         if checkpoint.extra is None or checkpoint.optimizer is None:
             raise ValueError(f"{path} is a saved model, not a training checkpoint")
-        if checkpoint.optimizer["type"] != type(self.optimizer).__name__.lower():
+        if checkpoint.optimizer["type"] != type(optimizer).__name__.lower():
             raise ValueError(f"{path} was trained with {checkpoint.optimizer['type']}, not "
-                             f"{type(self.optimizer).__name__.lower()}; resume with the same optimizer")
+                             f"{type(optimizer).__name__.lower()}; resume with the same optimizer")
         restore_weights(model, checkpoint, path)
-        self.optimizer.load_state_dict(checkpoint.optimizer_state() or {"steps": 0, "state": {}})
-        self.optimizer.lr = checkpoint.optimizer["config"]["lr"]
+        optimizer.load_state_dict(checkpoint.optimizer_state() or {"steps": 0, "state": {}})
+        optimizer.lr = checkpoint.optimizer["config"]["lr"]
         rng.bit_generator.state = checkpoint.extra["rng"]
         events.load_states(checkpoint.extra["callbacks"], checkpoint.arrays)
         history = History(checkpoint.extra["history"])

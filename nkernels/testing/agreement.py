@@ -5,8 +5,6 @@ is imported) on tiny shapes; on a GPU the same checks run for real.
 """
 from __future__ import annotations
 
-import copy
-
 from typing import Any
 
 import numpy as np
@@ -91,8 +89,10 @@ def _kernel_agreement(op: str, args: tuple, rtol: float | None) -> dict[str, flo
 
 
 def _twin(layer, dtype: np.dtype):
-    """A copy of the CPU ``layer`` (weights and buffers, a random layer's seed among them) cast to ``dtype``."""
-    return copy.deepcopy(layer).astype(dtype)
+    """A copy of ``layer`` on the CPU (weights, buffers and settings such as a random seed), cast to ``dtype``."""
+    from ..model import Sequential
+
+    return Sequential([layer]).copy()[0].to("cpu").astype(dtype)
 
 
 def _layer_agreement(layer, input_shape: tuple[int, ...], rtol: float | None, seed: int, training: bool,

@@ -123,6 +123,28 @@ def test_save_and_load_a_gpu_model(tmp_path):
         np.testing.assert_array_equal(loaded.params[key], devices.to_host(value))
 
 
+def test_a_gpu_model_copies_on_the_gpu_and_shares_no_array():
+    import copy
+
+    x = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
+    model = nk.Sequential([L.Conv2D(1, 2, 3), L.ReLU(), L.Dropout(0.5), L.MaxPool2D(2), L.Flatten(),
+                           L.Dense(2 * 3 * 3, 10)]).to("cuda")
+    model.backward(np.ones((3, 10), np.float32) * model.forward(x, training=True))  # a pass in flight
+    expected = model.forward(x)
+    for twin in (model.copy(), copy.deepcopy(model)):
+        assert twin.device == "cuda"
+        for name in ("params", "grads"):
+            mine, theirs = getattr(model, name), getattr(twin, name)
+            for key, value in mine.items():
+                assert devices.is_device_array(theirs[key])
+                np.testing.assert_array_equal(devices.to_host(theirs[key]), devices.to_host(value))
+        assert twin[2].seed == model[2].seed
+        np.testing.assert_array_equal(twin.forward(x), expected)
+        for value in twin.params.values():  # changing the copy leaves the original alone
+            devices.assign(value, np.zeros(value.shape, value.dtype))
+        np.testing.assert_array_equal(model.forward(x), expected)
+
+
 @pytest.mark.parametrize("optimizer, options", [("sgd", {"momentum": 0.9}), ("adam", {"clip_norm": 0.5})])
 def test_training_on_the_gpu_matches_the_cpu(digits, optimizer, options):
     """The GPU run reaches the CPU's accuracy: it computes the same training run.

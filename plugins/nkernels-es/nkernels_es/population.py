@@ -99,27 +99,18 @@ class DenseChainProblem:
 class LayerwiseProblem:
     """Any model and loss, evaluated one member at a time through ``model.forward`` (evaluation mode).
 
-    The model travels as its config and is rebuilt once per process.
+    The members run on a private copy of the model (:meth:`nkernels.Sequential.copy`: parameters,
+    buffers and the state of frozen extractors), so their weights never touch the caller's model;
+    the copy travels to each worker with the problem.
     """
 
     def __init__(self, model, layout, X: np.ndarray, targets: np.ndarray, loss):
-        self.config, self.dtype, self.layout = model.get_config(), model.dtype, layout
+        self.model, self.layout = model.copy(), layout
         self.X, self.targets, self.loss = X, targets, loss
-        self._model = None  # a private copy: the members' weights never touch the caller's model
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_model"] = None
-        return state
-
-    def _get_model(self):
-        if self._model is None:
-            self._model = nk.Sequential.from_config(self.config).astype(self.dtype)
-        return self._model
 
     def losses(self, theta, noise, offsets, sigma, rows):
         """As :meth:`DenseChainProblem.losses`, member by member."""
-        model = self._get_model()
+        model = self.model
         X, targets = self.X[rows], self.targets[rows]
         s = theta.dtype.type(sigma)
         out = np.empty((len(offsets), 2))

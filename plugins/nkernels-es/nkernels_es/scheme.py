@@ -13,7 +13,7 @@ from nkernels.data import check_features, check_fit_arguments, check_model_input
     check_validation_data
 from nkernels.errors import TrainingDivergedError
 from nkernels.losses import get_loss
-from nkernels.optimizers import get_optimizer
+from nkernels.optimizers import Optimizer, get_optimizer
 
 from .estimate import SHAPINGS, gradient_estimate, shape_fitness
 from .noise import NoiseTable
@@ -46,8 +46,12 @@ class EvolutionStrategies(nk.schemes.Scheme):
     Options:
 
     - ``population``: members per generation, even (antithetic pairs); ``sigma``: the noise scale.
-    - ``optimizer`` (``"adam"`` or ``"sgd"``; ``"adamw"`` too), ``lr``, ``weight_decay`` (the
-      paper's ``l2coeff``) and any other option of the optimizer (``momentum``, ``betas``, ...).
+    - ``optimizer`` (``"adam"`` or ``"sgd"``; ``"adamw"`` too), ``lr`` (default 0.01),
+      ``weight_decay`` (the paper's ``l2coeff``, default 0.005) and any other option of the
+      optimizer (``momentum``, ``betas``, ...). ``optimizer`` may also be an
+      :class:`~nkernels.optimizers.Optimizer` instance, which brings its own ``lr``,
+      ``weight_decay`` and other options (giving them here too is a ValueError). Each ``fit``
+      trains with a fresh copy of it (:meth:`~nkernels.optimizers.Optimizer.fresh`).
     - ``generations_per_epoch``: one *epoch* is this many generations; by default as many as
       minibatches in one pass over the training data (``ceil(N / batch_size)``).
     - ``noise_size``: numbers in the noise table (default ``max(2**23, 16 * parameters)``, drawn
@@ -66,8 +70,8 @@ class EvolutionStrategies(nk.schemes.Scheme):
     ``accuracy`` of the current parameters on the whole training set.
     """
 
-    def __init__(self, population: int = 256, sigma: float = 0.03, optimizer: Any = "adam", lr: float = 0.01,
-                 weight_decay: float = 0.005, fitness_shaping: str = "centered_rank",
+    def __init__(self, population: int = 256, sigma: float = 0.03, optimizer: Any = "adam",
+                 lr: float | None = None, weight_decay: float | None = None, fitness_shaping: str = "centered_rank",
                  generations_per_epoch: int | None = None, noise_size: int | None = None, loss: Any = None,
                  workers: int | None = None, scheduler: str | None = None, compiled: bool = True,
                  **optimizer_options: Any):
@@ -75,7 +79,7 @@ class EvolutionStrategies(nk.schemes.Scheme):
         if self.population % 2:
             raise ValueError(f"population must be even (members come in antithetic pairs), got {population}")
         self.sigma = _number(sigma, "sigma")
-        self.optimizer = get_optimizer(optimizer, lr=lr, weight_decay=weight_decay, **optimizer_options)
+        self.optimizer = _optimizer(optimizer, lr, weight_decay, optimizer_options)
         if fitness_shaping not in SHAPINGS:
             raise ValueError(f"unknown fitness_shaping {fitness_shaping!r}; available: {', '.join(SHAPINGS)}")
         self.fitness_shaping = fitness_shaping
@@ -110,7 +114,8 @@ class EvolutionStrategies(nk.schemes.Scheme):
         noise = NoiseTable(int(rng.integers(2**62)), self.noise_size or max(2**23, 16 * theta.size), model.dtype)
         noise.check_dim(theta.size)
         problem = make_problem(model, layout, X, targets, loss, self.compiled)
-        events = CallbackList(callbacks, model, self, self.optimizer)
+        optimizer = self.optimizer.fresh()
+        events = CallbackList(callbacks, model, self, optimizer)
         history = nk.History()
         events.context.history = history
         generation = 0
@@ -121,7 +126,7 @@ class EvolutionStrategies(nk.schemes.Scheme):
 
             def run_epoch(epoch: int) -> dict[str, Any]:
                 nonlocal generation
-                snapshot = (theta.copy(), _copy_state(self.optimizer))
+                snapshot = (theta.copy(), _copy_state(optimizer))
                 best, mean = 0.0, 0.0
                 for g in range(per_epoch):
                     rows = rng.choice(n, batch_size, replace=False)
@@ -129,8 +134,8 @@ class EvolutionStrategies(nk.schemes.Scheme):
                     fitness = -np.concatenate(session.submit_each(evaluate_pairs, bounds, *shared, theta,
                                                                   offsets, self.sigma, rows))
                     if not np.all(np.isfinite(fitness)):
-                        self._diverged(model, theta, snapshot, layout, epoch)
-                    self.step(theta, layout, noise, offsets, fitness)
+                        self._diverged(model, optimizer, theta, snapshot, layout, epoch)
+                    self.step(theta, layout, noise, offsets, fitness, optimizer)
                     generation += 1
                     best += float(fitness.max()) / per_epoch
                     mean += float(fitness.mean()) / per_epoch
@@ -138,10 +143,10 @@ class EvolutionStrategies(nk.schemes.Scheme):
                         events.on_batch_end(g, {"generation": generation, "loss": -float(fitness.mean()),
                                                 "best_fitness": float(fitness.max()), "size": batch_size})
                 if not np.all(np.isfinite(theta)):
-                    self._diverged(model, theta, snapshot, layout, epoch)
+                    self._diverged(model, optimizer, theta, snapshot, layout, epoch)
                 model.set_params(parameter_views(theta, layout))
                 return {"generation": generation, "best_fitness": best, "mean_fitness": mean,
-                        **_scores(model, X, y, loss, validation_data), "lr": self.optimizer.lr}
+                        **_scores(model, X, y, loss, validation_data), "lr": optimizer.lr}
 
             events.run_epochs(model, {"epochs": epochs, "batch_size": batch_size, "samples": n, "scheme": "es",
                                       "population": self.population, "generations_per_epoch": per_epoch,
@@ -151,22 +156,44 @@ class EvolutionStrategies(nk.schemes.Scheme):
         return history
 
     def step(self, theta: np.ndarray, layout: dict, noise: NoiseTable, offsets: np.ndarray,
-             fitness: np.ndarray) -> np.ndarray:
+             fitness: np.ndarray, optimizer: Optimizer | None = None) -> np.ndarray:
         """One update of ``theta`` (laid out as ``layout``) from the ``fitness`` (pairs, 2) of the
-        members at ``offsets``; returns the gradient estimate ``g`` (float64)."""
+        members at ``offsets``, by ``optimizer`` (a run's own; the configured :attr:`optimizer`
+        when None); returns the gradient estimate ``g`` (float64)."""
+        optimizer = self.optimizer if optimizer is None else optimizer
         g = gradient_estimate(noise, offsets, shape_fitness(fitness, self.fitness_shaping), theta.size)
         grad = (-g).astype(theta.dtype)
-        self.optimizer.step(parameter_views(theta, layout), parameter_views(grad, layout))
+        optimizer.step(parameter_views(theta, layout), parameter_views(grad, layout))
         return g
 
-    def _diverged(self, model, theta, snapshot, layout, epoch):
+    def _diverged(self, model, optimizer, theta, snapshot, layout, epoch):
         theta[:] = snapshot[0]
-        self.optimizer.load_state_dict(snapshot[1])
+        optimizer.load_state_dict(snapshot[1])
         model.set_params(parameter_views(theta, layout))
         raise TrainingDivergedError(
             f"training diverged in epoch {epoch + 1}: a loss or a weight became NaN or infinite. The weights "
             f"from the start of that epoch were restored; try a smaller learning rate (lr is "
-            f"{self.optimizer.lr:g}) or sigma (sigma is {self.sigma:g}).")
+            f"{optimizer.lr:g}) or sigma (sigma is {self.sigma:g}).")
+
+
+#: the learning rate and weight decay of an optimizer given by name (the paper's settings)
+DEFAULT_LR, DEFAULT_WEIGHT_DECAY = 0.01, 0.005
+
+
+def _optimizer(optimizer: Any, lr: float | None, weight_decay: float | None, options: dict[str, Any]) -> Optimizer:
+    """The configured optimizer: a name with ``lr``, ``weight_decay`` (ES's defaults when None) and
+    ``options``, or an Optimizer instance given alone (it carries its own settings)."""
+    given = {**options, **{k: v for k, v in (("lr", lr), ("weight_decay", weight_decay)) if v is not None}}
+    if isinstance(optimizer, Optimizer):
+        if given:
+            raise ValueError(f"es: {', '.join(sorted(given))} given together with an Optimizer instance, which "
+                             f"carries its own settings; set them on the instance "
+                             f"(e.g. {type(optimizer).__name__}(lr=..., weight_decay=...)) or pass the "
+                             f"optimizer by name")
+        return optimizer
+    given.setdefault("lr", DEFAULT_LR)
+    given.setdefault("weight_decay", DEFAULT_WEIGHT_DECAY)
+    return get_optimizer(optimizer, **given)
 
 
 def _scores(model, X, y, loss, validation_data) -> dict[str, float]:

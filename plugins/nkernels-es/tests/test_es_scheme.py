@@ -8,7 +8,7 @@ from nkernels.cli import main
 from nkernels_es import EvolutionStrategies
 from nkernels_es.estimate import centered_ranks
 from nkernels_es.noise import NoiseTable
-from nkernels_es.population import flat_parameters
+from nkernels_es.population import LayerwiseProblem, flat_parameters, make_problem, parameter_views
 
 L = nk.layers
 
@@ -45,6 +45,9 @@ def test_registered_through_the_entry_point():
     ({"workers": 0}, ValueError, "workers must be a positive integer"),
     ({"workers": 2, "scheduler": "tcp://127.0.0.1:1"}, ValueError, "not both"),
     ({"compiled": "yes"}, TypeError, "compiled must be True or False"),
+    ({"optimizer": nk.optimizers.Adam(), "lr": 0.1}, ValueError, "lr given together with an Optimizer instance"),
+    ({"optimizer": nk.optimizers.SGD(), "weight_decay": 0.0, "momentum": 0.9}, ValueError,
+     r"momentum, weight_decay given together with an Optimizer instance.*set them on the instance"),
 ])
 def test_bad_options_are_clear_errors(options, error, message):
     with pytest.raises(error, match=message):
@@ -132,6 +135,71 @@ def test_same_seed_same_weights_and_logs_per_epoch(digits):
     assert {"loss", "accuracy", "lr", "time"} <= set(history)
     shown = ProgressBar.format_metrics(history.last())
     assert "generation" in shown and "best_fitness" in shown and "mean_fitness" in shown
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_an_optimizer_instance_brings_its_own_settings(digits, optimizer):
+    X, y = digits[0][:200], digits[1][:200]
+    settings = {"sgd": {"lr": 0.5, "momentum": 0.9}, "adam": {"lr": 0.02, "betas": (0.8, 0.99)}}[optimizer]
+    instance = nk.optimizers.get_optimizer(optimizer, weight_decay=0.001, **settings)
+    runs = []
+    for scheme in (EvolutionStrategies(population=8, optimizer=instance, generations_per_epoch=3),
+                   EvolutionStrategies(population=8, optimizer=optimizer, weight_decay=0.001,
+                                       generations_per_epoch=3, **settings)):
+        model = digits_mlp(hidden=(16,))
+        history = scheme.fit(model, X, y, epochs=2, batch_size=16, seed=2)
+        runs.append((params_of(model), history["lr"]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1] == [settings["lr"]] * 2
+    assert instance.steps == 0 and instance.state == {}  # the run trained a fresh copy
+
+
+def test_a_reused_scheme_trains_a_fresh_model_as_a_new_scheme_does(digits):
+    X, y = digits[0][:200], digits[1][:200]
+    scheme = EvolutionStrategies(population=8, generations_per_epoch=3)
+    scheme.fit(digits_mlp(hidden=(16,)), X, y, epochs=1, seed=0)
+    reused, new = digits_mlp(hidden=(16,)), digits_mlp(hidden=(16,))
+    scheme.fit(reused, X, y, epochs=1, seed=0)
+    EvolutionStrategies(population=8, generations_per_epoch=3).fit(new, X, y, epochs=1, seed=0)
+    np.testing.assert_array_equal(params_of(reused), params_of(new))
+
+
+def fitted(kind, X):
+    if kind == "kmeans":
+        return nk.registry.extractors["kmeans"](n_clusters=12, seed=0).fit(X)
+    if kind == "autoencoder":
+        return nk.registry.extractors["autoencoder"](12, epochs=1, seed=0).fit(X)
+    trained = digits_mlp(hidden=(12,))
+    nk.train(trained, X, np.arange(len(X)) % 10, epochs=1, seed=0)
+    return trained[:2]
+
+
+@pytest.mark.parametrize("kind", ["kmeans", "autoencoder", "sequential"])
+def test_members_are_scored_on_the_real_model_with_its_frozen_layers(digits, kind):
+    """The member-by-member problem evaluates the model as it is, Frozen extractors' state included,
+    also after travelling to a worker (pickled), and leaves the caller's model alone."""
+    import pickle
+
+    X, y = digits[0][:120], digits[1][:120]
+    model = nk.Sequential([L.Frozen(fitted(kind, X)), L.Dense(12, 10)], seed=0)
+    theta, layout = flat_parameters(model)
+    loss = nk.losses.SoftmaxCrossEntropy()
+    problem = make_problem(model, layout, X, y, loss)
+    assert isinstance(problem, LayerwiseProblem)
+    noise = NoiseTable(3, 10_000, np.float32)
+    offsets = noise.sample_offsets(np.random.default_rng(0), 3, theta.size)
+    rows = np.arange(0, 120, 3)
+    expected = np.empty((3, 2))
+    for i, offset in enumerate(offsets):
+        for column, sign in enumerate((1, -1)):
+            member = theta + np.float32(sign * 0.05) * noise.get(offset, theta.size)
+            model.set_params(parameter_views(member, layout))
+            expected[i, column] = loss.forward(model.forward(X[rows]), y[rows])
+    model.set_params(parameter_views(theta, layout))
+    np.testing.assert_array_equal(problem.losses(theta, noise, offsets, 0.05, rows), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(problem)).losses(theta, noise, offsets, 0.05, rows),
+                                  expected)
+    np.testing.assert_array_equal(flat_parameters(model)[0], theta)
 
 
 def test_models_other_than_dense_chains_fall_back_member_by_member(digits):

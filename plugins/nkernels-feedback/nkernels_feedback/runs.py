@@ -17,12 +17,16 @@ from .chain import Block
 class LayerwiseRun:
     """Mini-batches kernel by kernel: the forward pass through nkernels' kernels, the loss, every
     Dense layer's weight gradient from its feedback error (into the layers' ``grads``), then the
-    optimizer's ``step``. The reference path, and the one for optimizers the fused run lacks."""
+    optimizer's ``step``. The reference path, and the one for optimizers the fused run lacks.
 
-    def __init__(self, scheme, model, blocks: list[Block], loss):
+    ``optimizer`` is the run's own (the scheme's configured one, freshly copied for the fit).
+    """
+
+    def __init__(self, scheme, model, blocks: list[Block], loss, optimizer):
         from .kernels import IDENTITY, RELU, SIGMOID, TANH
 
         self.scheme, self.model, self.blocks, self.loss, self.dtype = scheme, model, blocks, loss, model.dtype
+        self.optimizer = optimizer
         codes = {None: IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
         self.codes = [codes[b.activation] for b in blocks]
         self.dense_forward, self.dense_backward = kernel("dense_forward"), kernel("dense_backward")
@@ -52,7 +56,7 @@ class LayerwiseRun:
                 if not np.isfinite(value):
                     return losses[:b], correct[:b], b
                 losses[b] = value
-                self.scheme.optimizer.step(self.params, self.grads)
+                self.optimizer.step(self.params, self.grads)
         return losses, correct, n_batches
 
     def step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
@@ -105,13 +109,14 @@ class FusedRun:
         without clip_norm or max_norm) and this loss (softmax cross-entropy or MSE)."""
         return optimizer.fused_form() is not None and type(loss) in (SoftmaxCrossEntropy, MSE)
 
-    def __init__(self, scheme, model, blocks: list[Block], loss):
+    def __init__(self, scheme, model, blocks: list[Block], loss, optimizer):
         from numba.typed import List
 
         from .kernels import CROSS_ENTROPY, IDENTITY, RELU, SIGMOID, TANH
         from .kernels import MSE as MSE_CODE
 
         self.scheme, self.model, self.blocks, self.loss, self.dtype = scheme, model, blocks, loss, model.dtype
+        self.optimizer = optimizer
         self.List = List
         codes = {None: IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
         self.codes = np.array([codes[b.activation] for b in blocks], np.int64)
@@ -135,7 +140,7 @@ class FusedRun:
         return self._optimizer_lists
 
     def _collect_optimizer_arrays(self):
-        optimizer = self.scheme.optimizer
+        optimizer = self.optimizer
         flat = lambda a: a.reshape(a.size)  # noqa: E731
         params, grads, state_a, state_b = [], [], [], []
         empty = np.empty(0, self.dtype)
@@ -168,7 +173,7 @@ class FusedRun:
         """Same contract as :meth:`LayerwiseRun.run`."""
         from .kernels import feedback_epoch
 
-        optimizer = self.scheme.optimizer
+        optimizer = self.optimizer
         n_outputs = self.blocks[-1].dense.out_features
         xb, yb_labels, yb_values, pre, post, delta, probs, dout = self.buffers(size, n_outputs)
         params, grads, state_a, state_b = self._optimizer_arrays()

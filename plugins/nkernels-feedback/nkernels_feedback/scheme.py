@@ -25,7 +25,9 @@ class FeedbackAlignment(nk.schemes.Scheme):
 
     ``optimizer`` is a name (``"adam"``, ``"sgd"``, ``"adamw"``) or an
     :class:`~nkernels.optimizers.Optimizer`; ``lr`` and the other optimizer options (``momentum``,
-    ``weight_decay``, ``clip_norm``, ``max_norm`` ...) go to it. ``loss`` defaults to softmax
+    ``weight_decay``, ``clip_norm``, ``max_norm`` ...) go to it. Each ``fit`` trains with a fresh
+    copy of it (:meth:`~nkernels.optimizers.Optimizer.fresh`), so a scheme object used again
+    trains a new model exactly as a new one would. ``loss`` defaults to softmax
     cross-entropy for integer labels and MSE otherwise.
 
     Each run of mini-batches is one compiled call (forward, loss, feedback, update) when the
@@ -77,9 +79,10 @@ class FeedbackAlignment(nk.schemes.Scheme):
         X2d = X.reshape(n, -1)
         if loss.target_kind == "values":
             targets = targets.reshape(n, -1)
-        fused = self.compiled and FusedRun.supports(self.optimizer, loss)
-        runner = (FusedRun if fused else LayerwiseRun)(self, model, blocks, loss)
-        events = CallbackList(callbacks, model, self, self.optimizer)
+        optimizer = self.optimizer.fresh()
+        fused = self.compiled and FusedRun.supports(optimizer, loss)
+        runner = (FusedRun if fused else LayerwiseRun)(self, model, blocks, loss, optimizer)
+        events = CallbackList(callbacks, model, self, optimizer)
         history = nk.History()
         events.context.history = history
 
@@ -88,7 +91,7 @@ class FeedbackAlignment(nk.schemes.Scheme):
             if validation_data is not None:
                 scores = evaluate(model, *validation_data, loss=loss)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
-            logs["lr"] = self.optimizer.lr
+            logs["lr"] = optimizer.lr
             return logs
 
         events.run_epochs(model, {"epochs": epochs, "batch_size": batch_size, "samples": n, "scheme": self.name,
@@ -102,18 +105,18 @@ class FeedbackAlignment(nk.schemes.Scheme):
 
         def check(done: int, count: int) -> None:
             if done < count:
-                self._diverged(epoch, model, start_params)
+                self._diverged(epoch, model, runner.optimizer, start_params)
 
         logs = run_epoch_batches(runner.run, X2d, targets, order, batch_size, events, check, loss.has_accuracy)
         if not all(np.isfinite(v).all() for v in model.params.values()):
-            self._diverged(epoch, model, start_params)
+            self._diverged(epoch, model, runner.optimizer, start_params)
         return logs
 
-    def _diverged(self, epoch: int, model, start_params: dict) -> None:
+    def _diverged(self, epoch: int, model, optimizer, start_params: dict) -> None:
         model.set_params(start_params)
         raise TrainingDivergedError(
             f"{self.name} diverged in epoch {epoch + 1}: the loss or a weight became NaN or infinite. The weights "
-            f"from the start of that epoch were restored; try a smaller learning rate (lr is {self.optimizer.lr:g}).")
+            f"from the start of that epoch were restored; try a smaller learning rate (lr is {optimizer.lr:g}).")
 
 
 class DFA(FeedbackAlignment):

@@ -200,6 +200,19 @@ def test_same_seed_same_run_and_fixed_feedback(digits):
         np.testing.assert_array_equal(f1[key], f2[key])
 
 
+@pytest.mark.parametrize("scheme", [DFA, FA])
+@pytest.mark.parametrize("options", [{}, {"compiled": False}, {"optimizer": "sgd", "momentum": 0.9}])
+def test_a_reused_scheme_trains_a_fresh_model_as_a_new_scheme_does(digits, scheme, options):
+    X, y = digits[0][:160], digits[1][:160]
+    trainer = scheme(lr=0.01, **options)
+    trainer.fit(mlp(), X, y, epochs=2, batch_size=32, seed=0)
+    reused, new = mlp(), mlp()
+    trainer.fit(reused, X, y, epochs=2, batch_size=32, seed=0)
+    scheme(lr=0.01, **options).fit(new, X, y, epochs=2, batch_size=32, seed=0)
+    for key, value in new.params.items():
+        np.testing.assert_array_equal(reused.params[key], value)
+
+
 def test_divergence_restores_the_epoch_start():
     X, y, weights = toy(4, (3, 4, 2), n=20)
     model = build(weights, ["relu", None])

@@ -86,8 +86,8 @@ class LayerExtractor:
 
     # -- training ------------------------------------------------------------------------------
     def _make_optimizer(self) -> Optimizer:
-        if isinstance(self.optimizer, Optimizer):
-            return self.optimizer
+        if isinstance(self.optimizer, Optimizer):  # a fresh copy: no state carried over from another fit
+            return self.optimizer.fresh()
         return get_optimizer(self.optimizer, **({} if self.lr is None else {"lr": self.lr}))
 
     def initialize(self, n_features: int, weight: np.ndarray | None = None,

@@ -13,11 +13,12 @@ from nkernels.data import (check_features, check_fit_arguments, check_model_inpu
 from nkernels.layers.base import check_bool, check_positive_int
 from nkernels.losses import get_loss
 from nkernels.optimizers import get_optimizer
+from nkernels.schedules import EarlyStopping
 from nkernels.training import default_loss
 
 from .blocks import Block, extractor_form, split_blocks
 from .checks import check_choice, check_fraction
-from .stages import Run, Stage, fresh_optimizer
+from .stages import Run, Stage
 
 
 class Greedy(nk.schemes.Scheme):
@@ -42,35 +43,54 @@ class Greedy(nk.schemes.Scheme):
     ``finetune_epochs`` > 0 then trains the whole chain with backprop (``finetune_lr``, defaulting
     to ``lr``). ``epochs`` (a ``fit`` argument) is the number of epochs of each block's stage.
 
+    An option that has no effect in the chosen mode is a ValueError: ``pretrain``, ``tied``,
+    ``corruption``, ``cd_k`` and ``visible`` in supervised mode (``tied`` and ``corruption`` go
+    with the autoencoder, ``cd_k`` and ``visible`` with the RBM), ``head`` in unsupervised mode,
+    ``finetune_lr`` without fine-tuning. Left out, they take the defaults ``"autoencoder"``,
+    True, 0, 1 and ``"auto"``.
+
     ``optimizer`` (a name or an :class:`~nkernels.optimizers.Optimizer`), ``lr`` and the other
-    optimizer options configure every stage; each stage starts with a fresh optimizer state.
+    optimizer options configure every stage; each stage starts with a fresh copy of it
+    (:meth:`~nkernels.optimizers.Optimizer.fresh`), so nothing carries over between stages or fits.
     ``loss`` defaults to softmax cross-entropy for integer labels and MSE otherwise.
     ``compiled=False`` runs every stage step by step, layer by layer (same numbers).
 
     Each epoch's logs carry a text ``"stage"`` (for example ``"stage 1/4: autoencoder on layer
     0"``), which the progress bar shows; ``loss`` is the stage's own loss (reconstruction error
     while pretraining, the training loss otherwise).
+
+    A callback that stops training (:class:`~nkernels.schedules.EarlyStopping`) ends the current
+    stage only; the next stage, the output stage included, still runs. Early stopping watches
+    each stage's own loss afresh (:meth:`~nkernels.schedules.EarlyStopping.reset` when a stage
+    starts) and puts back the stage's best weights when it ends, before the next stage builds on
+    them.
     """
 
-    def __init__(self, mode: str = "unsupervised", pretrain: str = "autoencoder", tied: bool = True,
-                 corruption: float = 0.0, cd_k: int = 1, visible: str = "auto", head: Any = None,
-                 finetune_epochs: int = 0, finetune_lr: float | None = None, optimizer: Any = "adam",
-                 lr: float | None = None, loss: Any = None, compiled: bool = True, **optimizer_options: Any):
+    def __init__(self, mode: str = "unsupervised", pretrain: str | None = None, tied: bool | None = None,
+                 corruption: float | None = None, cd_k: int | None = None, visible: str | None = None,
+                 head: Any = None, finetune_epochs: int = 0, finetune_lr: float | None = None,
+                 optimizer: Any = "adam", lr: float | None = None, loss: Any = None, compiled: bool = True,
+                 **optimizer_options: Any):
         self.mode = check_choice(mode, "mode", ("unsupervised", "supervised"))
-        self.pretrain = check_choice(pretrain, "pretrain", ("autoencoder", "rbm"))
-        self.tied = check_bool(tied, "tied")
-        self.corruption = check_fraction(corruption, "corruption")
-        self.cd_k = check_positive_int(cd_k, "cd_k")
-        self.visible = check_choice(visible, "visible", ("auto", "bernoulli", "gaussian"))
+        self.pretrain = check_choice("autoencoder" if pretrain is None else pretrain, "pretrain",
+                                     ("autoencoder", "rbm"))
+        self.tied = check_bool(True if tied is None else tied, "tied")
+        self.corruption = check_fraction(0.0 if corruption is None else corruption, "corruption")
+        self.cd_k = check_positive_int(1 if cd_k is None else cd_k, "cd_k")
+        self.visible = check_choice("auto" if visible is None else visible, "visible",
+                                    ("auto", "bernoulli", "gaussian"))
         if not (head is None or callable(head) or (isinstance(head, (int, np.integer)) and not isinstance(head, bool))):
             raise TypeError(f"head must be None (linear), an int (hidden width) or a callable "
                             f"head(input_shape, n_outputs) -> list of layers, got {head!r}")
         self.head = check_positive_int(head, "head") if isinstance(head, (int, np.integer)) else head
         self.finetune_epochs = check_positive_int(finetune_epochs, "finetune_epochs", minimum=0)
+        _refuse_unused_options(self.mode, self.pretrain, self.finetune_epochs,
+                               {"pretrain": pretrain, "tied": tied, "corruption": corruption, "cd_k": cd_k,
+                                "visible": visible, "head": head, "finetune_lr": finetune_lr})
         if lr is not None:
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
-        self.finetune_lr = None if finetune_lr is None else fresh_optimizer(self.optimizer, finetune_lr).lr
+        self.finetune_lr = None if finetune_lr is None else self.optimizer.fresh(finetune_lr).lr
         self.loss = None if loss is None else get_loss(loss)
         self.compiled = check_bool(compiled, "compiled")
 
@@ -135,6 +155,7 @@ class Greedy(nk.schemes.Scheme):
             for stage, stage_seed in zip(stages, seeds):
                 trainer = run.start(stage, stage_seed)
                 events.context.optimizer = trainer.optimizer
+                _start_stage(events)
                 for _ in range(self.finetune_epochs if stage.kind == "finetune" else epochs):
                     events.on_epoch_begin(epoch)
                     started = time.perf_counter()
@@ -146,10 +167,9 @@ class Greedy(nk.schemes.Scheme):
                     history.append(logs)
                     events.on_epoch_end(epoch, logs)
                     epoch += 1
-                    if events.stop_training:
+                    if events.stop_training:  # ends this stage; the next one still runs
                         break
-                if events.stop_training:
-                    break
+                _end_stage(events)
                 run.finish(stage)
         except BaseException as exc:
             events.on_exception(exc)
@@ -172,6 +192,56 @@ class Greedy(nk.schemes.Scheme):
         else:
             layers += [L.Dense(features, self.head), L.ReLU(), L.Dense(self.head, n_outputs)]
         return nk.Sequential(layers, seed=seed, dtype=dtype).layers
+
+
+#: the options of unsupervised pretraining, and those of one kind of pretraining only
+PRETRAIN_OPTIONS = ("pretrain", "tied", "corruption", "cd_k", "visible")
+KIND_OPTIONS = {"autoencoder": ("tied", "corruption"), "rbm": ("cd_k", "visible")}
+
+
+def _refuse_unused_options(mode: str, pretrain: str, finetune_epochs: int, given: dict[str, Any]) -> None:
+    """A ValueError naming the options in ``given`` (None: left out) that have no effect in ``mode``
+    with this kind of ``pretrain`` and number of ``finetune_epochs``."""
+    given = {name: value for name, value in given.items() if value is not None}
+    if mode == "supervised":
+        unused = [name for name in PRETRAIN_OPTIONS if name in given]
+        if unused:
+            raise ValueError(f"greedy: {', '.join(unused)} configure{'s' if len(unused) == 1 else ''} unsupervised "
+                             f"pretraining and {'has' if len(unused) == 1 else 'have'} no effect in "
+                             f"mode='supervised'; drop {'it' if len(unused) == 1 else 'them'} or use "
+                             f"mode='unsupervised'")
+    else:
+        if "head" in given:
+            raise ValueError("greedy: head is the auxiliary classifier of mode='supervised' and has no effect in "
+                             "mode='unsupervised'; drop it or use mode='supervised'")
+        other = "rbm" if pretrain == "autoencoder" else "autoencoder"
+        unused = [name for name in KIND_OPTIONS[other] if name in given]
+        if unused:
+            raise ValueError(f"greedy: {', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} to "
+                             f"pretrain={other!r} and {'has' if len(unused) == 1 else 'have'} no effect with "
+                             f"pretrain={pretrain!r} in mode='unsupervised'; drop "
+                             f"{'it' if len(unused) == 1 else 'them'} or use pretrain={other!r}")
+    if "finetune_lr" in given and not finetune_epochs:
+        raise ValueError(f"greedy: finetune_lr has no effect without fine-tuning (finetune_epochs=0, mode={mode!r}); "
+                         f"set finetune_epochs or drop finetune_lr")
+
+
+def _stoppers(events: CallbackList) -> list[EarlyStopping]:
+    return [cb for cb in events.callbacks if isinstance(cb, EarlyStopping)]
+
+
+def _start_stage(events: CallbackList) -> None:
+    """A stage starts: a stop asked for in the stage before is over, and early stopping watches this
+    stage's own loss from scratch (the losses of two stages are not comparable)."""
+    events.context.stop_training = False
+    for stopper in _stoppers(events):
+        stopper.reset()
+
+
+def _end_stage(events: CallbackList) -> None:
+    """A stage ends: early stopping puts back the stage's best weights before the next stage builds on them."""
+    for stopper in _stoppers(events):
+        stopper.restore_best()
 
 
 def _describe(model: nk.Sequential, stage: Stage, pretrain: str) -> str:

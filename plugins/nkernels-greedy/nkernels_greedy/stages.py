@@ -9,7 +9,6 @@ import numpy as np
 import nkernels as nk
 from nkernels.callbacks import CallbackList
 from nkernels.errors import TrainingDivergedError
-from nkernels.optimizers import Optimizer
 from nkernels.training import evaluate, make_trainer
 
 from .blocks import Block, extractor_form
@@ -23,14 +22,6 @@ class Stage:
     kind: str
     block: Block | None
     text: str = ""
-
-
-def fresh_optimizer(template: Optimizer, lr: float | None = None) -> Optimizer:
-    """A new optimizer configured as ``template`` (no state), with ``lr`` when given."""
-    config = template.get_config()
-    if lr is not None:
-        config["lr"] = lr
-    return type(template)(**config)
 
 
 def _predict(layers: list, X: np.ndarray) -> np.ndarray:
@@ -55,7 +46,7 @@ class Run:
         if stage.kind == "pretrain":
             return _Pretrain(scheme, model, stage.block, self.H, self.H_val, seed, self.batch_size)
         if stage.kind == "finetune":
-            optimizer = fresh_optimizer(scheme.optimizer, scheme.finetune_lr)
+            optimizer = scheme.optimizer.fresh(scheme.finetune_lr)
             return _Supervised(model, self.X, self.targets, self.loss, optimizer, self.batch_size, seed,
                                scheme.compiled, (self.val[0], val_y) if self.val else None)
         layers = stage.block.layers(model)
@@ -64,7 +55,7 @@ class Run:
             head_seed, seed = seed.spawn(2)
             head = scheme.make_head(out_shape[1:], self.n_outputs, int(head_seed.generate_state(1)[0]), model.dtype)
             layers = layers + head
-        return _Supervised(nk.Sequential(layers), self.H, self.targets, self.loss, fresh_optimizer(scheme.optimizer),
+        return _Supervised(nk.Sequential(layers), self.H, self.targets, self.loss, scheme.optimizer.fresh(),
                            self.batch_size, seed, scheme.compiled, (self.H_val, val_y) if self.val else None)
 
     def finish(self, stage: Stage) -> None:
@@ -83,15 +74,15 @@ class _Pretrain:
         dense, activation = extractor_form(model, block, scheme.pretrain)
         lead = model.layers[block.start:block.core]  # parameter-free layers before the Dense (a Flatten)
         self.H, self.H_val = _predict(lead, H), None if H_val is None else _predict(lead, H_val)
-        self.optimizer = fresh_optimizer(scheme.optimizer)
         options = dict(n_components=dense.out_features, activation=activation, batch_size=batch_size,
-                       optimizer=self.optimizer, seed=int(seed.generate_state(1)[0]), dtype=model.dtype,
+                       optimizer=scheme.optimizer, seed=int(seed.generate_state(1)[0]), dtype=model.dtype,
                        compiled=scheme.compiled)
         if scheme.pretrain == "rbm":
             self.extractor = RBM(visible=scheme.visible, k=scheme.cd_k, **options)
         else:
             self.extractor = Autoencoder(tied=scheme.tied, corruption=scheme.corruption, **options)
         self.extractor.initialize(dense.in_features, dense.params["weight"], dense.params.get("bias"))
+        self.optimizer = self.extractor.optimizer_  # the stage's fresh copy, which callbacks may adjust
         self.name = scheme.pretrain
 
     def epoch(self, epoch: int, events: CallbackList) -> dict[str, Any]:

@@ -161,6 +161,18 @@ def test_compiled_runs_give_the_same_numbers_as_step_by_step(make):
         np.testing.assert_array_equal(fitted[0].params_[name], fitted[1].params_[name], err_msg=name)
 
 
+@pytest.mark.parametrize("cls", [Autoencoder, RBM])
+def test_fitting_again_with_an_optimizer_instance_starts_from_a_fresh_optimizer(cls):
+    x = np.random.default_rng(4).uniform(0, 1, (45, 7)).astype(np.float32)
+    adam = nk.optimizers.Adam(lr=0.01)
+    extractor = cls(6, optimizer=adam, epochs=2, batch_size=10, seed=1)
+    first = {k: v.copy() for k, v in extractor.fit(x).params_.items()}
+    second = extractor.fit(x)
+    for name, value in first.items():
+        np.testing.assert_array_equal(second.params_[name], value, err_msg=name)
+    assert second.optimizer_ is not adam and adam.steps == 0 and adam.state == {}
+
+
 def test_visible_units_default_to_bernoulli_only_for_data_in_the_unit_interval():
     x, _, _ = small_problem(3)
     assert RBM(3, epochs=1, seed=0).fit(x).visible_ == "bernoulli"

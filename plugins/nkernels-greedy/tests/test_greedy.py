@@ -223,6 +223,98 @@ def test_unsupported_layers_and_bad_options_are_named():
         nk.train(linear, np.zeros((4, 8)), np.zeros(4, np.int64), scheme="greedy", sigma=0.1)
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"mode": "supervised", "pretrain": "rbm"}, "pretrain configures unsupervised pretraining and has no effect in "
+                                                "mode='supervised'; drop it or use mode='unsupervised'"),
+    ({"mode": "supervised", "tied": False, "corruption": 0.2}, "tied, corruption configure unsupervised pretraining "
+                                                               "and have no effect in mode='supervised'"),
+    ({"mode": "supervised", "cd_k": 2}, "cd_k configures .* no effect in mode='supervised'"),
+    ({"mode": "supervised", "visible": "gaussian"}, "visible configures .* no effect in mode='supervised'"),
+    ({"head": 32}, "head is the auxiliary classifier of mode='supervised' and has no effect in "
+                   "mode='unsupervised'; drop it or use mode='supervised'"),
+    ({"head": 32, "mode": "unsupervised"}, "head .* no effect in mode='unsupervised'"),
+    ({"pretrain": "rbm", "tied": False}, "tied applies to pretrain='autoencoder' and has no effect with "
+                                         "pretrain='rbm' in mode='unsupervised'"),
+    ({"corruption": 0.1, "cd_k": 3}, "cd_k applies to pretrain='rbm' and has no effect with "
+                                     "pretrain='autoencoder'"),
+    ({"finetune_lr": 1e-3}, r"finetune_lr has no effect without fine-tuning \(finetune_epochs=0, "
+                            r"mode='unsupervised'\); set finetune_epochs or drop finetune_lr"),
+    ({"mode": "supervised", "finetune_lr": 1e-3}, r"finetune_lr .* \(finetune_epochs=0, mode='supervised'\)"),
+])
+def test_options_without_effect_in_the_chosen_mode_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        Greedy(**options)
+    with pytest.raises(ValueError, match=message):
+        nk.train(mlp(), np.zeros((4, 64)), np.zeros(4, np.int64), scheme="greedy", **options)
+
+
+def test_options_with_effect_are_taken():
+    scheme = Greedy(pretrain="rbm", cd_k=2, visible="gaussian", finetune_epochs=1, finetune_lr=1e-4)
+    assert (scheme.pretrain, scheme.cd_k, scheme.visible, scheme.finetune_lr) == ("rbm", 2, "gaussian", 1e-4)
+    scheme = Greedy(corruption=0.2, tied=False)
+    assert (scheme.pretrain, scheme.tied, scheme.corruption) == ("autoencoder", False, 0.2)
+    assert Greedy(mode="supervised", head=16).head == 16
+
+
+@pytest.mark.parametrize("options", [{"finetune_epochs": 1}, {"pretrain": "rbm"}, {"mode": "supervised", "head": 8},
+                                     {"optimizer": nk.optimizers.SGD(0.05, momentum=0.9), "finetune_epochs": 1}])
+def test_a_reused_scheme_trains_a_fresh_model_as_a_new_scheme_does(digits, options):
+    X, y = digits[0][:160], digits[1][:160]
+    scheme = Greedy(**options)
+    scheme.fit(mlp(), X, y, epochs=2, batch_size=32, seed=0)
+    reused, new = mlp(), mlp()
+    scheme.fit(reused, X, y, epochs=2, batch_size=32, seed=0)
+    Greedy(**options).fit(new, X, y, epochs=2, batch_size=32, seed=0)
+    for key, value in new.params.items():
+        np.testing.assert_array_equal(reused.params[key], value)
+
+
+class StopEveryEpoch(nk.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs):
+        self.context.stop_training = True
+
+
+def test_a_stop_ends_the_current_stage_and_the_later_stages_still_run(digits):
+    X, y = digits[0][:160], digits[1][:160]
+    history = nk.train(mlp(), X, y, scheme="greedy", finetune_epochs=3, epochs=3, batch_size=32, seed=0,
+                       callbacks=[StopEveryEpoch()])
+    assert history["stage"] == ["stage 1/4: autoencoder on layer 0", "stage 2/4: autoencoder on layer 2",
+                                "stage 3/4: output layer 4", "stage 4/4: fine-tuning"]
+
+
+class Snapshots(nk.callbacks.Callback):
+    """Each epoch's stage, monitored value and weights."""
+
+    def __init__(self, monitor):
+        self.monitor, self.epochs = monitor, []
+
+    def on_epoch_end(self, epoch, logs):
+        weights = {k: v.copy() for k, v in self.context.model.params.items()}
+        self.epochs.append((logs["stage"], logs[self.monitor], weights))
+
+
+def test_early_stopping_watches_each_stages_own_loss_and_keeps_its_best_weights(digits):
+    X, y, X_test, y_test = digits
+    stopper, snapshots = nk.schedules.EarlyStopping(patience=2, min_delta=1e-3), Snapshots("val_loss")
+    model = mlp()
+    history = nk.train(model, X, y, scheme="greedy", epochs=20, seed=0, validation_data=(X_test, y_test),
+                       callbacks=[snapshots, stopper])
+    stages = sorted(set(history["stage"]))
+    assert stages == ["stage 1/3: autoencoder on layer 0", "stage 2/3: autoencoder on layer 2",
+                      "stage 3/3: output layer 4"]
+    runs = {s: [e for e in snapshots.epochs if e[0] == s] for s in stages}
+    assert all(1 < len(runs[s]) < 20 for s in stages[:2])  # the pretraining stages stopped early, each on its own
+    assert len(runs[stages[2]]) > 2  # the output stage was not stopped by the pretraining stages' smaller losses
+    for s, layer in zip(stages, ("0", "2", "4")):  # each stage left its layer at the stage's best epoch
+        lowest, best = np.inf, None
+        for _, value, weights in runs[s]:
+            if value < lowest - 1e-3:  # an improvement by more than min_delta
+                lowest, best = value, weights
+        for name in ("weight", "bias"):
+            np.testing.assert_array_equal(model.params[f"{layer}.{name}"], best[f"{layer}.{name}"])
+    assert nk.evaluate(model, X_test, y_test)["accuracy"] > 0.9
+
+
 def test_registered_through_the_entry_point_and_listed_by_nkernels_plugins(capsys):
     assert nk.registry.schemes["greedy"] is Greedy
     entry = nk.registry.schemes.provider("greedy")
