@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Layer, as_numeric_array
+from .base import Layer, as_float_dtype, as_numeric_array
 
 #: the registry name under which a Frozen layer records a wrapped ``Sequential``
 SEQUENTIAL = "sequential"
@@ -44,16 +44,17 @@ class Frozen(Layer):
         if not callable(getattr(extractor, "transform", None)):
             raise TypeError(f"Frozen needs a fitted extractor with a transform(X) method, got {extractor!r}")
         self.extractor = extractor
-        if _is_sequential(extractor):
-            state = {**{f"params.{k}": v for k, v in extractor.params.items()},
-                     **{f"buffers.{k}": v for k, v in extractor.buffers.items()}}
-        elif callable(getattr(extractor, "state_arrays", None)):
-            state = extractor.state_arrays()  # NotFittedError for an extractor that was never fitted
-            if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
-                raise TypeError(f"{type(extractor).__name__}.state_arrays() must return a dict of NumPy arrays")
-        else:
-            state = {}  # usable for training and inference; get_config says why it cannot be saved
-        self.buffers.update({f"state.{k}": v for k, v in state.items()})
+        self.buffers.update(_state_buffers(extractor))
+
+    def astype(self, dtype: Any) -> "Frozen":
+        """Set the dtype of this layer's output. A wrapped Sequential is cast too (its weights are
+        this layer's buffers); any other extractor keeps computing in its own precision, with its
+        state arrays as they are."""
+        self._dtype = as_float_dtype(dtype)
+        if _is_sequential(self.extractor):
+            self.extractor.astype(self._dtype)
+            self.buffers = _state_buffers(self.extractor)
+        return self
 
     # -- passes --------------------------------------------------------------------------------
     def forward(self, x, training=False):
@@ -122,6 +123,20 @@ class Frozen(Layer):
 
     def __repr__(self) -> str:
         return f"Frozen({self.extractor!r})"
+
+
+def _state_buffers(extractor: Any) -> dict[str, np.ndarray]:
+    """The extractor's fitted state as a Frozen layer's buffers (``state.<name>``), the very arrays it computes with."""
+    if _is_sequential(extractor):
+        state = {**{f"params.{k}": v for k, v in extractor.params.items()},
+                 **{f"buffers.{k}": v for k, v in extractor.buffers.items()}}
+    elif callable(getattr(extractor, "state_arrays", None)):
+        state = extractor.state_arrays()  # NotFittedError for an extractor that was never fitted
+        if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+            raise TypeError(f"{type(extractor).__name__}.state_arrays() must return a dict of NumPy arrays")
+    else:
+        state = {}  # usable for training and inference; get_config says why it cannot be saved
+    return {f"state.{k}": v for k, v in state.items()}
 
 
 def _is_sequential(obj: Any) -> bool:
