@@ -186,14 +186,14 @@ def _check_optimizer_state(optimizer: dict[str, Any], params: dict[str, np.ndarr
     steps = optimizer.get("steps")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise CorruptFileError(f"{path}: the optimizer's step count must be an integer >= 0, found {steps!r}")
-    optimizer_cls = OPTIMIZERS.get(str(optimizer.get("type")))
+    state_names = getattr(OPTIMIZERS.get(str(optimizer.get("type"))), "state_names", None)
     for key, named in optimizer["state"].items():
         if key not in params:
             raise CorruptFileError(f"{path}: the file holds optimizer state for {key!r}, which is not a parameter "
                                    f"of the model (parameters: {', '.join(sorted(params))})")
-        if optimizer_cls is not None and set(named) != set(optimizer_cls.state_names):
+        if state_names is not None and set(named) != set(state_names):
             raise CorruptFileError(f"{path}: the {optimizer['type']} state of parameter {key!r} should hold "
-                                   f"{sorted(optimizer_cls.state_names)}, the file holds {sorted(named)}")
+                                   f"{sorted(state_names)}, the file holds {sorted(named)}")
         expected = np.empty((params[key].size,), params[key].dtype)
         for name, array in named.items():
             if array.shape != expected.shape or array.dtype != expected.dtype:

@@ -198,6 +198,7 @@ class Sequential:
             try:
                 layer_cls = registry.layers[item["type"]]
             except registry.UnknownNameError as exc:  # typically a plugin that is not installed here
-                raise registry.UnknownNameError(f"layer {i} of the model config: {exc}") from None
+                raise registry.UnknownNameError(f"layer {i} of the model config has the type {item['type']!r}, "
+                                                f"which no plugin installed here registers: {exc}") from None
             layers.append(layer_cls.from_config(dict(item.get("config") or {})))
         return cls(layers, dtype=config.get("dtype"))

@@ -283,7 +283,8 @@ def test_a_spec_whose_plugin_is_missing_names_it(tmp_path, monkeypatch, capsys, 
     monkeypatch.setenv("NKERNELS_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert main(["train", "--quiet", "--model", str(tmp_path / "spec.json")]) == 2
     err = capsys.readouterr().err
-    assert ("layer 1 of the model config: unknown layer 'elu'; the layer 'elu' is provided by the plugin "
+    assert ("layer 1 of the model config has the type 'elu', which no plugin installed here registers: "
+            "unknown layer 'elu'; the layer 'elu' is provided by the plugin "
             "distribution nkernels-activations, and NKERNELS_DISABLE_PLUGIN_AUTOLOAD keeps every plugin from "
             "loading") in err
 

@@ -147,7 +147,8 @@ def test_a_layer_whose_plugin_is_not_installed_names_the_plugin(tmp_path, monkey
     path = tmp_path / "m.safetensors"
     nk.save(nk.Sequential([L.Dense(6, 5), activations.LeakyReLU()], seed=0), path)
     _without_distribution(monkeypatch, fresh_plugins, "nkernels-activations")
-    message = (r"layer 1 of the model config: unknown layer 'leaky_relu'; the layer 'leaky_relu' is provided by the "
+    message = (r"layer 1 of the model config has the type 'leaky_relu', which no plugin installed here registers: "
+               r"unknown layer 'leaky_relu'; the layer 'leaky_relu' is provided by the "
                r"plugin distribution nkernels-activations, which is not installed: install it \(pip install "
                r"nkernels-activations\) and try again. Available: .*dense")
     with pytest.raises(nk.registry.UnknownNameError, match=message):
