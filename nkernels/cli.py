@@ -27,7 +27,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm) or a JSON spec file")
     train.add_argument("--scheme", default="backprop", help="a registered training scheme")
     train.add_argument("--epochs", type=int, default=None, help="epochs (the preset's default if unset)")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="mini-batch size (default: the scheme's, 32); refused by schemes without "
+                            "mini-batches (admm)")
     train.add_argument("--optimizer", default=None, help="adam (default), adamw or sgd")
     train.add_argument("--lr", type=float, default=None, help="learning rate (the preset's default if unset)")
     train.add_argument("--schedule", default=None, help="learning-rate schedule: step, cosine or plateau")
@@ -61,6 +63,10 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: schemes that train on the whole training set at once, so that --batch-size would have no effect
+SCHEMES_WITHOUT_BATCHES = {"admm": "every ADMM iteration solves over the whole training set"}
+
+
 def _build_model(spec: str, input_shape: tuple[int, ...], n_classes: int, seed: int):
     from . import presets
     from .model import Sequential
@@ -78,16 +84,21 @@ def _build_model(spec: str, input_shape: tuple[int, ...], n_classes: int, seed: 
 
 
 def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The scheme's constructor options from the command line.
+    """The scheme's constructor options from the command line, and the batch size when given.
 
     Backprop gets every training option (with the preset's defaults); another scheme only the
     options given explicitly, so that one it does not accept is an error rather than ignored.
+    A batch size for a scheme without mini-batches is refused the same way.
     """
     given = {"optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
              "augment_shift": args.augment_shift, "checkpoint_dir": args.checkpoint_dir,
-             "resume": args.resume or None, "workers": args.workers, "scheduler": args.scheduler}
+             "resume": args.resume or None, "workers": args.workers, "scheduler": args.scheduler,
+             "batch_size": args.batch_size}
     options = {k: v for k, v in given.items() if v is not None}
     options.update(_parse_options(args.option))
+    if "batch_size" in options and args.scheme in SCHEMES_WITHOUT_BATCHES:
+        raise ValueError(f"--batch-size has no effect with the {args.scheme} scheme "
+                         f"({SCHEMES_WITHOUT_BATCHES[args.scheme]}); leave it out")
     if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
         options["lr"] = defaults["lr"]
     return options
@@ -124,15 +135,22 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     """Train, show progress, and end with a table of the epochs."""
     from . import datasets, presets
     from .callbacks import ProgressBar
-    from .io import save
+    from .io import check_writable, save
     from .training import evaluate, train
 
+    presets.check_spec(args.model)
+    defaults = presets.TRAINING_DEFAULTS.get(args.model, presets.SPEC_TRAINING_DEFAULTS)
+    options = _scheme_options(args, defaults)
+    if args.save:
+        try:
+            check_writable(args.save)  # before training: an unwritable path must not cost a run
+        except OSError as exc:
+            raise type(exc)(f"--save: {exc}; choose another path") from None
     form = presets.input_form(args.model)
     X, y, X_test, y_test = datasets.load(args.data, flat=form == "flat")
     X, X_test = presets.prepare_inputs(form, X), presets.prepare_inputs(form, X_test)
     n_classes = int(max(y.max(), y_test.max())) + 1
     model = _build_model(args.model, X.shape[1:], n_classes, args.seed).to(args.device)
-    defaults = presets.TRAINING_DEFAULTS.get(args.model, presets.SPEC_TRAINING_DEFAULTS)
     epochs = args.epochs if args.epochs is not None else defaults["epochs"]
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume continues the run in --checkpoint-dir DIR; give that directory")
@@ -140,12 +158,11 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         from .plotting import check_plot_path
 
         check_plot_path(args.plot)  # before training: a missing matplotlib must not cost a run
-    options = _scheme_options(args, defaults)
     if args.resume and args.scheme == "backprop":
         console.print(_resume_note(args.checkpoint_dir), highlight=False, soft_wrap=True, markup=False)
     callbacks = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
-    history = train(model, X, y, scheme=args.scheme, epochs=epochs, batch_size=args.batch_size,
-                    seed=args.seed, validation_data=(X_test, y_test), callbacks=callbacks, **options)
+    history = train(model, X, y, scheme=args.scheme, epochs=epochs, seed=args.seed,
+                    validation_data=(X_test, y_test), callbacks=callbacks, **options)
     table = Table(title=f"{args.model} on {args.data}, {args.scheme}")
     table.add_column("epoch", justify="right")
     columns = [key for key in ("loss", "accuracy", "val_accuracy") if key in history]
@@ -185,13 +202,16 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace, console: Console) -> int:
-    """List every plugin with distribution, version, status and registrations."""
+    """List every plugin with distribution, version, status and registrations, and any name it
+    claims in vain: one another plugin registered too (a conflict) or one a built-in owns (refused)."""
     import warnings
+
+    from rich.markup import escape
 
     from . import plugins
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # failures show in the table instead
+        warnings.simplefilter("ignore")  # failures, conflicts and refusals show in the table instead
         infos = plugins.plugin_infos()
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -206,9 +226,12 @@ def cmd_plugins(args: argparse.Namespace, console: Console) -> int:
             registered += ("; " if registered else "") + f"kernels: {len(info.registered['kernels'])}"
         if info.error:
             registered = info.error
+        notes = [f"[yellow]conflict:[/] {escape(c)}" for c in info.conflicts]
+        notes += [f"[yellow]refused (a built-in name):[/] {escape(r)}" for r in info.refused]
         style = {"failed": "red", "disabled": "yellow"}.get(info.status, "")
-        table.add_row(info.name, info.distribution, info.version, f"[{style}]{info.status}[/]" if style
-                      else info.status, registered)
+        table.add_row(escape(info.name), escape(info.distribution), escape(info.version),
+                      f"[{style}]{info.status}[/]" if style else info.status,
+                      "\n".join(line for line in [escape(registered)] + notes if line))
     console.print(table)
     return 0
 

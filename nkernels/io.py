@@ -9,27 +9,44 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .devices import to_host
-from .errors import CorruptFileError
+from .errors import CorruptFileError, PluginError
 
 FORMAT = "nkernels"
 FORMAT_VERSION = "1"
 
 
+def _create_temporary(directory: str, prefix: str) -> tuple[int, str]:
+    """A new file next to the target, created with mode 0o666 so that the umask applies, as it does
+    to any file a user writes (``tempfile.mkstemp`` would make it 0o600)."""
+    while True:
+        tmp = os.path.join(directory, f"{prefix}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, whole."""
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, whole.
+
+    A new file gets the permissions the umask allows; a file replaced keeps its mode.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
+            if os.path.isfile(path):
+                os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -43,6 +60,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail now, with an OSError naming the reason, if :func:`atomic_write_bytes` could not write ``path``
+    later: it creates the missing folders (as a save would) and a throw-away file beside it."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a directory; give a file name")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = _create_temporary(directory, os.path.basename(path))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            reason = "a file stands where a folder of the path should be"
+        raise type(exc)(f"cannot write {path}: {reason}") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def save(model, path: str | os.PathLike, optimizer=None, extra: dict[str, Any] | None = None,
@@ -121,38 +157,102 @@ def _group(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Parse the file at ``path`` (data only, never code); CorruptFileError for a bad file."""
     metadata, tensors = _read(path)
+    params = _group(tensors, "model.")
     optimizer = None
     if "optimizer" in metadata:
         optimizer = _json_field(metadata, "optimizer", path)
+        if not isinstance(optimizer, dict):
+            raise CorruptFileError(f"{path}: the 'optimizer' metadata must be a JSON object, got {optimizer!r}")
         state: dict[str, dict[str, np.ndarray]] = {}
         for key, array in _group(tensors, "optimizer.").items():
-            param_key, name = key.rsplit(".", 1)
+            param_key, _, name = key.rpartition(".")
             state.setdefault(param_key, {})[name] = array
         optimizer["state"] = state
+        _check_optimizer_state(optimizer, params, path)
     extra = _json_field(metadata, "extra", path) if "extra" in metadata else None
-    return Checkpoint(_json_field(metadata, "model", path), _group(tensors, "model."), _group(tensors, "buffer."),
+    return Checkpoint(_json_field(metadata, "model", path), params, _group(tensors, "buffer."),
                       optimizer, extra, _group(tensors, "extra."))
 
 
+def _spec(array: Any) -> str:
+    return f"{np.dtype(array.dtype)} of shape {tuple(array.shape)}"
+
+
+def _check_optimizer_state(optimizer: dict[str, Any], params: dict[str, np.ndarray], path: Any) -> None:
+    """CorruptFileError unless every saved optimizer state array belongs to a saved parameter and has
+    the flat shape and the dtype of that parameter (the optimizer would otherwise restart it at zero)."""
+    from .optimizers import OPTIMIZERS
+
+    steps = optimizer.get("steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise CorruptFileError(f"{path}: the optimizer's step count must be an integer >= 0, found {steps!r}")
+    state_names = getattr(OPTIMIZERS.get(str(optimizer.get("type"))), "state_names", None)
+    for key, named in optimizer["state"].items():
+        if key not in params:
+            raise CorruptFileError(f"{path}: the file holds optimizer state for {key!r}, which is not a parameter "
+                                   f"of the model (parameters: {', '.join(sorted(params))})")
+        if state_names is not None and set(named) != set(state_names):
+            raise CorruptFileError(f"{path}: the {optimizer['type']} state of parameter {key!r} should hold "
+                                   f"{sorted(state_names)}, the file holds {sorted(named)}")
+        expected = np.empty((params[key].size,), params[key].dtype)
+        for name, array in named.items():
+            if array.shape != expected.shape or array.dtype != expected.dtype:
+                raise CorruptFileError(f"{path}: the optimizer state {name!r} of parameter {key!r} should be "
+                                       f"{_spec(expected)}, the file holds {_spec(array)}")
+
+
+def _check_arrays(what: str, expected: dict[str, Any], found: dict[str, np.ndarray], path: Any) -> None:
+    """CorruptFileError unless the file's arrays ``found`` have exactly the names, shapes and dtypes of
+    the model's arrays ``expected`` (a 1-element array would otherwise broadcast into any shape)."""
+    missing = [k for k in expected if k not in found]
+    if missing:
+        listed = ", ".join(f"{k!r} ({_spec(expected[k])})" for k in missing)
+        raise CorruptFileError(f"{path}: the file lacks the {what}(s) {listed} that the model has")
+    unexpected = [k for k in found if k not in expected]
+    if unexpected:
+        listed = ", ".join(f"{k!r} ({_spec(found[k])})" for k in unexpected)
+        raise CorruptFileError(f"{path}: the file holds the {what}(s) {listed}, which the model does not have")
+    for key, want in expected.items():
+        got = found[key]
+        if tuple(got.shape) != tuple(want.shape) or np.dtype(got.dtype) != np.dtype(want.dtype):
+            raise CorruptFileError(f"{path}: the {what} {key!r} should be {_spec(want)}, the file holds {_spec(got)}")
+
+
 def restore_weights(model, checkpoint: Checkpoint, path: Any = "the checkpoint") -> None:
-    """Copy a checkpoint's weights and buffers into ``model``, whose architecture must match."""
-    if model.get_config()["layers"] != checkpoint.config.get("layers"):
+    """Copy a checkpoint's weights and buffers into ``model``, whose architecture and dtype must match.
+
+    Every parameter and buffer must be in the file with the model's shape and dtype, and the file
+    must hold no other: anything else is a CorruptFileError naming the array, what the model
+    expects and what the file holds. Nothing is written into the model unless all of them match.
+    """
+    config = model.get_config()
+    if config["layers"] != checkpoint.config.get("layers"):
         raise ValueError(f"{path} holds a different architecture than the model given")
-    try:
-        model.set_params(checkpoint.params)
-    except ValueError as exc:
-        raise CorruptFileError(f"{path}: the weights do not match the architecture ({exc})") from None
+    if checkpoint.config.get("dtype", config["dtype"]) != config["dtype"]:
+        raise ValueError(f"{path} holds a {checkpoint.config['dtype']} model, the model given is {config['dtype']}; "
+                         f"cast the model first (model.astype({checkpoint.config['dtype']!r}))")
+    _check_arrays("parameter", model.params, checkpoint.params, path)
+    _check_arrays("buffer", model.buffers, checkpoint.buffers, path)
+    model.set_params(checkpoint.params)
     for key, value in model.buffers.items():
-        if key in checkpoint.buffers:
-            value[...] = checkpoint.buffers[key]
+        value[...] = checkpoint.buffers[key]
 
 
 def load(path: str | os.PathLike):
-    """The model saved at ``path``, with its weights. Raises CorruptFileError for a bad file."""
+    """The model saved at ``path``, with its weights and buffers.
+
+    Raises CorruptFileError for a bad file, and an ``UnknownNameError`` naming the layer type (and
+    the plugin that provides it, when known) for a model whose plugin is not installed.
+    """
     from .model import Sequential
 
     checkpoint = read_checkpoint(path)
-    model = Sequential.from_config(checkpoint.config)
+    try:
+        model = Sequential.from_config(checkpoint.config)
+    except (KeyError, PluginError):  # a layer or extractor that no plugin here provides: not corrupt
+        raise
+    except (ValueError, TypeError) as exc:
+        raise CorruptFileError(f"{path}: the model config it holds cannot be built ({exc})") from None
     restore_weights(model, checkpoint, path)
     return model
 

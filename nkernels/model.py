@@ -223,7 +223,11 @@ class Sequential:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Sequential":
-        """A new model (fresh weights) from :meth:`get_config`'s output; layers resolve by registry name."""
+        """A new model (fresh weights) from :meth:`get_config`'s output; layers resolve by registry name.
+
+        A layer type no installed plugin registers is an ``UnknownNameError`` naming the layer and,
+        for a first-party plugin's layer, the distribution to install.
+        """
         from . import registry
 
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
@@ -232,6 +236,10 @@ class Sequential:
         for i, item in enumerate(config["layers"]):
             if not isinstance(item, dict) or "type" not in item:
                 raise ValueError(f"layer {i} of the config must be a dict with a 'type', got {item!r}")
-            layer_cls = registry.layers[item["type"]]
+            try:
+                layer_cls = registry.layers[item["type"]]
+            except registry.UnknownNameError as exc:  # typically a plugin that is not installed here
+                raise registry.UnknownNameError(f"layer {i} of the model config has the type {item['type']!r}, "
+                                                f"which no plugin installed here registers: {exc}") from None
             layers.append(layer_cls.from_config(dict(item.get("config") or {})))
         return cls(layers, dtype=config.get("dtype"))

@@ -85,6 +85,25 @@ def input_form(spec: str) -> str:
     return "flat"
 
 
+def check_spec(spec: str) -> None:
+    """Fail early, naming the problem, unless ``spec`` is a preset name or an existing JSON spec file.
+
+    A spec that looks like a path (a ``.json`` name or one with a folder) but is no file is a
+    FileNotFoundError, not an unknown preset.
+    """
+    import os
+
+    if spec in PRESETS or os.path.isfile(spec):
+        return
+    if os.path.isdir(spec):
+        raise IsADirectoryError(f"--model {spec} is a directory; give a preset ({', '.join(sorted(PRESETS))}) "
+                                f"or a JSON spec file")
+    if spec.lower().endswith(".json") or os.sep in spec or (os.altsep and os.altsep in spec):
+        raise FileNotFoundError(f"model spec file not found: {os.path.abspath(spec)}")
+    raise ValueError(f"unknown model preset {spec!r} and no file of that name; available: "
+                     f"{', '.join(sorted(PRESETS))}, or a JSON spec file")
+
+
 def build(name: str, input_shape: tuple[int, ...], n_classes: int, seed: int | None = 0, **options: Any) -> Sequential:
     """A preset model by name for samples of ``input_shape`` (without the batch axis)."""
     if name not in PRESETS:

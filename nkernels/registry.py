@@ -3,6 +3,8 @@
 Each registry is a mapping from name to the registered class (or loader). The first use of
 any registry loads the plugins. ``nk.registry.layers["dense"] is nk.layers.Dense``, and
 ``nk.registry.layers.provider("dense")`` says which plugin and distribution registered it.
+A name that two plugins registered is left out of the mapping, and looking it up raises
+:class:`~nkernels.errors.PluginConflictError` naming both; every other name works.
 """
 from __future__ import annotations
 
@@ -25,16 +27,22 @@ class Registry(Mapping):
     def __init__(self, kind: str):
         self.kind = kind
 
-    def _table(self) -> dict:
+    def _table(self) -> plugins.RegistryTable:
         return plugins.table(self.kind)
 
     def __getitem__(self, name: str) -> Any:
         table = self._table()
         try:
-            return table[name].value
+            return table[name].value  # a name two plugins registered raises PluginConflictError
         except KeyError:
             available = ", ".join(sorted(plugins.key_label(self.kind, k) for k in table)) or "none"
-            raise UnknownNameError(f"unknown {self.kind[:-1]} {name!r}; available: {available}") from None
+            hint = plugins.missing_name_hint(self.kind, name)
+            raise UnknownNameError(f"unknown {self.kind[:-1]} {name!r}; " + (f"{hint}. Available: " if hint
+                                   else "available: ") + available) from None
+
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` can be looked up (a name two plugins registered cannot, until one goes)."""
+        return name in self._table()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._table())
@@ -49,9 +57,13 @@ class Registry(Mapping):
 
     def name_of(self, obj: Any) -> str:
         """The name under which ``obj`` (a class or loader) is registered."""
-        for name, entry in self._table().items():
+        table = self._table()
+        for name, entry in table.items():
             if entry.value is obj:
                 return name
+        for name, entries in table.conflicts.items():
+            if any(entry.value is obj for entry in entries):
+                raise table.conflict(name)  # registered, but under a name that cannot be used
         raise UnknownNameError(f"{obj!r} is not registered as a {self.kind[:-1]}; register it through "
                                f"the {plugins.REGISTRY_HOOKS[self.kind]} hook")
 

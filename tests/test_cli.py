@@ -215,16 +215,17 @@ def test_train_on_cuda_without_a_gpu_says_why(monkeypatch, capsys):
 
 
 def test_scheme_options_and_scale_out_flags_reach_the_scheme(nk_register_plugin):
-    seen = {}
+    seen, batch_sizes = {}, []
 
     class Recording(nk.schemes.Scheme):
-        """Records its constructor options."""
+        """Records its constructor options, and the batch size fit gets."""
 
         def __init__(self, **options):
             seen.update(options)
 
-        def fit(self, model, X, y=None, *, epochs=1, batch_size=32, seed=None, callbacks=None,
+        def fit(self, model, X, y=None, *, epochs=1, batch_size=17, seed=None, callbacks=None,
                 validation_data=None):
+            batch_sizes.append(batch_size)
             history = nk.History()
             history.append(loss=0.0)
             return history
@@ -242,8 +243,81 @@ def test_scheme_options_and_scale_out_flags_reach_the_scheme(nk_register_plugin)
     assert main(["train", "--scheme", "recording", "--quiet", "--epochs", "1",
                  "--scheduler", "tcp://127.0.0.1:8786"]) == 0
     assert seen == {"scheduler": "tcp://127.0.0.1:8786"}
+    # --batch-size goes to fit when given, else the scheme keeps its own default
+    assert main(["train", "--scheme", "recording", "--quiet", "--epochs", "1", "--batch-size", "8"]) == 0
+    assert batch_sizes == [17, 17, 8]
 
 
 def test_a_malformed_option_is_a_one_line_error(capsys):
     assert main(["train", "--quiet", "--option", "no-equals-sign"]) == 2
     assert "--option takes KEY=VALUE" in capsys.readouterr().err
+
+
+def test_save_to_a_path_that_cannot_be_written_fails_before_training(tmp_path, monkeypatch, capsys):
+    import nkernels.training
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(nkernels.training, "train", no_training)
+    (tmp_path / "afile").write_text("not a folder")
+    assert main(["train", "--quiet", "--save", str(tmp_path / "afile" / "m.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "--save: cannot write" in err and "a file stands where a folder of the path should be" in err
+    assert main(["train", "--quiet", "--save", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec", ["missing.json", "models/mlp"])
+def test_a_missing_model_file_is_reported_as_such(tmp_path, monkeypatch, capsys, spec):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--quiet", "--model", spec]) == 2
+    err = capsys.readouterr().err
+    assert f"model spec file not found: {tmp_path / spec}" in err and "unknown model preset" not in err
+
+
+def test_a_spec_whose_plugin_is_missing_names_it(tmp_path, monkeypatch, capsys, fresh_plugins):
+    spec = {"layers": [{"type": "dense", "config": {"in_features": 64, "out_features": 10}},
+                       {"type": "elu", "config": {}}]}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("NKERNELS_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert main(["train", "--quiet", "--model", str(tmp_path / "spec.json")]) == 2
+    err = capsys.readouterr().err
+    assert ("layer 1 of the model config has the type 'elu', which no plugin installed here registers: "
+            "unknown layer 'elu'; the layer 'elu' is provided by the plugin "
+            "distribution nkernels-activations, and NKERNELS_DISABLE_PLUGIN_AUTOLOAD keeps every plugin from "
+            "loading") in err
+
+
+def test_batch_size_is_refused_by_a_scheme_without_batches(capsys):
+    pytest.importorskip("nkernels_admm")
+    for argv in (["--batch-size", "64"], ["--option", "batch_size=64"]):
+        assert main(["train", "--quiet", "--scheme", "admm", "--epochs", "1"] + argv) == 2
+        assert ("--batch-size has no effect with the admm scheme (every ADMM iteration solves over the whole "
+                "training set)") in capsys.readouterr().err
+    assert main(["train", "--quiet", "--scheme", "admm", "--epochs", "1"]) == 0
+
+
+def test_plugins_shows_conflicts_and_refused_names(tmp_path, monkeypatch, capsys, fresh_plugins):
+    source = """
+import nkernels as nk
+
+class Twice(nk.layers.ReLU):
+    pass
+
+@nk.hookimpl
+def nkernels_register_layers():
+    return {"twice": Twice, "relu": Twice}
+"""
+    install_distribution(tmp_path / "a", monkeypatch, "nk-twice-a", "nk_twice_a", source)
+    install_distribution(tmp_path / "b", monkeypatch, "nk-twice-b", "nk_twice_b", source)
+    assert main(["plugins", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["nk-twice-a"]["conflicts"] == ["layers twice (also registered by nk-twice-b)"]
+    assert rows["nk-twice-b"]["conflicts"] == ["layers twice (also registered by nk-twice-a)"]
+    assert rows["nk-twice-a"]["refused"] == ["layers relu"] and rows["nk-twice-a"]["status"] == "active"
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "conflict: layers twice (also registered by nk-twice-b)" in out
+    assert "refused (a built-in name): layers relu" in out

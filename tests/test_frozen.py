@@ -155,3 +155,51 @@ def test_clear_errors():
 
 def test_registered_as_a_builtin_layer():
     assert nk.registry.layers["frozen"] is L.Frozen
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"shape": [2.5, 3], "dtype": "<f4"}, r"shape \[2.5, 3\]; a shape is a list of at most 32 ints >= 0"),
+    ({"shape": [-1], "dtype": "<f4"}, "a shape is a list"),
+    ({"shape": [True, 2], "dtype": "<f4"}, "a shape is a list"),
+    ({"shape": "3", "dtype": "<f4"}, "must be {'shape': \\[ints\\], 'dtype': str}"),
+    ({"shape": [1] * 33, "dtype": "<f4"}, "at most 32 ints"),
+    ({"shape": [3], "dtype": "|O"}, "dtype '|O'; extractor state must be numeric"),
+    ({"shape": [3], "dtype": "object"}, "must be numeric"),
+    ({"shape": [3], "dtype": "<U5"}, "must be numeric"),
+    ({"shape": [3], "dtype": "<M8[s]"}, "must be numeric"),
+    ({"shape": [3], "dtype": "f4,i4"}, "must be numeric"),
+    ({"shape": [3], "dtype": "(2,)f4"}, "must be numeric"),
+    ({"shape": [3], "dtype": "no such dtype"}, "not a NumPy dtype"),
+    ({"shape": [3], "dtype": 4}, "must be {'shape'"),
+    ({"shape": [1 << 20, 1 << 20], "dtype": "<f8"}, r"asks for 8,796,093,022,208 bytes of extractor state"),
+])
+def test_frozen_config_checks_the_state_header_before_allocating(spec, message):
+    config = {"extractor": "test-random-features", "config": {}, "state": {"weight": spec}}
+    with pytest.raises(ValueError, match=message) as info:
+        L.Frozen.from_config(config)
+    assert "'weight'" in str(info.value) or "bytes" in str(info.value)
+
+
+def test_a_frozen_sequential_checks_its_recorded_shapes(tmp_path):
+    trunk = nk.Sequential([L.Dense(4, 3)], seed=0)
+    config = nk.Sequential([L.Frozen(trunk)]).get_config()
+    config["layers"][0]["config"]["state"]["params.0.weight"]["shape"] = [1]
+    with pytest.raises(ValueError, match=r"'params.0.weight' records float32 of shape \(1,\), but the frozen "
+                                         r"Sequential's array is float32 of shape \(3, 4\)"):
+        nk.Sequential.from_config(config)
+
+
+def test_a_corrupt_frozen_header_in_a_file_is_a_corrupt_file_error(tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from nkernels.errors import CorruptFileError
+
+    path = tmp_path / "m.safetensors"
+    nk.save(nk.Sequential([L.Frozen(nk.Sequential([L.Dense(4, 3)], seed=0))]), path)
+    with safe_open(str(path), "np") as f:
+        metadata = f.metadata()
+    metadata["model"] = metadata["model"].replace('"dtype": "<f4"', '"dtype": "|O"', 1)
+    save_file(load_file(str(path)), str(path), metadata=metadata)
+    with pytest.raises(CorruptFileError, match="model config it holds cannot be built.*must be numeric"):
+        nk.load(path)

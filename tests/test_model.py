@@ -137,3 +137,54 @@ def test_truncated_file_is_rejected(tmp_path):
     path.write_bytes(data[: len(data) - 16])
     with pytest.raises(CorruptFileError):
         nk.load(path)
+
+
+def _without_distribution(monkeypatch, plugins, dist):
+    """Plugin discovery as if ``dist`` were not installed."""
+    everything = plugins.metadata.entry_points
+    monkeypatch.setattr(plugins.metadata, "entry_points",
+                        lambda **kw: [ep for ep in everything(**kw) if ep.dist is None or ep.dist.name != dist])
+    plugins.reset()
+
+
+def test_a_layer_whose_plugin_is_not_installed_names_the_plugin(tmp_path, monkeypatch, fresh_plugins):
+    activations = pytest.importorskip("nkernels_activations")
+    path = tmp_path / "m.safetensors"
+    nk.save(nk.Sequential([L.Dense(6, 5), activations.LeakyReLU()], seed=0), path)
+    _without_distribution(monkeypatch, fresh_plugins, "nkernels-activations")
+    message = (r"layer 1 of the model config has the type 'leaky_relu', which no plugin installed here registers: "
+               r"unknown layer 'leaky_relu'; the layer 'leaky_relu' is provided by the "
+               r"plugin distribution nkernels-activations, which is not installed: install it \(pip install "
+               r"nkernels-activations\) and try again. Available: .*dense")
+    with pytest.raises(nk.registry.UnknownNameError, match=message):
+        nk.load(path)
+    with pytest.raises(nk.registry.UnknownNameError, match=message):
+        nk.Sequential.from_config({"layers": [{"type": "dense", "config": {"in_features": 2, "out_features": 2}},
+                                              {"type": "leaky_relu", "config": {}}]})
+
+
+def test_an_extractor_whose_plugin_is_disabled_says_so(tmp_path, monkeypatch, fresh_plugins):
+    kmeans = pytest.importorskip("nkernels_kmeans")
+    X = np.random.default_rng(0).standard_normal((40, 4)).astype(np.float32)
+    path = tmp_path / "m.safetensors"
+    nk.save(nk.Sequential([L.Frozen(kmeans.KMeans(3, seed=0).fit(X)), L.Dense(3, 2)], seed=0), path)
+    monkeypatch.setenv("NKERNELS_DISABLE_PLUGINS", "kmeans")
+    fresh_plugins.reset()
+    with pytest.raises(nk.registry.UnknownNameError, match="unknown extractor 'kmeans'; the extractor 'kmeans' is "
+                                                           "provided by the plugin distribution nkernels-kmeans, "
+                                                           "which NKERNELS_DISABLE_PLUGINS skips"):
+        nk.load(path)
+
+
+def test_the_first_party_names_table_matches_the_plugins(fresh_plugins):
+    for kind, names in fresh_plugins.FIRST_PARTY_NAMES.items():
+        for name, dist in names.items():
+            try:
+                provider = getattr(nk.registry, kind).provider(name)
+            except KeyError:
+                continue  # that plugin is not installed here
+            assert provider.distribution == dist, (kind, name)
+    registered = {(kind, name) for info in fresh_plugins.plugin_infos() if info.distribution.startswith("nkernels-")
+                  for kind in ("layers", "schemes", "extractors") for name in info.registered.get(kind, [])}
+    listed = {(kind, name) for kind, names in fresh_plugins.FIRST_PARTY_NAMES.items() for name in names}
+    assert registered <= listed, registered - listed

@@ -126,16 +126,100 @@ def test_two_plugins_with_one_name_conflict(tmp_path, monkeypatch, fresh_plugins
     assert nk.registry.layers.provider("square").distribution == "nk-square-a"
 
 
-def test_a_plugin_cannot_silently_replace_a_builtin(fresh_plugins):
+SQUARE_AND_CUBE_PLUGIN = SQUARE_PLUGIN.replace('return {"square": Square}',
+                                               'return {"square": Square, "{other}": Cube}') + """
+
+class Cube(Square):
+    pass
+"""
+
+
+def test_a_conflict_makes_only_the_contested_name_unusable(tmp_path, monkeypatch, fresh_plugins, digits):
+    install_distribution(tmp_path / "a", monkeypatch, "nk-square-a", "nk_square_a",
+                         SQUARE_AND_CUBE_PLUGIN.replace("{other}", "cube_a"))
+    install_distribution(tmp_path / "b", monkeypatch, "nk-square-b", "nk_square_b",
+                         SQUARE_AND_CUBE_PLUGIN.replace("{other}", "cube_b"))
+    # the built-ins, and each plugin's uncontested names, all work
+    assert nk.registry.layers["dense"] is nk.layers.Dense
+    assert nk.registry.schemes["backprop"] is nk.schemes.Backprop
+    assert nk.registry.layers.provider("cube_a").distribution == "nk-square-a"
+    assert nk.registry.layers.provider("cube_b").distribution == "nk-square-b"
+    assert "square" not in nk.registry.layers and "square" not in set(nk.registry.layers)
+    model = nk.Sequential([nk.layers.Dense(64, 10)], seed=0)
+    nk.train(model, digits[0][:64], digits[1][:64], epochs=1, batch_size=32)
+    nk.save(model, tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(nk.load(tmp_path / "m.safetensors").params["0.weight"], model.params["0.weight"])
+    # only the contested name raises, naming both distributions
+    for lookup in (lambda: nk.registry.layers["square"], lambda: nk.registry.layers.provider("square"),
+                   lambda: nk.Sequential.from_config({"layers": [{"type": "square", "config": {}}]})):
+        with pytest.raises(PluginConflictError, match="layer 'square' is registered by 2 plugins") as info:
+            lookup()
+        assert "distribution nk-square-a" in str(info.value) and "distribution nk-square-b" in str(info.value)
+    square_a = nk.registry.layers["cube_a"].__mro__[1]
+    with pytest.raises(PluginConflictError, match="'square'"):  # saving a contested layer cannot name it
+        nk.Sequential([square_a()]).get_config()
+    infos = {i.name: i for i in fresh_plugins.plugin_infos()}
+    assert infos["nk-square-a"].conflicts == ["layers square (also registered by nk-square-b)"]
+    assert infos["nk-square-a"].registered == {"layers": ["cube_a"]}
+
+
+def test_a_plugin_is_refused_a_builtin_name_and_keeps_its_others(tmp_path, monkeypatch, fresh_plugins):
+    source = SQUARE_PLUGIN.replace('return {"square": Square}', 'return {"dense": Square, "square": Square}')
+    install_distribution(tmp_path, monkeypatch, "nk-greedy-names", "nk_greedy_names", source, entry_point="grabby")
+    with pytest.warns(PluginLoadWarning, match=r"'grabby' \(distribution nk-greedy-names 1.0\) registers the "
+                                               r"layer 'dense', a name reserved"):
+        assert nk.registry.layers["dense"] is nk.layers.Dense
+    assert nk.registry.layers.provider("square").plugin == "grabby"
+    info = {i.name: i for i in fresh_plugins.plugin_infos()}["grabby"]
+    assert info.status == "active" and info.refused == ["layers dense"] and info.registered == {"layers": ["square"]}
+
+
+def test_a_runtime_plugin_cannot_replace_a_builtin_either(fresh_plugins):
     class Plugin:
         @nk.hookimpl
         def nkernels_register_layers(self):
             return {"dense": nk.layers.ReLU}
 
-    with pytest.raises(PluginConflictError, match="'dense'.*nkernels.builtins.layers"):
+    with pytest.warns(PluginLoadWarning, match="'dense'"):
         with registered_plugin(Plugin()):
-            pass
+            assert nk.registry.layers["dense"] is nk.layers.Dense
     assert nk.registry.layers["dense"] is nk.layers.Dense
+
+
+def test_two_distributions_with_one_entry_point_name_both_load(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path / "a", monkeypatch, "nk-one", "nk_one",
+                         SQUARE_PLUGIN.replace('"square"', '"one"'), entry_point="shared")
+    install_distribution(tmp_path / "b", monkeypatch, "nk-two", "nk_two",
+                         SQUARE_PLUGIN.replace('"square"', '"two"'), entry_point="shared")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert nk.registry.layers.provider("one").distribution == "nk-one"
+        assert nk.registry.layers.provider("two").distribution == "nk-two"
+    shared = [(i.distribution, i.status) for i in fresh_plugins.plugin_infos() if i.name == "shared"]
+    assert sorted(shared) == [("nk-one", "active"), ("nk-two", "active")]
+
+
+@pytest.mark.parametrize("stale", ["namespace folder", "empty module"])
+def test_a_plugin_that_registers_nothing_is_reported(tmp_path, monkeypatch, fresh_plugins, stale):
+    install_distribution(tmp_path, monkeypatch, "nk-stale", "nk_stale", "# no hooks here\n", entry_point="stale")
+    if stale == "namespace folder":  # what pip uninstall leaves behind: a folder holding only caches
+        (tmp_path / "nk_stale.py").unlink()
+        (tmp_path / "nk_stale" / "__pycache__").mkdir(parents=True)
+        (tmp_path / "nk_stale" / "__pycache__" / "core.cpython-312.nbi").write_bytes(b"")
+    with pytest.warns(PluginLoadWarning, match=r"'stale' \(distribution nk-stale 1.0\).*implements no nkernels "
+                                               r"hook, so it registers nothing"):
+        assert "dense" in nk.registry.layers
+    info = {i.name: i for i in fresh_plugins.plugin_infos()}["stale"]
+    assert info.status == "failed" and "stale folder" in info.error
+
+
+def test_a_plugin_with_only_observer_hooks_is_not_reported(tmp_path, monkeypatch, fresh_plugins):
+    source = "import nkernels as nk\n\n@nk.hookimpl\ndef nkernels_on_epoch_end(epoch):\n    pass\n"
+    install_distribution(tmp_path, monkeypatch, "nk-logger", "nk_logger", source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "dense" in nk.registry.layers
+    assert {i.name: i for i in fresh_plugins.plugin_infos()}["nk-logger"].status == "active"
 
 
 def test_registries_are_read_only_mappings(fresh_plugins):
@@ -190,6 +274,17 @@ def test_fixture_unregistered_it_afterwards(fresh_plugins):
     assert "xor" not in nk.registry.datasets
 
 
+class KernelPlugin:
+    """A throw-away plugin that registers the given kernel records."""
+
+    def __init__(self, *records):
+        self.records = list(records)
+
+    @nk.hookimpl
+    def nkernels_register_kernels(self):
+        return self.records
+
+
 def test_kernel_override_needs_a_higher_priority(fresh_plugins):
     calls = []
 
@@ -197,20 +292,10 @@ def test_kernel_override_needs_a_higher_priority(fresh_plugins):
         calls.append(x.shape)
         np.maximum(x, 0, out=out)
 
-    class Override:
-        @nk.hookimpl
-        def nkernels_register_kernels(self):
-            return [KernelRecord("relu_forward", "cpu", relu_forward_traced, priority=10)]
-
-    class SamePriority:
-        @nk.hookimpl
-        def nkernels_register_kernels(self):
-            return [KernelRecord("relu_forward", "cpu", relu_forward_traced, priority=0)]
-
-    with pytest.raises(PluginConflictError, match="kernel 'relu_forward' on cpu at priority 0"):
-        with registered_plugin(SamePriority()):
-            pass
-    with registered_plugin(Override()):
+    with pytest.warns(PluginLoadWarning, match="kernel relu_forward@cpu at priority 0, the built-in's priority"):
+        with registered_plugin(KernelPlugin(KernelRecord("relu_forward", "cpu", relu_forward_traced, priority=0))):
+            assert nk.registry.kernels[("relu_forward", "cpu")].py_func.__name__ == "relu_forward"
+    with registered_plugin(KernelPlugin(KernelRecord("relu_forward", "cpu", relu_forward_traced, priority=10))):
         assert nk.registry.kernels[("relu_forward", "cpu")] is relu_forward_traced
         x = np.array([[-1.0, 2.0]], dtype=np.float32)
         np.testing.assert_array_equal(nk.layers.ReLU()(x), [[0.0, 2.0]])
@@ -220,6 +305,24 @@ def test_kernel_override_needs_a_higher_priority(fresh_plugins):
         nk.train(model, np.tile(x, (4, 1)), np.array([0, 1, 0, 1]), epochs=1, batch_size=2)
         assert len(calls) > 1
     assert nk.registry.kernels[("relu_forward", "cpu")].py_func.__name__ == "relu_forward"
+
+
+def test_two_plugin_kernels_at_one_priority_conflict_for_that_op_only(fresh_plugins):
+    def relu_forward_a(x, out):
+        np.maximum(x, 0, out=out)
+
+    def relu_forward_b(x, out):
+        np.maximum(x, 0, out=out)
+
+    with registered_plugin(KernelPlugin(KernelRecord("relu_forward", "cpu", relu_forward_a, priority=5)),
+                           name="kernels-a"), \
+            registered_plugin(KernelPlugin(KernelRecord("relu_forward", "cpu", relu_forward_b, priority=5)),
+                              name="kernels-b"):
+        with pytest.raises(PluginConflictError, match="kernel 'relu_forward' on cpu at priority 5.*'kernels-a'.*"
+                                                      "'kernels-b'.*higher priority"):
+            nk.registry.kernels[("relu_forward", "cpu")]
+        assert nk.registry.kernels[("dense_forward", "cpu")].py_func.__name__ == "dense_forward"
+        assert ("relu_forward", "cuda") in nk.registry.kernels
 
 
 def test_observer_hooks_fire_during_training(fresh_plugins, digits):

@@ -1,6 +1,7 @@
 """Frozen: a fitted feature extractor as a layer, so that a trained head can sit on top of it."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,13 @@ from .base import Layer, as_float_dtype, as_numeric_array
 
 #: the registry name under which a Frozen layer records a wrapped ``Sequential``
 SEQUENTIAL = "sequential"
+#: the most bytes of extractor state a Frozen config may ask for; a larger header is refused
+#: before anything is allocated (a corrupt or hostile file)
+MAX_STATE_BYTES = 1 << 34
+#: the most axes a state array may have
+MAX_STATE_NDIM = 32
+#: the dtype kinds extractor state may have: bool, signed and unsigned integers, floats, complex
+NUMERIC_KINDS = "biufc"
 
 
 class Frozen(Layer):
@@ -94,7 +102,12 @@ class Frozen(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Frozen":
-        """A Frozen layer around an extractor rebuilt from :meth:`get_config`'s output (state zero-filled)."""
+        """A Frozen layer around an extractor rebuilt from :meth:`get_config`'s output (state zero-filled).
+
+        The recorded shapes and dtypes are checked before anything is allocated: a ValueError names
+        the entry whose shape is not a list of ints >= 0 or whose dtype is not numeric, or says the
+        total exceeds :data:`MAX_STATE_BYTES`.
+        """
         from .. import registry
         from ..model import Sequential
 
@@ -102,19 +115,25 @@ class Frozen(Layer):
                 or not isinstance(config.get("state", {}), dict):
             raise ValueError(f"a Frozen config must be a dict with an 'extractor' name and a 'state' dict, "
                              f"got {config!r}")
-        state = {}
-        for key, spec in config.get("state", {}).items():
-            try:
-                state[key] = np.zeros(tuple(int(s) for s in spec["shape"]), np.dtype(spec["dtype"]))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"bad state entry {key!r} in a Frozen config: {spec!r} ({exc})") from None
+        specs = {key: _state_spec(key, spec) for key, spec in config.get("state", {}).items()}
+        total = sum(math.prod(shape) * dtype.itemsize for shape, dtype in specs.values())  # Python ints: no overflow
+        if total > MAX_STATE_BYTES:
+            raise ValueError(f"a Frozen config asks for {total:,} bytes of extractor state, more than "
+                             f"nkernels.layers.frozen.MAX_STATE_BYTES ({MAX_STATE_BYTES:,}); a corrupt file? "
+                             f"Raise that limit if the extractor really is this large")
         name, ext_config = config["extractor"], dict(config.get("config") or {})
         if name == SEQUENTIAL:
             extractor = Sequential.from_config(ext_config)
             layer = cls(extractor)  # its buffers are the model's own arrays, which the loader fills
-            if set(layer.buffers) != {f"state.{k}" for k in state}:
+            if set(layer.buffers) != {f"state.{k}" for k in specs}:
                 raise ValueError("the state entries of a frozen Sequential do not match its architecture")
+            for key, (shape, dtype) in specs.items():
+                own = layer.buffers[f"state.{key}"]
+                if own.shape != shape or own.dtype != dtype:
+                    raise ValueError(f"the Frozen state entry {key!r} records {dtype} of shape {shape}, but the "
+                                     f"frozen Sequential's array is {own.dtype} of shape {own.shape}")
             return layer
+        state = {key: np.zeros(shape, dtype) for key, (shape, dtype) in specs.items()}
         ext_cls = registry.extractors[name]
         build = getattr(ext_cls, "from_config", None)
         extractor = build(ext_config) if callable(build) else ext_cls(**ext_config)
@@ -137,6 +156,26 @@ def _state_buffers(extractor: Any) -> dict[str, np.ndarray]:
     else:
         state = {}  # usable for training and inference; get_config says why it cannot be saved
     return {f"state.{k}": v for k, v in state.items()}
+
+
+def _state_spec(key: str, spec: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a Frozen config records for state array ``key``, checked before anything is
+    allocated: a list of ints >= 0 and a numeric dtype (never an object or structured one)."""
+    where = f"the Frozen state entry {key!r}"
+    if not isinstance(spec, dict) or not isinstance(spec.get("shape"), list) or not isinstance(spec.get("dtype"), str):
+        raise ValueError(f"{where} must be {{'shape': [ints], 'dtype': str}}, got {spec!r}")
+    shape = spec["shape"]
+    if len(shape) > MAX_STATE_NDIM or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                              for n in shape):
+        raise ValueError(f"{where} has shape {shape!r}; a shape is a list of at most {MAX_STATE_NDIM} ints >= 0")
+    try:
+        dtype = np.dtype(spec["dtype"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} has dtype {spec['dtype']!r}, which is not a NumPy dtype") from None
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise ValueError(f"{where} has dtype {spec['dtype']!r}; extractor state must be numeric "
+                         f"(bool, integer, float or complex)")
+    return tuple(shape), dtype
 
 
 def _is_sequential(obj: Any) -> bool:
