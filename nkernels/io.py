@@ -226,11 +226,11 @@ def restore_weights(model, checkpoint: Checkpoint, path: Any = "the checkpoint")
     expects and what the file holds. Nothing is written into the model unless all of them match.
     """
     config = model.get_config()
-    if config["layers"] != checkpoint.config.get("layers"):
-        raise ValueError(f"{path} holds a different architecture than the model given")
-    if checkpoint.config.get("dtype", config["dtype"]) != config["dtype"]:
+    if checkpoint.config.get("dtype", config["dtype"]) != config["dtype"]:  # first: a cast changes layer configs too
         raise ValueError(f"{path} holds a {checkpoint.config['dtype']} model, the model given is {config['dtype']}; "
                          f"cast the model first (model.astype({checkpoint.config['dtype']!r}))")
+    if config["layers"] != checkpoint.config.get("layers"):
+        raise ValueError(f"{path} holds a different architecture than the model given")
     _check_arrays("parameter", model.params, checkpoint.params, path)
     _check_arrays("buffer", model.buffers, checkpoint.buffers, path)
     model.set_params(checkpoint.params)
