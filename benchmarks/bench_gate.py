@@ -14,6 +14,11 @@ reports a change only when it passes its statistical test on those samples as we
 call per sample (or re-runs setup between the calls of a sample). The state is built on the
 first call instead, during the warm-up that precedes the samples, which also compiles the
 kernels (or loads them from Numba's cache) outside the figures.
+
+Everything runs on one thread (Numba's and BLAS's), so that the figures follow the code and not
+the machine: on the shared 2-core machine, with other jobs running (load 5), the digits Conv2D
+pass took 40-65 ms with Numba's two threads (a parallel region waits for a descheduled worker)
+and 1.2-1.7 ms with one. How the kernels scale over threads is the full suite's business.
 """
 import functools
 
@@ -34,9 +39,12 @@ class _Gate:
 
 
 @functools.lru_cache(maxsize=None)
-def _single_threaded_blas():
-    """BLAS on one thread for the rest of this benchmark process, as nkernels' compiled loops run it
-    (entered once: entering it per call would cost more than a small layer's pass)."""
+def _one_thread():
+    """Numba and BLAS on one thread for the rest of this benchmark process (entered once: entering
+    the BLAS limit per call would cost more than a small layer's pass)."""
+    import numba
+
+    numba.set_num_threads(1)
     context = blas_single_threaded()
     context.__enter__()
     return context
@@ -45,7 +53,7 @@ def _single_threaded_blas():
 @functools.lru_cache(maxsize=None)
 def _layer_case(layer):
     """The layer at digits size, its input and output gradient, compiled by a first pass."""
-    _single_threaded_blas()
+    _one_thread()
     make, shape = SHAPES[layer]["digits"]
     module = make()
     rng = np.random.default_rng(0)
@@ -61,6 +69,7 @@ def _epoch_case(preset):
     """The preset's model and the digits training split in the preset's input form."""
     from nkernels import presets
 
+    _one_thread()
     form = presets.input_form(preset)
     X, y, _, _ = nk.datasets.load("digits", flat=form == "flat")
     X = presets.prepare_inputs(form, X)
