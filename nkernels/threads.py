@@ -14,8 +14,17 @@ The GEMMs of big batches use the other cores through the compiled trainer's spli
 from __future__ import annotations
 
 import os
+import types
 from contextlib import contextmanager
 from typing import Iterator
+
+#: Numba's threading layers on which two Python threads may run parallel kernels at the same time
+#: (Numba's docs: omp and tbb are thread-safe); ``workqueue`` aborts the process instead
+#: ("Concurrent access has been detected")
+THREAD_SAFE_LAYERS = ("omp", "tbb")
+#: the way out, for messages about a layer that is not thread-safe
+THREAD_SAFE_LAYER_HINT = ("install TBB (pip install tbb) and set NUMBA_THREADING_LAYER=tbb, or use an OpenMP "
+                          "runtime (NUMBA_THREADING_LAYER=omp; libgomp on Linux, intel-openmp on macOS)")
 
 _controller = None
 _parallel_runtime_started = False
@@ -34,6 +43,57 @@ def start_parallel_runtime() -> None:
 
         numba.get_num_threads()  # starts the threading layer
         _parallel_runtime_started = True
+
+
+def threading_layer() -> str:
+    """The threading layer Numba's pool runs on: ``"omp"``, ``"tbb"`` or ``"workqueue"``.
+
+    Numba knows it only once its pool has started (before that there is just the configured
+    choice, such as ``"default"``), so this starts the pool.
+    """
+    import numba
+
+    start_parallel_runtime()
+    return numba.threading_layer()
+
+
+def calls_parallel_code(function) -> bool:
+    """Whether the Numba function ``function``, or a Numba function it calls (directly or through
+    others), is compiled with ``parallel=True``: whether calling it enters Numba's threading layer.
+
+    Read from the Python code of the functions: the Numba functions each one names as a global, as
+    an attribute of a module it names, or in its closure.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    seen: set[int] = set()
+    pending = [function]
+    while pending:
+        fn = pending.pop()
+        if id(fn) in seen or not isinstance(fn, Dispatcher):
+            continue
+        seen.add(id(fn))
+        if fn.targetoptions.get("parallel"):
+            return True
+        py_func = fn.py_func
+        names: set[str] = set()
+        codes = [py_func.__code__]
+        while codes:  # the function's code and that of functions defined in it
+            code = codes.pop()
+            names.update(code.co_names)
+            codes += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+        referenced = [py_func.__globals__.get(name) for name in names]
+        for cell in py_func.__closure__ or ():
+            try:
+                referenced.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+        for obj in referenced:
+            if isinstance(obj, types.ModuleType):
+                pending += [getattr(obj, name, None) for name in names]
+            else:
+                pending.append(obj)
+    return False
 
 
 @contextmanager

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..cache import load_generated_module
 from ..kernel_registry import kernel
-from ..threads import blas_single_threaded
+from ..threads import (THREAD_SAFE_LAYER_HINT, THREAD_SAFE_LAYERS, blas_single_threaded, calls_parallel_code,
+                       threading_layer)
 
 #: ``limits`` is ``[clip_norm, max_norm]`` (0 where unused) and ``augment_seed`` the translations' seed:
 #: arguments rather than constants in the source, so that new values compile nothing new
@@ -274,8 +275,10 @@ class CompiledTrainer:
     wait, so a busy machine slows them down without stalling them. The numbers equal the
     whole-batch step's up to float rounding (the sums run in another order). It is chosen when
     the layers keep no state between steps (dropout's counter), there is no augmentation, Numba
-    has 2 or more threads and a batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS`
-    multiply-adds; ``split_batches`` forces it on or off.
+    has 2 or more threads, its threading layer lets two threads run parallel kernels at once
+    (``omp`` or ``tbb``; on ``workqueue`` only steps without parallel kernels run split) and a
+    batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds; ``split_batches``
+    forces it on or off.
     """
 
     def __init__(self, model, loss, optimizer, sample_shape, plan: _Plan, module, augment=None,
@@ -304,17 +307,17 @@ class CompiledTrainer:
         plan = _plan(model, loss, optimizer, (batch_size,) + tuple(sample_shape), augment)
         if plan is None:
             return None
-        why_not = cls._why_not_split(plan, augment)
+        module = _load_module(plan.source)
+        why_not = cls._why_not_split(plan, augment, module) if split_batches is not False else ""
         if split_batches and why_not:
             raise ValueError(f"split_batches=True: this step cannot run split, {why_not}")
         if split_batches is None:
             split_batches = not why_not and batch_size >= 2 and \
                 batch_size * multiply_adds_per_sample(model, sample_shape) >= SPLIT_MIN_MULTIPLY_ADDS
-        module = _load_module(plan.source)
         return cls(model, loss, optimizer, sample_shape, plan, module, augment, bool(split_batches))
 
     @staticmethod
-    def _why_not_split(plan: _Plan, augment) -> str:
+    def _why_not_split(plan: _Plan, augment, module) -> str:
         """Why the split mode cannot run this step ("" when it can)."""
         if any(op.state for op in plan.layer_ops):
             return "a layer keeps state between steps (both halves would update it)"
@@ -324,6 +327,10 @@ class CompiledTrainer:
 
         if numba.config.NUMBA_NUM_THREADS < 2:
             return "Numba has one thread (NUMBA_NUM_THREADS)"
+        layer = threading_layer()  # the layer in use, not the configured one
+        if layer not in THREAD_SAFE_LAYERS and calls_parallel_code(module.half_batch_gradients):
+            return (f"its kernels run parallel regions, and Numba's {layer!r} threading layer aborts the process "
+                    f"when two threads run them at once; {THREAD_SAFE_LAYER_HINT}, or pass split_batches=False")
         return ""
 
     def _arrays(self, batch_size: int, replica: int = 0) -> list:
