@@ -10,10 +10,16 @@ faster in most runs, but about one process in four then stalled at ~70 ms a step
 Numba's pool cut to one thread, so they are OpenBLAS's own spin-waiting on a busy machine.)
 The GEMMs of big batches use the other cores through the compiled trainer's split mode instead
 (:class:`nkernels.compiled.step.CompiledTrainer`): threads that block rather than spin.
+
+Whatever nkernels changes here it gives back: the BLAS limit lasts as long as the block, and
+starting Numba's pool leaves the OpenMP settings of the caller's thread as they were (see
+:func:`start_parallel_runtime`), so that PyTorch, JAX or scikit-learn in the same process run
+as fast as they would alone.
 """
 from __future__ import annotations
 
 import os
+import threading
 import types
 from contextlib import contextmanager
 from typing import Iterator
@@ -28,6 +34,7 @@ THREAD_SAFE_LAYER_HINT = ("install TBB (pip install tbb) and set NUMBA_THREADING
 
 _controller = None
 _parallel_runtime_started = False
+_start_lock = threading.Lock()
 
 
 def start_parallel_runtime() -> None:
@@ -36,12 +43,36 @@ def start_parallel_runtime() -> None:
     A function loaded from Numba's cache that calls a ``parallel=True`` kernel does not start the
     pool itself, and segfaults if nothing else started it first (numba/numba#8578): the compiled
     training step of a conv model did, in a process whose first Numba call was that step.
+
+    The pool is started from a short-lived thread of its own. Numba's ``omp`` layer switches on
+    nested parallelism (``omp_set_nested(1)``) and sets the OpenMP thread count for the thread that
+    starts it, and that OpenMP runtime is the one PyTorch runs on when torch is imported later (the
+    dynamic loader shares ``libgomp.so.1`` by name). With nesting on, PyTorch's nested parallel
+    regions (MKL and oneDNN inside its own) start teams of spinning threads inside a team, and its
+    MLP step ran about 7x slower. Started elsewhere, those settings stay on that thread and end
+    with it; Numba's kernels pass their thread count explicitly and do not nest.
     """
     global _parallel_runtime_started
-    if not _parallel_runtime_started:
+    if _parallel_runtime_started:
+        return
+    with _start_lock:
+        if _parallel_runtime_started:
+            return
         import numba
 
-        numba.get_num_threads()  # starts the threading layer
+        failure: list[Exception] = []
+
+        def start() -> None:
+            try:
+                numba.get_num_threads()  # starts the threading layer
+            except Exception as exc:  # e.g. a NUMBA_THREADING_LAYER that is not installed
+                failure.append(exc)
+
+        starter = threading.Thread(target=start, name="nkernels-start-numba-pool")
+        starter.start()
+        starter.join()
+        if failure:
+            raise failure[0]
         _parallel_runtime_started = True
 
 

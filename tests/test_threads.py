@@ -1,8 +1,10 @@
 """Numba's threading layers and the process's thread settings.
 
 The split mode never takes the process down on Numba's ``workqueue`` layer (which aborts when two
-threads run parallel kernels at once) and ``nkernels info`` names the layer in use. The abort
-cases run in a child process, where an abort fails the test instead of ending pytest.
+threads run parallel kernels at once), ``nkernels info`` names the layer in use, and training leaves
+the OpenMP, BLAS and environment settings of the process as the user had them (PyTorch imported
+afterwards runs on the same OpenMP runtime). The abort cases run in a child process, where an
+abort fails the test instead of ending pytest.
 """
 import json
 import os
@@ -12,6 +14,7 @@ import textwrap
 
 import numba
 import numpy as np
+import pytest
 from numba import njit, prange
 
 import nkernels as nk
@@ -145,3 +148,63 @@ def test_info_shows_the_threading_layer_in_use(capsys, monkeypatch):
     out = " ".join(capsys.readouterr().out.split())
     assert f"threading layer {numba.threading_layer()} in use" in out  # not the configured "default"
     assert f"NUMBA_THREADING_LAYER={numba.config.THREADING_LAYER}" in out
+
+
+# -- item 13: what training leaves behind ---------------------------------------------------------
+SETTINGS_AFTER_TRAIN = """
+import ctypes, json, os, threading
+import threadpoolctl  # sets KMP_DUPLICATE_LIB_OK on import (for Intel's OpenMP): its own, not nkernels'
+import scipy.linalg.cython_blas  # the OpenBLAS Numba calls, loaded now so that its setting is seen before
+from threadpoolctl import threadpool_info
+
+WATCHED = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMBA_")
+def environment():
+    return {k: v for k, v in os.environ.items() if k.startswith(WATCHED)}
+def blas_threads():
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+env_before, blas_before = environment(), blas_threads()
+
+import numpy as np, numba
+import nkernels as nk
+from nkernels import bench
+for name in ("mlp", "cnn"):  # the CNN's kernels run parallel regions on this thread
+    case = bench.CASES[name]
+    X, y = bench.data(case, 4)
+    nk.train(case.build(), X, y, epochs=1, batch_size=case.batch_size, seed=0)
+
+def openmp_settings():
+    out = {}
+    for info in threadpool_info():
+        if info["user_api"] == "openmp":
+            lib = ctypes.CDLL(info["filepath"])
+            out[info["filepath"]] = [lib.omp_get_max_active_levels(), lib.omp_get_nested(),
+                                     lib.omp_get_max_threads(), lib.omp_get_dynamic()]
+    return out
+this_thread, new_thread = openmp_settings(), []
+thread = threading.Thread(target=lambda: new_thread.append(openmp_settings()))
+thread.start(); thread.join()
+print(json.dumps({"layer": numba.threading_layer(), "this_thread": this_thread, "new_thread": new_thread[0],
+                  "env_before": env_before, "env_after": environment(), "blas_before": blas_before,
+                  "blas_after": blas_threads(), "numba_threads": numba.get_num_threads()}))
+"""
+
+
+def test_training_leaves_the_openmp_blas_and_environment_settings_as_they_were():
+    """Numba's OpenMP layer switches on nested parallelism for the thread that starts its pool; when that was
+    the user's thread, PyTorch imported later ran its nested regions (MKL, oneDNN inside its own) with teams
+    inside teams on the same runtime and trained about 7x slower. After nk.train, the calling thread has the
+    OpenMP runtime's own settings (those of a new thread), BLAS its thread counts, the environment what the
+    user set, and Numba its configured thread count."""
+    run = run_child(SETTINGS_AFTER_TRAIN, NUMBA_THREADING_LAYER="omp", NUMBA_NUM_THREADS="2", OMP_NESTED=None,
+                    OMP_MAX_ACTIVE_LEVELS=None)
+    if run.returncode != 0 and "No threading layer could be loaded" in run.stderr:
+        pytest.skip("Numba's omp threading layer is not available here (no OpenMP runtime)")
+    result = last_json_line(run)
+    assert result["layer"] == "omp"
+    assert result["this_thread"], "no OpenMP runtime loaded"
+    assert result["this_thread"] == result["new_thread"]
+    for max_active_levels, nested, _, _ in result["this_thread"].values():
+        assert max_active_levels == 1 or not nested  # no nested teams unless the user asked for them
+    assert result["env_after"] == result["env_before"]
+    assert {k: result["blas_after"][k] for k in result["blas_before"]} == result["blas_before"]
+    assert result["numba_threads"] == 2
