@@ -245,6 +245,21 @@ def _version_of(dist: str) -> str:
         return "not installed"
 
 
+def _threading_layer_in_use() -> str:
+    """The threading layer Numba's pool runs on (the pool is started to learn it), with the configured choice."""
+    import numba
+
+    from .threads import THREAD_SAFE_LAYERS, threading_layer
+
+    configured = f"NUMBA_THREADING_LAYER={numba.config.THREADING_LAYER}"
+    try:
+        layer = threading_layer()
+    except ValueError as exc:  # the configured layer is not installed
+        return f"no threading layer could start ({configured}): {_one_line(exc)}"
+    note = "" if layer in THREAD_SAFE_LAYERS else "; not thread-safe: the split mode runs only steps without parallel kernels"
+    return f"threading layer {layer} in use ({configured}){note}"
+
+
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
     """Versions, the CUDA status, the cache directories and the thread count."""
     import numba
@@ -258,7 +273,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     rows += [(dist, _version_of(dist)) for dist in ("numba", "llvmlite", "numpy", "numba-cuda")]
     rows += [("cuda", ("usable: " if usable else "not usable: ") + detail),
              ("numba cache", numba_cache_dir()), ("nkernels cache", cache_dir()),
-             ("threads", f"{numba.config.NUMBA_NUM_THREADS} (numba), layer {numba.config.THREADING_LAYER}")]
+             ("threads", f"{numba.config.NUMBA_NUM_THREADS} (numba), {_threading_layer_in_use()}")]
     import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls)
 
     from .threads import blas_libraries

@@ -10,15 +10,31 @@ faster in most runs, but about one process in four then stalled at ~70 ms a step
 Numba's pool cut to one thread, so they are OpenBLAS's own spin-waiting on a busy machine.)
 The GEMMs of big batches use the other cores through the compiled trainer's split mode instead
 (:class:`nkernels.compiled.step.CompiledTrainer`): threads that block rather than spin.
+
+Whatever nkernels changes here it gives back: the BLAS limit lasts as long as the block, and
+starting Numba's pool leaves the OpenMP settings of the caller's thread as they were (see
+:func:`start_parallel_runtime`), so that PyTorch, JAX or scikit-learn in the same process run
+as fast as they would alone.
 """
 from __future__ import annotations
 
 import os
+import threading
+import types
 from contextlib import contextmanager
 from typing import Iterator
 
+#: Numba's threading layers on which two Python threads may run parallel kernels at the same time
+#: (Numba's docs: omp and tbb are thread-safe); ``workqueue`` aborts the process instead
+#: ("Concurrent access has been detected")
+THREAD_SAFE_LAYERS = ("omp", "tbb")
+#: the way out, for messages about a layer that is not thread-safe
+THREAD_SAFE_LAYER_HINT = ("install TBB (pip install tbb) and set NUMBA_THREADING_LAYER=tbb, or use an OpenMP "
+                          "runtime (NUMBA_THREADING_LAYER=omp; libgomp on Linux, intel-openmp on macOS)")
+
 _controller = None
 _parallel_runtime_started = False
+_start_lock = threading.Lock()
 
 
 def start_parallel_runtime() -> None:
@@ -27,13 +43,88 @@ def start_parallel_runtime() -> None:
     A function loaded from Numba's cache that calls a ``parallel=True`` kernel does not start the
     pool itself, and segfaults if nothing else started it first (numba/numba#8578): the compiled
     training step of a conv model did, in a process whose first Numba call was that step.
+
+    The pool is started from a short-lived thread of its own. Numba's ``omp`` layer switches on
+    nested parallelism (``omp_set_nested(1)``) and sets the OpenMP thread count for the thread that
+    starts it, and that OpenMP runtime is the one PyTorch runs on when torch is imported later (the
+    dynamic loader shares ``libgomp.so.1`` by name). With nesting on, PyTorch's nested parallel
+    regions (MKL and oneDNN inside its own) start teams of spinning threads inside a team, and its
+    MLP step ran about 7x slower. Started elsewhere, those settings stay on that thread and end
+    with it; Numba's kernels pass their thread count explicitly and do not nest.
     """
     global _parallel_runtime_started
-    if not _parallel_runtime_started:
+    if _parallel_runtime_started:
+        return
+    with _start_lock:
+        if _parallel_runtime_started:
+            return
         import numba
 
-        numba.get_num_threads()  # starts the threading layer
+        failure: list[Exception] = []
+
+        def start() -> None:
+            try:
+                numba.get_num_threads()  # starts the threading layer
+            except Exception as exc:  # e.g. a NUMBA_THREADING_LAYER that is not installed
+                failure.append(exc)
+
+        starter = threading.Thread(target=start, name="nkernels-start-numba-pool")
+        starter.start()
+        starter.join()
+        if failure:
+            raise failure[0]
         _parallel_runtime_started = True
+
+
+def threading_layer() -> str:
+    """The threading layer Numba's pool runs on: ``"omp"``, ``"tbb"`` or ``"workqueue"``.
+
+    Numba knows it only once its pool has started (before that there is just the configured
+    choice, such as ``"default"``), so this starts the pool.
+    """
+    import numba
+
+    start_parallel_runtime()
+    return numba.threading_layer()
+
+
+def calls_parallel_code(function) -> bool:
+    """Whether the Numba function ``function``, or a Numba function it calls (directly or through
+    others), is compiled with ``parallel=True``: whether calling it enters Numba's threading layer.
+
+    Read from the Python code of the functions: the Numba functions each one names as a global, as
+    an attribute of a module it names, or in its closure.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    seen: set[int] = set()
+    pending = [function]
+    while pending:
+        fn = pending.pop()
+        if id(fn) in seen or not isinstance(fn, Dispatcher):
+            continue
+        seen.add(id(fn))
+        if fn.targetoptions.get("parallel"):
+            return True
+        py_func = fn.py_func
+        names: set[str] = set()
+        codes = [py_func.__code__]
+        while codes:  # the function's code and that of functions defined in it
+            code = codes.pop()
+            names.update(code.co_names)
+            codes += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+        referenced = [py_func.__globals__.get(name) for name in names]
+        for cell in py_func.__closure__ or ():
+            try:
+                referenced.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+        for obj in referenced:
+            if isinstance(obj, types.ModuleType):
+                pending += [getattr(obj, name, None) for name in names]
+            else:
+                pending.append(obj)
+    return False
 
 
 @contextmanager
