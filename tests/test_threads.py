@@ -19,7 +19,7 @@ from numba import njit, prange
 
 import nkernels as nk
 from nkernels.cli import main
-from nkernels.compiled.step import CompiledTrainer
+from nkernels.trainers import CompiledTrainer
 from nkernels.kernel_registry import kernel
 from nkernels.kernels.cpu import conv as conv_kernels
 from nkernels.losses import SoftmaxCrossEntropy
@@ -49,7 +49,7 @@ import contextlib, io, json
 import numpy as np, numba
 import nkernels as nk
 from nkernels.cli import main
-from nkernels.compiled.step import CompiledTrainer
+from nkernels.trainers import CompiledTrainer
 from nkernels.losses import SoftmaxCrossEntropy
 from nkernels.optimizers import Adam
 
