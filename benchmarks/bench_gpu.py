@@ -9,7 +9,7 @@ from .bench_layers import SHAPES
 
 
 def _require_gpu():
-    from nkernels import devices
+    from nkernels.runtime import devices
 
     usable, reason = devices.cuda_status()
     if not usable or "simulator" in reason:
@@ -24,7 +24,7 @@ class GPULayerForwardBackward:
 
     def setup(self, layer, size):
         _require_gpu()
-        from nkernels import devices
+        from nkernels.runtime import devices
 
         make, shape = SHAPES[layer][size]
         self.layer = make().to("cuda")
@@ -35,7 +35,7 @@ class GPULayerForwardBackward:
         self.time_forward_backward(layer, size)  # compile outside the timing
 
     def time_forward_backward(self, layer, size):
-        from nkernels import devices
+        from nkernels.runtime import devices
 
         self.layer.forward(self.x, training=True)
         self.layer.backward(self.dy)
@@ -52,17 +52,17 @@ class GPUTrainingStep:
 
     def setup(self, model):
         _require_gpu()
-        from nkernels import bench
+        from nkernels.cli import bench
 
         self.case = bench.CASES[model]
 
     def time_step(self, model):
-        from nkernels import bench
+        from nkernels.cli import bench
 
         bench.nkernels_step(self.case, n_steps=10, repeat=3, device="cuda")
 
     def track_speedup_vs_torch_cuda(self, model):
-        from nkernels import bench
+        from nkernels.cli import bench
 
         try:
             import torch

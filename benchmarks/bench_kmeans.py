@@ -89,7 +89,7 @@ class KMeansLloyd:
     def setup(self, data):
         if kmeans_plugin is None:
             raise NotImplementedError("nkernels-kmeans is not installed: pip install -e plugins/nkernels-kmeans")
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
         from nkernels_kmeans.lloyd import LloydStep
 
         self.X, self.init = load_case(data)

@@ -2,7 +2,7 @@
 import numpy as np
 
 import nkernels as nk
-from nkernels.threads import blas_single_threaded
+from nkernels.runtime.threads import blas_single_threaded
 
 L = nk.layers
 

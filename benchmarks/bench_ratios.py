@@ -2,13 +2,13 @@
 nkernels time (higher is better).
 
 Same architecture, initial weights, data, batch size and optimizer (Adam) on both sides (see
-:mod:`nkernels.bench` and :mod:`nkernels.bench_jax`); ``torch.set_num_threads`` equals Numba's thread
+:mod:`nkernels.cli.bench` and :mod:`nkernels.cli.bench_jax`); ``torch.set_num_threads`` equals Numba's thread
 count, and JAX sizes its pool from the process's CPU affinity, so on the 2-core benchmark machine every
 side uses 2 threads. The peer runs first: a peer measured after nkernels' thread pools have started runs
 slower. A regression shows as a falling ratio (asv's regression detection is switched off for these in
 asv.conf.json, since it treats every value as lower-is-better).
 """
-from nkernels import bench
+from nkernels.cli import bench
 
 from .common import jax, torch
 
@@ -45,7 +45,7 @@ class SpeedupVsPyTorch(SpeedupVsPeer):
 
 
 class SpeedupVsJAX(SpeedupVsPeer):
-    """JAX on the CPU: one ``jax.jit`` training step (:mod:`nkernels.bench_jax`)."""
+    """JAX on the CPU: one ``jax.jit`` training step (:mod:`nkernels.cli.bench_jax`)."""
 
     peer, name, install, peer_module = "jax", "JAX", "pip install 'jax[cpu]'", jax
 

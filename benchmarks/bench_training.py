@@ -1,6 +1,6 @@
 """A training epoch of each preset on digits, per scheme (backprop; plugin schemes register more)."""
 import nkernels as nk
-from nkernels import presets
+from nkernels.cli import presets
 
 
 class PresetEpoch:

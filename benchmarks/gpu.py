@@ -319,7 +319,7 @@ class Bench:
     def training(self):
         """A training step (Adam) of the digits CNN and of LeNet (batch 128): nkernels' device
         trainer and PyTorch eager on the same GPU; the row's name carries the ratio."""
-        from nkernels import bench
+        from nkernels.cli import bench
 
         steps, repeat = (1, 1) if self.args.tiny else (20, max(5, self.repeat // 2))
         for name in ("cnn",) if self.args.tiny else ("cnn", "lenet"):  # LeNet takes hours simulated

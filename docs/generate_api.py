@@ -12,8 +12,8 @@ from pathlib import Path
 
 #: module -> the public names documented (the module's __all__ where it has one)
 MODULES = ["nkernels", "nkernels.layers", "nkernels.losses", "nkernels.optimizers", "nkernels.schemes",
-           "nkernels.callbacks", "nkernels.schedules", "nkernels.registry", "nkernels.devices",
-           "nkernels.distributed", "nkernels.testing", "nkernels.sklearn", "nkernels.onnx_export",
+           "nkernels.callbacks", "nkernels.schedules", "nkernels.registry", "nkernels.runtime.devices",
+           "nkernels.runtime.distributed", "nkernels.testing", "nkernels.sklearn", "nkernels.export.onnx_export",
            "nkernels.errors"]
 OUT = Path(__file__).with_name("api.md")
 

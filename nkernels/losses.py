@@ -5,9 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from . import devices
+from .runtime import devices
 from .errors import NotFittedError
-from .kernel_registry import kernel
+from .plugins.kernels import kernel
 from .layers.base import FLOAT_DTYPES, as_numeric_array
 from .passes import COUNTS, DX, INDEX, LOSSES, TARGET, X, Call, Frame, LossPasses, run, work
 

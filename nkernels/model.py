@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import devices
+from .runtime import devices
 from .layers.base import Layer, as_float_dtype, as_numeric_array, check_positive_int
 
 
@@ -198,7 +198,7 @@ class Sequential:
         batch_size = check_positive_int(batch_size, "batch_size")
         if len(X) == 0:
             raise ValueError("X is empty")
-        from .threads import blas_single_threaded
+        from .runtime.threads import blas_single_threaded
 
         with blas_single_threaded():
             return np.concatenate([self.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])

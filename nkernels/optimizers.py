@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from . import devices
-from .kernel_registry import kernel
+from .runtime import devices
+from .plugins.kernels import kernel
 from .passes import STEP, Call, Const, Frame, Local, Phase, Ref, Scalar, run, state
 
 #: the parameter an optimizer phase updates, and its gradient

@@ -78,7 +78,7 @@ class KernelRegistry(Registry):
         return super().__getitem__(key).function
 
     def record(self, key):
-        """The winning :class:`~nkernels.kernel_registry.KernelRecord` for ``(op, device)``."""
+        """The winning :class:`~nkernels.plugins.kernels.KernelRecord` for ``(op, device)``."""
         return super().__getitem__(key)
 
 

@@ -1,10 +1,10 @@
-"""nkernels.distributed: option checks, sharding, and a loopback LocalCluster session."""
+"""nkernels.runtime.distributed: option checks, sharding, and a loopback LocalCluster session."""
 import sys
 
 import numpy as np
 import pytest
 
-from nkernels import distributed
+from nkernels.runtime import distributed
 from nkernels.errors import DistributedUnavailableError
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import nkernels as nk
 from nkernels.errors import PluginConflictError
-from nkernels.onnx_export import NoExporterError
+from nkernels.export.onnx_export import NoExporterError
 from nkernels.testing import OnnxMismatch, check_onnx_export, registered_plugin
 from layer_cases import CASES
 

@@ -163,7 +163,7 @@ import numpy as np, nkernels as nk
 from nkernels import bench
 from nkernels.losses import SoftmaxCrossEntropy
 from nkernels.optimizers import Adam
-from nkernels.training import make_trainer
+from nkernels.trainers import make_trainer
 case = bench.CASES["cnn"]
 X, y = bench.data(case, 2)
 trainer = make_trainer(case.build(), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape, case.batch_size)

@@ -7,7 +7,7 @@ import pytest
 import nkernels as nk
 from nkernels.compiled import CompiledOp
 from nkernels.compiled.step import generate
-from nkernels.passes import DX, DY, NEED_DX, X, Y, Call, Const, LayerPasses, Scalar, param, work
+from nkernels.passes import NEED_DX, X, Y, Call, Const, LayerPasses, Scalar, param, work
 from nkernels.testing import registered_plugin
 
 L = nk.layers
@@ -58,7 +58,7 @@ def test_flatten_is_a_view_on_both_paths():
 
 def test_the_first_layers_input_gradient_is_skipped_unless_asked_for(digits):
     """The layer-by-layer path computed the first layer's input gradient every step (nothing used it)."""
-    from nkernels.kernel_registry import KernelRecord, kernel
+    from nkernels.plugins.kernels import KernelRecord, kernel
 
     dense_backward = kernel("dense_backward")
     seen = []

@@ -20,11 +20,11 @@ from numba import njit, prange
 import nkernels as nk
 from nkernels.cli import main
 from nkernels.trainers import CompiledTrainer
-from nkernels.kernel_registry import kernel
+from nkernels.plugins.kernels import kernel
 from nkernels.kernels.cpu import conv as conv_kernels
 from nkernels.losses import SoftmaxCrossEntropy
 from nkernels.optimizers import Adam
-from nkernels.threads import THREAD_SAFE_LAYERS, calls_parallel_code, threading_layer
+from nkernels.runtime.threads import THREAD_SAFE_LAYERS, calls_parallel_code, threading_layer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -34,7 +34,7 @@ def test_compiled_and_layerwise_paths_give_the_same_numbers(digits, optimizer, o
 
 def test_compiled_path_is_used_for_builtin_layers(digits):
     from nkernels.trainers import CompiledTrainer
-    from nkernels.training import make_trainer
+    from nkernels.trainers import make_trainer
 
     model = small_mlp()
     trainer = make_trainer(model, nk.losses.SoftmaxCrossEntropy(), nk.optimizers.Adam(), (64,), 32)

@@ -45,7 +45,7 @@ def _openmp_state() -> list[str]:
 
 def measure(case: str) -> dict:
     """Seconds per step of ``case`` in this process (see the module docstring)."""
-    from nkernels import bench
+    from nkernels.cli import bench
 
     mlp = bench.CASES["mlp"]
     if case.startswith("torch"):

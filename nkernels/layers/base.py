@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import devices
+from ..runtime import devices
 from ..errors import NotFittedError
-from ..kernel_registry import kernel
+from ..plugins.kernels import kernel
 from ..passes.interpret import Frame, refs, run
 from ..passes.ir import VIEW, LayerPasses, calls_of
 

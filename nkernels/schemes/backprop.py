@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import devices
+from ..runtime import devices
 from ..callbacks import Callback, CallbackList, as_callback_list
-from ..data import (check_features, check_fit_arguments, check_model_input, check_same_length,
-                    check_validation_data)
+from ..validation import (
+    check_features, check_fit_arguments, check_model_input, check_same_length, check_validation_data)
 from ..errors import TrainingDivergedError
 from ..history import History
 from ..layers.base import check_positive_int
@@ -156,7 +156,7 @@ class Backprop(Scheme):
                     events: CallbackList, augment_seed: int) -> None:
         if self.checkpoint_dir is None:
             return
-        from ..io import save
+        from ..export.io import save
 
         states, arrays = events.states()
         extra = {"epoch": epoch + 1, "rng": rng.bit_generator.state, "history": history.as_dict(),
@@ -170,7 +170,7 @@ class Backprop(Scheme):
         run's ``optimizer`` state."""
         if not self.resume or not os.path.exists(self._checkpoint_path()):
             return 0, History(), augment_seed
-        from ..io import read_checkpoint, restore_weights
+        from ..export.io import read_checkpoint, restore_weights
 
         path = self._checkpoint_path()
         checkpoint = read_checkpoint(path)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import devices
+from ..runtime import devices
 
 
 class OnnxMismatch(AssertionError):
@@ -34,7 +34,7 @@ def check_onnx_export(model: Any, input_shape: Any, inputs: Any = None, *, rtol:
                           [X[:3], X[:1]])
     """
     from ..layers.base import as_float_dtype
-    from ..onnx_export import export_onnx
+    from ..export.onnx_export import export_onnx
 
     try:
         import onnxruntime

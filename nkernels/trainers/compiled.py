@@ -9,9 +9,9 @@ import numpy as np
 from ..compiled.step import FIXED_ARGS, StepSource, describe, generate
 from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
-from ..cache import load_generated_module
-from ..threads import (THREAD_SAFE_LAYER_HINT, THREAD_SAFE_LAYERS, blas_single_threaded, calls_parallel_code,
-                       threading_layer)
+from ..runtime.cache import load_generated_module
+from ..runtime.threads import (
+    THREAD_SAFE_LAYER_HINT, THREAD_SAFE_LAYERS, blas_single_threaded, calls_parallel_code, threading_layer)
 
 #: the least multiply-adds per batch for which the split mode pays for its per-step thread handoff
 #: (about 50 µs here) and its half-height GEMMs: measured on 2 cores, the lstm preset at batch 32

@@ -22,10 +22,9 @@ views (no copies).
 """
 from numba import cuda
 
-from ..cpu.conv import (  # noqa: F401  (pure-Python shape helpers, shared with the CPU)
+from ..cpu.conv import (
     conv1d_output_shape, conv1d_workspace_shapes, conv1d_workspace_size, conv2d_output_shape,
-    conv2d_workspace_shapes, conv2d_workspace_size, conv_output_length,
-)
+    conv2d_workspace_shapes, conv2d_workspace_size, conv_output_length)
 from .gemm import gemm as _gemm
 from .gemm import row_sums
 from .launch import as_device_array, flat, grid_stride

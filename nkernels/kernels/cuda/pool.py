@@ -21,9 +21,7 @@ The pure-Python shape helpers are the CPU module's, re-exported.
 import numpy as np
 from numba import cuda
 
-from ..cpu.pool import (  # noqa: F401  (pure-Python shape helpers, shared with the CPU)
-    pool1d_output_shape, pool2d_output_shape, pool_output_length, pool_workspace_size,
-)
+from ..cpu.pool import pool1d_output_shape, pool2d_output_shape, pool_output_length, pool_workspace_size
 from .launch import as_device_array, flat, grid_stride
 
 __all__ = ["maxpool2d_forward", "maxpool2d_backward", "maxpool1d_forward", "maxpool1d_backward",

@@ -23,10 +23,9 @@ import math
 
 from numba import cuda
 
-from ..cpu.recurrent import (  # noqa: F401  (pure-Python workspace helpers, shared with the CPU)
-    GRU_BACKWARD_WORKSPACES, GRU_FORWARD_WORKSPACES, LSTM_BACKWARD_WORKSPACES,
-    LSTM_FORWARD_WORKSPACES, gru_workspace_shapes, lstm_workspace_shapes,
-)
+from ..cpu.recurrent import (
+    GRU_BACKWARD_WORKSPACES, GRU_FORWARD_WORKSPACES, LSTM_BACKWARD_WORKSPACES, LSTM_FORWARD_WORKSPACES,
+    gru_workspace_shapes, lstm_workspace_shapes)
 from .gemm import column_sums, gemm
 from .launch import as_device_array, flat, grid_stride
 from .reshape import flatten_forward

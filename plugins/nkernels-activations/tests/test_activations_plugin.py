@@ -35,7 +35,7 @@ def test_matches_torch(layer, ref):
 
 def test_plugin_layers_join_the_compiled_step_with_the_same_numbers():
     from nkernels.trainers import CompiledTrainer
-    from nkernels.training import make_trainer
+    from nkernels.trainers import make_trainer
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((96, 6)).astype(np.float32)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import nkernels as nk
-from nkernels import distributed
+from nkernels.runtime import distributed
 from nkernels.callbacks import CallbackList
-from nkernels.data import check_fit_arguments, check_validation_data
+from nkernels.validation import check_fit_arguments, check_validation_data
 from nkernels.training import default_loss
 
 if TYPE_CHECKING:

@@ -144,7 +144,7 @@ def test_layers_admm_cannot_train_are_named_with_their_position(layers, position
 
 
 def test_the_cnn_preset_is_refused_with_the_convolution_named():
-    from nkernels import presets
+    from nkernels.cli import presets
 
     model = presets.build("cnn", (1, 8, 8), 10)
     X, y = np.zeros((4, 1, 8, 8), np.float32), np.arange(4)

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 
 import nkernels as nk
-from nkernels import distributed
+from nkernels.runtime import distributed
 from nkernels.callbacks import CallbackList
-from nkernels.data import check_features, check_fit_arguments, check_model_input, check_same_length, \
-    check_validation_data
+from nkernels.validation import (
+    check_features, check_fit_arguments, check_model_input, check_same_length, check_validation_data)
 from nkernels.errors import TrainingDivergedError
 from nkernels.losses import get_loss
 from nkernels.optimizers import Optimizer, get_optimizer

@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 import nkernels as nk
-from nkernels.data import check_features
+from nkernels.validation import check_features
 from nkernels.errors import NotFittedError
-from nkernels.kernel_registry import kernel
+from nkernels.plugins.kernels import kernel
 from nkernels.layers.base import as_float_dtype, check_bool, check_positive_int
 from nkernels.optimizers import Optimizer, get_optimizer
-from nkernels.threads import blas_single_threaded
+from nkernels.runtime.threads import blas_single_threaded
 
 from .checks import check_choice, check_fraction
 
 if TYPE_CHECKING:
-    from nkernels.onnx_export import OnnxGraph
+    from nkernels.export.onnx_export import OnnxGraph
 
 #: activation names and their codes in the kernels
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}

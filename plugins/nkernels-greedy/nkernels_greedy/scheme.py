@@ -8,8 +8,8 @@ import numpy as np
 
 import nkernels as nk
 from nkernels.callbacks import CallbackList
-from nkernels.data import (check_features, check_fit_arguments, check_model_input, check_same_length,
-                           check_validation_data)
+from nkernels.validation import (
+    check_features, check_fit_arguments, check_model_input, check_same_length, check_validation_data)
 from nkernels.layers.base import check_bool, check_positive_int
 from nkernels.losses import get_loss
 from nkernels.optimizers import get_optimizer

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nkernels.data import check_features
+from nkernels.validation import check_features
 from nkernels.errors import NotFittedError
 
 ENCODINGS = ("triangle", "hard")
@@ -81,7 +81,7 @@ class Extractor:
     def _transform_images(self, X: Any, dtype_key: str) -> np.ndarray:
         """``transform`` of the image extractors: ``X`` checked against the fitted image shape and cast
         to the dtype of the state array ``dtype_key``, then ``self._features`` (standardized if asked)."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         self._check_fitted()
         X = check_images(X, tuple(self._state["image_shape"]))

@@ -58,7 +58,7 @@ class ConvKMeans(Extractor):
 
     def fit(self, X: Any, y: Any = None) -> "ConvKMeans":
         """Learn the whitening and the centroids from random patches of the images ``X``; returns self."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import patches
 

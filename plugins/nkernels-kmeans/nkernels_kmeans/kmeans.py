@@ -61,7 +61,7 @@ class KMeans(Extractor):
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Learn the centroids of the rows of ``X`` (n, d); ``y`` is ignored. Returns self."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import lloyd
 
@@ -104,7 +104,7 @@ class KMeans(Extractor):
 
     def transform(self, X: Any) -> np.ndarray:
         """The codes (n, k) of the rows of ``X`` (n, d), in the dtype of the centroids."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import lloyd
 
@@ -117,7 +117,7 @@ class KMeans(Extractor):
 
     def predict(self, X: Any) -> np.ndarray:
         """The index of the nearest centroid of each row of ``X``."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import lloyd
 

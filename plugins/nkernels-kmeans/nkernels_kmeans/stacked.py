@@ -80,7 +80,7 @@ class StackedKMeans(Extractor):
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "StackedKMeans":
         """Learn the stages bottom up on the images ``X`` (N, C, H, W); returns self."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import patches
 

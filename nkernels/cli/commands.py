@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from ._version import __version__
+from .._version import __version__
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -69,7 +69,7 @@ SCHEMES_WITHOUT_BATCHES = {"admm": "every ADMM iteration solves over the whole t
 
 def _build_model(spec: str, input_shape: tuple[int, ...], n_classes: int, seed: int):
     from . import presets
-    from .model import Sequential
+    from ..model import Sequential
 
     if os.path.isfile(spec):
         with open(spec) as f:
@@ -121,8 +121,8 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
 
 def _resume_note(checkpoint_dir: str) -> str:
     """One line saying where a resumed run picks up."""
-    from .io import read_checkpoint
-    from .schemes.backprop import CHECKPOINT_FILE
+    from ..export.io import read_checkpoint
+    from ..schemes.backprop import CHECKPOINT_FILE
 
     path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
     if not os.path.exists(path):
@@ -133,10 +133,11 @@ def _resume_note(checkpoint_dir: str) -> str:
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
     """Train, show progress, and end with a table of the epochs."""
-    from . import datasets, presets
-    from .callbacks import ProgressBar
-    from .io import check_writable, save
-    from .training import evaluate, train
+    from .. import datasets
+    from . import presets
+    from ..callbacks import ProgressBar
+    from ..export.io import check_writable, save
+    from ..training import evaluate, train
 
     presets.check_spec(args.model)
     defaults = presets.TRAINING_DEFAULTS.get(args.model, presets.SPEC_TRAINING_DEFAULTS)
@@ -208,7 +209,7 @@ def cmd_plugins(args: argparse.Namespace, console: Console) -> int:
 
     from rich.markup import escape
 
-    from . import plugins
+    from .. import plugins
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures, conflicts and refusals show in the table instead
@@ -249,7 +250,7 @@ def _threading_layer_in_use() -> str:
     """The threading layer Numba's pool runs on (the pool is started to learn it), with the configured choice."""
     import numba
 
-    from .threads import THREAD_SAFE_LAYERS, threading_layer
+    from ..runtime.threads import THREAD_SAFE_LAYERS, threading_layer
 
     configured = f"NUMBA_THREADING_LAYER={numba.config.THREADING_LAYER}"
     try:
@@ -264,9 +265,9 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     """Versions, the CUDA status, the cache directories and the thread count."""
     import numba
 
-    from .cache import cache_dir, numba_cache_dir
+    from ..runtime.cache import cache_dir, numba_cache_dir
 
-    from .devices import cuda_status
+    from ..runtime.devices import cuda_status
 
     usable, detail = cuda_status()
     rows = [("nkernels", __version__), ("python", sys.version.split()[0])]
@@ -276,7 +277,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
              ("threads", f"{numba.config.NUMBA_NUM_THREADS} (numba), {_threading_layer_in_use()}")]
     import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls)
 
-    from .threads import blas_libraries
+    from ..runtime.threads import blas_libraries
 
     rows += [("blas", "\n".join(blas_libraries()) or "none loaded"),
              ("OPENBLAS_CORETYPE", os.environ.get("OPENBLAS_CORETYPE", "unset (OpenBLAS detects the CPU)"))]

@@ -1,7 +1,7 @@
-"""The ONNX exporters of the built-in layers, registered by :mod:`nkernels.builtins.exporters`.
+"""The ONNX exporters of the built-in layers, registered by :mod:`nkernels.plugins.builtins.exporters`.
 
 Each is ``exporter(layer, graph, x, input_shape) -> output name`` (see
-:class:`nkernels.onnx_export.OnnxGraph`). Parameters follow PyTorch's layouts, which ONNX's
+:class:`nkernels.export.onnx_export.OnnxGraph`). Parameters follow PyTorch's layouts, which ONNX's
 Gemm and Conv take as they are; the recurrent layers reorder their gates (below).
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ def export_flatten(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> 
 
 def _gates(array: Any, order: tuple[int, ...]) -> np.ndarray:
     """The gate blocks of ``array`` (stacked on axis 0) in ``order``."""
-    from . import devices
+    from ..runtime import devices
 
     blocks = np.split(np.asarray(devices.to_host(array)), len(order), axis=0)
     return np.concatenate([blocks[i] for i in order], axis=0)

@@ -1,4 +1,4 @@
-"""JAX (CPU, ``jax.jit``) as a second peer of nkernels' speed comparisons (see :mod:`nkernels.bench`).
+"""JAX (CPU, ``jax.jit``) as a second peer of nkernels' speed comparisons (see :mod:`nkernels.cli.bench`).
 
 Each benchmark case is rebuilt in ``jax.numpy`` from the nkernels model's own layers, with
 PyTorch's semantics: Dense ``x @ W.T + b``; Conv2D NCHW/OIHW with zero padding
@@ -12,7 +12,7 @@ steps. The loss is the mean softmax cross-entropy and the optimizer Adam written
 check that the twin is the same model.
 
 JAX is optional (``pip install "jax[cpu]"``); it is imported inside the functions, which raise
-ImportError without it, as :func:`nkernels.bench.speedups` expects of a missing peer.
+ImportError without it, as :func:`nkernels.cli.bench.speedups` expects of a missing peer.
 
 Threads: XLA's CPU client has no supported setting for its thread count. It sizes its thread
 pool from the CPUs the process may run on (its affinity mask, ``sched_getaffinity``), which is
@@ -23,7 +23,7 @@ into Eigen (matmul, convolution) single-threaded, and ``intra_op_parallelism_thr
 XLA flag at all (jaxlib 0.10.2 lists no such flag in ``XLA_FLAGS=--help``; jax-ml/jax#16215
 reports many threads despite both; an unknown flag such as ``--intra_op_parallelism_threads=1``
 aborts the process). Nothing here sets any of them: on a 2-core machine XLA's compute pool is
-sized for the 2 cores, the thread count nkernels and PyTorch get in :mod:`nkernels.bench` (the
+sized for the 2 cores, the thread count nkernels and PyTorch get in :mod:`nkernels.cli.bench` (the
 process holds more threads, which XLA's runtime and compiler use, not for the computation).
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import layers as L
+from .. import layers as L
 from .bench import Case, data, median_seconds
 
 #: a JAX layer: (params, x) -> y, params being the whole model's dict of arrays
@@ -265,7 +265,7 @@ def jax_adam_steps(case: Case, params: dict[str, Any], X: Any, y: Any, n_steps: 
 
 def jax_step(case: Case, n_steps: int = 20, repeat: int = 15) -> float:
     """Seconds per training step of JAX (``jax.jit``, CPU, float32, Adam) on ``case``: the same
-    initial weights, data and batch size as :func:`nkernels.bench.nkernels_step`, batches placed
+    initial weights, data and batch size as :func:`nkernels.cli.bench.nkernels_step`, batches placed
     on the device beforehand, each timed run ending with ``jax.block_until_ready``; compilation
     and warm-up are not timed. Raises ImportError when JAX is not installed."""
     jax = _jax()

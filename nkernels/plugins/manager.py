@@ -38,17 +38,17 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from ._version import __version__
-from .errors import PluginConflictError, PluginLoadError, PluginLoadWarning
+from .._version import __version__
+from ..errors import PluginConflictError, PluginLoadError, PluginLoadWarning
 
 PROJECT = "nkernels"
 ENTRY_POINT_GROUP = "nkernels"
 BUILTIN_PLUGINS = (
-    "nkernels.builtins.layers",
-    "nkernels.builtins.schemes",
-    "nkernels.builtins.datasets",
-    "nkernels.builtins.kernels",
-    "nkernels.builtins.exporters",
+    "nkernels.plugins.builtins.layers",
+    "nkernels.plugins.builtins.schemes",
+    "nkernels.plugins.builtins.datasets",
+    "nkernels.plugins.builtins.kernels",
+    "nkernels.plugins.builtins.exporters",
 )
 #: registry kind -> the hook that fills it
 REGISTRY_HOOKS = {
@@ -328,7 +328,7 @@ def table(kind: str) -> RegistryTable:
 def _validate(kind: str, plugin: str, result: Any) -> list[tuple[Any, Any]]:
     """Check one hook's return value and turn it into (key, value) pairs."""
     if kind == "kernels":
-        from .kernel_registry import KernelRecord
+        from .kernels import KernelRecord
 
         records = list(result or [])
         for record in records:
@@ -355,12 +355,12 @@ def _validate(kind: str, plugin: str, result: Any) -> list[tuple[Any, Any]]:
 
 def _check_value(kind: str, name: str, value: Any) -> None:
     if kind == "layers":
-        from .layers.base import Layer
+        from ..layers.base import Layer
 
         if not (isinstance(value, type) and issubclass(value, Layer)):
             raise TypeError(f"layer {name!r} must be a subclass of nkernels.layers.Layer, got {value!r}")
     elif kind == "schemes":
-        from .schemes.base import Scheme
+        from ..schemes.base import Scheme
 
         if not (isinstance(value, type) and issubclass(value, Scheme)):
             raise TypeError(f"scheme {name!r} must be a subclass of nkernels.schemes.Scheme, got {value!r}")

@@ -1,10 +1,10 @@
 """Registers the ONNX exporters of the built-in layers (``onnx`` itself is imported only on export)."""
-from ..plugin_marker import hookimpl
+from ..marker import hookimpl
 
 
 @hookimpl
 def nkernels_register_exporters():
     """The built-in layers' ONNX exporters by layer registry name."""
-    from ..onnx_exporters import BUILTIN_EXPORTERS
+    from ...export.onnx_layers import BUILTIN_EXPORTERS
 
     return dict(BUILTIN_EXPORTERS)

@@ -1,6 +1,6 @@
 """Registers the built-in ``backprop`` scheme."""
-from ..plugin_marker import hookimpl
-from ..schemes.backprop import Backprop
+from ..marker import hookimpl
+from ...schemes.backprop import Backprop
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 
 Each layer is written by the exporter registered for it through the
 ``nkernels_register_exporters`` hook (the built-in layers' exporters are in
-:mod:`nkernels.onnx_exporters`). An exporter receives an :class:`OnnxGraph`, adds nodes and
+:mod:`nkernels.export.onnx_layers`). An exporter receives an :class:`OnnxGraph`, adds nodes and
 weights to it and returns the name of its output. The ``onnx`` package is an optional extra
 (``pip install "nkernels[onnx]"``) imported only when a model is exported.
 """
@@ -61,7 +61,7 @@ class OnnxGraph:
 
     def weight(self, array: Any, hint: str = "weight") -> str:
         """Add ``array`` as an initializer in the model's float dtype; returns its name."""
-        from . import devices
+        from ..runtime import devices
 
         return self.constant(np.asarray(devices.to_host(array), dtype=self.dtype), hint)
 
@@ -89,7 +89,7 @@ class OnnxGraph:
 
     def export(self, obj: Any, x: str, input_shape: tuple[int, ...], scope: str = "") -> str:
         """Export ``obj`` (a layer, a Sequential, or an extractor with an exporter) applied to ``x``."""
-        from .model import Sequential
+        from ..model import Sequential
 
         if isinstance(obj, Sequential):
             return self.export_sequential(obj, x, input_shape, scope)
@@ -111,8 +111,8 @@ class OnnxGraph:
 
 def _describe(obj: Any) -> str:
     """``obj``'s class, and the layer or extractor name and plugin it is registered under, if any."""
-    from . import registry
-    from .layers.base import Layer
+    from .. import registry
+    from ..layers.base import Layer
 
     text = type(obj).__name__
     table, kind = (registry.layers, "") if isinstance(obj, Layer) else (registry.extractors, "extractor ")
@@ -132,9 +132,9 @@ def find_exporter(obj: Any, where: str | None = None) -> Exporter:
     registering exporters for the same layer, one by class and one by name, are a
     :class:`~nkernels.errors.PluginConflictError`.
     """
-    from . import plugins, registry
-    from .errors import PluginConflictError
-    from .layers.base import Layer
+    from .. import plugins, registry
+    from ..errors import PluginConflictError
+    from ..layers.base import Layer
 
     table = plugins.table("exporters")
     by_class = table.get(type(obj))
@@ -159,7 +159,7 @@ def find_exporter(obj: Any, where: str | None = None) -> Exporter:
             f"{at}({_describe(obj)}) has no ONNX exporter, so the model cannot be exported. Exporters exist for: "
             f"{', '.join(sorted(plugins.key_label('exporters', k) for k in table)) or 'none'}. The plugin that "
             f"provides the {what} can add one through the nkernels_register_exporters hook "
-            f"(see nkernels.hookspecs).")
+            f"(see nkernels.plugins.hookspecs).")
     return entry.value
 
 
@@ -179,9 +179,9 @@ def _check_input_shape(input_shape: Any) -> tuple[int | None, ...]:
 def build_onnx(model: Any, input_shape: Any, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
                dtype: Any = None, input_name: str = "input", output_name: str = "output") -> Any:
     """The ``onnx.ModelProto`` of ``model`` for inputs of ``input_shape`` (see :func:`export_onnx`)."""
-    from . import devices
-    from .layers.base import Layer, as_float_dtype, check_bool
-    from .model import Sequential
+    from ..runtime import devices
+    from ..layers.base import Layer, as_float_dtype, check_bool
+    from ..model import Sequential
 
     onnx = _require_onnx()
     from onnx import TensorProto, helper

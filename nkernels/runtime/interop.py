@@ -1,7 +1,7 @@
 """Arrays from other libraries as nkernels input, without a copy: ``__cuda_array_interface__`` and DLPack.
 
 A CUDA model (``model.to("cuda")``) takes CuPy arrays, PyTorch CUDA tensors and numba device
-arrays as they are: they carry ``__cuda_array_interface__``, which :mod:`nkernels.devices`
+arrays as they are: they carry ``__cuda_array_interface__``, which :mod:`nkernels.runtime.devices`
 reads. :func:`as_device_input` also takes arrays that speak only DLPack (JAX on the GPU, or any
 ``__dlpack__`` producer), and CPU tensors (PyTorch, JAX, ...) for a CPU model::
 

@@ -1,6 +1,6 @@
 """Registers the built-in layers."""
-from .. import layers as L
-from ..plugin_marker import hookimpl
+from ... import layers as L
+from ..marker import hookimpl
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """Registers every built-in CPU kernel, and its CUDA twin, at priority 0."""
-from ..kernel_registry import KernelRecord, LazyKernel, records_from_module
-from ..plugin_marker import hookimpl
+from ..kernels import KernelRecord, LazyKernel, records_from_module
+from ..marker import hookimpl
 
 CPU_KERNEL_MODULES = ("activation", "augment", "batching", "conv", "dense", "dropout", "loss", "norms", "optim",
                       "pool", "random", "recurrent", "reshape")

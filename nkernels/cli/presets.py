@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import layers as L
-from .model import Sequential
+from .. import layers as L
+from ..model import Sequential
 
 
 def mlp(input_shape: tuple[int, ...], n_classes: int, hidden: tuple[int, ...] = (128, 128),

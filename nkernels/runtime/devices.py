@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DeviceUnavailableError
+from ..errors import DeviceUnavailableError
 
 DEVICES = ("cpu", "cuda")
 

@@ -117,7 +117,7 @@ def nkernels_register_datasets():
 
 @hookspec
 def nkernels_register_kernels():
-    """Return a list of :class:`nkernels.kernel_registry.KernelRecord` offering alternative kernels.
+    """Return a list of :class:`nkernels.plugins.kernels.KernelRecord` offering alternative kernels.
 
     A record names the op (for example ``"dense_forward"``), the device (``"cpu"`` or
     ``"cuda"``), the function, and a priority. The built-in kernels have priority 0; a plugin
@@ -130,7 +130,7 @@ def nkernels_register_kernels():
         import numpy as np
         from numba import njit
         import nkernels as nk
-        from nkernels.kernel_registry import KernelRecord
+        from nkernels.plugins.kernels import KernelRecord
 
         @njit(cache=True)
         def relu_forward_branchless(x, out):
@@ -150,7 +150,7 @@ def nkernels_register_exporters():
     A key is a layer's registry name (``"leaky_relu"``) or a class; an exporter applies to that
     exact class only (a subclass needs its own). An exporter is called as
     ``exporter(layer, graph, x, input_shape)``: ``graph`` is an
-    :class:`nkernels.onnx_export.OnnxGraph`, ``x`` the name of the layer's input in the graph,
+    :class:`nkernels.export.onnx_export.OnnxGraph`, ``x`` the name of the layer's input in the graph,
     and ``input_shape`` its shape (batch first). It adds nodes with ``graph.node(...)`` and
     weights with ``graph.weight(...)`` (stored in the model's float dtype), and returns the name
     of the layer's output; ``graph.export(obj, x, input_shape, scope=graph.fresh("inner") + "/")``

@@ -1,6 +1,6 @@
 """Registers the built-in datasets."""
-from ..datasets import load_digits
-from ..plugin_marker import hookimpl
+from ...datasets import load_digits
+from ..marker import hookimpl
 
 
 @hookimpl

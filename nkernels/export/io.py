@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .devices import to_host
-from .errors import CorruptFileError, PluginError
+from ..runtime.devices import to_host
+from ..errors import CorruptFileError, PluginError
 
 FORMAT = "nkernels"
 FORMAT_VERSION = "1"
@@ -181,7 +181,7 @@ def _spec(array: Any) -> str:
 def _check_optimizer_state(optimizer: dict[str, Any], params: dict[str, np.ndarray], path: Any) -> None:
     """CorruptFileError unless every saved optimizer state array belongs to a saved parameter and has
     the flat shape and the dtype of that parameter (the optimizer would otherwise restart it at zero)."""
-    from .optimizers import OPTIMIZERS
+    from ..optimizers import OPTIMIZERS
 
     steps = optimizer.get("steps")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -244,7 +244,7 @@ def load(path: str | os.PathLike):
     Raises CorruptFileError for a bad file, and an ``UnknownNameError`` naming the layer type (and
     the plugin that provides it, when known) for a model whose plugin is not installed.
     """
-    from .model import Sequential
+    from ..model import Sequential
 
     checkpoint = read_checkpoint(path)
     try:
@@ -259,7 +259,7 @@ def load(path: str | os.PathLike):
 
 def load_optimizer(path: str | os.PathLike):
     """The optimizer saved with the model at ``path`` (state included), or None if none was saved."""
-    from .optimizers import get_optimizer
+    from ..optimizers import get_optimizer
 
     checkpoint = read_checkpoint(path)
     if checkpoint.optimizer is None:

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import layers as L
-from .model import Sequential
+from .. import layers as L
+from ..model import Sequential
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,9 @@ def nkernels_step(case: Case, n_steps: int = 20, repeat: int = 15, device: str =
     """Seconds per training step of nkernels (Adam) on ``case``: the compiled path on the CPU, the
     device trainer on ``"cuda"`` (data on the GPU; each timed run ends with its losses copied
     back, which waits for the GPU)."""
-    from .losses import SoftmaxCrossEntropy
-    from .optimizers import Adam
-    from .training import DeviceTrainer, make_trainer
+    from ..losses import SoftmaxCrossEntropy
+    from ..optimizers import Adam
+    from ..trainers import DeviceTrainer, make_trainer
 
     X, y = data(case, n_steps)
     trainer = make_trainer(case.build().to(device), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape,
@@ -146,7 +146,7 @@ PEERS = ("torch", "jax")
 
 
 def _peer_step(peer: str) -> Callable[..., float]:
-    """The function timing one case on ``peer``: :func:`torch_step` or :func:`nkernels.bench_jax.jax_step`."""
+    """The function timing one case on ``peer``: :func:`torch_step` or :func:`nkernels.cli.bench_jax.jax_step`."""
     if peer == "torch":
         return torch_step
     from .bench_jax import jax_step

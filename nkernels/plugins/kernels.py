@@ -67,6 +67,6 @@ class LazyKernel:
 
 def kernel(op: str, device: str = "cpu") -> Callable:
     """The kernel function in force for ``op`` on ``device`` (loads the plugins on first use)."""
-    from . import registry
+    from .. import registry
 
     return registry.kernels[(op, device)]

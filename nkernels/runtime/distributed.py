@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any, Callable, Iterator, Sequence
 
-from .errors import DistributedUnavailableError
+from ..errors import DistributedUnavailableError
 
 INSTALL_HINT = 'pip install "nkernels[distributed]"'
 
