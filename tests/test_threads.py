@@ -191,10 +191,10 @@ print(json.dumps({"layer": numba.threading_layer(), "this_thread": this_thread, 
 
 def test_training_leaves_the_openmp_blas_and_environment_settings_as_they_were():
     """Numba's OpenMP layer switches on nested parallelism for the thread that starts its pool; when that was
-    the user's thread, PyTorch imported later ran its nested regions (MKL, oneDNN inside its own) with teams
-    inside teams on the same runtime and trained about 7x slower. After nk.train, the calling thread has the
-    OpenMP runtime's own settings (those of a new thread), BLAS its thread counts, the environment what the
-    user set, and Numba its configured thread count."""
+    the user's thread, PyTorch imported later (on the same runtime) started a new team for every region it
+    reached inside another, and trained 4-7x slower. After nk.train, the calling thread has the OpenMP
+    runtime's own settings (those of a new thread), BLAS its thread counts, the environment what the user
+    set, and Numba its configured thread count."""
     run = run_child(SETTINGS_AFTER_TRAIN, NUMBA_THREADING_LAYER="omp", NUMBA_NUM_THREADS="2", OMP_NESTED=None,
                     OMP_MAX_ACTIVE_LEVELS=None)
     if run.returncode != 0 and "No threading layer could be loaded" in run.stderr:
