@@ -29,6 +29,7 @@ CASES = [
     ("relu", lambda: L.ReLU(), (3, 7)),
     ("sigmoid", lambda: L.Sigmoid(), (2, 3, 4)),
     ("tanh", lambda: L.Tanh(), (1, 5)),
+    ("silu", lambda: L.SiLU(), (3, 2, 5)),
     ("flatten", lambda: L.Flatten(), (2, 3, 2, 2)),
     ("dropout", lambda: L.Dropout(0.3, seed=7), (4, 6)),
     ("lstm-last", lambda: L.LSTM(3, 4), (2, 5, 3)),
@@ -69,8 +70,9 @@ def torch_counterpart(layer):
         module = nn.MaxPool1d(layer.kernel_size, layer.stride)
     elif isinstance(layer, L.AvgPool2D):
         module = nn.AvgPool2d(layer.kernel_size, layer.stride)
-    elif isinstance(layer, (L.ReLU, L.Sigmoid, L.Tanh, L.Flatten)):
-        module = {L.ReLU: nn.ReLU, L.Sigmoid: nn.Sigmoid, L.Tanh: nn.Tanh, L.Flatten: nn.Flatten}[type(layer)]()
+    elif isinstance(layer, (L.ReLU, L.Sigmoid, L.Tanh, L.SiLU, L.Flatten)):
+        module = {L.ReLU: nn.ReLU, L.Sigmoid: nn.Sigmoid, L.Tanh: nn.Tanh, L.SiLU: nn.SiLU,
+                  L.Flatten: nn.Flatten}[type(layer)]()
     elif isinstance(layer, (L.LSTM, L.GRU)):
         cls = nn.LSTM if isinstance(layer, L.LSTM) else nn.GRU
         module = cls(layer.input_size, layer.hidden_size, batch_first=True)

@@ -38,6 +38,17 @@ def test_every_layer_round_trips(make, shape):
     assert_round_trip(model, shape, batches=(None, shape[0] + 2))
 
 
+@pytest.mark.parametrize("opset, ops", [(17, ["Sigmoid", "Mul"]), (24, ["Swish"])])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_silu_exports_as_swish_where_the_opset_has_it(opset, ops, dtype):
+    from nkernels.export.onnx_export import build_onnx
+
+    model = nk.Sequential([L.SiLU()]).astype(dtype)
+    assert [node.op_type for node in build_onnx(model, (None, 4), opset=opset).graph.node][:-1] == ops
+    x = np.random.default_rng(0).standard_normal((3, 4)) * 10  # both tails of the sigmoid
+    check_onnx_export(model, (None, 4), [x], opset=opset)
+
+
 def test_recurrent_gates_are_reordered():
     """LSTM/GRU weights with every gate block different: a wrong gate order would change the outputs."""
     rng = np.random.default_rng(5)

@@ -65,6 +65,13 @@ def export_tanh(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str
     return graph.node("Tanh", [x])
 
 
+def export_silu(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """SiLU: ``Swish`` from opset 24 on, before that ``Mul(x, Sigmoid(x))``."""
+    if graph.opset >= 24:
+        return graph.node("Swish", [x])
+    return graph.node("Mul", [x, graph.node("Sigmoid", [x])], hint="silu")
+
+
 def export_dropout(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
     """Dropout: ``Identity``, as at inference (``training=False``)."""
     return graph.node("Identity", [x])
@@ -119,6 +126,6 @@ def export_frozen(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> s
 BUILTIN_EXPORTERS = {
     "dense": export_dense, "conv1d": export_conv, "conv2d": export_conv, "maxpool1d": export_maxpool,
     "maxpool2d": export_maxpool, "avgpool2d": export_avgpool, "relu": export_relu, "sigmoid": export_sigmoid,
-    "tanh": export_tanh, "dropout": export_dropout, "flatten": export_flatten, "lstm": export_lstm,
-    "gru": export_gru, "frozen": export_frozen,
+    "tanh": export_tanh, "silu": export_silu, "dropout": export_dropout, "flatten": export_flatten,
+    "lstm": export_lstm, "gru": export_gru, "frozen": export_frozen,
 }

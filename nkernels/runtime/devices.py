@@ -71,13 +71,25 @@ def device_of(a: Any) -> str:
     return "cuda" if is_device_array(a) else "cpu"
 
 
-def as_device_array(a: Any) -> Any:
-    """A GPU array as a numba device array, without a copy (CuPy, PyTorch CUDA tensors, numba arrays)."""
+def as_device_array(a: Any, what: str = "array") -> Any:
+    """``a`` as a numba device array, without a copy.
+
+    Accepts numba device arrays (returned as they are) and any object with
+    ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors), viewed through
+    ``cuda.as_cuda_array``. A NumPy array or anything else is a TypeError naming ``what``: the
+    CUDA kernels write their outputs in place on the device, and a silent host round trip would
+    hide that (:func:`to_device` copies a host array over).
+    """
+    if isinstance(a, np.ndarray):
+        raise TypeError(f"{what} is a NumPy array; the CUDA kernels take device arrays "
+                        f"(numba.cuda.to_device(...), CuPy, PyTorch CUDA tensors)")
     from numba import cuda
 
     if cuda.devicearray.is_cuda_ndarray(a):
         return a
-    return cuda.as_cuda_array(a)
+    if hasattr(a, "__cuda_array_interface__"):
+        return cuda.as_cuda_array(a)
+    raise TypeError(f"{what} must be a device array (with __cuda_array_interface__), got {type(a).__name__}")
 
 
 def to_device(a: Any) -> Any:
@@ -145,5 +157,5 @@ def synchronize(device: str) -> None:
 
 
 def flat_view(a: Any) -> Any:
-    """A 1-D view of a C-contiguous array on either device (no copy)."""
-    return a.reshape(a.size)
+    """A 1-D view of a C-contiguous array on either device (no copy; a 1-D array as it is)."""
+    return a if a.ndim == 1 else a.reshape(a.size)

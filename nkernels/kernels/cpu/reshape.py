@@ -1,19 +1,5 @@
-"""Reshaping kernels: Flatten (a copy between flat views) and taking the last step of a sequence."""
+"""Reshaping kernels: the last step of a sequence (Flatten is a view and needs no kernel)."""
 from numba import njit
-
-
-@njit(cache=True, error_model="numpy")
-def flatten_forward(x, out):
-    """Copy the 1-D view ``x`` into the 1-D view ``out`` (same length)."""
-    for i in range(x.shape[0]):
-        out[i] = x[i]
-
-
-@njit(cache=True, error_model="numpy")
-def flatten_backward(dy, dx):
-    """Copy the 1-D view ``dy`` into the 1-D view ``dx`` (same length)."""
-    for i in range(dy.shape[0]):
-        dx[i] = dy[i]
 
 
 @njit(cache=True, error_model="numpy")

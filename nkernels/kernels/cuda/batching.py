@@ -6,7 +6,7 @@ source row and writes are coalesced.
 """
 from numba import cuda
 
-from .launch import as_device_array, flat, grid_stride
+from .launch import as_device_array, flat_view, grid_stride
 
 __all__ = ["gather_rows", "gather_labels"]
 
@@ -36,7 +36,7 @@ def gather_rows(src, order, start, out):
     if n * f == 0:
         return
     blocks, threads = grid_stride(n * f, per_thread=1)
-    _gather_rows[blocks, threads](flat(src), f, order, int(start), flat(out))
+    _gather_rows[blocks, threads](flat_view(src), f, order, int(start), flat_view(out))
 
 
 def gather_labels(src, order, start, out):

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from .launch import as_device_array, flat, grid_stride, scratch, simulator
+from .launch import as_device_array, flat_view, grid_stride, scratch, simulator
 from .reduce import MAX_THREADS, block_sum, finish, finish_into, partials_for, partials_for_blocks
 
 __all__ = ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "count_correct",
@@ -110,7 +110,7 @@ def _sce_partials(logits, labels, probs):
     chunk = _chunk()
     if c <= chunk:
         blocks, threads, partials = partials_for_blocks(math.ceil(n / (chunk // c)))
-        _sce_forward_kernel(chunk)[blocks, threads](flat(logits), labels, flat(probs), n, c, partials)
+        _sce_forward_kernel(chunk)[blocks, threads](flat_view(logits), labels, flat_view(probs), n, c, partials)
     else:
         blocks, threads, partials = partials_for(n)
         _sce_forward_rows[blocks, threads](logits, labels, probs, partials)
@@ -167,7 +167,7 @@ def softmax_cross_entropy_backward(probs, labels, dlogits):
     if n == 0:
         return
     blocks, threads = grid_stride(n * c, per_thread=1)
-    _sce_backward[blocks, threads](flat(probs), labels, flat(dlogits), c, np.float64(1.0 / n))
+    _sce_backward[blocks, threads](flat_view(probs), labels, flat_view(dlogits), c, np.float64(1.0 / n))
 
 
 @lru_cache(maxsize=None)
@@ -228,7 +228,7 @@ def _count_partials(logits, labels):
     chunk = _chunk()
     if c <= chunk:
         blocks, threads, partials = partials_for_blocks(math.ceil(n / (chunk // c)))
-        _count_correct_kernel(chunk)[blocks, threads](flat(logits), labels, n, c, partials)
+        _count_correct_kernel(chunk)[blocks, threads](flat_view(logits), labels, n, c, partials)
     else:
         blocks, threads, partials = partials_for(n)
         _count_correct_rows[blocks, threads](logits, labels, partials)
