@@ -33,30 +33,40 @@ def _monitored(logs: dict[str, Any], monitor: str) -> float:
 
 
 class LearningRateSchedule(Callback):
-    """Base of per-epoch schedules: :meth:`rate` gives the learning rate of an epoch from the initial one."""
+    """Base of per-epoch schedules: :meth:`rate` gives the learning rate of an epoch from the initial one.
+
+    The initial rate is the optimizer's at the first epoch. In a run of several stages, each
+    with its own optimizer, the schedule starts again with each stage, over that stage's epochs.
+    """
 
     def __init__(self):
         self.initial_lr: float | None = None
+        self.first_epoch: int | None = None
+        self.epochs: int | None = None
 
     def on_train_begin(self, model, params):
-        if self.context.optimizer is None:
-            raise ValueError(f"{type(self).__name__} needs a scheme with an optimizer")
-        if self.initial_lr is None:
-            self.initial_lr = self.context.optimizer.lr
         self.epochs = params.get("epochs")
 
+    def on_stage_begin(self, stage):
+        self.initial_lr, self.first_epoch, self.epochs = None, None, stage.epochs
+
     def on_epoch_begin(self, epoch):
-        self.context.optimizer.lr = self.rate(epoch)
+        optimizer = self.context.optimizer
+        if optimizer is None:
+            raise ValueError(f"{type(self).__name__} needs a scheme with an optimizer")
+        if self.initial_lr is None:
+            self.initial_lr, self.first_epoch = optimizer.lr, epoch
+        optimizer.lr = self.rate(epoch - (self.first_epoch or 0))
 
     def rate(self, epoch: int) -> float:
-        """The learning rate of epoch ``epoch`` (from 0)."""
+        """The learning rate of epoch ``epoch`` (from 0, counted from the start of the run or stage)."""
         raise NotImplementedError
 
     def state_dict(self):
-        return {"initial_lr": self.initial_lr}
+        return {"initial_lr": self.initial_lr, "first_epoch": self.first_epoch}
 
     def load_state(self, state, arrays):
-        self.initial_lr = state["initial_lr"]
+        self.initial_lr, self.first_epoch = state["initial_lr"], state.get("first_epoch", 0)
 
 
 class StepLR(LearningRateSchedule):
@@ -99,6 +109,9 @@ class ReduceLROnPlateau(Callback):
         self.min_lr, self.min_delta = float(min_lr), float(min_delta)
         self.best, self.wait = math.inf, 0
 
+    def on_stage_begin(self, stage):
+        self.best, self.wait = math.inf, 0  # a new stage's loss is not comparable with the last one's
+
     def on_epoch_end(self, epoch, logs):
         value = _monitored(logs, self.monitor)
         if value < self.best - self.min_delta:
@@ -120,9 +133,9 @@ class ReduceLROnPlateau(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights at the end.
 
-    A scheme that trains in stages whose losses are not comparable (greedy layer-wise training)
-    calls :meth:`reset` when a stage starts and :meth:`restore_best` when it ends, so that a stop
-    ends that stage only.
+    In a run of several stages whose losses are not comparable (greedy layer-wise training),
+    monitoring starts afresh with each stage (:meth:`reset`) and the stage's best weights are put
+    back when it ends (:meth:`restore_best`); a stop ends that stage only.
     """
 
     best_weights: dict[str, np.ndarray] | None
@@ -148,6 +161,12 @@ class EarlyStopping(Callback):
         """
         if self.restore_best_weights and self.best_weights is not None and self.context is not None:
             self.context.model.set_params(self.best_weights)
+
+    def on_stage_begin(self, stage):
+        self.reset()
+
+    def on_stage_end(self, stage):
+        self.restore_best()
 
     def on_epoch_end(self, epoch, logs):
         value = _monitored(logs, self.monitor)

@@ -221,7 +221,7 @@ def test_training_killed_while_checkpointing_resumes_to_the_same_weights(tmp_pat
     finally:
         process.kill()  # SIGKILL
         process.wait()
-    assert read_checkpoint(tmp_path / "checkpoint.safetensors").extra["epoch"] == 1  # the previous one
+    assert read_checkpoint(tmp_path / "checkpoint.safetensors").extra["position"]["epoch"] == 1  # the previous one
     X, y = nk.datasets.load("digits")[:2]
 
     def mlp():

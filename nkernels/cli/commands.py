@@ -122,13 +122,14 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
 def _resume_note(checkpoint_dir: str) -> str:
     """One line saying where a resumed run picks up."""
     from ..export.io import read_checkpoint
-    from ..schemes.backprop import CHECKPOINT_FILE
+    from ..schemes.checkpoints import CHECKPOINT_FILE
 
     path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
     if not os.path.exists(path):
         return f"no checkpoint in {checkpoint_dir} yet: starting a new run"
     extra = read_checkpoint(path).extra or {}
-    return f"resuming the run in {checkpoint_dir} after epoch {extra.get('epoch', '?')}"
+    epoch = extra.get("position", {}).get("epoch", extra.get("epoch", "?"))
+    return f"resuming the run in {checkpoint_dir} after epoch {epoch}"
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
