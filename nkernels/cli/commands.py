@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -153,40 +154,21 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     X, X_test = presets.prepare_inputs(form, X), presets.prepare_inputs(form, X_test)
     n_classes = int(max(y.max(), y_test.max())) + 1
     model = _build_model(args.model, X.shape[1:], n_classes, args.seed).to(args.device)
-    epochs = args.epochs if args.epochs is not None else defaults["epochs"]
+    # a preset's epochs are backprop's; another scheme trains for its own default unless told
+    epochs = args.epochs if args.epochs is not None else defaults["epochs"] if args.scheme == "backprop" else None
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume continues the run in --checkpoint-dir DIR; give that directory")
     if args.plot:
         from .plotting import check_plot_path
 
         check_plot_path(args.plot)  # before training: a missing matplotlib must not cost a run
-    if args.resume and args.scheme == "backprop":
+    if args.resume:
         console.print(_resume_note(args.checkpoint_dir), highlight=False, soft_wrap=True, markup=False)
     callbacks = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
     history = train(model, X, y, scheme=args.scheme, epochs=epochs, seed=args.seed,
                     validation_data=(X_test, y_test), callbacks=callbacks, **options)
-    table = Table(title=f"{args.model} on {args.data}, {args.scheme}")
-    table.add_column("epoch", justify="right")
-    columns = [key for key in ("loss", "accuracy", "val_accuracy") if key in history]
-    if "lr" in history and len(set(history["lr"])) > 1:  # a schedule changed it
-        columns.append("lr")
-    for key in columns:
-        table.add_column({"accuracy": "train acc", "val_accuracy": "test acc"}.get(key, key), justify="right")
-    table.add_column("time (s)", justify="right")
-    elapsed = 0.0
-    for epoch in range(history.epochs):
-        row = [str(epoch + 1)]
-        for key in columns:
-            value = history[key][epoch]
-            if value is None:  # a metric some epochs lack
-                row.append("-")
-            else:
-                row.append(f"{value:.4f}" if key == "loss" else f"{value:.3g}" if key == "lr" else
-                           f"{100 * value:.2f}%")
-        elapsed += (history["time"][epoch] or 0.0) if "time" in history else 0.0
-        row.append(f"{elapsed:.2f}")
-        table.add_row(*row)
-    console.print(table)
+    console.print(_history_table(history, f"{args.model} on {args.data}, {args.scheme}"))
+    elapsed = float(sum(t or 0.0 for t in history["time"])) if "time" in history else 0.0
     final = evaluate(model, X_test, y_test)
     summary = f"test loss {final['loss']:.4f}"
     if "accuracy" in final:
@@ -201,6 +183,47 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         plot_history(history, args.plot)
         console.print(f"curves written to {args.plot}", highlight=False, soft_wrap=True, markup=False)
     return 0
+
+
+#: the columns every training table starts with, and their headers
+_MAIN_COLUMNS = {"stage": "stage", "loss": "loss", "accuracy": "train acc", "val_accuracy": "test acc"}
+#: metrics left out of the table (the time is shown summed; the validation loss beside the accuracy is noise)
+_HIDDEN_COLUMNS = {"time", "lr", "val_loss"}
+
+
+def _history_table(history: Any, title: str) -> Table:
+    """The epochs of ``history`` as a table: stage, loss and accuracies first, then the scheme's own
+    metrics (ES's generation and fitness, ADMM's residual ...), the learning rate when a schedule
+    changed it, and the training time so far."""
+    table = Table(title=title)
+    table.add_column("epoch", justify="right")
+    columns = [key for key in _MAIN_COLUMNS if key in history]
+    columns += [key for key in history if key not in _MAIN_COLUMNS and key not in _HIDDEN_COLUMNS]
+    if "lr" in history and len(set(history["lr"])) > 1:  # a schedule changed it
+        columns.append("lr")
+    for key in columns:
+        table.add_column(_MAIN_COLUMNS.get(key, key), justify="left" if key == "stage" else "right")
+    table.add_column("time (s)", justify="right")
+    elapsed = 0.0
+    for epoch in range(history.epochs):
+        row = [str(epoch + 1)] + [_cell(key, history[key][epoch]) for key in columns]
+        elapsed += (history["time"][epoch] or 0.0) if "time" in history else 0.0
+        row.append(f"{elapsed:.2f}")
+        table.add_row(*row)
+    return table
+
+
+def _cell(key: str, value: Any) -> str:
+    """One metric as the table shows it: accuracies in percent, losses to 4 places, counts as integers."""
+    if value is None:  # a metric some epochs lack
+        return "-"
+    if isinstance(value, str):
+        return value
+    if key.endswith("accuracy"):
+        return f"{100 * value:.2f}%"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    return f"{value:.4f}" if key.endswith("loss") else f"{value:.4g}"
 
 
 def cmd_plugins(args: argparse.Namespace, console: Console) -> int:
