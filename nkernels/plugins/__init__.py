@@ -12,10 +12,11 @@ The user-facing registries are in :mod:`nkernels.registry`.
 """
 from .manager import (ACTIVE, BUILTIN_PLUGINS, DISABLED, ENTRY_POINT_GROUP, FAILED, FIRST_PARTY_NAMES, PROJECT,
                       REGISTRY_HOOKS, Entry, PluginInfo, RegistryTable, ensure_loaded, has_observers, key_label,
-                      missing_name_hint, notify, plugin_infos, register_plugin, reset, table, unregister_plugin)
+                      missing_name_hint, notify, plugin_infos, register_plugin, reset, singular, table,
+                      unregister_plugin)
 from .marker import hookimpl
 
 __all__ = ["ACTIVE", "FAILED", "DISABLED", "PROJECT", "ENTRY_POINT_GROUP", "BUILTIN_PLUGINS", "REGISTRY_HOOKS",
            "FIRST_PARTY_NAMES", "Entry", "PluginInfo", "RegistryTable", "ensure_loaded", "reset", "register_plugin",
-           "unregister_plugin", "plugin_infos", "table", "key_label", "missing_name_hint", "notify", "has_observers",
+           "unregister_plugin", "plugin_infos", "table", "singular", "key_label", "missing_name_hint", "notify", "has_observers",
            "hookimpl"]

@@ -44,19 +44,23 @@ def nkernels_register_layers():
 def nkernels_register_schemes():
     """Return a mapping from scheme name to :class:`nkernels.schemes.Scheme` subclass.
 
-    Example::
+    A scheme writes its setup and its epoch and inherits the rest from the toolkit (checkpoints,
+    validation, callbacks, schedules, early stopping, the divergence guard; see
+    ``docs/write-a-scheme.md``). Example::
 
         import nkernels as nk
 
         class RandomSearch(nk.schemes.Scheme):
-            def __init__(self, sigma=0.01):
+            name = "random-search"
+            capabilities = nk.schemes.Capabilities(learning_rate=False, batches=False)
+
+            def __init__(self, sigma=0.01, **toolkit_options):
+                super().__init__(**toolkit_options)   # checkpoint_dir, resume ...
                 self.sigma = sigma
 
-            def fit(self, model, X, y=None, *, epochs=1, batch_size=32, seed=None,
-                    callbacks=None, validation_data=None):
-                history = nk.History()
-                ...  # perturb, keep the better weights, history.append(loss=...)
-                return history
+            def train_epoch(self, run, epoch):
+                ...  # perturb the weights (draw from run.rng), keep the better ones
+                return nk.evaluate(run.model, run.X, run.y, loss=run.loss)
 
         @nk.hookimpl
         def nkernels_register_schemes():
@@ -64,6 +68,34 @@ def nkernels_register_schemes():
 
     Then ``nk.train(model, X, y, scheme="random-search", sigma=0.1)`` passes ``sigma`` to the
     constructor and the training arguments to ``fit``.
+    """
+
+
+@hookspec
+def nkernels_register_losses():
+    """Return a mapping from loss name to :class:`nkernels.losses.Loss` subclass.
+
+    The loss describes its passes once (``passes()``: kernel calls writing the batch's mean to
+    ``LOSSES[INDEX]``), so it trains on the compiled path too. Example::
+
+        import nkernels as nk
+        from nkernels.passes import DX, INDEX, LOSSES, TARGET, X, Call, LossPasses
+
+        class MAE(nk.losses.Loss):  # mean absolute error
+            def prepare_targets(self, targets, output_shape, dtype):
+                return nk.losses.MSE().prepare_targets(targets, output_shape, dtype)
+
+            def passes(self):
+                return LossPasses(forward=(Call("mae_forward_into", X.flat, TARGET.flat, LOSSES, INDEX),),
+                                  backward=(Call("mae_backward", X.flat, TARGET.flat, DX.flat),))
+
+        @nk.hookimpl
+        def nkernels_register_losses():
+            return {"mae": MAE}
+
+    with ``mae_forward_into`` and ``mae_backward`` registered through
+    :func:`nkernels_register_kernels`. Then ``nk.train(model, X, y, loss="mae")`` uses it, and
+    ``nk.registry.losses["mae"] is MAE``.
     """
 
 

@@ -49,6 +49,7 @@ BUILTIN_PLUGINS = (
     "nkernels.plugins.builtins.datasets",
     "nkernels.plugins.builtins.kernels",
     "nkernels.plugins.builtins.exporters",
+    "nkernels.plugins.builtins.losses",
 )
 #: registry kind -> the hook that fills it
 REGISTRY_HOOKS = {
@@ -58,9 +59,15 @@ REGISTRY_HOOKS = {
     "datasets": "nkernels_register_datasets",
     "kernels": "nkernels_register_kernels",
     "exporters": "nkernels_register_exporters",
+    "losses": "nkernels_register_losses",
 }
 
 ACTIVE, FAILED, DISABLED = "active", "failed", "disabled"
+
+
+def singular(kind: str) -> str:
+    """One entry of a registry kind, for messages: ``layers`` -> ``layer``, ``losses`` -> ``loss``."""
+    return kind[:-2] if kind.endswith("sses") else kind[:-1]
 
 #: the names the first-party plugin distributions register, so that a lookup of one whose
 #: plugin is missing can say which distribution to install
@@ -304,7 +311,7 @@ def missing_name_hint(kind: str, name: Any) -> str:
     dist = FIRST_PARTY_NAMES.get(kind, {}).get(name) if isinstance(name, str) else None
     if dist is None:
         return ""
-    what = f"the {kind[:-1]} {name!r} is provided by the plugin distribution {dist}"
+    what = f"the {singular(kind)} {name!r} is provided by the plugin distribution {dist}"
     for info in plugin_infos():
         if _canonical(info.distribution) != _canonical(dist):
             continue
@@ -359,13 +366,18 @@ def _check_value(kind: str, name: str, value: Any) -> None:
 
         if not (isinstance(value, type) and issubclass(value, Layer)):
             raise TypeError(f"layer {name!r} must be a subclass of nkernels.layers.Layer, got {value!r}")
+    elif kind == "losses":
+        from ..losses import Loss
+
+        if not (isinstance(value, type) and issubclass(value, Loss)):
+            raise TypeError(f"loss {name!r} must be a subclass of nkernels.losses.Loss, got {value!r}")
     elif kind == "schemes":
         from ..schemes.base import Scheme
 
         if not (isinstance(value, type) and issubclass(value, Scheme)):
             raise TypeError(f"scheme {name!r} must be a subclass of nkernels.schemes.Scheme, got {value!r}")
     elif not callable(value):
-        raise TypeError(f"{kind[:-1]} {name!r} must be a class or a callable, got {value!r}")
+        raise TypeError(f"{singular(kind)} {name!r} must be a class or a callable, got {value!r}")
 
 
 def key_label(kind: str, key: Any) -> str:
@@ -379,7 +391,7 @@ def key_label(kind: str, key: Any) -> str:
 
 def _conflict(kind: str, key: Any, entries: tuple[Entry, ...]) -> PluginConflictError:
     what = f"kernel {key[0]!r} on {key[1]} at priority {entries[0].value.priority}" if kind == "kernels" \
-        else f"{kind[:-1]} {key_label(kind, key)!r}"
+        else f"{singular(kind)} {key_label(kind, key)!r}"
     providers = " and ".join(f"{e.plugin!r} (distribution {e.distribution} {e.version})" for e in entries)
     last = entries[-1]
     # the plugin name says which one to skip, unless two plugins share it: then the distribution does
@@ -457,7 +469,7 @@ def _refuse(kind: str, label: str, entry: Entry, info: PluginInfo) -> None:
         reason = (f"registers kernel {label} at priority {entry.value.priority}, the built-in's priority; the "
                   f"built-in kernel stays. A plugin kernel overrides a built-in only with a higher priority")
     else:
-        reason = (f"registers the {kind[:-1]} {label!r}, a name reserved for nkernels' built-in; that "
+        reason = (f"registers the {singular(kind)} {label!r}, a name reserved for nkernels' built-in; that "
                   f"registration was refused and the built-in stays (the plugin's other names still load). "
                   f"The plugin must use another name")
     warnings.warn(f"{_describe(info)} {reason}.", PluginLoadWarning, stacklevel=5)
