@@ -9,10 +9,9 @@ import numpy as np
 from ..runtime import devices
 from ..callbacks import Callback, CallbackList, as_callback_list
 from ..validation import (
-    check_features, check_fit_arguments, check_model_input, check_same_length, check_validation_data)
+    check_features, check_fit_arguments, check_int, check_model_input, check_same_length, check_validation_data)
 from ..errors import TrainingDivergedError
 from ..history import History
-from ..layers.base import check_positive_int
 from ..losses import get_loss
 from ..optimizers import get_optimizer
 from ..trainers import DeviceTrainer, LayerwiseTrainer, make_trainer, run_epoch_batches
@@ -64,7 +63,7 @@ class Backprop(Scheme):
             raise TypeError(f"schedule must be 'step', 'cosine', 'plateau' or a callback from nkernels.schedules, "
                             f"got {schedule!r}")
         self.schedule = schedule
-        self.augment_shift = check_positive_int(augment_shift, "augment_shift", minimum=0)
+        self.augment_shift = check_int(augment_shift, "augment_shift", minimum=0)
         self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
         if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir, the directory of the run to continue")
