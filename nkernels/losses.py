@@ -8,7 +8,7 @@ import numpy as np
 from .runtime import devices
 from .errors import NotFittedError
 from .plugins.kernels import kernel
-from .layers.base import FLOAT_DTYPES, as_numeric_array
+from .validation import FLOAT_DTYPES, as_numeric_array
 from .passes import COUNTS, DX, INDEX, LOSSES, TARGET, X, Call, Frame, LossPasses, run, work
 
 

@@ -7,7 +7,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from .runtime import devices
-from .layers.base import Layer, as_float_dtype, as_numeric_array, check_positive_int
+from .layers.base import Layer
+from .validation import as_numeric_array, check_float_dtype, check_int
 
 
 class Sequential:
@@ -120,7 +121,7 @@ class Sequential:
 
     def astype(self, dtype: Any) -> "Sequential":
         """Cast every layer to ``dtype`` (float32 or float64) in place; returns self."""
-        dt = as_float_dtype(dtype)
+        dt = check_float_dtype(dtype)
         for layer in self.layers:
             layer.astype(dt)
         return self
@@ -195,7 +196,7 @@ class Sequential:
     def predict(self, X: Any, batch_size: int = 256) -> np.ndarray:
         """The outputs for every row of ``X``, computed in batches in evaluation mode."""
         X = as_numeric_array(X, "X")
-        batch_size = check_positive_int(batch_size, "batch_size")
+        batch_size = check_int(batch_size, "batch_size")
         if len(X) == 0:
             raise ValueError("X is empty")
         from .runtime.threads import blas_single_threaded

@@ -14,13 +14,7 @@ from typing import Any
 import numpy as np
 
 from .callbacks import Callback
-from .layers.base import check_positive_int
-
-
-def _check_factor(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
-    return float(value)
+from .validation import check_bool, check_int, check_number
 
 
 def _monitored(logs: dict[str, Any], monitor: str) -> float:
@@ -74,8 +68,8 @@ class StepLR(LearningRateSchedule):
 
     def __init__(self, step_size: int, gamma: float = 0.1):
         super().__init__()
-        self.step_size = check_positive_int(step_size, "step_size")
-        self.gamma = _check_factor(gamma, "gamma")
+        self.step_size = check_int(step_size, "step_size")
+        self.gamma = check_number(gamma, "gamma", low=0, high=1, low_open=True, high_open=True)
 
     def rate(self, epoch):
         return self.initial_lr * self.gamma ** (epoch // self.step_size)
@@ -86,8 +80,8 @@ class CosineLR(LearningRateSchedule):
 
     def __init__(self, total_epochs: int | None = None, min_lr: float = 0.0):
         super().__init__()
-        self.total_epochs = None if total_epochs is None else check_positive_int(total_epochs, "total_epochs")
-        self.min_lr = float(min_lr)
+        self.total_epochs = check_int(total_epochs, "total_epochs", allow_none=True)
+        self.min_lr = check_number(min_lr, "min_lr", low=0)
 
     def rate(self, epoch):
         total = self.total_epochs or self.epochs or 1
@@ -104,9 +98,10 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 5, min_lr: float = 0.0,
                  min_delta: float = 0.0):
         self.monitor = monitor
-        self.factor = _check_factor(factor, "factor")
-        self.patience = check_positive_int(patience, "patience")
-        self.min_lr, self.min_delta = float(min_lr), float(min_delta)
+        self.factor = check_number(factor, "factor", low=0, high=1, low_open=True, high_open=True)
+        self.patience = check_int(patience, "patience")
+        self.min_lr = check_number(min_lr, "min_lr", low=0)
+        self.min_delta = check_number(min_delta, "min_delta", low=0)
         self.best, self.wait = math.inf, 0
 
     def on_stage_begin(self, stage):
@@ -143,9 +138,9 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
                  restore_best_weights: bool = True):
         self.monitor = monitor
-        self.patience = check_positive_int(patience, "patience")
-        self.min_delta = float(min_delta)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.patience = check_int(patience, "patience")
+        self.min_delta = check_number(min_delta, "min_delta", low=0)
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
         self.stopped_epoch: int | None = None
         self.reset()
 

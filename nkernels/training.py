@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from .runtime import devices
-from .validation import check_features, check_model_input, check_same_length
-from .layers.base import check_positive_int
+from .validation import check_features, check_int, check_model_input, check_same_length
 from .losses import Loss, get_loss
 from .runtime.threads import blas_single_threaded
 
@@ -30,7 +29,7 @@ def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> 
     """The mean loss (and accuracy, for classification) of ``model`` on ``X``, ``y`` in evaluation mode."""
     X = check_features(X, dtype=model.dtype)
     check_same_length(X, y)
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     loss = default_loss(y) if loss is None else get_loss(loss)
     out_shape = check_model_input(model, X)
     targets = loss.prepare_targets(y, out_shape, model.dtype)

@@ -302,9 +302,9 @@ def test_frozen_extractors_export_through_the_hook(tmp_path):
 
 @pytest.mark.parametrize("shape, error, match", [
     ((64,), ValueError, "batch axis first"),
-    ((0, 64), ValueError, "positive int or None"),
+    ((0, 64), ValueError, r"input_shape\[0\] \(the batch size\) must be at least 1, got 0"),
     ((1, 63), ValueError, "Dense"),
-    ((1, 64.0), ValueError, "positive ints"),
+    ((1, 64.0), TypeError, r"input_shape\[1\] must be an integer, got 64.0 \(float\)"),
 ])
 def test_bad_input_shapes_are_refused(shape, error, match, tmp_path):
     model = nk.presets.build("mlp", (64,), 10)
@@ -316,7 +316,7 @@ def test_bad_arguments_are_refused(tmp_path):
     model = nk.Sequential([L.Dense(2, 2)])
     with pytest.raises(TypeError, match="Sequential or Layer"):
         nk.export_onnx("model", tmp_path / "m.onnx", (1, 2))
-    with pytest.raises(ValueError, match="opset must be an int of at least 13"):
+    with pytest.raises(ValueError, match="opset must be at least 13, got 11"):
         nk.export_onnx(model, tmp_path / "m.onnx", (1, 2), opset=11)
     with pytest.raises(TypeError, match="float32 or float64"):
         nk.export_onnx(model, tmp_path / "m.onnx", (1, 2), dtype="float16")

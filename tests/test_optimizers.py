@@ -80,8 +80,12 @@ def test_bad_optimizer_options():
         SGD(clip_norm=0)
     with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
         SGD(nesterov=True)
-    with pytest.raises(ValueError, match=r"betas must be a pair"):
+    with pytest.raises(TypeError, match=r"betas must be a pair"):
         Adam(betas=0.9)
+    with pytest.raises(ValueError, match=r"betas must be a pair"):
+        Adam(betas=(0.9, 0.99, 0.999))
+    with pytest.raises(ValueError, match=r"betas\[1\] must be a finite number in \[0, 1\), got 1.0"):
+        Adam(betas=(0.9, 1.0))
 
 
 @pytest.mark.parametrize("ours, theirs", [

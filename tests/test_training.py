@@ -216,7 +216,8 @@ class RecordEvents(nk.callbacks.Callback):
 
 
 @pytest.mark.parametrize("validation, error, message", [
-    (lambda Xv, yv: Xv, ValueError, r"validation_data must be a pair \(X_val, y_val\)"),
+    (lambda Xv, yv: Xv, TypeError, r"validation_data must be a pair \(X_val, y_val\), got ndarray"),
+    (lambda Xv, yv: (Xv, yv, yv), ValueError, r"validation_data must be a pair \(X_val, y_val\), got a tuple of 3"),
     (lambda Xv, yv: (Xv[:, :10], yv), ValueError, r"X_val of shape \(20, 10\) does not fit the model"),
     (lambda Xv, yv: (Xv, yv[:5]), ValueError, "X_val has 20 samples but y_val has 5"),
     (lambda Xv, yv: (np.where(Xv > 0.5, np.nan, Xv), yv), ValueError, "X_val contains .* NaN or infinite"),

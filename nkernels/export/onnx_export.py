@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..validation import check_bool, check_float_dtype, check_int
+
 #: the opset written unless told otherwise (onnxruntime >= 1.14 runs it)
 DEFAULT_OPSET = 17
 #: the lowest opset the built-in exporters support (Squeeze takes its axes as an input from 13 on)
@@ -164,23 +166,20 @@ def find_exporter(obj: Any, where: str | None = None) -> Exporter:
 
 
 def _check_input_shape(input_shape: Any) -> tuple[int | None, ...]:
-    if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
-        raise ValueError(f"input_shape must be the shape of an input batch, batch axis first (e.g. (1, 64)), "
-                         f"got {input_shape!r}")
-    batch, *rest = input_shape
-    for value in rest:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"input_shape {tuple(input_shape)} must hold positive ints after the batch axis")
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
-        raise ValueError(f"the batch size in input_shape must be a positive int or None, got {batch!r}")
-    return (None if batch is None else int(batch),) + tuple(int(v) for v in rest)
+    expected = "input_shape must be the shape of an input batch, batch axis first (e.g. (1, 64))"
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"{expected}, got {input_shape!r}")
+    if len(input_shape) < 2:
+        raise ValueError(f"{expected}, got {input_shape!r}")
+    batch = check_int(input_shape[0], "input_shape[0] (the batch size)", allow_none=True)
+    return (batch,) + tuple(check_int(v, f"input_shape[{i}]") for i, v in enumerate(input_shape) if i)
 
 
 def build_onnx(model: Any, input_shape: Any, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
                dtype: Any = None, input_name: str = "input", output_name: str = "output") -> Any:
     """The ``onnx.ModelProto`` of ``model`` for inputs of ``input_shape`` (see :func:`export_onnx`)."""
     from ..runtime import devices
-    from ..layers.base import Layer, as_float_dtype, check_bool
+    from ..layers.base import Layer
     from ..model import Sequential
 
     onnx = _require_onnx()
@@ -193,11 +192,10 @@ def build_onnx(model: Any, input_shape: Any, *, opset: int = DEFAULT_OPSET, dyna
     if not model.layers:
         raise ValueError("the model has no layers")
     shape = _check_input_shape(input_shape)
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
-        raise ValueError(f"opset must be an int of at least {MIN_OPSET}, got {opset!r}")
+    opset = check_int(opset, "opset", MIN_OPSET)
     dynamic_batch = check_bool(dynamic_batch, "dynamic_batch") or shape[0] is None
     concrete: tuple[int, ...] = (shape[0] or 1,) + tuple(int(d) for d in shape[1:])  # type: ignore[arg-type]
-    dtype = as_float_dtype(model.dtype if dtype is None else dtype)
+    dtype = check_float_dtype(model.dtype if dtype is None else dtype)
     try:  # one sample through the model: a ValueError names the first layer the shape does not fit
         probe = devices.to_host(model.forward(np.zeros((1,) + shape[1:], model.dtype)))
     except ValueError as exc:

@@ -11,56 +11,7 @@ from ..errors import NotFittedError
 from ..plugins.kernels import kernel
 from ..passes.interpret import Frame, refs, run
 from ..passes.ir import VIEW, LayerPasses, calls_of
-
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def as_float_dtype(dtype: Any) -> np.dtype:
-    """``dtype`` as a NumPy dtype, which must be float32 or float64."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt
-
-
-def as_numeric_array(x: Any, what: str = "input") -> np.ndarray:
-    """``x`` as a NumPy array of numbers; a clear TypeError for anything else."""
-    if devices.is_device_array(x):
-        raise TypeError(f"{what} is a GPU array but this layer is on the CPU; call model.to('cuda') "
-                        f"first or pass a NumPy array")
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"{what} must hold numbers (float or int), got dtype {arr.dtype}")
-    return arr
-
-
-def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum``; a clear error otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def check_bool(value: Any, name: str) -> bool:
-    """``value`` as a bool; a clear TypeError for anything but True or False."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def pair(value: Any, name: str, minimum: int = 1) -> tuple[int, int]:
-    """An int or a pair of ints as a pair, each at least ``minimum``."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return check_positive_int(value[0], name, minimum), check_positive_int(value[1], name, minimum)
-    v = check_positive_int(value, name, minimum)
-    return v, v
+from ..validation import FLOAT_DTYPES, as_numeric_array, check_float_dtype
 
 
 class Layer:
@@ -237,7 +188,7 @@ class Layer:
     def astype(self, dtype: Any) -> "Layer":
         """Cast parameters, gradients and floating-point buffers (running statistics, say) to
         ``dtype`` (float32 or float64) in place; integer buffers (counters) keep theirs. Returns self."""
-        dt = as_float_dtype(dtype)
+        dt = check_float_dtype(dtype)
         self._dtype = dt
         for name in list(self.params):
             host = np.ascontiguousarray(devices.to_host(self.params[name]), dtype=dt)

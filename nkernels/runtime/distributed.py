@@ -23,6 +23,7 @@ import os
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import DistributedUnavailableError
+from ..validation import check_int
 
 INSTALL_HINT = 'pip install "nkernels[distributed]"'
 
@@ -53,9 +54,7 @@ def check_options(workers: Any = None, scheduler: Any = None) -> tuple[int | Non
     ``workers`` is None or a positive int; ``scheduler`` is None or an address string such as
     ``"tcp://10.0.0.5:8786"``. Giving both is an error: a LocalCluster or an existing cluster.
     """
-    if workers is not None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = check_int(workers, "workers", allow_none=True)
     if scheduler is not None:
         if not isinstance(scheduler, str) or not scheduler.strip():
             raise TypeError(f"scheduler must be an address string such as 'tcp://HOST:8786', got {scheduler!r}")

@@ -6,6 +6,7 @@ from typing import Any
 from ..losses import get_loss
 from ..optimizers import get_optimizer
 from ..trainers import DeviceTrainer, LayerwiseTrainer, make_trainer
+from ..validation import check_bool
 from .base import Capabilities, Scheme
 
 
@@ -48,10 +49,10 @@ class Backprop(Scheme):
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
         self.loss = None if loss is None else get_loss(loss)
-        self.compiled = bool(compiled)
+        self.compiled = check_bool(compiled, "compiled")
         if split_batches and not self.compiled:
             raise ValueError("split_batches=True needs the compiled path (compiled=True)")
-        self.split_batches = None if split_batches is None else bool(split_batches)
+        self.split_batches = None if split_batches is None else check_bool(split_batches, "split_batches")
 
     def setup(self, run) -> None:
         run.optimizer = self.optimizer.fresh()

@@ -103,8 +103,7 @@ class Scheme:
 
     def __init__(self, *, checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
                  schedule: Any = None, augment_shift: int = 0):
-        from ..layers.base import check_bool
-        from ..layers.base import check_positive_int as check_int
+        from ..validation import check_bool, check_int
 
         who = self.name or type(self).__name__
         given = [name for name, value in (("checkpoint_dir", checkpoint_dir), ("resume", resume),

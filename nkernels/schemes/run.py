@@ -17,7 +17,8 @@ from ..callbacks import Callback, CallbackList, as_callback_list
 from ..errors import TrainingDivergedError
 from ..history import History
 from ..runtime import devices
-from ..validation import check_features, check_model_input, check_same_length, check_validation_data
+from ..validation import (check_features, check_int, check_model_input, check_same_length, check_seed,
+                          check_validation_data)
 from .base import Scheme, Stage
 from .checkpoints import Position, load_checkpoint, save_checkpoint
 
@@ -42,18 +43,14 @@ class TrainingRun:
 
     def __init__(self, scheme: Scheme, model: Any, X: Any, y: Any = None, *, epochs: int | None = None,
                  batch_size: int | None = None, seed: Any = None, callbacks: Any = None, validation_data: Any = None):
-        from ..layers.base import check_positive_int
-
         caps, who = scheme.capabilities, scheme.name or type(scheme).__name__
         self.scheme, self.model = scheme, model
-        self.epochs = check_positive_int(scheme.default_epochs if epochs is None else epochs, "epochs")
+        self.epochs = check_int(scheme.default_epochs if epochs is None else epochs, "epochs")
         if batch_size is not None and not caps.batches:
             raise ValueError(f"{who} trains on the whole training set each epoch, so batch_size has no effect; "
                              f"drop it")
-        batch_size = check_positive_int(scheme.default_batch_size if batch_size is None else batch_size, "batch_size")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        self.seed = None if seed is None else int(seed)
+        batch_size = check_int(scheme.default_batch_size if batch_size is None else batch_size, "batch_size")
+        self.seed = check_seed(seed)
         if model.device not in caps.devices:
             raise ValueError(f"{who} runs on {' or '.join(caps.devices)}; the model is on {model.device!r} "
                              f"(move it with model.to({caps.devices[0]!r}))")

@@ -60,8 +60,10 @@ def test_config_round_trip_and_bad_arguments():
     model = nk.Sequential([nk.layers.Dense(2, 2), LeakyReLU(0.3)])
     rebuilt = nk.Sequential.from_config(model.get_config())
     assert isinstance(rebuilt[1], LeakyReLU) and rebuilt[1].negative_slope == 0.3
-    with pytest.raises(TypeError, match="negative_slope must be a finite number"):
+    with pytest.raises(TypeError, match="negative_slope must be a number, got 'steep'"):
         LeakyReLU("steep")
+    with pytest.raises(ValueError, match="alpha must be a finite number, got nan"):
+        ELU(float("nan"))
 
 
 def _away_from_zero(shape, rng):

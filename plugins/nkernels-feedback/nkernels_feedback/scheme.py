@@ -8,9 +8,8 @@ import numpy as np
 import nkernels as nk
 from nkernels.callbacks import CallbackList
 from nkernels.validation import (
-    check_features, check_fit_arguments, check_model_input, check_same_length, check_validation_data)
+    check_bool, check_features, check_fit_arguments, check_model_input, check_same_length, check_validation_data)
 from nkernels.errors import TrainingDivergedError
-from nkernels.layers.base import check_bool
 from nkernels.losses import get_loss
 from nkernels.optimizers import get_optimizer
 from nkernels.trainers import run_epoch_batches

@@ -5,8 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import (ENCODINGS, Extractor, check_bool, check_choice, check_int, check_number, check_rows, check_seed,
-                   feature_statistics, standardize)
+from nkernels.validation import check_bool, check_choice, check_int, check_number, check_rows, check_seed
+
+from .base import ENCODINGS, Extractor, feature_statistics, standardize
 
 ALGORITHMS = ("lloyd", "minibatch")
 INITS = ("k-means++", "random")
@@ -50,7 +51,7 @@ class KMeans(Extractor):
             check_choice(init, "init", INITS)
         self.init = init
         self.max_iter = check_int(max_iter, "max_iter")
-        self.tol = check_number(tol, "tol")
+        self.tol = check_number(tol, "tol", low=0)
         self.algorithm = check_choice(algorithm, "algorithm", ALGORITHMS)
         self.batch_size = check_int(batch_size, "batch_size")
         self.spherical = check_bool(spherical, "spherical")
