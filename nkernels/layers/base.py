@@ -154,6 +154,27 @@ class Layer:
         probe = np.zeros((1,) + tuple(input_shape[1:]), dtype=self.dtype)
         return (input_shape[0],) + self.forward(probe).shape[1:]
 
+    # -- parameters and buffers ----------------------------------------------------------------
+    def add_parameter(self, name: str, shape: tuple[int, ...]) -> Any:
+        """Declare the trainable parameter ``name`` of ``shape``, with its gradient (zeros, in the
+        layer's dtype); returns it. :meth:`reset_parameters` draws its values, :meth:`astype` and
+        :meth:`to` cast and move it, and saves, loads, copies and checkpoints carry it by name."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"a parameter name must be an identifier, got {name!r}")
+        shape = tuple(int(s) for s in shape)
+        self.params[name] = devices.zeros(shape, self.dtype, self.device)
+        self.grads[name] = devices.zeros(shape, self.dtype, self.device)
+        return self.params[name]
+
+    def add_buffer(self, name: str, value: Any) -> np.ndarray:
+        """Declare the buffer ``name``: state that is not trained but decides the numbers (running
+        statistics, a random-number counter), kept on the host; returns it. Saves, loads, copies
+        and checkpoints carry it; :meth:`astype` casts it when it holds floats."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"a buffer name must be an identifier, got {name!r}")
+        self.buffers[name] = np.ascontiguousarray(value)
+        return self.buffers[name]
+
     def reset_parameters(self, rng: np.random.Generator) -> None:
         """Draw fresh initial parameters from ``rng`` (layers without parameters do nothing)."""
 
