@@ -13,7 +13,7 @@ import tracemalloc
 #: internal modules the suite uses -> where they have lived, newest first
 _INTERNAL = {
     "bench": ("nkernels.cli.bench", "nkernels.bench"),
-    "threads": ("nkernels.threads",),
+    "threads": ("nkernels.runtime.threads", "nkernels.threads"),
 }
 
 #: peer module -> (its name, how to install it)

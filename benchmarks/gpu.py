@@ -123,7 +123,7 @@ class Bench:
         n = self.elems()
         b = self.dtype.itemsize
         x, y, dy, dx = self.rand(n), self.empty(n), self.rand(n), self.empty(n)
-        for f in ("relu", "sigmoid", "tanh"):
+        for f in ("relu", "sigmoid", "tanh", "silu"):
             fwd, bwd = getattr(k, f + "_forward"), getattr(k, f + "_backward")
             self.run("activation", f + "_forward", f"{n:,}", lambda: fwd(x, y), 2 * n * b)
             self.run("activation", f + "_backward", f"{n:,}", lambda: bwd(y, dy, dx), 3 * n * b)
@@ -134,8 +134,9 @@ class Bench:
         n = self.elems()
         b = self.dtype.itemsize
         x, mask, out, dx = self.rand(n), self.empty(n), self.empty(n), self.empty(n)
+        seed, counter = self.np.array([7], self.np.int64), self.np.zeros(1, self.np.int64)  # host buffers
         self.run("dropout", "dropout_forward", f"{n:,}",
-                 lambda: k.dropout_forward(x, 0.3, 7, 0, mask, out), 3 * n * b)
+                 lambda: k.dropout_forward(x, 0.3, seed, counter, mask, out), 3 * n * b)
         self.run("dropout", "dropout_backward", f"{n:,}",
                  lambda: k.dropout_backward(x, mask, dx), 3 * n * b)
 
@@ -177,11 +178,11 @@ class Bench:
 
         n = self.elems()
         b = self.dtype.itemsize
-        x, y = self.rand(n), self.empty(n)
-        self.run("reshape", "flatten_forward", f"{n:,}", lambda: k.flatten_forward(x, y), 2 * n * b)
         t, h = 28, 128
         nb = max(1, n // (t * h))
         hs, out = self.rand(nb, t, h), self.empty(nb, h)
+        self.run("reshape", "last_step_forward", f"{nb}x{t}x{h}",
+                 lambda: k.last_step_forward(hs, out), 2 * nb * h * b)
         self.run("reshape", "last_step_backward", f"{nb}x{t}x{h}",
                  lambda: k.last_step_backward(out, hs), (nb * t * h + nb * h) * b)
 
@@ -319,7 +320,7 @@ class Bench:
     def training(self):
         """A training step (Adam) of the digits CNN and of LeNet (batch 128): nkernels' device
         trainer and PyTorch eager on the same GPU; the row's name carries the ratio."""
-        from nkernels import bench
+        from nkernels.cli import bench
 
         steps, repeat = (1, 1) if self.args.tiny else (20, max(5, self.repeat // 2))
         for name in ("cnn",) if self.args.tiny else ("cnn", "lenet"):  # LeNet takes hours simulated

@@ -12,9 +12,10 @@ from pathlib import Path
 
 #: module -> the public names documented (the module's __all__ where it has one)
 MODULES = ["nkernels", "nkernels.layers", "nkernels.losses", "nkernels.optimizers", "nkernels.schemes",
-           "nkernels.callbacks", "nkernels.schedules", "nkernels.registry", "nkernels.devices",
-           "nkernels.distributed", "nkernels.testing", "nkernels.sklearn", "nkernels.onnx_export",
-           "nkernels.errors"]
+           "nkernels.callbacks", "nkernels.schedules", "nkernels.registry", "nkernels.runtime.devices",
+           "nkernels.runtime.distributed", "nkernels.testing", "nkernels.sklearn", "nkernels.export.onnx_export",
+           "nkernels.validation", "nkernels.errors", "nkernels.kernels.cuda.elementwise", "nkernels.passes",
+           "nkernels.trainers"]
 OUT = Path(__file__).with_name("api.md")
 
 

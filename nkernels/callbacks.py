@@ -50,6 +50,14 @@ class Callback:
     def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
         """Mini-batch ``batch`` (from 0 within the epoch) ended; schemes call this only when wanted."""
 
+    def on_stage_begin(self, stage: Any) -> None:
+        """A stage of a run in several stages (greedy layer-wise training) begins; ``stage.name``
+        says which. Its optimizer is ``context.optimizer`` from now on."""
+
+    def on_stage_end(self, stage: Any) -> None:
+        """A stage ended: its epochs are done, or a callback stopped it (stopping a stage does not
+        stop the run)."""
+
     def on_train_end(self, history: Any) -> None:
         """Training ended; ``history`` is what ``fit`` returns."""
 
@@ -127,6 +135,14 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_batch_end(batch, logs)
         plugins.notify("nkernels_on_batch_end", model=self.model, batch=batch, logs=logs)
+
+    def on_stage_begin(self, stage):
+        for cb in self.callbacks:
+            cb.on_stage_begin(stage)
+
+    def on_stage_end(self, stage):
+        for cb in self.callbacks:
+            cb.on_stage_end(stage)
 
     def on_train_end(self, history):
         for cb in self.callbacks:

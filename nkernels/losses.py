@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from . import devices
+from .runtime import devices
 from .errors import NotFittedError
-from .kernel_registry import kernel
-from .layers.base import FLOAT_DTYPES, as_numeric_array
+from .plugins.kernels import kernel
+from .validation import FLOAT_DTYPES, as_numeric_array
 from .passes import COUNTS, DX, INDEX, LOSSES, TARGET, X, Call, Frame, LossPasses, run, work
 
 
@@ -171,18 +171,19 @@ class MSE(Loss):
                           backward=(Call("mse_backward", X.flat, TARGET.flat, DX.flat),))
 
 
-LOSS_NAMES = {"softmax_cross_entropy": SoftmaxCrossEntropy, "cross_entropy": SoftmaxCrossEntropy, "mse": MSE}
-
-
 def get_loss(loss: Any) -> Loss:
-    """A Loss instance from an instance, a class or a name (``"cross_entropy"``, ``"mse"``)."""
+    """A Loss instance from an instance, a class or a registered name (``"cross_entropy"``, ``"mse"``,
+    or a plugin's: ``nk.registry.losses``)."""
+    from . import registry
+
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, type) and issubclass(loss, Loss):
         return loss()
-    if isinstance(loss, str) and loss.lower() in LOSS_NAMES:
-        return LOSS_NAMES[loss.lower()]()
-    raise ValueError(f"unknown loss {loss!r}; available: {', '.join(sorted(LOSS_NAMES))} or a Loss instance")
+    if isinstance(loss, str):
+        return registry.losses[loss.lower()]()
+    raise TypeError(f"loss must be a registered name ({', '.join(sorted(registry.losses))}), a Loss class or a "
+                    f"Loss instance, got {loss!r}")
 
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MSE", "get_loss"]

@@ -6,8 +6,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import devices
-from .layers.base import Layer, as_float_dtype, as_numeric_array, check_positive_int
+from .runtime import devices
+from .layers.base import Layer
+from .validation import as_numeric_array, check_float_dtype, check_int
 
 
 class Sequential:
@@ -120,10 +121,23 @@ class Sequential:
 
     def astype(self, dtype: Any) -> "Sequential":
         """Cast every layer to ``dtype`` (float32 or float64) in place; returns self."""
-        dt = as_float_dtype(dtype)
+        dt = check_float_dtype(dtype)
         for layer in self.layers:
             layer.astype(dt)
         return self
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The dtype inputs are given in: the model's dtype, or integers when the first layer takes
+        indices (an Embedding)."""
+        first = self.layers[0].input_dtype if self.layers else None
+        return np.dtype(first) if first is not None else self.dtype
+
+    def check_inputs(self, X: np.ndarray, what: str = "X") -> None:
+        """Check the values of ``X`` (all of it) as the first layer wants them, before any kernel
+        reads them: an Embedding's indices must be in range. Raises a ValueError naming ``what``."""
+        if self.layers:
+            self.layers[0].check_input_values(X, what)
 
     @property
     def device(self) -> str:
@@ -195,10 +209,10 @@ class Sequential:
     def predict(self, X: Any, batch_size: int = 256) -> np.ndarray:
         """The outputs for every row of ``X``, computed in batches in evaluation mode."""
         X = as_numeric_array(X, "X")
-        batch_size = check_positive_int(batch_size, "batch_size")
+        batch_size = check_int(batch_size, "batch_size")
         if len(X) == 0:
             raise ValueError("X is empty")
-        from .threads import blas_single_threaded
+        from .runtime.threads import blas_single_threaded
 
         with blas_single_threaded():
             return np.concatenate([self.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])

@@ -11,26 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from . import devices
-from .kernel_registry import kernel
+from .runtime import devices
+from .plugins.kernels import kernel
 from .passes import STEP, Call, Const, Frame, Local, Phase, Ref, Scalar, run, state
+from .validation import check_bool, check_number
 
 #: the parameter an optimizer phase updates, and its gradient
 PARAM, GRAD = Ref("param"), Ref("grad")
-
-
-def _check_rate(value: Any, name: str, *, positive: bool = False, below_one: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (positive and value == 0) or (below_one and value >= 1):
-        bounds = "in [0, 1)" if below_one else ("above 0" if positive else "at least 0")
-        raise ValueError(f"{name} must be a finite number {bounds}, got {value}")
-    return value
-
-
-def _optional_positive(value: Any, name: str) -> float | None:
-    return None if value is None else _check_rate(value, name, positive=True)
 
 
 def is_constrained(key: str, param: np.ndarray) -> bool:
@@ -51,9 +38,9 @@ class Optimizer:
     state_names: tuple[str, ...] = ()
 
     def __init__(self, lr: float, clip_norm: float | None = None, max_norm: float | None = None):
-        self.lr = _check_rate(lr, "lr", positive=True)
-        self.clip_norm = _optional_positive(clip_norm, "clip_norm")
-        self.max_norm = _optional_positive(max_norm, "max_norm")
+        self.lr = check_number(lr, "lr", low=0, low_open=True)
+        self.clip_norm = check_number(clip_norm, "clip_norm", low=0, low_open=True, allow_none=True)
+        self.max_norm = check_number(max_norm, "max_norm", low=0, low_open=True, allow_none=True)
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
 
@@ -68,7 +55,7 @@ class Optimizer:
         optimizer = copy.copy(self)
         optimizer.steps, optimizer.state = 0, {}
         if lr is not None:
-            optimizer.lr = _check_rate(lr, "lr", positive=True)
+            optimizer.lr = check_number(lr, "lr", low=0, low_open=True)
         return optimizer
 
     def state_for(self, key: str, param: np.ndarray) -> dict[str, np.ndarray]:
@@ -177,9 +164,9 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, clip_norm: float | None = None, max_norm: float | None = None):
         super().__init__(lr, clip_norm, max_norm)
-        self.momentum = _check_rate(momentum, "momentum")
-        self.weight_decay = _check_rate(weight_decay, "weight_decay")
-        self.nesterov = bool(nesterov)
+        self.momentum = check_number(momentum, "momentum", low=0)
+        self.weight_decay = check_number(weight_decay, "weight_decay", low=0)
+        self.nesterov = check_bool(nesterov, "nesterov")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs a momentum above 0")
 
@@ -209,12 +196,14 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, clip_norm: float | None = None, max_norm: float | None = None):
         super().__init__(lr, clip_norm, max_norm)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+        if len(betas) != 2:
             raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
-        self.betas = (_check_rate(betas[0], "betas[0]", below_one=True),
-                      _check_rate(betas[1], "betas[1]", below_one=True))
-        self.eps = _check_rate(eps, "eps", positive=True)
-        self.weight_decay = _check_rate(weight_decay, "weight_decay")
+        self.betas = (check_number(betas[0], "betas[0]", low=0, high=1, high_open=True),
+                      check_number(betas[1], "betas[1]", low=0, high=1, high_open=True))
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
+        self.weight_decay = check_number(weight_decay, "weight_decay", low=0)
 
     def _hyperparameters(self):
         return {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps, "weight_decay": self.weight_decay}

@@ -1,4 +1,4 @@
-"""Read-only registries of layers, schemes, extractors, datasets, kernels and ONNX exporters.
+"""Read-only registries of layers, schemes, extractors, datasets, losses, kernels and ONNX exporters.
 
 Each registry is a mapping from name to the registered class (or loader). The first use of
 any registry loads the plugins. ``nk.registry.layers["dense"] is nk.layers.Dense``, and
@@ -37,7 +37,7 @@ class Registry(Mapping):
         except KeyError:
             available = ", ".join(sorted(plugins.key_label(self.kind, k) for k in table)) or "none"
             hint = plugins.missing_name_hint(self.kind, name)
-            raise UnknownNameError(f"unknown {self.kind[:-1]} {name!r}; " + (f"{hint}. Available: " if hint
+            raise UnknownNameError(f"unknown {plugins.singular(self.kind)} {name!r}; " + (f"{hint}. Available: " if hint
                                    else "available: ") + available) from None
 
     def __contains__(self, name: object) -> bool:
@@ -64,7 +64,7 @@ class Registry(Mapping):
         for name, entries in table.conflicts.items():
             if any(entry.value is obj for entry in entries):
                 raise table.conflict(name)  # registered, but under a name that cannot be used
-        raise UnknownNameError(f"{obj!r} is not registered as a {self.kind[:-1]}; register it through "
+        raise UnknownNameError(f"{obj!r} is not registered as a {plugins.singular(self.kind)}; register it through "
                                f"the {plugins.REGISTRY_HOOKS[self.kind]} hook")
 
     def __repr__(self) -> str:
@@ -78,7 +78,7 @@ class KernelRegistry(Registry):
         return super().__getitem__(key).function
 
     def record(self, key):
-        """The winning :class:`~nkernels.kernel_registry.KernelRecord` for ``(op, device)``."""
+        """The winning :class:`~nkernels.plugins.kernels.KernelRecord` for ``(op, device)``."""
         return super().__getitem__(key)
 
 
@@ -89,6 +89,7 @@ datasets = Registry("datasets")
 kernels = KernelRegistry("kernels")
 #: ONNX exporters keyed by layer registry name or by class (see ``nkernels_register_exporters``)
 exporters = Registry("exporters")
+losses = Registry("losses")
 
 __all__ = ["Registry", "KernelRegistry", "UnknownNameError", "layers", "schemes", "extractors", "datasets", "kernels",
-           "exporters"]
+           "exporters", "losses"]

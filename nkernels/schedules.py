@@ -14,13 +14,7 @@ from typing import Any
 import numpy as np
 
 from .callbacks import Callback
-from .layers.base import check_positive_int
-
-
-def _check_factor(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
-    return float(value)
+from .validation import check_bool, check_int, check_number
 
 
 def _monitored(logs: dict[str, Any], monitor: str) -> float:
@@ -33,30 +27,40 @@ def _monitored(logs: dict[str, Any], monitor: str) -> float:
 
 
 class LearningRateSchedule(Callback):
-    """Base of per-epoch schedules: :meth:`rate` gives the learning rate of an epoch from the initial one."""
+    """Base of per-epoch schedules: :meth:`rate` gives the learning rate of an epoch from the initial one.
+
+    The initial rate is the optimizer's at the first epoch. In a run of several stages, each
+    with its own optimizer, the schedule starts again with each stage, over that stage's epochs.
+    """
 
     def __init__(self):
         self.initial_lr: float | None = None
+        self.first_epoch: int | None = None
+        self.epochs: int | None = None
 
     def on_train_begin(self, model, params):
-        if self.context.optimizer is None:
-            raise ValueError(f"{type(self).__name__} needs a scheme with an optimizer")
-        if self.initial_lr is None:
-            self.initial_lr = self.context.optimizer.lr
         self.epochs = params.get("epochs")
 
+    def on_stage_begin(self, stage):
+        self.initial_lr, self.first_epoch, self.epochs = None, None, stage.epochs
+
     def on_epoch_begin(self, epoch):
-        self.context.optimizer.lr = self.rate(epoch)
+        optimizer = self.context.optimizer
+        if optimizer is None:
+            raise ValueError(f"{type(self).__name__} needs a scheme with an optimizer")
+        if self.initial_lr is None:
+            self.initial_lr, self.first_epoch = optimizer.lr, epoch
+        optimizer.lr = self.rate(epoch - (self.first_epoch or 0))
 
     def rate(self, epoch: int) -> float:
-        """The learning rate of epoch ``epoch`` (from 0)."""
+        """The learning rate of epoch ``epoch`` (from 0, counted from the start of the run or stage)."""
         raise NotImplementedError
 
     def state_dict(self):
-        return {"initial_lr": self.initial_lr}
+        return {"initial_lr": self.initial_lr, "first_epoch": self.first_epoch}
 
     def load_state(self, state, arrays):
-        self.initial_lr = state["initial_lr"]
+        self.initial_lr, self.first_epoch = state["initial_lr"], state.get("first_epoch", 0)
 
 
 class StepLR(LearningRateSchedule):
@@ -64,8 +68,8 @@ class StepLR(LearningRateSchedule):
 
     def __init__(self, step_size: int, gamma: float = 0.1):
         super().__init__()
-        self.step_size = check_positive_int(step_size, "step_size")
-        self.gamma = _check_factor(gamma, "gamma")
+        self.step_size = check_int(step_size, "step_size")
+        self.gamma = check_number(gamma, "gamma", low=0, high=1, low_open=True, high_open=True)
 
     def rate(self, epoch):
         return self.initial_lr * self.gamma ** (epoch // self.step_size)
@@ -76,8 +80,8 @@ class CosineLR(LearningRateSchedule):
 
     def __init__(self, total_epochs: int | None = None, min_lr: float = 0.0):
         super().__init__()
-        self.total_epochs = None if total_epochs is None else check_positive_int(total_epochs, "total_epochs")
-        self.min_lr = float(min_lr)
+        self.total_epochs = check_int(total_epochs, "total_epochs", allow_none=True)
+        self.min_lr = check_number(min_lr, "min_lr", low=0)
 
     def rate(self, epoch):
         total = self.total_epochs or self.epochs or 1
@@ -94,10 +98,14 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 5, min_lr: float = 0.0,
                  min_delta: float = 0.0):
         self.monitor = monitor
-        self.factor = _check_factor(factor, "factor")
-        self.patience = check_positive_int(patience, "patience")
-        self.min_lr, self.min_delta = float(min_lr), float(min_delta)
+        self.factor = check_number(factor, "factor", low=0, high=1, low_open=True, high_open=True)
+        self.patience = check_int(patience, "patience")
+        self.min_lr = check_number(min_lr, "min_lr", low=0)
+        self.min_delta = check_number(min_delta, "min_delta", low=0)
         self.best, self.wait = math.inf, 0
+
+    def on_stage_begin(self, stage):
+        self.best, self.wait = math.inf, 0  # a new stage's loss is not comparable with the last one's
 
     def on_epoch_end(self, epoch, logs):
         value = _monitored(logs, self.monitor)
@@ -120,9 +128,9 @@ class ReduceLROnPlateau(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights at the end.
 
-    A scheme that trains in stages whose losses are not comparable (greedy layer-wise training)
-    calls :meth:`reset` when a stage starts and :meth:`restore_best` when it ends, so that a stop
-    ends that stage only.
+    In a run of several stages whose losses are not comparable (greedy layer-wise training),
+    monitoring starts afresh with each stage (:meth:`reset`) and the stage's best weights are put
+    back when it ends (:meth:`restore_best`); a stop ends that stage only.
     """
 
     best_weights: dict[str, np.ndarray] | None
@@ -130,9 +138,9 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
                  restore_best_weights: bool = True):
         self.monitor = monitor
-        self.patience = check_positive_int(patience, "patience")
-        self.min_delta = float(min_delta)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.patience = check_int(patience, "patience")
+        self.min_delta = check_number(min_delta, "min_delta", low=0)
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
         self.stopped_epoch: int | None = None
         self.reset()
 
@@ -148,6 +156,12 @@ class EarlyStopping(Callback):
         """
         if self.restore_best_weights and self.best_weights is not None and self.context is not None:
             self.context.model.set_params(self.best_weights)
+
+    def on_stage_begin(self, stage):
+        self.reset()
+
+    def on_stage_end(self, stage):
+        self.restore_best()
 
     def on_epoch_end(self, epoch, logs):
         value = _monitored(logs, self.monitor)

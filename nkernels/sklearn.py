@@ -81,7 +81,7 @@ def build_model(model: Any, input_shape: tuple[int, ...], n_outputs: int, seed: 
     :meth:`~nkernels.Sequential.copy` (so Frozen layers keep their fitted extractors) and its
     parameters drawn afresh. A ValueError says what does not fit.
     """
-    from . import presets
+    from .cli import presets
     from .model import Sequential
 
     options = dict(model_options or {})
@@ -139,7 +139,7 @@ class _NKModel(BaseEstimator):
         options = dict(self.scheme_options or {})
         lr = self.lr
         if lr is None and isinstance(self.model, str) and self.scheme == "backprop" and "lr" not in options:
-            from .presets import TRAINING_DEFAULTS
+            from .cli.presets import TRAINING_DEFAULTS
 
             lr = TRAINING_DEFAULTS.get(self.model, {}).get("lr")
         if lr is not None:

@@ -9,12 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from . import devices
-from .data import check_features, check_model_input, check_same_length
-from .layers.base import check_positive_int
+from .runtime import devices
+from .validation import check_model_data, check_int, check_model_input, check_same_length
 from .losses import Loss, get_loss
-from .threads import blas_single_threaded
-from .trainers import DeviceTrainer, LayerwiseTrainer, make_trainer, run_epoch_batches  # noqa: F401 (moved)
+from .runtime.threads import blas_single_threaded
 
 FIT_ARGUMENTS = ("epochs", "batch_size", "seed", "callbacks", "validation_data")
 
@@ -29,9 +27,9 @@ def default_loss(y: Any) -> Loss:
 
 def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> dict[str, float]:
     """The mean loss (and accuracy, for classification) of ``model`` on ``X``, ``y`` in evaluation mode."""
-    X = check_features(X, dtype=model.dtype)
+    X = check_model_data(model, X)
     check_same_length(X, y)
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     loss = default_loss(y) if loss is None else get_loss(loss)
     out_shape = check_model_input(model, X)
     targets = loss.prepare_targets(y, out_shape, model.dtype)
@@ -92,3 +90,15 @@ def train(model, X: Any, y: Any = None, scheme: Any = "backprop", *, progress: b
 
         fit_kwargs["callbacks"] = as_callback_list(fit_kwargs.get("callbacks")) + [ProgressBar()]
     return scheme_obj.fit(model, X, y, **fit_kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("make_trainer", "run_epoch_batches", "LayerwiseTrainer", "DeviceTrainer"):
+        import warnings
+
+        from . import trainers
+
+        warnings.warn(f"nkernels.training.{name} moved to nkernels.trainers.{name}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(trainers, name)
+    raise AttributeError(f"module 'nkernels.training' has no attribute {name!r}")

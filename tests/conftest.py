@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 @pytest.fixture
 def fresh_plugins(monkeypatch):
     """Plugin discovery from scratch (after env changes), and a clean slate again afterwards."""
-    from nkernels import plugins
+    from nkernels.plugins import manager as plugins
 
     for var in ("NKERNELS_STRICT_PLUGINS", "NKERNELS_DISABLE_PLUGIN_AUTOLOAD", "NKERNELS_DISABLE_PLUGINS"):
         monkeypatch.delenv(var, raising=False)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nkernels import bench
+from nkernels.cli import bench
 from nkernels.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

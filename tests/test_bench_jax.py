@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("jax")
 
 import nkernels as nk  # noqa: E402
-from nkernels import bench, bench_jax  # noqa: E402
+from nkernels.cli import bench, bench_jax  # noqa: E402
 from nkernels.losses import SoftmaxCrossEntropy  # noqa: E402
 from nkernels.optimizers import Adam  # noqa: E402
 

@@ -66,28 +66,31 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def quick_run():
-    """Discover the suite and run every pick in one fresh interpreter, as asv's spawned runs do."""
+def _run_suite(picks):
+    """Discover the suite and run ``picks`` in one fresh interpreter, as asv's spawned runs do:
+    the names discovered, and per pick its run."""
     pytest.importorskip("asv_runner", reason="asv is in the test extra: pip install -e '.[test]'")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", DRIVER, str(BENCHMARKS), json.dumps(list(QUICK_PICKS.values()))],
+    done = subprocess.run([sys.executable, "-c", DRIVER, str(BENCHMARKS), json.dumps(picks)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return lines[0]["discovered"], {line["pick"]: line for line in lines[1:]}
 
 
-def test_every_benchmark_file_is_discovered_and_has_a_quick_pick(quick_run):
-    discovered, _ = quick_run
+def test_every_benchmark_file_is_discovered_and_has_a_quick_pick():
+    discovered, _ = _run_suite([])
     files = {p.stem for p in BENCHMARKS.glob("bench_*.py")}
     assert files == set(QUICK_PICKS), "give each benchmark file one quick pick here"
     for stem in files:
         assert any(name.startswith(f"{stem}.") for name in discovered), f"asv finds no benchmark in {stem}.py"
+    assert set(QUICK_PICKS.values()) <= set(discovered)
 
 
-def test_one_benchmark_of_every_file_runs(quick_run):
-    _, runs = quick_run
+@pytest.mark.slow  # about 1.5 minutes: every pick compiles its kernels and the ratios time the peers
+def test_one_benchmark_of_every_file_runs():
+    _, runs = _run_suite(list(QUICK_PICKS.values()))
+    assert set(runs) == set(QUICK_PICKS.values())
     for pick, run in runs.items():
         if pick.startswith("bench_gpu.") and run["skipped"]:  # the CUDA simulator (tests/conftest.py)
             assert "no CUDA GPU" in run["skipped"], run

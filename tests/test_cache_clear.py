@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from nkernels import cache
 from nkernels.cli import main
+from nkernels.runtime import cache
 
 KERNEL = textwrap.dedent("""
     from numba import njit
@@ -49,7 +49,7 @@ def test_the_numba_cache_in_numba_cache_dir_is_found(tmp_path):
     package = _package(tmp_path, "nkfake_elsewhere")
     _compile_in_subprocess(tmp_path, "nkfake_elsewhere.kernels", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     assert not list(package.glob("__pycache__/*.nbi"))
-    code = ("import json, nkernels.cache as c; "
+    code = ("import json, nkernels.runtime.cache as c; "
             f"print(json.dumps([r.path for r in c.numba_cache_removals([({str(package)!r}, None)])]))")
     found = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                            env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))).stdout
@@ -102,7 +102,9 @@ def test_the_cache_command_lists_with_dry_run_and_clears(tmp_path, monkeypatch, 
     package = _package(tmp_path, "nkfake_cli")
     _compile_in_subprocess(tmp_path, "nkfake_cli.kernels")
     monkeypatch.setattr(cache, "package_sources", lambda: [(str(package), None)])
-    monkeypatch.setattr(sys, "path", [])
+    # none of this machine's leftovers; sys.path itself stays, the command imports its modules through it
+    scan = cache.leftover_removals
+    monkeypatch.setattr(cache, "leftover_removals", lambda: scan([]))
     monkeypatch.setenv("NKERNELS_CACHE_DIR", str(tmp_path / "nk"))
     monkeypatch.setenv("COLUMNS", "300")
     assert main(["cache", "clear", "--dry-run"]) == 0

@@ -65,7 +65,7 @@ def test_csv_logger_writes_a_row_per_epoch(tmp_path, digits):
 
 def test_plot_writes_a_png(tmp_path, digits):
     pytest.importorskip("matplotlib")
-    from nkernels.plotting import plot_history
+    from nkernels.cli.plotting import plot_history
 
     history = nk.train(small(), digits[0][:64], digits[1][:64], epochs=3, batch_size=32,
                        validation_data=(digits[2][:50], digits[3][:50]))

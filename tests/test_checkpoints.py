@@ -196,7 +196,7 @@ def test_resuming_from_a_corrupt_checkpoint_is_a_clear_error(tmp_path, images):
 KILLED_TRAINING = """
 import os, sys, time
 import nkernels as nk
-from nkernels.io import read_checkpoint
+from nkernels.export.io import read_checkpoint
 directory = sys.argv[1]
 X, y = nk.datasets.load("digits")[:2]
 real_replace = os.replace
@@ -212,7 +212,7 @@ nk.train(model, X[:100], y[:100], epochs=3, batch_size=32, seed=1, checkpoint_di
 
 
 def test_training_killed_while_checkpointing_resumes_to_the_same_weights(tmp_path):
-    from nkernels.io import read_checkpoint
+    from nkernels.export.io import read_checkpoint
 
     process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED_TRAINING), str(tmp_path)],
                                stdout=subprocess.PIPE, text=True, env=child_env())
@@ -221,7 +221,7 @@ def test_training_killed_while_checkpointing_resumes_to_the_same_weights(tmp_pat
     finally:
         process.kill()  # SIGKILL
         process.wait()
-    assert read_checkpoint(tmp_path / "checkpoint.safetensors").extra["epoch"] == 1  # the previous one
+    assert read_checkpoint(tmp_path / "checkpoint.safetensors").extra["position"]["epoch"] == 1  # the previous one
     X, y = nk.datasets.load("digits")[:2]
 
     def mlp():

@@ -57,9 +57,9 @@ def test_debug_shows_the_traceback():
 def test_plugins_json_lists_builtins_and_first_party_plugins(capsys, fresh_plugins):
     assert main(["plugins", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
-    builtin = rows["nkernels.builtins.layers"]
+    builtin = rows["nkernels.plugins.builtins.layers"]
     assert builtin["status"] == "active" and "dense" in builtin["registered"]["layers"]
-    assert rows["nkernels.builtins.schemes"]["registered"] == {"schemes": ["backprop"]}
+    assert rows["nkernels.plugins.builtins.schemes"]["registered"] == {"schemes": ["backprop"]}
     activations = rows["activations"]
     assert (activations["distribution"], activations["status"]) == ("nkernels-activations", "active")
     assert activations["version"] == metadata.version("nkernels-activations")
@@ -206,7 +206,7 @@ def test_options_another_scheme_does_not_take_are_errors(nk_register_plugin, cap
 
 
 def test_train_on_cuda_without_a_gpu_says_why(monkeypatch, capsys):
-    from nkernels import devices
+    from nkernels.runtime import devices
 
     monkeypatch.setattr(devices, "cuda_status", lambda: (False, "no CUDA driver or GPU found"))
     assert main(["train", "--device", "cuda", "--quiet"]) == 2

@@ -1,10 +1,10 @@
-"""nkernels.distributed: option checks, sharding, and a loopback LocalCluster session."""
+"""nkernels.runtime.distributed: option checks, sharding, and a loopback LocalCluster session."""
 import sys
 
 import numpy as np
 import pytest
 
-from nkernels import distributed
+from nkernels.runtime import distributed
 from nkernels.errors import DistributedUnavailableError
 
 
@@ -23,8 +23,8 @@ def test_shard_bounds_cover_the_range_in_order_with_sizes_differing_by_at_most_o
 
 
 @pytest.mark.parametrize("workers, scheduler, error, message", [
-    (0, None, ValueError, "workers must be a positive integer"),
-    (True, None, ValueError, "workers must be a positive integer"),
+    (0, None, ValueError, "workers must be at least 1, got 0"),
+    (True, None, TypeError, r"workers must be an integer or None, got True \(bool\)"),
     (None, 8786, TypeError, "scheduler must be an address string"),
     (None, "127.0.0.1:8786", ValueError, "with a protocol"),
     (2, "tcp://127.0.0.1:8786", ValueError, "not both"),

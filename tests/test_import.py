@@ -7,7 +7,7 @@ import sys, time
 start = time.perf_counter()
 import nkernels as nk
 elapsed = time.perf_counter() - start
-from nkernels import plugins
+from nkernels.plugins import manager as plugins
 assert plugins._state.manager is None, "plugins loaded at import"
 assert "numba" not in sys.modules, "numba imported (and maybe compiled) at import"
 assert callable(nk.hookimpl)

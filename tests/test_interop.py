@@ -1,4 +1,4 @@
-"""Zero-copy input from other libraries: __cuda_array_interface__ and DLPack (nkernels.interop).
+"""Zero-copy input from other libraries: __cuda_array_interface__ and DLPack (nkernels.runtime.interop).
 
 Under the CUDA simulator (CI) "device" memory is host memory, so a producer of GPU arrays is
 simulated by objects that describe NumPy memory as CUDA memory, exactly as CuPy and PyTorch
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nkernels as nk
-from nkernels import devices, interop
+from nkernels.runtime import devices, interop
 
 pytestmark = pytest.mark.cuda
 L = nk.layers

@@ -9,7 +9,7 @@ from safetensors.numpy import load_file, save_file
 
 import nkernels as nk
 from nkernels.errors import CorruptFileError
-from nkernels.io import load_optimizer
+from nkernels.export.io import load_optimizer
 
 L = nk.layers
 
@@ -63,7 +63,7 @@ def test_every_buffer_and_parameter_is_checked_against_the_model(saved, change, 
 
 
 def test_a_resume_into_a_model_of_another_dtype_is_refused(saved):
-    from nkernels.io import read_checkpoint, restore_weights
+    from nkernels.export.io import read_checkpoint, restore_weights
 
     model, path = saved
     model.astype(np.float64)
@@ -131,7 +131,7 @@ def test_a_replaced_file_keeps_its_mode(tmp_path, umask):
 
 
 def test_check_writable_fails_before_anything_is_written(tmp_path):
-    from nkernels.io import check_writable
+    from nkernels.export.io import check_writable
 
     (tmp_path / "afile").write_text("x")
     with pytest.raises(OSError, match="cannot write .*afile/m.safetensors: a file stands where a folder"):

@@ -92,7 +92,7 @@ def test_invalid_input_shapes_raise_clear_errors(layer, shape, message):
     (lambda: L.Conv2D(1, 2, 3, padding=-1), "padding must be at least 0"),
     (lambda: L.Conv2D(1, 2, (3, 3, 3)), "an int or a pair"),
     (lambda: L.MaxPool2D(0), "kernel_size must be at least 1"),
-    (lambda: L.Dropout(1.5), r"p must be a number in \[0, 1\]"),
+    (lambda: L.Dropout(1.5), r"p must be a finite number in \[0, 1\], got 1.5"),
     (lambda: L.LSTM(0, 3), "input_size must be at least 1"),
     (lambda: L.GRU(3, 2, return_sequences="yes"), "return_sequences must be True or False"),
 ])

@@ -76,7 +76,7 @@ def test_sequential_rejects_non_layers():
 
 
 def test_to_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
-    from nkernels import devices
+    from nkernels.runtime import devices
 
     monkeypatch.setattr(devices, "cuda_status", lambda: (False, "numba.cuda cannot be imported"))
     with pytest.raises(ValueError, match="device 'cuda' is not usable: numba.cuda cannot be imported"):
@@ -97,7 +97,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_optimizer_state_round_trips(tmp_path, digits):
-    from nkernels.io import load_optimizer
+    from nkernels.export.io import load_optimizer
 
     class KeepTheRunsOptimizer(nk.callbacks.Callback):
         def on_train_begin(self, model, params):

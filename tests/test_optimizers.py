@@ -80,8 +80,12 @@ def test_bad_optimizer_options():
         SGD(clip_norm=0)
     with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
         SGD(nesterov=True)
-    with pytest.raises(ValueError, match=r"betas must be a pair"):
+    with pytest.raises(TypeError, match=r"betas must be a pair"):
         Adam(betas=0.9)
+    with pytest.raises(ValueError, match=r"betas must be a pair"):
+        Adam(betas=(0.9, 0.99, 0.999))
+    with pytest.raises(ValueError, match=r"betas\[1\] must be a finite number in \[0, 1\), got 1.0"):
+        Adam(betas=(0.9, 1.0))
 
 
 @pytest.mark.parametrize("ours, theirs", [
@@ -163,7 +167,7 @@ import numpy as np, nkernels as nk
 from nkernels import bench
 from nkernels.losses import SoftmaxCrossEntropy
 from nkernels.optimizers import Adam
-from nkernels.training import make_trainer
+from nkernels.trainers import make_trainer
 case = bench.CASES["cnn"]
 X, y = bench.data(case, 2)
 trainer = make_trainer(case.build(), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape, case.batch_size)

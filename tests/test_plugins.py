@@ -7,7 +7,7 @@ import pytest
 
 import nkernels as nk
 from nkernels.errors import PluginConflictError, PluginLoadError, PluginLoadWarning
-from nkernels.kernel_registry import KernelRecord
+from nkernels.plugins.kernels import KernelRecord
 from nkernels.testing import registered_plugin
 
 from plugin_dists import install_distribution
@@ -370,11 +370,11 @@ def test_a_raising_observer_does_not_stop_training(fresh_plugins, digits):
 
 
 def test_every_hookspec_has_a_test():
-    """Each hook in nkernels.hookspecs must be exercised by name in some test file besides this check."""
+    """Each hook in nkernels.plugins.hookspecs must be exercised by name in some test file besides this check."""
     import inspect
     from pathlib import Path
 
-    from nkernels import hookspecs
+    from nkernels.plugins import hookspecs
 
     specs = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("nkernels_")]
     assert len(specs) >= 9
@@ -390,7 +390,7 @@ def test_every_hookspec_has_a_test():
 def test_hookspec_docstrings_have_worked_examples():
     import inspect
 
-    from nkernels import hookspecs
+    from nkernels.plugins import hookspecs
 
     for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
         if name.startswith("nkernels_"):
@@ -413,7 +413,7 @@ def test_every_builtin_layer_and_kernel_module_is_registered(fresh_plugins):
     layer_classes = {cls for name, cls in inspect.getmembers(nk.layers, inspect.isclass)
                      if issubclass(cls, nk.layers.Layer) and cls is not nk.layers.Layer}
     assert layer_classes <= set(nk.registry.layers.values())
-    from nkernels.builtins.kernels import CPU_KERNEL_MODULES
+    from nkernels.plugins.builtins.kernels import CPU_KERNEL_MODULES
     from pathlib import Path
 
     modules = {p.stem for p in Path(nk.kernels.__file__).parent.joinpath("cpu").glob("*.py") if p.stem != "__init__"}

@@ -34,7 +34,7 @@ def test_compiled_and_layerwise_paths_give_the_same_numbers(digits, optimizer, o
 
 def test_compiled_path_is_used_for_builtin_layers(digits):
     from nkernels.trainers import CompiledTrainer
-    from nkernels.training import make_trainer
+    from nkernels.trainers import make_trainer
 
     model = small_mlp()
     trainer = make_trainer(model, nk.losses.SoftmaxCrossEntropy(), nk.optimizers.Adam(), (64,), 32)
@@ -216,7 +216,8 @@ class RecordEvents(nk.callbacks.Callback):
 
 
 @pytest.mark.parametrize("validation, error, message", [
-    (lambda Xv, yv: Xv, ValueError, r"validation_data must be a pair \(X_val, y_val\)"),
+    (lambda Xv, yv: Xv, TypeError, r"validation_data must be a pair \(X_val, y_val\), got ndarray"),
+    (lambda Xv, yv: (Xv, yv, yv), ValueError, r"validation_data must be a pair \(X_val, y_val\), got a tuple of 3"),
     (lambda Xv, yv: (Xv[:, :10], yv), ValueError, r"X_val of shape \(20, 10\) does not fit the model"),
     (lambda Xv, yv: (Xv, yv[:5]), ValueError, "X_val has 20 samples but y_val has 5"),
     (lambda Xv, yv: (np.where(Xv > 0.5, np.nan, Xv), yv), ValueError, "X_val contains .* NaN or infinite"),

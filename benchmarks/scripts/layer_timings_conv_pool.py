@@ -18,7 +18,7 @@ On a 2-core VM, absolute figures swing by 2x or more between runs; compare withi
 
 Threads: NUMBA_NUM_THREADS, OMP_NUM_THREADS, torch.set_num_threads = --threads; OpenBLAS (both
 NumPy's and SciPy's, which Numba's np.dot uses) = --blas-threads. nkernels' training loops run
-BLAS single-threaded (nkernels.threads): --blas-threads 1 shows that configuration.
+BLAS single-threaded (nkernels.runtime.threads): --blas-threads 1 shows that configuration.
 This file is a plain script, not an asv benchmark (no ``time_`` functions are collected).
 """
 import argparse

@@ -15,8 +15,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nkernels as nk  # noqa: E402
-from nkernels.bench import median_seconds  # noqa: E402
-from nkernels.threads import blas_single_threaded  # noqa: E402
+from nkernels.cli.bench import median_seconds  # noqa: E402
+from nkernels.runtime.threads import blas_single_threaded  # noqa: E402
 
 L = nk.layers
 THREADS = 2
@@ -39,7 +39,7 @@ CASES = [
 
 
 def measure(repeat: int) -> list[tuple[str, float, float]]:
-    """All PyTorch timings first, then all nkernels ones (see nkernels.bench.speedups for why)."""
+    """All PyTorch timings first, then all nkernels ones (see nkernels.cli.bench.speedups for why)."""
     import torch
     from torch import nn
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..passes.ir import VIEW, LayerPasses, Phase, calls_of
+from ..passes.ir import LayerPasses, Phase, calls_of
 from .legacy import LegacyPasses, legacy_passes
 from .render import Binding, Scope, accumulated_locals, render_call, variable_name
 
@@ -70,7 +70,7 @@ def describe(layer, input_shape: tuple[int, ...]) -> LayerPasses | LegacyPasses 
 
 
 def _import_line(op: str) -> str | None:
-    from ..kernel_registry import kernel
+    from ..plugins.kernels import kernel
 
     py_func = getattr(kernel(op, "cpu"), "py_func", None)
     if py_func is None:  # a plugin kernel that is not a Numba function cannot be called from one
@@ -268,7 +268,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
             return None
         imports.append(line)
 
-    from ..kernel_registry import kernel
+    from ..plugins.kernels import kernel
 
     body = [
         "bs = a0.shape[0]",
@@ -299,7 +299,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         f"# kernel sources: {kernel_fingerprint(modules)}",
         # One file per dtype: Numba's cache index is not safe against two processes adding
         # different specializations of one function at once (a mixed-up index segfaulted).
-        f"# dtype: {np.dtype(model.dtype).name}",
+        f"# dtype: {np.dtype(model.dtype).name}, inputs {np.dtype(model.input_dtype).name}",
         "import math",
         "from numba import njit",
         *imports,

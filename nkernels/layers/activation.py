@@ -1,4 +1,4 @@
-"""Elementwise activation layers: ReLU, Sigmoid and Tanh."""
+"""Elementwise activation layers: ReLU, Sigmoid, Tanh and SiLU."""
 from __future__ import annotations
 
 from ..passes import DX, DY, X, Y, Call, LayerPasses
@@ -6,9 +6,11 @@ from .base import Layer
 
 
 class _Elementwise(Layer):
-    """An activation computed by ``<op>_forward(x, out)`` and ``<op>_backward(y, dy, dx)`` on flat views."""
+    """An activation computed by ``<op>_forward(x, out)`` and ``<op>_backward(saved, dy, dx)`` on flat
+    views, where ``saved`` is the forward's output ``Y`` (or its input ``X``, for ``backward_reads = X``)."""
 
     op = ""
+    backward_reads = Y
     supported_devices = ("cpu", "cuda")
 
     def output_shape(self, input_shape):
@@ -16,7 +18,7 @@ class _Elementwise(Layer):
 
     def passes(self, input_shape):
         return LayerPasses(forward=(Call(self.op + "_forward", X.flat, Y.flat),),
-                           backward=(Call(self.op + "_backward", Y.flat, DY.flat, DX.flat),))
+                           backward=(Call(self.op + "_backward", self.backward_reads.flat, DY.flat, DX.flat),))
 
 
 class ReLU(_Elementwise):
@@ -35,3 +37,10 @@ class Tanh(_Elementwise):
     """``tanh(x)``."""
 
     op = "tanh"
+
+
+class SiLU(_Elementwise):
+    """``x * sigmoid(x)``, as ``torch.nn.SiLU`` (also called swish)."""
+
+    op = "silu"
+    backward_reads = X

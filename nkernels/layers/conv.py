@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..passes import DX, DY, FRESH, NEED_DX, X, Y, Call, Const, LayerPasses, grad, param, work
-from .base import Layer, check_bool, check_positive_int, pair
+from ..validation import check_bool, check_int, check_pair
+from .base import Layer
 
 
 class _Conv(Layer):
@@ -14,23 +15,23 @@ class _Conv(Layer):
     supported_devices = ("cpu", "cuda")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        self.out_channels = check_positive_int(out_channels, "out_channels")
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
         self.kernel: tuple[int, ...]
         self.strides: tuple[int, ...]
         self.paddings: tuple[int, ...]
         if self.spatial == 2:
-            self.kernel = pair(kernel_size, "kernel_size")
-            self.strides = pair(stride, "stride")
-            self.paddings = pair(padding, "padding", minimum=0)
+            self.kernel = check_pair(kernel_size, "kernel_size")
+            self.strides = check_pair(stride, "stride")
+            self.paddings = check_pair(padding, "padding", minimum=0)
         else:
-            self.kernel = (check_positive_int(kernel_size, "kernel_size"),)
-            self.strides = (check_positive_int(stride, "stride"),)
-            self.paddings = (check_positive_int(padding, "padding", minimum=0),)
+            self.kernel = (check_int(kernel_size, "kernel_size"),)
+            self.strides = (check_int(stride, "stride"),)
+            self.paddings = (check_int(padding, "padding", minimum=0),)
         self.use_bias = check_bool(bias, "bias")
-        self.params["weight"] = np.empty((self.out_channels, self.in_channels) + self.kernel, np.float32)
+        self.add_parameter("weight", (self.out_channels, self.in_channels) + self.kernel)
         if self.use_bias:
-            self.params["bias"] = np.empty(self.out_channels, np.float32)
+            self.add_parameter("bias", (self.out_channels,))
         self.reset_parameters(np.random.default_rng())
 
     def reset_parameters(self, rng: np.random.Generator) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..passes import DX, DY, NEED_DX, X, Y, Call, LayerPasses, grad, param, work
-from .base import Layer, check_bool, check_positive_int
+from ..validation import check_bool, check_int
+from .base import Layer
 
 
 class Dense(Layer):
@@ -13,12 +14,12 @@ class Dense(Layer):
     supported_devices = ("cpu", "cuda")
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
-        self.in_features = check_positive_int(in_features, "in_features")
-        self.out_features = check_positive_int(out_features, "out_features")
+        self.in_features = check_int(in_features, "in_features")
+        self.out_features = check_int(out_features, "out_features")
         self.use_bias = check_bool(bias, "bias")
-        self.params["weight"] = np.empty((self.out_features, self.in_features), np.float32)
+        self.add_parameter("weight", (self.out_features, self.in_features))
         if self.use_bias:
-            self.params["bias"] = np.empty(self.out_features, np.float32)
+            self.add_parameter("bias", (self.out_features,))
         self.reset_parameters(np.random.default_rng())
 
     def reset_parameters(self, rng: np.random.Generator) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..passes import DX, DY, VIEW, X, Y, Call, LayerPasses, Scalar, buffer, work
+from ..validation import check_number, check_seed
 from .base import Layer
 
 
@@ -20,14 +21,11 @@ class Dropout(Layer):
     supported_devices = ("cpu", "cuda")
 
     def __init__(self, p: float = 0.5, seed: int | None = None):
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
-            raise ValueError(f"dropout probability p must be a number in [0, 1], got {p!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        self.p = float(p)
+        self.p = check_number(p, "p", low=0, high=1)
+        seed = check_seed(seed)
         drawn = seed if seed is not None else np.random.default_rng().integers(2**62)
-        self.buffers["seed"] = np.array([drawn], np.int64)
-        self.buffers["counter"] = np.zeros(1, np.int64)
+        self.add_buffer("seed", np.array([drawn], np.int64))
+        self.add_buffer("counter", np.zeros(1, np.int64))
 
     @property
     def seed(self) -> int:

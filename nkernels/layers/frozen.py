@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Layer, as_float_dtype, as_numeric_array
+from ..validation import as_numeric_array, check_float_dtype
+from .base import Layer
 
 #: the registry name under which a Frozen layer records a wrapped ``Sequential``
 SEQUENTIAL = "sequential"
@@ -58,7 +59,7 @@ class Frozen(Layer):
         """Set the dtype of this layer's output. A wrapped Sequential is cast too (its weights are
         this layer's buffers); any other extractor keeps computing in its own precision, with its
         state arrays as they are."""
-        self._dtype = as_float_dtype(dtype)
+        self._dtype = check_float_dtype(dtype)
         if _is_sequential(self.extractor):
             self.extractor.astype(self._dtype)
             self.buffers = _state_buffers(self.extractor)

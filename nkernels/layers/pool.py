@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..passes import DX, DY, X, Y, Call, Const, LayerPasses, work
-from .base import Layer, check_positive_int
+from ..validation import check_int
+from .base import Layer
 
 
 class _Pool(Layer):
@@ -16,8 +17,8 @@ class _Pool(Layer):
     supported_devices = ("cpu", "cuda")
 
     def __init__(self, kernel_size: int, stride: int | None = None):
-        self.kernel_size = check_positive_int(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else check_positive_int(stride, "stride")
+        self.kernel_size = check_int(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else check_int(stride, "stride")
 
     def output_shape(self, input_shape):
         if len(input_shape) != self.spatial + 2:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..passes import DX, DY, X, Y, Call, LayerPasses, grad, param, work
-from .base import Layer, check_bool, check_positive_int
+from ..validation import check_bool, check_int
+from .base import Layer
 
 
 def _workspace_spec(op: str):
@@ -28,13 +29,14 @@ class _Recurrent(Layer):
     supported_devices = ("cpu", "cuda")
 
     def __init__(self, input_size: int, hidden_size: int, return_sequences: bool = False):
-        self.input_size = check_positive_int(input_size, "input_size")
-        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.input_size = check_int(input_size, "input_size")
+        self.hidden_size = check_int(hidden_size, "hidden_size")
         self.return_sequences = check_bool(return_sequences, "return_sequences")
         g, h = self.n_gates * self.hidden_size, self.hidden_size
-        self.params.update(weight_ih=np.empty((g, self.input_size), np.float32),
-                           weight_hh=np.empty((g, h), np.float32),
-                           bias_ih=np.empty(g, np.float32), bias_hh=np.empty(g, np.float32))
+        self.add_parameter("weight_ih", (g, self.input_size))
+        self.add_parameter("weight_hh", (g, h))
+        self.add_parameter("bias_ih", (g,))
+        self.add_parameter("bias_hh", (g,))
         self.reset_parameters(np.random.default_rng())
 
     def reset_parameters(self, rng: np.random.Generator) -> None:

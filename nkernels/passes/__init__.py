@@ -7,8 +7,9 @@ path renders them into one Numba function (:mod:`nkernels.compiled`). See
 :mod:`nkernels.passes.ir` for the vocabulary, with an example.
 """
 from .interpret import Frame, run
-from .ir import (COUNTS, DX, DY, FRESH, INDEX, LOSSES, NEED_DX, STEP, TARGET, VIEW, X, Y, Call, Const, LayerPasses,
-                 Local, LossPasses, Phase, Ref, Scalar, Workspace, buffer, grad, param, state, work)
+from .ir import (
+    COUNTS, DX, DY, FRESH, INDEX, LOSSES, NEED_DX, STEP, TARGET, VIEW, X, Y, Call, Const, LayerPasses, Local,
+    LossPasses, Phase, Ref, Scalar, Workspace, buffer, grad, param, state, work)
 
 __all__ = ["Call", "Const", "Scalar", "Local", "Ref", "Workspace", "LayerPasses", "LossPasses", "Phase", "VIEW",
            "X", "Y", "DX", "DY", "TARGET", "LOSSES", "COUNTS", "STEP", "NEED_DX", "FRESH", "INDEX", "param", "grad",

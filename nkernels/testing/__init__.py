@@ -4,6 +4,8 @@
   parameter) with central finite differences in float64.
 * :func:`check_loss_gradients` does the same for a loss.
 * :class:`LayerConformance` is a ready-made pytest suite for a layer type: subclass it.
+* :class:`SchemeConformance` is the same for a training scheme: checkpoints and bit-identical
+  resume, validation data, callbacks, early stopping, divergence, determinism.
 * :func:`check_cpu_cuda_agreement` checks that a kernel's CUDA twin, or a layer on the GPU,
   gives the CPU's numbers (under ``NUMBA_ENABLE_CUDASIM=1`` without a GPU).
 * :func:`check_onnx_export` checks that a model written by ``nk.export_onnx`` (a plugin's
@@ -18,6 +20,7 @@ from .conformance import LayerConformance
 from .gradcheck import GradientMismatch, check_layer_gradients, check_loss_gradients
 from .onnx_agreement import OnnxMismatch, check_onnx_export
 from .plugins import registered_plugin
+from .schemes import SchemeConformance
 
 __all__ = ["check_cpu_cuda_agreement", "check_layer_gradients", "check_loss_gradients", "check_onnx_export",
-           "GradientMismatch", "LayerConformance", "OnnxMismatch", "registered_plugin"]
+           "GradientMismatch", "LayerConformance", "OnnxMismatch", "SchemeConformance", "registered_plugin"]

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import devices
-from ..kernel_registry import kernel
+from ..runtime import devices
+from ..plugins.kernels import kernel
 from .gradcheck import GradientMismatch
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import devices
+from ..runtime import devices
 
 
 class OnnxMismatch(AssertionError):
@@ -33,8 +33,8 @@ def check_onnx_export(model: Any, input_shape: Any, inputs: Any = None, *, rtol:
         check_onnx_export(nk.Sequential([nk.layers.Frozen(extractor), nk.layers.Dense(8, 2)]), (None, 5),
                           [X[:3], X[:1]])
     """
-    from ..layers.base import as_float_dtype
-    from ..onnx_export import export_onnx
+    from ..validation import check_float_dtype
+    from ..export.onnx_export import export_onnx
 
     try:
         import onnxruntime
@@ -49,7 +49,7 @@ def check_onnx_export(model: Any, input_shape: Any, inputs: Any = None, *, rtol:
         path = Path(folder) / "model.onnx"
         export_onnx(model, path, input_shape, **options)
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    dtype = as_float_dtype(options.get("dtype") or model.dtype)
+    dtype = check_float_dtype(options.get("dtype") or model.dtype)
     tolerance = rtol if rtol is not None else (1e-5 if dtype == np.float32 else 1e-12)
     worst = 0.0
     for x in batches:

@@ -27,7 +27,10 @@ from .layerwise import LayerwiseTrainer
 
 
 class Trainer(Protocol):
-    """What every trainer offers: one run of mini-batches (see the module's docstring)."""
+    """What every trainer offers: one run of mini-batches (see the module's docstring), and the
+    random translations it applies (``augment``: ``(max_shift, seed)`` or None)."""
+
+    augment: tuple[int, int] | None
 
     def run(self, X2d: Any, Y: Any, order: np.ndarray, start: int, n_batches: int,
             batch_size: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -9,8 +9,9 @@ import numpy as np
 from ..compiled.step import FIXED_ARGS, StepSource, describe, generate
 from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
-from ..cache import load_generated_module
-from ..threads import blas_single_threaded
+from ..runtime.cache import load_generated_module
+from ..runtime.threads import (
+    THREAD_SAFE_LAYER_HINT, THREAD_SAFE_LAYERS, blas_single_threaded, calls_parallel_code, threading_layer)
 
 #: the least multiply-adds per batch for which the split mode pays for its per-step thread handoff
 #: (about 50 µs here) and its half-height GEMMs: measured on 2 cores, the lstm preset at batch 32
@@ -46,8 +47,10 @@ class CompiledTrainer:
     wait, so a busy machine slows them down without stalling them. The numbers equal the
     whole-batch step's up to float rounding (the sums run in another order). It is chosen when
     the layers keep no state between steps (dropout's counter), there is no augmentation, Numba
-    has 2 or more threads and a batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS`
-    multiply-adds; ``split_batches`` forces it on or off.
+    has 2 or more threads, its threading layer lets two threads run parallel kernels at once
+    (``omp`` or ``tbb``; on ``workqueue`` only steps without parallel kernels run split) and a
+    batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds; ``split_batches``
+    forces it on or off.
     """
 
     def __init__(self, model, loss, optimizer, sample_shape, step: StepSource, module, augment=None,
@@ -80,17 +83,17 @@ class CompiledTrainer:
                         input_grad)
         if step is None:
             return None
-        why_not = cls._why_not_split(step, augment)
+        module = load_generated_module(step.source, "steps", "nkernels_step")
+        why_not = cls._why_not_split(step, augment, module) if split_batches is not False else ""
         if split_batches and why_not:
             raise ValueError(f"split_batches=True: this step cannot run split, {why_not}")
         if split_batches is None:
             split_batches = not why_not and batch_size >= 2 and \
                 batch_size * multiply_adds_per_sample(model, sample_shape) >= SPLIT_MIN_MULTIPLY_ADDS
-        module = load_generated_module(step.source, "steps", "nkernels_step")
         return cls(model, loss, optimizer, sample_shape, step, module, augment, bool(split_batches))
 
     @staticmethod
-    def _why_not_split(step: StepSource, augment) -> str:
+    def _why_not_split(step: StepSource, augment, module) -> str:
         """Why the split mode cannot run this step ("" when it can)."""
         if step.stateful:
             return "a layer keeps state between steps (both halves would update it)"
@@ -100,6 +103,10 @@ class CompiledTrainer:
 
         if numba.config.NUMBA_NUM_THREADS < 2:
             return "Numba has one thread (NUMBA_NUM_THREADS)"
+        layer = threading_layer()  # the layer in use, not the configured one
+        if layer not in THREAD_SAFE_LAYERS and calls_parallel_code(module.half_batch_gradients):
+            return (f"its kernels run parallel regions, and Numba's {layer!r} threading layer aborts the process "
+                    f"when two threads run them at once; {THREAD_SAFE_LAYER_HINT}, or pass split_batches=False")
         return ""
 
     # -- arguments -----------------------------------------------------------------------------
@@ -130,7 +137,7 @@ class CompiledTrainer:
             passes.append(describe(layer, shapes[-1]))
             _check_same_calls(passes[-1], self.step.passes[l], layer)
             shapes.append(tuple(layer.output_shape(shapes[-1])))
-        acts: list[Any] = [np.zeros(shapes[0], dtype)]
+        acts: list[Any] = [np.zeros(shapes[0], model.input_dtype)]  # indices stay integers
         for l, p in enumerate(passes):
             forward_view = isinstance(p, LayerPasses) and p.forward is VIEW
             acts.append(acts[l].reshape(shapes[l + 1]) if forward_view else np.zeros(shapes[l + 1], dtype))
@@ -145,13 +152,13 @@ class CompiledTrainer:
         def workspace(l: int, name: str):
             if (l, name) not in works:
                 spec = loss_workspaces[name] if l < 0 else passes[l].workspaces[name]
-                shape = shapes[-1] if spec.shape == "input" else spec.shape
+                shape = (shapes[-1] if l < 0 else shapes[l]) if spec.shape == "input" else spec.shape
                 works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
             return works[l, name]
 
         labels = self.loss.target_kind == "labels"
         target = np.zeros(batch_size, np.int64) if labels else np.zeros(shapes[-1], dtype)
-        raw = np.zeros(shapes[0], dtype)
+        raw = np.zeros(shapes[0], model.input_dtype)
         arrays = []
         for b in self.step.bindings.values():
             if b.kind == "act":

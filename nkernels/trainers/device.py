@@ -5,9 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import devices
+from ..runtime import devices
 from ..compiled.step import AUGMENT_STRIDE
-from ..kernel_registry import kernel
+from ..plugins.kernels import kernel
 
 
 class DeviceTrainer:

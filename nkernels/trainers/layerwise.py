@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernel_registry import kernel
-from ..threads import blas_single_threaded
+from ..plugins.kernels import kernel
+from ..runtime.threads import blas_single_threaded
 from ..compiled.step import AUGMENT_STRIDE
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import nkernels as nk
-from nkernels import devices
+from nkernels.runtime import devices
 from nkernels.errors import DeviceUnavailableError
 from nkernels.testing import GradientMismatch, check_cpu_cuda_agreement
 from layer_cases import CASES

@@ -1,7 +1,7 @@
 """Elementwise activations on flat (1-D) views, so one specialization serves every shape.
 
-Backward kernels take the forward *output* ``y``: every activation here can express its
-derivative through it, which saves keeping the input.
+Most backward kernels take the forward *output* ``y``, which expresses their derivative and
+saves keeping the input; SiLU's derivative needs the input ``x``.
 """
 import numpy as np
 from numba import njit
@@ -23,15 +23,19 @@ def relu_backward(y, dy, dx):
 
 
 @njit(cache=True, error_model="numpy")
+def _sigmoid(v):
+    """``1 / (1 + exp(-v))`` without overflow for large ``|v|`` (``exp`` of a non-positive number only)."""
+    if v >= 0:
+        return 1.0 / (1.0 + np.exp(-v))
+    e = np.exp(v)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, error_model="numpy")
 def sigmoid_forward(x, out):
     """``out = 1 / (1 + exp(-x))``, computed without overflow for large ``|x|``."""
     for i in range(x.shape[0]):
-        v = x[i]
-        if v >= 0:
-            out[i] = 1.0 / (1.0 + np.exp(-v))
-        else:
-            e = np.exp(v)
-            out[i] = e / (1.0 + e)
+        out[i] = _sigmoid(x[i])
 
 
 @njit(cache=True, error_model="numpy")
@@ -53,3 +57,18 @@ def tanh_backward(y, dy, dx):
     """``dx = dy * (1 - y**2)`` with y the tanh output."""
     for i in range(y.shape[0]):
         dx[i] = dy[i] * (1.0 - y[i] * y[i])
+
+
+@njit(cache=True, error_model="numpy")
+def silu_forward(x, out):
+    """``out = x * sigmoid(x)`` (SiLU, also called swish)."""
+    for i in range(x.shape[0]):
+        out[i] = x[i] * _sigmoid(x[i])
+
+
+@njit(cache=True, error_model="numpy")
+def silu_backward(x, dy, dx):
+    """``dx = dy * s * (1 + x * (1 - s))`` with ``s = sigmoid(x)``, x the forward's input."""
+    for i in range(x.shape[0]):
+        s = _sigmoid(x[i])
+        dx[i] = dy[i] * s * (1.0 + x[i] * (1.0 - s))

@@ -1,19 +1,6 @@
-"""Reshaping kernels: Flatten (a copy between flat views) and taking the last step of a sequence."""
+"""Reshaping and combining kernels: the last step of a sequence, and copies and sums of flat views
+(which layers composed of layers use). Flatten is a view and needs no kernel."""
 from numba import njit
-
-
-@njit(cache=True, error_model="numpy")
-def flatten_forward(x, out):
-    """Copy the 1-D view ``x`` into the 1-D view ``out`` (same length)."""
-    for i in range(x.shape[0]):
-        out[i] = x[i]
-
-
-@njit(cache=True, error_model="numpy")
-def flatten_backward(dy, dx):
-    """Copy the 1-D view ``dy`` into the 1-D view ``dx`` (same length)."""
-    for i in range(dy.shape[0]):
-        dx[i] = dy[i]
 
 
 @njit(cache=True, error_model="numpy")
@@ -35,3 +22,17 @@ def last_step_backward(dy, dhs):
                 dhs[b, s, j] = 0.0
         for j in range(h):
             dhs[b, t - 1, j] = dy[b, j]
+
+
+@njit(cache=True, error_model="numpy")
+def copy_flat(src, dst):
+    """``dst = src`` between 1-D views of equal length (a composed layer's view child)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(cache=True, error_model="numpy")
+def add_flat(a, b, out):
+    """``out = a + b`` on 1-D views of equal length (a residual block's two paths)."""
+    for i in range(out.shape[0]):
+        out[i] = a[i] + b[i]

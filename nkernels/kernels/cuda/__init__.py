@@ -20,8 +20,10 @@ Conventions beyond :mod:`nkernels.kernels`:
   bit for bit where the arithmetic is integer or exact (dropout masks, the counter-based RNG,
   translations, gathers, copies, max pooling's forward).
 * Memory-bound kernels are grid-stride loops sized to one wave of resident blocks
-  (:mod:`.launch`); GEMM-bound ones (Dense, Conv via im2col, LSTM/GRU) use the register-blocked,
-  shared-memory tiled GEMM of :mod:`.gemm`, generated as Python source into the nkernels cache
+  (:mod:`.launch`); the elementwise ones (activations, dropout, the reshape gathers) come from
+  one generator, :func:`.elementwise.elementwise`, which plugins use for their own twins.
+  GEMM-bound ones (Dense, Conv via im2col, LSTM/GRU) use the register-blocked, shared-memory
+  tiled GEMM of :mod:`.gemm`. Both are generated as Python source into the nkernels cache
   directory (``NKERNELS_CACHE_DIR``) so that ``cache=True`` holds across runs.
 * ``cache=True`` on every kernel (numba-cuda's on-disk cache); nothing is compiled and no CUDA
   context is created at import, so these modules import on machines without a GPU.
@@ -32,5 +34,6 @@ Conventions beyond :mod:`nkernels.kernels`:
   unlike the compiled kernel's.
 
 Helper modules: :mod:`.launch` (device arrays, grid sizing, dtypes, cached scratch buffers),
-:mod:`.gemm` (the tiled GEMM, split-K, row/column sums), :mod:`.reduce` (two-pass reductions).
+:mod:`.elementwise` (the elementwise kernel generator), :mod:`.gemm` (the tiled GEMM, split-K,
+row/column sums), :mod:`.reduce` (two-pass reductions).
 """

@@ -22,13 +22,12 @@ views (no copies).
 """
 from numba import cuda
 
-from ..cpu.conv import (  # noqa: F401  (pure-Python shape helpers, shared with the CPU)
+from ..cpu.conv import (
     conv1d_output_shape, conv1d_workspace_shapes, conv1d_workspace_size, conv2d_output_shape,
-    conv2d_workspace_shapes, conv2d_workspace_size, conv_output_length,
-)
+    conv2d_workspace_shapes, conv2d_workspace_size, conv_output_length)
 from .gemm import gemm as _gemm
 from .gemm import row_sums
-from .launch import as_device_array, flat, grid_stride
+from .launch import as_device_array, flat_view, grid_stride
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv1d_forward", "conv1d_backward",
            "conv_output_length", "conv2d_output_shape", "conv1d_output_shape",
@@ -113,7 +112,7 @@ def _launch_im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
     if total == 0:
         return
     blocks, threads = grid_stride(total, per_thread=1)
-    _im2col[blocks, threads](flat(x), c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, flat(cols))
+    _im2col[blocks, threads](flat_view(x), c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, flat_view(cols))
 
 
 def _forward_4d(x, weight, bias, sh, sw, ph, pw, cols, out):
@@ -125,7 +124,7 @@ def _forward_4d(x, weight, bias, sh, sw, ph, pw, cols, out):
     _launch_im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols)
     has_bias = bias.shape[0] > 0
     # out[n, o, :] = (W (O, R) @ cols.T (R, P))[o, n*OHW:(n+1)*OHW] + bias[o]
-    _gemm(flat(weight), flat(cols), flat(out), o, p, r, a_kcontig=True, b_kcontig=True, lda=r,
+    _gemm(flat_view(weight), flat_view(cols), flat_view(out), o, p, r, a_kcontig=True, b_kcontig=True, lda=r,
           ldb=r, bias=bias if has_bias else None, bias_mode=2 if has_bias else 0, grp=oh * ow)
 
 
@@ -138,22 +137,22 @@ def _backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gem
     p = n * oh * ow
     if not cols_ready:
         _launch_im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols)
-    fg = flat(gemm)
+    fg = flat_view(gemm)
     if p * o > 0:
         blocks, threads = grid_stride(p * o, per_thread=1)
-        _nchw_to_gemm[blocks, threads](flat(dout), o, oh * ow, fg)
+        _nchw_to_gemm[blocks, threads](flat_view(dout), o, oh * ow, fg)
     if dbias.shape[0] > 0:
         row_sums(fg, o, p, dbias)
-    fc = flat(cols)
+    fc = flat_view(cols)
     # dweight (O, R) = gemm (O, P) @ cols (P, R)
-    _gemm(fg, fc, flat(dweight), o, r, p, a_kcontig=True, b_kcontig=False, lda=p, ldb=r, ldc=r)
+    _gemm(fg, fc, flat_view(dweight), o, r, p, a_kcontig=True, b_kcontig=False, lda=p, ldb=r, ldc=r)
     if need_dx:
         # dcols (P, R) = gemm.T (P, O) @ W (O, R), over cols
-        _gemm(fg, flat(weight), fc, p, r, o, a_kcontig=False, b_kcontig=False, lda=p, ldb=r, ldc=r)
+        _gemm(fg, flat_view(weight), fc, p, r, o, a_kcontig=False, b_kcontig=False, lda=p, ldb=r, ldc=r)
         total = n * c * h * w
         if total > 0:
             blocks, threads = grid_stride(total, per_thread=1)
-            _col2im[blocks, threads](fc, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, flat(dx))
+            _col2im[blocks, threads](fc, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, flat_view(dx))
 
 
 def _dev(*arrays):

@@ -56,7 +56,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import cuda
 
-from ...cache import load_generated_module
+from ...runtime.cache import load_generated_module
 from .launch import dtype_of, grid_stride, scalar, scratch, simulator, sm_count
 
 #: Row tiles per group of the block ordering (L2 reuse between neighbouring blocks).

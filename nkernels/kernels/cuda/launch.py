@@ -12,8 +12,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import config as _numba_config
 from numba import cuda
+
+from ...runtime.devices import as_device_array, flat_view, simulator
+
+__all__ = ["THREADS", "UNROLL", "BLOCKS_PER_SM", "simulator", "sm_count", "as_device_array", "flat_view", "dtype_of",
+           "scalar", "grid_stride", "reduce_grid", "reduce_threads", "scratch", "read_scalar"]
 
 #: Threads per block of the memory-bound (grid-stride) kernels on a real GPU.
 THREADS = 256
@@ -36,11 +40,6 @@ _sm_count = None
 _scratch: dict = {}
 
 
-def simulator() -> bool:
-    """True when numba runs CUDA kernels in its Python simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
-    return bool(_numba_config.ENABLE_CUDASIM)
-
-
 def sm_count() -> int:
     """Multiprocessors of the current device (read once; 1 under the simulator)."""
     global _sm_count
@@ -50,33 +49,6 @@ def sm_count() -> int:
         else:
             _sm_count = int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
     return _sm_count
-
-
-def as_device_array(a, what: str = "array"):
-    """``a`` as a numba device array, without a copy.
-
-    Accepts numba device arrays (returned as they are) and any object with
-    ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors), viewed through
-    ``cuda.as_cuda_array``. NumPy arrays are refused with a TypeError: the launchers write their
-    outputs in place on the device, and a silent host round trip would hide that.
-    """
-    if isinstance(a, np.ndarray):
-        raise TypeError(f"{what} is a NumPy array; the CUDA kernels take device arrays "
-                        f"(numba.cuda.to_device(...), CuPy, PyTorch CUDA tensors)")
-    if cuda.devicearray.is_cuda_ndarray(a):
-        return a
-    if hasattr(a, "__cuda_array_interface__"):
-        return cuda.as_cuda_array(a)
-    raise TypeError(f"{what} must be a device array (with __cuda_array_interface__), "
-                    f"got {type(a).__name__}")
-
-
-def flat(a):
-    """A 1-D view of a C-contiguous device array (no copy)."""
-    a = as_device_array(a)
-    if a.ndim == 1:
-        return a
-    return a.reshape(a.size)
 
 
 def dtype_of(a) -> np.dtype:
@@ -138,3 +110,9 @@ def read_scalar(buf, index: int = 0):
     """Copy one element of a device array to the host as a Python number (synchronizes)."""
     host = buf[index:index + 1].copy_to_host()
     return host[0].item()
+
+
+def device_arrays(**arrays):
+    """Each keyword's array as a numba device array (:func:`as_device_array`, its name in any
+    error), in order: ``x, out = device_arrays(x=x, out=out)``."""
+    return tuple(as_device_array(a, name) for name, a in arrays.items())

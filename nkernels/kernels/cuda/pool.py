@@ -24,7 +24,7 @@ from numba import cuda
 from ..cpu.pool import (  # noqa: F401  (pure-Python shape helpers, shared with the CPU)
     pool1d_output_shape, pool2d_output_shape, pool_output_length, pool_workspace_size,
 )
-from .launch import as_device_array, flat, grid_stride
+from .launch import as_device_array, flat_view, grid_stride
 
 __all__ = ["maxpool2d_forward", "maxpool2d_backward", "maxpool1d_forward", "maxpool1d_backward",
            "avgpool2d_forward", "avgpool2d_backward", "pool_output_length", "pool2d_output_shape",
@@ -149,17 +149,17 @@ def maxpool2d_forward(x, k, stride, out, argmax):
     x, out, argmax = (as_device_array(a) for a in (x, out, argmax))
     _, _, h, w = x.shape
     oh, ow = out.shape[2], out.shape[3]
-    _launch(_maxpool2d_forward, out.size, flat(x), h, w, int(k), int(stride), oh, ow, flat(out),
-            flat(argmax))
+    _launch(_maxpool2d_forward, out.size, flat_view(x), h, w, int(k), int(stride), oh, ow, flat_view(out),
+            flat_view(argmax))
 
 
 def _max_backward(dout, argmax, dx):
     dout, argmax, dx = (as_device_array(a) for a in (dout, argmax, dx))
     in_per_plane = dx.size // max(1, dx.shape[0] * dx.shape[1])
     out_per_plane = dout.size // max(1, dout.shape[0] * dout.shape[1])
-    _launch(_zero, dx.size, flat(dx))
-    _launch(_max_scatter, dout.size, flat(dout), flat(argmax), out_per_plane, in_per_plane,
-            flat(dx))
+    _launch(_zero, dx.size, flat_view(dx))
+    _launch(_max_scatter, dout.size, flat_view(dout), flat_view(argmax), out_per_plane, in_per_plane,
+            flat_view(dx))
 
 
 def maxpool2d_backward(dout, argmax, dx):
@@ -175,8 +175,8 @@ def maxpool1d_forward(x, k, stride, out, argmax):
     x, out, argmax = (as_device_array(a) for a in (x, out, argmax))
     length = x.shape[2]
     ol = out.shape[2]
-    _launch(_maxpool1d_forward, out.size, flat(x), length, int(k), int(stride), ol, flat(out),
-            flat(argmax))
+    _launch(_maxpool1d_forward, out.size, flat_view(x), length, int(k), int(stride), ol, flat_view(out),
+            flat_view(argmax))
 
 
 def maxpool1d_backward(dout, argmax, dx):
@@ -191,8 +191,8 @@ def avgpool2d_forward(x, k, stride, out):
     _, _, h, w = x.shape
     oh, ow = out.shape[2], out.shape[3]
     k = int(k)
-    _launch(_avgpool2d_forward, out.size, flat(x), h, w, k, int(stride), oh, ow,
-            np.float64(1.0 / (k * k)), flat(out))
+    _launch(_avgpool2d_forward, out.size, flat_view(x), h, w, k, int(stride), oh, ow,
+            np.float64(1.0 / (k * k)), flat_view(out))
 
 
 def avgpool2d_backward(dout, k, stride, dx):
@@ -201,5 +201,5 @@ def avgpool2d_backward(dout, k, stride, dx):
     _, _, h, w = dx.shape
     oh, ow = dout.shape[2], dout.shape[3]
     k = int(k)
-    _launch(_avgpool2d_backward, dx.size, flat(dout), h, w, k, int(stride), oh, ow,
-            np.float64(1.0 / (k * k)), flat(dx))
+    _launch(_avgpool2d_backward, dx.size, flat_view(dout), h, w, k, int(stride), oh, ow,
+            np.float64(1.0 / (k * k)), flat_view(dx))

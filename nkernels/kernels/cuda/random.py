@@ -19,9 +19,7 @@ import numpy as np
 from numba import cuda
 
 from ..cpu import random as _cpu
-from ..cpu.random import (  # noqa: F401  (host-callable scalar functions, shared with the CPU)
-    GOLDEN, hash_normal, hash_randint, hash_u64, hash_uniform, mix64, u64_to_uniform,
-)
+from ..cpu.random import hash_normal, hash_randint, hash_u64, hash_uniform, mix64, u64_to_uniform
 from .launch import as_device_array, grid_stride
 
 __all__ = ["uniform_fill", "normal_fill", "mix64", "hash_u64", "u64_to_uniform", "hash_uniform",

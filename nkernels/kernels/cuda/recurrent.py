@@ -28,8 +28,9 @@ from ..cpu.recurrent import (  # noqa: F401  (pure-Python workspace helpers, sha
     LSTM_FORWARD_WORKSPACES, gru_workspace_shapes, lstm_workspace_shapes,
 )
 from .gemm import column_sums, gemm
-from .launch import as_device_array, flat, grid_stride
-from .reshape import flatten_forward
+from .reshape import copy_flat
+from .launch import as_device_array, flat_view, grid_stride
+
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "lstm_workspace_shapes", "gru_workspace_shapes", "LSTM_FORWARD_WORKSPACES",
@@ -114,20 +115,20 @@ def _dev(arrays):
 
 def _input_projection(x, weight_ih, gates, n, t, ni, gsize):
     # gates (N*T, G) = x (N*T, I) @ W_ih^T
-    gemm(flat(x), flat(weight_ih), flat(gates), n * t, gsize, ni, a_kcontig=True, b_kcontig=True,
+    gemm(flat_view(x), flat_view(weight_ih), flat_view(gates), n * t, gsize, ni, a_kcontig=True, b_kcontig=True,
          lda=ni, ldb=ni, ldc=gsize)
 
 
 def _weight_grads(x, weight_ih, hprev, dgi, dgh, dx, dweight_ih, dweight_hh, n, t, ni, h, gsize):
     rows = n * t
-    fgi, fgh = flat(dgi), flat(dgh)
+    fgi, fgh = flat_view(dgi), flat_view(dgh)
     # dW_ih (G, I) = dg^T (G, rows) @ x (rows, I); dW_hh (G, H) = dgh^T @ hprev (rows, H)
-    gemm(fgi, flat(x), flat(dweight_ih), gsize, ni, rows, a_kcontig=False, b_kcontig=False,
+    gemm(fgi, flat_view(x), flat_view(dweight_ih), gsize, ni, rows, a_kcontig=False, b_kcontig=False,
          lda=gsize, ldb=ni, ldc=ni)
-    gemm(fgh, flat(hprev), flat(dweight_hh), gsize, h, rows, a_kcontig=False, b_kcontig=False,
+    gemm(fgh, flat_view(hprev), flat_view(dweight_hh), gsize, h, rows, a_kcontig=False, b_kcontig=False,
          lda=gsize, ldb=h, ldc=h)
     # dx (rows, I) = dg (rows, G) @ W_ih (G, I)
-    gemm(fgi, flat(weight_ih), flat(dx), rows, ni, gsize, a_kcontig=True, b_kcontig=False,
+    gemm(fgi, flat_view(weight_ih), flat_view(dx), rows, ni, gsize, a_kcontig=True, b_kcontig=False,
          lda=gsize, ldb=ni, ldc=ni)
 
 
@@ -143,7 +144,7 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
     h = weight_hh.shape[1]
     g4 = 4 * h
     _input_projection(x, weight_ih, gates, n, t, ni, g4)
-    fg, fc, fhp, fhs, fw = flat(gates), flat(cells), flat(hprev), flat(hs), flat(weight_hh)
+    fg, fc, fhp, fhs, fw = flat_view(gates), flat_view(cells), flat_view(hprev), flat_view(hs), flat_view(weight_hh)
     blocks, threads = grid_stride(n * h, per_thread=1)
     for s in range(t):
         if s > 0:
@@ -168,8 +169,8 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g4 = 4 * h
-    fg, fc, fdh, fdg, fhb, fcb = flat(gates), flat(cells), flat(dhs), flat(dgates), flat(hbuf), flat(cbuf)
-    fw = flat(weight_hh)
+    fg, fc, fdh, fdg, fhb, fcb = map(flat_view, (gates, cells, dhs, dgates, hbuf, cbuf))
+    fw = flat_view(weight_hh)
     blocks, threads = grid_stride(n * h, per_thread=1)
     for s in range(t - 1, -1, -1):
         _lstm_cell_backward[blocks, threads](fg, fc, fdh, fdg, fhb, fcb, n, t, h, s, s == t - 1)
@@ -179,7 +180,7 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
                  ldc=h, a_off=s * g4)
     _weight_grads(x, weight_ih, hprev, dgates, dgates, dx, dweight_ih, dweight_hh, n, t, ni, h, g4)
     column_sums(fdg, n * t, g4, g4, dbias_ih)
-    flatten_forward(dbias_ih, dbias_hh)
+    copy_flat(dbias_ih, dbias_hh)  # the two LSTM biases get the same gradient
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,7 +262,7 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
     h = weight_hh.shape[1]
     g3 = 3 * h
     _input_projection(x, weight_ih, gates, n, t, ni, g3)
-    fg, fr, fhn, fhp, fhs, fw = flat(gates), flat(gbuf), flat(hn), flat(hprev), flat(hs), flat(weight_hh)
+    fg, fr, fhn, fhp, fhs, fw = map(flat_view, (gates, gbuf, hn, hprev, hs, weight_hh))
     blocks, threads = grid_stride(n * h, per_thread=1)
     for s in range(t):
         if s > 0:
@@ -286,8 +287,8 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g3 = 3 * h
-    fg, fhn, fhp, fdh = flat(gates), flat(hn), flat(hprev), flat(dhs)
-    fdg, fdgh, fhb, fdhb, fw = flat(dgates), flat(dgates_hh), flat(hbuf), flat(dhbuf), flat(weight_hh)
+    fg, fhn, fhp, fdh = flat_view(gates), flat_view(hn), flat_view(hprev), flat_view(dhs)
+    fdg, fdgh, fhb, fdhb, fw = map(flat_view, (dgates, dgates_hh, hbuf, dhbuf, weight_hh))
     blocks, threads = grid_stride(n * h, per_thread=1)
     for s in range(t - 1, -1, -1):
         _gru_cell_backward[blocks, threads](fg, fhn, fhp, fdh, fdg, fdgh, fhb, fdhb, n, t, h, s,

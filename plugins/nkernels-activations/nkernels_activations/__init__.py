@@ -17,7 +17,7 @@ def nkernels_register_layers():
 @nk.hookimpl
 def nkernels_register_kernels():
     """This plugin's kernels, so that the compiled training step can call them by op name."""
-    from nkernels.kernel_registry import records_from_module
+    from nkernels.plugins.kernels import records_from_module
 
     return records_from_module("nkernels_activations.kernels", "cpu")
 

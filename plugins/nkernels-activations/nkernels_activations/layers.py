@@ -1,8 +1,7 @@
 """LeakyReLU and ELU layers with PyTorch's semantics."""
-import numpy as np
-
 import nkernels as nk
 from nkernels.passes import DX, DY, X, Y, Call, LayerPasses, Scalar
+from nkernels.validation import check_number
 
 
 class _Parametrized(nk.layers.Layer):
@@ -24,13 +23,6 @@ class _Parametrized(nk.layers.Layer):
                            backward=(Call(self.op + "_backward", X.flat, DY.flat, Scalar(self.constant), DX.flat),))
 
 
-def _check_number(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
 class LeakyReLU(_Parametrized):
     """``max(0, x) + negative_slope * min(0, x)``, as ``torch.nn.LeakyReLU``."""
 
@@ -38,7 +30,7 @@ class LeakyReLU(_Parametrized):
     constant = "negative_slope"
 
     def __init__(self, negative_slope: float = 0.01):
-        self.negative_slope = _check_number(negative_slope, "negative_slope")
+        self.negative_slope = check_number(negative_slope, "negative_slope")
 
 
 class ELU(_Parametrized):
@@ -48,4 +40,4 @@ class ELU(_Parametrized):
     constant = "alpha"
 
     def __init__(self, alpha: float = 1.0):
-        self.alpha = _check_number(alpha, "alpha")
+        self.alpha = check_number(alpha, "alpha")

@@ -35,7 +35,7 @@ def test_matches_torch(layer, ref):
 
 def test_plugin_layers_join_the_compiled_step_with_the_same_numbers():
     from nkernels.trainers import CompiledTrainer
-    from nkernels.training import make_trainer
+    from nkernels.trainers import make_trainer
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((96, 6)).astype(np.float32)
@@ -60,8 +60,10 @@ def test_config_round_trip_and_bad_arguments():
     model = nk.Sequential([nk.layers.Dense(2, 2), LeakyReLU(0.3)])
     rebuilt = nk.Sequential.from_config(model.get_config())
     assert isinstance(rebuilt[1], LeakyReLU) and rebuilt[1].negative_slope == 0.3
-    with pytest.raises(TypeError, match="negative_slope must be a finite number"):
+    with pytest.raises(TypeError, match="negative_slope must be a number, got 'steep'"):
         LeakyReLU("steep")
+    with pytest.raises(ValueError, match="alpha must be a finite number, got nan"):
+        ELU(float("nan"))
 
 
 def _away_from_zero(shape, rng):

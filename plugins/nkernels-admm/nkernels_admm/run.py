@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from nkernels import distributed
-from nkernels.data import check_features, check_model_input, check_same_length
+from nkernels.runtime import distributed
+from nkernels.validation import check_features, check_model_input, check_same_length
 from nkernels.errors import TrainingDivergedError
 from nkernels.training import default_loss
 

@@ -14,15 +14,14 @@ multiplier at zero, as the paper does.
 """
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import nkernels as nk
-from nkernels import distributed
+from nkernels.runtime import distributed
 from nkernels.callbacks import CallbackList
-from nkernels.data import check_fit_arguments, check_validation_data
+from nkernels.validation import check_choice, check_fit_arguments, check_int, check_number, check_validation_data
 from nkernels.training import default_loss
 
 if TYPE_CHECKING:
@@ -65,20 +64,6 @@ def admm_chain(model) -> list:
     return dense
 
 
-def _positive(value: Any, name: str, minimum_inclusive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or (value == 0 and not minimum_inclusive):
-        bound = ">= 0" if minimum_inclusive else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 class ADMM(nk.schemes.Scheme):
     """Gradient-free training by ADMM (Taylor et al., ICML 2016) for Dense/ReLU chains.
 
@@ -113,15 +98,13 @@ class ADMM(nk.schemes.Scheme):
     def __init__(self, beta: float = 1.0, gamma: float = 10.0, loss: str = "hinge", warm_start: int = 10,
                  weight_decay: float = 1e-4, workers: int | None = None, scheduler: str | None = None,
                  shards: int | None = None):
-        self.beta = _positive(beta, "beta")
-        self.gamma = _positive(gamma, "gamma")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}")
-        self.loss = loss
-        self.warm_start = _count(warm_start, "warm_start", 0)
-        self.weight_decay = _positive(weight_decay, "weight_decay", minimum_inclusive=True)
+        self.beta = check_number(beta, "beta", low=0, low_open=True)
+        self.gamma = check_number(gamma, "gamma", low=0, low_open=True)
+        self.loss = check_choice(loss, "loss", LOSSES)
+        self.warm_start = check_int(warm_start, "warm_start", minimum=0)
+        self.weight_decay = check_number(weight_decay, "weight_decay", low=0)
         self.workers, self.scheduler = distributed.check_options(workers, scheduler)
-        self.shards = None if shards is None else _count(shards, "shards", 1)
+        self.shards = check_int(shards, "shards", allow_none=True)
 
     # -- training ------------------------------------------------------------------------------
     def start(self, model, X, y) -> "ADMMRun":

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import nkernels as nk
-from nkernels import presets
+from nkernels.cli import presets
 
 dd = pytest.importorskip("dask.distributed")  # the test extras bring it; the plugin works without it
 

@@ -144,7 +144,7 @@ def test_layers_admm_cannot_train_are_named_with_their_position(layers, position
 
 
 def test_the_cnn_preset_is_refused_with_the_convolution_named():
-    from nkernels import presets
+    from nkernels.cli import presets
 
     model = presets.build("cnn", (1, 8, 8), 10)
     X, y = np.zeros((4, 1, 8, 8), np.float32), np.arange(4)
@@ -153,13 +153,13 @@ def test_the_cnn_preset_is_refused_with_the_convolution_named():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"beta": 0}, "beta must be a finite number > 0"),
+    ({"beta": 0}, "beta must be a finite number above 0, got 0.0"),
     ({"gamma": float("nan")}, "gamma must be"),
     ({"loss": "softmax"}, "loss must be one of"),
-    ({"warm_start": -1}, "warm_start must be an integer >= 0"),
-    ({"weight_decay": -1e-3}, "weight_decay must be a finite number >= 0"),
-    ({"shards": 0}, "shards must be an integer >= 1"),
-    ({"workers": 0}, "workers must be a positive integer"),
+    ({"warm_start": -1}, "warm_start must be at least 0, got -1"),
+    ({"weight_decay": -1e-3}, "weight_decay must be a finite number at least 0, got -0.001"),
+    ({"shards": 0}, "shards must be at least 1, got 0"),
+    ({"workers": 0}, "workers must be at least 1, got 0"),
     ({"workers": 2, "scheduler": "tcp://127.0.0.1:1"}, "not both"),
 ])
 def test_invalid_options(options, message):

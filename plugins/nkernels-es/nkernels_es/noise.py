@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from nkernels.validation import check_float_dtype, check_int
+
 #: tables kept alive in this process, by (seed, size, dtype); a worker serving several runs keeps
 #: the last few instead of drawing each again
 _CACHE: "OrderedDict[tuple[int, int, str], np.ndarray]" = OrderedDict()
@@ -25,13 +27,9 @@ class NoiseTable:
     """
 
     def __init__(self, seed: int, size: int, dtype: Any = np.float32):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"the noise seed must be a non-negative integer, got {seed!r}")
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"the noise table size must be a positive integer, got {size!r}")
-        self.seed, self.size, self.dtype = int(seed), int(size), np.dtype(dtype)
-        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"the noise table holds float32 or float64 numbers, got {self.dtype}")
+        self.seed = check_int(seed, "the noise table's seed", minimum=0)
+        self.size = check_int(size, "the noise table's size")
+        self.dtype = check_float_dtype(dtype, "the noise table's dtype")
 
     def __getstate__(self) -> dict:
         return {"seed": self.seed, "size": self.size, "dtype": self.dtype.str}

@@ -1,16 +1,16 @@
 """The ``es`` scheme: OpenAI evolution strategies (Salimans et al. 2017) on a shared noise table."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 import nkernels as nk
-from nkernels import distributed
+from nkernels.runtime import distributed
 from nkernels.callbacks import CallbackList
-from nkernels.data import check_features, check_fit_arguments, check_model_input, check_same_length, \
-    check_validation_data
+from nkernels.validation import (
+    check_bool, check_choice, check_features, check_fit_arguments, check_int, check_model_input, check_number,
+    check_same_length, check_validation_data)
 from nkernels.errors import TrainingDivergedError
 from nkernels.losses import get_loss
 from nkernels.optimizers import Optimizer, get_optimizer
@@ -18,19 +18,6 @@ from nkernels.optimizers import Optimizer, get_optimizer
 from .estimate import SHAPINGS, gradient_estimate, shape_fitness
 from .noise import NoiseTable
 from .population import DenseChainProblem, evaluate_pairs, flat_parameters, make_problem, parameter_views
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number above 0, got {value!r}")
-    return float(value)
-
-
-def _count(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 class EvolutionStrategies(nk.schemes.Scheme):
@@ -75,22 +62,17 @@ class EvolutionStrategies(nk.schemes.Scheme):
                  generations_per_epoch: int | None = None, noise_size: int | None = None, loss: Any = None,
                  workers: int | None = None, scheduler: str | None = None, compiled: bool = True,
                  **optimizer_options: Any):
-        self.population = _count(population, "population", 2)
+        self.population = check_int(population, "population", 2)
         if self.population % 2:
             raise ValueError(f"population must be even (members come in antithetic pairs), got {population}")
-        self.sigma = _number(sigma, "sigma")
+        self.sigma = check_number(sigma, "sigma", low=0, low_open=True)
         self.optimizer = _optimizer(optimizer, lr, weight_decay, optimizer_options)
-        if fitness_shaping not in SHAPINGS:
-            raise ValueError(f"unknown fitness_shaping {fitness_shaping!r}; available: {', '.join(SHAPINGS)}")
-        self.fitness_shaping = fitness_shaping
-        self.generations_per_epoch = None if generations_per_epoch is None else \
-            _count(generations_per_epoch, "generations_per_epoch")
-        self.noise_size = None if noise_size is None else _count(noise_size, "noise_size")
+        self.fitness_shaping = check_choice(fitness_shaping, "fitness_shaping", SHAPINGS)
+        self.generations_per_epoch = check_int(generations_per_epoch, "generations_per_epoch", allow_none=True)
+        self.noise_size = check_int(noise_size, "noise_size", allow_none=True)
         self.loss = None if loss is None else get_loss(loss)
         self.workers, self.scheduler = distributed.check_options(workers, scheduler)
-        if not isinstance(compiled, (bool, np.bool_)):
-            raise TypeError(f"compiled must be True or False, got {compiled!r}")
-        self.compiled = bool(compiled)
+        self.compiled = check_bool(compiled, "compiled")
 
     def fit(self, model, X, y=None, *, epochs=10, batch_size=32, seed=None, callbacks=None,
             validation_data=None):

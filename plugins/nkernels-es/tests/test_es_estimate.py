@@ -53,8 +53,8 @@ def test_noise_table_is_seeded_and_travels_as_its_seed():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"seed": -1, "size": 10}, ValueError, "non-negative integer"),
-    ({"seed": 0, "size": 0}, ValueError, "positive integer"),
+    ({"seed": -1, "size": 10}, ValueError, "the noise table's seed must be at least 0, got -1"),
+    ({"seed": 0, "size": 0}, ValueError, "the noise table's size must be at least 1, got 0"),
     ({"seed": 0, "size": 10, "dtype": np.int32}, TypeError, "float32 or float64"),
 ])
 def test_noise_table_rejects_bad_settings(kwargs, error, message):

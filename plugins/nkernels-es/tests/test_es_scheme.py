@@ -35,14 +35,14 @@ def test_registered_through_the_entry_point():
 
 @pytest.mark.parametrize("options, error, message", [
     ({"population": 7}, ValueError, "population must be even"),
-    ({"population": 0}, ValueError, "population must be an integer of at least 2"),
+    ({"population": 0}, ValueError, "population must be at least 2, got 0"),
     ({"sigma": 0.0}, ValueError, "sigma must be a finite number above 0"),
     ({"sigma": float("nan")}, ValueError, "sigma must be a finite number above 0"),
-    ({"fitness_shaping": "softmax"}, ValueError, "unknown fitness_shaping 'softmax'"),
-    ({"generations_per_epoch": 0}, ValueError, "generations_per_epoch must be an integer"),
+    ({"fitness_shaping": "softmax"}, ValueError, "fitness_shaping must be one of 'centered_rank', 'none', got 'softmax'"),
+    ({"generations_per_epoch": 0}, ValueError, "generations_per_epoch must be at least 1, got 0"),
     ({"optimizer": "lion"}, ValueError, "unknown optimizer 'lion'"),
     ({"lr": -1.0}, ValueError, "lr must be a finite number above 0"),
-    ({"workers": 0}, ValueError, "workers must be a positive integer"),
+    ({"workers": 0}, ValueError, "workers must be at least 1, got 0"),
     ({"workers": 2, "scheduler": "tcp://127.0.0.1:1"}, ValueError, "not both"),
     ({"compiled": "yes"}, TypeError, "compiled must be True or False"),
     ({"optimizer": nk.optimizers.Adam(), "lr": 0.1}, ValueError, "lr given together with an Optimizer instance"),

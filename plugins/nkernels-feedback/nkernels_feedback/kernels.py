@@ -6,12 +6,12 @@ kernels; only the step that replaces back-propagation through the transposed wei
 import numpy as np
 from numba import njit
 
-from nkernels.kernels.cpu.activation import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
-                                             tanh_backward, tanh_forward)
+from nkernels.kernels.cpu.activation import (
+    relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
 from nkernels.kernels.cpu.batching import gather_labels, gather_rows
 from nkernels.kernels.cpu.dense import dense_backward, dense_forward
-from nkernels.kernels.cpu.loss import (count_correct, mse_backward, mse_forward, softmax_cross_entropy_backward,
-                                       softmax_cross_entropy_forward)
+from nkernels.kernels.cpu.loss import (
+    count_correct, mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward)
 from nkernels.kernels.cpu.optim import apply_updates
 
 #: activation codes understood by :func:`project_error`

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nkernels.kernel_registry import kernel
+from nkernels.plugins.kernels import kernel
 from nkernels.losses import MSE, SoftmaxCrossEntropy
-from nkernels.threads import blas_single_threaded
+from nkernels.runtime.threads import blas_single_threaded
 
 from .chain import Block
 

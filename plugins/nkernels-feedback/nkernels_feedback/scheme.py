@@ -7,13 +7,13 @@ import numpy as np
 
 import nkernels as nk
 from nkernels.callbacks import CallbackList
-from nkernels.data import (check_features, check_fit_arguments, check_model_input, check_same_length,
-                           check_validation_data)
+from nkernels.validation import (
+    check_bool, check_features, check_fit_arguments, check_model_input, check_same_length, check_validation_data)
 from nkernels.errors import TrainingDivergedError
-from nkernels.layers.base import check_bool
 from nkernels.losses import get_loss
 from nkernels.optimizers import get_optimizer
-from nkernels.training import default_loss, evaluate, run_epoch_batches
+from nkernels.trainers import run_epoch_batches
+from nkernels.training import default_loss, evaluate
 
 from .chain import Block, read_chain
 from .runs import FusedRun, LayerwiseRun

@@ -13,17 +13,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 import nkernels as nk
-from nkernels.data import check_features
 from nkernels.errors import NotFittedError
-from nkernels.kernel_registry import kernel
-from nkernels.layers.base import as_float_dtype, check_bool, check_positive_int
+from nkernels.plugins.kernels import kernel
 from nkernels.optimizers import Optimizer, get_optimizer
-from nkernels.threads import blas_single_threaded
-
-from .checks import check_choice, check_fraction
+from nkernels.runtime.threads import blas_single_threaded
+from nkernels.validation import (
+    check_bool, check_choice, check_features, check_float_dtype, check_int, check_number, check_rows)
 
 if TYPE_CHECKING:
-    from nkernels.onnx_export import OnnxGraph
+    from nkernels.export.onnx_export import OnnxGraph
 
 #: activation names and their codes in the kernels
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -52,13 +50,13 @@ class LayerExtractor:
     activations: tuple[str, ...] = tuple(ACTIVATION_CODES)
 
     def _check_common(self) -> None:
-        self.n_components = check_positive_int(self.n_components, "n_components")
+        self.n_components = check_int(self.n_components, "n_components")
         check_choice(self.activation, "activation", self.activations)
-        self.epochs = check_positive_int(self.epochs, "epochs")
-        self.batch_size = check_positive_int(self.batch_size, "batch_size")
+        self.epochs = check_int(self.epochs, "epochs")
+        self.batch_size = check_int(self.batch_size, "batch_size")
         self.shuffle = check_bool(self.shuffle, "shuffle")
         self.compiled = check_bool(self.compiled, "compiled")
-        self.dtype = as_float_dtype(self.dtype)
+        self.dtype = check_float_dtype(self.dtype)
         if isinstance(self.optimizer, Optimizer):
             if self.lr is not None:
                 raise ValueError("lr was given with an optimizer instance; set it on the optimizer")
@@ -99,7 +97,7 @@ class LayerExtractor:
         layer. ``weight`` given with ``bias=None`` means a layer without bias.
         """
         self._check_common()
-        n_features = check_positive_int(n_features, "n_features")
+        n_features = check_int(n_features, "n_features")
         shape = (self.n_components, n_features)
         self._rng = np.random.default_rng(self.seed)
         if weight is None:
@@ -139,13 +137,7 @@ class LayerExtractor:
         raise NotImplementedError
 
     def _check_X(self, X: Any) -> np.ndarray:
-        X = check_features(X, dtype=self.dtype)
-        if X.ndim != 2:
-            raise ValueError(f"{type(self).__name__} takes samples as rows (N, features), got shape {X.shape}")
-        fitted = getattr(self, "n_features_in_", None)
-        if fitted is not None and X.shape[1] != fitted:
-            raise ValueError(f"X has {X.shape[1]} features but {type(self).__name__} was set up for {fitted}")
-        return X
+        return check_rows(X, getattr(self, "n_features_in_", None), dtype=self.dtype)
 
     def fit(self, X: Any, y: Any = None) -> "LayerExtractor":
         """Train for ``epochs`` passes over ``X`` (N, features) in mini-batches; ``y`` is ignored."""
@@ -308,7 +300,7 @@ class Autoencoder(LayerExtractor):
     def _check_common(self) -> None:
         super()._check_common()
         self.tied = check_bool(self.tied, "tied")
-        self.corruption = check_fraction(self.corruption, "corruption")
+        self.corruption = check_number(self.corruption, "corruption", low=0, high=1, high_open=True)
 
     def _init_model_params(self) -> None:
         f, h = self.n_features_in_, self.n_components
@@ -409,7 +401,7 @@ class RBM(LayerExtractor):
     def _check_common(self) -> None:
         super()._check_common()
         check_choice(self.visible, "visible", ("auto", "bernoulli", "gaussian"))
-        self.k = check_positive_int(self.k, "k")
+        self.k = check_int(self.k, "k")
 
     def _init_model_params(self) -> None:
         self.visible_bias_ = self.params_["visible_bias"] = np.zeros(self.n_features_in_, self.dtype)

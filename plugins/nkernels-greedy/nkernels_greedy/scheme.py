@@ -8,16 +8,15 @@ import numpy as np
 
 import nkernels as nk
 from nkernels.callbacks import CallbackList
-from nkernels.data import (check_features, check_fit_arguments, check_model_input, check_same_length,
-                           check_validation_data)
-from nkernels.layers.base import check_bool, check_positive_int
+from nkernels.validation import (
+    check_bool, check_choice, check_features, check_fit_arguments, check_int, check_model_input, check_number,
+    check_same_length, check_validation_data)
 from nkernels.losses import get_loss
 from nkernels.optimizers import get_optimizer
 from nkernels.schedules import EarlyStopping
 from nkernels.training import default_loss
 
 from .blocks import Block, extractor_form, split_blocks
-from .checks import check_choice, check_fraction
 from .stages import Run, Stage
 
 
@@ -75,15 +74,19 @@ class Greedy(nk.schemes.Scheme):
         self.pretrain = check_choice("autoencoder" if pretrain is None else pretrain, "pretrain",
                                      ("autoencoder", "rbm"))
         self.tied = check_bool(True if tied is None else tied, "tied")
-        self.corruption = check_fraction(0.0 if corruption is None else corruption, "corruption")
-        self.cd_k = check_positive_int(1 if cd_k is None else cd_k, "cd_k")
+        self.corruption = check_number(0.0 if corruption is None else corruption, "corruption", low=0, high=1,
+                                       high_open=True)
+        self.cd_k = check_int(1 if cd_k is None else cd_k, "cd_k")
         self.visible = check_choice("auto" if visible is None else visible, "visible",
                                     ("auto", "bernoulli", "gaussian"))
-        if not (head is None or callable(head) or (isinstance(head, (int, np.integer)) and not isinstance(head, bool))):
-            raise TypeError(f"head must be None (linear), an int (hidden width) or a callable "
-                            f"head(input_shape, n_outputs) -> list of layers, got {head!r}")
-        self.head = check_positive_int(head, "head") if isinstance(head, (int, np.integer)) else head
-        self.finetune_epochs = check_positive_int(finetune_epochs, "finetune_epochs", minimum=0)
+        if not (head is None or callable(head)):
+            try:
+                head = check_int(head, "head")
+            except TypeError:
+                raise TypeError(f"head must be None (linear), an int (hidden width) or a callable "
+                                f"head(input_shape, n_outputs) -> list of layers, got {head!r}") from None
+        self.head = head
+        self.finetune_epochs = check_int(finetune_epochs, "finetune_epochs", minimum=0)
         _refuse_unused_options(self.mode, self.pretrain, self.finetune_epochs,
                                {"pretrain": pretrain, "tied": tied, "corruption": corruption, "cd_k": cd_k,
                                 "visible": visible, "head": head, "finetune_lr": finetune_lr})

@@ -9,7 +9,8 @@ import numpy as np
 import nkernels as nk
 from nkernels.callbacks import CallbackList
 from nkernels.errors import TrainingDivergedError
-from nkernels.training import evaluate, make_trainer
+from nkernels.trainers import make_trainer
+from nkernels.training import evaluate
 
 from .blocks import Block, extractor_form
 from .extractors import RBM, Autoencoder

@@ -208,7 +208,7 @@ def test_bad_arguments_and_input_say_what_was_expected():
         Autoencoder(8, activation="swish")
     with pytest.raises(ValueError, match="activation must be one of 'sigmoid', 'relu'"):
         RBM(8, activation="tanh")
-    with pytest.raises(ValueError, match=r"corruption must lie in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"corruption must be a finite number in \[0, 1\), got 1.0"):
         Autoencoder(8, corruption=1.0)
     with pytest.raises(ValueError, match="k must be at least 1"):
         RBM(8, k=0)
@@ -220,7 +220,7 @@ def test_bad_arguments_and_input_say_what_was_expected():
         Autoencoder(8).transform(np.zeros((2, 3)))
     x = np.random.default_rng(0).uniform(size=(10, 6))
     ae = Autoencoder(4, epochs=1, seed=0).fit(x)
-    with pytest.raises(ValueError, match="X has 5 features but Autoencoder was set up for 6"):
+    with pytest.raises(ValueError, match="X has 5 features but the extractor was fitted on 6"):
         ae.transform(x[:, :5])
     bad = x.copy()
     bad[2, 3] = np.nan

@@ -213,7 +213,7 @@ def test_unsupported_layers_and_bad_options_are_named():
         Greedy(mode="layerwise")
     with pytest.raises(ValueError, match="pretrain must be one of"):
         Greedy(pretrain="pca")
-    with pytest.raises(ValueError, match="corruption must lie in"):
+    with pytest.raises(ValueError, match=r"corruption must be a finite number in \[0, 1\), got 2.0"):
         Greedy(corruption=2)
     with pytest.raises(TypeError, match="head must be None"):
         Greedy(head="big")

@@ -1,4 +1,4 @@
-"""What every extractor of this plugin shares: the scikit-learn shape, checks, and the state protocol.
+"""What every extractor of this plugin shares: the scikit-learn shape and the state protocol.
 
 The state protocol is the one :class:`nkernels.layers.Frozen` uses to save an extractor inside a
 model: ``get_config()`` (constructor arguments as JSON values), ``from_config(config)``,
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nkernels.data import check_features
+from nkernels.validation import check_images
 from nkernels.errors import NotFittedError
 
 ENCODINGS = ("triangle", "hard")
@@ -81,7 +81,7 @@ class Extractor:
     def _transform_images(self, X: Any, dtype_key: str) -> np.ndarray:
         """``transform`` of the image extractors: ``X`` checked against the fitted image shape and cast
         to the dtype of the state array ``dtype_key``, then ``self._features`` (standardized if asked)."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         self._check_fitted()
         X = check_images(X, tuple(self._state["image_shape"]))
@@ -97,69 +97,6 @@ class Extractor:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._config.items() if not isinstance(v, np.ndarray))
         return f"{type(self).__name__}({args})"
-
-
-def check_rows(X: Any, n_features: int | None = None, name: str = "X") -> np.ndarray:
-    """``X`` as a C-contiguous float32/float64 (n, d) array without NaN or inf."""
-    X = check_features(X, name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got shape {X.shape}")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} features but the extractor was fitted on {n_features}")
-    return X
-
-
-def check_images(X: Any, shape: tuple[int, int, int] | None = None, name: str = "X") -> np.ndarray:
-    """``X`` as a C-contiguous float (N, C, H, W) array without NaN or inf, of (C, H, W) ``shape`` when given."""
-    X = check_features(X, name)
-    if X.ndim != 4:
-        raise ValueError(f"{name} must be images of shape (N, C, H, W), got shape {X.shape}; reshape flat "
-                         f"vectors first (nk.datasets.load('digits', flat=False) gives (N, 1, 8, 8))")
-    shape = None if shape is None else tuple(int(s) for s in shape)
-    if shape is not None and tuple(X.shape[1:]) != shape:
-        raise ValueError(f"{name} has images of shape {tuple(X.shape[1:])} but the extractor was fitted on "
-                         f"{shape}")
-    return X
-
-
-def check_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def check_number(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
-    """``value`` as a finite float, at least (or, with ``strict``, above) ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        raise ValueError(f"{name} must be {'greater than' if strict else 'at least'} {minimum}, got {value}")
-    return float(value)
-
-
-def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def check_seed(seed: Any) -> int | None:
-    """``seed`` as an int or None."""
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed must be an int or None, got {seed!r}")
-    return None if seed is None else int(seed)
-
-
-def check_bool(value: Any, name: str) -> bool:
-    """``value`` if it is True or False."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,18 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import (ENCODINGS, Extractor, check_bool, check_choice, check_images, check_int, check_number, check_seed,
-                   feature_statistics)
+from nkernels.validation import (check_bool, check_choice, check_images, check_int, check_number, check_pair,
+                                 check_seed)
 
-
-def check_patch(value: Any, name: str = "patch_size") -> tuple[int, int]:
-    """An int or a pair of ints as a (height, width) pair."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return check_int(value[0], name), check_int(value[1], name)
-    size = check_int(value, name)
-    return size, size
+from .base import ENCODINGS, Extractor, feature_statistics
 
 
 class ConvKMeans(Extractor):
@@ -46,11 +38,12 @@ class ConvKMeans(Extractor):
         from .patches import StageOptions
 
         self.options = StageOptions(
-            n_clusters=check_int(n_clusters, "n_clusters"), patch=check_patch(patch_size),
+            n_clusters=check_int(n_clusters, "n_clusters"), patch=check_pair(patch_size, "patch_size"),
             stride=check_int(stride, "stride"), n_patches=check_int(n_patches, "n_patches"),
-            normalize=check_bool(normalize, "normalize"), norm_eps=check_number(norm_eps, "norm_eps", strict=True),
-            whiten=check_bool(whiten, "whiten"), zca_eps=check_number(zca_eps, "zca_eps", strict=True),
-            max_iter=check_int(max_iter, "max_iter"), tol=check_number(tol, "tol"))
+            normalize=check_bool(normalize, "normalize"),
+            norm_eps=check_number(norm_eps, "norm_eps", low=0, low_open=True),
+            whiten=check_bool(whiten, "whiten"), zca_eps=check_number(zca_eps, "zca_eps", low=0, low_open=True),
+            max_iter=check_int(max_iter, "max_iter"), tol=check_number(tol, "tol", low=0))
         self.pool_grid = check_int(pool_grid, "pool_grid")
         self.encoding = check_choice(encoding, "encoding", ENCODINGS)
         self.standardize = check_bool(standardize, "standardize")
@@ -58,7 +51,7 @@ class ConvKMeans(Extractor):
 
     def fit(self, X: Any, y: Any = None) -> "ConvKMeans":
         """Learn the whitening and the centroids from random patches of the images ``X``; returns self."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import patches
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from nkernels.onnx_export import OnnxGraph
+    from nkernels.export.onnx_export import OnnxGraph
 
 #: the last axis, over which rows of features are reduced
 LAST_AXIS = np.array([-1], np.int64)

@@ -1,6 +1,6 @@
 """Large GEMMs on every core, without a second spinning thread pool.
 
-nkernels runs BLAS on one thread (:func:`nkernels.threads.blas_single_threaded`) so that
+nkernels runs BLAS on one thread (:func:`nkernels.runtime.threads.blas_single_threaded`) so that
 OpenBLAS's spinning workers never starve Numba's. For the big cross terms of k-means that would
 leave all but one core idle during the GEMM, most of an iteration. So :func:`matmul` splits a
 large product into row blocks and runs one single-threaded GEMM per block on a few Python

@@ -5,8 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import (ENCODINGS, Extractor, check_bool, check_choice, check_int, check_number, check_rows, check_seed,
-                   feature_statistics, standardize)
+from nkernels.validation import check_bool, check_choice, check_int, check_number, check_rows, check_seed
+
+from .base import ENCODINGS, Extractor, feature_statistics, standardize
 
 ALGORITHMS = ("lloyd", "minibatch")
 INITS = ("k-means++", "random")
@@ -50,7 +51,7 @@ class KMeans(Extractor):
             check_choice(init, "init", INITS)
         self.init = init
         self.max_iter = check_int(max_iter, "max_iter")
-        self.tol = check_number(tol, "tol")
+        self.tol = check_number(tol, "tol", low=0)
         self.algorithm = check_choice(algorithm, "algorithm", ALGORITHMS)
         self.batch_size = check_int(batch_size, "batch_size")
         self.spherical = check_bool(spherical, "spherical")
@@ -61,7 +62,7 @@ class KMeans(Extractor):
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Learn the centroids of the rows of ``X`` (n, d); ``y`` is ignored. Returns self."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import lloyd
 
@@ -104,7 +105,7 @@ class KMeans(Extractor):
 
     def transform(self, X: Any) -> np.ndarray:
         """The codes (n, k) of the rows of ``X`` (n, d), in the dtype of the centroids."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import lloyd
 
@@ -117,7 +118,7 @@ class KMeans(Extractor):
 
     def predict(self, X: Any) -> np.ndarray:
         """The index of the nearest centroid of each row of ``X``."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import lloyd
 

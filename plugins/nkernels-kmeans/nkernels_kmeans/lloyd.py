@@ -3,7 +3,7 @@
 Functions on checked arrays (float32 or float64, C-contiguous). Each pass computes the cross
 term ``X @ C.T`` by BLAS (:func:`nkernels_kmeans.gemm.matmul`), outside any ``prange`` region,
 and hands it to the fused kernels of :mod:`nkernels_kmeans.kernels`. The extractors run BLAS on
-one thread (:func:`nkernels.threads.blas_single_threaded`), so that its pool never spins
+one thread (:func:`nkernels.runtime.threads.blas_single_threaded`), so that its pool never spins
 against Numba's; a large GEMM is split into row blocks run side by side on Python threads.
 """
 from __future__ import annotations

@@ -5,9 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import (ENCODINGS, Extractor, check_bool, check_choice, check_images, check_int, check_number, check_seed,
-                   feature_statistics)
-from .conv import check_patch
+from nkernels.validation import (check_bool, check_choice, check_images, check_int, check_number, check_pair,
+                                 check_seed)
+
+from .base import ENCODINGS, Extractor, feature_statistics
 
 STAGE_KEYS = ("n_clusters", "patch_size", "stride", "pool_size", "groups", "group_size", "n_patches", "normalize",
               "norm_eps", "whiten", "zca_eps", "max_iter")
@@ -59,13 +60,13 @@ class StackedKMeans(Extractor):
             name = f"stages[{i}]."
             options = StageOptions(
                 n_clusters=check_int(s["n_clusters"], name + "n_clusters"),
-                patch=check_patch(s["patch_size"], name + "patch_size"), stride=check_int(s["stride"], name + "stride"),
+                patch=check_pair(s["patch_size"], name + "patch_size"), stride=check_int(s["stride"], name + "stride"),
                 n_patches=check_int(s["n_patches"], name + "n_patches"),
                 normalize=check_bool(s["normalize"], name + "normalize"),
-                norm_eps=check_number(s["norm_eps"], name + "norm_eps", strict=True),
+                norm_eps=check_number(s["norm_eps"], name + "norm_eps", low=0, low_open=True),
                 whiten=check_bool(s["whiten"], name + "whiten"),
-                zca_eps=check_number(s["zca_eps"], name + "zca_eps", strict=True),
-                max_iter=check_int(s["max_iter"], name + "max_iter"), tol=check_number(tol, "tol"))
+                zca_eps=check_number(s["zca_eps"], name + "zca_eps", low=0, low_open=True),
+                max_iter=check_int(s["max_iter"], name + "max_iter"), tol=check_number(tol, "tol", low=0))
             if (s["groups"] is None) != (s["group_size"] is None):
                 raise ValueError(f"stage {i}: give both groups and group_size for receptive-field grouping, or neither")
             grouping = None if s["groups"] is None else (check_int(s["groups"], name + "groups"),
@@ -80,7 +81,7 @@ class StackedKMeans(Extractor):
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "StackedKMeans":
         """Learn the stages bottom up on the images ``X`` (N, C, H, W); returns self."""
-        from nkernels.threads import blas_single_threaded
+        from nkernels.runtime.threads import blas_single_threaded
 
         from . import patches
 

@@ -108,7 +108,7 @@ def test_conv_state_round_trip_and_determinism():
 def test_conv_bad_input():
     with pytest.raises(ValueError, match="patch_size must be an int or a pair"):
         ConvKMeans(patch_size=(1, 2, 3))
-    with pytest.raises(ValueError, match="norm_eps must be greater than 0"):
+    with pytest.raises(ValueError, match="norm_eps must be a finite number above 0, got 0.0"):
         ConvKMeans(norm_eps=0)
     with pytest.raises(ValueError, match=r"images of shape \(N, C, H, W\)"):
         ConvKMeans(4).fit(np.zeros((5, 64)))

@@ -167,9 +167,9 @@ def test_config_and_state_rebuild_the_extractor():
     ({"n_clusters": 2, "init": np.zeros((3, 2))}, ValueError, "init as an array must hold 2"),
     ({"algorithm": "elkan"}, ValueError, "algorithm must be one of 'lloyd', 'minibatch'"),
     ({"encoding": "soft"}, ValueError, "encoding must be one of 'triangle', 'hard'"),
-    ({"tol": -1.0}, ValueError, "tol must be at least 0"),
+    ({"tol": -1.0}, ValueError, "tol must be a finite number at least 0, got -1.0"),
     ({"spherical": 1}, TypeError, "spherical must be True or False"),
-    ({"seed": 1.5}, TypeError, "seed must be an int or None"),
+    ({"seed": 1.5}, TypeError, "seed must be an integer or None"),
 ])
 def test_bad_options(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -1,9 +1,0 @@
-"""Registers the built-in datasets."""
-from ..datasets import load_digits
-from ..plugin_marker import hookimpl
-
-
-@hookimpl
-def nkernels_register_datasets():
-    """The built-in datasets by name."""
-    return {"digits": load_digits}

@@ -1,0 +1,190 @@
+"""Training-step speed of nkernels against PyTorch (and JAX, when installed), measured in one process.
+
+The asv suite (``benchmarks/``) and ``nkernels bench`` share these measurements. Each case is one
+model at one batch size with Adam; both sides run on the same data with the same thread count
+(``torch.set_num_threads`` equal to Numba's). Times are the median over repeats of the mean
+step time of a run of steps, after warm-up, so compilation stays out of them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import layers as L
+from ..model import Sequential
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark model: input sample shape, classes, batch size, and its builders on both sides."""
+
+    name: str
+    description: str
+    sample_shape: tuple[int, ...]
+    batch_size: int
+    build: Callable[[], Sequential]
+    build_torch: Callable[[Any], Any]
+    n_classes: int = 10
+
+
+def _torch_recurrent(nn, cell: str, inputs: int, hidden: int):
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(nn, cell)(inputs, hidden, batch_first=True)
+            self.head = nn.Linear(hidden, 10)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    return Recurrent()
+
+
+def _recurrent_case(cell: str, inputs: int, hidden: int, steps: int, batch: int) -> Case:
+    layer = L.LSTM if cell == "LSTM" else L.GRU
+    return Case(f"{cell.lower()}-h{hidden}-t{steps}", f"{cell}({inputs}->{hidden}) + Dense(10), {steps} steps, "
+                f"batch {batch}", (steps, inputs), batch,
+                lambda: Sequential([layer(inputs, hidden), L.Dense(hidden, 10)], seed=0),
+                lambda nn: _torch_recurrent(nn, cell, inputs, hidden))
+
+
+CASES = {case.name: case for case in [
+    Case("mlp", "MLP 64-128-128-10, batch 64", (64,), 64,
+         lambda: Sequential([L.Dense(64, 128), L.ReLU(), L.Dense(128, 128), L.ReLU(), L.Dense(128, 10)], seed=0),
+         lambda nn: nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                                  nn.Linear(128, 10))),
+    Case("cnn", "digits CNN: conv 16 3x3 pad 1, pool 2, dense 10, batch 64", (1, 8, 8), 64,
+         lambda: Sequential([L.Conv2D(1, 16, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
+                             L.Dense(256, 10)], seed=0),
+         lambda nn: nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                  nn.Linear(256, 10))),
+    Case("lenet", "LeNet 28x28: conv 32 5x5, pool, conv 64 5x5, pool, dense 128, dense 10, batch 128",
+         (1, 28, 28), 128,
+         lambda: Sequential([L.Conv2D(1, 32, 5), L.ReLU(), L.MaxPool2D(2), L.Conv2D(32, 64, 5), L.ReLU(),
+                             L.MaxPool2D(2), L.Flatten(), L.Dense(1024, 128), L.ReLU(), L.Dense(128, 10)], seed=0),
+         lambda nn: nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(),
+                                  nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(),
+                                  nn.Linear(128, 10))),
+    _recurrent_case("LSTM", 8, 64, 8, 64),
+    _recurrent_case("GRU", 8, 64, 8, 64),
+    _recurrent_case("LSTM", 16, 32, 40, 64),
+    _recurrent_case("LSTM", 16, 128, 40, 64),
+    _recurrent_case("GRU", 16, 128, 40, 64),
+]}
+
+
+def data(case: Case, n_batches: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random inputs and labels for ``n_batches`` batches (speed does not depend on the values)."""
+    rng = np.random.default_rng(seed)
+    n = n_batches * case.batch_size
+    X = rng.standard_normal((n,) + case.sample_shape).astype(np.float32)
+    return X, rng.integers(0, case.n_classes, n)
+
+
+def median_seconds(run: Callable[[], Any], repeat: int, n_steps: int = 1, warmup: int = 2) -> float:
+    """The median over ``repeat`` timed calls of ``run`` (after ``warmup`` untimed ones), per step."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) / n_steps)
+    return float(np.median(times))
+
+
+def nkernels_step(case: Case, n_steps: int = 20, repeat: int = 15, device: str = "cpu") -> float:
+    """Seconds per training step of nkernels (Adam) on ``case``: the compiled path on the CPU, the
+    device trainer on ``"cuda"`` (data on the GPU; each timed run ends with its losses copied
+    back, which waits for the GPU)."""
+    from ..losses import SoftmaxCrossEntropy
+    from ..optimizers import Adam
+    from ..trainers import DeviceTrainer, make_trainer
+
+    X, y = data(case, n_steps)
+    trainer = make_trainer(case.build().to(device), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape,
+                           case.batch_size)
+    X2d, order = X.reshape(len(X), -1), np.arange(len(X))
+    if isinstance(trainer, DeviceTrainer):
+        X2d, y = trainer.put(X2d), trainer.put(y)
+    return median_seconds(lambda: trainer.run(X2d, y, order, 0, n_steps, case.batch_size), repeat, n_steps)
+
+
+def torch_step(case: Case, n_steps: int = 20, repeat: int = 15, threads: int | None = None,
+               device: str = "cpu") -> float:
+    """Seconds per training step of PyTorch eager (Adam) on ``case``, with ``threads`` CPU threads,
+    on ``device`` (``"cuda"``: data on the GPU, synchronized at the end of each timed run)."""
+    import numba
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads or numba.config.NUMBA_NUM_THREADS)
+    X, y = data(case, n_steps)
+    model = case.build_torch(nn).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    batches = [(torch.from_numpy(X[i:i + case.batch_size]).to(device),
+                torch.from_numpy(y[i:i + case.batch_size]).to(device))
+               for i in range(0, len(X), case.batch_size)]
+
+    def run():
+        for xb, yb in batches:
+            optimizer.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return median_seconds(run, repeat, n_steps)
+
+
+#: the peers :func:`speedups` can measure
+PEERS = ("torch", "jax")
+
+
+def _peer_step(peer: str) -> Callable[..., float]:
+    """The function timing one case on ``peer``: :func:`torch_step` or :func:`nkernels.cli.bench_jax.jax_step`."""
+    if peer == "torch":
+        return torch_step
+    from .bench_jax import jax_step
+
+    return jax_step
+
+
+def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15,
+             peers: tuple[str, ...] = ("torch",)) -> list[dict[str, Any]]:
+    """For each case: nkernels' step time, each peer's (``"torch"``, ``"jax"``) and the ratios.
+
+    A row holds ``nkernels_us`` and, per peer, ``{peer}_us``, ``{peer}_ratio`` (nkernels time /
+    peer time: lower is better, the figure the asv suite tracks) and ``{peer}_speedup`` (peer time /
+    nkernels time: "x faster", for people), both ``None`` when the peer is not installed.
+    ``speedup`` is the PyTorch speedup.
+
+    All peer timings run first, then all nkernels ones. Interleaving them, or running PyTorch
+    after nkernels, gave PyTorch steps 10 to 100 times slower than in a process of its own (its
+    OpenMP pool and ours, and OpenBLAS's, compete for the two cores); this order reproduced the
+    separate-process figures for both.
+    """
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        raise ValueError(f"unknown peer(s) {unknown}; available: {', '.join(PEERS)}")
+    cases = [CASES[name] for name in (names or list(CASES))]
+    steps = {case.name: max(2, n_steps // 4) if case.name == "lenet" else n_steps for case in cases}
+    rows: list[dict[str, Any]] = [{"case": case.name, "description": case.description} for case in cases]
+    for peer in peers:
+        for case, row in zip(cases, rows):
+            try:
+                row[f"{peer}_us"] = _peer_step(peer)(case, steps[case.name], repeat=repeat) * 1e6
+            except ImportError:
+                row[f"{peer}_us"] = None
+    for case, row in zip(cases, rows):
+        row["nkernels_us"] = nkernels_step(case, steps[case.name], repeat) * 1e6
+        for peer in peers:
+            peer_us = row[f"{peer}_us"]
+            row[f"{peer}_ratio"] = None if peer_us is None else row["nkernels_us"] / peer_us
+            row[f"{peer}_speedup"] = None if peer_us is None else peer_us / row["nkernels_us"]
+        row["speedup"] = row.get("torch_speedup")
+    return rows

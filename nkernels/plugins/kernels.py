@@ -1,0 +1,72 @@
+"""Kernel records: which function implements an op on a device, and at what priority."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class KernelRecord:
+    """An implementation of ``op`` (e.g. ``"dense_forward"``) on ``device`` (``"cpu"``/``"cuda"``).
+
+    Built-in kernels have priority 0. A plugin's kernel replaces a built-in only with a higher
+    priority; equal priorities from two plugins are a conflict.
+    """
+
+    op: str
+    device: str
+    function: Callable
+    priority: int = 0
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f"KernelRecord device must be one of {DEVICES}, got {self.device!r}")
+        if not isinstance(self.op, str) or not self.op:
+            raise TypeError(f"KernelRecord op must be a non-empty string, got {self.op!r}")
+
+
+def records_from_module(module_name: str, device: str, priority: int = 0) -> list[KernelRecord]:
+    """A record for every Numba kernel defined in ``module_name`` (helpers and imports are skipped)."""
+    module = importlib.import_module(module_name)
+    records = []
+    for name, obj in vars(module).items():
+        py_func = getattr(obj, "py_func", None)
+        if name.startswith("_") or py_func is None or py_func.__module__ != module_name:
+            continue
+        records.append(KernelRecord(name, device, obj, priority))
+    return records
+
+
+class LazyKernel:
+    """A kernel imported on its first call: ``module:name``.
+
+    The built-in CUDA kernels are registered this way, so that loading the plugins never
+    imports numba.cuda (nor needs numba-cuda installed) until a CUDA kernel actually runs.
+    """
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+        self._function: Callable | None = None
+
+    @property
+    def function(self) -> Callable:
+        """The kernel itself (imports its module on first use)."""
+        if self._function is None:
+            self._function = getattr(importlib.import_module(self.module), self.name)
+        return self._function
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"LazyKernel({self.module}:{self.name})"
+
+
+def kernel(op: str, device: str = "cpu") -> Callable:
+    """The kernel function in force for ``op`` on ``device`` (loads the plugins on first use)."""
+    from .. import registry
+
+    return registry.kernels[(op, device)]

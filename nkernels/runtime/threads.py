@@ -1,0 +1,155 @@
+"""Thread pools: keep BLAS and Numba's parallel kernels from fighting over the cores.
+
+OpenBLAS and Numba's ``prange`` each keep a pool of spinning threads. When a training step
+alternates between them, each pool's spinning threads starve the other's workers: on 2 cores a
+digits CNN step ran about 100x slower than with either pool alone. nkernels therefore runs its
+training and inference loops with BLAS on one thread and gives the cores to Numba's kernels.
+(Letting BLAS keep 2 threads in a step with only serial kernels made the digits MLP step 25%
+faster in most runs, but about one process in four then stalled at ~70 ms a step; on
+2026-11-23 the same stalls, 70 to 250 ms a step for the MLP and the LSTMs, came back with
+Numba's pool cut to one thread, so they are OpenBLAS's own spin-waiting on a busy machine.)
+The GEMMs of big batches use the other cores through the compiled trainer's split mode instead
+(:class:`nkernels.compiled.step.CompiledTrainer`): threads that block rather than spin.
+
+Whatever nkernels changes here it gives back: the BLAS limit lasts as long as the block, and
+starting Numba's pool leaves the OpenMP settings of the caller's thread as they were (see
+:func:`start_parallel_runtime`), so that PyTorch, JAX or scikit-learn in the same process run
+as fast as they would alone.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import types
+from contextlib import contextmanager
+from typing import Iterator
+
+#: Numba's threading layers on which two Python threads may run parallel kernels at the same time
+#: (Numba's docs: omp and tbb are thread-safe); ``workqueue`` aborts the process instead
+#: ("Concurrent access has been detected")
+THREAD_SAFE_LAYERS = ("omp", "tbb")
+#: the way out, for messages about a layer that is not thread-safe
+THREAD_SAFE_LAYER_HINT = ("install TBB (pip install tbb) and set NUMBA_THREADING_LAYER=tbb, or use an OpenMP "
+                          "runtime (NUMBA_THREADING_LAYER=omp; libgomp on Linux, intel-openmp on macOS)")
+
+_controller = None
+_parallel_runtime_started = False
+_start_lock = threading.Lock()
+
+
+def start_parallel_runtime() -> None:
+    """Start Numba's pool of ``prange`` threads, once per process.
+
+    A function loaded from Numba's cache that calls a ``parallel=True`` kernel does not start the
+    pool itself, and segfaults if nothing else started it first (numba/numba#8578): the compiled
+    training step of a conv model did, in a process whose first Numba call was that step.
+
+    The pool is started from a short-lived thread of its own. Numba's ``omp`` layer switches on
+    nested parallelism (``omp_set_nested(1)``) and sets the OpenMP thread count for the thread that
+    starts it, and that OpenMP runtime is the one PyTorch runs on when torch is imported later (the
+    dynamic loader shares ``libgomp.so.1`` by soname). With nesting on, every parallel region
+    PyTorch reached inside another started a new team of threads (900 threads created in 140 MLP
+    steps), and its MLP step ran 4-7x slower. Started elsewhere, those settings stay on that thread
+    and end with it; Numba's kernels pass their thread count to every region and do not nest.
+    """
+    global _parallel_runtime_started
+    if _parallel_runtime_started:
+        return
+    with _start_lock:
+        if _parallel_runtime_started:
+            return
+        import numba
+
+        failure: list[Exception] = []
+
+        def start() -> None:
+            try:
+                numba.get_num_threads()  # starts the threading layer
+            except Exception as exc:  # e.g. a NUMBA_THREADING_LAYER that is not installed
+                failure.append(exc)
+
+        starter = threading.Thread(target=start, name="nkernels-start-numba-pool")
+        starter.start()
+        starter.join()
+        if failure:
+            raise failure[0]
+        _parallel_runtime_started = True
+
+
+def threading_layer() -> str:
+    """The threading layer Numba's pool runs on: ``"omp"``, ``"tbb"`` or ``"workqueue"``.
+
+    Numba knows it only once its pool has started (before that there is just the configured
+    choice, such as ``"default"``), so this starts the pool.
+    """
+    import numba
+
+    start_parallel_runtime()
+    return numba.threading_layer()
+
+
+def calls_parallel_code(function) -> bool:
+    """Whether the Numba function ``function``, or a Numba function it calls (directly or through
+    others), is compiled with ``parallel=True``: whether calling it enters Numba's threading layer.
+
+    Read from the Python code of the functions: the Numba functions each one names as a global, as
+    an attribute of a module it names, or in its closure.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    seen: set[int] = set()
+    pending = [function]
+    while pending:
+        fn = pending.pop()
+        if id(fn) in seen or not isinstance(fn, Dispatcher):
+            continue
+        seen.add(id(fn))
+        if fn.targetoptions.get("parallel"):
+            return True
+        py_func = fn.py_func
+        names: set[str] = set()
+        codes = [py_func.__code__]
+        while codes:  # the function's code and that of functions defined in it
+            code = codes.pop()
+            names.update(code.co_names)
+            codes += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+        referenced = [py_func.__globals__.get(name) for name in names]
+        for cell in py_func.__closure__ or ():
+            try:
+                referenced.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+        for obj in referenced:
+            if isinstance(obj, types.ModuleType):
+                pending += [getattr(obj, name, None) for name in names]
+            else:
+                pending.append(obj)
+    return False
+
+
+@contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """Within the block, BLAS libraries (OpenBLAS, MKL) use one thread; restored afterwards.
+
+    Every compiled loop of nkernels runs inside this block, so it also starts Numba's parallel
+    runtime (:func:`start_parallel_runtime`).
+    """
+    global _controller
+    start_parallel_runtime()
+    if _controller is None:
+        # Numba's np.dot calls SciPy's OpenBLAS, not NumPy's: load it first, or the controller
+        # (a snapshot of the libraries loaded when it is made) would leave it multithreaded.
+        import scipy.linalg.cython_blas  # noqa: F401
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+def blas_libraries() -> list[str]:
+    """One line per loaded BLAS library: its file, the kernels it chose (architecture) and its threads."""
+    from threadpoolctl import threadpool_info
+
+    return [f"{os.path.basename(info['filepath'])}: {info.get('architecture') or '?'} kernels, "
+            f"{info['num_threads']} threads" for info in threadpool_info() if info.get("user_api") == "blas"]

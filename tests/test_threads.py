@@ -1,0 +1,210 @@
+"""Numba's threading layers and the process's thread settings.
+
+The split mode never takes the process down on Numba's ``workqueue`` layer (which aborts when two
+threads run parallel kernels at once), ``nkernels info`` names the layer in use, and training leaves
+the OpenMP, BLAS and environment settings of the process as the user had them (PyTorch imported
+afterwards runs on the same OpenMP runtime). The abort cases run in a child process, where an
+abort fails the test instead of ending pytest.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+from numba import njit, prange
+
+import nkernels as nk
+from nkernels.cli import main
+from nkernels.trainers import CompiledTrainer
+from nkernels.plugins.kernels import kernel
+from nkernels.kernels.cpu import conv as conv_kernels
+from nkernels.losses import SoftmaxCrossEntropy
+from nkernels.optimizers import Adam
+from nkernels.runtime.threads import THREAD_SAFE_LAYERS, calls_parallel_code, threading_layer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_child(script: str, **env: str | None) -> subprocess.CompletedProcess:
+    """``script`` in a fresh Python that imports this checkout's nkernels, with ``env`` set in (None: removed
+    from) the environment."""
+    path = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+    child_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                          env={**child_env, "PYTHONPATH": path})
+
+
+def last_json_line(run: subprocess.CompletedProcess) -> dict:
+    assert run.returncode == 0, f"the child process ended with {run.returncode}: {run.stderr[-3000:]}"
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+# -- item 1: the split mode on the workqueue layer ------------------------------------------------
+SPLIT_ON_WORKQUEUE = """
+import contextlib, io, json
+import numpy as np, numba
+import nkernels as nk
+from nkernels.cli import main
+from nkernels.trainers import CompiledTrainer
+from nkernels.losses import SoftmaxCrossEntropy
+from nkernels.optimizers import Adam
+
+L = nk.layers
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((512, 1, 8, 8)).astype("float32"), rng.integers(0, 10, 512)
+result = {}
+# the issue's case: a conv model at batch 256 (6M multiply-adds a batch, split on a thread-safe layer)
+history = nk.train(nk.presets.build("cnn", (1, 8, 8), 10, seed=0), X, y, epochs=1, batch_size=256, seed=0)
+result["loss"] = history["loss"][-1]
+cnn = nk.presets.build("cnn", (1, 8, 8), 10, seed=0)
+result["auto_split"] = CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 256).split
+try:
+    CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 256, split_batches=True)
+except ValueError as exc:
+    result["forced_error"] = str(exc)
+# an LSTM step runs no parallel kernel: it can run split on any layer
+Xs = rng.standard_normal((64, 5, 3))
+lstm = nk.Sequential([L.LSTM(3, 6), L.Dense(6, 4)], seed=0, dtype="float64")
+trainer = CompiledTrainer.build(lstm, SoftmaxCrossEntropy(), Adam(lr=1e-2), (5, 3), 16, split_batches=True)
+losses, _, done = trainer.run(Xs.reshape(64, -1), y[:64] % 4, np.arange(64), 0, 4, 16)
+result.update(lstm_split=trainer.split, lstm_done=done, lstm_finite=bool(np.isfinite(losses).all()))
+with contextlib.redirect_stdout(io.StringIO()) as info:
+    main(["info"])
+result["info"] = " ".join(info.getvalue().split())
+result["layer"] = numba.threading_layer()
+print(json.dumps(result))
+"""
+
+
+def test_split_mode_never_aborts_on_the_workqueue_layer():
+    result = last_json_line(run_child(SPLIT_ON_WORKQUEUE, NUMBA_THREADING_LAYER="workqueue", COLUMNS="400"))
+    assert result["layer"] == "workqueue"
+    assert np.isfinite(result["loss"])
+    assert result["auto_split"] is False  # the automatic mode keeps whole batches there
+    message = result["forced_error"]  # a forced split is refused, naming the layer and the ways out
+    assert "split_batches=True" in message and "'workqueue'" in message
+    assert "tbb" in message and "omp" in message and "split_batches=False" in message
+    assert result["lstm_split"] is True and result["lstm_done"] == 4 and result["lstm_finite"]
+    assert "threading layer workqueue in use" in result["info"]
+
+
+def test_the_same_conv_step_runs_split_on_a_thread_safe_layer():
+    """The workqueue test's conv model at batch 256 is one the automatic mode splits where that is safe."""
+    cnn = nk.presets.build("cnn", (1, 8, 8), 10, seed=0)
+    trainer = CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 256)
+    assert trainer.split is (threading_layer() in THREAD_SAFE_LAYERS)
+
+
+@njit(parallel=True)
+def _parallel_fill(x):
+    for i in prange(x.shape[0]):
+        x[i] = i
+
+
+@njit
+def _calls_parallel_through_a_global(x):
+    _parallel_fill(x)
+
+
+@njit
+def _calls_parallel_through_a_module(x, w, out):
+    conv_kernels.conv2d_forward(x, w, out)
+
+
+@njit
+def _serial(x):
+    x[:] = 0
+
+
+def _calling_through_a_closure():
+    inner = _calls_parallel_through_a_global
+
+    @njit
+    def outer(x):
+        inner(x)
+
+    return outer
+
+
+def test_calls_parallel_code_follows_the_numba_calls():
+    assert calls_parallel_code(_parallel_fill)
+    assert calls_parallel_code(_calls_parallel_through_a_global)
+    assert calls_parallel_code(_calls_parallel_through_a_module)
+    assert calls_parallel_code(_calling_through_a_closure())
+    assert not calls_parallel_code(_serial)
+    assert calls_parallel_code(kernel("conv2d_forward", "cpu"))  # im2col runs in prange
+    assert calls_parallel_code(kernel("maxpool2d_forward", "cpu"))
+    for op in ("dense_forward", "dense_backward", "lstm_forward", "lstm_backward", "gru_backward", "adam_update"):
+        assert not calls_parallel_code(kernel(op, "cpu")), op
+
+
+def test_info_shows_the_threading_layer_in_use(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["info"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"threading layer {numba.threading_layer()} in use" in out  # not the configured "default"
+    assert f"NUMBA_THREADING_LAYER={numba.config.THREADING_LAYER}" in out
+
+
+# -- item 13: what training leaves behind ---------------------------------------------------------
+SETTINGS_AFTER_TRAIN = """
+import ctypes, json, os, threading
+import threadpoolctl  # sets KMP_DUPLICATE_LIB_OK on import (for Intel's OpenMP): its own, not nkernels'
+import scipy.linalg.cython_blas  # the OpenBLAS Numba calls, loaded now so that its setting is seen before
+from threadpoolctl import threadpool_info
+
+WATCHED = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMBA_")
+def environment():
+    return {k: v for k, v in os.environ.items() if k.startswith(WATCHED)}
+def blas_threads():
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+env_before, blas_before = environment(), blas_threads()
+
+import numpy as np, numba
+import nkernels as nk
+from nkernels import bench
+for name in ("mlp", "cnn"):  # the CNN's kernels run parallel regions on this thread
+    case = bench.CASES[name]
+    X, y = bench.data(case, 4)
+    nk.train(case.build(), X, y, epochs=1, batch_size=case.batch_size, seed=0)
+
+def openmp_settings():
+    out = {}
+    for info in threadpool_info():
+        if info["user_api"] == "openmp":
+            lib = ctypes.CDLL(info["filepath"])
+            out[info["filepath"]] = [lib.omp_get_max_active_levels(), lib.omp_get_nested(),
+                                     lib.omp_get_max_threads(), lib.omp_get_dynamic()]
+    return out
+this_thread, new_thread = openmp_settings(), []
+thread = threading.Thread(target=lambda: new_thread.append(openmp_settings()))
+thread.start(); thread.join()
+print(json.dumps({"layer": numba.threading_layer(), "this_thread": this_thread, "new_thread": new_thread[0],
+                  "env_before": env_before, "env_after": environment(), "blas_before": blas_before,
+                  "blas_after": blas_threads(), "numba_threads": numba.get_num_threads()}))
+"""
+
+
+def test_training_leaves_the_openmp_blas_and_environment_settings_as_they_were():
+    """Numba's OpenMP layer switches on nested parallelism for the thread that starts its pool; when that was
+    the user's thread, PyTorch imported later (on the same runtime) started a new team for every region it
+    reached inside another, and trained 4-7x slower. After nk.train, the calling thread has the OpenMP
+    runtime's own settings (those of a new thread), BLAS its thread counts, the environment what the user
+    set, and Numba its configured thread count."""
+    run = run_child(SETTINGS_AFTER_TRAIN, NUMBA_THREADING_LAYER="omp", NUMBA_NUM_THREADS="2", OMP_NESTED=None,
+                    OMP_MAX_ACTIVE_LEVELS=None)
+    if run.returncode != 0 and "No threading layer could be loaded" in run.stderr:
+        pytest.skip("Numba's omp threading layer is not available here (no OpenMP runtime)")
+    result = last_json_line(run)
+    assert result["layer"] == "omp"
+    assert result["this_thread"], "no OpenMP runtime loaded"
+    assert result["this_thread"] == result["new_thread"]
+    for max_active_levels, nested, _, _ in result["this_thread"].values():
+        assert max_active_levels == 1 or not nested  # no nested teams unless the user asked for them
+    assert result["env_after"] == result["env_before"]
+    assert {k: result["blas_after"][k] for k in result["blas_before"]} == result["blas_before"]
+    assert result["numba_threads"] == 2
