@@ -1,16 +1,21 @@
 """The pull-request gate: a short subset with real repeats and spreads (README.md, "Benchmarks").
 
-    asv continuous --bench bench_gate main HEAD
+    asv continuous --launch-method forkserver --interleave-rounds --bench bench_gate main HEAD
 
 Five figures cover the kernels every model uses: the forward and backward of Dense, Conv2D and
 LSTM (digits sizes, the layer API a custom loop calls) and a training epoch of the mlp and cnn
 presets on digits (``nk.train``, the compiled step). They use public API only, so they run on any
 commit ``asv continuous`` builds.
 
-Each sample averages ``number`` calls, ``repeat`` gives 5 to 15 samples per round and ``rounds``
-four processes per commit, which ``asv continuous`` interleaves between the two commits; asv then
-reports a change only when it passes its statistical test on those samples as well as
-``--factor``. There is no ``setup`` method on purpose: with one, asv_runner 0.3 times a single
+Each sample averages ``number`` calls, ``repeat`` gives 3 to 6 samples per round and ``rounds``
+eight processes per commit, which ``--interleave-rounds`` alternates between the two commits
+(ABBAABBA...); asv then reports a change only when it passes its statistical test on those
+samples as well as ``--factor``. Many short rounds rather than a few long ones, because on the
+shared machine the level is a property of the process: samples within one process agreed to a
+few per cent while whole processes ran up to 50% slower (one of eight in a row of identical
+processes, every figure in it). With four rounds and the commits run one after the other, two
+identical trees differed by 15-19% in three of five figures; with eight interleaved rounds by at
+most 5% (benchmarks/RESULTS.md, "asv as a pull-request gate"). There is no ``setup`` method on purpose: with one, asv_runner 0.3 times a single
 call per sample (or re-runs setup between the calls of a sample). The state is built on the
 first call instead, during the warm-up that precedes the samples, which also compiles the
 kernels (or loads them from Numba's cache) outside the figures.
@@ -63,8 +68,8 @@ def wall_less_waiting():
 class _Gate:
     timer = staticmethod(wall_less_waiting)
     number = 20
-    repeat = (5, 15, 0.5)  # at least 5 samples, at most 15 or 0.5 s, per round
-    rounds = 4  # processes per commit: their levels differ by up to 25% here, so several count
+    repeat = (3, 6, 0.25)  # at least 3 samples, at most 6 or 0.25 s, per round
+    rounds = 8  # processes per commit: a process's level can differ by up to 50% here, so many count
     warmup_time = 0.2
     timeout = 300  # a fresh environment compiles the kernels once
 
