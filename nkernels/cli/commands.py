@@ -64,10 +64,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: schemes that train on the whole training set at once, so that --batch-size would have no effect
-SCHEMES_WITHOUT_BATCHES = {"admm": "every ADMM iteration solves over the whole training set"}
-
-
 def _build_model(spec: str, input_shape: tuple[int, ...], n_classes: int, seed: int):
     from . import presets
     from ..model import Sequential
@@ -88,8 +84,8 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
     """The scheme's constructor options from the command line, and the batch size when given.
 
     Backprop gets every training option (with the preset's defaults); another scheme only the
-    options given explicitly, so that one it does not accept is an error rather than ignored.
-    A batch size for a scheme without mini-batches is refused the same way.
+    options given explicitly, so that one it does not accept is an error rather than ignored
+    (a scheme without mini-batches refuses a batch size, one without a learning rate a schedule).
     """
     given = {"optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
              "augment_shift": args.augment_shift, "checkpoint_dir": args.checkpoint_dir,
@@ -97,9 +93,6 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
              "batch_size": args.batch_size}
     options = {k: v for k, v in given.items() if v is not None}
     options.update(_parse_options(args.option))
-    if "batch_size" in options and args.scheme in SCHEMES_WITHOUT_BATCHES:
-        raise ValueError(f"--batch-size has no effect with the {args.scheme} scheme "
-                         f"({SCHEMES_WITHOUT_BATCHES[args.scheme]}); leave it out")
     if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
         options["lr"] = defaults["lr"]
     return options
