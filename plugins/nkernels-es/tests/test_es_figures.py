@@ -1,7 +1,10 @@
 """The accuracies the READMEs quote for ES, each reproduced by the exact code or command shown there.
 
-The training runs are figure tests (``pytest -m slow``); each model is trained once per session.
-The checks that the code below is the READMEs' code run in the default suite.
+The training runs are figure tests (``pytest -m slow``); the README example's model is trained once
+per session. As in the main README's figure tests, each figure must come out at least as quoted, to
+within 0.6 points (three test digits of 540): BLAS picks other kernels on other CPUs, which moves
+the last bits and so a sample or two. The checks that the figures and the code are where these
+tests read them run in the default suite.
 """
 import pathlib
 import re
@@ -14,45 +17,66 @@ from nkernels.cli import main
 PLUGIN = pathlib.Path(__file__).resolve().parents[1]
 ES_README = (PLUGIN / "README.md").read_text()
 MAIN_README = (PLUGIN.parents[1] / "README.md").read_text()
-
-#: the es README's example: ES's defaults on the 64-128-64-10 MLP, 94.4% held out
-ES_README_CODE = '''\
-X, y, X_test, y_test = nk.datasets.load("digits")
-model = nk.presets.mlp((64,), 10, hidden=(128, 64), seed=0)          # 64-128-64-10
-history = nk.train(model, X, y, scheme="es", seed=0)
-nk.evaluate(model, X_test, y_test)["accuracy"]                       # 0.944
-'''
-#: the main README's ES line, whose figure reads "On digits (MLP 64-128-64-10, 30% held out): ... ES 94.4%
-#: after 400 generations": the es README's example runs it on that model, so one run checks both
-MAIN_README_LINE = 'nk.train(model, X, y, scheme="es", seed=0)'
-#: the es README's command line figure
-CLI_COMMAND = "nkernels train --scheme es"
+SLACK = 0.6  # percentage points
 
 
-def test_the_figure_code_is_the_readmes():
-    assert ES_README_CODE in ES_README and "reaches **94.4%**" in ES_README
-    assert f"`{CLI_COMMAND}`" in ES_README and "reaches **93.3%**" in ES_README
-    assert MAIN_README_LINE + " " in MAIN_README and "ES 94.4% after\n400 generations" in MAIN_README
-    assert "history = " + MAIN_README_LINE + "\n" in ES_README_CODE
+def quoted(readme: str, pattern: str) -> tuple[str, ...]:
+    """The groups of ``pattern`` in ``readme`` (the figures it quotes, and the command or count beside them)."""
+    found = re.search(pattern, readme, re.S)
+    assert found, f"the README no longer matches {pattern!r}"
+    return found.groups()
+
+
+def at_least(got: float, figure: float) -> None:
+    assert got >= figure - SLACK, f"{got:.2f}% where the README quotes {figure}%"
+
+
+#: the es README's example (its only Python block) and the accuracy its comment gives
+ES_README_CODE, = re.findall(r"```python\n(.*?)```", ES_README, re.S)
+#: the es README's prose figure for that example, and its command line and figure
+PYTHON_FIGURE = r"ES reaches \*\*([\d.]+)%\*\*\s+held-out accuracy on digits with this MLP"
+CLI_FIGURE = r"`(nkernels train --scheme es)` \(the `mlp` preset,\s+64-128-128-10\) reaches \*\*([\d.]+)%\*\*"
+#: the main README's ES line, run on the MLP 64-128-64-10 its figure names: the es README's example
+MAIN_README_LINE = r'\n(nk\.train\(model, X, y, scheme="es"[^)]*\))\s+# OpenAI-ES'
+MAIN_FIGURE = r"On digits \(MLP 64-128-64-10, 30% held out\):.*?ES ([\d.]+)% after\s+(\d+) generations"
+
+
+def test_the_figures_and_their_code_are_in_the_readmes():
+    assert 'nk.presets.mlp((64,), 10, hidden=(128, 64), seed=0)' in ES_README_CODE
+    (comment,) = re.findall(r"\)\[\"accuracy\"\]\s+# (0\.\d+)", ES_README_CODE)
+    (python_figure,) = quoted(ES_README, PYTHON_FIGURE)
+    assert f"{float(comment):.3f}" == f"{float(python_figure) / 100:.3f}"
+    command, _ = quoted(ES_README, CLI_FIGURE)
+    assert command.split()[:2] == ["nkernels", "train"]
+    (line,) = quoted(MAIN_README, MAIN_README_LINE)
+    assert f"history = {line}\n" in ES_README_CODE  # one run reproduces both READMEs' figures
+    figure, generations = quoted(MAIN_README, MAIN_FIGURE)
+    assert figure == python_figure and generations == "400"
 
 
 @pytest.fixture(scope="session")
 def es_readme_run():
-    namespace = {"nk": nk}
-    exec(ES_README_CODE, namespace)
+    namespace: dict = {}
+    exec(compile(ES_README_CODE, "es README example", "exec"), namespace)
     return namespace
 
 
 @pytest.mark.slow
-def test_readme_es_figures_94_4_percent_after_400_generations(es_readme_run):
+def test_the_readme_example_reaches_its_figures_after_400_generations(es_readme_run):
     model, X_test, y_test = es_readme_run["model"], es_readme_run["X_test"], es_readme_run["y_test"]
-    assert f"{100 * nk.evaluate(model, X_test, y_test)['accuracy']:.1f}" == "94.4"
+    got = 100 * nk.evaluate(model, X_test, y_test)["accuracy"]
+    (python_figure,) = quoted(ES_README, PYTHON_FIGURE)
+    main_figure, generations = quoted(MAIN_README, MAIN_FIGURE)
+    at_least(got, float(python_figure))
+    at_least(got, float(main_figure))
     history = es_readme_run["history"]
-    assert history["generation"][-1] == 400 and len(history["loss"]) == 10  # the default epochs
+    assert history["generation"][-1] == int(generations) and len(history["loss"]) == 10  # the default epochs
 
 
 @pytest.mark.slow
-def test_command_line_defaults_reach_93_3_percent(capsys):
-    assert main(CLI_COMMAND.split()[1:]) == 0
+def test_the_command_line_defaults_reach_their_figure(capsys):
+    command, figure = quoted(ES_README, CLI_FIGURE)
+    assert main(command.split()[1:]) == 0
     found = re.search(r"test accuracy (\d+\.\d+)%", capsys.readouterr().out)
-    assert found and f"{float(found.group(1)):.1f}" == "93.3"
+    assert found, "the command printed no test accuracy"
+    at_least(float(found.group(1)), float(figure))
