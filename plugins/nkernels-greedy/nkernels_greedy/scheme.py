@@ -8,7 +8,6 @@ import numpy as np
 import nkernels as nk
 from nkernels.losses import get_loss
 from nkernels.optimizers import get_optimizer
-from nkernels.schedules import LearningRateSchedule
 from nkernels.schemes import Capabilities, Stage
 from nkernels.validation import check_bool, check_choice, check_int, check_number
 
@@ -172,11 +171,6 @@ class Greedy(nk.schemes.Scheme):
         self.work = start_work(self, run, task, np.random.SeedSequence(self.entropy, spawn_key=(task.index,)))
         if self.resumed is not None and self.resumed[0].get("stage") == task.index:  # resumed inside this stage
             self.work.load(self.resumed[0]["work"], self.resumed[1])
-            # A schedule learns the length of a stage when it begins, and neither keeps it in its state nor
-            # hears the stage begin again on a resume inside it (nkernels 0.2); tell it here.
-            for callback in run.events.callbacks:
-                if isinstance(callback, LearningRateSchedule):
-                    callback.epochs = stage.epochs
         self.resumed = None
         # The toolkit saves the optimizer it sees under the model's parameter names; the stage's own also
         # updates parameters the model does not have (a head, a decoder), so the toolkit sees a twin of
