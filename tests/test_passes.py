@@ -164,3 +164,20 @@ def test_scalars_are_read_by_name():
     assert Scalar("p") in layer.passes((2, 3)).forward[0].args
     assert param("weight") in L.Dense(3, 2).passes((2, 3)).forward[0].args
     assert NEED_DX in L.Dense(3, 2).passes((2, 3)).backward[0].args
+
+
+def test_a_generated_file_is_imported_only_when_it_holds_its_source(tmp_path, monkeypatch):
+    """The cache imported whatever file stood at the hashed path; a cut-short or edited one is now rewritten."""
+    import hashlib
+
+    from nkernels.runtime.cache import load_generated_module
+
+    monkeypatch.setenv("NKERNELS_CACHE_DIR", str(tmp_path))
+    source = "VALUE = 42\n"
+    name = f"nk_test_{hashlib.sha256(source.encode()).hexdigest()[:20]}"
+    path = tmp_path / "tests" / f"{name}.py"
+    path.parent.mkdir()
+    path.write_text("raise RuntimeError('not the generated source')\n")
+    monkeypatch.delitem(__import__("sys").modules, name, raising=False)
+    assert load_generated_module(source, "tests", "nk_test").VALUE == 42
+    assert path.read_text() == source

@@ -1,4 +1,4 @@
-"""The ONNX exporters of the built-in layers, registered by :mod:`nkernels.plugins.builtins.exporters`.
+"""The ONNX exporters of the built-in layers, registered from :mod:`nkernels.plugins.builtins.layers`.
 
 Each is ``exporter(layer, graph, x, input_shape) -> output name`` (see
 :class:`nkernels.export.onnx_export.OnnxGraph`). Parameters follow PyTorch's layouts, which ONNX's
@@ -122,10 +122,12 @@ def export_frozen(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> s
     return graph.export(layer.extractor, x, input_shape, scope=graph.fresh("frozen") + "/")
 
 
-#: registry name -> exporter, as the built-in plugin registers them
-BUILTIN_EXPORTERS = {
-    "dense": export_dense, "conv1d": export_conv, "conv2d": export_conv, "maxpool1d": export_maxpool,
-    "maxpool2d": export_maxpool, "avgpool2d": export_avgpool, "relu": export_relu, "sigmoid": export_sigmoid,
-    "tanh": export_tanh, "silu": export_silu, "dropout": export_dropout, "flatten": export_flatten,
-    "lstm": export_lstm, "gru": export_gru, "frozen": export_frozen,
-}
+def export_residual(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """Residual: the body's layers inline, the shortcut's (or the input itself), then ``Add``."""
+    from ..model import Sequential
+
+    scope = graph.fresh("residual")
+    body = graph.export(Sequential(layer.body), x, input_shape, scope=scope + "/body/")
+    other = x if layer.shortcut is None else graph.export(Sequential(layer.shortcut), x, input_shape,
+                                                          scope=scope + "/shortcut/")
+    return graph.node("Add", [body, other])

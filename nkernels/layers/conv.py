@@ -29,9 +29,9 @@ class _Conv(Layer):
             self.strides = (check_int(stride, "stride"),)
             self.paddings = (check_int(padding, "padding", minimum=0),)
         self.use_bias = check_bool(bias, "bias")
-        self.params["weight"] = np.empty((self.out_channels, self.in_channels) + self.kernel, np.float32)
+        self.add_parameter("weight", (self.out_channels, self.in_channels) + self.kernel)
         if self.use_bias:
-            self.params["bias"] = np.empty(self.out_channels, np.float32)
+            self.add_parameter("bias", (self.out_channels,))
         self.reset_parameters(np.random.default_rng())
 
     def reset_parameters(self, rng: np.random.Generator) -> None:

@@ -17,9 +17,9 @@ class Dense(Layer):
         self.in_features = check_int(in_features, "in_features")
         self.out_features = check_int(out_features, "out_features")
         self.use_bias = check_bool(bias, "bias")
-        self.params["weight"] = np.empty((self.out_features, self.in_features), np.float32)
+        self.add_parameter("weight", (self.out_features, self.in_features))
         if self.use_bias:
-            self.params["bias"] = np.empty(self.out_features, np.float32)
+            self.add_parameter("bias", (self.out_features,))
         self.reset_parameters(np.random.default_rng())
 
     def reset_parameters(self, rng: np.random.Generator) -> None:

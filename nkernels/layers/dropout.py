@@ -24,8 +24,8 @@ class Dropout(Layer):
         self.p = check_number(p, "p", low=0, high=1)
         seed = check_seed(seed)
         drawn = seed if seed is not None else np.random.default_rng().integers(2**62)
-        self.buffers["seed"] = np.array([drawn], np.int64)
-        self.buffers["counter"] = np.zeros(1, np.int64)
+        self.add_buffer("seed", np.array([drawn], np.int64))
+        self.add_buffer("counter", np.zeros(1, np.int64))
 
     @property
     def seed(self) -> int:

@@ -33,9 +33,10 @@ class _Recurrent(Layer):
         self.hidden_size = check_int(hidden_size, "hidden_size")
         self.return_sequences = check_bool(return_sequences, "return_sequences")
         g, h = self.n_gates * self.hidden_size, self.hidden_size
-        self.params.update(weight_ih=np.empty((g, self.input_size), np.float32),
-                           weight_hh=np.empty((g, h), np.float32),
-                           bias_ih=np.empty(g, np.float32), bias_hh=np.empty(g, np.float32))
+        self.add_parameter("weight_ih", (g, self.input_size))
+        self.add_parameter("weight_hh", (g, h))
+        self.add_parameter("bias_ih", (g,))
+        self.add_parameter("bias_hh", (g,))
         self.reset_parameters(np.random.default_rng())
 
     def reset_parameters(self, rng: np.random.Generator) -> None:

@@ -48,7 +48,6 @@ BUILTIN_PLUGINS = (
     "nkernels.plugins.builtins.schemes",
     "nkernels.plugins.builtins.datasets",
     "nkernels.plugins.builtins.kernels",
-    "nkernels.plugins.builtins.exporters",
     "nkernels.plugins.builtins.losses",
 )
 #: registry kind -> the hook that fills it

@@ -26,8 +26,11 @@ def numba_cache_dir() -> str:
 def load_generated_module(source: str, subdir: str, prefix: str) -> ModuleType:
     """Import generated ``source`` from a file in ``cache_dir()/subdir`` named by its content hash.
 
-    The file is written once (atomically) and never rewritten: Numba's on-disk cache is keyed on
-    the file and its timestamp, so ``cache=True`` in generated code then holds across runs.
+    The file is written once (atomically) and left alone while it holds exactly ``source``:
+    Numba's on-disk cache is keyed on the file and its timestamp, so ``cache=True`` in generated
+    code then holds across runs. A file at that path with other contents (cut short by a full
+    disk, edited by hand) is never imported: it is written anew, which also retires Numba's
+    cache entries of the old one.
     """
     name = f"{prefix}_{hashlib.sha256(source.encode()).hexdigest()[:20]}"
     if name in sys.modules:
@@ -35,7 +38,7 @@ def load_generated_module(source: str, subdir: str, prefix: str) -> ModuleType:
     directory = os.path.join(cache_dir(), subdir)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, name + ".py")
-    if not os.path.exists(path):
+    if _read(path) != source:  # missing, or not what the name promises (truncated, edited): write it anew
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(source)
@@ -47,3 +50,12 @@ def load_generated_module(source: str, subdir: str, prefix: str) -> ModuleType:
     spec.loader.exec_module(module)
     sys.modules[name] = module
     return module
+
+
+def _read(path: str) -> str | None:
+    """The text of the file at ``path``, or None when it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
