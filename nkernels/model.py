@@ -127,6 +127,19 @@ class Sequential:
         return self
 
     @property
+    def input_dtype(self) -> np.dtype:
+        """The dtype inputs are given in: the model's dtype, or integers when the first layer takes
+        indices (an Embedding)."""
+        first = self.layers[0].input_dtype if self.layers else None
+        return np.dtype(first) if first is not None else self.dtype
+
+    def check_inputs(self, X: np.ndarray, what: str = "X") -> None:
+        """Check the values of ``X`` (all of it) as the first layer wants them, before any kernel
+        reads them: an Embedding's indices must be in range. Raises a ValueError naming ``what``."""
+        if self.layers:
+            self.layers[0].check_input_values(X, what)
+
+    @property
     def device(self) -> str:
         """``"cpu"`` or ``"cuda"``: where the parameters live (see :meth:`to`)."""
         return self.layers[0].device if self.layers else "cpu"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .runtime import devices
-from .validation import check_features, check_int, check_model_input, check_same_length
+from .validation import check_model_data, check_int, check_model_input, check_same_length
 from .losses import Loss, get_loss
 from .runtime.threads import blas_single_threaded
 
@@ -27,7 +27,7 @@ def default_loss(y: Any) -> Loss:
 
 def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> dict[str, float]:
     """The mean loss (and accuracy, for classification) of ``model`` on ``X``, ``y`` in evaluation mode."""
-    X = check_features(X, dtype=model.dtype)
+    X = check_model_data(model, X)
     check_same_length(X, y)
     batch_size = check_int(batch_size, "batch_size")
     loss = default_loss(y) if loss is None else get_loss(loss)

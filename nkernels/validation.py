@@ -57,7 +57,7 @@ import numpy as np
 from .runtime import devices
 
 __all__ = ["FLOAT_DTYPES", "as_numeric_array", "check_bool", "check_choice", "check_features", "check_fit_arguments",
-           "check_float_dtype", "check_images", "check_int", "check_model_input", "check_number", "check_pair",
+           "check_float_dtype", "check_images", "check_int", "check_model_data", "check_model_input", "check_number", "check_pair",
            "check_rows", "check_same_length", "check_seed", "check_validation_data"]
 
 #: the floating-point dtypes that layers, losses and models compute in
@@ -238,7 +238,9 @@ def check_features(X: Any, name: str = "X", dtype: Any = None) -> np.ndarray:
     """``X`` as a C-contiguous float array with samples on the first axis and at least one feature axis.
 
     The dtype is ``dtype``, or X's own when it is floating point (float32 otherwise). An empty
-    ``X``, NaN or infinity, or values too large for the dtype are a ValueError.
+    ``X``, NaN or infinity, or values too large for the dtype are a ValueError. An integer
+    ``dtype`` asks for indices: ``X`` must hold integers (a TypeError otherwise), never cast
+    from floats.
     """
     arr = as_numeric_array(X, name)
     if arr.ndim < 2:
@@ -247,6 +249,11 @@ def check_features(X: Any, name: str = "X", dtype: Any = None) -> np.ndarray:
         raise ValueError(f"{name} is empty (shape {arr.shape}); training needs at least one sample")
     if arr.size == 0:
         raise ValueError(f"{name} has no features (shape {arr.shape})")
+    if dtype is not None and np.dtype(dtype).kind in "iu":  # indices (an Embedding's tokens): never via floats
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer indices, got dtype {arr.dtype}; the model's first layer "
+                            f"takes indices (cast whole-number data with X.astype(int))")
+        return np.ascontiguousarray(arr, dtype=dtype)
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or impute them first")
@@ -256,6 +263,15 @@ def check_features(X: Any, name: str = "X", dtype: Any = None) -> np.ndarray:
         raise ValueError(f"{name} holds values too large for {out.dtype} (largest magnitude "
                          f"{float(np.abs(arr).max()):g}); rescale it first")
     return out
+
+
+def check_model_data(model: Any, X: Any, name: str = "X") -> np.ndarray:
+    """``X`` as ``model`` takes it: :func:`check_features` in the model's input dtype (its dtype, or
+    integer indices when its first layer takes them), then the first layer's checks of the values
+    (an Embedding's indices must be in range), so that no kernel ever reads out of bounds."""
+    X = check_features(X, name, dtype=model.input_dtype)
+    model.check_inputs(X, name)
+    return X
 
 
 def check_rows(X: Any, n_features: int | None = None, name: str = "X", dtype: Any = None) -> np.ndarray:
@@ -326,7 +342,7 @@ def check_validation_data(validation_data: Any, model: Any, loss: Any) -> tuple[
     if len(validation_data) != 2:
         raise ValueError(f"{expected}, got a {type(validation_data).__name__} of {len(validation_data)} items")
     X_val, y_val = validation_data
-    X_val = check_features(X_val, "X_val", dtype=model.dtype)
+    X_val = check_model_data(model, X_val, "X_val")
     check_same_length(X_val, y_val, "X_val", "y_val")
     out_shape = check_model_input(model, X_val, "X_val")
     try:

@@ -39,6 +39,12 @@ CASES = [
     ("frozen-sequential", lambda: L.Frozen(nk.Sequential([L.Dense(5, 4), L.Tanh()], seed=2)), (3, 5)),
     ("frozen-conv-batch1", lambda: L.Frozen(nk.Sequential([L.Conv2D(2, 3, 3, padding=1), L.ReLU(), L.Flatten()],
                                                           seed=4)), (1, 2, 4, 3)),
+    ("residual", lambda: L.Residual([L.Dense(5, 5), L.Tanh(), L.Dense(5, 5)]), (3, 5)),
+    ("residual-projection-conv", lambda: L.Residual([L.Conv2D(2, 3, 3, stride=2, padding=1), L.Tanh(),
+                                                     L.Conv2D(3, 3, 3, padding=1)],
+                                                    shortcut=[L.Conv2D(2, 3, 1, stride=2)]), (2, 2, 5, 4)),
+    ("residual-dropout-flatten-batch1", lambda: L.Residual([L.Flatten(), L.Dropout(0.25, seed=3), L.Dense(6, 6)],
+                                                           shortcut=[L.Flatten()]), (1, 2, 3)),
 ]
 
 
@@ -58,6 +64,8 @@ def torch_counterpart(layer):
     pick = lambda out: out  # noqa: E731
     if isinstance(layer, L.Frozen):
         return _frozen_counterpart(layer), pick
+    if isinstance(layer, L.Residual):
+        return _residual_counterpart(layer), pick
     if isinstance(layer, L.Dense):
         module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
     elif isinstance(layer, (L.Conv1D, L.Conv2D)):
@@ -102,3 +110,23 @@ def _frozen_counterpart(layer):
             return x.detach().to(dtype)
 
     return nn.Sequential(Detach(), *(torch_counterpart(part)[0] for part in inner)).requires_grad_(False)
+
+
+def _residual_counterpart(layer):
+    """``body(x) + shortcut(x)`` with torch's counterparts of the block's layers (named as the block's
+    parameters: ``body.<i>.<name>``, ``shortcut.<i>.<name>``); None when a child has no counterpart."""
+    from torch import nn
+
+    class TorchResidual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*(torch_counterpart(part)[0] for part in layer.body))
+            self.shortcut = None if layer.shortcut is None else \
+                nn.Sequential(*(torch_counterpart(part)[0] for part in layer.shortcut))
+
+        def forward(self, x):
+            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    if any(torch_counterpart(part)[0] is None for part in layer.body + (layer.shortcut or [])):
+        return None
+    return TorchResidual()

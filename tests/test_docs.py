@@ -5,7 +5,6 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
 
 import nkernels as nk
 from nkernels.testing import registered_plugin

@@ -1,6 +1,4 @@
 """The scheme toolkit: backprop passes the scheme conformance class, and what every scheme inherits."""
-import numpy as np
-import pytest
 
 import nkernels as nk
 from nkernels.testing import SchemeConformance

@@ -299,7 +299,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         f"# kernel sources: {kernel_fingerprint(modules)}",
         # One file per dtype: Numba's cache index is not safe against two processes adding
         # different specializations of one function at once (a mixed-up index segfaulted).
-        f"# dtype: {np.dtype(model.dtype).name}",
+        f"# dtype: {np.dtype(model.dtype).name}, inputs {np.dtype(model.input_dtype).name}",
         "import math",
         "from numba import njit",
         *imports,

@@ -120,3 +120,14 @@ def export_gru(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
 def export_frozen(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
     """Frozen: the wrapped Sequential's layers inline, or the exporter registered for the extractor's class."""
     return graph.export(layer.extractor, x, input_shape, scope=graph.fresh("frozen") + "/")
+
+
+def export_residual(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """Residual: the body's layers inline, the shortcut's (or the input itself), then ``Add``."""
+    from ..model import Sequential
+
+    scope = graph.fresh("residual")
+    body = graph.export(Sequential(layer.body), x, input_shape, scope=scope + "/body/")
+    other = x if layer.shortcut is None else graph.export(Sequential(layer.shortcut), x, input_shape,
+                                                          scope=scope + "/shortcut/")
+    return graph.node("Add", [body, other])

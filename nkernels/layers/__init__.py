@@ -8,6 +8,7 @@ from .frozen import Frozen
 from .pool import AvgPool2D, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM
 from .reshape import Flatten
+from .residual import Residual
 
 __all__ = ["Layer", "Dense", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Tanh",
-           "SiLU", "Dropout", "Flatten", "LSTM", "GRU", "Frozen"]
+           "SiLU", "Dropout", "Flatten", "LSTM", "GRU", "Frozen", "Residual"]

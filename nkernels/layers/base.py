@@ -43,6 +43,9 @@ class Layer:
 
     #: the devices this layer has kernels for; built-in layers have both
     supported_devices: tuple[str, ...] = ("cpu",)
+    #: None for layers that take floats (in the model's dtype); an integer dtype for layers that
+    #: take indices (an Embedding's tokens), which reach them as integers on every path
+    input_dtype: Any = None
     #: set per instance in ``__new__`` (so subclasses need not call a base constructor)
     params: dict[str, Any]
     grads: dict[str, Any]
@@ -75,6 +78,11 @@ class Layer:
         """
         return None
 
+    def check_input_values(self, x: np.ndarray, what: str) -> None:
+        """Check the values of an input before any kernel reads it (an Embedding's indices must be
+        in range); the layer-by-layer path checks every batch, training checks the whole data
+        once. Raises a ValueError naming ``what``; the default checks nothing."""
+
     def scalars(self) -> dict[str, float]:
         """The values of the :class:`~nkernels.passes.Scalar` operands of the passes, by name."""
         return {}
@@ -102,7 +110,7 @@ class Layer:
         if calls is VIEW:
             y = x.reshape(out_shape)
         else:
-            y = frame.arrays["y"] = self.empty(out_shape, x.dtype)
+            y = frame.arrays["y"] = self.empty(out_shape, self._compute_dtype(x))
             run(calls_of(calls), frame, self.kernel_of)
         if training:
             self._saved = {"passes": passes, "frame": frame, "x": x, "out_shape": out_shape, "fresh": True}
@@ -123,11 +131,15 @@ class Layer:
         if passes.backward is VIEW:
             return dy.reshape(x.shape)
         frame.arrays["dy"] = dy
-        dx = frame.arrays["dx"] = self.empty(x.shape, x.dtype)
+        dx = frame.arrays["dx"] = self.empty(x.shape, self._compute_dtype(x))
         frame.specials.update(need_dx=bool(need_dx), fresh=saved["fresh"])
         run(calls_of(passes.backward), frame, self.kernel_of)
         saved["fresh"] = False  # the kernels may have reused the forward's workspaces
         return dx
+
+    def _compute_dtype(self, x: Any) -> np.dtype:
+        """The float dtype the passes compute in: the input's, or the layer's for integer inputs."""
+        return self.dtype if self.input_dtype is not None else x.dtype
 
     def _frame(self, x, passes: "LayerPasses", only: Any = None) -> Frame:
         """The operands of this layer's passes on input ``x``: parameters, gradients, buffers and
@@ -140,7 +152,7 @@ class Layer:
         for name, space in passes.workspaces.items():
             if used is None or name in used:
                 shape = tuple(x.shape) if space.shape == "input" else space.shape
-                arrays[("work", name)] = self.empty(shape, x.dtype if space.dtype is None else space.dtype)
+                arrays[("work", name)] = self.empty(shape, self._compute_dtype(x) if space.dtype is None else space.dtype)
         return Frame(arrays, self.scalars(), {"step": 0, "need_dx": True, "fresh": True, "index": 0})
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -262,11 +274,13 @@ class Layer:
         validated and copied over, and a GPU array is used without a copy (it must be
         C-contiguous and of the layer's dtype).
         """
+        what = f"{type(self).__name__} input"
+        if self.input_dtype is not None:
+            return self._prepare_indices(x, what)
         if self.device == "cuda" and devices.is_device_array(x):
-            arr = _device_input(x, f"{type(self).__name__} input",
-                                self.dtype if self.params else None)
+            arr = _device_input(x, what, self.dtype if self.params else None)
         else:
-            arr = as_numeric_array(x, f"{type(self).__name__} input")
+            arr = as_numeric_array(x, what)
         if feature_shape is not None:
             fits = arr.ndim == len(feature_shape) + 1 and all(
                 e is None or e == a for e, a in zip(feature_shape, arr.shape[1:]))
@@ -281,6 +295,17 @@ class Layer:
             return arr
         dtype = self.dtype if self.params or arr.dtype not in FLOAT_DTYPES else arr.dtype
         return devices.move(np.ascontiguousarray(arr, dtype=dtype), self.device)
+
+    def _prepare_indices(self, x: Any, what: str) -> Any:
+        """Integer inputs (``input_dtype``): never cast from floats, checked by
+        :meth:`check_input_values` before any kernel reads them, in the layer's ``input_dtype``."""
+        host = devices.to_host(x) if devices.is_device_array(x) else as_numeric_array(x, what)
+        if host.dtype.kind not in "iu":
+            raise TypeError(f"{what} must hold integer indices, got dtype {host.dtype}")
+        if host.ndim == 0 or host.shape[0] == 0:
+            raise ValueError(f"{self!r} got an empty batch (shape {host.shape})")
+        self.check_input_values(host, what)
+        return devices.move(np.ascontiguousarray(host, dtype=self.input_dtype), self.device)
 
     def prepare_grad_output(self, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
         """Validate the gradient handed to backward against the output shape of the last forward."""

@@ -17,7 +17,7 @@ from ..callbacks import Callback, CallbackList, as_callback_list
 from ..errors import TrainingDivergedError
 from ..history import History
 from ..runtime import devices
-from ..validation import (check_features, check_int, check_model_input, check_same_length, check_seed,
+from ..validation import (check_int, check_model_data, check_model_input, check_same_length, check_seed,
                           check_validation_data)
 from .base import Scheme, Stage
 from .checkpoints import Position, load_checkpoint, save_checkpoint
@@ -58,7 +58,7 @@ class TrainingRun:
             raise ValueError(f"{who} learns from labels: pass y (targets for X)")
         if caps.labels == "none" and y is not None:
             raise ValueError(f"{who} learns from X alone, so y would have no effect; drop it")
-        self.X = check_features(X, dtype=model.dtype)
+        self.X = check_model_data(model, X)
         self.y = y
         out_shape = check_model_input(model, self.X)
         self.loss: Any = None

@@ -137,7 +137,7 @@ class CompiledTrainer:
             passes.append(describe(layer, shapes[-1]))
             _check_same_calls(passes[-1], self.step.passes[l], layer)
             shapes.append(tuple(layer.output_shape(shapes[-1])))
-        acts: list[Any] = [np.zeros(shapes[0], dtype)]
+        acts: list[Any] = [np.zeros(shapes[0], model.input_dtype)]  # indices stay integers
         for l, p in enumerate(passes):
             forward_view = isinstance(p, LayerPasses) and p.forward is VIEW
             acts.append(acts[l].reshape(shapes[l + 1]) if forward_view else np.zeros(shapes[l + 1], dtype))
@@ -152,13 +152,13 @@ class CompiledTrainer:
         def workspace(l: int, name: str):
             if (l, name) not in works:
                 spec = loss_workspaces[name] if l < 0 else passes[l].workspaces[name]
-                shape = shapes[-1] if spec.shape == "input" else spec.shape
+                shape = (shapes[-1] if l < 0 else shapes[l]) if spec.shape == "input" else spec.shape
                 works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
             return works[l, name]
 
         labels = self.loss.target_kind == "labels"
         target = np.zeros(batch_size, np.int64) if labels else np.zeros(shapes[-1], dtype)
-        raw = np.zeros(shapes[0], dtype)
+        raw = np.zeros(shapes[0], model.input_dtype)
         arrays = []
         for b in self.step.bindings.values():
             if b.kind == "act":

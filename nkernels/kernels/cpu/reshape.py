@@ -1,4 +1,5 @@
-"""Reshaping kernels: the last step of a sequence (Flatten is a view and needs no kernel)."""
+"""Reshaping and combining kernels: the last step of a sequence, and copies and sums of flat views
+(which layers composed of layers use). Flatten is a view and needs no kernel."""
 from numba import njit
 
 
@@ -21,3 +22,17 @@ def last_step_backward(dy, dhs):
                 dhs[b, s, j] = 0.0
         for j in range(h):
             dhs[b, t - 1, j] = dy[b, j]
+
+
+@njit(cache=True, error_model="numpy")
+def copy_flat(src, dst):
+    """``dst = src`` between 1-D views of equal length (a composed layer's view child)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(cache=True, error_model="numpy")
+def add_flat(a, b, out):
+    """``out = a + b`` on 1-D views of equal length (a residual block's two paths)."""
+    for i in range(out.shape[0]):
+        out[i] = a[i] + b[i]

@@ -8,7 +8,7 @@ from numba import cuda
 
 from ..cpu import augment as _cpu
 from ..cpu.augment import translation_shift  # noqa: F401  (host-callable scalar function)
-from .launch import as_device_array, flat_view, python_function, simulator, sm_count
+from .launch import device_arrays, flat_view, python_function, simulator, sm_count
 
 __all__ = ["random_translate", "translation_shift"]
 
@@ -42,8 +42,7 @@ def random_translate(x, max_shift, seed, offset, out):
     C-contiguous device arrays of one dtype; out must not alias x. Counters used are
     ``offset .. offset + N - 1``.
     """
-    x = as_device_array(x, "x")
-    out = as_device_array(out, "out")
+    x, out = device_arrays(x=x, out=out)
     n, c, h, w = x.shape
     if n * c * h * w == 0:
         return

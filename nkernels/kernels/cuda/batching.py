@@ -6,7 +6,7 @@ source row and writes are coalesced.
 """
 from numba import cuda
 
-from .launch import as_device_array, flat_view, grid_stride
+from .launch import device_arrays, flat_view, grid_stride
 
 __all__ = ["gather_rows", "gather_labels"]
 
@@ -29,9 +29,7 @@ def _gather_labels(src, order, start, out):
 def gather_rows(src, order, start, out):
     """``out[i] = src[order[start + i]]`` for every row of ``out``; src and out are 2-D
     C-contiguous device arrays, order a 1-D int64 device array."""
-    src = as_device_array(src, "src")
-    order = as_device_array(order, "order")
-    out = as_device_array(out, "out")
+    src, order, out = device_arrays(src=src, order=order, out=out)
     n, f = out.shape
     if n * f == 0:
         return
@@ -41,9 +39,7 @@ def gather_rows(src, order, start, out):
 
 def gather_labels(src, order, start, out):
     """``out[i] = src[order[start + i]]`` for a 1-D ``out`` (device arrays)."""
-    src = as_device_array(src, "src")
-    order = as_device_array(order, "order")
-    out = as_device_array(out, "out")
+    src, order, out = device_arrays(src=src, order=order, out=out)
     if out.shape[0] == 0:
         return
     blocks, threads = grid_stride(out.shape[0], per_thread=1)

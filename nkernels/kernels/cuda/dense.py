@@ -12,7 +12,7 @@ the GEMM's loaders, not copies):
 * ``dbias`` = column sums of ``dy``, accumulated in float64 (the CPU kernel sums in the dtype).
 """
 from .gemm import column_sums, gemm
-from .launch import as_device_array, flat_view
+from .launch import as_device_array, device_arrays, flat_view
 
 __all__ = ["dense_forward", "dense_backward"]
 
@@ -23,10 +23,7 @@ def dense_forward(x, weight, bias, out):
     x (N, in), weight (out, in), bias (out,) or a 0-length array for no bias, out (N, out);
     C-contiguous device arrays of one dtype.
     """
-    x = as_device_array(x, "x")
-    weight = as_device_array(weight, "weight")
-    bias = as_device_array(bias, "bias")
-    out = as_device_array(out, "out")
+    x, weight, bias, out = device_arrays(x=x, weight=weight, bias=bias, out=out)
     n, k = x.shape
     m = weight.shape[0]
     has_bias = bias.shape[0] > 0
@@ -40,11 +37,7 @@ def dense_backward(x, dy, weight, need_dx, dx, dweight, dbias):
     x (N, in), dy (N, out), weight (out, in); dx (N, in) is written only when ``need_dx``;
     dweight (out, in); dbias (out,) or 0-length when the layer has no bias.
     """
-    x = as_device_array(x, "x")
-    dy = as_device_array(dy, "dy")
-    weight = as_device_array(weight, "weight")
-    dweight = as_device_array(dweight, "dweight")
-    dbias = as_device_array(dbias, "dbias")
+    x, dy, weight, dweight, dbias = device_arrays(x=x, dy=dy, weight=weight, dweight=dweight, dbias=dbias)
     n, k_in = x.shape
     m_out = dy.shape[1]
     fdy = flat_view(dy)

@@ -116,3 +116,9 @@ def read_scalar(buf, index: int = 0):
     """Copy one element of a device array to the host as a Python number (synchronizes)."""
     host = buf[index:index + 1].copy_to_host()
     return host[0].item()
+
+
+def device_arrays(**arrays):
+    """Each keyword's array as a numba device array (:func:`as_device_array`, its name in any
+    error), in order: ``x, out = device_arrays(x=x, out=out)``."""
+    return tuple(as_device_array(a, name) for name, a in arrays.items())

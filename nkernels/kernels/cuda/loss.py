@@ -19,7 +19,8 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from .launch import as_device_array, flat_view, grid_stride, scratch, simulator
+from .elementwise import elementwise
+from .launch import device_arrays, flat_view, grid_stride, scratch, simulator
 from .reduce import MAX_THREADS, block_sum, finish, finish_into, partials_for, partials_for_blocks
 
 __all__ = ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "count_correct",
@@ -124,9 +125,7 @@ def softmax_cross_entropy_forward(logits, labels, probs):
     :func:`softmax_cross_entropy_backward` needs. Returns the mean loss as a Python float
     (synchronizes: one float64 comes back to the host).
     """
-    logits = as_device_array(logits, "logits")
-    labels = as_device_array(labels, "labels")
-    probs = as_device_array(probs, "probs")
+    logits, labels, probs = device_arrays(logits=logits, labels=labels, probs=probs)
     n = logits.shape[0]
     if n == 0:
         return float("nan")  # the CPU kernel's 0 / 0
@@ -136,10 +135,7 @@ def softmax_cross_entropy_forward(logits, labels, probs):
 def softmax_cross_entropy_forward_into(logits, labels, probs, losses, index):
     """:func:`softmax_cross_entropy_forward` writing the mean loss to ``losses[index]`` (a float64
     device array) instead of returning it: nothing comes back to the host."""
-    logits = as_device_array(logits, "logits")
-    labels = as_device_array(labels, "labels")
-    probs = as_device_array(probs, "probs")
-    losses = as_device_array(losses, "losses")
+    logits, labels, probs, losses = device_arrays(logits=logits, labels=labels, probs=probs, losses=losses)
     n = logits.shape[0]
     partials, blocks = _sce_partials(logits, labels, probs)
     finish_into(partials, blocks, 1.0 / n, losses, index)
@@ -160,9 +156,7 @@ def _sce_backward(pf, labels, dlf, c, scale):
 
 def softmax_cross_entropy_backward(probs, labels, dlogits):
     """Gradient of the mean loss: ``(probs - onehot(labels)) / N`` into ``dlogits`` (N, C)."""
-    probs = as_device_array(probs, "probs")
-    labels = as_device_array(labels, "labels")
-    dlogits = as_device_array(dlogits, "dlogits")
+    probs, labels, dlogits = device_arrays(probs=probs, labels=labels, dlogits=dlogits)
     n, c = probs.shape
     if n == 0:
         return
@@ -238,8 +232,7 @@ def _count_partials(logits, labels):
 def count_correct(logits, labels):
     """Number of rows whose arg-max (first on ties) equals the label, as a Python int
     (synchronizes)."""
-    logits = as_device_array(logits, "logits")
-    labels = as_device_array(labels, "labels")
+    logits, labels = device_arrays(logits=logits, labels=labels)
     if logits.shape[0] == 0:
         return 0
     return int(round(finish(*_count_partials(logits, labels))))
@@ -253,9 +246,7 @@ def _store_count(total, counts, index):
 
 def count_correct_into(logits, labels, counts, index):
     """:func:`count_correct` writing the count to ``counts[index]`` (an int64 device array)."""
-    logits = as_device_array(logits, "logits")
-    labels = as_device_array(labels, "labels")
-    counts = as_device_array(counts, "counts")
+    logits, labels, counts = device_arrays(logits=logits, labels=labels, counts=counts)
     partials, blocks = _count_partials(logits, labels)
     total = scratch("count", 1, np.float64)
     finish_into(partials, blocks, 1.0, total, 0)
@@ -286,8 +277,7 @@ def _mse_forward(pred, target, partials):
 def mse_forward(pred, target):
     """Mean of ``(pred - target)**2`` over every element; both 1-D of equal length. Returns a
     Python float (synchronizes)."""
-    pred = as_device_array(pred, "pred")
-    target = as_device_array(target, "target")
+    pred, target = device_arrays(pred=pred, target=target)
     n = pred.shape[0]
     if n == 0:
         return float("nan")  # the CPU kernel's 0 / 0
@@ -298,29 +288,17 @@ def mse_forward(pred, target):
 
 def mse_forward_into(pred, target, losses, index):
     """:func:`mse_forward` writing the mean to ``losses[index]`` (a float64 device array)."""
-    pred = as_device_array(pred, "pred")
-    target = as_device_array(target, "target")
-    losses = as_device_array(losses, "losses")
+    pred, target, losses = device_arrays(pred=pred, target=target, losses=losses)
     n = pred.shape[0]
     blocks, threads, partials = partials_for(n)
     _mse_forward[blocks, threads](pred, target, partials)
     finish_into(partials, blocks, 1.0 / n, losses, index)
 
 
-@cuda.jit(cache=True)
-def _mse_backward(pred, target, dpred, scale):
-    n = pred.shape[0]
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        dpred[i] = (pred[i] - target[i]) * scale
+_mse_backward = elementwise("mse_backward_scaled(pred, target, dpred, scale: float64)",
+                            "dpred = (pred - target) * scale")
 
 
 def mse_backward(pred, target, dpred):
     """``dpred = 2 * (pred - target) / numel``; all 1-D of equal length."""
-    pred = as_device_array(pred, "pred")
-    target = as_device_array(target, "target")
-    dpred = as_device_array(dpred, "dpred")
-    n = pred.shape[0]
-    if n == 0:
-        return
-    blocks, threads = grid_stride(n, per_thread=1)
-    _mse_backward[blocks, threads](pred, target, dpred, np.float64(2.0 / n))
+    _mse_backward(pred, target, dpred, 2.0 / max(int(pred.shape[0]), 1))

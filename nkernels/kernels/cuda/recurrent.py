@@ -27,11 +27,10 @@ from ..cpu.recurrent import (  # noqa: F401  (pure-Python workspace helpers, sha
     GRU_BACKWARD_WORKSPACES, GRU_FORWARD_WORKSPACES, LSTM_BACKWARD_WORKSPACES,
     LSTM_FORWARD_WORKSPACES, gru_workspace_shapes, lstm_workspace_shapes,
 )
-from .elementwise import elementwise
 from .gemm import column_sums, gemm
+from .reshape import copy_flat
 from .launch import as_device_array, flat_view, grid_stride
 
-_copy = elementwise("copy(src, dst)", "dst = src")
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
            "lstm_workspace_shapes", "gru_workspace_shapes", "LSTM_FORWARD_WORKSPACES",
@@ -181,7 +180,7 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
                  ldc=h, a_off=s * g4)
     _weight_grads(x, weight_ih, hprev, dgates, dgates, dx, dweight_ih, dweight_hh, n, t, ni, h, g4)
     column_sums(fdg, n * t, g4, g4, dbias_ih)
-    _copy(dbias_ih, dbias_hh)  # the two LSTM biases get the same gradient
+    copy_flat(dbias_ih, dbias_hh)  # the two LSTM biases get the same gradient
 
 
 # ----------------------------------------------------------------------------------------------

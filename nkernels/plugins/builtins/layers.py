@@ -39,6 +39,7 @@ BUILTIN_LAYERS = (
     BuiltinLayer("lstm", L.LSTM, onnx.export_lstm),
     BuiltinLayer("gru", L.GRU, onnx.export_gru),
     BuiltinLayer("frozen", L.Frozen, onnx.export_frozen),
+    BuiltinLayer("residual", L.Residual, onnx.export_residual),
 )
 
 

@@ -143,7 +143,8 @@ def test_the_kernel_is_written_to_the_cache_under_its_content_hash(tmp_path, mon
 
 
 def test_recurrent_and_reshape_use_generated_kernels():
-    for kern in (recurrent._copy, reshape._last_step_forward, reshape._last_step_backward, dropout._dropout_mask):
+    for kern in (recurrent.copy_flat, reshape.copy_flat, reshape.add_flat, reshape._last_step_forward,
+                 reshape._last_step_backward, dropout._dropout_mask):
         assert isinstance(kern, ElementwiseKernel)
 
 
