@@ -1,5 +1,5 @@
-"""The CPU reshape kernels (nkernels.kernels.cpu.reshape: the last step of a sequence) against the naive
-references."""
+"""The CPU reshape kernels (nkernels.kernels.cpu.reshape: the last step of a sequence, copies and sums of
+flat views) against the naive references."""
 import numpy as np
 import pytest
 
@@ -22,3 +22,18 @@ def test_last_step_matches_naive(dtype, n, t, h):
     reshape.last_step_backward(dy, dhs)
     np.testing.assert_array_equal(dhs, naive.last_step_backward(dy, t))
     assert dhs.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 37])
+def test_copy_and_add_flat_match_naive(dtype, n):
+    rng = np.random.default_rng(n)
+    a, b = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    dst = np.full(n, np.nan, dtype)
+    reshape.copy_flat(a, dst)
+    np.testing.assert_array_equal(dst, a)
+    out = np.full(n, np.nan, dtype)
+    reshape.add_flat(a, b, out)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, naive.add(a, b))
+
