@@ -4,6 +4,8 @@ In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes
 kernels then use 24-element chunks, so rows span several chunks and blocks); they also run on a
 real GPU (without the simulator) at realistic shapes when NKERNELS_REAL_GPU=1 (conftest.py).
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,15 @@ def test_into_variants_match_cpu(shapes, dtype, dev):
         gpu.mse_forward_into(dev(pred), dev(target), d_losses, 0)
         np.testing.assert_allclose(d_losses.copy_to_host(), losses, rtol=1e-5 if dtype == np.float32 else 1e-12)
         np.testing.assert_array_equal(d_counts.copy_to_host(), counts)
+
+
+def test_an_empty_batch_gives_nan_means_and_no_correct_rows(dtype, dev):
+    """N = 0, as the compiled CPU kernels: the means are NaN (their 0 / 0), no row is correct, the gradients
+    are empty; the launchers divide by nothing and launch nothing."""
+    logits, labels, grads = dev(np.zeros((0, 4), dtype)), dev(np.zeros(0, np.int64)), dev(np.zeros((0, 4), dtype))
+    assert math.isnan(gpu.softmax_cross_entropy_forward(logits, labels, dev(np.zeros((0, 4), dtype))))
+    gpu.softmax_cross_entropy_backward(logits, labels, grads)
+    assert gpu.count_correct(logits, labels) == 0
+    empty = dev(np.zeros(0, dtype))
+    assert math.isnan(gpu.mse_forward(empty, empty))
+    gpu.mse_backward(empty, empty, dev(np.zeros(0, dtype)))

@@ -39,6 +39,14 @@ def test_uniform_and_normal_fill_match_cpu(shapes, dtype, dev, poison, close):
         close(d_z, z, 1e3 if dtype == np.float64 else 1.0)  # libdevice vs libm: last bits
 
 
+def test_a_float32_draw_that_rounds_to_one_stays_below_one(dev):
+    counter = 26683239  # seed 0 draws within 2**-25 of 1 here (tests/kernels/cpu/test_random.py)
+    u, d_u = np.empty(1, np.float32), dev(np.zeros(1, np.float32))
+    cpu.uniform_fill(0, counter, u)
+    gpu.uniform_fill(0, counter, d_u)
+    assert d_u.copy_to_host()[0] == u[0] == np.nextafter(np.float32(1), np.float32(0))
+
+
 def test_scalar_helpers_are_shared():
     assert gpu.hash_uniform is cpu.hash_uniform
 
