@@ -126,7 +126,7 @@ def test_matches_torch(cell):
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=False)
+@njit(cache=True)
 def _approximations(x, exp_out, sigmoid_out, tanh_out):
     for i in range(x.shape[0]):
         exp_out[i] = rk._exp(x[i])

@@ -96,7 +96,7 @@ def test_default_configs_are_valid():
             assert G.default_config(dtype, m, n) in (G.LARGE, G.MEDIUM, G.SIMULATOR)
 
 
-@pytest.mark.parametrize("rows, cols, lda, a_off", [(5, 7, 7, 0), (9, 3, 5, 2), (1, 1, 1, 0), (4, 0, 1, 0)])
+@pytest.mark.parametrize("rows, cols, lda, a_off", [(5, 7, 9, 2), (1, 1, 1, 0), (4, 0, 1, 0)])
 def test_column_and_row_sums_match_numpy(rows, cols, lda, a_off, dtype, dev, poison, close):
     """The bias gradients' sums, over a row-major matrix inside a larger flat buffer (``lda`` apart, from
     ``a_off``), accumulated in float64 and rounded once."""

@@ -77,9 +77,10 @@ def test_mse_matches_cpu(shapes, dtype, dev, poison, close):
 
 
 def test_into_variants_match_cpu(shapes, dtype, dev):
-    """The ``*_into`` launchers keep the value on the device, in ``out[index]``, and write nothing else."""
+    """The ``*_into`` launchers keep the value on the device, in ``out[index]``, and write nothing else. They
+    share their first pass with the launchers above, tested at every shape: the last shape is enough here."""
     rng = np.random.default_rng(3)
-    for n, c in shapes:
+    for n, c in shapes[-1:]:
         logits = (rng.standard_normal((n, c)) * 3).astype(dtype)
         labels = rng.integers(0, c, n).astype(np.int64)
         losses, counts = np.full(3, -1.0), np.full(3, -1, np.int64)
