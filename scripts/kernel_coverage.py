@@ -20,7 +20,7 @@ CUDA launch paths taken on a real GPU only (grid sizes, production GEMM tiles), 
 CUDA generators write into the nkernels cache directory (the elementwise kernels and the GEMMs), which
 runs from there. The exit status is pytest's.
 
-Last run (2026-12-02, 412 passed, 16 skipped): ``nkernels/kernels/cpu`` 90.9% of 1005 statements (every
+Last run (2026-12-02): ``nkernels/kernels/cpu`` 90.9% of 1005 statements (every
 module 100% but ``recurrent.py``, 67.7%: its 91 missed lines are the compiled-only overloads above),
 ``nkernels/kernels/cuda`` 96.9% of 1651 (``launch.py`` 83.1%: the real-GPU sizing; ``elementwise.py`` and
 ``gemm.py`` 95.2%: error branches and real-GPU configurations), all kernels 94.6% of 2656.
