@@ -45,6 +45,12 @@ CASES = [
                                                     shortcut=[L.Conv2D(2, 3, 1, stride=2)]), (2, 2, 5, 4)),
     ("residual-dropout-flatten-batch1", lambda: L.Residual([L.Flatten(), L.Dropout(0.25, seed=3), L.Dense(6, 6)],
                                                            shortcut=[L.Flatten()]), (1, 2, 3)),
+    ("batchnorm1d", lambda: L.BatchNorm1D(3), (4, 3)),
+    ("batchnorm1d-ncl-cumulative", lambda: L.BatchNorm1D(2, momentum=None), (2, 2, 3)),
+    ("batchnorm2d", lambda: L.BatchNorm2D(2, eps=1e-3, momentum=0.2), (2, 2, 3, 2)),
+    ("layernorm", lambda: L.LayerNorm(5), (3, 5)),
+    ("layernorm-2d-nobias", lambda: L.LayerNorm((2, 3), bias=False), (2, 4, 2, 3)),
+    ("layernorm-noaffine-batch1", lambda: L.LayerNorm(4, elementwise_affine=False), (1, 3, 4)),
 ]
 
 
@@ -85,6 +91,11 @@ def torch_counterpart(layer):
         cls = nn.LSTM if isinstance(layer, L.LSTM) else nn.GRU
         module = cls(layer.input_size, layer.hidden_size, batch_first=True)
         pick = (lambda out: out[0]) if layer.return_sequences else (lambda out: out[0][:, -1])
+    elif isinstance(layer, (L.BatchNorm1D, L.BatchNorm2D)):
+        cls = nn.BatchNorm1d if isinstance(layer, L.BatchNorm1D) else nn.BatchNorm2d
+        module = cls(layer.num_features, layer.eps, layer.momentum)
+    elif isinstance(layer, L.LayerNorm):
+        module = nn.LayerNorm(layer.normalized_shape, layer.eps, layer.elementwise_affine, bias=layer.use_bias)
     else:
         return None, None
     dtype = getattr(torch, np.dtype(layer.dtype).name)
@@ -93,6 +104,9 @@ def torch_counterpart(layer):
         for name, value in module.named_parameters():
             key = name[:-3] if name.endswith("_l0") else name
             value.copy_(torch.from_numpy(np.ascontiguousarray(layer.params[key])))
+        for name, value in module.named_buffers():  # running statistics
+            if name in layer.buffers:
+                value.copy_(torch.from_numpy(np.asarray(layer.buffers[name]).reshape(value.shape)))
     return module, pick
 
 

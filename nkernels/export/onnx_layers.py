@@ -131,3 +131,33 @@ def export_residual(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) ->
     other = x if layer.shortcut is None else graph.export(Sequential(layer.shortcut), x, input_shape,
                                                           scope=scope + "/shortcut/")
     return graph.node("Add", [body, other])
+
+
+def export_batchnorm(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """BatchNorm1D and BatchNorm2D: ``BatchNormalization`` with the running statistics, as in evaluation
+    mode (the exported graph is an inference graph)."""
+    p, b = layer.params, layer.buffers
+    inputs = [x, graph.weight(p["weight"], "scale"), graph.weight(p["bias"], "bias"),
+              graph.weight(b["running_mean"], "running_mean"), graph.weight(b["running_var"], "running_var")]
+    return graph.node("BatchNormalization", inputs, epsilon=layer.eps)
+
+
+def export_layernorm(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """LayerNorm: ``LayerNormalization`` over the trailing dimensions from opset 17 on (a scale of ones
+    without ``elementwise_affine``); before that ReduceMean, Sub, Mul, Sqrt and Div."""
+    k = len(layer.normalized_shape)
+    weight = graph.weight(layer.params["weight"], "weight") if layer.elementwise_affine else None
+    bias = graph.weight(layer.params["bias"], "bias") if layer.use_bias else None
+    if graph.opset >= 17:
+        scale = weight or graph.weight(np.ones(layer.normalized_shape), "ones")
+        return graph.node("LayerNormalization", [x, scale] + ([bias] if bias else []), axis=-k, epsilon=layer.eps)
+    axes = list(range(-k, 0))
+    centred = graph.node("Sub", [x, graph.node("ReduceMean", [x], axes=axes, keepdims=1)], hint="centred")
+    variance = graph.node("ReduceMean", [graph.node("Mul", [centred, centred])], axes=axes, keepdims=1)
+    std = graph.node("Sqrt", [graph.node("Add", [variance, graph.weight(np.array(layer.eps), "eps")])])
+    out = graph.node("Div", [centred, std], hint="normalised")
+    if weight:
+        out = graph.node("Mul", [out, weight])
+    if bias:
+        out = graph.node("Add", [out, bias])
+    return out

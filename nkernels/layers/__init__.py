@@ -5,6 +5,7 @@ from .conv import Conv1D, Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .frozen import Frozen
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from .pool import AvgPool2D, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM
 from .reshape import Flatten
@@ -12,3 +13,4 @@ from .residual import Residual
 
 __all__ = ["Layer", "Dense", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Tanh",
            "SiLU", "Dropout", "Flatten", "LSTM", "GRU", "Frozen", "Residual"]
+__all__ += ["BatchNorm1D", "BatchNorm2D", "LayerNorm"]

@@ -46,6 +46,10 @@ class Layer:
     #: None for layers that take floats (in the model's dtype); an integer dtype for layers that
     #: take indices (an Embedding's tokens), which reach them as integers on every path
     input_dtype: Any = None
+    #: whether a sample's output depends on the other samples of its batch (BatchNorm's batch
+    #: statistics): the compiled trainer's split mode, which computes two half batches apart, is
+    #: then off for a model holding the layer
+    couples_batch: bool = False
     #: set per instance in ``__new__`` (so subclasses need not call a base constructor)
     params: dict[str, Any]
     grads: dict[str, Any]
@@ -83,6 +87,12 @@ class Layer:
         in range); the layer-by-layer path checks every batch, training checks the whole data
         once. Raises a ValueError naming ``what``; the default checks nothing."""
 
+    def check_training_shape(self, input_shape: tuple[int, ...]) -> None:
+        """Refuse, with a ValueError, an input shape that training cannot use although evaluation
+        can (BatchNorm needs more than one value per channel), before any kernel runs: every
+        training forward and the compiled trainer, at each batch size, call it. The default
+        accepts any shape."""
+
     def scalars(self) -> dict[str, float]:
         """The values of the :class:`~nkernels.passes.Scalar` operands of the passes, by name."""
         return {}
@@ -103,6 +113,8 @@ class Layer:
                                       f"or describe its passes with passes(input_shape)")
         x = self.prepare_input(x)
         out_shape = tuple(self.output_shape(tuple(x.shape)))
+        if training:
+            self.check_training_shape(tuple(x.shape))
         passes = self.passes(tuple(x.shape))
         assert passes is not None  # a described layer always describes
         calls = passes.forward if training else passes.evaluation

@@ -54,7 +54,8 @@ def check_cpu_cuda_agreement(subject: Any, *args: Any, rtol: float | None = None
     **A layer**: ``check_cpu_cuda_agreement(layer, input_shape)`` builds a CPU and a CUDA copy
     of ``layer`` (same config, same weights, cast to ``dtype``), runs ``forward`` on a random
     input (``training=True`` by default) and ``backward`` on a random output gradient, and
-    compares the outputs, the input gradients and every parameter gradient.
+    compares the outputs, the buffers after the forward (running statistics, counters), the
+    input gradients and every parameter gradient.
 
     Returns the largest relative difference seen per compared name. Raises
     :class:`~nkernels.testing.GradientMismatch` beyond ``rtol`` (default 1e-4 in float32,
@@ -105,6 +106,9 @@ def _layer_agreement(layer, input_shape: tuple[int, ...], rtol: float | None, se
     y_cpu = cpu.forward(x, training=training)
     y_gpu = gpu.forward(x, training=training)
     compared = {"forward": _compare(f"{type(layer).__name__} forward", y_cpu, y_gpu, tol)}
+    for name in cpu.buffers:  # state the forward updates: running statistics, random-number counters
+        compared[f"buffer.{name}"] = _compare(f"{type(layer).__name__} buffer {name}", cpu.buffers[name],
+                                              gpu.buffers[name], tol)
     if not training:
         return compared
     dy = rng.standard_normal(np.shape(y_cpu)).astype(dtype)

@@ -12,8 +12,8 @@ Example, in a plugin's ``tests/test_silu.py``::
 pytest then checks, at every input shape: the float64 gradients against finite differences,
 float32/float64 outputs, that ``astype`` casts every float array, the config round trip through
 JSON, the error for ``backward`` before ``forward``, and that the compiled training step and the
-layer-by-layer path compute the same output, input gradient, parameter gradients and update. A
-layer meant to train layer by layer only says so with ``compiled_path = False``.
+layer-by-layer path compute the same output, input gradient, parameter gradients, update and
+buffers. A layer meant to train layer by layer only says so with ``compiled_path = False``.
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ class LayerConformance:
 
     def test_compiled_path_matches_layerwise(self):
         """The compiled training step and the layer-by-layer path compute the same forward output,
-        input gradient, parameter gradients and updated parameters (float64)."""
+        input gradient, parameter gradients, updated parameters and buffers (float64)."""
         from ..compiled.step import describe
         from ..losses import MSE
         from ..model import Sequential
@@ -151,3 +151,5 @@ class LayerConformance:
                                            err_msg=f"gradient of {key}")
                 np.testing.assert_allclose(compiled_model.params[key], reference.params[key], **close,
                                            err_msg=f"updated {key}")
+            for key, value in reference.buffers.items():  # running statistics, counters: the same updates
+                np.testing.assert_allclose(compiled_model.buffers[key], value, **close, err_msg=f"buffer {key}")

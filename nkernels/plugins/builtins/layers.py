@@ -40,6 +40,9 @@ BUILTIN_LAYERS = (
     BuiltinLayer("gru", L.GRU, onnx.export_gru),
     BuiltinLayer("frozen", L.Frozen, onnx.export_frozen),
     BuiltinLayer("residual", L.Residual, onnx.export_residual),
+    BuiltinLayer("batchnorm1d", L.BatchNorm1D, onnx.export_batchnorm),
+    BuiltinLayer("batchnorm2d", L.BatchNorm2D, onnx.export_batchnorm),
+    BuiltinLayer("layernorm", L.LayerNorm, onnx.export_layernorm),
 )
 
 
