@@ -40,6 +40,9 @@ BUILTIN_LAYERS = (
     BuiltinLayer("gru", L.GRU, onnx.export_gru),
     BuiltinLayer("frozen", L.Frozen, onnx.export_frozen),
     BuiltinLayer("residual", L.Residual, onnx.export_residual),
+    BuiltinLayer("convtranspose2d", L.ConvTranspose2D, onnx.export_convtranspose),
+    BuiltinLayer("upsample2d", L.Upsample2D, onnx.export_upsample),
+    BuiltinLayer("globalavgpool2d", L.GlobalAvgPool2D, onnx.export_globalavgpool),
 )
 
 
