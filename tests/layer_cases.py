@@ -51,6 +51,13 @@ CASES = [
     ("layernorm", lambda: L.LayerNorm(5), (3, 5)),
     ("layernorm-2d-nobias", lambda: L.LayerNorm((2, 3), bias=False), (2, 4, 2, 3)),
     ("layernorm-noaffine-batch1", lambda: L.LayerNorm(4, elementwise_affine=False), (1, 3, 4)),
+    ("convtranspose2d", lambda: L.ConvTranspose2D(2, 3, 3), (2, 2, 3, 2)),
+    ("convtranspose2d-stride-pad-outpad", lambda: L.ConvTranspose2D(2, 2, (3, 2), stride=(2, 3), padding=(1, 0),
+                                                                    output_padding=(1, 2)), (1, 2, 3, 2)),
+    ("convtranspose2d-nobias-stride-batch1", lambda: L.ConvTranspose2D(1, 2, 2, stride=2, bias=False), (1, 1, 2, 3)),
+    ("upsample2d", lambda: L.Upsample2D(2), (2, 2, 2, 3)),
+    ("upsample2d-scale3", lambda: L.Upsample2D(3), (1, 1, 2, 1)),
+    ("globalavgpool2d", lambda: L.GlobalAvgPool2D(), (2, 3, 3, 2)),
 ]
 
 
@@ -74,6 +81,13 @@ def torch_counterpart(layer):
         return _residual_counterpart(layer), pick
     if isinstance(layer, L.Dense):
         module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
+    elif isinstance(layer, L.ConvTranspose2D):
+        module = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel, layer.strides,
+                                    layer.paddings, layer.output_paddings, bias=layer.use_bias)
+    elif isinstance(layer, L.Upsample2D):
+        module = nn.Upsample(scale_factor=layer.scale_factor, mode="nearest")
+    elif isinstance(layer, L.GlobalAvgPool2D):
+        module = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     elif isinstance(layer, (L.Conv1D, L.Conv2D)):
         cls = nn.Conv2d if isinstance(layer, L.Conv2D) else nn.Conv1d
         module = cls(layer.in_channels, layer.out_channels, layer.kernel, layer.strides, layer.paddings,

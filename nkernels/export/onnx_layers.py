@@ -161,3 +161,25 @@ def export_layernorm(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -
     if bias:
         out = graph.node("Add", [out, bias])
     return out
+def export_convtranspose(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """ConvTranspose2D: ``ConvTranspose`` with the same weight (in, out, kh, kw), strides, symmetric padding
+    and ``output_padding``."""
+    inputs = [x, graph.weight(layer.params["weight"], "weight")]
+    if layer.use_bias:
+        inputs.append(graph.weight(layer.params["bias"], "bias"))
+    return graph.node("ConvTranspose", inputs, kernel_shape=list(layer.kernel), strides=list(layer.strides),
+                      pads=list(layer.paddings) * 2, output_padding=list(layer.output_paddings))
+
+
+def export_upsample(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """Upsample2D: ``Resize`` (nearest, ``asymmetric`` coordinates rounded down: output pixel i reads input
+    pixel i // scale_factor) with scales (1, 1, s, s)."""
+    s = float(layer.scale_factor)
+    scales = graph.constant(np.array([1.0, 1.0, s, s], np.float32), "scales")
+    return graph.node("Resize", [x, "", scales], mode="nearest", coordinate_transformation_mode="asymmetric",
+                      nearest_mode="floor")
+
+
+def export_globalavgpool(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """GlobalAvgPool2D: ``GlobalAveragePool`` ((N, C, 1, 1)), then ``Flatten(axis=1)``."""
+    return graph.node("Flatten", [graph.node("GlobalAveragePool", [x])], axis=1)

@@ -43,6 +43,9 @@ BUILTIN_LAYERS = (
     BuiltinLayer("batchnorm1d", L.BatchNorm1D, onnx.export_batchnorm),
     BuiltinLayer("batchnorm2d", L.BatchNorm2D, onnx.export_batchnorm),
     BuiltinLayer("layernorm", L.LayerNorm, onnx.export_layernorm),
+    BuiltinLayer("convtranspose2d", L.ConvTranspose2D, onnx.export_convtranspose),
+    BuiltinLayer("upsample2d", L.Upsample2D, onnx.export_upsample),
+    BuiltinLayer("globalavgpool2d", L.GlobalAvgPool2D, onnx.export_globalavgpool),
 )
 
 

@@ -193,3 +193,101 @@ def test_conv_matches_torch(make, case):
     yt.backward(torch.tensor(dout))
     for got, ref in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------
+# ConvTranspose2D: the adjoint of Conv2D (checked against the naive Conv2D and against PyTorch)
+# ----------------------------------------------------------------------------------------------
+
+# (N, C, H, W, O, KH, KW, stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w)
+CASES_T = [
+    (2, 3, 4, 5, 2, 3, 3, 1, 1, 0, 0, 0, 0),  # stride 1: a full correlation
+    (2, 3, 4, 5, 4, 3, 2, 2, 3, 1, 0, 1, 2),  # uneven strides, padding and output padding
+    (1, 2, 3, 3, 3, 4, 4, 3, 2, 2, 1, 2, 0),  # stride below the kernel in w only, padding > stride - 1
+    (3, 2, 4, 4, 2, 4, 4, 2, 2, 1, 1, 0, 0),  # the usual doubling (k4 s2 p1)
+    (1, 2, 2, 3, 2, 3, 3, 2, 2, 1, 1, 1, 1),  # the other doubling (k3 s2 p1, output padding 1)
+    (2, 1, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0),  # 1x1 input and kernel
+]
+
+
+def make_t(case, dtype, bias=True, seed=0):
+    n, c, h, w, o, kh, kw, sh, sw, ph, pw, oph, opw = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((c, o, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else np.zeros(0, dtype)
+    oshape = conv.convtranspose2d_output_shape(x.shape, weight.shape, sh, sw, ph, pw, oph, opw)
+    dout = rng.standard_normal(oshape).astype(dtype)
+    return x, weight, b, dout, (sh, sw, ph, pw), (oph, opw)
+
+
+def run_convtranspose2d(x, weight, b, dout, opts, need_dx=True, gemm_ready=False):
+    cs, gs = conv.convtranspose2d_workspace_shapes(x.shape, weight.shape)
+    cols, gemm = np.full(cs, np.nan, x.dtype), np.full(gs, np.nan, x.dtype)  # garbage must not matter
+    out = np.full(dout.shape, np.nan, x.dtype)
+    conv.convtranspose2d_forward(x, weight, b, *opts, cols, gemm, out)
+    dx, dw, db = np.full_like(x, np.nan), np.full_like(weight, np.nan), np.full_like(b, np.nan)
+    conv.convtranspose2d_backward(x, weight, dout, *opts, need_dx, gemm_ready, cols, gemm, dx, dw, db)
+    return out, dx, dw, db
+
+
+def test_convtranspose2d_shape_helpers():
+    assert conv.convtranspose2d_output_shape((2, 3, 4, 5), (3, 6, 3, 2), 2, 3, 1, 0, 1, 2) == (2, 6, 8, 16)
+    assert conv.convtranspose2d_workspace_shapes((2, 3, 4, 5), (3, 6, 3, 2)) == ((40, 36), (3, 40))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES_T)
+def test_convtranspose2d_is_the_adjoint_of_conv2d(case, dtype):
+    """Forward = the naive Conv2D's input gradient (plus the bias); dx = the naive Conv2D's forward
+    of dout; dweight = the naive Conv2D's weight gradient with x as its output gradient."""
+    x, weight, b, dout, opts, _ = make_t(case, dtype)
+    out, dx, dw, db = run_convtranspose2d(x, weight, b, dout, opts)
+    conv_view = naive.conv2d_backward(np.zeros(dout.shape), weight, x, *opts)
+    ref_out = conv_view[0] + b[None, :, None, None]
+    ref_dx = naive.conv2d_forward(dout, weight, np.zeros(0), *opts)
+    ref_dw = naive.conv2d_backward(dout, weight, x, *opts)[1]
+    for got, ref in [(out, ref_out), (dx, ref_dx), (dw, ref_dw), (db, dout.sum(axis=(0, 2, 3)))]:
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, ref, **tol(dtype))
+
+
+@pytest.mark.parametrize("case", CASES_T)
+def test_convtranspose2d_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    x, weight, b, dout, opts, out_pad = make_t(case, np.float64, seed=1)
+    sh, sw, ph, pw = opts
+    out, dx, dw, db = run_convtranspose2d(x, weight, b, dout, opts)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))
+    yt = torch.nn.functional.conv_transpose2d(xt, wt, bt, stride=(sh, sw), padding=(ph, pw), output_padding=out_pad)
+    yt.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_convtranspose2d_backward_options(dtype):
+    """No bias; need_dx=False leaves dx untouched; gemm_ready=True (gemm as the forward left it)
+    and repeated calls (outputs overwritten, never accumulated) give the same gradients."""
+    x, weight, b, dout, opts, _ = make_t(CASES_T[1], dtype, bias=False)
+    out, ref_dx, ref_dw, db = run_convtranspose2d(x, weight, b, dout, opts)
+    assert db.shape == (0,)
+    np.testing.assert_allclose(out, naive.conv2d_backward(np.zeros(dout.shape), weight, x, *opts)[0], **tol(dtype))
+
+    _, dx, dw, _ = run_convtranspose2d(x, weight, b, dout, opts, need_dx=False)
+    assert np.isnan(dx).all()
+    np.testing.assert_array_equal(dw, ref_dw)
+
+    _, dx, dw, _ = run_convtranspose2d(x, weight, b, dout, opts, gemm_ready=True)
+    np.testing.assert_array_equal(dx, ref_dx)
+    np.testing.assert_array_equal(dw, ref_dw)
+
+    cs, gs = conv.convtranspose2d_workspace_shapes(x.shape, weight.shape)
+    cols, gemm = np.empty(cs, dtype), np.empty(gs, dtype)
+    dx, dw = np.empty_like(x), np.empty_like(weight)
+    for _ in range(2):
+        conv.convtranspose2d_backward(x, weight, dout, *opts, True, False, cols, gemm, dx, dw, b)
+    np.testing.assert_array_equal(dx, ref_dx)
+    np.testing.assert_array_equal(dw, ref_dw)

@@ -212,3 +212,76 @@ def test_maxpool1d_matches_torch(case):
     np.testing.assert_array_equal(out, yt.detach().numpy())
     np.testing.assert_array_equal(argmax, it.numpy())
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# GlobalAvgPool2D and Upsample2D
+# ----------------------------------------------------------------------------------------------
+
+# (N, C, H, W)
+SHAPES_GLOBAL = [(2, 3, 5, 4), (1, 1, 1, 1), (3, 2, 1, 7)]
+# (N, C, H, W, scale)
+CASES_UPSAMPLE = [(2, 3, 3, 4, 2), (1, 2, 2, 1, 3), (2, 1, 3, 2, 1)]
+
+
+def run_globalavgpool2d(x, dout):
+    out = np.full(x.shape[:2], np.nan, x.dtype)
+    pool.globalavgpool2d_forward(x, out)
+    dx = np.full_like(x, np.nan)
+    pool.globalavgpool2d_backward(dout, dx)
+    return out, dx
+
+
+def run_upsample2d(x, scale, dout):
+    n, c, h, w = x.shape
+    out = np.full((n, c, h * scale, w * scale), np.nan, x.dtype)
+    pool.upsample2d_forward(x, scale, out)
+    dx = np.full_like(x, np.nan)
+    pool.upsample2d_backward(dout, scale, dx)
+    return out, dx
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES_GLOBAL)
+def test_globalavgpool2d_matches_naive(shape, dtype):
+    x, dout = make(shape, shape[:2], dtype)
+    out, dx = run_globalavgpool2d(x, dout)
+    assert out.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_allclose(out, x.astype(np.float64).mean(axis=(2, 3)), **tol(dtype))
+    ref_dx = np.broadcast_to(dout[:, :, None, None] / (shape[2] * shape[3]), shape)
+    np.testing.assert_allclose(dx, ref_dx, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES_UPSAMPLE)
+def test_upsample2d_matches_naive(case, dtype):
+    *shape, s = case
+    n, c, h, w = shape
+    x, dout = make(shape, (n, c, h * s, w * s), dtype)
+    out, dx = run_upsample2d(x, s, dout)
+    np.testing.assert_array_equal(out, x.repeat(s, axis=2).repeat(s, axis=3))  # copies are exact
+    ref_dx = dout.astype(np.float64).reshape(n, c, h, s, w, s).sum(axis=(3, 5))
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, ref_dx, **tol(dtype))
+
+
+@pytest.mark.parametrize("case", CASES_UPSAMPLE)
+def test_upsample2d_and_globalavgpool2d_match_torch(case):
+    torch = pytest.importorskip("torch")
+    *shape, s = case
+    n, c, h, w = shape
+    x, dout = make(shape, (n, c, h * s, w * s), np.float64, seed=1)
+    out, dx = run_upsample2d(x, s, dout)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.Upsample(scale_factor=s, mode="nearest")(xt)
+    yt.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(out, yt.detach().numpy())
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+    g = np.random.default_rng(2).standard_normal((n, c))
+    out, dx = run_globalavgpool2d(x, g)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.adaptive_avg_pool2d(xt, 1).flatten(1)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-14)

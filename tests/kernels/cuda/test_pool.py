@@ -70,3 +70,39 @@ def test_avgpool2d_matches_cpu(k, stride, shapes, dtype, dev, poison, close):
         d_dx = poison(shape, dtype)
         gpu.avgpool2d_backward(dev(dout), k, stride, d_dx)
         close(d_dx, dx)
+
+
+def test_globalavgpool2d_matches_cpu(shapes, dtype, dev, poison, close):
+    rng = np.random.default_rng(3)
+    for shape in shapes + [(1, 2, 1, 1)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        out = np.empty(shape[:2], dtype)
+        cpu.globalavgpool2d_forward(x, out)
+        d_out = poison(shape[:2], dtype)
+        gpu.globalavgpool2d_forward(dev(x), d_out)
+        close(d_out, out)
+        dout = rng.standard_normal(shape[:2]).astype(dtype)
+        dx = np.empty_like(x)
+        cpu.globalavgpool2d_backward(dout, dx)
+        d_dx = poison(shape, dtype)
+        gpu.globalavgpool2d_backward(dev(dout), d_dx)
+        close(d_dx, dx)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_upsample2d_matches_cpu(scale, pick, dtype, dev, poison, close):
+    rng = np.random.default_rng(4)
+    for n, c, h, w in pick([(2, 1, 3, 2)], [(128, 32, 14, 14), (3, 5, 17, 13)]):
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        oshape = (n, c, h * scale, w * scale)
+        out = np.empty(oshape, dtype)
+        cpu.upsample2d_forward(x, scale, out)
+        d_out = poison(oshape, dtype)
+        gpu.upsample2d_forward(dev(x), scale, d_out)
+        np.testing.assert_array_equal(d_out.copy_to_host(), out)  # copies are exact
+        dout = rng.standard_normal(oshape).astype(dtype)
+        dx = np.empty_like(x)
+        cpu.upsample2d_backward(dout, scale, dx)
+        d_dx = poison(x.shape, dtype)
+        gpu.upsample2d_backward(dev(dout), scale, d_dx)
+        close(d_dx, dx)
