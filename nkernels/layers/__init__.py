@@ -1,5 +1,6 @@
 """Layers. Every layer subclasses :class:`Layer`; its passes call the kernels of its device."""
-from .activation import ReLU, Sigmoid, SiLU, Tanh
+from .activation import GELU, ReLU, Sigmoid, SiLU, Tanh
+from .attention import MultiHeadAttention
 from .base import Layer
 from .conv import Conv1D, Conv2D
 from .dense import Dense
@@ -12,3 +13,4 @@ from .residual import Residual
 
 __all__ = ["Layer", "Dense", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool2D", "ReLU", "Sigmoid", "Tanh",
            "SiLU", "Dropout", "Flatten", "LSTM", "GRU", "Frozen", "Residual"]
+__all__ += ["GELU", "MultiHeadAttention"]

@@ -4,6 +4,7 @@ from ..marker import hookimpl
 
 CPU_KERNEL_MODULES = ("activation", "augment", "batching", "conv", "dense", "dropout", "loss", "norms", "optim",
                       "pool", "random", "recurrent", "reshape")
+CPU_KERNEL_MODULES += ("attention",)
 
 
 @hookimpl

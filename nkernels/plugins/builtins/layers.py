@@ -40,6 +40,8 @@ BUILTIN_LAYERS = (
     BuiltinLayer("gru", L.GRU, onnx.export_gru),
     BuiltinLayer("frozen", L.Frozen, onnx.export_frozen),
     BuiltinLayer("residual", L.Residual, onnx.export_residual),
+    BuiltinLayer("gelu", L.GELU, onnx.export_gelu),
+    BuiltinLayer("multiheadattention", L.MultiHeadAttention, onnx.export_multiheadattention),
 )
 
 
