@@ -161,6 +161,29 @@ def test_same_seed_same_model_and_other_seed_another(tmp_path):
     assert (a == b).all() and not (a == c).all()
 
 
+def test_early_stopping_watches_the_training_loss_and_keeps_the_best_weights(monkeypatch):
+    seen = {}
+
+    def record(model, X, y, **kwargs):
+        seen.update(kwargs)
+        return nk.History({"loss": [1.0], "time": [0.1]})
+
+    monkeypatch.setattr(nk.training, "train", record)
+    assert main(["train", "--quiet", "--scheme", "dfa", "--early-stopping", "3"]) == 0
+    (stopper,) = seen["callbacks"]
+    assert isinstance(stopper, nk.schedules.EarlyStopping)
+    assert (stopper.monitor, stopper.patience, stopper.restore_best_weights) == ("loss", 3, True)
+    assert main(["train", "--quiet", "--early-stopping", "-1"]) == 2  # refused before any training
+
+
+@pytest.mark.parametrize("scheme", ["dfa", "greedy", "admm", "es"])
+def test_every_scheme_takes_checkpoints_and_early_stopping_from_the_command_line(scheme, tmp_path):
+    run = ["train", "--quiet", "--scheme", scheme, "--epochs", "1", "--checkpoint-dir", str(tmp_path),
+           "--early-stopping", "1"]
+    assert main(run) == 0 and (tmp_path / nk.schemes.CHECKPOINT_FILE).exists()
+    assert main(run + ["--resume"]) == 0
+
+
 def test_interrupt_is_one_line_with_a_resume_hint(monkeypatch, tmp_path, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -49,6 +49,10 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", metavar="DIR", help="save a checkpoint here after every epoch")
     train.add_argument("--resume", action="store_true",
                        help="continue the run checkpointed in --checkpoint-dir (a new run if there is none yet)")
+    train.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+                       help="end training (in a run of stages: the stage) when the training loss has not "
+                            "improved for PATIENCE epochs, keeping the best weights; the test split is never "
+                            "used to decide")
     train.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -132,6 +136,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from . import presets
     from ..callbacks import ProgressBar
     from ..export.io import check_writable, save
+    from ..schedules import EarlyStopping
     from ..training import evaluate, train
 
     presets.check_spec(args.model)
@@ -157,7 +162,9 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         check_plot_path(args.plot)  # before training: a missing matplotlib must not cost a run
     if args.resume:
         console.print(_resume_note(args.checkpoint_dir), highlight=False, soft_wrap=True, markup=False)
-    callbacks = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
+    callbacks: list[Any] = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
+    if args.early_stopping is not None:
+        callbacks.append(EarlyStopping(monitor="loss", patience=args.early_stopping, restore_best_weights=True))
     history = train(model, X, y, scheme=args.scheme, epochs=epochs, seed=args.seed,
                     validation_data=(X_test, y_test), callbacks=callbacks, **options)
     console.print(_history_table(history, f"{args.model} on {args.data}, {args.scheme}"))
