@@ -58,6 +58,12 @@ CASES = [
     ("upsample2d", lambda: L.Upsample2D(2), (2, 2, 2, 3)),
     ("upsample2d-scale3", lambda: L.Upsample2D(3), (1, 1, 2, 1)),
     ("globalavgpool2d", lambda: L.GlobalAvgPool2D(), (2, 3, 3, 2)),
+    ("gelu", lambda: L.GELU(), (3, 7)),
+    ("gelu-tanh", lambda: L.GELU("tanh"), (2, 3, 4)),
+    ("multiheadattention", lambda: L.MultiHeadAttention(6, 2), (2, 4, 6)),
+    ("multiheadattention-causal-nobias-batch1", lambda: L.MultiHeadAttention(4, 4, bias=False, causal=True), (1, 3, 4)),
+    ("multiheadattention-dropout-causal", lambda: L.MultiHeadAttention(4, 2, dropout=0.25, causal=True, seed=5),
+     (2, 3, 4)),
 ]
 
 
@@ -79,6 +85,8 @@ def torch_counterpart(layer):
         return _frozen_counterpart(layer), pick
     if isinstance(layer, L.Residual):
         return _residual_counterpart(layer), pick
+    if isinstance(layer, L.MultiHeadAttention):
+        return _attention_counterpart(layer), pick
     if isinstance(layer, L.Dense):
         module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
     elif isinstance(layer, L.ConvTranspose2D):
@@ -101,6 +109,8 @@ def torch_counterpart(layer):
     elif isinstance(layer, (L.ReLU, L.Sigmoid, L.Tanh, L.SiLU, L.Flatten)):
         module = {L.ReLU: nn.ReLU, L.Sigmoid: nn.Sigmoid, L.Tanh: nn.Tanh, L.SiLU: nn.SiLU,
                   L.Flatten: nn.Flatten}[type(layer)]()
+    elif isinstance(layer, L.GELU):
+        module = nn.GELU(approximate=layer.approximate)
     elif isinstance(layer, (L.LSTM, L.GRU)):
         cls = nn.LSTM if isinstance(layer, L.LSTM) else nn.GRU
         module = cls(layer.input_size, layer.hidden_size, batch_first=True)
@@ -158,3 +168,35 @@ def _residual_counterpart(layer):
     if any(torch_counterpart(part)[0] is None for part in layer.body + (layer.shortcut or [])):
         return None
     return TorchResidual()
+
+
+def _attention_counterpart(layer):
+    """``torch.nn.MultiheadAttention(batch_first=True)`` on ``(x, x, x)`` with ``need_weights=False`` (and
+    the upper-triangular boolean ``attn_mask`` when causal), with ``layer``'s weights; its parameters
+    are exposed under the layer's names (``out_proj_weight`` for torch's ``out_proj.weight`` ...)."""
+    import torch
+    from torch import nn
+
+    dtype = getattr(torch, np.dtype(layer.dtype).name)
+    attention = nn.MultiheadAttention(layer.embed_dim, layer.num_heads, dropout=layer.dropout, bias=layer.use_bias,
+                                      batch_first=True, dtype=dtype)
+    names = {"in_proj_weight": attention.in_proj_weight, "in_proj_bias": attention.in_proj_bias,
+             "out_proj_weight": attention.out_proj.weight, "out_proj_bias": attention.out_proj.bias}
+    with torch.no_grad():
+        for name, value in layer.params.items():
+            names[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+    class TorchAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = attention
+            for name, value in names.items():  # the same Parameter objects, under the layer's names (listed
+                if value is not None:          # first, so named_parameters gives these names only)
+                    self.register_parameter(name, value)
+
+        def forward(self, x):
+            size = x.shape[1]
+            mask = torch.triu(torch.ones(size, size, dtype=torch.bool), 1) if layer.causal else None
+            return self.attention(x, x, x, need_weights=False, attn_mask=mask)[0]
+
+    return TorchAttention()

@@ -260,6 +260,34 @@ def dense_backward(x, dy, weight):
 
 
 # ----------------------------------------------------------------------------------------------
+# attention
+# ----------------------------------------------------------------------------------------------
+
+
+def attention(x, in_weight, in_bias, out_weight, out_bias, heads, causal, p, seed, counter):
+    """``(out, attn, mask)`` of batch-first multi-head self-attention (``torch.nn.MultiheadAttention``):
+    q, k, v = the thirds of ``x @ in_weight^T + in_bias``; per head ``attn = softmax(q k^T / sqrt(D))``
+    (keys after the query left out when ``causal``); the weight ``(n, h, i, j)`` kept at ``1 / (1 - p)``
+    when ``hash_uniform(seed, counter + ((n*H + h)*T + i)*T + j) >= p`` (all kept when ``p = 0``);
+    the heads' ``(attn * mask) @ v`` side by side, then ``@ out_weight^T + out_bias``."""
+    n_size, t_size, e = x.shape
+    d = e // heads
+    qkv = dense_forward(f64(x).reshape(-1, e), in_weight, in_bias).reshape(n_size, t_size, 3, heads, d)
+    q, k, v = (qkv[:, :, part].transpose(0, 2, 1, 3) for part in range(3))  # (N, H, T, D)
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d)
+    if causal:
+        scores = np.where(np.tril(np.ones((t_size, t_size), bool)), scores, -np.inf)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    attn = weights / weights.sum(axis=-1, keepdims=True)
+    mask = np.ones_like(attn)
+    if p > 0:
+        for index in range(attn.size):
+            mask.flat[index] = 1.0 / (1.0 - p) if hash_uniform(seed, counter + index) >= p else 0.0
+    ctx = ((attn * mask) @ v).transpose(0, 2, 1, 3).reshape(-1, e)
+    return dense_forward(ctx, out_weight, out_bias).reshape(n_size, t_size, e), attn, mask
+
+
+# ----------------------------------------------------------------------------------------------
 # dropout
 # ----------------------------------------------------------------------------------------------
 

@@ -338,3 +338,30 @@ def test_missing_onnx_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r'pip install "nkernels\[onnx\]"'):
         nk.export_onnx(nk.Sequential([L.Dense(2, 2)]), tmp_path / "m.onnx", (1, 2))
+
+
+@pytest.mark.parametrize("opset, tail", [(17, None), (20, ["Gelu"])])
+@pytest.mark.parametrize("approximate, op", [("none", "Erf"), ("tanh", "Tanh")])
+def test_gelu_exports_with_erf_or_tanh_and_as_gelu_where_the_opset_has_it(opset, tail, approximate, op):
+    from nkernels.export.onnx_export import build_onnx
+
+    model = nk.Sequential([L.GELU(approximate)])  # float32: onnxruntime has no double Erf
+    ops = [node.op_type for node in build_onnx(model, (None, 5), opset=opset).graph.node]
+    assert ops[:-1] == tail if tail else (op in ops and "Gelu" not in ops)
+    x = np.random.default_rng(0).standard_normal((3, 5)) * 4
+    check_onnx_export(model, (None, 5), [x], opset=opset, rtol=1e-6)
+
+
+def test_attention_exports_as_standard_ops():
+    """A causal attention block with large weights (a wrong head split or mask would show) in a small
+    transformer-style chain, at two batch sizes; only standard ops, no contrib Attention node."""
+    from nkernels.export.onnx_export import build_onnx
+
+    attention = L.MultiHeadAttention(8, 4, causal=True)
+    rng = np.random.default_rng(2)
+    for value in attention.params.values():
+        value[...] = rng.uniform(-1.0, 1.0, value.shape)
+    model = nk.Sequential([attention, L.GELU(), L.MultiHeadAttention(8, 2)], seed=0)
+    ops = {node.op_type for node in build_onnx(model, (None, 5, 8)).graph.node}
+    assert {"MatMul", "Softmax", "Reshape", "Transpose"} <= ops and "Attention" not in ops
+    assert_round_trip(model, (None, 5, 8), batches=(3, 1), rng=rng)

@@ -183,3 +183,54 @@ def export_upsample(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) ->
 def export_globalavgpool(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
     """GlobalAvgPool2D: ``GlobalAveragePool`` ((N, C, 1, 1)), then ``Flatten(axis=1)``."""
     return graph.node("Flatten", [graph.node("GlobalAveragePool", [x])], axis=1)
+def export_gelu(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """GELU: ``Gelu`` from opset 20 on; before that ``0.5 * x * (1 + Erf(x / sqrt(2)))``, or for
+    ``approximate="tanh"`` ``0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))``."""
+    if graph.opset >= 20:
+        return graph.node("Gelu", [x], approximate=layer.approximate)
+    const = lambda value, hint: graph.weight(np.array(value), hint)  # noqa: E731 (a scalar, broadcast)
+    if layer.approximate == "none":
+        inner = graph.node("Erf", [graph.node("Mul", [x, const(np.sqrt(0.5), "sqrt_half")])])
+    else:
+        cube = graph.node("Mul", [graph.node("Mul", [x, x]), x], hint="cube")
+        cubic = graph.node("Add", [x, graph.node("Mul", [cube, const(0.044715, "cubic")])])
+        inner = graph.node("Tanh", [graph.node("Mul", [cubic, const(np.sqrt(2.0 / np.pi), "sqrt_2_over_pi")])])
+    half_x = graph.node("Mul", [x, const(0.5, "half")])
+    return graph.node("Mul", [half_x, graph.node("Add", [inner, const(1.0, "one")])], hint="gelu")
+
+
+def export_multiheadattention(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """MultiHeadAttention as standard ops: MatMul projections (+ Add for the biases), Reshape and
+    Transpose into heads (N, H, T, D), ``MatMul(q, k^T) * 1/sqrt(D)`` (+ a constant mask of -inf
+    above the diagonal when causal), ``Softmax`` over the keys, ``MatMul`` with v, the heads put
+    back side by side, and the output projection. Dropout is left out, as at inference."""
+    from ..runtime import devices
+
+    e, h = layer.embed_dim, layer.num_heads
+    t, d = input_shape[1], e // h
+    weight = np.asarray(devices.to_host(layer.params["in_proj_weight"]))
+    bias = np.asarray(devices.to_host(layer.params["in_proj_bias"])) if layer.use_bias else None
+
+    def project(w: np.ndarray, b: Any, value: str, hint: str) -> str:
+        out = graph.node("MatMul", [value, graph.weight(w.T, hint + "_weight")], hint=hint)
+        return out if b is None else graph.node("Add", [out, graph.weight(b, hint + "_bias")], hint=hint)
+
+    split = graph.constant(np.array([0, 0, h, d], np.int64), "heads_shape")  # 0: keep N and T (dynamic batch)
+    q, k, v = (graph.node("Reshape", [project(weight[i * e:(i + 1) * e], None if bias is None else
+                                              bias[i * e:(i + 1) * e], x, name), split])
+               for i, name in enumerate(("q", "k", "v")))
+    q = graph.node("Transpose", [q], perm=[0, 2, 1, 3])  # (N, H, T, D)
+    k = graph.node("Transpose", [k], perm=[0, 2, 3, 1])  # (N, H, D, T)
+    v = graph.node("Transpose", [v], perm=[0, 2, 1, 3])
+    scores = graph.node("Mul", [graph.node("MatMul", [q, k]), graph.weight(np.array(1.0 / np.sqrt(d)), "scale")],
+                        hint="scores")
+    if layer.causal:
+        future = np.triu(np.full((t, t), -np.inf), 1)
+        scores = graph.node("Add", [scores, graph.weight(future, "causal_mask")], hint="scores")
+    weights = graph.node("Softmax", [scores], axis=-1, hint="attention")
+    heads = graph.node("Transpose", [graph.node("MatMul", [weights, v])], perm=[0, 2, 1, 3])  # (N, T, H, D)
+    context = graph.node("Reshape", [heads, graph.constant(np.array([0, 0, e], np.int64), "embed_shape")],
+                         hint="context")
+    out_bias = layer.params["out_proj_bias"] if layer.use_bias else None
+    return project(np.asarray(devices.to_host(layer.params["out_proj_weight"])),
+                   None if out_bias is None else devices.to_host(out_bias), context, "out")

@@ -1,5 +1,6 @@
 """Layers. Every layer subclasses :class:`Layer`; its passes call the kernels of its device."""
-from .activation import ReLU, Sigmoid, SiLU, Tanh
+from .activation import GELU, ReLU, Sigmoid, SiLU, Tanh
+from .attention import MultiHeadAttention
 from .base import Layer
 from .conv import Conv1D, Conv2D
 from .dense import Dense
@@ -18,3 +19,4 @@ __all__ = ["Layer", "Dense", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgP
            "SiLU", "Dropout", "Flatten", "LSTM", "GRU", "Frozen", "Residual"]
 __all__ += ["BatchNorm1D", "BatchNorm2D", "LayerNorm"]
 __all__ += ["ConvTranspose2D", "Upsample2D", "GlobalAvgPool2D"]
+__all__ += ["GELU", "MultiHeadAttention"]

@@ -46,6 +46,8 @@ BUILTIN_LAYERS = (
     BuiltinLayer("convtranspose2d", L.ConvTranspose2D, onnx.export_convtranspose),
     BuiltinLayer("upsample2d", L.Upsample2D, onnx.export_upsample),
     BuiltinLayer("globalavgpool2d", L.GlobalAvgPool2D, onnx.export_globalavgpool),
+    BuiltinLayer("gelu", L.GELU, onnx.export_gelu),
+    BuiltinLayer("multiheadattention", L.MultiHeadAttention, onnx.export_multiheadattention),
 )
 
 
