@@ -1,4 +1,5 @@
-"""Pooling layers: MaxPool1D, MaxPool2D and AvgPool2D (square windows, no padding, floor mode)."""
+"""Pooling layers: MaxPool1D, MaxPool2D and AvgPool2D (square windows, no padding, floor mode), and
+GlobalAvgPool1D (the mean over the tokens of a sequence)."""
 from __future__ import annotations
 
 import numpy as np
@@ -58,3 +59,19 @@ class AvgPool2D(_Pool):
 
     op = "avgpool2d"
     saves_argmax = False
+
+
+class GlobalAvgPool1D(Layer):
+    """The mean over the tokens of a sequence: (N, T, D) -> (N, D), as ``x.mean(dim=1)`` in PyTorch
+    (the sum in float64)."""
+
+    supported_devices = ("cpu", "cuda")
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self!r} expects input of shape (N, T, D), got {tuple(input_shape)}")
+        return (input_shape[0], input_shape[2])
+
+    def passes(self, input_shape):
+        return LayerPasses(forward=(Call("global_avg_pool1d_forward", X, Y),),
+                           backward=(Call("global_avg_pool1d_backward", DY, DX),))

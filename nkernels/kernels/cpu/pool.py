@@ -1,4 +1,5 @@
-"""Pooling kernels: MaxPool1D/2D and AvgPool2D, square window ``k``, ``stride``, no padding.
+"""Pooling kernels: MaxPool1D/2D and AvgPool2D, square window ``k``, ``stride``, no padding; and
+GlobalAvgPool1D, the mean over the tokens of a (N, T, D) sequence (at the end of the module).
 
 Layouts follow PyTorch: 2-D pools take (N, C, H, W), 1-D pools (N, C, L). Output size per
 spatial dimension is ``(size - k) // stride + 1`` (floor mode, as PyTorch's default). Windows
@@ -311,3 +312,32 @@ def avgpool2d_backward(dout, k, stride, dx):
                         drow = dplane[i]
                         for j in range(w0, w0 + k):
                             drow[j] += g
+
+
+# ----------------------------------------------------------------------------------------------
+# GlobalAvgPool1D: the mean over the tokens of (N, T, D)
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def global_avg_pool1d_forward(x, out):
+    """``out[n, j] = mean over t of x[n, t, j]``: x (N, T, D), out (N, D); the sum in float64,
+    in the order of t."""
+    n_size, t_size, d = x.shape
+    for n in prange(n_size):
+        for j in range(d):
+            s = 0.0
+            for t in range(t_size):
+                s += x[n, t, j]
+            out[n, j] = s / t_size
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def global_avg_pool1d_backward(dout, dx):
+    """Gradient of :func:`global_avg_pool1d_forward`: ``dx[n, t] = dout[n] / T``, overwriting dx."""
+    n_size, t_size, d = dx.shape
+    scale = 1.0 / t_size
+    for n in prange(n_size):
+        for t in range(t_size):
+            for j in range(d):
+                dx[n, t, j] = dout[n, j] * scale

@@ -3,7 +3,8 @@ from ..kernels import KernelRecord, LazyKernel, records_from_module
 from ..marker import hookimpl
 
 CPU_KERNEL_MODULES = ("activation", "augment", "batching", "conv", "dense", "dropout", "loss", "norms", "optim",
-                      "pool", "random", "recurrent", "reshape")
+                      "pool", "random", "recurrent", "reshape",
+                      "embedding")
 
 
 @hookimpl

@@ -40,6 +40,9 @@ BUILTIN_LAYERS = (
     BuiltinLayer("gru", L.GRU, onnx.export_gru),
     BuiltinLayer("frozen", L.Frozen, onnx.export_frozen),
     BuiltinLayer("residual", L.Residual, onnx.export_residual),
+    BuiltinLayer("embedding", L.Embedding, onnx.export_embedding),
+    BuiltinLayer("positionalembedding", L.PositionalEmbedding, onnx.export_positional_embedding),
+    BuiltinLayer("globalavgpool1d", L.GlobalAvgPool1D, onnx.export_global_avg_pool1d),
 )
 
 
