@@ -71,7 +71,8 @@ def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, 
     Without a callback that wants batches, all full batches go in one call; with one, a call per
     batch and ``events.on_batch_end`` after each. A last, smaller batch gets its own call.
     ``check(done, count)`` runs after each call (the scheme's divergence test; it raises). Returns
-    the epoch's logs: the mean ``loss``, and ``accuracy`` when ``has_accuracy``.
+    the epoch's logs: the mean ``loss``, and ``accuracy`` when ``has_accuracy`` (the fraction of
+    correct labels: of tokens, for a sequence's (N, T) labels).
     """
     n = len(X2d)
     full, rest = divmod(n, batch_size)
@@ -88,8 +89,8 @@ def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, 
         if events.wants_batches:
             events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
     logs = {"loss": total_loss / n}
-    if has_accuracy:
-        logs["accuracy"] = total_correct / n
+    if has_accuracy:  # labels of a sequence count each token: (N, T) labels give N*T answers
+        logs["accuracy"] = total_correct / (n * int(np.prod(targets.shape[1:])))
     return logs
 
 
