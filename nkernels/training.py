@@ -35,6 +35,7 @@ def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> 
 
     For a sequence's labels (N, T) the loss is the mean over tokens and the accuracy the fraction
     of correct tokens."""
+    from .trainers import answers_per_sample
     X = check_model_data(model, X)
     check_same_length(X, y)
     batch_size = check_int(batch_size, "batch_size")
@@ -51,7 +52,7 @@ def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> 
             total += float(losses[b]) * len(out)
     result = {"loss": total / len(X)}
     if loss.has_accuracy:
-        result["accuracy"] = int(correct.sum()) / targets.size  # one answer per label: per token for (N, T)
+        result["accuracy"] = int(correct.sum()) / (len(X) * answers_per_sample(targets))
     return result
 
 

@@ -109,6 +109,16 @@ def test_shape_errors_name_the_layer_and_the_fix():
     assert nk.Sequential([L.Embedding(9, 4), L.Dense(4, 2), L.GlobalAvgPool1D()]).output_shape((3, 7)) == (3, 2)
 
 
+def test_a_token_model_saves_and_loads_with_its_padding_row(tmp_path):
+    model = nk.Sequential([L.Embedding(6, 4, padding_idx=-1), L.PositionalEmbedding(5, 4), L.GlobalAvgPool1D()],
+                          seed=3)
+    nk.save(model, tmp_path / "tokens.safetensors")
+    loaded = nk.load(tmp_path / "tokens.safetensors")
+    assert loaded[0].padding == 5 and loaded.get_config() == model.get_config()
+    X, _ = token_data()
+    np.testing.assert_array_equal(loaded.forward(X), model.forward(X))
+
+
 # -- integer inputs through training -------------------------------------------------------------
 def test_integer_inputs_train_on_the_compiled_path_as_on_the_layer_path():
     """Per-sample labels: tokens -> embedding -> positions -> mean over tokens -> classes."""
@@ -152,6 +162,18 @@ def test_token_labels_train_with_the_mean_over_tokens_and_count_tokens(compiled)
     assert scores["loss"] == pytest.approx(mean_nll, rel=1e-5)
     trained = nk.train(sequence_model(), X, y, epochs=30, batch_size=8, seed=0, lr=0.05, compiled=compiled)
     assert trained["accuracy"][-1] > 0.95  # the successor task is learnt token by token
+
+
+def test_token_labels_train_split_as_whole():
+    """The split mode's halves (4 and 3 rows of 7) gather their own (N, T) labels."""
+    X, y = token_data()
+    models = [sequence_model().astype(np.float64) for _ in range(2)]
+    logs = [nk.train(m, X, y, epochs=2, batch_size=7, seed=0, split_batches=split)
+            for m, split in zip(models, (True, False))]
+    np.testing.assert_allclose(logs[0]["loss"], logs[1]["loss"], rtol=1e-12)
+    assert logs[0]["accuracy"] == logs[1]["accuracy"]
+    for key in models[0].params:
+        np.testing.assert_allclose(models[0].params[key], models[1].params[key], rtol=1e-10, atol=1e-14)
 
 
 def test_token_labels_must_match_the_outputs_tokens():

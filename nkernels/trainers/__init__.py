@@ -89,9 +89,17 @@ def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, 
         if events.wants_batches:
             events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
     logs = {"loss": total_loss / n}
-    if has_accuracy:  # labels of a sequence count each token: (N, T) labels give N*T answers
-        logs["accuracy"] = total_correct / (n * int(np.prod(targets.shape[1:])))
+    if has_accuracy:
+        logs["accuracy"] = total_correct / (n * answers_per_sample(targets))
     return logs
 
 
-__all__ = ["Trainer", "make_trainer", "run_epoch_batches", "LayerwiseTrainer", "CompiledTrainer", "DeviceTrainer"]
+def answers_per_sample(targets: Any) -> int:
+    """How many answers of a classifier one sample's ``targets`` hold, which accuracy counts: one
+    per integer label (1 for labels (N,), T for a sequence's labels (N, T)); value targets (float
+    rows, one-hot say) one per sample."""
+    return int(np.prod(targets.shape[1:])) if np.dtype(targets.dtype).kind in "iu" else 1
+
+
+__all__ = ["Trainer", "make_trainer", "run_epoch_batches", "answers_per_sample", "LayerwiseTrainer", "CompiledTrainer",
+           "DeviceTrainer"]
