@@ -64,11 +64,24 @@ CASES = [
     ("multiheadattention-causal-nobias-batch1", lambda: L.MultiHeadAttention(4, 4, bias=False, causal=True), (1, 3, 4)),
     ("multiheadattention-dropout-causal", lambda: L.MultiHeadAttention(4, 2, dropout=0.25, causal=True, seed=5),
      (2, 3, 4)),
+    ("dense-sequence", lambda: L.Dense(4, 3), (2, 5, 4)),
+    ("dense-4d-nobias-batch1", lambda: L.Dense(3, 2, bias=False), (1, 2, 3, 3)),
+    ("embedding", lambda: L.Embedding(7, 3), (2, 5)),
+    ("embedding-padding-batch1", lambda: L.Embedding(5, 4, padding_idx=1), (1, 6)),
+    ("positionalembedding", lambda: L.PositionalEmbedding(6, 3), (2, 4, 3)),
+    ("positionalembedding-full-batch1", lambda: L.PositionalEmbedding(3, 2), (1, 3, 2)),
+    ("globalavgpool1d", lambda: L.GlobalAvgPool1D(), (2, 5, 3)),
 ]
 
 
 def kink_free_input(layer, shape, rng):
-    """Inputs away from the points where a layer is not differentiable (ReLU's 0, max-pool ties)."""
+    """Inputs away from the points where a layer is not differentiable (ReLU's 0, max-pool ties);
+    for an Embedding, valid indices that every row but the padding one is likely to meet (the
+    padding row's gradient is zero by PyTorch's rule, not by differentiation: the gradient check
+    would flag it; tests/test_token_layers.py checks it against torch)."""
+    if isinstance(layer, L.Embedding):
+        rows = np.setdiff1d(np.arange(layer.num_embeddings), [layer.padding])
+        return rng.choice(rows, shape)
     if isinstance(layer, (L.ReLU, L.MaxPool1D, L.MaxPool2D)):
         values = rng.permutation(np.prod(shape)).reshape(shape) / np.prod(shape) - 0.5
         return values + np.sign(values) * 0.05
@@ -87,7 +100,14 @@ def torch_counterpart(layer):
         return _residual_counterpart(layer), pick
     if isinstance(layer, L.MultiHeadAttention):
         return _attention_counterpart(layer), pick
-    if isinstance(layer, L.Dense):
+    if isinstance(layer, L.PositionalEmbedding):
+        module = _positional_counterpart(layer)
+    elif isinstance(layer, L.GlobalAvgPool1D):
+        module = _mean_over_tokens()
+    elif isinstance(layer, L.Embedding):
+        module = nn.Embedding(layer.num_embeddings, layer.embedding_dim,
+                              padding_idx=None if layer.padding < 0 else layer.padding)
+    elif isinstance(layer, L.Dense):
         module = nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
     elif isinstance(layer, L.ConvTranspose2D):
         module = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel, layer.strides,
@@ -200,3 +220,28 @@ def _attention_counterpart(layer):
             return self.attention(x, x, x, need_weights=False, attn_mask=mask)[0]
 
     return TorchAttention()
+def _positional_counterpart(layer):
+    """``x + weight[:T]`` with a learned ``weight`` (max_len, dim): GPT-2's position embedding."""
+    import torch
+    from torch import nn
+
+    class TorchPositional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(layer.max_len, layer.dim))
+
+        def forward(self, x):
+            return x + self.weight[:x.shape[1]]
+
+    return TorchPositional()
+
+
+def _mean_over_tokens():
+    """``x.mean(dim=1)``: (N, T, D) -> (N, D)."""
+    from torch import nn
+
+    class MeanOverTokens(nn.Module):
+        def forward(self, x):
+            return x.mean(dim=1)
+
+    return MeanOverTokens()

@@ -19,7 +19,14 @@ GRU_GATE_ORDER = (1, 0, 2)
 
 
 def export_dense(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
-    """Dense: ``Gemm(x, weight, bias, transB=1)``, the weight kept as (out, in)."""
+    """Dense: ``Gemm(x, weight, bias, transB=1)``, the weight kept as (out, in); on (N, ..., in)
+    inputs, which Gemm does not take, ``MatMul(x, weight.T)`` then ``Add(bias)``."""
+    from ..runtime import devices
+
+    if len(input_shape) > 2:
+        weight_t = graph.weight(np.asarray(devices.to_host(layer.params["weight"])).T, "weight_t")
+        y = graph.node("MatMul", [x, weight_t])
+        return graph.node("Add", [y, graph.weight(layer.params["bias"], "bias")]) if layer.use_bias else y
     inputs = [x, graph.weight(layer.params["weight"], "weight")]
     if layer.use_bias:
         inputs.append(graph.weight(layer.params["bias"], "bias"))
@@ -234,3 +241,22 @@ def export_multiheadattention(layer: Any, graph: OnnxGraph, x: str, input_shape:
     out_bias = layer.params["out_proj_bias"] if layer.use_bias else None
     return project(np.asarray(devices.to_host(layer.params["out_proj_weight"])),
                    None if out_bias is None else devices.to_host(out_bias), context, "out")
+def export_embedding(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """Embedding: ``Gather(weight, indices, axis=0)`` on the int64 indices."""
+    return graph.node("Gather", [graph.weight(layer.params["weight"], "weight"), x], axis=0)
+
+
+def export_positional_embedding(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """PositionalEmbedding: ``Add`` of the table's first T rows (T, the exported sequence length),
+    stored as an initializer."""
+    from ..runtime import devices
+
+    rows = np.asarray(devices.to_host(layer.params["weight"]))[:input_shape[1]]
+    return graph.node("Add", [x, graph.weight(rows, "positions")])
+
+
+def export_globalavgpool1d(layer: Any, graph: OnnxGraph, x: str, input_shape: tuple) -> str:
+    """GlobalAvgPool1D: ``ReduceMean`` over axis 1 without keeping it (the axes an input from opset 18 on)."""
+    if graph.opset >= 18:
+        return graph.node("ReduceMean", [x, graph.constant(np.array([1], np.int64), "axes")], keepdims=0)
+    return graph.node("ReduceMean", [x], axes=[1], keepdims=0)

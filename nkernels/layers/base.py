@@ -310,7 +310,21 @@ class Layer:
 
     def _prepare_indices(self, x: Any, what: str) -> Any:
         """Integer inputs (``input_dtype``): never cast from floats, checked by
-        :meth:`check_input_values` before any kernel reads them, in the layer's ``input_dtype``."""
+        :meth:`check_input_values` before any kernel reads them, in the layer's ``input_dtype``.
+
+        A GPU array (a device trainer's batch of data checked as a whole before training) must
+        already be of ``input_dtype`` and is used as it is: checking its values would copy it to
+        the host each batch, so the layer's kernels guard against bad indices themselves."""
+        if self.device == "cuda" and devices.is_device_array(x):
+            arr = devices.as_device_array(x)
+            if np.dtype(arr.dtype) != np.dtype(self.input_dtype):
+                raise TypeError(f"{what} is a {arr.dtype} GPU array; this layer takes {np.dtype(self.input_dtype)} "
+                                f"indices (GPU arrays are used without a copy: cast them on the device first)")
+            if arr.ndim == 0 or arr.shape[0] == 0:
+                raise ValueError(f"{self!r} got an empty batch (shape {arr.shape})")
+            if arr.size and not arr.is_c_contiguous():
+                raise ValueError(f"{what} must be a C-contiguous GPU array")
+            return arr
         host = devices.to_host(x) if devices.is_device_array(x) else as_numeric_array(x, what)
         if host.dtype.kind not in "iu":
             raise TypeError(f"{what} must hold integer indices, got dtype {host.dtype}")

@@ -1,4 +1,5 @@
-"""Pooling layers: MaxPool1D, MaxPool2D and AvgPool2D (square windows, no padding, floor mode), GlobalAvgPool2D."""
+"""Pooling layers: MaxPool1D, MaxPool2D and AvgPool2D (square windows, no padding, floor mode),
+GlobalAvgPool2D, and GlobalAvgPool1D (the mean over the tokens of a sequence)."""
 from __future__ import annotations
 
 import numpy as np
@@ -74,3 +75,19 @@ class GlobalAvgPool2D(Layer):
     def passes(self, input_shape):
         return LayerPasses(forward=(Call("globalavgpool2d_forward", X, Y),),
                            backward=(Call("globalavgpool2d_backward", DY, DX),))
+
+
+class GlobalAvgPool1D(Layer):
+    """The mean over the tokens of a sequence: (N, T, D) -> (N, D), as ``x.mean(dim=1)`` in PyTorch
+    (the sum in float64)."""
+
+    supported_devices = ("cpu", "cuda")
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self!r} expects input of shape (N, T, D), got {tuple(input_shape)}")
+        return (input_shape[0], input_shape[2])
+
+    def passes(self, input_shape):
+        return LayerPasses(forward=(Call("globalavgpool1d_forward", X, Y),),
+                           backward=(Call("globalavgpool1d_backward", DY, DX),))

@@ -164,8 +164,8 @@ class CompiledTrainer:
                 works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
             return works[l, name]
 
-        labels = self.loss.target_kind == "labels"
-        target = np.zeros(batch_size, np.int64) if labels else np.zeros(shapes[-1], dtype)
+        labels = self.loss.target_kind == "labels"  # one per sample (N,), or per token (N, T) of (N, T, C)
+        target = np.zeros(shapes[-1][:-1], np.int64) if labels else np.zeros(shapes[-1], dtype)
         raw = np.zeros(shapes[0], model.input_dtype)
         arrays = []
         for b in self.step.bindings.values():

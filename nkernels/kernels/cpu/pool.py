@@ -1,5 +1,6 @@
 """Pooling kernels: MaxPool1D/2D and AvgPool2D, square window ``k``, ``stride``, no padding;
-GlobalAvgPool2D (the mean of each plane) and its adjoint's relative, nearest Upsample2D.
+GlobalAvgPool2D (the mean of each plane), nearest Upsample2D, and GlobalAvgPool1D (the mean over the
+tokens of a (N, T, D) sequence).
 
 Layouts follow PyTorch: 2-D pools take (N, C, H, W), 1-D pools (N, C, L). Output size per
 spatial dimension is ``(size - k) // stride + 1`` (floor mode, as PyTorch's default). Windows
@@ -408,3 +409,32 @@ def upsample2d_backward(dout, scale, dx):
                     for b in range(scale):
                         acc += grow[j * scale + b]
                 drow[j] = acc
+
+
+# ----------------------------------------------------------------------------------------------
+# GlobalAvgPool1D: the mean over the tokens of (N, T, D)
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def globalavgpool1d_forward(x, out):
+    """``out[n, j] = mean over t of x[n, t, j]``: x (N, T, D), out (N, D); the sum in float64,
+    in the order of t."""
+    n_size, t_size, d = x.shape
+    for n in prange(n_size):
+        for j in range(d):
+            s = 0.0
+            for t in range(t_size):
+                s += x[n, t, j]
+            out[n, j] = s / t_size
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def globalavgpool1d_backward(dout, dx):
+    """Gradient of :func:`globalavgpool1d_forward`: ``dx[n, t] = dout[n] / T``, overwriting dx."""
+    n_size, t_size, d = dx.shape
+    scale = 1.0 / t_size
+    for n in prange(n_size):
+        for t in range(t_size):
+            for j in range(d):
+                dx[n, t, j] = dout[n, j] * scale

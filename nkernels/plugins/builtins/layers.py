@@ -48,6 +48,9 @@ BUILTIN_LAYERS = (
     BuiltinLayer("globalavgpool2d", L.GlobalAvgPool2D, onnx.export_globalavgpool),
     BuiltinLayer("gelu", L.GELU, onnx.export_gelu),
     BuiltinLayer("multiheadattention", L.MultiHeadAttention, onnx.export_multiheadattention),
+    BuiltinLayer("embedding", L.Embedding, onnx.export_embedding),
+    BuiltinLayer("positionalembedding", L.PositionalEmbedding, onnx.export_positional_embedding),
+    BuiltinLayer("globalavgpool1d", L.GlobalAvgPool1D, onnx.export_globalavgpool1d),
 )
 
 

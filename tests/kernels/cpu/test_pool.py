@@ -285,3 +285,16 @@ def test_upsample2d_and_globalavgpool2d_match_torch(case):
     yt.backward(torch.tensor(g))
     np.testing.assert_allclose(out, yt.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_globalavgpool1d_matches_numpy(dtype):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 5, 3)).astype(dtype)
+    out = np.empty((2, 3), dtype)
+    pool.globalavgpool1d_forward(x, out)
+    np.testing.assert_allclose(out, x.astype(np.float64).mean(axis=1), rtol=1e-6)
+    dout = rng.standard_normal((2, 3)).astype(dtype)
+    dx = np.empty_like(x)
+    pool.globalavgpool1d_backward(dout, dx)
+    np.testing.assert_allclose(dx, np.repeat(dout[:, None] / 5, 5, axis=1), rtol=1e-6)
