@@ -11,10 +11,11 @@ from .common import require_registered
 L = nk.layers
 
 #: benchmark name -> (registered scheme, scheme options); greedy's epoch is one epoch of every stage
+#: (pretraining and the output layer: fine-tuning, 10 epochs by default since 0.2, is backprop's epoch)
 SCHEMES = {
     "backprop": ("backprop", {}),
-    "greedy-autoencoder": ("greedy", {}),
-    "greedy-rbm": ("greedy", {"pretrain": "rbm"}),
+    "greedy-autoencoder": ("greedy", {"finetune_epochs": 0}),
+    "greedy-rbm": ("greedy", {"pretrain": "rbm", "finetune_epochs": 0}),
     "greedy-supervised": ("greedy", {"mode": "supervised"}),
     "dfa": ("dfa", {}),
     "fa": ("fa", {}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+import warnings
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -158,14 +159,18 @@ class CallbackList(Callback):
 
     def run_epochs(self, model, params: dict[str, Any], epochs: int, run_epoch: Callable[[int], dict[str, Any]],
                    start_epoch: int = 0, after_epoch: Callable[[int], None] | None = None) -> None:
-        """The epoch loop schemes share, appending to ``context.history``.
+        """Deprecated since 0.2: a scheme subclasses :class:`nkernels.schemes.Scheme`, whose run
+        loop adds stages, checkpoints, the divergence guard and validation metrics.
 
+        The epoch loop schemes shared in 0.1, appending to ``context.history``:
         ``on_train_begin(model, params)``; then per epoch ``on_epoch_begin``, ``logs =
         run_epoch(epoch)`` with ``logs["time"]`` added (the epoch's seconds), the logs appended to
         the history, ``on_epoch_end``, ``after_epoch(epoch)`` (a checkpoint, say), until ``epochs``
         or a callback stops training. An exception goes to ``on_exception`` and is raised again.
         The caller calls ``on_train_end`` once its run is closed.
         """
+        warnings.warn("CallbackList.run_epochs is deprecated: subclass nkernels.schemes.Scheme and implement "
+                      "train_epoch; Scheme.fit runs the epoch loop", DeprecationWarning, stacklevel=2)
         try:
             self.on_train_begin(model, params)
             for epoch in range(start_epoch, epochs):

@@ -15,10 +15,11 @@ from .passes import COUNTS, DX, INDEX, LOSSES, TARGET, X, Call, Frame, LossPasse
 class Loss:
     """Base class of losses.
 
-    ``target_kind`` is ``"labels"`` (integer class labels, one per sample) or ``"values"``
-    (targets shaped like the outputs). A loss describes its passes once, as kernel calls, in
-    :meth:`passes` (a :class:`~nkernels.passes.LossPasses`); :meth:`forward`, :meth:`backward`,
-    :meth:`forward_into` and the compiled training step all run that description.
+    ``target_kind`` is ``"labels"`` (integer class labels, one per sample, or one per token of
+    a sequence's outputs) or ``"values"`` (targets shaped like the outputs). A loss describes
+    its passes once, as kernel calls, in :meth:`passes` (a :class:`~nkernels.passes.LossPasses`);
+    :meth:`forward`, :meth:`backward`, :meth:`forward_into` and the compiled training step all
+    run that description.
 
     ``forward`` and ``backward`` run on the device of ``outputs``: GPU outputs (device arrays)
     use the CUDA kernels, and ``backward`` then returns a device array. :meth:`forward_into`
@@ -50,7 +51,8 @@ class Loss:
 
     def forward_into(self, outputs: Any, targets: Any, losses: Any, counts: Any, index: int) -> None:
         """Training-loop form of :meth:`forward`: write the batch's mean loss to ``losses[index]``
-        (float64) and, for classifiers, the number of correct rows to ``counts[index]`` (int64).
+        (float64) and, for classifiers, the number of correct rows (tokens, for a sequence's
+        labels) to ``counts[index]`` (int64).
 
         ``targets`` come from :meth:`prepare_targets` and, like ``losses`` and ``counts``, live on
         the device of ``outputs``: nothing is validated or copied, so a GPU loop never waits for
@@ -121,7 +123,13 @@ def _outputs(outputs: Any, ndim: int | None = None) -> np.ndarray:
 
 
 class SoftmaxCrossEntropy(Loss):
-    """Softmax followed by the cross-entropy against integer labels, averaged over the batch."""
+    """Softmax followed by the cross-entropy against integer labels, averaged over the batch.
+
+    Outputs (N, C) take labels (N,). A sequence model's outputs (N, T, C), one row of logits per
+    token, take labels (N, T), one class per token (next-token prediction): the mean runs over
+    every token, as ``torch.nn.CrossEntropyLoss`` on the (N*T, C) rows, and accuracy counts
+    tokens. (Any (N, ..., C) takes labels (N, ...) the same way.)
+    """
 
     target_kind = "labels"
     has_accuracy = True
@@ -129,8 +137,12 @@ class SoftmaxCrossEntropy(Loss):
     def prepare_targets(self, targets, output_shape, dtype=None):
         y = as_numeric_array(targets, "labels")
         n_classes = output_shape[-1]
-        if y.ndim != 1:
-            raise ValueError(f"labels must be a 1-D array of class indices, got shape {y.shape}")
+        tokens = tuple(output_shape[1:-1])  # the axes between the batch and the classes
+        if y.ndim != 1 + len(tokens) or tuple(y.shape[1:]) != tokens:
+            if not tokens:
+                raise ValueError(f"labels must be a 1-D array of class indices, got shape {y.shape}")
+            raise ValueError(f"labels must have shape (N, {', '.join(map(str, tokens))}), one class index per "
+                             f"token of the outputs (N, {', '.join(map(str, tokens))}, {n_classes}), got {y.shape}")
         if y.dtype.kind == "f":
             if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
                 raise ValueError("labels must be whole numbers (class indices), got non-integer values")
@@ -140,13 +152,19 @@ class SoftmaxCrossEntropy(Loss):
         return np.ascontiguousarray(y, dtype=np.int64)
 
     def check_outputs(self, outputs):
-        return _outputs(outputs, ndim=2)
+        out = _outputs(outputs)
+        if out.ndim < 2:
+            raise ValueError(f"loss outputs must have 2 dimensions (N, C), or 3 (N, T, C) for a sequence, "
+                             f"got shape {out.shape}")
+        return out
 
     def passes(self):
+        # one row of logits per sample, or per token of a sequence: the kernels see (rows, C)
         return LossPasses(
-            forward=(Call("softmax_cross_entropy_forward_into", X, TARGET, work("probs"), LOSSES, INDEX),
-                     Call("count_correct_into", X, TARGET, COUNTS, INDEX)),
-            backward=(Call("softmax_cross_entropy_backward", work("probs"), TARGET, DX),),
+            forward=(Call("softmax_cross_entropy_forward_into", X.vectors, TARGET.flat, work("probs").vectors,
+                          LOSSES, INDEX),
+                     Call("count_correct_into", X.vectors, TARGET.flat, COUNTS, INDEX)),
+            backward=(Call("softmax_cross_entropy_backward", work("probs").vectors, TARGET.flat, DX.vectors),),
             workspaces={"probs": "input"},
         )
 

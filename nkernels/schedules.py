@@ -37,12 +37,15 @@ class LearningRateSchedule(Callback):
         self.initial_lr: float | None = None
         self.first_epoch: int | None = None
         self.epochs: int | None = None
+        self.stage_epochs: int | None = None  # the current stage's length, kept in checkpoints
 
     def on_train_begin(self, model, params):
-        self.epochs = params.get("epochs")
+        # a run resumed inside a stage does not hear that stage begin again: its length comes from the checkpoint
+        self.epochs = self.stage_epochs if params.get("resumed") and self.stage_epochs else params.get("epochs")
 
     def on_stage_begin(self, stage):
         self.initial_lr, self.first_epoch, self.epochs = None, None, stage.epochs
+        self.stage_epochs = stage.epochs
 
     def on_epoch_begin(self, epoch):
         optimizer = self.context.optimizer
@@ -57,10 +60,11 @@ class LearningRateSchedule(Callback):
         raise NotImplementedError
 
     def state_dict(self):
-        return {"initial_lr": self.initial_lr, "first_epoch": self.first_epoch}
+        return {"initial_lr": self.initial_lr, "first_epoch": self.first_epoch, "stage_epochs": self.stage_epochs}
 
     def load_state(self, state, arrays):
         self.initial_lr, self.first_epoch = state["initial_lr"], state.get("first_epoch", 0)
+        self.stage_epochs = state.get("stage_epochs")
 
 
 class StepLR(LearningRateSchedule):

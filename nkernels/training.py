@@ -17,21 +17,30 @@ from .runtime.threads import blas_single_threaded
 FIT_ARGUMENTS = ("epochs", "batch_size", "seed", "callbacks", "validation_data")
 
 
-def default_loss(y: Any) -> Loss:
-    """Softmax cross-entropy for integer labels, mean squared error for anything else."""
+def default_loss(y: Any, output_shape: tuple[int, ...] | None = None) -> Loss:
+    """Softmax cross-entropy for integer labels, mean squared error for anything else.
+
+    Integer labels are one per sample (N,), or, given the model's ``output_shape`` (N, T, C),
+    one per token (N, T): a shape that only labels can have, since MSE's targets are shaped
+    like the outputs."""
     from .losses import MSE, SoftmaxCrossEntropy
 
     arr = np.asarray(y)
-    return SoftmaxCrossEntropy() if arr.ndim == 1 and arr.dtype.kind in "iu" else MSE()
+    per_token = output_shape is not None and len(output_shape) > 2 and arr.shape[1:] == tuple(output_shape[1:-1])
+    return SoftmaxCrossEntropy() if arr.dtype.kind in "iu" and (arr.ndim == 1 or per_token) else MSE()
 
 
 def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> dict[str, float]:
-    """The mean loss (and accuracy, for classification) of ``model`` on ``X``, ``y`` in evaluation mode."""
+    """The mean loss (and accuracy, for classification) of ``model`` on ``X``, ``y`` in evaluation mode.
+
+    For a sequence's labels (N, T) the loss is the mean over tokens and the accuracy the fraction
+    of correct tokens."""
+    from .trainers import answers_per_sample
     X = check_model_data(model, X)
     check_same_length(X, y)
     batch_size = check_int(batch_size, "batch_size")
-    loss = default_loss(y) if loss is None else get_loss(loss)
     out_shape = check_model_input(model, X)
+    loss = default_loss(y, out_shape) if loss is None else get_loss(loss)
     targets = loss.prepare_targets(y, out_shape, model.dtype)
     starts = range(0, len(X), batch_size)
     losses, correct = np.zeros(len(starts)), np.zeros(len(starts), np.int64)
@@ -43,7 +52,7 @@ def evaluate(model, X: Any, y: Any, loss: Any = None, batch_size: int = 256) -> 
             total += float(losses[b]) * len(out)
     result = {"loss": total / len(X)}
     if loss.has_accuracy:
-        result["accuracy"] = int(correct.sum()) / len(X)
+        result["accuracy"] = int(correct.sum()) / (len(X) * answers_per_sample(targets))
     return result
 
 

@@ -116,3 +116,11 @@ def test_progress_metrics_show_counts_as_integers():
 
     shown = ProgressBar.format_metrics({"generation": 120, "best_fitness": -0.25, "val_accuracy": 0.5})
     assert shown == "generation 120  best_fitness -0.2500  val_acc 50.0%"
+
+
+def test_the_old_epoch_loop_still_runs_with_a_deprecation_warning():
+    model = nk.Sequential([nk.layers.Dense(2, 2)], seed=0)
+    events = nk.callbacks.CallbackList([], model, "old-scheme", history=nk.History())
+    with pytest.warns(DeprecationWarning, match="subclass nkernels.schemes.Scheme"):
+        events.run_epochs(model, {}, 2, lambda epoch: {"loss": float(epoch)})
+    assert events.context.history["loss"] == [0.0, 1.0]

@@ -161,6 +161,29 @@ def test_same_seed_same_model_and_other_seed_another(tmp_path):
     assert (a == b).all() and not (a == c).all()
 
 
+def test_early_stopping_watches_the_training_loss_and_keeps_the_best_weights(monkeypatch):
+    seen = {}
+
+    def record(model, X, y, **kwargs):
+        seen.update(kwargs)
+        return nk.History({"loss": [1.0], "time": [0.1]})
+
+    monkeypatch.setattr(nk.training, "train", record)
+    assert main(["train", "--quiet", "--scheme", "dfa", "--early-stopping", "3"]) == 0
+    (stopper,) = seen["callbacks"]
+    assert isinstance(stopper, nk.schedules.EarlyStopping)
+    assert (stopper.monitor, stopper.patience, stopper.restore_best_weights) == ("loss", 3, True)
+    assert main(["train", "--quiet", "--early-stopping", "-1"]) == 2  # refused before any training
+
+
+@pytest.mark.parametrize("scheme", ["dfa", "greedy", "admm", "es"])
+def test_every_scheme_takes_checkpoints_and_early_stopping_from_the_command_line(scheme, tmp_path):
+    run = ["train", "--quiet", "--scheme", scheme, "--epochs", "1", "--checkpoint-dir", str(tmp_path),
+           "--early-stopping", "1"]
+    assert main(run) == 0 and (tmp_path / nk.schemes.CHECKPOINT_FILE).exists()
+    assert main(run + ["--resume"]) == 0
+
+
 def test_interrupt_is_one_line_with_a_resume_hint(monkeypatch, tmp_path, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -293,8 +316,9 @@ def test_batch_size_is_refused_by_a_scheme_without_batches(capsys):
     pytest.importorskip("nkernels_admm")
     for argv in (["--batch-size", "64"], ["--option", "batch_size=64"]):
         assert main(["train", "--quiet", "--scheme", "admm", "--epochs", "1"] + argv) == 2
-        assert ("--batch-size has no effect with the admm scheme (every ADMM iteration solves over the whole "
-                "training set)") in capsys.readouterr().err
+        # the scheme's capabilities refuse it (no mini-batches), with the scheme named
+        assert "admm trains on the whole training set each epoch, so batch_size has no effect" in \
+            capsys.readouterr().err
     assert main(["train", "--quiet", "--scheme", "admm", "--epochs", "1"]) == 0
 
 

@@ -108,3 +108,53 @@ def test_dense_output_shape_checks_the_features():
 
     with pytest.raises(ValueError, match=r"expects input of shape \(N, 4\)"):
         nk.Sequential([nk.layers.Dense(4, 2)]).output_shape((3, 5))
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 3), o=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6),
+       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), data=st.data())
+def test_convtranspose2d_valid_shapes(n, c, o, h, w, k, s, p, data):
+    op = data.draw(st.integers(0, s - 1))
+    layer = L.ConvTranspose2D(c, o, k, stride=s, padding=p, output_padding=op)
+    size = [(d - 1) * s - 2 * p + k + op for d in (h, w)]
+    if min(size) < 1:
+        with pytest.raises(ValueError, match="gives an output of size"):
+            layer.forward(np.zeros((n, c, h, w)))
+    else:
+        run_pass(layer, (n, c, h, w))
+        assert layer.output_shape((n, c, h, w)) == (n, o, *size)
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6), s=st.integers(1, 4))
+def test_upsample2d_and_globalavgpool2d_valid_shapes(n, c, h, w, s):
+    run_pass(L.Upsample2D(s), (n, c, h, w))
+    assert L.Upsample2D(s).output_shape((n, c, h, w)) == (n, c, h * s, w * s)
+    run_pass(L.GlobalAvgPool2D(), (n, c, h, w))
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (L.ConvTranspose2D(3, 4, 3), (2, 2, 5, 5), r"expects input of shape \(N, C, H, W\) with C=3"),
+    (L.ConvTranspose2D(3, 4, 3), (2, 3, 5), r"expects input of shape \(N, C, H, W\)"),
+    (L.ConvTranspose2D(1, 1, 1, padding=1), (1, 1, 2, 2), r"gives an output of size \(0, 0\)"),
+    (L.Upsample2D(2), (2, 3, 4), r"expects input of shape \(N, C, H, W\)"),
+    (L.GlobalAvgPool2D(), (2, 3), r"expects input of shape \(N, C, H, W\)"),
+])
+def test_issue21_layers_refuse_bad_input_shapes(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer.forward(np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: L.ConvTranspose2D(1, 2, 3, stride=2, output_padding=2), ValueError,
+     "output_padding must be smaller than stride"),
+    (lambda: L.ConvTranspose2D(1, 2, 3, stride=(2, 1), output_padding=(1, 1)), ValueError,
+     "output_padding must be smaller than stride"),
+    (lambda: L.ConvTranspose2D(1, 2, 3, output_padding=-1), ValueError, "output_padding must be at least 0"),
+    (lambda: L.ConvTranspose2D(1, 2, 0), ValueError, "kernel_size must be at least 1"),
+    (lambda: L.Upsample2D(0), ValueError, "scale_factor must be at least 1"),
+    (lambda: L.Upsample2D(1.5), TypeError, "scale_factor must be an integer"),
+])
+def test_issue21_layer_options_raise_clear_errors(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -8,7 +8,7 @@ import nkernels as nk
 from nkernels.errors import PluginConflictError
 from nkernels.export.onnx_export import NoExporterError
 from nkernels.testing import OnnxMismatch, check_onnx_export, registered_plugin
-from layer_cases import CASES
+from layer_cases import CASES, kink_free_input
 
 L = nk.layers
 
@@ -35,6 +35,11 @@ def assert_round_trip(model, input_shape, batches=(None,), rng=None):
 def test_every_layer_round_trips(make, shape):
     """Each built-in layer alone: the same outputs, at the exported batch size and at another (dynamic batch)."""
     model = nk.Sequential([make()], seed=3)
+    if model.layers[0].input_dtype is not None:  # indices (int64 in the graph) must be valid ones
+        rng = np.random.default_rng(0)
+        check_onnx_export(model, shape, [kink_free_input(model.layers[0], (batch,) + shape[1:], rng)
+                                         for batch in (shape[0], shape[0] + 2)])
+        return
     assert_round_trip(model, shape, batches=(None, shape[0] + 2))
 
 
@@ -338,3 +343,47 @@ def test_missing_onnx_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r'pip install "nkernels\[onnx\]"'):
         nk.export_onnx(nk.Sequential([L.Dense(2, 2)]), tmp_path / "m.onnx", (1, 2))
+
+
+@pytest.mark.parametrize("opset, tail", [(17, None), (20, ["Gelu"])])
+@pytest.mark.parametrize("approximate, op", [("none", "Erf"), ("tanh", "Tanh")])
+def test_gelu_exports_with_erf_or_tanh_and_as_gelu_where_the_opset_has_it(opset, tail, approximate, op):
+    from nkernels.export.onnx_export import build_onnx
+
+    model = nk.Sequential([L.GELU(approximate)])  # float32: onnxruntime has no double Erf
+    ops = [node.op_type for node in build_onnx(model, (None, 5), opset=opset).graph.node]
+    assert ops[:-1] == tail if tail else (op in ops and "Gelu" not in ops)
+    x = np.random.default_rng(0).standard_normal((3, 5)) * 4
+    check_onnx_export(model, (None, 5), [x], opset=opset, rtol=1e-6)
+
+
+def test_attention_exports_as_standard_ops():
+    """A causal attention block with large weights (a wrong head split or mask would show) in a small
+    transformer-style chain, at two batch sizes; only standard ops, no contrib Attention node."""
+    from nkernels.export.onnx_export import build_onnx
+
+    attention = L.MultiHeadAttention(8, 4, causal=True)
+    rng = np.random.default_rng(2)
+    for value in attention.params.values():
+        value[...] = rng.uniform(-1.0, 1.0, value.shape)
+    model = nk.Sequential([attention, L.GELU(), L.MultiHeadAttention(8, 2)], seed=0)
+    ops = {node.op_type for node in build_onnx(model, (None, 5, 8)).graph.node}
+    assert {"MatMul", "Softmax", "Reshape", "Transpose"} <= ops and "Attention" not in ops
+    assert_round_trip(model, (None, 5, 8), batches=(3, 1), rng=rng)
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_a_token_model_exports_with_int64_inputs(opset):
+    """Embedding (Gather), positions (Add of the table's first T rows), Dense on a sequence
+    (MatMul, Add) and the mean over tokens (ReduceMean, whose axes became an input in opset 18)."""
+    from nkernels.export.onnx_export import build_onnx
+
+    model = nk.Sequential([L.Embedding(9, 4, padding_idx=0), L.PositionalEmbedding(8, 4), L.Dense(4, 6), L.ReLU(),
+                           L.GlobalAvgPool1D(), L.Dense(6, 3)], seed=0)
+    proto = build_onnx(model, (None, 5), opset=opset)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert [n.op_type for n in proto.graph.node][:5] == ["Gather", "Add", "MatMul", "Add", "Relu"]
+    tokens = np.random.default_rng(0).integers(0, 9, (7, 5))
+    check_onnx_export(model, (None, 5), [tokens, tokens[:1]], opset=opset)
+    with pytest.raises(ValueError, match="takes integer indices.*pass inputs"):
+        check_onnx_export(model, (None, 5), opset=opset)

@@ -50,3 +50,18 @@ def test_the_scikit_learn_grid_search(digits):
     exec(compile(search_block, "README grid search", "exec"), namespace)
     (figure,) = quoted(r"# 0\.(\d{3}) on the digits test split")
     at_least(100 * namespace["search"].score(X_test, y_test), figure / 10)
+
+
+def test_the_conv_autoencoder_reconstructs_test_digits(digits):
+    """The README's autoencoder, run as shown: its test MSE as quoted (10% slack for BLAS), and at most a third of
+    the mean-image baseline's (issue 21)."""
+    import numpy as np
+
+    (block,) = python_blocks("A convolutional autoencoder")
+    X, _, X_test, _ = digits
+    namespace = {"nk": nk, "L": nk.layers, "X": X, "X_test": X_test}
+    exec(compile(block, "README autoencoder", "exec"), namespace)
+    figure, baseline = (float(v) for v in re.search(r"# test MSE ([\d.]+), mean image ([\d.]+)", README).groups())
+    np.testing.assert_allclose(namespace["baseline"], baseline, atol=1e-4)
+    assert namespace["mse"] <= figure * 1.1, f"test MSE {namespace['mse']:.4f} where the README quotes {figure}"
+    assert namespace["mse"] <= namespace["baseline"] / 3

@@ -208,3 +208,38 @@ def test_training_leaves_the_openmp_blas_and_environment_settings_as_they_were()
     assert result["env_after"] == result["env_before"]
     assert {k: result["blas_after"][k] for k in result["blas_before"]} == result["blas_before"]
     assert result["numba_threads"] == 2
+
+
+# -- layer by layer, a kernel loaded from Numba's cache as the first parallel code of a process ----------------
+LAYER_PASS = """
+import sys
+import numpy as np
+import nkernels as nk
+
+L = nk.layers
+x = np.random.default_rng(0).standard_normal((2, 2, 4, 4)).astype("float32")
+if sys.argv[1] == "convtranspose":
+    layer = L.ConvTranspose2D(2, 3, 3)
+    layer.backward(np.ones(layer.forward(x, training=True).shape, np.float32))
+else:
+    print(float(nk.Sequential([L.Conv2D(2, 3, 3)], seed=0).forward(x).sum()))
+"""
+
+
+def test_a_layer_whose_cached_kernel_needs_numbas_threads_runs_as_the_first_parallel_code(tmp_path):
+    """Numba caches a kernel without the call that starts its threads when every parallel function it calls
+    came from the cache when it was compiled (numba/numba#8578). Conv2D's forward compiled after
+    ConvTranspose2D's kernels had cached the im2col and layout helpers the two share, then loaded from the
+    cache in a fresh process, segfaulted on the layer-by-layer path until every CPU kernel lookup started
+    the threads."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba"), "NKERNELS_CACHE_DIR": str(tmp_path / "nkernels")}
+
+    def run(which):
+        return subprocess.run([sys.executable, "-c", LAYER_PASS, which], capture_output=True, text=True,
+                              env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(
+                                  filter(None, [ROOT, os.environ.get("PYTHONPATH")]))})
+
+    runs = [run("convtranspose"), run("conv"), run("conv")]  # the last one loads Conv2D's forward from the cache
+    for child in runs:
+        assert child.returncode == 0, f"the child process ended with {child.returncode}: {child.stderr[-2000:]}"
+    assert runs[1].stdout == runs[2].stdout

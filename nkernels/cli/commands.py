@@ -49,6 +49,10 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", metavar="DIR", help="save a checkpoint here after every epoch")
     train.add_argument("--resume", action="store_true",
                        help="continue the run checkpointed in --checkpoint-dir (a new run if there is none yet)")
+    train.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+                       help="end training (in a run of stages: the stage) when the training loss has not "
+                            "improved for PATIENCE epochs, keeping the best weights; the test split is never "
+                            "used to decide")
     train.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -75,10 +79,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: schemes that train on the whole training set at once, so that --batch-size would have no effect
-SCHEMES_WITHOUT_BATCHES = {"admm": "every ADMM iteration solves over the whole training set"}
-
-
 def _build_model(spec: str, input_shape: tuple[int, ...], n_classes: int, seed: int):
     from . import presets
     from ..model import Sequential
@@ -99,8 +99,8 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
     """The scheme's constructor options from the command line, and the batch size when given.
 
     Backprop gets every training option (with the preset's defaults); another scheme only the
-    options given explicitly, so that one it does not accept is an error rather than ignored.
-    A batch size for a scheme without mini-batches is refused the same way.
+    options given explicitly, so that one it does not accept is an error rather than ignored
+    (a scheme without mini-batches refuses a batch size, one without a learning rate a schedule).
     """
     given = {"optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
              "augment_shift": args.augment_shift, "checkpoint_dir": args.checkpoint_dir,
@@ -108,9 +108,6 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
              "batch_size": args.batch_size}
     options = {k: v for k, v in given.items() if v is not None}
     options.update(_parse_options(args.option))
-    if "batch_size" in options and args.scheme in SCHEMES_WITHOUT_BATCHES:
-        raise ValueError(f"--batch-size has no effect with the {args.scheme} scheme "
-                         f"({SCHEMES_WITHOUT_BATCHES[args.scheme]}); leave it out")
     if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
         options["lr"] = defaults["lr"]
     return options
@@ -150,6 +147,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from . import presets
     from ..callbacks import ProgressBar
     from ..export.io import check_writable, save
+    from ..schedules import EarlyStopping
     from ..training import evaluate, train
 
     presets.check_spec(args.model)
@@ -175,7 +173,9 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         check_plot_path(args.plot)  # before training: a missing matplotlib must not cost a run
     if args.resume:
         console.print(_resume_note(args.checkpoint_dir), highlight=False, soft_wrap=True, markup=False)
-    callbacks = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
+    callbacks: list[Any] = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
+    if args.early_stopping is not None:
+        callbacks.append(EarlyStopping(monitor="loss", patience=args.early_stopping, restore_best_weights=True))
     history = train(model, X, y, scheme=args.scheme, epochs=epochs, seed=args.seed,
                     validation_data=(X_test, y_test), callbacks=callbacks, **options)
     console.print(_history_table(history, f"{args.model} on {args.data}, {args.scheme}"))

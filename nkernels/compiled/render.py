@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..passes.ir import Call, Const, Local, Ref, Scalar, Special
 
-_VIEW_SUFFIX = {"": "", "flat": "_f", "rows": "_r"}
+_VIEW_SUFFIX = {"": "", "flat": "_f", "rows": "_r", "vectors": "_v"}
 
 
 @dataclass(frozen=True)

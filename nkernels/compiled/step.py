@@ -247,10 +247,10 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     else:
         names.setdefault("a0_r", Binding("act", 0, view="rows"))
         gather_input = ["gather_rows(X, order, start, a0_r)"]
-    if loss.target_kind == "labels":
+    if loss.target_kind == "labels" and len(shapes[-1]) == 2:
         names.setdefault("t", Binding("target"))
         gather_target = "gather_labels(Y, order, start, t)"
-    else:
+    else:  # value targets, and a sequence's labels (N, T), gather as rows
         names.setdefault("t_r", Binding("target", view="rows"))
         gather_target = "gather_rows(Y, order, start, t_r)"
 

@@ -197,7 +197,7 @@ def build_onnx(model: Any, input_shape: Any, *, opset: int = DEFAULT_OPSET, dyna
     concrete: tuple[int, ...] = (shape[0] or 1,) + tuple(int(d) for d in shape[1:])  # type: ignore[arg-type]
     dtype = check_float_dtype(model.dtype if dtype is None else dtype)
     try:  # one sample through the model: a ValueError names the first layer the shape does not fit
-        probe = devices.to_host(model.forward(np.zeros((1,) + shape[1:], model.dtype)))
+        probe = devices.to_host(model.forward(np.zeros((1,) + shape[1:], model.input_dtype)))
     except ValueError as exc:
         raise ValueError(f"input_shape {tuple(input_shape)} does not fit the model: {exc}") from None
     out_shape = (concrete[0],) + tuple(probe.shape[1:])
@@ -207,7 +207,8 @@ def build_onnx(model: Any, input_shape: Any, *, opset: int = DEFAULT_OPSET, dyna
     out = graph.export_sequential(model, input_name, concrete)
     graph.nodes.append(helper.make_node("Identity", [out], [output_name], name=graph.fresh("output_node")))
     batch = "N" if dynamic_batch else concrete[0]
-    inputs = [helper.make_tensor_value_info(input_name, elem, [batch, *concrete[1:]])]
+    indices = np.dtype(model.input_dtype).kind in "iu"  # an Embedding's int64 indices stay integers
+    inputs = [helper.make_tensor_value_info(input_name, TensorProto.INT64 if indices else elem, [batch, *concrete[1:]])]
     outputs = [helper.make_tensor_value_info(output_name, elem, [batch, *out_shape[1:]])]
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(helper.make_graph(graph.nodes, "nkernels", inputs, outputs, graph.initializers),
@@ -228,7 +229,8 @@ def export_onnx(model: Any, path: str | os.PathLike, input_shape: Any, *, opset:
     (``training=False``): Dropout is the identity. The graph's float type is ``dtype``, by
     default the model's: ONNX ``float`` for float32, ``double`` for float64 (onnxruntime's CPU
     provider has no double Conv, AveragePool, LSTM or GRU: pass ``dtype="float32"`` to export a
-    float64 model for it). ``opset`` is the ONNX opset (13 or later). The write is atomic.
+    float64 model for it). A model whose first layer takes indices (an Embedding) takes int64
+    inputs. ``opset`` is the ONNX opset (13 or later). The write is atomic.
 
     Every layer needs an exporter (``nk.registry.exporters``); a plugin layer without one raises
     :class:`NoExporterError` naming it. Needs the ``onnx`` extra: ``pip install "nkernels[onnx]"``.

@@ -1,7 +1,8 @@
-"""Elementwise activation layers: ReLU, Sigmoid, Tanh and SiLU."""
+"""Elementwise activation layers: ReLU, Sigmoid, Tanh, SiLU and GELU."""
 from __future__ import annotations
 
 from ..passes import DX, DY, X, Y, Call, LayerPasses
+from ..validation import check_choice
 from .base import Layer
 
 
@@ -44,3 +45,15 @@ class SiLU(_Elementwise):
 
     op = "silu"
     backward_reads = X
+
+
+class GELU(_Elementwise):
+    """``x * Phi(x)``, Phi the standard normal's CDF, as ``torch.nn.GELU``: ``approximate="none"``
+    computes it with ``erf``, ``approximate="tanh"`` with ``0.5 * x * (1 + tanh(sqrt(2/pi) *
+    (x + 0.044715 * x**3)))``."""
+
+    backward_reads = X
+
+    def __init__(self, approximate: str = "none"):
+        self.approximate = check_choice(approximate, "approximate", ("none", "tanh"))
+        self.op = "gelu" if self.approximate == "none" else "gelu_tanh"

@@ -46,6 +46,10 @@ class Layer:
     #: None for layers that take floats (in the model's dtype); an integer dtype for layers that
     #: take indices (an Embedding's tokens), which reach them as integers on every path
     input_dtype: Any = None
+    #: whether a sample's output depends on the other samples of its batch (BatchNorm's batch
+    #: statistics): the compiled trainer's split mode, which computes two half batches apart, is
+    #: then off for a model holding the layer
+    couples_batch: bool = False
     #: set per instance in ``__new__`` (so subclasses need not call a base constructor)
     params: dict[str, Any]
     grads: dict[str, Any]
@@ -83,6 +87,12 @@ class Layer:
         in range); the layer-by-layer path checks every batch, training checks the whole data
         once. Raises a ValueError naming ``what``; the default checks nothing."""
 
+    def check_training_shape(self, input_shape: tuple[int, ...]) -> None:
+        """Refuse, with a ValueError, an input shape that training cannot use although evaluation
+        can (BatchNorm needs more than one value per channel), before any kernel runs: every
+        training forward and the compiled trainer, at each batch size, call it. The default
+        accepts any shape."""
+
     def scalars(self) -> dict[str, float]:
         """The values of the :class:`~nkernels.passes.Scalar` operands of the passes, by name."""
         return {}
@@ -103,6 +113,8 @@ class Layer:
                                       f"or describe its passes with passes(input_shape)")
         x = self.prepare_input(x)
         out_shape = tuple(self.output_shape(tuple(x.shape)))
+        if training:
+            self.check_training_shape(tuple(x.shape))
         passes = self.passes(tuple(x.shape))
         assert passes is not None  # a described layer always describes
         calls = passes.forward if training else passes.evaluation
@@ -298,7 +310,21 @@ class Layer:
 
     def _prepare_indices(self, x: Any, what: str) -> Any:
         """Integer inputs (``input_dtype``): never cast from floats, checked by
-        :meth:`check_input_values` before any kernel reads them, in the layer's ``input_dtype``."""
+        :meth:`check_input_values` before any kernel reads them, in the layer's ``input_dtype``.
+
+        A GPU array (a device trainer's batch of data checked as a whole before training) must
+        already be of ``input_dtype`` and is used as it is: checking its values would copy it to
+        the host each batch, so the layer's kernels guard against bad indices themselves."""
+        if self.device == "cuda" and devices.is_device_array(x):
+            arr = devices.as_device_array(x)
+            if np.dtype(arr.dtype) != np.dtype(self.input_dtype):
+                raise TypeError(f"{what} is a {arr.dtype} GPU array; this layer takes {np.dtype(self.input_dtype)} "
+                                f"indices (GPU arrays are used without a copy: cast them on the device first)")
+            if arr.ndim == 0 or arr.shape[0] == 0:
+                raise ValueError(f"{self!r} got an empty batch (shape {arr.shape})")
+            if arr.size and not arr.is_c_contiguous():
+                raise ValueError(f"{what} must be a C-contiguous GPU array")
+            return arr
         host = devices.to_host(x) if devices.is_device_array(x) else as_numeric_array(x, what)
         if host.dtype.kind not in "iu":
             raise TypeError(f"{what} must hold integer indices, got dtype {host.dtype}")

@@ -1,4 +1,4 @@
-"""Convolution layers: Conv1D and Conv2D (im2col + one GEMM per layer, zero padding, stride)."""
+"""Convolution layers: Conv1D, Conv2D and ConvTranspose2D (im2col + one GEMM per layer, zero padding, stride)."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,14 +29,18 @@ class _Conv(Layer):
             self.strides = (check_int(stride, "stride"),)
             self.paddings = (check_int(padding, "padding", minimum=0),)
         self.use_bias = check_bool(bias, "bias")
-        self.add_parameter("weight", (self.out_channels, self.in_channels) + self.kernel)
+        self.add_parameter("weight", self._weight_shape())
         if self.use_bias:
             self.add_parameter("bias", (self.out_channels,))
         self.reset_parameters(np.random.default_rng())
 
+    def _weight_shape(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels) + self.kernel
+
     def reset_parameters(self, rng: np.random.Generator) -> None:
-        """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, as PyTorch's conv layers."""
-        self.fill_uniform(rng, 1.0 / np.sqrt(self.in_channels * int(np.prod(self.kernel))))
+        """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, as PyTorch's conv layers, with PyTorch's
+        fan_in: the weight's second axis times the kernel's size."""
+        self.fill_uniform(rng, 1.0 / np.sqrt(self._weight_shape()[1] * int(np.prod(self.kernel))))
 
     def output_shape(self, input_shape):
         expected = "(N, C, H, W)" if self.spatial == 2 else "(N, C, L)"
@@ -89,3 +93,57 @@ class Conv1D(_Conv):
 
     spatial = 1
     op = "conv1d"
+
+
+class ConvTranspose2D(_Conv):
+    """2-D transposed convolution of (N, C, H, W) inputs, as ``torch.nn.ConvTranspose2d``: ``weight``
+    (in, out, kh, kw) (PyTorch's layout, not Conv2D's (out, in, kh, kw)), ``bias`` (out).
+
+    The output is ``(H - 1) * stride - 2 * padding + kernel_size + output_padding`` high (and wide
+    likewise): the gradient of a Conv2D with the same options with respect to its input, which is
+    how the kernels compute it. ``output_padding`` (below ``stride``) picks among the output sizes
+    that such a Conv2D maps to H. ``kernel_size``, ``stride``, ``padding`` and ``output_padding``
+    take an int or a pair (height, width).
+    """
+
+    op = "convtranspose2d"
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 bias: bool = True):
+        strides = check_pair(stride, "stride")
+        self.output_paddings = check_pair(output_padding, "output_padding", minimum=0)
+        if any(op >= s for op, s in zip(self.output_paddings, strides)):
+            raise ValueError(f"output_padding must be smaller than stride in each dimension, got output_padding="
+                             f"{output_padding!r} with stride={stride!r}: raise the stride or lower output_padding")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias)
+
+    def _weight_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, self.out_channels) + self.kernel
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 4 or input_shape[1] != self.in_channels:
+            raise ValueError(f"{self!r} expects input of shape (N, C, H, W) with C={self.in_channels}, "
+                             f"got {tuple(input_shape)}")
+        sizes = tuple((size - 1) * s - 2 * p + k + op for size, k, s, p, op in
+                      zip(input_shape[2:], self.kernel, self.strides, self.paddings, self.output_paddings))
+        if min(sizes) < 1:
+            raise ValueError(f"{self!r}: input of spatial size {tuple(input_shape[2:])} gives an output of size "
+                             f"{sizes}; use a larger input or kernel, or less padding")
+        return (input_shape[0], self.out_channels) + sizes
+
+    def passes(self, input_shape):
+        n, c, h, w = input_shape
+        bias, dbias = (param("bias"), grad("bias")) if self.use_bias else (work("no_bias"), work("no_bias"))
+        pixels = n * h * w
+        workspaces = {"cols": ((pixels, self.out_channels * int(np.prod(self.kernel))), None),
+                      "gemm": ((c, pixels), None)}
+        if not self.use_bias:
+            workspaces["no_bias"] = ((0,), None)
+        options = self._options()
+        return LayerPasses(
+            forward=(Call("convtranspose2d_forward", X, param("weight"), bias, *options, work("cols"), work("gemm"),
+                          Y),),
+            backward=(Call("convtranspose2d_backward", X, param("weight"), DY, *options, NEED_DX, FRESH,
+                           work("cols"), work("gemm"), DX, grad("weight"), dbias),),
+            workspaces=workspaces,
+        )

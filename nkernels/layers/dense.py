@@ -9,7 +9,11 @@ from .base import Layer
 
 
 class Dense(Layer):
-    """Fully connected layer: ``weight`` (out, in) and ``bias`` (out), initialized as PyTorch does."""
+    """Fully connected layer: ``weight`` (out, in) and ``bias`` (out), initialized as PyTorch does.
+
+    Like ``torch.nn.Linear`` it takes (N, in) or any (N, ..., in) and acts on the last axis,
+    (N, T, in) -> (N, T, out): the kernels run on the (N*T, in) view of the input, no copy.
+    """
 
     supported_devices = ("cpu", "cuda")
 
@@ -28,13 +32,15 @@ class Dense(Layer):
 
     def passes(self, input_shape):
         bias, dbias = (param("bias"), grad("bias")) if self.use_bias else (work("no_bias"), work("no_bias"))
+        x, y, dx, dy = (X, Y, DX, DY) if len(input_shape) == 2 else (X.vectors, Y.vectors, DX.vectors, DY.vectors)
         return LayerPasses(
-            forward=(Call("dense_forward", X, param("weight"), bias, Y),),
-            backward=(Call("dense_backward", X, DY, param("weight"), NEED_DX, DX, grad("weight"), dbias),),
+            forward=(Call("dense_forward", x, param("weight"), bias, y),),
+            backward=(Call("dense_backward", x, dy, param("weight"), NEED_DX, dx, grad("weight"), dbias),),
             workspaces={} if self.use_bias else {"no_bias": ((0,), None)},
         )
 
     def output_shape(self, input_shape):
-        if len(input_shape) != 2 or input_shape[1] != self.in_features:
-            raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(input_shape)}")
-        return (input_shape[0], self.out_features)
+        if len(input_shape) < 2 or input_shape[-1] != self.in_features:
+            raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(input_shape)} "
+                             f"(any (N, ..., {self.in_features}) fits too: Dense acts on the last axis)")
+        return tuple(input_shape[:-1]) + (self.out_features,)

@@ -1,4 +1,5 @@
-"""Pooling layers: MaxPool1D, MaxPool2D and AvgPool2D (square windows, no padding, floor mode)."""
+"""Pooling layers: MaxPool1D, MaxPool2D and AvgPool2D (square windows, no padding, floor mode),
+GlobalAvgPool2D, and GlobalAvgPool1D (the mean over the tokens of a sequence)."""
 from __future__ import annotations
 
 import numpy as np
@@ -58,3 +59,35 @@ class AvgPool2D(_Pool):
 
     op = "avgpool2d"
     saves_argmax = False
+
+
+class GlobalAvgPool2D(Layer):
+    """The mean of each channel's plane: (N, C, H, W) -> (N, C), as ``torch.nn.AdaptiveAvgPool2d(1)`` followed by
+    ``torch.nn.Flatten()``."""
+
+    supported_devices = ("cpu", "cuda")
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 4 or min(input_shape[2:]) < 1:
+            raise ValueError(f"{self!r} expects input of shape (N, C, H, W) with H, W >= 1, got {tuple(input_shape)}")
+        return tuple(input_shape[:2])
+
+    def passes(self, input_shape):
+        return LayerPasses(forward=(Call("globalavgpool2d_forward", X, Y),),
+                           backward=(Call("globalavgpool2d_backward", DY, DX),))
+
+
+class GlobalAvgPool1D(Layer):
+    """The mean over the tokens of a sequence: (N, T, D) -> (N, D), as ``x.mean(dim=1)`` in PyTorch
+    (the sum in float64)."""
+
+    supported_devices = ("cpu", "cuda")
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self!r} expects input of shape (N, T, D), got {tuple(input_shape)}")
+        return (input_shape[0], input_shape[2])
+
+    def passes(self, input_shape):
+        return LayerPasses(forward=(Call("globalavgpool1d_forward", X, Y),),
+                           backward=(Call("globalavgpool1d_backward", DY, DX),))

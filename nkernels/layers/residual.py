@@ -68,6 +68,18 @@ class Residual(Layer):
             layer.zero_grads()
         self._gather()
 
+    @property
+    def couples_batch(self) -> bool:  # type: ignore[override]
+        """Whether a child couples the samples of a batch (a BatchNorm)."""
+        return any(layer.couples_batch for _, layer in self._children())
+
+    def check_training_shape(self, input_shape) -> None:
+        for layers in (self.body, self.shortcut or []):
+            shape = tuple(input_shape)
+            for layer in layers:
+                layer.check_training_shape(shape)
+                shape = tuple(layer.output_shape(shape))
+
     def scalars(self) -> dict[str, float]:
         return {f"{prefix}.{k}": v for prefix, layer in self._children() for k, v in layer.scalars().items()}
 

@@ -14,12 +14,16 @@ from .ir import Call, Const, Local, Ref, Scalar, Special
 
 
 def view(array: Any, how: str) -> Any:
-    """``array`` as it is (``""``), 1-D (``"flat"``) or 2-D by its first axis (``"rows"``), without a copy."""
+    """``array`` as it is (``""``), 1-D (``"flat"``), 2-D by its first axis (``"rows"``) or 2-D by its
+    last axis (``"vectors"``), without a copy."""
     if how == "flat":
         return array.reshape(array.size)
     if how == "rows":
         rows = array.shape[0] if array.ndim else 1
         return array.reshape(rows, array.size // rows if rows else 0)
+    if how == "vectors":
+        width = array.shape[array.ndim - 1] if array.ndim else 1  # (the simulator's shapes take no -1)
+        return array.reshape(array.size // width if width else 0, width)
     return array
 
 

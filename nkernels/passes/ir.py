@@ -13,8 +13,9 @@ Operands:
     ``DY``, a parameter :func:`param` and its gradient :func:`grad`, a workspace :func:`work`
     (declared with its shape in :class:`LayerPasses`), a buffer :func:`buffer` (state that
     outlives a step: a random-number counter, running statistics), a loss's ``TARGET``, an
-    optimizer's :func:`state`. ``ref.flat`` views it as 1-D and ``ref.rows`` as 2-D (the first
-    axis, the rest).
+    optimizer's :func:`state`. ``ref.flat`` views it as 1-D, ``ref.rows`` as 2-D (the first
+    axis, the rest) and ``ref.vectors`` as 2-D by its last axis (every other axis, the last: the
+    tokens of a (N, T, D) sequence as N*T rows).
 :class:`Const`
     a number or a flag that shapes the computation (a stride, a kernel size, a variant switch):
     written into the compiled source as a typed literal by the renderer.
@@ -63,7 +64,7 @@ ROLES = {
     "state": "an optimizer's state array for the current parameter, by name",
     "other_grad": "the split mode's gradient of the other half batch",
 }
-VIEWS = ("", "flat", "rows")
+VIEWS = ("", "flat", "rows", "vectors")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Ref:
         if self.role not in ROLES:
             raise ValueError(f"unknown operand role {self.role!r}; roles: {', '.join(ROLES)}")
         if self.view not in VIEWS:
-            raise ValueError(f"unknown view {self.view!r}; views: 'flat', 'rows' or none")
+            raise ValueError(f"unknown view {self.view!r}; views: 'flat', 'rows', 'vectors' or none")
 
     @property
     def flat(self) -> "Ref":
@@ -89,6 +90,12 @@ class Ref:
     def rows(self) -> "Ref":
         """The same array as a 2-D view: the first axis, then everything else."""
         return Ref(self.role, self.name, "rows")
+
+    @property
+    def vectors(self) -> "Ref":
+        """The same array as a 2-D view by its last axis: every other axis flattened into the
+        rows, the last axis the columns ((N, T, D) as (N*T, D); a 2-D array as it is)."""
+        return Ref(self.role, self.name, "vectors")
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,17 @@ class LazyKernel:
 
 
 def kernel(op: str, device: str = "cpu") -> Callable:
-    """The kernel function in force for ``op`` on ``device`` (loads the plugins on first use)."""
+    """The kernel function in force for ``op`` on ``device`` (loads the plugins on first use).
+
+    For the CPU it first starts Numba's pool of ``prange`` threads (once per process): a kernel that
+    Numba compiled while every parallel function it calls came from its cache is cached without the
+    call that starts them, and segfaults when loaded as a process's first parallel code
+    (numba/numba#8578; the conv kernels share their parallel helpers, so this happens to them).
+    """
     from .. import registry
 
+    if device == "cpu":
+        from ..runtime.threads import start_parallel_runtime
+
+        start_parallel_runtime()
     return registry.kernels[(op, device)]

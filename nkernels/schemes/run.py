@@ -65,7 +65,7 @@ class TrainingRun:
         self.targets: Any = None
         if y is not None:
             check_same_length(self.X, y)
-            self.loss = self.make_loss()
+            self.loss = self.make_loss(out_shape)
             self.targets = self.loss.prepare_targets(y, out_shape, model.dtype)
         if validation_data is not None:
             if self.loss is None:
@@ -87,13 +87,14 @@ class TrainingRun:
         self.events.context.history = self.history
         self.stage: Stage | None = None
 
-    def make_loss(self) -> Any:
-        """The scheme's loss (its ``loss`` attribute when set) or the default for these labels."""
+    def make_loss(self, output_shape: tuple[int, ...] | None = None) -> Any:
+        """The scheme's loss (its ``loss`` attribute when set) or the default for these labels
+        (and the model's ``output_shape``: integer labels (N, T) for outputs (N, T, C) are classes)."""
         from ..losses import get_loss
         from ..training import default_loss
 
         chosen = getattr(self.scheme, "loss", None)
-        return default_loss(self.y) if chosen is None else get_loss(chosen)
+        return default_loss(self.y, output_shape) if chosen is None else get_loss(chosen)
 
     def _callbacks(self, callbacks: Any) -> list[Callback]:
         from ..schedules import get_schedule
@@ -128,7 +129,8 @@ class TrainingRun:
         return run_epoch_batches(run_batches, X2d, targets, order, self.batch_size, self.events, check, has_accuracy)
 
     def rows_of_targets(self) -> Any:
-        """The targets as trainers take them: labels as they are, value targets one row per sample."""
+        """The targets as trainers take them: labels as they are ((N,), or (N, T) for a sequence's
+        tokens), value targets one row per sample."""
         if self.targets is None or self.loss.target_kind == "labels":
             return self.targets
         return self.targets.reshape(self.n_samples, -1)

@@ -43,7 +43,7 @@ def _compare(what: str, cpu: Any, cuda: Any, rtol: float) -> float:
 
 
 def check_cpu_cuda_agreement(subject: Any, *args: Any, rtol: float | None = None, seed: int = 0,
-                             training: bool = True, dtype: Any = np.float64) -> dict[str, float]:
+                             training: bool = True, dtype: Any = np.float64, inputs: Any = None) -> dict[str, float]:
     """Check that the CUDA twin of a kernel, or a layer on the GPU, matches the CPU.
 
     **A kernel**: ``check_cpu_cuda_agreement("relu_forward", x, out)`` calls the CPU kernel on
@@ -54,7 +54,9 @@ def check_cpu_cuda_agreement(subject: Any, *args: Any, rtol: float | None = None
     **A layer**: ``check_cpu_cuda_agreement(layer, input_shape)`` builds a CPU and a CUDA copy
     of ``layer`` (same config, same weights, cast to ``dtype``), runs ``forward`` on a random
     input (``training=True`` by default) and ``backward`` on a random output gradient, and
-    compares the outputs, the input gradients and every parameter gradient.
+    compares the outputs, the buffers after the forward (running statistics, counters), the
+    input gradients and every parameter gradient. ``inputs`` replaces the random input; a layer
+    that takes integer indices (an Embedding) needs it.
 
     Returns the largest relative difference seen per compared name. Raises
     :class:`~nkernels.testing.GradientMismatch` beyond ``rtol`` (default 1e-4 in float32,
@@ -66,7 +68,7 @@ def check_cpu_cuda_agreement(subject: Any, *args: Any, rtol: float | None = None
     if isinstance(subject, Layer):
         if len(args) != 1:
             raise TypeError("check_cpu_cuda_agreement(layer, input_shape): give the input shape")
-        return _layer_agreement(subject, tuple(args[0]), rtol, seed, training, np.dtype(dtype))
+        return _layer_agreement(subject, tuple(args[0]), rtol, seed, training, np.dtype(dtype), inputs)
     if isinstance(subject, str):
         return _kernel_agreement(subject, args, rtol)
     raise TypeError(f"check_cpu_cuda_agreement takes a kernel name or a Layer, got {subject!r}")
@@ -96,15 +98,24 @@ def _twin(layer, dtype: np.dtype):
 
 
 def _layer_agreement(layer, input_shape: tuple[int, ...], rtol: float | None, seed: int, training: bool,
-                     dtype: np.dtype) -> dict[str, float]:
+                     dtype: np.dtype, inputs: Any = None) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     cpu = _twin(layer, dtype)
     gpu = _twin(layer, dtype).to("cuda")
     tol = _tolerance(dtype, rtol)
-    x = rng.standard_normal(input_shape).astype(dtype)
+    if layer.input_dtype is not None:  # indices: given, never drawn or cast
+        if inputs is None:
+            raise ValueError(f"{type(layer).__name__} takes integer indices: pass inputs=, an array of valid indices")
+        x = np.asarray(inputs)
+    else:
+        x = rng.standard_normal(input_shape) if inputs is None else np.asarray(inputs)
+        x = x.astype(dtype)
     y_cpu = cpu.forward(x, training=training)
     y_gpu = gpu.forward(x, training=training)
     compared = {"forward": _compare(f"{type(layer).__name__} forward", y_cpu, y_gpu, tol)}
+    for name in cpu.buffers:  # state the forward updates: running statistics, random-number counters
+        compared[f"buffer.{name}"] = _compare(f"{type(layer).__name__} buffer {name}", cpu.buffers[name],
+                                              gpu.buffers[name], tol)
     if not training:
         return compared
     dy = rng.standard_normal(np.shape(y_cpu)).astype(dtype)

@@ -12,8 +12,8 @@ Example, in a plugin's ``tests/test_silu.py``::
 pytest then checks, at every input shape: the float64 gradients against finite differences,
 float32/float64 outputs, that ``astype`` casts every float array, the config round trip through
 JSON, the error for ``backward`` before ``forward``, and that the compiled training step and the
-layer-by-layer path compute the same output, input gradient, parameter gradients and update. A
-layer meant to train layer by layer only says so with ``compiled_path = False``.
+layer-by-layer path compute the same output, input gradient, parameter gradients, update and
+buffers. A layer meant to train layer by layer only says so with ``compiled_path = False``.
 """
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ class LayerConformance:
     """Mix-in test suite for one layer type; set ``make_layer`` and ``input_shapes``.
 
     ``inputs(shape, rng)`` may be overridden for layers that need inputs of a special kind
-    (away from kinks, positive values). ``gradient_tolerance`` is the relative tolerance.
+    (away from kinks, positive values, or integer indices for a layer with an ``input_dtype``,
+    which must override it: indices stay integers through every check, and have no gradient).
+    ``gradient_tolerance`` is the relative tolerance.
     """
 
     make_layer: Callable[[], Any]
@@ -54,14 +56,16 @@ class LayerConformance:
         for shape, x in self._cases():
             report = check_layer_gradients(self.make_layer(), shape, inputs=x, rtol=self.gradient_tolerance,
                                            max_checks=self.gradient_checks)
-            assert set(report) == {"input", *self.make_layer().params}, "every parameter's gradient is checked"
+            takes_floats = self.make_layer().input_dtype is None  # indices have no gradient
+            assert set(report) == {*(["input"] if takes_floats else []), *self.make_layer().params}, \
+                "every parameter's gradient is checked"
 
     def test_dtypes_are_kept(self):
         """float32 and float64 inputs give outputs of the layer's dtype."""
         for shape, x in self._cases():
             for dtype in (np.float32, np.float64):
                 layer = self.make_layer().astype(dtype)
-                y = layer.forward(x.astype(dtype), training=True)
+                y = layer.forward(_in_dtype(layer, x, dtype), training=True)
                 assert np.asarray(y).dtype == dtype, f"forward in {np.dtype(dtype)} returned {np.asarray(y).dtype}"
                 assert np.asarray(layer.backward(np.ones_like(y))).dtype == dtype
 
@@ -109,7 +113,7 @@ class LayerConformance:
 
     def test_compiled_path_matches_layerwise(self):
         """The compiled training step and the layer-by-layer path compute the same forward output,
-        input gradient, parameter gradients and updated parameters (float64)."""
+        input gradient, parameter gradients, updated parameters and buffers (float64)."""
         from ..compiled.step import describe
         from ..losses import MSE
         from ..model import Sequential
@@ -126,7 +130,7 @@ class LayerConformance:
             assert has_form, (f"{type(layer).__name__} has no compiled form (no passes() description): it trains "
                               f"layer by layer only. Describe its passes, or set compiled_path = False in the test "
                               f"class to say that this is intended")
-            X = np.ascontiguousarray(np.concatenate([x, x[::-1]]), dtype=np.float64)
+            X = _in_dtype(layer, np.ascontiguousarray(np.concatenate([x, x[::-1]])), np.float64)
             n = len(X)
             compiled_model = Sequential([copy.deepcopy(layer)])
             reference = Sequential([copy.deepcopy(layer)])
@@ -151,3 +155,10 @@ class LayerConformance:
                                            err_msg=f"gradient of {key}")
                 np.testing.assert_allclose(compiled_model.params[key], reference.params[key], **close,
                                            err_msg=f"updated {key}")
+            for key, value in reference.buffers.items():  # running statistics, counters: the same updates
+                np.testing.assert_allclose(compiled_model.buffers[key], value, **close, err_msg=f"buffer {key}")
+
+
+def _in_dtype(layer: Any, x: np.ndarray, dtype: Any) -> np.ndarray:
+    """``x`` cast to the float ``dtype``, or as it is for a layer that takes integer indices."""
+    return x if layer.input_dtype is not None else np.ascontiguousarray(x, dtype=dtype)

@@ -53,8 +53,10 @@ def check_layer_gradients(layer: Any, input_shape: tuple[int, ...], dtype: Any =
     random ``r``, in training mode; the layer's ``buffers`` are restored before every
     evaluation, so random layers such as dropout see the same mask each time. ``max_checks``
     bounds the elements checked per array (a random subset); ``inputs`` replaces the random
-    input (for layers that need inputs away from kinks, or positive ones). Returns the worst
-    relative error per array; raises :class:`GradientMismatch` on a mismatch.
+    input (for layers that need inputs away from kinks, or positive ones). A layer that takes
+    integer indices (an Embedding: ``input_dtype``) needs ``inputs``, valid indices, which have
+    no gradient: only its parameters are checked. Returns the worst relative error per array
+    (``"input"`` and each parameter's name); raises :class:`GradientMismatch` on a mismatch.
 
     Example::
 
@@ -63,7 +65,15 @@ def check_layer_gradients(layer: Any, input_shape: tuple[int, ...], dtype: Any =
     """
     rng = np.random.default_rng(seed)
     layer = copy.deepcopy(layer).astype(dtype)
-    x = (rng.standard_normal(input_shape) if inputs is None else np.array(inputs, dtype=float)).astype(dtype)
+    indices = getattr(layer, "input_dtype", None) is not None
+    if indices:
+        if inputs is None:
+            raise ValueError(f"{type(layer).__name__} takes integer indices: pass inputs=, an array of valid indices")
+        x = np.array(inputs)
+        if x.dtype.kind not in "iu":
+            raise TypeError(f"{type(layer).__name__} takes integer indices, got inputs of dtype {x.dtype}")
+    else:
+        x = (rng.standard_normal(input_shape) if inputs is None else np.array(inputs, dtype=float)).astype(dtype)
     buffers = {k: np.array(v) for k, v in layer.buffers.items()}
     y = layer.forward(x, training=True)
     r = rng.standard_normal(y.shape).astype(dtype)
@@ -76,13 +86,14 @@ def check_layer_gradients(layer: Any, input_shape: tuple[int, ...], dtype: Any =
         return float(np.sum(np.asarray(layer.forward(x, training=True), dtype=np.float64) * r))
 
     report = {}
-    indices = _sample_indices(x.size, max_checks, rng)
-    report["input"] = _compare("the input", dx.reshape(-1)[indices],
-                               _numeric_gradient(objective, x, indices, eps), rtol, atol)
+    if not indices:
+        checked = _sample_indices(x.size, max_checks, rng)
+        report["input"] = _compare("the input", dx.reshape(-1)[checked],
+                                   _numeric_gradient(objective, x, checked, eps), rtol, atol)
     for name, param in layer.params.items():
-        indices = _sample_indices(param.size, max_checks, rng)
-        numeric = _numeric_gradient(objective, param, indices, eps)
-        report[name] = _compare(f"parameter {name!r}", grads[name].reshape(-1)[indices], numeric, rtol, atol)
+        checked = _sample_indices(param.size, max_checks, rng)
+        numeric = _numeric_gradient(objective, param, checked, eps)
+        report[name] = _compare(f"parameter {name!r}", grads[name].reshape(-1)[checked], numeric, rtol, atol)
     return report
 
 

@@ -20,8 +20,8 @@ def check_onnx_export(model: Any, input_shape: Any, inputs: Any = None, *, rtol:
 
     ``inputs`` is an array or a list of arrays (other batch sizes check a dynamic batch axis);
     by default one standard-normal batch of ``input_shape`` (2 samples for a ``None`` batch),
-    drawn with ``seed``. ``options`` go to :func:`nkernels.export_onnx` (``opset``, ``dtype``,
-    ``dynamic_batch`` ...); the file is written to a temporary folder and removed. Each output
+    drawn with ``seed`` (a model that takes indices needs ``inputs``). ``options`` go to
+    :func:`nkernels.export_onnx` (``opset``, ``dtype``, ``dynamic_batch`` ...); the file is written to a temporary folder and removed. Each output
     must have ``model.forward``'s shape, the graph's dtype, and a max-norm difference relative
     to the largest value of at most ``rtol`` (default 1e-5 for a float32 graph, 1e-12 for
     float64). Returns the largest relative difference; raises :class:`OnnxMismatch` beyond it.
@@ -41,6 +41,10 @@ def check_onnx_export(model: Any, input_shape: Any, inputs: Any = None, *, rtol:
     except ImportError as exc:
         raise ImportError(f'check_onnx_export needs onnxruntime ({exc}); install the extra: '
                           f'pip install "nkernels[onnx]"') from None
+    indices = np.dtype(model.input_dtype).kind in "iu"  # an Embedding's indices go in as int64
+    if inputs is None and indices:
+        raise ValueError("the model takes integer indices (its first layer is an Embedding): pass inputs, "
+                         "arrays of valid indices")
     if inputs is None:
         batch = input_shape[0] or 2
         inputs = np.random.default_rng(seed).standard_normal((batch,) + tuple(input_shape[1:]))
@@ -53,8 +57,9 @@ def check_onnx_export(model: Any, input_shape: Any, inputs: Any = None, *, rtol:
     tolerance = rtol if rtol is not None else (1e-5 if dtype == np.float32 else 1e-12)
     worst = 0.0
     for x in batches:
-        expected = np.asarray(devices.to_host(model.forward(np.asarray(x, model.dtype))), np.float64)
-        actual = session.run(None, {session.get_inputs()[0].name: np.asarray(x, dtype)})[0]
+        x = np.asarray(x) if indices else np.asarray(x, model.dtype)  # indices are never cast from floats
+        expected = np.asarray(devices.to_host(model.forward(x)), np.float64)
+        actual = session.run(None, {session.get_inputs()[0].name: np.asarray(x, np.int64 if indices else dtype)})[0]
         if actual.shape != expected.shape or actual.dtype != dtype:
             raise OnnxMismatch(f"onnxruntime gave a {actual.dtype} array of shape {actual.shape} for a batch of "
                                f"shape {np.shape(x)}; the model gives shape {expected.shape} (graph dtype {dtype})")

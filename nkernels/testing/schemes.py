@@ -15,9 +15,9 @@ Example, in a plugin's ``tests/test_my_scheme.py``::
 pytest then checks that the scheme honours what :class:`nkernels.schemes.Scheme` promises:
 one history entry per epoch, validation metrics, callbacks and observer events, determinism
 for a seed, a reused scheme object training like a new one, checkpoints whose resumed runs are
-bit-identical (with a seed and without one), early stopping, the divergence guard (a weight
-poisoned with NaN at the start of an epoch: the error, and the weights of the epoch before),
-and the refusal of options it cannot honour.
+bit-identical (with a seed, without one and with a learning-rate schedule), early stopping,
+the divergence guard (a weight poisoned with NaN at the start of an epoch: the error, and the
+weights of the epoch before), and the refusal of options it cannot honour.
 """
 from __future__ import annotations
 
@@ -140,20 +140,32 @@ class SchemeConformance:
 
     def test_a_run_without_a_seed_resumes_bit_identical(self, tmp_path):
         """Without a seed too: everything random that decides the rest of the run is in the checkpoint."""
+        self.check_resume_before_the_last_epoch(tmp_path, seed=None)
+
+    def test_a_run_with_a_schedule_resumes_bit_identical(self, tmp_path):
+        """A cosine schedule's state (in a run of stages: the stage's length too) is in the checkpoint."""
+        import pytest
+
+        if not self.make_scheme().capabilities.learning_rate:
+            pytest.skip("the scheme has no learning rate: it refuses schedules (test_options_it_cannot_honour_are_refused)")
+        self.check_resume_before_the_last_epoch(tmp_path, schedule="cosine")
+
+    def check_resume_before_the_last_epoch(self, tmp_path, seed: Any = 0, **options: Any) -> None:
+        """A run resumed from its checkpoint before the last epoch ends with the uninterrupted run's weights."""
         from ..callbacks import Callback
 
-        saved = tmp_path / "after-epoch-2"
+        saved = tmp_path / "before-the-last-epoch"
+        last_epoch = self.epochs - 1
 
         class Keep(Callback):
             def on_epoch_begin(self, epoch):
-                if epoch == self_epochs - 1:  # the checkpoint of the epoch before is complete
+                if epoch == last_epoch:  # the checkpoint of the epoch before is complete
                     shutil.copytree(tmp_path / "run", saved)
 
-        self_epochs = self.epochs
         straight = self.make_model()
-        self.fit(straight, seed=None, checkpoint_dir=tmp_path / "run", callbacks=[Keep()])
+        self.fit(straight, seed=seed, checkpoint_dir=tmp_path / "run", callbacks=[Keep()], **options)
         resumed = self.make_model()
-        self.fit(resumed, seed=None, checkpoint_dir=saved, resume=True)
+        self.fit(resumed, seed=seed, checkpoint_dir=saved, resume=True, **options)
         self.same_numbers(straight, resumed)
 
     def test_a_callback_can_stop_training(self):

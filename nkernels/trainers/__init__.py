@@ -71,7 +71,8 @@ def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, 
     Without a callback that wants batches, all full batches go in one call; with one, a call per
     batch and ``events.on_batch_end`` after each. A last, smaller batch gets its own call.
     ``check(done, count)`` runs after each call (the scheme's divergence test; it raises). Returns
-    the epoch's logs: the mean ``loss``, and ``accuracy`` when ``has_accuracy``.
+    the epoch's logs: the mean ``loss``, and ``accuracy`` when ``has_accuracy`` (the fraction of
+    correct labels: of tokens, for a sequence's (N, T) labels).
     """
     n = len(X2d)
     full, rest = divmod(n, batch_size)
@@ -89,8 +90,16 @@ def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, 
             events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})
     logs = {"loss": total_loss / n}
     if has_accuracy:
-        logs["accuracy"] = total_correct / n
+        logs["accuracy"] = total_correct / (n * answers_per_sample(targets))
     return logs
 
 
-__all__ = ["Trainer", "make_trainer", "run_epoch_batches", "LayerwiseTrainer", "CompiledTrainer", "DeviceTrainer"]
+def answers_per_sample(targets: Any) -> int:
+    """How many answers of a classifier one sample's ``targets`` hold, which accuracy counts: one
+    per integer label (1 for labels (N,), T for a sequence's labels (N, T)); value targets (float
+    rows, one-hot say) one per sample."""
+    return int(np.prod(targets.shape[1:])) if np.dtype(targets.dtype).kind in "iu" else 1
+
+
+__all__ = ["Trainer", "make_trainer", "run_epoch_batches", "answers_per_sample", "LayerwiseTrainer", "CompiledTrainer",
+           "DeviceTrainer"]

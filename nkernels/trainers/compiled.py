@@ -46,7 +46,8 @@ class CompiledTrainer:
     halves' sizes, and updates the parameters. The threads block rather than spin while they
     wait, so a busy machine slows them down without stalling them. The numbers equal the
     whole-batch step's up to float rounding (the sums run in another order). It is chosen when
-    the layers keep no state between steps (dropout's counter), there is no augmentation, Numba
+    no layer couples the samples of a batch (BatchNorm: ``Layer.couples_batch``), the layers keep
+    no state between steps (dropout's counter), there is no augmentation, Numba
     has 2 or more threads, its threading layer lets two threads run parallel kernels at once
     (``omp`` or ``tbb``; on ``workqueue`` only steps without parallel kernels run split) and a
     batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds; ``split_batches``
@@ -84,7 +85,7 @@ class CompiledTrainer:
         if step is None:
             return None
         module = load_generated_module(step.source, "steps", "nkernels_step")
-        why_not = cls._why_not_split(step, augment, module) if split_batches is not False else ""
+        why_not = cls._why_not_split(step, augment, module, model) if split_batches is not False else ""
         if split_batches and why_not:
             raise ValueError(f"split_batches=True: this step cannot run split, {why_not}")
         if split_batches is None:
@@ -93,8 +94,14 @@ class CompiledTrainer:
         return cls(model, loss, optimizer, sample_shape, step, module, augment, bool(split_batches))
 
     @staticmethod
-    def _why_not_split(step: StepSource, augment, module) -> str:
+    def _why_not_split(step: StepSource, augment, module, model) -> str:
         """Why the split mode cannot run this step ("" when it can)."""
+        coupled = [(l, layer) for l, layer in enumerate(model.layers) if layer.couples_batch]
+        if coupled:
+            l, layer = coupled[0]
+            more = f" (and {len(coupled) - 1} more layers)" if len(coupled) > 1 else ""
+            return (f"layer {l}, {layer!r}{more}, couples the samples of a batch (as BatchNorm's batch statistics "
+                    f"do), which two half batches computed apart would not; leave split_batches unset or False")
         if step.stateful:
             return "a layer keeps state between steps (both halves would update it)"
         if augment is not None:
@@ -134,6 +141,7 @@ class CompiledTrainer:
         shapes = [(batch_size,) + self.sample_shape]
         passes: list[Any] = []
         for l, layer in enumerate(model.layers):
+            layer.check_training_shape(shapes[-1])  # before any kernel runs on this batch size
             passes.append(describe(layer, shapes[-1]))
             _check_same_calls(passes[-1], self.step.passes[l], layer)
             shapes.append(tuple(layer.output_shape(shapes[-1])))
@@ -156,8 +164,8 @@ class CompiledTrainer:
                 works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
             return works[l, name]
 
-        labels = self.loss.target_kind == "labels"
-        target = np.zeros(batch_size, np.int64) if labels else np.zeros(shapes[-1], dtype)
+        labels = self.loss.target_kind == "labels"  # one per sample (N,), or per token (N, T) of (N, T, C)
+        target = np.zeros(shapes[-1][:-1], np.int64) if labels else np.zeros(shapes[-1], dtype)
         raw = np.zeros(shapes[0], model.input_dtype)
         arrays = []
         for b in self.step.bindings.values():

@@ -12,7 +12,7 @@ import nkernels as nk
 from nkernels.runtime import devices
 from nkernels.errors import DeviceUnavailableError
 from nkernels.testing import GradientMismatch, check_cpu_cuda_agreement
-from layer_cases import CASES
+from layer_cases import CASES, kink_free_input
 
 pytestmark = pytest.mark.cuda
 L = nk.layers
@@ -26,7 +26,8 @@ def test_every_layer_agrees_with_its_cpu_twin_in_float64(make, shape):
         with pytest.raises(ValueError, match="Frozen has no CUDA kernels"):
             check_cpu_cuda_agreement(layer, shape, dtype=np.float64)
         return
-    errors = check_cpu_cuda_agreement(layer, shape, dtype=np.float64)
+    inputs = kink_free_input(layer, shape, np.random.default_rng(0)) if layer.input_dtype is not None else None
+    errors = check_cpu_cuda_agreement(layer, shape, dtype=np.float64, inputs=inputs)
     assert "forward" in errors and "dx" in errors
 
 

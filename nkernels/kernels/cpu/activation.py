@@ -1,8 +1,10 @@
 """Elementwise activations on flat (1-D) views, so one specialization serves every shape.
 
 Most backward kernels take the forward *output* ``y``, which expresses their derivative and
-saves keeping the input; SiLU's derivative needs the input ``x``.
+saves keeping the input; SiLU's and GELU's derivatives need the input ``x``.
 """
+import math
+
 import numpy as np
 from numba import njit
 
@@ -72,3 +74,48 @@ def silu_backward(x, dy, dx):
     for i in range(x.shape[0]):
         s = _sigmoid(x[i])
         dx[i] = dy[i] * s * (1.0 + x[i] * (1.0 - s))
+
+
+#: 1 / sqrt(2), sqrt(2 / pi) and 1 / sqrt(2 pi): GELU's constants
+_SQRT_HALF = 0.7071067811865476
+_SQRT_2_OVER_PI = 0.7978845608028654
+_INV_SQRT_2PI = 0.3989422804014327
+#: the cubic coefficient of GELU's tanh approximation
+_GELU_CUBIC = 0.044715
+
+
+@njit(cache=True, error_model="numpy")
+def gelu_forward(x, out):
+    """``out = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))`` (exact GELU, ``torch.nn.GELU()``)."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[i] = 0.5 * v * (1.0 + math.erf(v * _SQRT_HALF))
+
+
+@njit(cache=True, error_model="numpy")
+def gelu_backward(x, dy, dx):
+    """``dx = dy * (Phi(x) + x * phi(x))``, Phi and phi the standard normal's CDF and density; x the
+    forward's input."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+        dx[i] = dy[i] * (cdf + v * _INV_SQRT_2PI * math.exp(-0.5 * v * v))
+
+
+@njit(cache=True, error_model="numpy")
+def gelu_tanh_forward(x, out):
+    """``out = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))`` (``torch.nn.GELU("tanh")``)."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[i] = 0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + _GELU_CUBIC * v * v * v)))
+
+
+@njit(cache=True, error_model="numpy")
+def gelu_tanh_backward(x, dy, dx):
+    """The derivative of :func:`gelu_tanh_forward` times ``dy``: with ``u = sqrt(2/pi) * (x + 0.044715 x**3)``
+    and ``t = tanh(u)``, ``dx = dy * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * du/dx)``; x the forward's input."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        t = math.tanh(_SQRT_2_OVER_PI * (v + _GELU_CUBIC * v * v * v))
+        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * v * v)
+        dx[i] = dy[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)

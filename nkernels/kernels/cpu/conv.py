@@ -1,4 +1,4 @@
-"""Convolution kernels (Conv1D, Conv2D): im2col + one large GEMM per layer.
+"""Convolution kernels (Conv1D, Conv2D, ConvTranspose2D): im2col + one large GEMM per layer.
 
 Layouts follow PyTorch: Conv2D ``x`` (N, C, H, W), ``weight`` (O, C, KH, KW), ``bias`` (O,);
 Conv1D ``x`` (N, C, L), ``weight`` (O, C, K), ``bias`` (O,). Zero padding and stride, no
@@ -21,6 +21,11 @@ The im2col / col2im / copy loops run in ``prange``; the BLAS calls run outside a
 region. ``cols`` and ``gemm`` are caller-provided workspaces whose shapes the pure-Python helpers
 :func:`conv2d_workspace_shapes` and :func:`conv1d_workspace_shapes` give. A Conv1D is run as a
 Conv2D with H = KH = 1 on reshaped views (no copy), so it shares the same machinery.
+
+ConvTranspose2D (``weight`` (C, O, KH, KW), PyTorch's layout) is the adjoint of a Conv2D from its
+output to its input: its forward is that Conv2D's backward-data (one GEMM, then col2im starting
+from the bias) and its input gradient that Conv2D's forward (im2col of ``dout``, one GEMM); see
+:func:`convtranspose2d_forward`.
 
 All float arrays of one call share one dtype (float32 or float64); BLAS runs in that dtype.
 """
@@ -73,6 +78,28 @@ def conv1d_workspace_shapes(x_shape, weight_shape, stride=1, pad=0):
     _, _, ol = conv1d_output_shape(x_shape, weight_shape, stride, pad)
     p = n * ol
     return (p, c * k), (o, p)
+
+
+def convtranspose2d_output_shape(x_shape, weight_shape, stride_h=1, stride_w=1, pad_h=0, pad_w=0,
+                                 out_pad_h=0, out_pad_w=0):
+    """``(N, O, OH, OW)`` for ``x`` (N, C, H, W) and a transposed convolution's ``weight``
+    (C, O, KH, KW): ``OH = (H - 1)*stride_h - 2*pad_h + KH + out_pad_h``, OW likewise."""
+    n, _, h, w = x_shape
+    _, o, kh, kw = weight_shape
+    return (n, o, (h - 1) * stride_h - 2 * pad_h + kh + out_pad_h,
+            (w - 1) * stride_w - 2 * pad_w + kw + out_pad_w)
+
+
+def convtranspose2d_workspace_shapes(x_shape, weight_shape):
+    """Shapes ``(cols_shape, gemm_shape)`` of the ConvTranspose2D kernels' workspaces.
+
+    ``cols`` is (N*H*W, O*KH*KW) (one row per *input* pixel) and ``gemm`` is (C, N*H*W), both
+    C-contiguous and of the dtype of ``x``; they depend on neither stride nor padding.
+    """
+    n, c, h, w = x_shape
+    _, o, kh, kw = weight_shape
+    p = n * h * w
+    return (p, o * kh * kw), (c, p)
 
 
 def conv2d_workspace_size(x_shape, weight_shape, stride_h=1, stride_w=1, pad_h=0, pad_w=0):
@@ -139,21 +166,27 @@ def _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
+def _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, init, dx):
     """Adjoint of :func:`_im2col`: dx = sum of the column entries that read each pixel.
 
-    Overwrites dx. Parallel over samples n: each iteration owns dx[n] (no races) and reads its
-    block of cols rows sequentially, scattering into dx[n], which stays in cache."""
+    Overwrites dx, starting every plane dx[n, c] from init[c] (a transposed convolution's bias),
+    or from 0 when init is empty. Parallel over samples n: each iteration owns dx[n] (no races)
+    and reads its block of cols rows sequentially, scattering into dx[n], which stays in cache."""
     n_size, c_size, h_size, w_size = dx.shape
     r_size = cols.shape[1]
     cf = cols.reshape(-1)
     df = dx.reshape(-1)
     kwu = uintp(kw_size)
-    img_size = c_size * h_size * w_size
+    plane_size = h_size * w_size
+    img_size = c_size * plane_size
+    has_init = init.shape[0] > 0
     for n in prange(n_size):
         ibase = n * img_size
-        for i in range(img_size):
-            df[uintp(ibase + i)] = 0
+        for c in range(c_size):
+            start = init[c] if has_init else 0
+            pbase = ibase + c * plane_size
+            for i in range(plane_size):
+                df[uintp(pbase + i)] = start
         for oh in range(oh_size):
             ih0 = oh * sh - ph
             p0 = (n * oh_size + oh) * ow_size
@@ -246,7 +279,20 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
     if need_dx:
         # dcols (P, R) = dout.T (P, O) @ weight (O, R), written over cols
         np.dot(gemm.T, weight.reshape(o_size, r_size), cols)
-        _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
+        _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dbias[:0], dx)
+
+
+@njit(cache=True, error_model="numpy", parallel=True, fastmath={"reassoc"})
+def _channel_sums(a, out):
+    """out[c] = sum of a[:, c, :] (a is (N, C, S)), accumulated in float64; parallel over c."""
+    n_size, c_size, s_size = a.shape
+    for c in prange(c_size):
+        acc = 0.0
+        for n in range(n_size):
+            src = a[n, c]
+            for p in range(s_size):
+                acc += src[p]
+        out[c] = acc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,3 +376,77 @@ def conv1d_backward(x, weight, dout, stride, pad, need_dx, cols_ready, cols, gem
     _conv_backward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k),
                       dout.reshape(n, o, 1, ol), 1, stride, 0, pad, need_dx, cols_ready, cols,
                       gemm, dx.reshape(n, c, 1, length), dweight.reshape(o, c, 1, k), dbias)
+
+
+# ----------------------------------------------------------------------------------------------
+# ConvTranspose2D: the adjoint of a Conv2D, run on the same im2col / col2im / GEMM machinery
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy")
+def convtranspose2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm, out):
+    """ConvTranspose2D forward (as ``torch.nn.functional.conv_transpose2d``), overwriting ``out``.
+
+    A transposed convolution's forward is a Conv2D's backward-data: with ``weight`` seen as the
+    (C, O, KH, KW) weight of a Conv2D from ``out`` to ``x``, it is::
+
+        gemm (C, P)  <- x in (C, P) order, P = N*H*W       (the layer input's pixels)
+        cols (P, R)  =  gemm.T @ weight.reshape(C, R)       (one BLAS call, R = O*KH*KW)
+        out          <- bias + col2im(cols)                 (parallel over n, no races)
+
+    x       (N, C, H, W)
+    weight  (C, O, KH, KW)       PyTorch's layout: in_channels first
+    bias    (O,), or shape (0,) for no bias
+    stride_h, stride_w >= 1; pad_h, pad_w >= 0; ints
+    cols    (N*H*W, O*KH*KW)     workspace, see :func:`convtranspose2d_workspace_shapes`
+    gemm    (C, N*H*W)           workspace; left holding x in (C, P) order (``gemm_ready``)
+    out     (N, O, OH, OW), OH = (H - 1)*stride_h - 2*pad_h + KH + output_padding_h (the output
+            padding, below the stride, is read from out's shape), OW likewise
+    All arrays C-contiguous and of one float dtype.
+    """
+    n_size, c_size, h_size, w_size = x.shape
+    _, o_size, kh_size, kw_size = weight.shape
+    _nchw_to_gemm(x.reshape(n_size, c_size, h_size * w_size), gemm, bias[:0])
+    np.dot(gemm.T, weight.reshape(c_size, o_size * kh_size * kw_size), cols)
+    _col2im(cols, kh_size, kw_size, stride_h, stride_w, pad_h, pad_w, h_size, w_size, bias, out)
+
+
+@njit(cache=True, error_model="numpy")
+def convtranspose2d_backward(x, weight, dout, stride_h, stride_w, pad_h, pad_w, need_dx, gemm_ready,
+                             cols, gemm, dx, dweight, dbias):
+    """ConvTranspose2D backward: overwrites ``dx`` (when ``need_dx``), ``dweight`` and ``dbias``.
+
+    The input gradient is a Conv2D forward of ``dout`` with the same weight, the weight gradient
+    that Conv2D's weight gradient with the roles of input and output swapped::
+
+        cols (P, R)  <- im2col(dout)                     (parallel over (n, h))
+        dweight (C, R) = gemm (C, P) @ cols (P, R)       (one BLAS call; gemm holds x)
+        gemm (C, P)  =  weight.reshape(C, R) @ cols.T    (one BLAS call, when need_dx)
+        dx           <- gemm in NCHW order
+
+    x       (N, C, H, W)      the forward input
+    weight  (C, O, KH, KW)
+    dout    (N, O, OH, OW)    gradient of the loss w.r.t. the forward output
+    stride_h, stride_w, pad_h, pad_w as in :func:`convtranspose2d_forward`
+    need_dx     bool: false leaves ``dx`` untouched and skips the second GEMM
+    gemm_ready  bool: true only if ``gemm`` still holds what the forward left in it for this same
+                ``x`` (saves one transposing copy); on return it holds dx in (C, P) order when
+                ``need_dx``, so a later call needs ``gemm_ready=False``
+    cols    (N*H*W, O*KH*KW)  workspace
+    gemm    (C, N*H*W)        workspace
+    dx      (N, C, H, W)
+    dweight (C, O, KH, KW)
+    dbias   (O,), or shape (0,) for no bias
+    """
+    n_size, c_size, h_size, w_size = x.shape
+    _, o_size, kh_size, kw_size = weight.shape
+    r_size = o_size * kh_size * kw_size
+    _im2col(dout, kh_size, kw_size, stride_h, stride_w, pad_h, pad_w, h_size, w_size, cols)
+    if not gemm_ready:
+        _nchw_to_gemm(x.reshape(n_size, c_size, h_size * w_size), gemm, dbias[:0])
+    np.dot(gemm, cols, dweight.reshape(c_size, r_size))
+    if dbias.shape[0] > 0:
+        _channel_sums(dout.reshape(n_size, o_size, dout.shape[2] * dout.shape[3]), dbias)
+    if need_dx:
+        np.dot(weight.reshape(c_size, r_size), cols.T, gemm)
+        _gemm_to_nchw(gemm, dbias[:0], dx.reshape(n_size, c_size, h_size * w_size))

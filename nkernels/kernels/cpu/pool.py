@@ -1,4 +1,6 @@
-"""Pooling kernels: MaxPool1D/2D and AvgPool2D, square window ``k``, ``stride``, no padding.
+"""Pooling kernels: MaxPool1D/2D and AvgPool2D, square window ``k``, ``stride``, no padding;
+GlobalAvgPool2D (the mean of each plane), nearest Upsample2D, and GlobalAvgPool1D (the mean over the
+tokens of a (N, T, D) sequence).
 
 Layouts follow PyTorch: 2-D pools take (N, C, H, W), 1-D pools (N, C, L). Output size per
 spatial dimension is ``(size - k) // stride + 1`` (floor mode, as PyTorch's default). Windows
@@ -10,6 +12,11 @@ Max pooling saves, for each output element, the flat index of the winning input 
 caller-provided int64 array of the output's shape; backward scatters through it. As in
 PyTorch: ties go to the first element in row-major window order, a NaN wins its window, and
 of several NaNs the last one wins.
+
+GlobalAvgPool2D maps (N, C, H, W) to (N, C), each plane's sum taken in float64 and scaled by
+1/(H*W) once. Upsample2D repeats each pixel of (N, C, H, W) into a ``scale`` x ``scale`` block
+(N, C, H*scale, W*scale), as ``torch.nn.Upsample(scale_factor=scale, mode="nearest")``; its
+backward sums each block (in float64).
 
 All float arrays of one call share one dtype (float32 or float64); ``argmax`` is int64.
 """
@@ -311,3 +318,123 @@ def avgpool2d_backward(dout, k, stride, dx):
                         drow = dplane[i]
                         for j in range(w0, w0 + k):
                             drow[j] += g
+
+
+# ----------------------------------------------------------------------------------------------
+# GlobalAvgPool2D
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy", parallel=True, fastmath={"reassoc"})
+def globalavgpool2d_forward(x, out):
+    """The mean of every plane, overwriting ``out``: x (N, C, H, W), out (N, C).
+
+    Each sum is accumulated in float64 (``reassoc`` lets it vectorize) and scaled once."""
+    n_size, c_size, h_size, w_size = x.shape
+    hw = h_size * w_size
+    planes = x.reshape(n_size * c_size, hw)
+    of = out.reshape(-1)
+    scale = 1.0 / hw
+    for q in prange(n_size * c_size):
+        row = planes[q]
+        s = 0.0
+        for p in range(hw):
+            s += row[p]
+        of[q] = s * scale
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def globalavgpool2d_backward(dout, dx):
+    """Gradient of :func:`globalavgpool2d_forward`, overwriting ``dx`` (N, C, H, W): every
+    element of plane (n, c) gets dout[n, c] / (H*W). dout (N, C)."""
+    n_size, c_size, h_size, w_size = dx.shape
+    hw = h_size * w_size
+    planes = dx.reshape(n_size * c_size, hw)
+    gf = dout.reshape(-1)
+    scale = 1.0 / hw
+    for q in prange(n_size * c_size):
+        row = planes[q]
+        g = gf[q] * scale
+        for p in range(hw):
+            row[p] = g
+
+
+# ----------------------------------------------------------------------------------------------
+# Upsample2D (nearest, integer scale)
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def upsample2d_forward(x, scale, out):
+    """Nearest upsampling by an integer ``scale`` >= 1, overwriting ``out``:
+    out[n, c, i, j] = x[n, c, i // scale, j // scale].
+
+    x (N, C, H, W), out (N, C, H*scale, W*scale). Parallel over the N*C planes: each input row
+    is widened into the first of its output rows, which is then copied scale - 1 times."""
+    n_size, c_size, h_size, w_size = x.shape
+    planes = x.reshape(n_size * c_size, h_size, w_size)
+    oplanes = out.reshape(n_size * c_size, h_size * scale, w_size * scale)
+    for q in prange(n_size * c_size):
+        plane = planes[q]
+        oplane = oplanes[q]
+        for i in range(h_size):
+            src = plane[i]
+            first = oplane[i * scale]
+            for j in range(w_size):
+                v = src[j]
+                for b in range(scale):
+                    first[j * scale + b] = v
+            for a in range(1, scale):
+                oplane[i * scale + a][:] = first
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def upsample2d_backward(dout, scale, dx):
+    """Gradient of :func:`upsample2d_forward`, overwriting ``dx``: each dx element is the sum
+    (in float64) of the ``scale`` x ``scale`` block of dout it was copied to.
+
+    dout (N, C, H*scale, W*scale), dx (N, C, H, W)."""
+    n_size, c_size, h_size, w_size = dx.shape
+    planes = dx.reshape(n_size * c_size, h_size, w_size)
+    gplanes = dout.reshape(n_size * c_size, h_size * scale, w_size * scale)
+    for q in prange(n_size * c_size):
+        plane = planes[q]
+        gplane = gplanes[q]
+        for i in range(h_size):
+            drow = plane[i]
+            for j in range(w_size):
+                acc = 0.0
+                for a in range(scale):
+                    grow = gplane[i * scale + a]
+                    for b in range(scale):
+                        acc += grow[j * scale + b]
+                drow[j] = acc
+
+
+# ----------------------------------------------------------------------------------------------
+# GlobalAvgPool1D: the mean over the tokens of (N, T, D)
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def globalavgpool1d_forward(x, out):
+    """``out[n, j] = mean over t of x[n, t, j]``: x (N, T, D), out (N, D); the sum in float64,
+    in the order of t."""
+    n_size, t_size, d = x.shape
+    for n in prange(n_size):
+        for j in range(d):
+            s = 0.0
+            for t in range(t_size):
+                s += x[n, t, j]
+            out[n, j] = s / t_size
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def globalavgpool1d_backward(dout, dx):
+    """Gradient of :func:`globalavgpool1d_forward`: ``dx[n, t] = dout[n] / T``, overwriting dx."""
+    n_size, t_size, d = dx.shape
+    scale = 1.0 / t_size
+    for n in prange(n_size):
+        for t in range(t_size):
+            for j in range(d):
+                dx[n, t, j] = dout[n, j] * scale

@@ -8,11 +8,11 @@ from numba import cuda
 
 from ..cpu import augment as _cpu
 from ..cpu.augment import translation_shift  # noqa: F401  (host-callable scalar function)
-from .launch import device_arrays, flat_view, simulator, sm_count
+from .launch import device_arrays, flat_view, python_function, simulator, sm_count
 
 __all__ = ["random_translate", "translation_shift"]
 
-_shift_device = cuda.jit(device=True)(_cpu.translation_shift.py_func)
+_shift_device = cuda.jit(device=True)(python_function(_cpu.translation_shift))
 
 
 @cuda.jit(cache=True)

@@ -1,4 +1,4 @@
-"""Convolution kernels (Conv1D, Conv2D) on the GPU: im2col + the tiled GEMM.
+"""Convolution kernels (Conv1D, Conv2D, ConvTranspose2D) on the GPU: im2col + the tiled GEMM.
 
 CUDA twins of :mod:`nkernels.kernels.cpu.conv`: same names and signatures (the same ``cols`` and
 ``gemm`` workspaces, whose shapes the CPU module's helpers give; they are re-exported here),
@@ -19,20 +19,33 @@ and R = C*KH*KW::
 The forward does not touch ``gemm``; it leaves the im2col of x in ``cols`` as the CPU kernel
 does, so ``cols_ready`` means the same. A Conv1D runs as a Conv2D with H = KH = 1 on reshaped
 views (no copies).
+
+ConvTranspose2D (weight (C, O, KH, KW), P = N*H*W input pixels, R = O*KH*KW) runs the same
+pieces the other way round::
+
+    forward   gemm (C, P) <- x in (C, P) order
+              cols (P, R) = gemm.T @ W                      one GEMM
+              out <- bias + col2im(cols)                    the gather above, started at the bias
+    backward  cols <- im2col(dout)
+              dweight (C, R) = gemm @ cols                  one GEMM (gemm rebuilt unless ready)
+              dbias = per-channel sums of dout              row sums, then column sums
+              dx = (W (C, R) @ cols.T) written as NCHW      one GEMM, as Conv2D's forward
 """
 from numba import cuda
 
 from ..cpu.conv import (
     conv1d_output_shape, conv1d_workspace_shapes, conv1d_workspace_size, conv2d_output_shape,
-    conv2d_workspace_shapes, conv2d_workspace_size, conv_output_length)
+    conv2d_workspace_shapes, conv2d_workspace_size, conv_output_length, convtranspose2d_output_shape,
+    convtranspose2d_workspace_shapes)
+from .gemm import column_sums, row_sums
 from .gemm import gemm as _gemm
-from .gemm import row_sums
-from .launch import as_device_array, flat_view, grid_stride
+from .launch import as_device_array, dtype_of, flat_view, grid_stride, scratch
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv1d_forward", "conv1d_backward",
+           "convtranspose2d_forward", "convtranspose2d_backward",
            "conv_output_length", "conv2d_output_shape", "conv1d_output_shape",
            "conv2d_workspace_shapes", "conv1d_workspace_shapes", "conv2d_workspace_size",
-           "conv1d_workspace_size"]
+           "conv1d_workspace_size", "convtranspose2d_output_shape", "convtranspose2d_workspace_shapes"]
 
 
 @cuda.jit(cache=True)
@@ -62,9 +75,11 @@ def _im2col(xf, c_size, h_size, w_size, kh_size, kw_size, sh, sw, ph, pw, oh_siz
 
 
 @cuda.jit(cache=True)
-def _col2im(cf, c_size, h_size, w_size, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dxf):
-    """dx[n, c, ih, iw] = sum of the cols entries that read x[n, c, ih, iw]: one thread per dx
-    element gathers over (kh, kw); every dx element is written once."""
+def _col2im(cf, c_size, h_size, w_size, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, init,
+            has_init, dxf):
+    """dx[n, c, ih, iw] = sum of the cols entries that read x[n, c, ih, iw], plus init[c] when
+    ``has_init`` (a transposed convolution's bias): one thread per dx element gathers over
+    (kh, kw); every dx element is written once."""
     r_size = c_size * kh_size * kw_size
     total = dxf.shape[0]
     for q in range(cuda.grid(1), total, cuda.gridsize(1)):
@@ -75,6 +90,8 @@ def _col2im(cf, c_size, h_size, w_size, kh_size, kw_size, sh, sw, ph, pw, oh_siz
         c = t % c_size
         n = t // c_size
         s = dxf.dtype.type(0)
+        if has_init:
+            s = init[c]
         for kh in range(kh_size):
             y = ih + ph - kh
             if y < 0 or y % sh != 0:
@@ -152,7 +169,8 @@ def _backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gem
         total = n * c * h * w
         if total > 0:
             blocks, threads = grid_stride(total, per_thread=1)
-            _col2im[blocks, threads](fc, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, flat_view(dx))
+            fdx = flat_view(dx)
+            _col2im[blocks, threads](fc, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, fdx, 0, fdx)
 
 
 def _dev(*arrays):
@@ -210,3 +228,64 @@ def conv1d_backward(x, weight, dout, stride, pad, need_dx, cols_ready, cols, gem
     _backward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k), dout.reshape(n, o, 1, ol),
                  1, int(stride), 0, int(pad), bool(need_dx), bool(cols_ready), cols, gemm, dx4,
                  dweight.reshape(o, c, 1, k), dbias)
+
+
+def _launch_nchw_to_gemm(x, gemm):
+    _, c, h, w = x.shape
+    if x.size > 0:
+        blocks, threads = grid_stride(x.size, per_thread=1)
+        _nchw_to_gemm[blocks, threads](flat_view(x), c, h * w, flat_view(gemm))
+
+
+def convtranspose2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm, out):
+    """ConvTranspose2D forward (as ``torch.nn.functional.conv_transpose2d``), overwriting ``out``.
+
+    Arguments as :func:`nkernels.kernels.cpu.conv.convtranspose2d_forward`: x (N, C, H, W),
+    weight (C, O, KH, KW), bias (O,) or shape (0,), cols (N*H*W, O*KH*KW) and gemm (C, N*H*W)
+    workspaces (gemm left holding x in (C, P) order), out (N, O, OH, OW). Device arrays.
+    """
+    x, weight, bias, cols, gemm, out = _dev(x, weight, bias, cols, gemm, out)
+    n, c, h, w = x.shape
+    _, o, kh, kw = weight.shape
+    oh, ow = out.shape[2], out.shape[3]
+    p, r = n * h * w, o * kh * kw
+    _launch_nchw_to_gemm(x, gemm)
+    fc = flat_view(cols)
+    # cols (P, R) = gemm.T (P, C) @ W (C, R)
+    _gemm(flat_view(gemm), flat_view(weight), fc, p, r, c, a_kcontig=False, b_kcontig=False, lda=p, ldb=r, ldc=r)
+    if out.size > 0:
+        fout = flat_view(out)
+        init, has_init = (bias, 1) if bias.shape[0] > 0 else (fout, 0)
+        blocks, threads = grid_stride(out.size, per_thread=1)
+        _col2im[blocks, threads](fc, o, oh, ow, kh, kw, int(stride_h), int(stride_w), int(pad_h), int(pad_w), h,
+                                 w, init, has_init, fout)
+
+
+def convtranspose2d_backward(x, weight, dout, stride_h, stride_w, pad_h, pad_w, need_dx, gemm_ready,
+                             cols, gemm, dx, dweight, dbias):
+    """ConvTranspose2D backward: overwrites ``dx`` (when ``need_dx``), ``dweight`` and ``dbias``.
+
+    Arguments as :func:`nkernels.kernels.cpu.conv.convtranspose2d_backward` (``gemm_ready`` true
+    only if ``gemm`` still holds what the forward left in it). The input gradient goes from the
+    GEMM's epilogue straight into ``dx``, so ``gemm`` keeps x here. Device arrays.
+    """
+    x, weight, dout, cols, gemm, dweight, dbias = _dev(x, weight, dout, cols, gemm, dweight, dbias)
+    n, c, h, w = x.shape
+    _, o, kh, kw = weight.shape
+    oh, ow = dout.shape[2], dout.shape[3]
+    p, r = n * h * w, o * kh * kw
+    _launch_im2col(dout, kh, kw, int(stride_h), int(stride_w), int(pad_h), int(pad_w), h, w, cols)
+    if not gemm_ready:
+        _launch_nchw_to_gemm(x, gemm)
+    fg, fc = flat_view(gemm), flat_view(cols)
+    # dweight (C, R) = gemm (C, P) @ cols (P, R)
+    _gemm(fg, fc, flat_view(dweight), c, r, p, a_kcontig=True, b_kcontig=False, lda=p, ldb=r, ldc=r)
+    if dbias.shape[0] > 0:
+        planes = scratch("convtranspose2d_planes", n * o, dtype_of(dout))
+        row_sums(flat_view(dout), n * o, oh * ow, planes)
+        column_sums(planes, n, o, o, dbias)
+    if need_dx:
+        # dx[n, c, :] = (W (C, R) @ cols.T (R, P))[c, n*HW:(n+1)*HW]
+        dx = as_device_array(dx)
+        _gemm(flat_view(weight), fc, flat_view(dx), c, p, r, a_kcontig=True, b_kcontig=True, lda=r, ldb=r,
+              grp=h * w)

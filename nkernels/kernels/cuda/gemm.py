@@ -418,8 +418,8 @@ def _row_sums_kernel(threads: int):
     NTH = int(threads)
 
     @cuda.jit(cache=True)
-    def _row_sums(a, rows, cols, out):
-        """out[r] = sum_j a[r*cols + j]: one block per row (grid-stride over rows), float64 sums."""
+    def _row_sums(a, rows, cols, scale, out):
+        """out[r] = scale * sum_j a[r*cols + j]: one block per row (grid-stride over rows), float64 sums."""
         part = cuda.shared.array(NTH, dtype=np.float64)
         tid = cuda.threadIdx.x
         for r in range(cuda.blockIdx.x, rows, cuda.gridDim.x):
@@ -436,17 +436,17 @@ def _row_sums_kernel(threads: int):
                 cuda.syncthreads()
                 step //= 2
             if tid == 0:
-                out[r] = part[0]
+                out[r] = part[0] * scale
             cuda.syncthreads()
 
     return _row_sums
 
 
-def row_sums(a, rows: int, cols: int, out):
-    """``out[r] = sum_j A[r, j]`` for the row-major ``rows x cols`` matrix in flat ``a``
-    (accumulated in float64, rounded once)."""
+def row_sums(a, rows: int, cols: int, out, scale: float = 1.0):
+    """``out[r] = scale * sum_j A[r, j]`` for the row-major ``rows x cols`` matrix in flat ``a``
+    (accumulated in float64, scaled in float64, rounded once)."""
     if rows <= 0:
         return
     threads = 4 if simulator() else 256
     blocks = max(1, min(rows, 2 if simulator() else sm_count() * 8))
-    _row_sums_kernel(threads)[blocks, threads](a, rows, cols, out)
+    _row_sums_kernel(threads)[blocks, threads](a, rows, cols, np.float64(scale), out)

@@ -17,7 +17,7 @@ from numba import cuda
 from ...runtime.devices import as_device_array, flat_view, simulator
 
 __all__ = ["THREADS", "UNROLL", "BLOCKS_PER_SM", "simulator", "sm_count", "as_device_array", "flat_view", "dtype_of",
-           "scalar", "grid_stride", "reduce_grid", "reduce_threads", "scratch", "read_scalar"]
+           "scalar", "grid_stride", "reduce_grid", "reduce_threads", "scratch", "read_scalar", "python_function"]
 
 #: Threads per block of the memory-bound (grid-stride) kernels on a real GPU.
 THREADS = 256
@@ -49,6 +49,12 @@ def sm_count() -> int:
         else:
             _sm_count = int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
     return _sm_count
+
+
+def python_function(cpu_kernel):
+    """The Python body of a CPU ``@njit`` function (its ``.py_func``), to compile as a CUDA device function;
+    the function itself under ``NUMBA_DISABLE_JIT=1``, where ``@njit`` leaves it undecorated."""
+    return getattr(cpu_kernel, "py_func", cpu_kernel)
 
 
 def dtype_of(a) -> np.dtype:

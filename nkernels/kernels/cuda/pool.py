@@ -1,4 +1,5 @@
-"""Pooling kernels on the GPU (MaxPool1D/2D, AvgPool2D): CUDA twins of :mod:`nkernels.kernels.cpu.pool`.
+"""Pooling kernels on the GPU (MaxPool1D/2D, AvgPool2D, GlobalAvgPool2D, Upsample2D, GlobalAvgPool1D): CUDA twins of
+:mod:`nkernels.kernels.cpu.pool`.
 
 Same names, signatures and semantics (square window ``k``, ``stride``, no padding, floor mode;
 ``argmax`` holds the flat index of each maximum within its plane, PyTorch's ``indices``; ties
@@ -15,6 +16,13 @@ go to the first element in row-major window order, a NaN wins, the last of sever
   once, adding the windows' terms in the CPU's order and rounding as it does. The forward sums
   each window in float64 and rounds once (the CPU kernel's 2 x 2 sum, written in float64, is
   narrowed to float32 arithmetic by LLVM: the two may differ by an ulp).
+* GlobalAvgPool1D: forward one thread per output element, summing its column of tokens in
+  float64 in the CPU's order; backward elementwise (each ``dx`` element reads its ``dout``).
+
+* GlobalAvgPool2D: the forward is the GEMM module's block-per-row float64 sums, scaled by
+  1/(H*W); the backward one thread per ``dx`` element.
+* Upsample2D: one thread per output element (forward) and one per ``dx`` element gathering its
+  ``scale`` x ``scale`` block in float64 (backward): no atomics.
 
 The pure-Python shape helpers are the CPU module's, re-exported.
 """
@@ -24,11 +32,14 @@ from numba import cuda
 from ..cpu.pool import (  # noqa: F401  (pure-Python shape helpers, shared with the CPU)
     pool1d_output_shape, pool2d_output_shape, pool_output_length, pool_workspace_size,
 )
+from .elementwise import elementwise
+from .gemm import row_sums
 from .launch import as_device_array, flat_view, grid_stride
 
 __all__ = ["maxpool2d_forward", "maxpool2d_backward", "maxpool1d_forward", "maxpool1d_backward",
-           "avgpool2d_forward", "avgpool2d_backward", "pool_output_length", "pool2d_output_shape",
-           "pool1d_output_shape", "pool_workspace_size"]
+           "avgpool2d_forward", "avgpool2d_backward", "globalavgpool2d_forward", "globalavgpool2d_backward",
+           "upsample2d_forward", "upsample2d_backward", "globalavgpool1d_forward", "globalavgpool1d_backward",
+           "pool_output_length", "pool2d_output_shape", "pool1d_output_shape", "pool_workspace_size"]
 
 
 @cuda.jit(cache=True)
@@ -136,6 +147,42 @@ def _avgpool2d_backward(gf, h_size, w_size, k, stride, oh_size, ow_size, scale, 
         dxf[q] = s
 
 
+@cuda.jit(cache=True)
+def _broadcast_planes(gf, hw, scale, dxf):
+    """dx[q] = dout[q // hw] * scale: one thread per dx element."""
+    for q in range(cuda.grid(1), dxf.shape[0], cuda.gridsize(1)):
+        dxf[q] = gf[q // hw] * scale
+
+
+@cuda.jit(cache=True)
+def _upsample2d_forward(xf, h_size, w_size, scale, outf):
+    ow_size = w_size * scale
+    ohw = h_size * scale * ow_size
+    for q in range(cuda.grid(1), outf.shape[0], cuda.gridsize(1)):
+        plane = q // ohw
+        r = q - plane * ohw
+        oh = r // ow_size
+        ow = r - oh * ow_size
+        outf[q] = xf[(plane * h_size + oh // scale) * w_size + ow // scale]
+
+
+@cuda.jit(cache=True)
+def _upsample2d_backward(gf, h_size, w_size, scale, dxf):
+    ow_size = w_size * scale
+    hw = h_size * w_size
+    for q in range(cuda.grid(1), dxf.shape[0], cuda.gridsize(1)):
+        plane = q // hw
+        r = q - plane * hw
+        i = r // w_size
+        j = r - i * w_size
+        s = np.float64(0.0)
+        for a in range(scale):
+            row = (plane * h_size * scale + i * scale + a) * ow_size + j * scale
+            for b in range(scale):
+                s += gf[row + b]
+        dxf[q] = s
+
+
 def _launch(kern, total, *args):
     if total == 0:
         return
@@ -203,3 +250,66 @@ def avgpool2d_backward(dout, k, stride, dx):
     k = int(k)
     _launch(_avgpool2d_backward, dx.size, flat_view(dout), h, w, k, int(stride), oh, ow,
             np.float64(1.0 / (k * k)), flat_view(dx))
+
+
+def globalavgpool2d_forward(x, out):
+    """The mean of every plane, overwriting ``out``: x (N, C, H, W), out (N, C)."""
+    x, out = as_device_array(x), as_device_array(out)
+    n, c, h, w = x.shape
+    row_sums(flat_view(x), n * c, h * w, flat_view(out), 1.0 / max(1, h * w))
+
+
+def globalavgpool2d_backward(dout, dx):
+    """Gradient of :func:`globalavgpool2d_forward`, overwriting ``dx`` (N, C, H, W) with
+    dout[n, c] / (H*W) on every element of plane (n, c)."""
+    dout, dx = as_device_array(dout), as_device_array(dx)
+    _, _, h, w = dx.shape
+    _launch(_broadcast_planes, dx.size, flat_view(dout), h * w, np.float64(1.0 / max(1, h * w)), flat_view(dx))
+
+
+def upsample2d_forward(x, scale, out):
+    """Nearest upsampling by an integer ``scale``, overwriting ``out`` (N, C, H*scale, W*scale)."""
+    x, out = as_device_array(x), as_device_array(out)
+    _, _, h, w = x.shape
+    _launch(_upsample2d_forward, out.size, flat_view(x), h, w, int(scale), flat_view(out))
+
+
+def upsample2d_backward(dout, scale, dx):
+    """Gradient of :func:`upsample2d_forward`, overwriting ``dx`` (N, C, H, W) with the sum of
+    each ``scale`` x ``scale`` block of ``dout`` (in float64)."""
+    dout, dx = as_device_array(dout), as_device_array(dx)
+    _, _, h, w = dx.shape
+    _launch(_upsample2d_backward, dx.size, flat_view(dout), h, w, int(scale), flat_view(dx))
+
+
+@cuda.jit(cache=True)
+def _globalavgpool1d_forward(xf, t_size, d, outf):
+    """One thread per output element (n, j): the float64 sum over t, in the CPU's order."""
+    for q in range(cuda.grid(1), outf.shape[0], cuda.gridsize(1)):
+        n = q // d
+        j = q - n * d
+        base = n * t_size * d + j
+        s = np.float64(0.0)
+        for t in range(t_size):
+            s += xf[base + t * d]
+        outf[q] = s / t_size
+
+
+_globalavgpool1d_backward = elementwise(
+    "globalavgpool1d_backward(dout, td: int64, d: int64, scale: float64, dx)",
+    "dx = dout[(i // td) * d + i % d] * scale")
+
+
+def globalavgpool1d_forward(x, out):
+    """``out[n, j] = mean over t of x[n, t, j]``: x (N, T, D), out (N, D); the sum in float64."""
+    x, out = as_device_array(x), as_device_array(out)
+    _, t, d = x.shape
+    _launch(_globalavgpool1d_forward, out.size, flat_view(x), t, d, flat_view(out))
+
+
+def globalavgpool1d_backward(dout, dx):
+    """Gradient of :func:`globalavgpool1d_forward`: ``dx[n, t] = dout[n] / T``, overwriting dx."""
+    dout, dx = as_device_array(dout), as_device_array(dx)
+    _, t, d = dx.shape
+    if dx.size:
+        _globalavgpool1d_backward(flat_view(dout), t * d, d, 1.0 / t, flat_view(dx))

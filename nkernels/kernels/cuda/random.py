@@ -20,14 +20,14 @@ from numba import cuda
 
 from ..cpu import random as _cpu
 from ..cpu.random import hash_normal, hash_randint, hash_u64, hash_uniform, mix64, u64_to_uniform
-from .launch import as_device_array, grid_stride
+from .launch import as_device_array, grid_stride, python_function
 
 __all__ = ["uniform_fill", "normal_fill", "mix64", "hash_u64", "u64_to_uniform", "hash_uniform",
            "hash_randint", "hash_normal"]
 
-hash_u64_device = cuda.jit(device=True)(_cpu.hash_u64.py_func)
-hash_uniform_device = cuda.jit(device=True)(_cpu.hash_uniform.py_func)
-hash_normal_device = cuda.jit(device=True)(_cpu.hash_normal.py_func)
+hash_u64_device = cuda.jit(device=True)(python_function(_cpu.hash_u64))
+hash_uniform_device = cuda.jit(device=True)(python_function(_cpu.hash_uniform))
+hash_normal_device = cuda.jit(device=True)(python_function(_cpu.hash_normal))
 
 _F32_BELOW_ONE = _cpu._F32_BELOW_ONE
 

@@ -3,7 +3,7 @@ from ..kernels import KernelRecord, LazyKernel, records_from_module
 from ..marker import hookimpl
 
 CPU_KERNEL_MODULES = ("activation", "augment", "batching", "conv", "dense", "dropout", "loss", "norms", "optim",
-                      "pool", "random", "recurrent", "reshape")
+                      "pool", "random", "recurrent", "reshape", "normalization", "attention", "embedding")
 
 
 @hookimpl

@@ -40,6 +40,17 @@ BUILTIN_LAYERS = (
     BuiltinLayer("gru", L.GRU, onnx.export_gru),
     BuiltinLayer("frozen", L.Frozen, onnx.export_frozen),
     BuiltinLayer("residual", L.Residual, onnx.export_residual),
+    BuiltinLayer("batchnorm1d", L.BatchNorm1D, onnx.export_batchnorm),
+    BuiltinLayer("batchnorm2d", L.BatchNorm2D, onnx.export_batchnorm),
+    BuiltinLayer("layernorm", L.LayerNorm, onnx.export_layernorm),
+    BuiltinLayer("convtranspose2d", L.ConvTranspose2D, onnx.export_convtranspose),
+    BuiltinLayer("upsample2d", L.Upsample2D, onnx.export_upsample),
+    BuiltinLayer("globalavgpool2d", L.GlobalAvgPool2D, onnx.export_globalavgpool),
+    BuiltinLayer("gelu", L.GELU, onnx.export_gelu),
+    BuiltinLayer("multiheadattention", L.MultiHeadAttention, onnx.export_multiheadattention),
+    BuiltinLayer("embedding", L.Embedding, onnx.export_embedding),
+    BuiltinLayer("positionalembedding", L.PositionalEmbedding, onnx.export_positional_embedding),
+    BuiltinLayer("globalavgpool1d", L.GlobalAvgPool1D, onnx.export_globalavgpool1d),
 )
 
 

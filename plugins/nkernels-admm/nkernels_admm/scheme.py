@@ -20,9 +20,8 @@ import numpy as np
 
 import nkernels as nk
 from nkernels.runtime import distributed
-from nkernels.callbacks import CallbackList
-from nkernels.validation import check_choice, check_fit_arguments, check_int, check_number, check_validation_data
-from nkernels.training import default_loss
+from nkernels.schemes import Capabilities
+from nkernels.validation import check_choice, check_int, check_number
 
 if TYPE_CHECKING:
     from .run import ADMMRun
@@ -67,7 +66,9 @@ def admm_chain(model) -> list:
 class ADMM(nk.schemes.Scheme):
     """Gradient-free training by ADMM (Taylor et al., ICML 2016) for Dense/ReLU chains.
 
-    One epoch is one ADMM iteration over the whole training set (``batch_size`` is not used).
+    One epoch is one ADMM iteration over the whole training set: the scheme has neither
+    mini-batches nor a learning rate, so ``batch_size``, ``schedule`` and ``augment_shift`` are
+    refused.
 
     - ``beta`` and ``gamma``: the penalties on ``z_l = W_l a_{l-1} + b_l`` and ``a_l = relu(z_l)``;
       the paper's defaults are 1 and 10.
@@ -83,34 +84,47 @@ class ADMM(nk.schemes.Scheme):
       and sends back only Gram matrices and cross products, which this process sums and solves.
       ``shards`` splits the data into that many pieces (default: one per worker); the sums run
       in shard order, so the weights do not depend on the timing of the workers.
+    - ``checkpoint_dir``/``resume`` (see :class:`~nkernels.schemes.Scheme`): a checkpoint holds the
+      weights in float64, the iteration count and every shard's activations, pre-activations and
+      multiplier, so that a resumed run (in this process or on workers) is bit-identical.
 
     The run starts from the model's weights: a forward pass gives the activations and
     pre-activations, and the outputs start at the loss's minimizer near the forward pass (so the
     first weight solves already fit the targets). :meth:`start` returns a run to step by hand.
 
     Every history entry has ``loss`` (the chosen loss of the network's outputs, per sample),
-    ``accuracy`` for labels, ``residual`` (the RMS of ``z_L - W_L a_{L-1}``) and ``stage``.
+    ``accuracy`` for labels, ``residual`` (the RMS of ``z_L - W_L a_{L-1}``) and ``stage``
+    (``"warm start"`` or ``"multiplier"``); ``val_loss`` is the same loss on the validation data.
     The ADMM state is float64 whatever the model's dtype; the model's weights are written after
-    every iteration. When an iteration produces a non-finite value, training stops with a
+    every iteration and read back before the next (a callback that changes them changes the run).
+    When an iteration produces a non-finite value, training stops with a
     :class:`~nkernels.TrainingDivergedError` and the model keeps the weights of the iteration before.
     """
 
+    name = "admm"
+    capabilities = Capabilities(labels="required", yields=("classifier", "regressor"), learning_rate=False,
+                                batches=False, distributed=True)
+    default_epochs = 10
+
     def __init__(self, beta: float = 1.0, gamma: float = 10.0, loss: str = "hinge", warm_start: int = 10,
                  weight_decay: float = 1e-4, workers: int | None = None, scheduler: str | None = None,
-                 shards: int | None = None):
+                 shards: int | None = None, *, checkpoint_dir: Any = None, resume: bool = False,
+                 schedule: Any = None, augment_shift: int = 0):
+        super().__init__(checkpoint_dir=checkpoint_dir, resume=resume, schedule=schedule,
+                         augment_shift=augment_shift)
         self.beta = check_number(beta, "beta", low=0, low_open=True)
         self.gamma = check_number(gamma, "gamma", low=0, low_open=True)
-        self.loss = check_choice(loss, "loss", LOSSES)
+        #: the loss on the network's outputs that ADMM minimizes ("hinge" or "least_squares")
+        self.output_loss = check_choice(loss, "loss", LOSSES)
         self.warm_start = check_int(warm_start, "warm_start", minimum=0)
         self.weight_decay = check_number(weight_decay, "weight_decay", low=0)
         self.workers, self.scheduler = distributed.check_options(workers, scheduler)
         self.shards = check_int(shards, "shards", allow_none=True)
 
-    # -- training ------------------------------------------------------------------------------
     def start(self, model, X, y) -> "ADMMRun":
-        """Check the model and data, shard the data (starting or joining a Dask cluster when asked) and
-        return the run, ready for :meth:`ADMMRun.step`. Use it as a context manager, or call
-        :meth:`ADMMRun.close`, to release the shards and the cluster::
+        """Check the model and data as :meth:`fit` does, shard the data (starting or joining a Dask
+        cluster when asked) and return the run, ready for :meth:`ADMMRun.step`. Use it as a context
+        manager, or call :meth:`ADMMRun.close`, to release the shards and the cluster::
 
             with ADMM(workers=2).start(model, X, y) as run:
                 for _ in range(5):
@@ -118,38 +132,48 @@ class ADMM(nk.schemes.Scheme):
         """
         from .run import ADMMRun
 
-        return ADMMRun(self, model, X, y)
+        return ADMMRun(self, nk.schemes.TrainingRun(self, model, X, y))
 
-    def fit(self, model, X, y=None, *, epochs=10, batch_size=32, seed=None, callbacks=None,
-            validation_data=None):
-        """Run ``epochs`` ADMM iterations on the whole of ``X``, ``y``; returns the History.
+    # -- the toolkit's hooks -------------------------------------------------------------------
+    def setup(self, run) -> None:
+        """Shard the data and start the ADMM variables from a forward pass (a Dask cluster starts here)."""
+        from .run import ADMMRun
 
-        ``batch_size`` is checked but not used (every iteration sees all the data), and ``seed``
-        is not used (ADMM is deterministic; it starts from the model's current weights).
-        """
+        self.admm = ADMMRun(self, run)
+        run.info.update(shards=self.admm.n_shards, workers=self.admm.n_workers)
+
+    def train_epoch(self, run, epoch: int) -> dict[str, Any]:
+        """One ADMM iteration over all the data."""
+        return self.admm.iterate()
+
+    def validation_metrics(self, run, X_val, y_val) -> dict[str, float]:
+        """The ADMM loss per sample of the network's outputs on the validation data, and the accuracy."""
         from . import updates
 
-        epochs, _ = check_fit_arguments(epochs, batch_size)
-        if validation_data is not None:
-            admm_chain(model)  # a clear error about the model comes first
-            X_val, y_val = check_validation_data(validation_data, model, default_loss(y))
-        events = CallbackList(callbacks, model, self)
-        history = nk.History()
-        events.context.history = history
-        with self.start(model, X, y) as run:
-            if validation_data is not None:
-                T_val, labels_val = run.prepare_targets(y_val, "y_val")
+        targets, labels = self.admm.prepare_targets(y_val, "y_val")
+        out = run.model.forward(X_val, training=False).astype(np.float64)
+        scores = {"loss": updates.loss_sum(out, targets, self.output_loss) / len(X_val)}
+        if labels is not None:
+            scores["accuracy"] = float((out.argmax(axis=1) == labels).mean())
+        return scores
 
-            def run_epoch(epoch: int) -> dict[str, Any]:
-                logs = run.step()
-                if validation_data is not None:
-                    out = model.forward(X_val, training=False).astype(np.float64)
-                    logs["val_loss"] = updates.loss_sum(out, T_val, self.loss) / len(X_val)
-                    if labels_val is not None:
-                        logs["val_accuracy"] = float((out.argmax(axis=1) == labels_val).mean())
-                return logs
+    def checkpoint_state(self, run) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The iteration count, the float64 weights and the shards' variables. Without a checkpoint
+        directory only the divergence guard asks, at every iteration: then the shards keep their
+        variables where they live instead of sending them here."""
+        return self.admm.state(gather=self.checkpoint_dir is not None)
 
-            events.run_epochs(model, {"epochs": epochs, "samples": run.n_samples, "scheme": "admm",
-                                      "shards": run.n_shards, "workers": run.n_workers}, epochs, run_epoch)
-        events.on_train_end(history)
-        return history
+    def restore_state(self, run, state: dict[str, Any], arrays: dict[str, Any]) -> None:
+        """Put back the iteration count, the weights and the shards' variables (on their workers)."""
+        self.admm.load_state(state, arrays)
+
+    def divergence_hint(self, run: Any = None) -> str:
+        """The options that keep the least-squares systems and the penalties in balance."""
+        return (f"try a larger weight_decay (now {self.weight_decay:g}) or other beta/gamma (now "
+                f"{self.beta:g}/{self.gamma:g})")
+
+    def teardown(self, run) -> None:
+        """Release the shards and the cluster; the scheme object keeps only its options."""
+        admm = vars(self).pop("admm", None)
+        if admm is not None:
+            admm.close()

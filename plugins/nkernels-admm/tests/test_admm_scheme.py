@@ -229,12 +229,21 @@ def test_sharding_in_process_changes_only_the_summation_order():
     np.testing.assert_allclose(h1["loss"], h3["loss"], rtol=1e-9)
 
 
-def test_digits_mlp_reaches_93_percent_held_out():
+def test_the_defaults_reach_93_percent_held_out_on_digits():
     X, y, X_test, y_test = nk.datasets.load("digits")  # the 30% held-out split, seed 0
     model = nk.Sequential([L.Dense(64, 128), L.ReLU(), L.Dense(128, 64), L.ReLU(), L.Dense(64, 10)], seed=0)
-    history = nk.train(model, X, y, scheme="admm", epochs=8, validation_data=(X_test, y_test))
-    assert history["val_accuracy"][-1] >= 0.93
+    history = nk.train(model, X, y, scheme="admm", seed=0, validation_data=(X_test, y_test))
+    assert history.epochs == ADMM.default_epochs and history["val_accuracy"][-1] >= 0.93
     assert nk.evaluate(model, X_test, y_test)["accuracy"] >= 0.93
+
+
+def test_the_command_line_defaults_reach_93_percent_held_out(tmp_path):
+    from nkernels.cli import main
+
+    path = tmp_path / "admm.safetensors"
+    assert main(["train", "--scheme", "admm", "--quiet", "--save", str(path)]) == 0  # the mlp preset
+    _, _, X_test, y_test = nk.datasets.load("digits")
+    assert nk.evaluate(nk.load(path), X_test, y_test)["accuracy"] >= 0.93
 
 
 def test_a_run_stepped_by_hand_matches_fit():

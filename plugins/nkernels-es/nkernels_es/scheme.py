@@ -1,19 +1,18 @@
 """The ``es`` scheme: OpenAI evolution strategies (Salimans et al. 2017) on a shared noise table."""
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 import nkernels as nk
-from nkernels.runtime import distributed
-from nkernels.callbacks import CallbackList
-from nkernels.validation import (
-    check_bool, check_choice, check_features, check_fit_arguments, check_int, check_model_input, check_number,
-    check_same_length, check_validation_data)
-from nkernels.errors import TrainingDivergedError
 from nkernels.losses import get_loss
 from nkernels.optimizers import Optimizer, get_optimizer
+from nkernels.runtime import distributed
+from nkernels.schemes import Capabilities, Diverged
+from nkernels.validation import check_bool, check_choice, check_int, check_number
 
 from .estimate import SHAPINGS, gradient_estimate, shape_fitness
 from .noise import NoiseTable
@@ -53,15 +52,35 @@ class EvolutionStrategies(nk.schemes.Scheme):
     anywhere), with softmax cross-entropy or MSE, is evaluated by one compiled call for the whole
     population; any other model, one member at a time. Each epoch's logs hold ``generation`` (the
     generations done), ``best_fitness`` and ``mean_fitness`` (the per-generation best and mean of
-    the population's fitness, averaged over the epoch's generations), and ``loss`` and
+    the population's fitness, averaged over the epoch's generations), ``sigma``, and ``loss`` and
     ``accuracy`` of the current parameters on the whole training set.
+
+    The options every scheme shares (:class:`~nkernels.schemes.Scheme`): ``checkpoint_dir`` and
+    ``resume`` (a checkpoint after every epoch holds the weights, the optimizer's moments, the
+    random generator, the noise table's seed and the generations done, so a resumed run ends
+    with the uninterrupted run's weights bit for bit, with a seed or without one) and
+    ``schedule`` (it changes the optimizer's learning rate). ``augment_shift`` is refused: the
+    members are scored on the samples as they are. Between epochs the parameters live in the
+    model: an epoch starts from ``model.params`` and writes them back at its end.
     """
+
+    name = "es"
+    capabilities = Capabilities(labels="required", yields=("classifier", "regressor"), learning_rate=True,
+                                batches=True, devices=("cpu",), distributed=True)
+    #: 10 epochs of ceil(N / 32) generations: 400 generations on the digits training split
+    default_epochs = 10
+    default_batch_size = 32
 
     def __init__(self, population: int = 256, sigma: float = 0.03, optimizer: Any = "adam",
                  lr: float | None = None, weight_decay: float | None = None, fitness_shaping: str = "centered_rank",
                  generations_per_epoch: int | None = None, noise_size: int | None = None, loss: Any = None,
-                 workers: int | None = None, scheduler: str | None = None, compiled: bool = True,
+                 workers: int | None = None, scheduler: str | None = None, compiled: bool = True, *,
+                 checkpoint_dir: Any = None, resume: bool = False, schedule: Any = None, augment_shift: int = 0,
                  **optimizer_options: Any):
+        if check_int(augment_shift, "augment_shift", minimum=0):
+            raise ValueError("es has no augmentation: its members are scored on the training samples as they are, "
+                             "so augment_shift would have no effect; drop it")
+        super().__init__(checkpoint_dir=checkpoint_dir, resume=resume, schedule=schedule)
         self.population = check_int(population, "population", 2)
         if self.population % 2:
             raise ValueError(f"population must be even (members come in antithetic pairs), got {population}")
@@ -74,68 +93,73 @@ class EvolutionStrategies(nk.schemes.Scheme):
         self.workers, self.scheduler = distributed.check_options(workers, scheduler)
         self.compiled = check_bool(compiled, "compiled")
 
-    def fit(self, model, X, y=None, *, epochs=10, batch_size=32, seed=None, callbacks=None,
-            validation_data=None):
-        epochs, batch_size = check_fit_arguments(epochs, batch_size)
-        if model.device != "cpu":
-            raise ValueError(f"the es scheme runs on the CPU; the model is on {model.device!r} "
-                             f"(move it with model.to('cpu'))")
-        X = check_features(X, dtype=model.dtype)
-        check_same_length(X, y)
-        loss = self.loss or nk.training.default_loss(y)
-        targets = loss.prepare_targets(y, check_model_input(model, X), model.dtype)
-        if validation_data is not None:
-            validation_data = check_validation_data(validation_data, model, loss)
-        theta, layout = flat_parameters(model)
+    def setup(self, run) -> None:
+        """Draw the noise table's seed, build the population problem and the run's optimizer, and
+        start the Dask cluster (or join one) and ship the problem to it."""
+        theta, layout = flat_parameters(run.model)
         if theta.size == 0:
             raise ValueError("the model has no parameters to train")
-        n = len(X)
-        batch_size = min(batch_size, n)
-        per_epoch = self.generations_per_epoch or -(-n // batch_size)
-        rng = np.random.default_rng(seed)
-        noise = NoiseTable(int(rng.integers(2**62)), self.noise_size or max(2**23, 16 * theta.size), model.dtype)
+        # the table's seed is the run's first draw; a resume replaces it with the checkpoint's (restore_state)
+        noise = NoiseTable(int(run.rng.integers(2**62)), self.noise_size or max(2**23, 16 * theta.size),
+                           run.model.dtype)
         noise.check_dim(theta.size)
-        problem = make_problem(model, layout, X, targets, loss, self.compiled)
-        optimizer = self.optimizer.fresh()
-        events = CallbackList(callbacks, model, self, optimizer)
-        history = nk.History()
-        events.context.history = history
-        generation = 0
-        with distributed.connect(self.workers, self.scheduler) as session:
-            shared = session.scatter(problem), session.scatter(noise)
-            bounds = distributed.shard_bounds(self.population // 2, session.n_workers)
-            bounds = [b for b in bounds if b[1] > b[0]]
+        problem = make_problem(run.model, layout, run.X, run.targets, run.loss, self.compiled)
+        run.optimizer = self.optimizer.fresh()
+        state = self._run = _RunState(noise, layout, self.generations_per_epoch or -(-run.n_samples // run.batch_size))
+        state.session = state.cluster.enter_context(distributed.connect(self.workers, self.scheduler))
+        state.problem = state.session.scatter(problem)
+        bounds = distributed.shard_bounds(self.population // 2, state.session.n_workers)
+        state.bounds = [b for b in bounds if b[1] > b[0]]
+        run.info.update(population=self.population, generations_per_epoch=state.per_epoch,
+                        workers=len(state.bounds), compiled=isinstance(problem, DenseChainProblem))
 
-            def run_epoch(epoch: int) -> dict[str, Any]:
-                nonlocal generation
-                snapshot = (theta.copy(), _copy_state(optimizer))
-                best, mean = 0.0, 0.0
-                for g in range(per_epoch):
-                    rows = rng.choice(n, batch_size, replace=False)
-                    offsets = noise.sample_offsets(rng, self.population // 2, theta.size)
-                    fitness = -np.concatenate(session.submit_each(evaluate_pairs, bounds, *shared, theta,
-                                                                  offsets, self.sigma, rows))
-                    if not np.all(np.isfinite(fitness)):
-                        self._diverged(model, optimizer, theta, snapshot, layout, epoch)
-                    self.step(theta, layout, noise, offsets, fitness, optimizer)
-                    generation += 1
-                    best += float(fitness.max()) / per_epoch
-                    mean += float(fitness.mean()) / per_epoch
-                    if events.wants_batches:
-                        events.on_batch_end(g, {"generation": generation, "loss": -float(fitness.mean()),
-                                                "best_fitness": float(fitness.max()), "size": batch_size})
-                if not np.all(np.isfinite(theta)):
-                    self._diverged(model, optimizer, theta, snapshot, layout, epoch)
-                model.set_params(parameter_views(theta, layout))
-                return {"generation": generation, "best_fitness": best, "mean_fitness": mean,
-                        **_scores(model, X, y, loss, validation_data), "lr": optimizer.lr}
+    def train_epoch(self, run, epoch: int) -> dict[str, Any]:
+        """``generations_per_epoch`` generations from the model's parameters, written back at the end."""
+        state, events = self._run, run.events
+        theta, _ = flat_parameters(run.model)  # the model holds theta between epochs
+        best = mean = 0.0
+        for g in range(state.per_epoch):
+            rows = run.rng.choice(run.n_samples, run.batch_size, replace=False)
+            offsets = state.noise.sample_offsets(run.rng, self.population // 2, theta.size)
+            fitness = -np.concatenate(state.session.submit_each(evaluate_pairs, state.bounds, state.problem,
+                                                                state.noise, theta, offsets, self.sigma, rows))
+            if not np.all(np.isfinite(fitness)):
+                raise Diverged(f"a member's loss became NaN or infinite in generation {state.generation + 1}")
+            self.step(theta, state.layout, state.noise, offsets, fitness, run.optimizer)
+            state.generation += 1
+            best += float(fitness.max()) / state.per_epoch
+            mean += float(fitness.mean()) / state.per_epoch
+            if events.wants_batches:
+                events.on_batch_end(g, {"generation": state.generation, "loss": -float(fitness.mean()),
+                                        "best_fitness": float(fitness.max()), "size": run.batch_size})
+        run.model.set_params(parameter_views(theta, state.layout))
+        return {"generation": state.generation, "best_fitness": best, "mean_fitness": mean, "sigma": self.sigma,
+                **nk.evaluate(run.model, run.X, run.y, loss=run.loss)}
 
-            events.run_epochs(model, {"epochs": epochs, "batch_size": batch_size, "samples": n, "scheme": "es",
-                                      "population": self.population, "generations_per_epoch": per_epoch,
-                                      "workers": len(bounds), "compiled": isinstance(problem, DenseChainProblem),
-                                      "device": "cpu"}, epochs, run_epoch)
-        events.on_train_end(history)
-        return history
+    def checkpoint_state(self, run) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The noise table's seed and size and the generations done (the optimizer's moments the toolkit saves)."""
+        state = self._run
+        return {"noise_seed": state.noise.seed, "noise_size": state.noise.size, "generation": state.generation}, {}
+
+    def restore_state(self, run, saved: dict[str, Any], arrays: dict[str, Any]) -> None:
+        """Take back the noise table's seed and the generations done (a table of another size is refused)."""
+        state = self._run
+        if saved["noise_size"] != state.noise.size:
+            raise ValueError(f"the checkpoint was trained with a noise table of {saved['noise_size']} numbers, "
+                             f"this run has {state.noise.size}; resume with the same noise_size")
+        if saved["noise_seed"] != state.noise.seed:
+            state.noise = NoiseTable(saved["noise_seed"], state.noise.size, state.noise.dtype)
+        state.generation = int(saved["generation"])
+
+    def divergence_hint(self, run) -> str:
+        """A smaller learning rate or sigma."""
+        return f"try a smaller learning rate (lr is {run.optimizer.lr:g}) or sigma (sigma is {self.sigma:g})"
+
+    def teardown(self, run) -> None:
+        """Close the Dask cluster and client the run started, and forget the run's state."""
+        state = vars(self).pop("_run", None)  # a scheme object keeps its configuration, not a run's state
+        if state is not None:
+            state.cluster.close()  # the Dask cluster and client, when the run started one
 
     def step(self, theta: np.ndarray, layout: dict, noise: NoiseTable, offsets: np.ndarray,
              fitness: np.ndarray, optimizer: Optimizer | None = None) -> np.ndarray:
@@ -148,14 +172,20 @@ class EvolutionStrategies(nk.schemes.Scheme):
         optimizer.step(parameter_views(theta, layout), parameter_views(grad, layout))
         return g
 
-    def _diverged(self, model, optimizer, theta, snapshot, layout, epoch):
-        theta[:] = snapshot[0]
-        optimizer.load_state_dict(snapshot[1])
-        model.set_params(parameter_views(theta, layout))
-        raise TrainingDivergedError(
-            f"training diverged in epoch {epoch + 1}: a loss or a weight became NaN or infinite. The weights "
-            f"from the start of that epoch were restored; try a smaller learning rate (lr is "
-            f"{optimizer.lr:g}) or sigma (sigma is {self.sigma:g}).")
+
+@dataclass
+class _RunState:
+    """What one run of the scheme holds: the noise table, the parameter layout, the generations per
+    epoch and done, and the Dask session with the problem shipped to it and each worker's pairs."""
+
+    noise: NoiseTable
+    layout: dict
+    per_epoch: int
+    generation: int = 0
+    cluster: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    session: Any = None
+    problem: Any = None
+    bounds: list = field(default_factory=list)
 
 
 #: the learning rate and weight decay of an optimizer given by name (the paper's settings)
@@ -176,18 +206,3 @@ def _optimizer(optimizer: Any, lr: float | None, weight_decay: float | None, opt
     given.setdefault("lr", DEFAULT_LR)
     given.setdefault("weight_decay", DEFAULT_WEIGHT_DECAY)
     return get_optimizer(optimizer, **given)
-
-
-def _scores(model, X, y, loss, validation_data) -> dict[str, float]:
-    """The current model's loss (and accuracy) on the training data, and ``val_*`` on the validation data."""
-    scores = nk.evaluate(model, X, y, loss=loss)
-    if validation_data is not None:
-        scores.update({f"val_{k}": v for k, v in nk.evaluate(model, *validation_data, loss=loss).items()})
-    return scores
-
-
-def _copy_state(optimizer) -> dict:
-    """A copy of the optimizer's step count and state arrays, for :meth:`load_state_dict`."""
-    state = optimizer.state_dict()
-    return {"steps": state["steps"], "state": {k: {n: np.array(a) for n, a in v.items()}
-                                               for k, v in state["state"].items()}}

@@ -1,4 +1,4 @@
-"""The ``es`` scheme: registration, options, updates, Dask workers, the command line and the digits figure."""
+"""The ``es`` scheme: registration, options, updates, Dask workers and the command line."""
 import numpy as np
 import pytest
 
@@ -258,10 +258,3 @@ def test_command_line_trains_with_es(capsys):
                  "--option", "generations_per_epoch=2", "--lr", "0.02"]) == 0
     out = capsys.readouterr().out
     assert "generation" in out and "best_fitness" in out and "mean_fitness" in out and "test accuracy" in out
-
-
-def test_digits_mlp_reaches_90_percent_held_out(digits):
-    X, y, X_test, y_test = digits
-    model = digits_mlp()
-    nk.train(model, X, y, scheme="es", epochs=10, seed=0)  # 400 generations of 256 members, batch 32
-    assert nk.evaluate(model, X_test, y_test)["accuracy"] >= 0.90

@@ -1,14 +1,16 @@
 """Runs of mini-batches for the feedback schemes: kernel by kernel, or fused into one compiled call.
 
 Both have ``run(X2d, targets, order, start, n_batches, batch_size) -> (losses, correct, done)``, the
-contract of nkernels' trainers, and give the same numbers.
+contract of nkernels' trainers, and give the same numbers. Only the layer-by-layer run applies random
+translations (``augment``), so the scheme sends augmented runs there.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from nkernels.plugins.kernels import kernel
+from nkernels.compiled.step import AUGMENT_STRIDE
 from nkernels.losses import MSE, SoftmaxCrossEntropy
+from nkernels.plugins.kernels import kernel
 from nkernels.runtime.threads import blas_single_threaded
 
 from .chain import Block
@@ -17,21 +19,27 @@ from .chain import Block
 class LayerwiseRun:
     """Mini-batches kernel by kernel: the forward pass through nkernels' kernels, the loss, every
     Dense layer's weight gradient from its feedback error (into the layers' ``grads``), then the
-    optimizer's ``step``. The reference path, and the one for optimizers the fused run lacks.
+    optimizer's ``step``. The reference path, the one for optimizers the fused run lacks, and the
+    one that applies random translations.
 
-    ``optimizer`` is the run's own (the scheme's configured one, freshly copied for the fit).
+    ``optimizer`` is the run's own (the scheme's configured one, freshly copied for the fit);
+    ``sample_shape`` the shape of one sample. ``augment`` is ``(max_shift, seed)`` or None: each
+    batch of images (N, C, H, W) is shifted by up to ``max_shift`` pixels, with the shifts that
+    nkernels' trainers draw for the same step.
     """
 
-    def __init__(self, scheme, model, blocks: list[Block], loss, optimizer):
+    def __init__(self, scheme, model, blocks: list[Block], loss, optimizer, sample_shape: tuple[int, ...],
+                 augment: tuple[int, int] | None = None):
         from .kernels import IDENTITY, RELU, SIGMOID, TANH
 
         self.scheme, self.model, self.blocks, self.loss, self.dtype = scheme, model, blocks, loss, model.dtype
-        self.optimizer = optimizer
+        self.optimizer, self.sample_shape, self.augment = optimizer, tuple(sample_shape), augment
         codes = {None: IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
         self.codes = [codes[b.activation] for b in blocks]
         self.dense_forward, self.dense_backward = kernel("dense_forward"), kernel("dense_backward")
         self.act_forward = [kernel(b.activation + "_forward") if b.activation else None for b in blocks]
         self.act_backward = [kernel(b.activation + "_backward") if b.activation else None for b in blocks]
+        self.translate = kernel("random_translate")
         self.count = kernel("count_correct")
         self.no_bias = np.empty(0, self.dtype)
         self.no_dx = np.empty((0, 0), self.dtype)
@@ -52,12 +60,22 @@ class LayerwiseRun:
         with blas_single_threaded():
             for b in range(n_batches):
                 index = order[start + b * size: start + (b + 1) * size]
-                value, correct[b] = self.step(X2d[index], targets[index])
+                value, correct[b] = self.step(self.inputs(X2d[index]), targets[index])
                 if not np.isfinite(value):
                     return losses[:b], correct[:b], b
                 losses[b] = value
                 self.optimizer.step(self.params, self.grads)
         return losses, correct, n_batches
+
+    def inputs(self, rows: np.ndarray) -> np.ndarray:
+        """A batch's rows as the first Dense layer reads them: randomly translated when augmenting."""
+        if self.augment is None:
+            return rows
+        images = rows.reshape((len(rows),) + self.sample_shape)
+        shifted = np.empty_like(images)
+        offset = (self.optimizer.steps + 1) * AUGMENT_STRIDE
+        self.translate(images, self.augment[0], self.augment[1], offset, shifted)
+        return shifted.reshape(len(rows), -1)
 
     def step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
         """Fill the gradients for one batch; returns its mean loss and number of correct rows."""
@@ -101,7 +119,10 @@ class LayerwiseRun:
 
 class FusedRun:
     """Whole runs of mini-batches in one call of :func:`~nkernels_feedback.kernels.feedback_epoch`,
-    with every buffer allocated once per batch size. Same numbers as :class:`LayerwiseRun`."""
+    with every buffer allocated once per batch size. Same numbers as :class:`LayerwiseRun`, without
+    random translations (``augment`` stays None)."""
+
+    augment = None
 
     @staticmethod
     def supports(optimizer, loss) -> bool:

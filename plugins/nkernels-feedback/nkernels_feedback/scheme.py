@@ -6,14 +6,10 @@ from typing import Any
 import numpy as np
 
 import nkernels as nk
-from nkernels.callbacks import CallbackList
-from nkernels.validation import (
-    check_bool, check_features, check_fit_arguments, check_model_input, check_same_length, check_validation_data)
-from nkernels.errors import TrainingDivergedError
 from nkernels.losses import get_loss
 from nkernels.optimizers import get_optimizer
-from nkernels.trainers import run_epoch_batches
-from nkernels.training import default_loss, evaluate
+from nkernels.schemes import Capabilities
+from nkernels.validation import check_bool
 
 from .chain import Block, read_chain
 from .runs import FusedRun, LayerwiseRun
@@ -28,25 +24,42 @@ class FeedbackAlignment(nk.schemes.Scheme):
     ``weight_decay``, ``clip_norm``, ``max_norm`` ...) go to it. Each ``fit`` trains with a fresh
     copy of it (:meth:`~nkernels.optimizers.Optimizer.fresh`), so a scheme object used again
     trains a new model exactly as a new one would. ``loss`` defaults to softmax
-    cross-entropy for integer labels and MSE otherwise.
+    cross-entropy for integer labels and MSE otherwise. A ``fit`` without ``epochs`` trains for
+    ``default_epochs``, in mini-batches of ``default_batch_size``.
 
     Each run of mini-batches is one compiled call (forward, loss, feedback, update) when the
-    optimizer is SGD, Adam or AdamW without ``clip_norm``/``max_norm``; otherwise, or with
-    ``compiled=False``, each batch runs kernel by kernel from Python. Both give the same numbers.
+    optimizer is SGD, Adam or AdamW without ``clip_norm``/``max_norm``, the loss is softmax
+    cross-entropy or MSE and there is no ``augment_shift``; otherwise, or with ``compiled=False``,
+    each batch runs kernel by kernel from Python. Both give the same numbers.
+
+    The options every scheme shares (:class:`~nkernels.schemes.Scheme`) work as for backprop:
+    ``schedule`` changes the optimizer's learning rate between epochs, ``augment_shift`` shifts
+    each training image (N, C, H, W) by up to that many pixels (the model then starts with a
+    Flatten), ``checkpoint_dir``/``resume`` continue a run bit for bit (the feedback matrices are
+    in the checkpoint), and a loss or weight that stops being finite ends the run with a
+    :class:`~nkernels.TrainingDivergedError` and the weights of the start of that epoch.
 
     The model must be a chain of Dense layers, each followed by at most one ReLU, Sigmoid or
     Tanh (Flatten may appear anywhere); anything else is a ValueError naming the layer and its
     position. After ``fit``, ``feedback_`` maps layer indices to the fixed random matrices used,
-    drawn from ``seed``.
+    drawn from ``seed`` at the start of the run (a fresh draw without one).
     """
 
     #: the scheme's registry name, used in messages
     name = ""
+    capabilities = Capabilities(labels="required", yields=("classifier", "regressor"))
+    #: 30 epochs of Adam (lr 1e-3) in batches of 32: 96.7% (dfa) and 96.7% (fa) on the digits test split
+    #: with the README's MLP 64-128-64-10 (the former 10 epochs gave 94.3% and 94.4%)
+    default_epochs = 30
+    default_batch_size = 32
     #: True when hidden layers get the output error directly (dfa), False when it goes down layer by layer (fa)
     direct = True
 
     def __init__(self, optimizer: Any = "adam", lr: float | None = None, loss: Any = None, compiled: bool = True,
+                 *, checkpoint_dir: Any = None, resume: bool = False, schedule: Any = None, augment_shift: int = 0,
                  **optimizer_options: Any):
+        super().__init__(checkpoint_dir=checkpoint_dir, resume=resume, schedule=schedule,
+                         augment_shift=augment_shift)
         if lr is not None:
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
@@ -58,65 +71,45 @@ class FeedbackAlignment(nk.schemes.Scheme):
         """The fixed random matrices, keyed by the index of the Dense layer they belong to."""
         raise NotImplementedError
 
-    def fit(self, model, X, y=None, *, epochs=10, batch_size=32, seed=None, callbacks=None,
-            validation_data=None):
-        """Train ``model`` in place on ``X``, ``y``; returns a History (loss, accuracy, val_*, lr, time)."""
-        epochs, batch_size = check_fit_arguments(epochs, batch_size)
-        if model.device != "cpu":
-            raise ValueError(f"{self.name} runs on the CPU; the model is on {model.device!r} (call model.to('cpu'))")
-        blocks = read_chain(model, self.name)
-        X = check_features(X, dtype=model.dtype)
-        check_same_length(X, y)
-        loss = self.loss or default_loss(y)
-        targets = loss.prepare_targets(y, check_model_input(model, X), model.dtype)
-        if validation_data is not None:
-            validation_data = check_validation_data(validation_data, model, loss)
-        n = len(X)
-        batch_size = min(batch_size, n)
-        feedback_seed, shuffle_seed = np.random.SeedSequence(seed).spawn(2)
-        self.feedback_ = self.draw_feedback(blocks, np.random.default_rng(feedback_seed), model.dtype)
-        rng = np.random.default_rng(shuffle_seed)
-        X2d = X.reshape(n, -1)
-        if loss.target_kind == "values":
-            targets = targets.reshape(n, -1)
-        optimizer = self.optimizer.fresh()
-        fused = self.compiled and FusedRun.supports(optimizer, loss)
-        runner = (FusedRun if fused else LayerwiseRun)(self, model, blocks, loss, optimizer)
-        events = CallbackList(callbacks, model, self, optimizer)
-        history = nk.History()
-        events.context.history = history
+    # -- the scheme's part of a run --------------------------------------------------------------
+    def setup(self, run) -> None:
+        blocks = read_chain(run.model, self.name)
+        # the scheme's stream since before the toolkit, so that a seed gives the same weights as then: the
+        # matrices and the shuffles come from two children of the seed (the run's generator becomes the
+        # second; checkpoints save and restore it, and hold the matrices)
+        feedback_seed, shuffle_seed = np.random.SeedSequence(run.seed).spawn(2)
+        self.feedback_ = self.draw_feedback(blocks, np.random.default_rng(feedback_seed), run.model.dtype)
+        run.rng = np.random.default_rng(shuffle_seed)
+        run.optimizer = self.optimizer.fresh()
+        # the fused run has no random translations: an augmented run goes layer by layer
+        fused = self.compiled and run.augment is None and FusedRun.supports(run.optimizer, run.loss)
+        if fused:
+            self.runner = FusedRun(self, run.model, blocks, run.loss, run.optimizer)
+        else:
+            self.runner = LayerwiseRun(self, run.model, blocks, run.loss, run.optimizer, run.X.shape[1:])
+        run.info["compiled"] = fused
 
-        def run_epoch(epoch: int) -> dict[str, Any]:
-            logs = self._epoch(epoch, model, runner, loss, X2d, targets, rng, batch_size, events)
-            if validation_data is not None:
-                scores = evaluate(model, *validation_data, loss=loss)
-                logs.update({f"val_{k}": v for k, v in scores.items()})
-            logs["lr"] = optimizer.lr
-            return logs
+    def start_stage(self, run, stage) -> None:
+        self.runner.augment = run.augment  # a resume restores the run's augmentation seed after setup
 
-        events.run_epochs(model, {"epochs": epochs, "batch_size": batch_size, "samples": n, "scheme": self.name,
-                                  "compiled": fused}, epochs, run_epoch)
-        events.on_train_end(history)
-        return history
+    def train_epoch(self, run, epoch: int) -> dict[str, Any]:
+        return run.train_batches(self.runner.run)
 
-    def _epoch(self, epoch, model, runner, loss, X2d, targets, rng, batch_size, events) -> dict[str, Any]:
-        order = rng.permutation(len(X2d))
-        start_params = {k: v.copy() for k, v in model.params.items()}
+    def checkpoint_state(self, run) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The feedback matrices (drawn at setup, so a resume must take them back), by layer index."""
+        return {}, {str(index): matrix for index, matrix in self.feedback_.items()}
 
-        def check(done: int, count: int) -> None:
-            if done < count:
-                self._diverged(epoch, model, runner.optimizer, start_params)
+    def restore_state(self, run, state: dict[str, Any], arrays: dict[str, Any]) -> None:
+        expected = {str(index): matrix.shape for index, matrix in self.feedback_.items()}
+        found = {key: np.shape(value) for key, value in arrays.items()}
+        if found != expected:
+            raise ValueError(f"the checkpoint's {self.name} feedback matrices {found} do not fit this model, which "
+                             f"needs {expected}; resume with the model the run was started with")
+        for index, matrix in self.feedback_.items():
+            matrix[...] = arrays[str(index)]  # in place: the runner holds these arrays
 
-        logs = run_epoch_batches(runner.run, X2d, targets, order, batch_size, events, check, loss.has_accuracy)
-        if not all(np.isfinite(v).all() for v in model.params.values()):
-            self._diverged(epoch, model, runner.optimizer, start_params)
-        return logs
-
-    def _diverged(self, epoch: int, model, optimizer, start_params: dict) -> None:
-        model.set_params(start_params)
-        raise TrainingDivergedError(
-            f"{self.name} diverged in epoch {epoch + 1}: the loss or a weight became NaN or infinite. The weights "
-            f"from the start of that epoch were restored; try a smaller learning rate (lr is {optimizer.lr:g}).")
+    def teardown(self, run) -> None:
+        vars(self).pop("runner", None)  # a scheme object keeps its configuration and feedback_, not a run's buffers
 
 
 class DFA(FeedbackAlignment):

@@ -20,6 +20,8 @@ from nkernels.runtime.threads import blas_single_threaded
 from nkernels.validation import (
     check_bool, check_choice, check_features, check_float_dtype, check_int, check_number, check_rows)
 
+from .optimizer_state import load_optimizer, optimizer_arrays
+
 if TYPE_CHECKING:
     from nkernels.export.onnx_export import OnnxGraph
 
@@ -126,6 +128,24 @@ class LayerExtractor:
         self._counter = 0
         self._buffers: dict[int, dict[str, np.ndarray]] = {}
         return self
+
+    def training_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What decides the rest of a training run after :meth:`initialize`, for checkpoints: the
+        random generator, the noise counter and the optimizer's step count (JSON values), and the
+        parameters and the optimizer's state (arrays, not copied)."""
+        if not hasattr(self, "weight_"):
+            raise NotFittedError(f"{type(self).__name__}: call initialize() or fit() before training_state()")
+        state = {"rng": self._rng.bit_generator.state, "counter": self._counter, "steps": self.optimizer_.steps}
+        return state, {**{f"param.{k}": v for k, v in self.params_.items()}, **optimizer_arrays(self.optimizer_)}
+
+    def load_training_state(self, state: dict[str, Any], arrays: dict[str, Any]) -> None:
+        """Take back what :meth:`training_state` returned (after :meth:`initialize` with the same
+        shapes), writing into the arrays in place."""
+        self._rng.bit_generator.state = state["rng"]
+        self._counter = int(state["counter"])
+        for key, param in self.params_.items():
+            param[...] = arrays[f"param.{key}"]
+        load_optimizer(self.optimizer_, self.params_, state["steps"], arrays)
 
     def _grad_bias(self) -> np.ndarray:
         return self.grads_["bias"] if "bias" in self.grads_ else self.grads_bias_
@@ -412,6 +432,14 @@ class RBM(LayerExtractor):
             X = self._check_X(X)
             self.visible_ = "bernoulli" if X.min() >= 0 and X.max() <= 1 else "gaussian"
         return super().fit_epoch(X, on_batch)
+
+    def training_state(self):
+        state, arrays = super().training_state()
+        return {**state, "visible": self.visible_}, arrays
+
+    def load_training_state(self, state, arrays):
+        super().load_training_state(state, arrays)
+        self.visible_ = state["visible"]
 
     def _reconstruct(self, H):
         """The visible means given hidden values ``H``: one mean-field step down."""

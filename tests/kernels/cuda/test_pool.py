@@ -27,48 +27,30 @@ def _image(rng, shape, dtype):
     return x
 
 
+@pytest.mark.parametrize("dims", ["2d", "1d"])
 @pytest.mark.parametrize("k, stride", WINDOWS)
-def test_maxpool2d_matches_cpu(k, stride, shapes, dtype, dev, poison):
+def test_maxpool_matches_cpu(dims, k, stride, shapes, dtype, dev, poison):
+    """MaxPool2D over the images, MaxPool1D over their rows laid end to end, (N, C, H*W)."""
     rng = np.random.default_rng(0)
-    for shape in shapes:
+    for n, c, h, w in shapes:
+        shape = (n, c, h, w) if dims == "2d" else (n, c, h * w)
         x = _image(rng, shape, dtype)
-        oshape = cpu.pool2d_output_shape(shape, k, stride)
+        oshape = getattr(cpu, f"pool{dims}_output_shape")(shape, k, stride)
         out, arg = np.empty(oshape, dtype), np.empty(oshape, np.int64)
-        cpu.maxpool2d_forward(x, k, stride, out, arg)
+        getattr(cpu, f"maxpool{dims}_forward")(x, k, stride, out, arg)
         d_out, d_arg = poison(oshape, dtype), dev(np.full(oshape, -1, np.int64))
-        gpu.maxpool2d_forward(dev(x), k, stride, d_out, d_arg)
+        getattr(gpu, f"maxpool{dims}_forward")(dev(x), k, stride, d_out, d_arg)
         np.testing.assert_array_equal(d_out.copy_to_host(), out)
         np.testing.assert_array_equal(d_arg.copy_to_host(), arg)
         dout = rng.standard_normal(oshape).astype(dtype)
         dx = np.empty_like(x)
-        cpu.maxpool2d_backward(dout, arg, dx)
+        getattr(cpu, f"maxpool{dims}_backward")(dout, arg, dx)
         d_dx = poison(shape, dtype)
-        gpu.maxpool2d_backward(dev(dout), d_arg, d_dx)
-        if stride >= k:
+        getattr(gpu, f"maxpool{dims}_backward")(dev(dout), d_arg, d_dx)
+        if dims == "2d" and stride >= k:
             np.testing.assert_array_equal(d_dx.copy_to_host(), dx)
         else:  # overlapping windows: atomic adds in any order
             np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("k, stride", WINDOWS)
-def test_maxpool1d_matches_cpu(k, stride, shapes, dtype, dev, poison):
-    rng = np.random.default_rng(1)
-    for n, c, h, w in shapes:
-        shape = (n, c, h * w)
-        x = _image(rng, shape, dtype)
-        oshape = cpu.pool1d_output_shape(shape, k, stride)
-        out, arg = np.empty(oshape, dtype), np.empty(oshape, np.int64)
-        cpu.maxpool1d_forward(x, k, stride, out, arg)
-        d_out, d_arg = poison(oshape, dtype), dev(np.full(oshape, -1, np.int64))
-        gpu.maxpool1d_forward(dev(x), k, stride, d_out, d_arg)
-        np.testing.assert_array_equal(d_out.copy_to_host(), out)
-        np.testing.assert_array_equal(d_arg.copy_to_host(), arg)
-        dout = rng.standard_normal(oshape).astype(dtype)
-        dx = np.empty_like(x)
-        cpu.maxpool1d_backward(dout, arg, dx)
-        d_dx = poison(shape, dtype)
-        gpu.maxpool1d_backward(dev(dout), d_arg, d_dx)
-        np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("k, stride", WINDOWS + [(1, 1)])
@@ -87,4 +69,40 @@ def test_avgpool2d_matches_cpu(k, stride, shapes, dtype, dev, poison, close):
         cpu.avgpool2d_backward(dout, k, stride, dx)
         d_dx = poison(shape, dtype)
         gpu.avgpool2d_backward(dev(dout), k, stride, d_dx)
+        close(d_dx, dx)
+
+
+def test_globalavgpool2d_matches_cpu(shapes, dtype, dev, poison, close):
+    rng = np.random.default_rng(3)
+    for shape in shapes + [(1, 2, 1, 1)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        out = np.empty(shape[:2], dtype)
+        cpu.globalavgpool2d_forward(x, out)
+        d_out = poison(shape[:2], dtype)
+        gpu.globalavgpool2d_forward(dev(x), d_out)
+        close(d_out, out)
+        dout = rng.standard_normal(shape[:2]).astype(dtype)
+        dx = np.empty_like(x)
+        cpu.globalavgpool2d_backward(dout, dx)
+        d_dx = poison(shape, dtype)
+        gpu.globalavgpool2d_backward(dev(dout), d_dx)
+        close(d_dx, dx)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_upsample2d_matches_cpu(scale, pick, dtype, dev, poison, close):
+    rng = np.random.default_rng(4)
+    for n, c, h, w in pick([(2, 1, 3, 2)], [(128, 32, 14, 14), (3, 5, 17, 13)]):
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        oshape = (n, c, h * scale, w * scale)
+        out = np.empty(oshape, dtype)
+        cpu.upsample2d_forward(x, scale, out)
+        d_out = poison(oshape, dtype)
+        gpu.upsample2d_forward(dev(x), scale, d_out)
+        np.testing.assert_array_equal(d_out.copy_to_host(), out)  # copies are exact
+        dout = rng.standard_normal(oshape).astype(dtype)
+        dx = np.empty_like(x)
+        cpu.upsample2d_backward(dout, scale, dx)
+        d_dx = poison(x.shape, dtype)
+        gpu.upsample2d_backward(dev(dout), scale, d_dx)
         close(d_dx, dx)

@@ -1,73 +1,17 @@
-"""CUDA dense kernels and the tiled GEMM against their CPU twins.
+"""The tiled CUDA GEMM (nkernels.kernels.cuda.gemm), which the dense, convolution and recurrent kernels
+run on, against float64 NumPy products: every operand layout, bias mode, output layout and beta, several
+tile configurations (the production ones too), sizes that leave partial tiles in every dimension.
 
-In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes, with small
-GEMM tiles so that odd sizes cover several full and partial tiles. They also run on a real GPU
-(without the simulator) at realistic shapes when NKERNELS_REAL_GPU=1: see conftest.py.
+In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes; they also run on a
+real GPU (without the simulator) at realistic shapes when NKERNELS_REAL_GPU=1: see conftest.py.
 """
 import numpy as np
 import pytest
 
-from nkernels.kernels.cpu import dense as cpu
-from nkernels.kernels.cuda import dense as gpu
 from nkernels.kernels.cuda import gemm as G
 
 pytestmark = pytest.mark.cuda
 
-
-@pytest.fixture
-def shapes(pick):
-    """(N, in, out) cases: sizes that do not divide the tiles (16 under the simulator, 64/128 on a GPU)."""
-    return pick([(3, 5, 4), (19, 7, 21)], [(3, 5, 4), (257, 300, 129), (1024, 784, 512)])
-
-
-def test_dense_forward_and_backward_match_cpu(shapes, dtype, dev, poison, close):
-    rng = np.random.default_rng(0)
-    for n, k_in, m_out in shapes:
-        x = rng.standard_normal((n, k_in)).astype(dtype)
-        w = rng.standard_normal((m_out, k_in)).astype(dtype)
-        b = rng.standard_normal(m_out).astype(dtype)
-        dy = rng.standard_normal((n, m_out)).astype(dtype)
-        scale = max(1.0, np.sqrt(k_in) / 8)
-        out = np.empty((n, m_out), dtype)
-        cpu.dense_forward(x, w, b, out)
-        d_out = poison((n, m_out), dtype)
-        gpu.dense_forward(dev(x), dev(w), dev(b), d_out)
-        close(d_out, out, scale)
-
-        dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
-        cpu.dense_backward(x, dy, w, True, dx, dw, db)
-        d_dx, d_dw, d_db = poison(x.shape, dtype), poison(w.shape, dtype), poison(b.shape, dtype)
-        gpu.dense_backward(dev(x), dev(dy), dev(w), True, d_dx, d_dw, d_db)
-        close(d_dx, dx, scale)
-        close(d_dw, dw, max(1.0, np.sqrt(n) / 8))
-        close(d_db, db, max(1.0, np.sqrt(n) / 8))
-
-
-def test_dense_without_bias_and_without_dx(dtype, dev, poison, close):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((5, 3)).astype(dtype)
-    w = rng.standard_normal((2, 3)).astype(dtype)
-    dy = rng.standard_normal((5, 2)).astype(dtype)
-    none = np.empty(0, dtype)
-    d_out = poison((5, 2), dtype)
-    gpu.dense_forward(dev(x), dev(w), dev(none), d_out)
-    close(d_out, x @ w.T)
-    d_dx = poison(x.shape, dtype)
-    d_dw = poison(w.shape, dtype)
-    gpu.dense_backward(dev(x), dev(dy), dev(w), False, d_dx, d_dw, dev(none))
-    close(d_dw, dy.T @ x)
-    assert np.isnan(d_dx.copy_to_host()).all()  # need_dx=False leaves dx untouched
-
-
-def test_dense_rejects_numpy_arrays(dev):
-    x = np.zeros((2, 3), np.float32)
-    with pytest.raises(TypeError, match="device arrays"):
-        gpu.dense_forward(x, dev(np.zeros((4, 3), np.float32)), dev(np.zeros(4, np.float32)),
-                          dev(np.zeros((2, 4), np.float32)))
-
-
-# The GEMM itself: every operand layout, bias mode, output layout and beta, several tile
-# configurations (the production ones too), sizes that leave partial tiles in every dimension.
 CONFIGS = [G.GemmConfig(8, 8, 4, 2, 2), G.SIMULATOR, G.GemmConfig(16, 8, 8, 4, 2), G.MEDIUM, G.LARGE]
 
 
@@ -136,3 +80,33 @@ def test_gemm_config_checks():
         G.check_config(G.GemmConfig(16, 16, 4, 3, 3))
     src = G.gemm_source(G.LARGE, True, True, False, real_gpu=True)
     assert "alignment=16" in src and "for i in" not in src  # straight-line micro-tile code
+
+
+def test_gemm_with_an_empty_output_writes_nothing(dev):
+    c = dev(np.full(4, 7.0))
+    G.gemm(dev(np.ones(4)), dev(np.ones(4)), c, 0, 4, 1, a_kcontig=True, b_kcontig=True, lda=1, ldb=1, ldc=4)
+    np.testing.assert_array_equal(c.copy_to_host(), 7.0)
+
+
+def test_default_configs_are_valid():
+    for cfg in (G.LARGE, G.MEDIUM, G.SIMULATOR):
+        G.check_config(cfg)
+    for dtype in (np.float32, np.float64):
+        for m, n in [(1, 1), (4096, 4096)]:
+            assert G.default_config(dtype, m, n) in (G.LARGE, G.MEDIUM, G.SIMULATOR)
+
+
+@pytest.mark.parametrize("rows, cols, lda, a_off", [(5, 7, 9, 2), (1, 1, 1, 0), (4, 0, 1, 0)])
+def test_column_and_row_sums_match_numpy(rows, cols, lda, a_off, dtype, dev, poison, close):
+    """The bias gradients' sums, over a row-major matrix inside a larger flat buffer (``lda`` apart, from
+    ``a_off``), accumulated in float64 and rounded once."""
+    rng = np.random.default_rng(rows * 10 + cols)
+    flat = rng.standard_normal(a_off + rows * lda + 3).astype(dtype)
+    matrix = np.lib.stride_tricks.as_strided(flat[a_off:], (rows, cols), (lda * flat.itemsize, flat.itemsize))
+    d_cols = poison(cols, dtype)
+    G.column_sums(dev(flat), rows, cols, lda, d_cols, a_off=a_off)
+    close(d_cols, matrix.astype(np.float64).sum(axis=0))
+    dense = np.ascontiguousarray(matrix)
+    d_rows = poison(rows, dtype) if cols else dev(np.full(rows, 0.0, dtype))
+    G.row_sums(dev(dense.reshape(-1)), rows, cols, d_rows)
+    close(d_rows, dense.astype(np.float64).sum(axis=1))

@@ -4,6 +4,8 @@ In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes
 kernels then use 24-element chunks, so rows span several chunks and blocks); they also run on a
 real GPU (without the simulator) at realistic shapes when NKERNELS_REAL_GPU=1 (conftest.py).
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,13 @@ from nkernels.kernels.cuda import loss as gpu
 
 pytestmark = pytest.mark.cuda
 
+#: the backward kernels agree with the CPU's bit for bit; in float32 that holds for compiled CPU code only
+BITWISE_DTYPES = pytest.mark.parametrize("dtype", [
+    pytest.param(np.dtype(np.float32), id="f32", marks=pytest.mark.needs_jit(
+        "the CPU backward scales float32 by 1/N or 2/N, a Python float that Numba types as float64 (one rounding); as "
+        "plain Python NumPy 2 multiplies in float32, one ulp away from the bits compared here")),
+    pytest.param(np.dtype(np.float64), id="f64")])
+
 
 @pytest.fixture
 def shapes(pick):
@@ -19,6 +28,7 @@ def shapes(pick):
     return pick([(3, 5), (13, 10), (4, 30)], [(3, 5), (4096, 10), (512, 1000), (8, 5000)])
 
 
+@BITWISE_DTYPES
 def test_softmax_cross_entropy_matches_cpu(shapes, dtype, dev, poison, close):
     rng = np.random.default_rng(0)
     for n, c in shapes:
@@ -50,6 +60,7 @@ def test_count_correct_matches_cpu(shapes, dtype, dev):
         assert got == cpu.count_correct(logits, labels)
 
 
+@BITWISE_DTYPES
 def test_mse_matches_cpu(shapes, dtype, dev, poison, close):
     rng = np.random.default_rng(2)
     for n, c in shapes:
@@ -63,3 +74,35 @@ def test_mse_matches_cpu(shapes, dtype, dev, poison, close):
         d_dp = poison(n * c, dtype)
         gpu.mse_backward(dev(pred), dev(target), d_dp)
         np.testing.assert_array_equal(d_dp.copy_to_host(), dp)
+
+
+def test_into_variants_match_cpu(shapes, dtype, dev):
+    """The ``*_into`` launchers keep the value on the device, in ``out[index]``, and write nothing else. They
+    share their first pass with the launchers above, tested at every shape: the last shape is enough here."""
+    rng = np.random.default_rng(3)
+    for n, c in shapes[-1:]:
+        logits = (rng.standard_normal((n, c)) * 3).astype(dtype)
+        labels = rng.integers(0, c, n).astype(np.int64)
+        losses, counts = np.full(3, -1.0), np.full(3, -1, np.int64)
+        cpu.softmax_cross_entropy_forward_into(logits, labels, np.empty_like(logits), losses, 1)
+        cpu.count_correct_into(logits, labels, counts, 2)
+        pred, target = logits.reshape(-1), logits[::-1].reshape(-1).copy()
+        cpu.mse_forward_into(pred, target, losses, 0)
+        d_losses, d_counts = dev(np.full(3, -1.0)), dev(np.full(3, -1, np.int64))
+        gpu.softmax_cross_entropy_forward_into(dev(logits), dev(labels), dev(np.empty_like(logits)), d_losses, 1)
+        gpu.count_correct_into(dev(logits), dev(labels), d_counts, 2)
+        gpu.mse_forward_into(dev(pred), dev(target), d_losses, 0)
+        np.testing.assert_allclose(d_losses.copy_to_host(), losses, rtol=1e-5 if dtype == np.float32 else 1e-12)
+        np.testing.assert_array_equal(d_counts.copy_to_host(), counts)
+
+
+def test_an_empty_batch_gives_nan_means_and_no_correct_rows(dtype, dev):
+    """N = 0, as the compiled CPU kernels: the means are NaN (their 0 / 0), no row is correct, the gradients
+    are empty; the launchers divide by nothing and launch nothing."""
+    logits, labels, grads = dev(np.zeros((0, 4), dtype)), dev(np.zeros(0, np.int64)), dev(np.zeros((0, 4), dtype))
+    assert math.isnan(gpu.softmax_cross_entropy_forward(logits, labels, dev(np.zeros((0, 4), dtype))))
+    gpu.softmax_cross_entropy_backward(logits, labels, grads)
+    assert gpu.count_correct(logits, labels) == 0
+    empty = dev(np.zeros(0, dtype))
+    assert math.isnan(gpu.mse_forward(empty, empty))
+    gpu.mse_backward(empty, empty, dev(np.zeros(0, dtype)))

@@ -47,6 +47,8 @@ pytestmark = pytest.mark.cuda
     ("f(x): pass\ndef g(out)", "out = x", "is not of the form"),
     ("f(a: scalar)", "b = a", "has no array parameter"),
     ("f(x, exp)", "exp = x", "a function of the expressions"),
+    ("f(x, out", "out = x", "is not of the form"),
+    ("f(x, out)", "out = = x", "the body does not parse"),
 ])
 def test_the_language_refuses_what_it_does_not_know(signature, body, message):
     with pytest.raises(ExpressionError, match=message):
@@ -57,6 +59,19 @@ def test_numbers_take_the_type_of_what_they_meet():
     source = elementwise("f(x, n: int64, out)", "out = x * 0.5 if i < n - 1 else x").source
     assert "_k0 = _dt(0.5)" in source and "(x_0 * _k0)" in source  # beside an array element: the arrays' dtype
     assert "_k1 = _nk_np.int64(1)" in source and "(n_ - _k1)" in source  # beside an int64: an int64
+
+
+def test_boolean_logic_integer_division_and_calls_of_several_arguments(dev):
+    """``and``, ``or``, ``not`` and ``True`` in conditions; ``/`` of integers is a float64; ``max`` of three."""
+    x = np.linspace(-2.0, 2.0, 13)
+    kern = elementwise("f(x, n: int64, out)",
+                       "out = max(x, 0, copysign(0.5, x)) + n / 4 if (x > -1 and not x > 1) or i == 0 else "
+                       "(x if True else 0)")
+    out = dev(np.full(13, np.nan))
+    kern(dev(x), 3, out)
+    keep = ((x > -1) & ~(x > 1)) | (np.arange(13) == 0)
+    expected = np.where(keep, np.maximum(np.maximum(x, 0), np.copysign(0.5, x)) + 0.75, x)
+    np.testing.assert_array_equal(out.copy_to_host(), expected)
 
 
 def test_the_source_holds_names_and_typed_numbers_only():
@@ -76,7 +91,7 @@ GENERATED_TWINS = [(cpu_activation, activation, name) for name in activation.__a
 def test_generated_launchers_have_their_cpu_twins_name_and_signature(cpu, gpu, name):
     twin = getattr(gpu, name)
     assert isinstance(twin, ElementwiseKernel) and twin.__name__ == name
-    assert inspect.signature(twin) == inspect.signature(getattr(cpu, name).py_func)
+    assert inspect.signature(twin) == inspect.signature(getattr(cpu, name))
 
 
 def test_launchers_check_their_arrays(dev):
@@ -143,7 +158,8 @@ def test_the_kernel_is_written_to_the_cache_under_its_content_hash(tmp_path, mon
 
 
 def test_recurrent_and_reshape_use_generated_kernels():
-    for kern in (recurrent._copy, reshape._last_step_forward, reshape._last_step_backward, dropout._dropout_mask):
+    for kern in (recurrent.copy_flat, reshape.copy_flat, reshape.add_flat, reshape._last_step_forward,
+                 reshape._last_step_backward, dropout._dropout_mask):
         assert isinstance(kern, ElementwiseKernel)
 
 
@@ -180,6 +196,8 @@ class LeakyReLU(nk.layers.Layer):
                            backward=(Call("test_leaky_relu_backward", X.flat, DY.flat, slope, DX.flat),))
 
 
+@pytest.mark.needs_jit("moves a model of built-in layers to the GPU: the kernel registry takes the built-in kernels "
+                       "for Numba functions (records_from_module looks for .py_func), so with the JIT off it has none")
 def test_a_plugin_layer_gets_cuda_twins_from_the_generator(nk_register_plugin):
     # the plugin's CUDA twins, three lines as the generator's docstring shows
     forward = elementwise("leaky_relu_forward(x, negative_slope: scalar, out)",
@@ -200,7 +218,7 @@ def test_a_plugin_layer_gets_cuda_twins_from_the_generator(nk_register_plugin):
                     KernelRecord("test_leaky_relu_backward", "cuda", backward)]
 
     nk_register_plugin(Plugin())
-    assert inspect.signature(forward) == inspect.signature(leaky_relu_forward.py_func)
+    assert inspect.signature(forward) == inspect.signature(leaky_relu_forward)
     for dtype in (np.float64, np.float32):
         errors = check_cpu_cuda_agreement(LeakyReLU(0.2), (3, 2, 5), dtype=dtype)
         assert set(errors) == {"forward", "dx"}

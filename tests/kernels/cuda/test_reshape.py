@@ -1,4 +1,4 @@
-"""CUDA reshape kernels (the last step of a sequence) against their CPU twins.
+"""CUDA reshape kernels (the last step of a sequence, copies and sums of flat views) against their CPU twins.
 
 In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes; they also run
 on a real GPU (without the simulator) at realistic shapes when NKERNELS_REAL_GPU=1 (conftest.py).
@@ -32,3 +32,18 @@ def test_last_step_matches_cpu(shapes, dtype, dev, poison):
         d_dhs = poison(x.shape, dtype)
         gpu.last_step_backward(d_last, d_dhs)
         np.testing.assert_array_equal(d_dhs.copy_to_host(), dhs)
+
+
+def test_copy_and_add_flat_match_cpu(shapes, dtype, dev, poison):
+    rng = np.random.default_rng(1)
+    for shape in shapes:
+        n = int(np.prod(shape))
+        a, b = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+        dst, out = np.empty(n, dtype), np.empty(n, dtype)
+        cpu.copy_flat(a, dst)
+        cpu.add_flat(a, b, out)
+        d_dst, d_out = poison(n, dtype), poison(n, dtype)
+        gpu.copy_flat(dev(a), d_dst)
+        gpu.add_flat(dev(a), dev(b), d_out)
+        np.testing.assert_array_equal(d_dst.copy_to_host(), dst)
+        np.testing.assert_array_equal(d_out.copy_to_host(), out)

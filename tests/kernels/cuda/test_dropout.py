@@ -1,4 +1,4 @@
-"""CUDA dropout and counter-based RNG against their CPU twins: masks agree bit for bit.
+"""CUDA dropout against its CPU twin: masks agree bit for bit.
 
 In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes; they also run
 on a real GPU (without the simulator) at realistic shapes when NKERNELS_REAL_GPU=1 (conftest.py),
@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from nkernels.kernels.cpu import dropout as cpu
-from nkernels.kernels.cpu import random as cpu_random
 from nkernels.kernels.cuda import dropout as gpu
-from nkernels.kernels.cuda import random as gpu_random
 
 pytestmark = [pytest.mark.cuda, pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")]
 
@@ -41,21 +39,3 @@ def test_dropout_masks_agree_bit_for_bit(p, shapes, dtype, dev, poison):
         d_dx = poison(n, dtype)
         gpu.dropout_backward(dev(dy), d_mask, d_dx)
         np.testing.assert_array_equal(d_dx.copy_to_host(), dx)
-
-
-def test_uniform_and_normal_fill_match_cpu(shapes, dtype, dev, poison, close):
-    for n in shapes:
-        u = np.empty(n, dtype)
-        cpu_random.uniform_fill(3, 99, u)
-        d_u = poison(n, dtype)
-        gpu_random.uniform_fill(3, 99, d_u)
-        np.testing.assert_array_equal(d_u.copy_to_host(), u)
-        z = np.empty(n, dtype)
-        cpu_random.normal_fill(3, 99, 1.0, 2.0, z)
-        d_z = poison(n, dtype)
-        gpu_random.normal_fill(3, 99, 1.0, 2.0, d_z)
-        close(d_z, z, 1e3 if dtype == np.float64 else 1.0)  # libdevice vs libm: last bits
-
-
-def test_scalar_helpers_are_shared():
-    assert gpu_random.hash_uniform is cpu_random.hash_uniform

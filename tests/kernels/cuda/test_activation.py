@@ -18,7 +18,7 @@ def shapes(pick):
     return pick([1, 37, 150], [1, 1000, 3_000_001])
 
 
-@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "silu"])
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "silu", "gelu", "gelu_tanh"])
 def test_activation_forward_backward_match_cpu(name, shapes, dtype, dev, poison, close):
     rng = np.random.default_rng(0)
     for n in shapes:
@@ -30,7 +30,7 @@ def test_activation_forward_backward_match_cpu(name, shapes, dtype, dev, poison,
         d_y = poison(n, dtype)
         getattr(gpu, name + "_forward")(dev(x), d_y)
         close(d_y, y, 4.0)
-        saved = x if name == "silu" else y  # SiLU's backward reads the input, the others the output
+        saved = x if name.startswith(("silu", "gelu")) else y  # SiLU's and GELU's backward read the input
         dx = np.empty_like(x)
         getattr(cpu, name + "_backward")(saved, dy, dx)
         d_dx = poison(n, dtype)

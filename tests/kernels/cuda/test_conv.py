@@ -88,3 +88,44 @@ def test_conv1d_matches_cpu_without_bias_and_dx(dtype, dev, poison, close, pick)
                         d_dx2, d_dw, dev(none))
     close(d_dw, dw, 4.0)
     assert np.isnan(d_dx2.copy_to_host()).all()  # need_dx=False leaves dx untouched
+
+
+def test_convtranspose2d_matches_cpu(dtype, dev, poison, close, pick):
+    """Forward (with and without bias), then backward with gemm as the forward left it and rebuilt."""
+    rng = np.random.default_rng(2)
+    cases = pick([((2, 2, 3, 2), (3, 3, 2), (2, 1), (1, 0), (1, 0)),
+                  ((1, 1, 2, 2), (2, 4, 4), (2, 2), (1, 1), (0, 0))],
+                 [((64, 32, 7, 7), (16, 4, 4), (2, 2), (1, 1), (0, 0)),
+                  ((16, 8, 13, 11), (8, 3, 3), (2, 3), (1, 0), (1, 2))])
+    for bias, (xs, (o, kh, kw), (sh, sw), (ph, pw), (oph, opw)) in zip((True, False), cases):
+        x, w = _rand(rng, xs, dtype), _rand(rng, (xs[1], o, kh, kw), dtype)
+        b = _rand(rng, o, dtype) if bias else np.empty(0, dtype)
+        out_shape = cpu.convtranspose2d_output_shape(xs, w.shape, sh, sw, ph, pw, oph, opw)
+        cs, gs = cpu.convtranspose2d_workspace_shapes(xs, w.shape)
+        out, cols, gemm = np.empty(out_shape, dtype), np.empty(cs, dtype), np.empty(gs, dtype)
+        cpu.convtranspose2d_forward(x, w, b, sh, sw, ph, pw, cols, gemm, out)
+        d_x, d_w, d_b = dev(x), dev(w), dev(b)
+        d_cols, d_gemm, d_out = poison(cs, dtype), poison(gs, dtype), poison(out_shape, dtype)
+        gpu.convtranspose2d_forward(d_x, d_w, d_b, sh, sw, ph, pw, d_cols, d_gemm, d_out)
+        scale = max(1.0, np.sqrt(xs[1] * kh * kw) / 8)
+        close(d_out, out, scale)
+
+        dout = _rand(rng, out_shape, dtype)
+        dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
+        cpu.convtranspose2d_backward(x, w, dout, sh, sw, ph, pw, True, True, cols, gemm, dx, dw, db)
+        pscale = max(1.0, np.sqrt(xs[0] * xs[2] * xs[3]) / 8)
+        for gemm_ready in (True, False):
+            if not gemm_ready:
+                d_gemm = poison(gs, dtype)
+            d_dx, d_dw, d_db = poison(x.shape, dtype), poison(w.shape, dtype), poison(b.shape, dtype)
+            gpu.convtranspose2d_backward(d_x, d_w, dev(dout), sh, sw, ph, pw, True, gemm_ready, d_cols, d_gemm,
+                                         d_dx, d_dw, d_db)
+            close(d_dx, dx, max(1.0, np.sqrt(o * kh * kw) / 8))
+            close(d_dw, dw, pscale)
+            if bias:
+                close(d_db, db, max(1.0, np.sqrt(out_shape[0] * out_shape[2] * out_shape[3]) / 8))
+        d_dx = poison(x.shape, dtype)
+        gpu.convtranspose2d_backward(d_x, d_w, dev(dout), sh, sw, ph, pw, False, False, d_cols, d_gemm, d_dx,
+                                     d_dw, d_db)
+        assert np.isnan(d_dx.copy_to_host()).all()  # need_dx=False leaves dx untouched
+        close(d_dw, dw, pscale)

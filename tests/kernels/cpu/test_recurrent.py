@@ -1,98 +1,14 @@
-"""LSTM / GRU kernels against a slow, readable NumPy reference and against torch.nn.
+"""LSTM / GRU kernels (nkernels.kernels.cpu.recurrent) against the naive references and torch.nn.
 
-The reference runs one step at a time with plain NumPy and is the spec: PyTorch's gate order
-and equations, batch-first, zero initial state.
+The references (naive.lstm, naive.gru) run one step at a time with plain NumPy and are the spec:
+PyTorch's gate order and equations, batch-first, zero initial state.
 """
 import numpy as np
 import pytest
+from numba import njit
 
+import naive
 from nkernels.kernels.cpu import recurrent as rk
-
-
-# ----------------------------------------------------------------------------------------------
-# naive reference
-# ----------------------------------------------------------------------------------------------
-
-
-def sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
-def lstm_reference(x, w_ih, w_hh, b_ih, b_hh, dhs):
-    """Return hs and the gradients (dx, dw_ih, dw_hh, db_ih, db_hh) for upstream dhs."""
-    n, t, _ = x.shape
-    hdim = w_hh.shape[1]
-    h = np.zeros((n, hdim))
-    c = np.zeros((n, hdim))
-    hs, cache = [], []
-    for s in range(t):
-        z = x[:, s] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
-        i = sigmoid(z[:, :hdim])
-        f = sigmoid(z[:, hdim:2 * hdim])
-        g = np.tanh(z[:, 2 * hdim:3 * hdim])
-        o = sigmoid(z[:, 3 * hdim:])
-        c_prev, h_prev = c, h
-        c = f * c_prev + i * g
-        h = o * np.tanh(c)
-        cache.append((h_prev, c_prev, i, f, g, o, c))
-        hs.append(h)
-    dx = np.zeros_like(x)
-    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
-    db = np.zeros_like(b_ih)
-    dh_next = np.zeros((n, hdim))
-    dc_next = np.zeros((n, hdim))
-    for s in reversed(range(t)):
-        h_prev, c_prev, i, f, g, o, c = cache[s]
-        dh = dhs[:, s] + dh_next
-        do = dh * np.tanh(c)
-        dc = dc_next + dh * o * (1 - np.tanh(c) ** 2)
-        di, df, dg = dc * g, dc * c_prev, dc * i
-        dz = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2),
-                             do * o * (1 - o)], axis=1)
-        dx[:, s] = dz @ w_ih
-        dw_ih += dz.T @ x[:, s]
-        dw_hh += dz.T @ h_prev
-        db += dz.sum(axis=0)
-        dh_next = dz @ w_hh
-        dc_next = dc * f
-    return np.stack(hs, axis=1), (dx, dw_ih, dw_hh, db, db.copy())
-
-
-def gru_reference(x, w_ih, w_hh, b_ih, b_hh, dhs):
-    """Return hs and the gradients (dx, dw_ih, dw_hh, db_ih, db_hh) for upstream dhs."""
-    n, t, _ = x.shape
-    hd = w_hh.shape[1]
-    h = np.zeros((n, hd))
-    hs, cache = [], []
-    for s in range(t):
-        gi = x[:, s] @ w_ih.T + b_ih
-        gh = h @ w_hh.T + b_hh
-        r = sigmoid(gi[:, :hd] + gh[:, :hd])
-        z = sigmoid(gi[:, hd:2 * hd] + gh[:, hd:2 * hd])
-        nn = np.tanh(gi[:, 2 * hd:] + r * gh[:, 2 * hd:])
-        h_prev = h
-        h = (1 - z) * nn + z * h_prev
-        cache.append((h_prev, r, z, nn, gh[:, 2 * hd:]))
-        hs.append(h)
-    dx = np.zeros_like(x)
-    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
-    db_ih, db_hh = np.zeros_like(b_ih), np.zeros_like(b_hh)
-    dh_next = np.zeros((n, hd))
-    for s in reversed(range(t)):
-        h_prev, r, z, nn, ghn = cache[s]
-        dh = dhs[:, s] + dh_next
-        dn = dh * (1 - z) * (1 - nn ** 2)
-        dr = dn * ghn * r * (1 - r)
-        dz = dh * (h_prev - nn) * z * (1 - z)
-        dgi = np.concatenate([dr, dz, dn], axis=1)
-        dgh = np.concatenate([dr, dz, dn * r], axis=1)
-        dx[:, s] = dgi @ w_ih
-        dw_ih += dgi.T @ x[:, s]
-        dw_hh += dgh.T @ h_prev
-        db_ih += dgi.sum(axis=0)
-        db_hh += dgh.sum(axis=0)
-        dh_next = dh * z + dgh @ w_hh
-    return np.stack(hs, axis=1), (dx, dw_ih, dw_hh, db_ih, db_hh)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,9 +17,9 @@ def gru_reference(x, w_ih, w_hh, b_ih, b_hh, dhs):
 
 CELLS = {
     "lstm": (4, rk.lstm_workspace_shapes, rk.lstm_forward, rk.lstm_backward,
-             rk.LSTM_FORWARD_WORKSPACES, rk.LSTM_BACKWARD_WORKSPACES, lstm_reference),
+             rk.LSTM_FORWARD_WORKSPACES, rk.LSTM_BACKWARD_WORKSPACES, naive.lstm),
     "gru": (3, rk.gru_workspace_shapes, rk.gru_forward, rk.gru_backward,
-            rk.GRU_FORWARD_WORKSPACES, rk.GRU_BACKWARD_WORKSPACES, gru_reference),
+            rk.GRU_FORWARD_WORKSPACES, rk.GRU_BACKWARD_WORKSPACES, naive.gru),
 }
 SAVED = {"lstm": ("gates", "cells", "hprev"), "gru": ("gates", "hn", "hprev")}
 
@@ -203,3 +119,41 @@ def test_matches_torch(cell):
         module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0)]
     hs, grads = run_kernels(cell, x, params, dhs)
     check(hs, grads, out.detach().numpy(), ref_grads, rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# the vectorizable exp / sigmoid / tanh the gate loops use
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _approximations(x, exp_out, sigmoid_out, tanh_out):
+    for i in range(x.shape[0]):
+        exp_out[i] = rk._exp(x[i])
+        sigmoid_out[i] = rk._sigmoid(x[i])
+        tanh_out[i] = rk._tanh(x[i])
+
+
+@pytest.mark.needs_jit("the polynomial exp, sigmoid and tanh are Numba overloads that exist in compiled code only; as "
+                       "plain Python _exp, _sigmoid and _tanh are math.exp and friends")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gate_approximations_are_accurate_to_a_few_ulp(dtype):
+    """The Cephes/Eigen polynomials behind the gates (cpu/recurrent.py), against float64 NumPy: exp to 2 ulp
+    (relative) inside the range it clamps its input to, sigmoid and tanh to 2 and 4 ulp (absolute) anywhere;
+    infinities saturate, NaN stays NaN."""
+    eps = np.finfo(dtype).eps
+    clamp = 87.0 if dtype == np.float32 else 708.0
+    x = np.concatenate([np.linspace(-clamp, clamp, 4001), np.linspace(-1.0, 1.0, 401), np.linspace(-30, 30, 601),
+                        [0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan]]).astype(dtype)
+    e, s, t = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    _approximations(x, e, s, t)
+    x64, finite = x.astype(np.float64), np.isfinite(x)
+    ref_e = np.exp(x64[finite])
+    np.testing.assert_array_less(np.abs(e[finite] - ref_e), 2 * eps * ref_e)
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(s[finite], 1.0 / (1.0 + np.exp(-x64[finite])), rtol=0, atol=2 * eps)
+    np.testing.assert_allclose(t[finite], np.tanh(x64[finite]), rtol=0, atol=4 * eps)
+    np.testing.assert_allclose(s[-3:-1], [1.0, 0.0], rtol=0, atol=2 * eps)
+    np.testing.assert_array_equal(t[-3:-1], [1.0, -1.0])
+    assert np.isfinite(e[-3:-1]).all() and e[-2] >= 0  # exp clamps its input: never inf
+    assert np.isnan(e[-1]) and np.isnan(s[-1]) and np.isnan(t[-1])

@@ -1,0 +1,221 @@
+"""Normalization kernels: BatchNorm over the channels of (N, C, L) and LayerNorm over trailing dimensions.
+
+(Gradient clipping and max-norm constraints are :mod:`.norms`.)
+
+**BatchNorm** takes its input as rows, ``x`` of shape (N, C * L) with ``channels`` = C: the
+(N, C) layer has L = 1, (N, C, L) its length, NCHW images L = H * W. Channel ``c`` of sample
+``n`` is ``x[n, c * L:(c + 1) * L]``. Training normalises with the batch's mean and biased
+variance over its N * L values, saves each channel's ``mean`` and ``invstd`` = 1 / sqrt(var +
+eps) (in x's dtype) for the backward pass, and moves the running statistics toward the batch's:
+``running = (1 - f) * running + f * batch``, with the unbiased variance (the caller guarantees N
+* L >= 2), ``f = momentum``, or ``1 / num_batches_tracked`` for a cumulative average (PyTorch's
+``momentum=None``); ``num_batches_tracked[0]`` counts the calls. Evaluation normalises with the
+running statistics. ``running_mean`` and ``running_var`` are 1-D arrays of C floats and
+``num_batches_tracked`` a one-element int64 array, the layer's buffers.
+
+**LayerNorm** takes flat views and the size ``d`` of the normalised trailing dimensions: each run
+of ``d`` consecutive elements is one row, normalised with its own mean and biased variance;
+``mean`` and ``invstd`` hold one value per row. Three variants of each pass share one body:
+without parameters (``layernorm_*``), with a weight only (``layernorm_scale_*``) and with a
+weight and a bias (``layernorm_affine_*``); the weight and bias are flat views of ``d`` values.
+
+Sums accumulate in float64; the normalisation itself runs in x's dtype from the saved (rounded)
+``mean`` and ``invstd``, as the CUDA twins do. Backward kernels overwrite ``dx`` (when
+``need_dx``) and the parameter gradients.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+# ----------------------------------------------------------------------------------------------
+# BatchNorm
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def batchnorm_forward_train(x, channels, weight, bias, eps, momentum, cumulative, running_mean, running_var,
+                            num_batches_tracked, mean, invstd, out):
+    """Normalise each channel of ``x`` (N, C * L) with its batch statistics: ``out = (x - mean) *
+    invstd * weight + bias``; save ``mean`` and ``invstd`` (C,), update the running statistics and
+    count the call in ``num_batches_tracked`` (see the module's docstring). Needs N * L >= 2."""
+    n = x.shape[0]
+    length = x.shape[1] // channels
+    m = n * length
+    num_batches_tracked[0] += 1
+    factor = 1.0 / num_batches_tracked[0] if cumulative else momentum
+    for c in prange(channels):
+        lo = c * length
+        hi = lo + length
+        s = 0.0
+        for i in range(n):
+            for j in range(lo, hi):
+                s += x[i, j]
+        mu = s / m
+        ss = 0.0
+        for i in range(n):
+            for j in range(lo, hi):
+                dev = x[i, j] - mu
+                ss += dev * dev
+        var = ss / m
+        mean[c] = mu
+        invstd[c] = 1.0 / np.sqrt(var + eps)
+        running_mean[c] = (1.0 - factor) * running_mean[c] + factor * mu
+        running_var[c] = (1.0 - factor) * running_var[c] + factor * (ss / (m - 1))
+        mu_c, inv_c, w, b = mean[c], invstd[c], weight[c], bias[c]
+        for i in range(n):
+            for j in range(lo, hi):
+                out[i, j] = (x[i, j] - mu_c) * inv_c * w + b
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def batchnorm_forward_eval(x, channels, weight, bias, eps, running_mean, running_var, out):
+    """``out = (x - running_mean) / sqrt(running_var + eps) * weight + bias`` per channel of ``x``
+    (N, C * L): evaluation mode, which reads the running statistics and changes nothing."""
+    n = x.shape[0]
+    length = x.shape[1] // channels
+    for c in prange(channels):
+        lo = c * length
+        scale = weight[c] / np.sqrt(running_var[c] + eps)
+        shift = bias[c] - running_mean[c] * scale
+        for i in range(n):
+            for j in range(lo, lo + length):
+                out[i, j] = x[i, j] * scale + shift
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def batchnorm_backward(x, dy, channels, weight, mean, invstd, need_dx, dx, dweight, dbias):
+    """The gradients of the training forward: ``dbias = sum(dy)``, ``dweight = sum(dy * xhat)`` per
+    channel (overwritten), and when ``need_dx``, ``dx = weight * invstd * (dy - (dbias + xhat *
+    dweight) / (N * L))`` with ``xhat = (x - mean) * invstd``; x, dy, dx are (N, C * L)."""
+    n = x.shape[0]
+    length = x.shape[1] // channels
+    m = n * length
+    for c in prange(channels):
+        lo = c * length
+        hi = lo + length
+        mu, inv = mean[c], invstd[c]
+        sdy = 0.0
+        sdyx = 0.0
+        for i in range(n):
+            for j in range(lo, hi):
+                g = dy[i, j]
+                sdy += g
+                sdyx += g * ((x[i, j] - mu) * inv)
+        dbias[c] = sdy
+        dweight[c] = sdyx
+        if need_dx:
+            k = weight[c] * inv
+            db, dw = dbias[c] / m, dweight[c] / m
+            for i in range(n):
+                for j in range(lo, hi):
+                    dx[i, j] = k * (dy[i, j] - (db + (x[i, j] - mu) * inv * dw))
+
+
+# ----------------------------------------------------------------------------------------------
+# LayerNorm
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _layernorm_forward_rows(x, d, weight, bias, has_weight, has_bias, eps, mean, invstd, out):
+    rows = x.shape[0] // d
+    for r in prange(rows):
+        base = r * d
+        s = 0.0
+        for j in range(base, base + d):
+            s += x[j]
+        mu = s / d
+        ss = 0.0
+        for j in range(base, base + d):
+            dev = x[j] - mu
+            ss += dev * dev
+        mean[r] = mu
+        invstd[r] = 1.0 / np.sqrt(ss / d + eps)
+        mu_r, inv_r = mean[r], invstd[r]
+        for j in range(d):
+            v = (x[base + j] - mu_r) * inv_r
+            if has_weight:
+                v = v * weight[j]
+            if has_bias:
+                v = v + bias[j]
+            out[base + j] = v
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _layernorm_input_grad(x, dy, d, weight, has_weight, mean, invstd, dx):
+    rows = x.shape[0] // d
+    for r in prange(rows):
+        base = r * d
+        mu, inv = mean[r], invstd[r]
+        sg = 0.0
+        sgx = 0.0
+        for j in range(d):
+            g = dy[base + j] * weight[j] if has_weight else dy[base + j]
+            sg += g
+            sgx += g * ((x[base + j] - mu) * inv)
+        mg, mgx = sg / d, sgx / d
+        for j in range(d):
+            g = dy[base + j] * weight[j] if has_weight else dy[base + j]
+            dx[base + j] = inv * (g - (mg + (x[base + j] - mu) * inv * mgx))
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _layernorm_param_grads(x, dy, d, mean, invstd, dweight, dbias, has_bias):
+    rows = x.shape[0] // d
+    for j in prange(d):
+        sw = 0.0
+        sb = 0.0
+        for r in range(rows):
+            q = r * d + j
+            g = dy[q]
+            sw += g * ((x[q] - mean[r]) * invstd[r])
+            sb += g
+        dweight[j] = sw
+        if has_bias:
+            dbias[j] = sb
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_forward(x, d, eps, mean, invstd, out):
+    """``out = (x - mean) * invstd`` over each row of ``d`` elements of the flat ``x``; saves each
+    row's ``mean`` and ``invstd`` = 1 / sqrt(biased var + eps)."""
+    none = np.empty(0, x.dtype)
+    _layernorm_forward_rows(x, d, none, none, False, False, eps, mean, invstd, out)
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_scale_forward(x, d, weight, eps, mean, invstd, out):
+    """As :func:`layernorm_forward`, times ``weight`` (``d`` values)."""
+    _layernorm_forward_rows(x, d, weight, np.empty(0, x.dtype), True, False, eps, mean, invstd, out)
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_affine_forward(x, d, weight, bias, eps, mean, invstd, out):
+    """As :func:`layernorm_forward`, times ``weight`` plus ``bias`` (``d`` values each)."""
+    _layernorm_forward_rows(x, d, weight, bias, True, True, eps, mean, invstd, out)
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_backward(x, dy, d, mean, invstd, need_dx, dx):
+    """The input gradient of :func:`layernorm_forward` (when ``need_dx``): per row, ``dx = invstd *
+    (dy - mean(dy) - xhat * mean(dy * xhat))``."""
+    if need_dx:
+        _layernorm_input_grad(x, dy, d, np.empty(0, x.dtype), False, mean, invstd, dx)
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_scale_backward(x, dy, d, weight, mean, invstd, need_dx, dx, dweight):
+    """The gradients of :func:`layernorm_scale_forward`: ``dweight = sum over rows of dy * xhat``
+    (overwritten), and ``dx`` as :func:`layernorm_backward` with ``dy * weight``."""
+    _layernorm_param_grads(x, dy, d, mean, invstd, dweight, np.empty(0, x.dtype), False)
+    if need_dx:
+        _layernorm_input_grad(x, dy, d, weight, True, mean, invstd, dx)
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_affine_backward(x, dy, d, weight, mean, invstd, need_dx, dx, dweight, dbias):
+    """The gradients of :func:`layernorm_affine_forward`: ``dweight`` as in
+    :func:`layernorm_scale_backward`, ``dbias = sum over rows of dy`` (both overwritten), ``dx``."""
+    _layernorm_param_grads(x, dy, d, mean, invstd, dweight, dbias, True)
+    if need_dx:
+        _layernorm_input_grad(x, dy, d, weight, True, mean, invstd, dx)

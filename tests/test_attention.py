@@ -1,0 +1,279 @@
+"""MultiHeadAttention and GELU: PyTorch agreement in training and evaluation, the attention's dropout
+(its statistics, its seed and counter), causality, a stable softmax, and the errors before any kernel."""
+import numpy as np
+import pytest
+
+import nkernels as nk
+from nkernels.kernels.cpu import attention as kernels
+from nkernels.kernels.cpu.random import uniform_fill
+
+from layer_cases import torch_counterpart
+
+torch = pytest.importorskip("torch")
+L = nk.layers
+TOLERANCES = [(np.float64, 1e-6), (np.float32, 1e-4)]
+
+
+def relative_error(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+def with_random_biases(layer, seed=0):
+    """PyTorch starts both biases at 0; random ones make the comparison see them."""
+    rng = np.random.default_rng(seed)
+    for name in ("in_proj_bias", "out_proj_bias"):
+        if name in layer.params:
+            layer.params[name][...] = rng.standard_normal(layer.params[name].shape)
+    return layer
+
+
+MODELS = {
+    "attention": lambda: with_random_biases(L.MultiHeadAttention(8, 2)),
+    "attention-causal-4-heads": lambda: with_random_biases(L.MultiHeadAttention(8, 4, causal=True)),
+    "attention-no-bias": lambda: L.MultiHeadAttention(6, 3, bias=False),
+    "gelu": lambda: L.GELU(),
+    "gelu-tanh": lambda: L.GELU("tanh"),
+}
+
+
+def input_for(layer, rng, dtype):
+    shape = (3, 5, layer.embed_dim) if isinstance(layer, L.MultiHeadAttention) else (4, 6)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype, tolerance", TOLERANCES, ids=["float64", "float32"])
+@pytest.mark.parametrize("name", MODELS)
+def test_training_matches_torch(name, dtype, tolerance):
+    """Output, input gradient and every parameter gradient, in training mode (dropout 0)."""
+    layer = MODELS[name]().astype(dtype)
+    module, pick = torch_counterpart(layer)
+    module.train()
+    rng = np.random.default_rng(1)
+    x = input_for(layer, rng, dtype)
+    y = layer.forward(x, training=True)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = layer.backward(dy)
+    tx = torch.from_numpy(x.copy()).requires_grad_()
+    ty = pick(module(tx))
+    ty.backward(torch.from_numpy(dy))
+    assert relative_error(y, ty.detach().numpy()) <= tolerance
+    assert relative_error(dx, tx.grad.numpy()) <= tolerance
+    torch_grads = dict(module.named_parameters())
+    assert set(torch_grads) == set(layer.grads)
+    for key, value in torch_grads.items():
+        assert relative_error(layer.grads[key], value.grad.numpy()) <= tolerance, key
+
+
+@pytest.mark.parametrize("dtype, tolerance", TOLERANCES, ids=["float64", "float32"])
+@pytest.mark.parametrize("make", [MODELS["attention-causal-4-heads"],
+                                  lambda: with_random_biases(L.MultiHeadAttention(8, 2, dropout=0.4, seed=3))],
+                         ids=["causal", "dropout"])
+def test_evaluation_matches_torch(make, dtype, tolerance):
+    """Evaluation mode drops nothing, as torch's ``eval()``, whatever the dropout rate."""
+    layer = make().astype(dtype)
+    module, pick = torch_counterpart(layer)
+    module.eval()
+    x = input_for(layer, np.random.default_rng(2), dtype)
+    counter = layer.buffers["counter"].copy()
+    with torch.no_grad():
+        expected = pick(module(torch.from_numpy(x))).numpy()
+    assert relative_error(layer.forward(x), expected) <= tolerance
+    np.testing.assert_array_equal(layer.buffers["counter"], counter)  # no random numbers drawn
+
+
+def test_the_softmax_is_stable_for_large_scores():
+    """Scores in the thousands: exp would overflow (even in float64) without the maximum subtracted first."""
+    layer = L.MultiHeadAttention(4, 1).astype(np.float64)
+    layer.params["in_proj_weight"][...] *= 300.0
+    x = np.random.default_rng(0).standard_normal((2, 6, 4))
+    module, pick = torch_counterpart(layer)
+    y = layer.forward(x, training=True)
+    dx = layer.backward(np.ones_like(y))
+    assert np.isfinite(y).all() and np.isfinite(dx).all()
+    tx = torch.from_numpy(x.copy()).requires_grad_()
+    ty = pick(module(tx))
+    ty.backward(torch.ones_like(ty))
+    w = layer.params["in_proj_weight"]
+    scores = (x @ w[:4].T) @ (x @ w[4:8].T).transpose(0, 2, 1) / 2.0
+    assert scores.max() > 1000  # exp(1000) overflows
+    assert relative_error(y, ty.detach().numpy()) <= 1e-6
+    assert relative_error(dx, tx.grad.numpy()) <= 1e-6
+
+
+def test_causal_attention_ignores_later_tokens():
+    layer = L.MultiHeadAttention(6, 2, causal=True)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 6))
+    changed = x.copy()
+    changed[:, 3:] = rng.standard_normal((2, 2, 6))
+    y, y_changed = layer.forward(x), layer.forward(changed)
+    np.testing.assert_array_equal(y[:, :3], y_changed[:, :3])
+    assert not np.allclose(y[:, 3:], y_changed[:, 3:])
+    full = L.MultiHeadAttention(6, 2)
+    full.params.update({k: v.copy() for k, v in layer.params.items()})
+    assert not np.allclose(full.forward(x)[:, :3], full.forward(changed)[:, :3])  # without the mask they see it
+
+
+# -- dropout of the attention weights -----------------------------------------------------------------
+
+
+def run_forward(n=40, heads=2, t=6, e=4, p=0.3, seed=11, counter=0, causal=False, dtype=np.float64):
+    """The CPU forward kernel on random data: (mask, attn, out, counter after)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, t, e)).astype(dtype)
+    w_in = rng.standard_normal((3 * e, e)).astype(dtype) / np.sqrt(e)
+    w_out = rng.standard_normal((e, e)).astype(dtype) / np.sqrt(e)
+    no_bias = np.zeros(0, dtype)
+    qkv, ctx, out = (np.empty((n, t, w), dtype) for w in (3 * e, e, e))
+    attn, mask = np.empty((n, heads, t, t), dtype), np.full((n, heads, t, t), np.nan, dtype)
+    counters = np.array([counter], np.int64)
+    kernels.attention_forward(x, w_in, no_bias, w_out, no_bias, heads, causal, p, np.array([seed], np.int64),
+                              counters, qkv, attn, mask, ctx, out)
+    return mask, attn, out, int(counters[0])
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_drops_the_expected_fraction_of_weights(p):
+    n, heads, t = 50, 2, 6
+    mask, attn, _, counter = run_forward(n=n, heads=heads, t=t, p=p)
+    assert counter == n * heads * t * t  # one counter per weight, masked ones included
+    assert set(np.unique(mask)) == {0.0, 1.0 / (1.0 - p)}
+    dropped = (mask == 0).mean()
+    sd = np.sqrt(p * (1 - p) / mask.size)
+    assert abs(dropped - p) <= 4 * sd, f"dropped {dropped:.4f} of the weights, expected {p} +- {sd:.4f}"
+    np.testing.assert_allclose(attn.sum(-1), 1.0, rtol=1e-12)  # the saved weights are before the dropout
+
+
+def test_dropout_preserves_the_expectation():
+    """The mean output over many training calls (each with new masks) tends to the evaluation output:
+    each element within 4 standard errors of it."""
+    layer = with_random_biases(L.MultiHeadAttention(4, 2, dropout=0.3, seed=1)).astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    expected = layer.forward(x)
+    draws = np.stack([layer.forward(x, training=True) for _ in range(4000)])
+    assert layer.buffers["counter"][0] == 4000 * 2 * 2 * 3 * 3
+    standard_error = draws.std(0) / np.sqrt(len(draws))
+    z = np.abs(draws.mean(0) - expected) / standard_error
+    assert z.max() <= 4.0, f"the mean output is {z.max():.1f} standard errors from the evaluation output"
+
+
+def test_the_masks_come_from_the_seed_and_the_counter():
+    x = np.random.default_rng(0).standard_normal((3, 4, 6))
+    make = lambda seed: L.MultiHeadAttention(6, 3, dropout=0.5, seed=seed)  # noqa: E731
+    a, b, other = make(4), make(4), make(5)
+    b.params.update({k: v.copy() for k, v in a.params.items()})
+    other.params.update({k: v.copy() for k, v in a.params.items()})
+    first = a.forward(x, training=True)
+    np.testing.assert_array_equal(first, b.forward(x, training=True))
+    assert not np.array_equal(first, other.forward(x, training=True))
+    assert not np.array_equal(first, a.forward(x, training=True))  # the counter moved on: new masks
+    # the same masks from the same (seed, counter): a copy carries both buffers
+    copy = nk.Sequential([a]).copy()[0]
+    np.testing.assert_array_equal(copy.forward(x, training=True), a.forward(x, training=True))
+    # the kernel's mask of weight (n, h, i, j) is the counter-based draw of its flat index
+    mask, *_ = run_forward(n=2, heads=2, t=3, p=0.5, seed=9, counter=100)
+    draws = np.empty(mask.size)
+    uniform_fill(9, 100, draws)
+    np.testing.assert_array_equal(mask.ravel() != 0, draws >= 0.5)
+
+
+def test_seeded_models_draw_the_same_masks():
+    x = np.random.default_rng(0).standard_normal((2, 4, 6))
+    a = nk.Sequential([L.MultiHeadAttention(6, 2, dropout=0.5)], seed=3)
+    b = nk.Sequential([L.MultiHeadAttention(6, 2, dropout=0.5)], seed=3)
+    np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
+    assert a[0].seed == b[0].seed
+
+
+def test_saved_models_resume_the_masks(tmp_path):
+    x = np.random.default_rng(0).standard_normal((2, 4, 6))
+    model = nk.Sequential([L.MultiHeadAttention(6, 2, dropout=0.5, causal=True)], seed=1)
+    model.forward(x, training=True)
+    nk.save(model, tmp_path / "attention.safetensors")
+    loaded = nk.load(tmp_path / "attention.safetensors")
+    np.testing.assert_array_equal(loaded.forward(x, training=True), model.forward(x, training=True))
+
+
+def test_no_dropout_keeps_no_state():
+    """Without dropout (or in evaluation) the passes read no buffer: the counter stays, and the
+    compiled step may split batches."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    layer = L.MultiHeadAttention(4, 2)
+    assert not layer.passes(x.shape).stateful()
+    layer.forward(x, training=True)
+    assert layer.buffers["counter"][0] == 0
+    assert L.MultiHeadAttention(4, 2, dropout=0.1).passes(x.shape).stateful()
+    _, _, _, counter = run_forward(p=0.0, counter=7)
+    assert counter == 7
+
+
+# -- errors --------------------------------------------------------------------------------------------
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match=r"embed_dim \(10\) must be divisible by num_heads \(4\)"):
+        L.MultiHeadAttention(10, 4)
+    with pytest.raises(ValueError, match="dropout"):
+        L.MultiHeadAttention(8, 2, dropout=1.5)
+    with pytest.raises(TypeError, match="causal"):
+        L.MultiHeadAttention(8, 2, causal=1)
+    with pytest.raises(TypeError, match="num_heads"):
+        L.MultiHeadAttention(8, 2.0)
+    with pytest.raises(ValueError, match="approximate must be one of 'none', 'tanh'"):
+        L.GELU("exact")
+    with pytest.raises(TypeError, match="approximate"):
+        L.GELU(True)
+
+
+@pytest.mark.parametrize("shape", [(2, 8), (2, 3, 6), (2, 3, 8, 1)])
+def test_inputs_of_the_wrong_shape_are_refused(shape):
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, T, 8\)"):
+        L.MultiHeadAttention(8, 2).forward(np.zeros(shape))
+
+
+def test_a_model_with_attention_saves_its_config():
+    model = nk.Sequential([L.MultiHeadAttention(8, 4, dropout=0.1, bias=False, causal=True, seed=2), L.GELU("tanh")])
+    rebuilt = nk.Sequential.from_config(model.get_config())
+    assert rebuilt.get_config() == model.get_config()
+    assert nk.registry.layers["multiheadattention"] is L.MultiHeadAttention
+    assert nk.registry.layers["gelu"] is L.GELU
+
+
+# -- learning ------------------------------------------------------------------------------------------
+
+
+def copy_sequences(n, seed, vocabulary=6, half=4):
+    """Next-token data: ``half`` random tokens, then the same tokens again. Inputs are one-hot tokens
+    beside one-hot positions (N, T, V + T); the target at position ``i`` is the one-hot of token
+    ``i + 1`` (padded with zeros to V + T; none at the last position). Returns (x, y, tokens)."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, vocabulary, (n, half))
+    tokens = np.concatenate([first, first], 1)
+    t = 2 * half
+    rows, steps = np.arange(n)[:, None], np.arange(t)[None]
+    x = np.zeros((n, t, vocabulary + t), np.float32)
+    x[rows, steps, tokens] = 1
+    x[:, np.arange(t), vocabulary + np.arange(t)] = 1
+    y = np.zeros_like(x)
+    y[rows, steps[:, :-1], tokens[:, 1:]] = 1
+    return x, y, tokens
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_causal_model_learns_to_continue_a_repeated_sequence(seed):
+    """One causal attention layer learns next-token prediction on the copying task: from the middle on,
+    the next token is the one ``half`` tokens back, which only attention by position can fetch. The
+    first half's next tokens are random and in the future, so a causal model cannot beat chance there
+    (a model that saw the future would). Trained with MSE on one-hot targets (8 epochs, ~10 s)."""
+    vocabulary, half = 6, 4
+    x, y, _ = copy_sequences(1000, seed=seed, vocabulary=vocabulary, half=half)
+    x_test, _, tokens = copy_sequences(500, seed=100 + seed, vocabulary=vocabulary, half=half)
+    model = nk.Sequential([L.MultiHeadAttention(vocabulary + 2 * half, 2, causal=True)], seed=seed)
+    nk.train(model, x, y, loss="mse", optimizer="adam", lr=1e-2, epochs=8, batch_size=32, seed=seed)
+    predicted = model.forward(x_test)[:, :, :vocabulary].argmax(-1)  # the next token at each position
+    copied = (predicted[:, half - 1:-1] == tokens[:, half:]).mean()
+    guessed = (predicted[:, :half - 1] == tokens[:, 1:half]).mean()
+    assert copied >= 0.95, f"token accuracy {copied:.3f} on the repeated half"
+    assert guessed <= 1 / vocabulary + 0.05, f"token accuracy {guessed:.3f} on unseen random tokens: a causal leak?"
