@@ -255,3 +255,17 @@ def test_every_builtin_layer_is_in_the_documented_tables():
 def test_the_guide_runs():
     code = "\n".join(re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S))
     exec(compile(code, "docs/interop.md", "exec"), {})
+
+
+@pytest.mark.cuda
+def test_a_cuda_model_exchanges_its_weights():
+    """Parameters on the GPU are copied back for torch and written in place from it (the simulator in CI)."""
+    model = nk.Sequential([L.Dense(3, 2), L.BatchNorm1D(2)], seed=0).to("cuda")
+    torch_model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    weight = model[0].params["weight"]
+    nk.interop.from_torch_state_dict(model, torch_model.state_dict())
+    assert model[0].params["weight"] is weight  # written in place
+    state = nk.interop.to_torch_state_dict(model)
+    assert isinstance(state["0.weight"], np.ndarray)
+    for key, value in torch_model.state_dict().items():
+        np.testing.assert_array_equal(state[key], value.numpy(), err_msg=key)
