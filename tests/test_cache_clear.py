@@ -21,6 +21,13 @@ KERNEL = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(autouse=True)
+def numba_caches_beside_the_code(monkeypatch):
+    """These tests look for Numba's cache files where Numba writes them by default, beside the code:
+    a NUMBA_CACHE_DIR of the environment (a CI cache, a cold-cache timing run) would move them."""
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+
+
 def _package(root, name):
     """A package ``name`` in ``root`` with a cached Numba kernel, as a plugin ships one."""
     (root / name).mkdir(parents=True)
