@@ -34,6 +34,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", default=None, help="adam (default), adamw or sgd")
     train.add_argument("--lr", type=float, default=None, help="learning rate (the preset's default if unset)")
     train.add_argument("--schedule", default=None, help="learning-rate schedule: step, cosine or plateau")
+    train.add_argument("--warmup-epochs", type=int, default=None, metavar="N",
+                       help="ramp the learning rate up linearly over the first N epochs, then follow --schedule "
+                            "(step or cosine; a constant rate without --schedule)")
     train.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
                        help="shift training images randomly by up to this many pixels")
     train.add_argument("--seed", type=int, default=0)
@@ -97,9 +100,27 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
              "batch_size": args.batch_size}
     options = {k: v for k, v in given.items() if v is not None}
     options.update(_parse_options(args.option))
-    if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
-        options["lr"] = defaults["lr"]
+    if args.scheme == "backprop":
+        for key in ("lr", "schedule"):
+            if key not in options and defaults.get(key) is not None:
+                options[key] = defaults[key]
+    warmup = args.warmup_epochs if args.warmup_epochs is not None else (
+        defaults.get("warmup_epochs") if args.scheme == "backprop" and args.schedule is None else None)
+    if warmup:
+        options["schedule"] = _warmup_schedule(options.get("schedule"), warmup, args.epochs if args.epochs is not None
+                                               else defaults.get("epochs") if args.scheme == "backprop" else None)
     return options
+
+
+def _warmup_schedule(schedule: Any, warmup_epochs: int, epochs: int | None) -> Any:
+    """The named ``schedule`` (or none: a constant rate) after a linear warm-up of ``warmup_epochs``."""
+    from ..schedules import get_schedule
+
+    if schedule is not None and not isinstance(schedule, str):
+        raise ValueError("--warmup-epochs takes a named --schedule (step or cosine)")
+    if schedule == "step" and epochs is None:
+        raise ValueError("--warmup-epochs with --schedule step needs --epochs (the steps divide the run)")
+    return get_schedule(schedule or "warmup", epochs or 0, warmup_epochs)
 
 
 def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
