@@ -27,6 +27,8 @@ class SpeedupVsPeer:
     def setup(self, model):
         if self.peer_module is None:
             raise NotImplementedError(f"{self.name} is not installed: {self.install}")
+        if self.peer == "jax" and not bench.CASES[model].jax:
+            raise NotImplementedError(f"the {model} case has no JAX twin (nkernels.cli.bench_jax)")
 
     def speedup(self, model):
         (row,) = bench.speedups([model], n_steps=10, repeat=7, peers=(self.peer,))

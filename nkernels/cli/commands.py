@@ -357,7 +357,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         cells = [row["description"], f"{row['nkernels_us']:,.0f}"]
         for peer in peers:
             peer_us, ratio = row[f"{peer}_us"], row[f"{peer}_speedup"]
-            cells += ["not installed" if peer_us is None else f"{peer_us:,.0f}",
+            missing = "no JAX twin" if peer == "jax" and not bench.CASES[row["case"]].jax else "not installed"
+            cells += [missing if peer_us is None else f"{peer_us:,.0f}",
                       "" if ratio is None else f"{ratio:.2f}x"]
         table.add_row(*cells)
     console.print(table)
