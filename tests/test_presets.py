@@ -55,6 +55,14 @@ def test_input_form_of_a_spec_file(tmp_path):
     assert presets.input_form(str(spec)) == "flat"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("preset, target", [("transformer", 96.5), ("resnet", 99.5)])
+def test_the_transformer_and_resnet_presets_reach_their_targets_for_two_seeds(preset, target, seed,
+                                                                               preset_accuracy):
+    assert preset_accuracy(preset, seed) >= target
+
+
 @pytest.mark.parametrize("preset", ["transformer", "resnet"])
 def test_the_new_presets_train_a_step_from_the_command_line(preset, capsys, monkeypatch):
     """One epoch on a slice of digits, through the command line with the preset's own settings otherwise."""
