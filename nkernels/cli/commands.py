@@ -25,7 +25,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model on a dataset", parents=[common])
     train.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
-    train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm) or a JSON spec file")
+    train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm, transformer, resnet) or a JSON spec file")
     train.add_argument("--scheme", default="backprop", help="a registered training scheme")
     train.add_argument("--epochs", type=int, default=None, help="epochs (the preset's default if unset)")
     train.add_argument("--batch-size", type=int, default=None,
