@@ -100,15 +100,12 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
              "batch_size": args.batch_size}
     options = {k: v for k, v in given.items() if v is not None}
     options.update(_parse_options(args.option))
-    if args.scheme == "backprop":
-        for key in ("lr", "schedule"):
-            if key not in options and defaults.get(key) is not None:
-                options[key] = defaults[key]
-    warmup = args.warmup_epochs if args.warmup_epochs is not None else (
-        defaults.get("warmup_epochs") if args.scheme == "backprop" and args.schedule is None else None)
-    if warmup:
-        options["schedule"] = _warmup_schedule(options.get("schedule"), warmup, args.epochs if args.epochs is not None
-                                               else defaults.get("epochs") if args.scheme == "backprop" else None)
+    if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
+        options["lr"] = defaults["lr"]
+    if args.warmup_epochs:
+        epochs = args.epochs if args.epochs is not None else defaults.get("epochs") if args.scheme == "backprop" \
+            else None
+        options["schedule"] = _warmup_schedule(options.get("schedule"), args.warmup_epochs, epochs)
     return options
 
 
