@@ -6,7 +6,8 @@ and a synthetic set (100,000 x 64 standard normal, k = 100). The time per iterat
 difference between a fit stopped after ``HI`` iterations and one stopped after ``LO``, divided by
 the iterations between them, so that setup and the final assignment cancel out on both sides
 (``tol=0``; scikit-learn's ``KMeans(algorithm="lloyd", n_init=1)``). Without the plugin
-installed, setup raises NotImplementedError and asv skips these benchmarks.
+loaded, setup raises NotImplementedError and asv skips these benchmarks, saying why (not
+installed, or installed but failed to load, with its error).
 
 ``python -m benchmarks.bench_kmeans`` prints the same figures as a table.
 """
@@ -14,9 +15,7 @@ import time
 
 import numpy as np
 
-from .common import safe_import
-
-kmeans_plugin = safe_import("nkernels_kmeans")
+from .common import blas_single_threaded, require_plugin_module
 
 #: dataset -> number of clusters
 CASES = {"digits-k200": 200, "synthetic100k-k100": 100}
@@ -38,9 +37,14 @@ def load_case(case):
     return X, np.ascontiguousarray(centroids, dtype=np.float32)
 
 
+def kmeans_plugin():
+    """The nkernels-kmeans plugin's package; NotImplementedError (asv's skip) saying why it is missing."""
+    return require_plugin_module("extractors", "kmeans", "nkernels_kmeans")
+
+
 def fit_nkernels(X, init, max_iter):
     """nkernels-kmeans Lloyd from ``init``; returns the iterations run."""
-    return kmeans_plugin.KMeans(len(init), init=init, max_iter=max_iter, tol=0.0).fit(X).n_iter_
+    return kmeans_plugin().KMeans(len(init), init=init, max_iter=max_iter, tol=0.0).fit(X).n_iter_
 
 
 def fit_sklearn(X, init, max_iter):
@@ -87,19 +91,16 @@ class KMeansLloyd:
     timeout = 600
 
     def setup(self, data):
-        if kmeans_plugin is None:
-            raise NotImplementedError("nkernels-kmeans is not installed: pip install -e plugins/nkernels-kmeans")
-        from nkernels.runtime.threads import blas_single_threaded
+        kmeans_plugin()
         from nkernels_kmeans.lloyd import LloydStep
 
         self.X, self.init = load_case(data)
         self.centroids = self.init.copy()
         self.step = LloydStep(self.X, len(self.init))
-        self.blas_single_threaded = blas_single_threaded
         self.time_lloyd_iteration(data)  # compile outside the timing
 
     def time_lloyd_iteration(self, data):
-        with self.blas_single_threaded():  # as KMeans.fit runs it
+        with blas_single_threaded():  # as KMeans.fit runs it
             labels, min_dist = self.step.assign(self.centroids)
             self.step.update(self.centroids, labels, min_dist)
 
@@ -111,8 +112,10 @@ class KMeansLloyd:
 
 
 if __name__ == "__main__":
-    if kmeans_plugin is None:
-        raise SystemExit("nkernels-kmeans is not installed: pip install -e plugins/nkernels-kmeans")
+    try:
+        kmeans_plugin()
+    except NotImplementedError as exc:
+        raise SystemExit(str(exc)) from None
     print(f"{'data':<22}{'nkernels ms/iter':>18}{'sklearn ms/iter':>18}{'ratio':>8}")
     for case in CASES:
         ours, theirs = ratio(case)

@@ -1,8 +1,12 @@
-"""Forward+backward of every layer, at digits sizes and at an MNIST-sized batch of 128 (28x28)."""
+"""Forward+backward of every layer, at digits sizes and at an MNIST-sized batch of 128 (28x28): its
+time, and what it allocates."""
+from contextlib import ExitStack
+
 import numpy as np
 
 import nkernels as nk
-from nkernels.runtime.threads import blas_single_threaded
+
+from .common import allocations, blas_single_threaded
 
 L = nk.layers
 
@@ -27,11 +31,13 @@ SHAPES = {
 }
 
 
-class LayerForwardBackward:
-    """``time_``/``peakmem_`` of one training-mode forward and backward pass (compiled in setup)."""
+class _Layer:
+    """One layer at one size, with its input and output gradient, compiled in ``setup`` (a first
+    forward and backward), with BLAS on one thread as every compiled loop of nkernels runs it."""
 
     params = (list(SHAPES), ["digits", "mnist"])
     param_names = ["layer", "size"]
+    timeout = 300  # a fresh environment compiles each layer's kernels once
 
     def setup(self, layer, size):
         make, shape = SHAPES[layer][size]
@@ -39,17 +45,42 @@ class LayerForwardBackward:
         rng = np.random.default_rng(0)
         self.x = rng.standard_normal(shape).astype(np.float32)
         self.dy = rng.standard_normal(self.layer.output_shape(shape)).astype(np.float32)
-        self.limit = blas_single_threaded()
-        self.limit.__enter__()
-        self.time_forward_backward(layer, size)  # compile outside the timing
+        self.blas = ExitStack()
+        self.blas.enter_context(blas_single_threaded())
+        self.forward_backward()  # compile outside the measurement
 
     def teardown(self, layer, size):
-        self.limit.__exit__(None, None, None)
+        if hasattr(self, "blas"):
+            self.blas.close()
+
+    def forward_backward(self):
+        self.layer.forward(self.x, training=True)
+        self.layer.backward(self.dy)
+
+
+class LayerForwardBackward(_Layer):
+    """Time of one training-mode forward and backward pass."""
 
     def time_forward_backward(self, layer, size):
-        self.layer.forward(self.x, training=True)
-        self.layer.backward(self.dy)
+        self.forward_backward()
 
-    def peakmem_forward_backward(self, layer, size):
-        self.layer.forward(self.x, training=True)
-        self.layer.backward(self.dy)
+
+class LayerMemory(_Layer):
+    """What one training-mode forward and backward pass allocates (:func:`benchmarks.common.allocations`).
+
+    ``track_peak_bytes`` is the peak of the memory allocated during the pass and still held, by
+    Python, NumPy and Numba's runtime alike (tracemalloc); the interpreter's and Numba's own
+    baseline stays out of it, so a layer that doubles its workspace shows as a doubled figure.
+    ``track_numba_allocations`` counts the allocations Numba's runtime made during the pass.
+    Both are deterministic: one run says it.
+    """
+
+    def track_peak_bytes(self, layer, size):
+        return allocations(self.forward_backward)[0]
+
+    track_peak_bytes.unit = "bytes"
+
+    def track_numba_allocations(self, layer, size):
+        return allocations(self.forward_backward)[1]
+
+    track_numba_allocations.unit = "allocations by Numba's runtime"

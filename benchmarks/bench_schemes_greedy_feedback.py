@@ -1,9 +1,12 @@
 """An epoch of the plugin schemes greedy, dfa and fa on the digits MLP 64-128-64-10, next to backprop.
 
 The schemes come from the first-party plugins nkernels-greedy and nkernels-feedback; without them
-installed, their benchmarks are skipped (setup raises NotImplementedError) and the suite still loads.
+loaded, their benchmarks are skipped (setup raises NotImplementedError, saying why) and the suite
+still loads.
 """
 import nkernels as nk
+
+from .common import require_registered
 
 L = nk.layers
 
@@ -33,8 +36,7 @@ class GreedyFeedbackEpoch:
 
     def setup(self, name):
         scheme, self.options = SCHEMES[name]
-        if scheme not in nk.registry.schemes:
-            raise NotImplementedError(f"scheme {scheme!r} is not installed (pip install -e plugins/nkernels-*)")
+        require_registered("schemes", scheme)
         self.scheme = scheme
         self.X, self.y, _, _ = nk.datasets.load("digits")
         self.model = digits_mlp()

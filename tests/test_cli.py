@@ -180,6 +180,8 @@ def test_early_stopping_watches_the_training_loss_and_keeps_the_best_weights(mon
 def test_every_scheme_takes_checkpoints_and_early_stopping_from_the_command_line(scheme, tmp_path):
     run = ["train", "--quiet", "--scheme", scheme, "--epochs", "1", "--checkpoint-dir", str(tmp_path),
            "--early-stopping", "1"]
+    if scheme == "es":  # a small population for a quick epoch
+        run += ["--option", "population=16", "--option", "generations_per_epoch=2"]
     assert main(run) == 0 and (tmp_path / nk.schemes.CHECKPOINT_FILE).exists()
     assert main(run + ["--resume"]) == 0
 

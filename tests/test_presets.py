@@ -7,6 +7,7 @@ from nkernels.cli import presets
 from nkernels.cli import main
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, target", [("mlp", 0.96), ("cnn", 0.98), ("lstm", 0.96)])
 def test_preset_reaches_its_accuracy_from_the_cli(preset, target, tmp_path, capsys):
     path = tmp_path / f"{preset}.safetensors"

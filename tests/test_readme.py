@@ -28,7 +28,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_second():
     install_and_train, install_and_test = quick_start_commands(README)
     assert "pip install" in install_and_train and install_and_train.endswith("nkernels train")
     assert "./plugins/*/" in install_and_train
-    assert '".[test]"' in install_and_test and install_and_test.endswith("python -m pytest")
+    assert '".[test]"' in install_and_test and install_and_test.endswith("python -m pytest -n auto")
     ci = (ROOT / ".ci" / "run").read_text()
     assert "readme_commands.py 1" in ci
     out = subprocess.run([sys.executable, str(ROOT / ".ci" / "readme_commands.py"), "1"],

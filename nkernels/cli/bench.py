@@ -218,8 +218,11 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
              peers: tuple[str, ...] = ("torch",)) -> list[dict[str, Any]]:
     """For each case: nkernels' step time, each peer's (``"torch"``, ``"jax"``) and the ratios.
 
-    A row holds ``nkernels_us`` and, per peer, ``{peer}_us`` and ``{peer}_speedup`` (peer time /
-    nkernels time; ``None`` when the peer is not installed). ``speedup`` is the PyTorch ratio.
+    A row holds ``nkernels_us`` and, per peer, ``{peer}_us``, ``{peer}_ratio`` (nkernels time /
+    peer time: lower is better, the figure the asv suite tracks) and ``{peer}_speedup`` (peer time /
+    nkernels time: "x faster", for people), both ``None`` when the peer is not installed
+    or has no twin of the case (JAX for the preset cases).
+    ``speedup`` is the PyTorch speedup.
 
     All peer timings run first, then all nkernels ones. Interleaving them, or running PyTorch
     after nkernels, gave PyTorch steps 10 to 100 times slower than in a process of its own (its
@@ -245,6 +248,7 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
         row["nkernels_us"] = nkernels_step(case, steps[case.name], repeat) * 1e6
         for peer in peers:
             peer_us = row[f"{peer}_us"]
+            row[f"{peer}_ratio"] = None if peer_us is None else row["nkernels_us"] / peer_us
             row[f"{peer}_speedup"] = None if peer_us is None else peer_us / row["nkernels_us"]
         row["speedup"] = row.get("torch_speedup")
     return rows

@@ -1,4 +1,4 @@
-"""The ``nkernels`` command: ``train``, ``plugins``, ``info`` and ``bench``."""
+"""The ``nkernels`` command: ``train``, ``plugins``, ``info``, ``bench`` and ``cache``."""
 from __future__ import annotations
 
 import argparse
@@ -68,6 +68,17 @@ def _build_parser() -> argparse.ArgumentParser:
                            parents=[common])
     bench.add_argument("--models", nargs="+", metavar="NAME", help="benchmark models (default: all)")
     bench.add_argument("--repeat", type=int, default=7, help="repeats per measurement (the median is shown)")
+    bench.add_argument("--json", action="store_true",
+                       help="print the rows as JSON: times in µs, {peer}_ratio = nkernels time / peer time "
+                            "(lower is better), {peer}_speedup = its inverse")
+
+    cache = sub.add_parser("cache", help="clear Numba's and nkernels' caches", parents=[common])
+    cache_actions = cache.add_subparsers(dest="action", required=True)
+    clear = cache_actions.add_parser(
+        "clear", parents=[common],
+        help="remove the Numba cache files of nkernels and its plugins, the folders pip uninstall left of "
+             "plugins, and the generated training steps; all are rebuilt on next use")
+    clear.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     return parser
 
 
@@ -342,6 +353,9 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     import numba
 
     peers = {"torch": "PyTorch", "jax": "JAX"}
+    if args.json:
+        print(json.dumps(bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers)), indent=2))
+        return 0
     with console.status("measuring (PyTorch, then JAX, then nkernels)..."):
         rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers))
     table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step")
@@ -362,7 +376,23 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "plugins": cmd_plugins, "info": cmd_info, "bench": cmd_bench}
+def cmd_cache(args: argparse.Namespace, console: Console) -> int:
+    """``cache clear``: remove the Numba cache files of nkernels and its plugins, the leftovers of
+    uninstalled plugins and the generated modules, and list what went."""
+    from ..runtime.cache import clear
+
+    removals = clear(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for removal in removals:
+        what = "the folder" if removal.kind == "leftover package folder" else f"{removal.files} files of"
+        console.print(f"{verb} {what} {removal.path} ({removal.kind})", highlight=False, soft_wrap=True,
+                      markup=False)
+    console.print(f"{verb} {sum(r.files for r in removals)} files in {len(removals)} places"
+                  if removals else "nothing to remove", highlight=False)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "plugins": cmd_plugins, "info": cmd_info, "bench": cmd_bench, "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,10 @@ reads. :func:`as_device_input` also takes arrays that speak only DLPack (JAX on 
 
 Under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) "device" memory is host memory, so the
 same calls build simulated device arrays over the producer's memory: that is how CI tests them.
+
+Weights travel to and from PyTorch models of the same architecture with
+:func:`to_torch_state_dict` and :func:`from_torch_state_dict` (:mod:`nkernels.runtime.torch_state`
+holds the name mapping of every built-in layer).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import devices
+from .torch_state import from_torch_state_dict, to_torch_state_dict
 
 #: DLPack device types (dlpack.h) that nkernels reads from
 DL_CPU, DL_CUDA, DL_CUDA_HOST, DL_CUDA_MANAGED = 1, 2, 3, 13
@@ -204,5 +209,5 @@ def as_device_input(obj: Any) -> Any:
     return np.asarray(obj)
 
 
-__all__ = ["as_device_input", "from_dlpack", "device_array_from_interface", "read_dlpack_capsule", "simulated",
+__all__ = ["to_torch_state_dict", "from_torch_state_dict", "as_device_input", "from_dlpack", "device_array_from_interface", "read_dlpack_capsule", "simulated",
            "DLManagedTensor", "DLTensor", "DLDevice", "DLDataType"]

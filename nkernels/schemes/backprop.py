@@ -37,6 +37,7 @@ class Backprop(Scheme):
     """
 
     name = "backprop"
+    default_epochs = 30  # the MLP preset's: 10 epochs left an MLP on digits at 96.5%, 30 reach 97.0-97.8%
     capabilities = Capabilities(labels="required", yields=("classifier", "regressor", "extractor"),
                                 devices=("cpu", "cuda"))
 

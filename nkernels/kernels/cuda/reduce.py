@@ -32,17 +32,6 @@ def block_sum(red, v):
     return total
 
 
-@cuda.jit(cache=True)
-def _sum_partials(partials, count, out):
-    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
-    s = np.float64(0.0)
-    for i in range(cuda.threadIdx.x, count, cuda.blockDim.x):
-        s += partials[i]
-    total = block_sum(red, s)
-    if cuda.threadIdx.x == 0:
-        out[0] = total
-
-
 def partials_for(n: int):
     """``(blocks, threads, partials)`` for the first pass over ``n`` items: the launch shape and
     a cached float64 device buffer of one slot per block."""
@@ -62,7 +51,7 @@ def finish(partials, blocks: int) -> float:
     """Sum the first ``blocks`` partials on the device and return the total as a Python float
     (one 8-byte device-to-host copy, which synchronizes)."""
     out = scratch("result", 1, np.float64)
-    _sum_partials[1, reduce_threads()](partials, blocks, out)
+    _sum_partials_into[1, reduce_threads()](partials, blocks, 1.0, out, 0)
     return float(read_scalar(out))
 
 

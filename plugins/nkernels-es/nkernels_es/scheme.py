@@ -48,6 +48,11 @@ class EvolutionStrategies(nk.schemes.Scheme):
     - ``compiled=False`` evaluates member by member through ``model.forward`` (same numbers up to
       float rounding; the automatic fallback for models other than Dense chains).
 
+    A model holding a layer that couples the samples of a batch (``layer.couples_batch``: BatchNorm,
+    also inside a Residual) is refused with a ValueError: the members are scored in evaluation mode,
+    where such a layer would be a fixed affine map whose running statistics never move; train it
+    with ``"backprop"``.
+
     A model made of Dense layers, each optionally followed by ReLU, Sigmoid or Tanh (Flatten
     anywhere), with softmax cross-entropy or MSE, is evaluated by one compiled call for the whole
     population; any other model, one member at a time. Each epoch's logs hold ``generation`` (the
@@ -96,6 +101,7 @@ class EvolutionStrategies(nk.schemes.Scheme):
     def setup(self, run) -> None:
         """Draw the noise table's seed, build the population problem and the run's optimizer, and
         start the Dask cluster (or join one) and ship the problem to it."""
+        _refuse_batch_coupling(run.model)
         theta, layout = flat_parameters(run.model)
         if theta.size == 0:
             raise ValueError("the model has no parameters to train")
@@ -186,6 +192,30 @@ class _RunState:
     session: Any = None
     problem: Any = None
     bounds: list = field(default_factory=list)
+
+
+def _batch_coupling_layers(layers: Any, prefix: str = "") -> list[str]:
+    """The layers that couple the samples of a batch, named by their path (``"3.body.1 (BatchNorm2D)"``
+    for a Residual's child, as the model's parameter names)."""
+    found = []
+    for i, layer in enumerate(layers):
+        name = f"{prefix}{i}"
+        if isinstance(layer, nk.layers.Residual):
+            found += _batch_coupling_layers(layer.body, f"{name}.body.")
+            found += _batch_coupling_layers(layer.shortcut or [], f"{name}.shortcut.")
+        elif layer.couples_batch:
+            found.append(f"{name} ({type(layer).__name__})")
+    return found
+
+
+def _refuse_batch_coupling(model: Any) -> None:
+    """A ValueError for a model holding a layer that couples the batch: es scores members in evaluation mode."""
+    coupled = _batch_coupling_layers(model.layers)
+    if coupled:
+        raise ValueError(f"es cannot train layer {', '.join(coupled)}: it couples the samples of a batch (as "
+                         f"BatchNorm's batch statistics do), and es scores its members in evaluation mode, where "
+                         f"such a layer is a fixed affine map whose running statistics never move; train this "
+                         f"model with scheme=\"backprop\" (or drop the layer)")
 
 
 #: the learning rate and weight decay of an optimizer given by name (the paper's settings)

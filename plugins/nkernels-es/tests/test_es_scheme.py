@@ -64,6 +64,21 @@ def test_bad_data_and_a_small_noise_table_are_rejected_before_training(digits):
         nk.train(digits_mlp(), X, y[:49], scheme="es", epochs=1)
 
 
+@pytest.mark.parametrize("make, where", [
+    (lambda: [L.Dense(64, 16), L.BatchNorm1D(16), L.ReLU(), L.Dense(16, 10)], r"layer 1 \(BatchNorm1D\)"),
+    (lambda: [L.Dense(64, 16), L.Residual([L.Dense(16, 16), L.BatchNorm1D(16)]), L.Dense(16, 10)],
+     r"layer 1\.body\.1 \(BatchNorm1D\)"),
+], ids=["batchnorm", "batchnorm-in-residual"])
+def test_a_model_that_couples_the_batch_is_refused_before_training(digits, make, where):
+    """es scores members in evaluation mode: a BatchNorm would train as a fixed affine map, silently."""
+    model = nk.Sequential(make(), seed=0)
+    before = {key: value.copy() for key, value in {**model.params, **model.buffers}.items()}
+    with pytest.raises(ValueError, match=where + r": it couples the samples of a batch.*scheme=\"backprop\""):
+        nk.train(model, digits[0][:64], digits[1][:64], scheme="es", epochs=1, population=4)
+    for key, value in {**model.params, **model.buffers}.items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
 def reference_mlp_loss(theta, X, y, sizes=(64, 128, 64, 10)):
     """Cross-entropy of the ReLU MLP ``sizes`` with flat float64 parameters ``theta`` (weight, bias per layer)."""
     h, start = X.astype(np.float64), 0
