@@ -23,6 +23,8 @@ class TimeRatioVsPeer:
 
     def setup(self, model):
         require_peer(self.peer)
+        if self.peer == "jax" and not getattr(bench().CASES[model], "jax", True):
+            raise NotImplementedError(f"the {model} case has no JAX twin (nkernels.cli.bench_jax)")
 
     def ratio(self, model):
         """nkernels' step time over the peer's, from the microseconds every version of

@@ -1,6 +1,7 @@
 """Learning-rate schedules and early stopping, as callbacks that any scheme with an optimizer honours.
 
-``StepLR`` and ``CosineLR`` set the learning rate at the start of each epoch;
+``StepLR`` and ``CosineLR`` set the learning rate at the start of each epoch, after an optional
+linear warm-up of ``warmup_epochs`` (``LinearWarmup`` is the warm-up alone, then a constant rate);
 ``ReduceLROnPlateau`` divides it (by 10 by default) when the monitored loss has not improved for
 ``patience`` epochs; ``EarlyStopping`` ends training when it stops improving and restores the
 best weights. The compiled training step reads the learning rate at every call, so changing it
@@ -29,11 +30,16 @@ def _monitored(logs: dict[str, Any], monitor: str) -> float:
 class LearningRateSchedule(Callback):
     """Base of per-epoch schedules: :meth:`rate` gives the learning rate of an epoch from the initial one.
 
-    The initial rate is the optimizer's at the first epoch. In a run of several stages, each
-    with its own optimizer, the schedule starts again with each stage, over that stage's epochs.
+    The initial rate is the optimizer's at the first epoch. With ``warmup_epochs=w`` the first
+    ``w`` epochs ramp the rate up linearly, epoch ``e`` (from 0) training at ``initial * (e + 1) / (w + 1)``,
+    and the schedule proper (:meth:`rate`) starts at epoch ``w`` with the full initial rate, as if
+    epoch ``w`` were its epoch 0 (Keras's ``CosineDecay(warmup_steps=...)``, or PyTorch's ``LinearLR``
+    then the decay in a ``SequentialLR``, per epoch). In a run of several stages, each with its own
+    optimizer, the schedule (warm-up included) starts again with each stage, over that stage's epochs.
     """
 
-    def __init__(self):
+    def __init__(self, warmup_epochs: int = 0):
+        self.warmup_epochs = check_int(warmup_epochs, "warmup_epochs", minimum=0)
         self.initial_lr: float | None = None
         self.first_epoch: int | None = None
         self.epochs: int | None = None
@@ -53,25 +59,47 @@ class LearningRateSchedule(Callback):
             raise ValueError(f"{type(self).__name__} needs a scheme with an optimizer")
         if self.initial_lr is None:
             self.initial_lr, self.first_epoch = optimizer.lr, epoch
-        optimizer.lr = self.rate(epoch - (self.first_epoch or 0))
+        optimizer.lr = self.scheduled_rate(epoch - (self.first_epoch or 0))
+
+    def scheduled_rate(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (from 0, counted from the start of the run or stage), warm-up included."""
+        if epoch < self.warmup_epochs:
+            return self.initial_lr * (epoch + 1) / (self.warmup_epochs + 1)
+        return self.rate(epoch - self.warmup_epochs)
 
     def rate(self, epoch: int) -> float:
-        """The learning rate of epoch ``epoch`` (from 0, counted from the start of the run or stage)."""
+        """The learning rate of epoch ``epoch`` of the schedule proper (from 0, counted after the warm-up)."""
         raise NotImplementedError
 
     def state_dict(self):
-        return {"initial_lr": self.initial_lr, "first_epoch": self.first_epoch, "stage_epochs": self.stage_epochs}
+        return {"initial_lr": self.initial_lr, "first_epoch": self.first_epoch, "stage_epochs": self.stage_epochs,
+                "warmup_epochs": self.warmup_epochs}
 
     def load_state(self, state, arrays):
+        saved_warmup = state.get("warmup_epochs", 0)
+        if saved_warmup != self.warmup_epochs:
+            raise ValueError(f"the checkpoint's {type(self).__name__} warmed up for {saved_warmup} epochs, this one "
+                             f"for {self.warmup_epochs}; resume with warmup_epochs={saved_warmup} to continue that run")
         self.initial_lr, self.first_epoch = state["initial_lr"], state.get("first_epoch", 0)
         self.stage_epochs = state.get("stage_epochs")
 
 
-class StepLR(LearningRateSchedule):
-    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs (``torch.optim.lr_scheduler.StepLR``)."""
+class LinearWarmup(LearningRateSchedule):
+    """A linear warm-up over ``warmup_epochs`` epochs (see :class:`LearningRateSchedule`), then the initial rate."""
 
-    def __init__(self, step_size: int, gamma: float = 0.1):
-        super().__init__()
+    def __init__(self, warmup_epochs: int):
+        super().__init__(check_int(warmup_epochs, "warmup_epochs"))
+
+    def rate(self, epoch):
+        return self.initial_lr
+
+
+class StepLR(LearningRateSchedule):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs (``torch.optim.lr_scheduler.StepLR``),
+    counted after an optional linear warm-up of ``warmup_epochs``."""
+
+    def __init__(self, step_size: int, gamma: float = 0.1, warmup_epochs: int = 0):
+        super().__init__(warmup_epochs)
         self.step_size = check_int(step_size, "step_size")
         self.gamma = check_number(gamma, "gamma", low=0, high=1, low_open=True, high_open=True)
 
@@ -80,15 +108,28 @@ class StepLR(LearningRateSchedule):
 
 
 class CosineLR(LearningRateSchedule):
-    """Cosine annealing from the initial rate to ``min_lr`` over ``total_epochs`` (default: the run's epochs)."""
+    """Cosine annealing from the initial rate to ``min_lr`` over ``total_epochs`` (default: the run's epochs).
 
-    def __init__(self, total_epochs: int | None = None, min_lr: float = 0.0):
-        super().__init__()
+    With ``warmup_epochs=w`` the rate first rises linearly for ``w`` epochs, then the cosine
+    decays over the remaining ``total_epochs - w``: ``total_epochs`` counts the warm-up.
+    """
+
+    def __init__(self, total_epochs: int | None = None, min_lr: float = 0.0, warmup_epochs: int = 0):
+        super().__init__(warmup_epochs)
         self.total_epochs = check_int(total_epochs, "total_epochs", allow_none=True)
         self.min_lr = check_number(min_lr, "min_lr", low=0)
+        if self.total_epochs is not None and self.warmup_epochs >= self.total_epochs:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs} leaves none of total_epochs={self.total_epochs} "
+                             f"for the cosine decay; warm up for fewer epochs")
+
+    def on_train_begin(self, model, params):
+        super().on_train_begin(model, params)
+        if self.total_epochs is None and self.epochs is not None and self.warmup_epochs >= self.epochs:
+            raise ValueError(f"CosineLR(warmup_epochs={self.warmup_epochs}) leaves none of this {self.epochs}-epoch "
+                             f"run for the cosine decay; train for more epochs or warm up for fewer")
 
     def rate(self, epoch):
-        total = self.total_epochs or self.epochs or 1
+        total = max(1, (self.total_epochs or self.epochs or 1) - self.warmup_epochs)
         progress = min(epoch, total) / total
         return self.min_lr + (self.initial_lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
 
@@ -193,12 +234,26 @@ class EarlyStopping(Callback):
         self.best_weights = dict(arrays) or None
 
 
-SCHEDULES = {"step": lambda epochs: StepLR(max(1, epochs // 3)), "cosine": lambda epochs: CosineLR(),
-             "plateau": lambda epochs: ReduceLROnPlateau(patience=max(1, epochs // 10))}
+SCHEDULES = {"step": lambda epochs, warmup: StepLR(max(1, (epochs - warmup) // 3), warmup_epochs=warmup),
+             "cosine": lambda epochs, warmup: CosineLR(warmup_epochs=warmup),
+             "plateau": lambda epochs, warmup: ReduceLROnPlateau(patience=max(1, epochs // 10)),
+             "warmup": lambda epochs, warmup: LinearWarmup(warmup)}
+#: the named schedules that take a warm-up (``plateau`` reacts to the loss and has none)
+WARMUP_SCHEDULES = ("step", "cosine", "warmup")
 
 
-def get_schedule(name: str, epochs: int) -> Callback:
-    """A schedule by name for a run of ``epochs``: ``step`` (x0.1 every third of the run), ``cosine``, ``plateau``."""
+def get_schedule(name: str, epochs: int, warmup_epochs: int = 0) -> Callback:
+    """A schedule by name for a run of ``epochs``: ``step`` (x0.1 every third of the run after the warm-up),
+    ``cosine``, ``plateau``, or ``warmup`` (the warm-up alone, then a constant rate).
+
+    ``warmup_epochs`` puts a linear warm-up before ``step`` and ``cosine``; ``warmup`` needs it.
+    """
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; available: {', '.join(sorted(SCHEDULES))}")
-    return SCHEDULES[name](epochs)
+    warmup_epochs = check_int(warmup_epochs, "warmup_epochs", minimum=0)
+    if warmup_epochs and name not in WARMUP_SCHEDULES:
+        raise ValueError(f"the {name!r} schedule has no warm-up, so warmup_epochs would have no effect; use "
+                         f"{', '.join(repr(n) for n in WARMUP_SCHEDULES)} or drop warmup_epochs")
+    if name == "warmup" and not warmup_epochs:
+        raise ValueError("the 'warmup' schedule needs warmup_epochs >= 1")
+    return SCHEDULES[name](epochs, warmup_epochs)

@@ -30,3 +30,25 @@ def digits():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def preset_accuracy():
+    """``accuracy(preset, seed)``: the test accuracy (in %) the command line prints after training ``preset``
+    with its default settings and ``--seed seed``; each pair is trained once per session (slow tests)."""
+    import contextlib
+    import io
+    import re
+
+    from nkernels.cli import main
+
+    cache: dict[tuple[str, int], float] = {}
+
+    def accuracy(preset: str, seed: int) -> float:
+        if (preset, seed) not in cache:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                assert main(["train", "--model", preset, "--seed", str(seed), "--quiet"]) == 0
+            cache[preset, seed] = float(re.search(r"test accuracy ([\d.]+)%", out.getvalue()).group(1))
+        return cache[preset, seed]
+    return accuracy

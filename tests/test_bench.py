@@ -31,7 +31,7 @@ def test_speedups_and_the_bench_command(capsys, monkeypatch):
     assert main(["bench", "--models", "mlp", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "PyTorch / nkernels" in out and "JAX / nkernels" in out
-    assert main(["bench", "--models", "resnet"]) == 2
+    assert main(["bench", "--models", "resnet152"]) == 2
 
 
 def test_the_bench_command_prints_json(capsys):
@@ -64,3 +64,23 @@ def test_asv_suite_is_importable_and_configured():
     assert {"bench_layers", "bench_training", "bench_startup", "bench_ratios"} <= set(names)
     for name in names:  # a module that fails to import breaks asv's discovery of the whole suite
         importlib.import_module(f"benchmarks.{name}")
+
+
+def test_the_preset_cases_match_their_pytorch_twins_parameter_for_parameter():
+    """The transformer and resnet twins hold tensors of the same shapes as the presets (as sorted lists)."""
+    torch = pytest.importorskip("torch")
+    for name in ("transformer", "resnet"):
+        case = bench.CASES[name]
+        ours = sorted(v.shape for v in case.build().params.values())
+        theirs = sorted(tuple(p.shape) for p in case.build_torch(torch.nn).parameters())
+        assert ours == theirs, name
+        assert not case.jax
+
+
+def test_the_bench_table_says_when_a_case_has_no_jax_twin(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(bench, "_peer_step", lambda peer: lambda case, n_steps, repeat: 1e-3)
+    monkeypatch.setattr(bench, "nkernels_step", lambda case, n_steps, repeat: 1e-3)
+    assert main(["bench", "--models", "transformer", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "no JAX twin" in out and "1.00x" in out

@@ -124,3 +124,54 @@ def test_the_old_epoch_loop_still_runs_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning, match="subclass nkernels.schemes.Scheme"):
         events.run_epochs(model, {}, 2, lambda epoch: {"loss": float(epoch)})
     assert events.context.history["loss"] == [0.0, 1.0]
+
+
+def test_a_linear_warm_up_comes_before_the_decay(digits):
+    from nkernels.schedules import CosineLR, LinearWarmup
+
+    X, y = digits[0][:64], digits[1][:64]
+
+    def rates(schedule, epochs):
+        return nk.train(small(), X, y, epochs=epochs, batch_size=32, lr=0.1, optimizer="sgd", schedule=schedule)["lr"]
+
+    cosine = [0.1 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]  # the decay over the 4 epochs after warm-up
+    assert rates(CosineLR(warmup_epochs=2), 6) == pytest.approx([0.1 / 3, 0.2 / 3] + cosine)
+    assert rates(StepLR(2, 0.5, warmup_epochs=1), 4) == pytest.approx([0.05, 0.1, 0.1, 0.05])
+    assert rates(LinearWarmup(3), 5) == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
+    assert rates(nk.schedules.get_schedule("cosine", 6, warmup_epochs=2), 6) == pytest.approx([0.1 / 3, 0.2 / 3]
+                                                                                                + cosine)
+
+
+def test_warm_up_options_that_cannot_work_are_refused(digits):
+    from nkernels.schedules import CosineLR, LinearWarmup, get_schedule
+
+    with pytest.raises(ValueError, match="leaves none of total_epochs=3"):
+        CosineLR(total_epochs=3, warmup_epochs=3)
+    with pytest.raises(ValueError, match="leaves none of this 3-epoch run"):
+        nk.train(small(), digits[0][:64], digits[1][:64], epochs=3, schedule=CosineLR(warmup_epochs=3))
+    with pytest.raises(ValueError, match="warmup_epochs must be at least 0"):
+        CosineLR(warmup_epochs=-1)
+    with pytest.raises(TypeError, match="warmup_epochs must be an integer"):
+        StepLR(2, warmup_epochs=1.5)
+    with pytest.raises(ValueError, match="warmup_epochs must be at least 1"):
+        LinearWarmup(0)
+    with pytest.raises(ValueError, match="'plateau' schedule has no warm-up"):
+        get_schedule("plateau", 10, warmup_epochs=2)
+    with pytest.raises(ValueError, match="'warmup' schedule needs warmup_epochs"):
+        get_schedule("warmup", 10)
+
+
+def test_the_command_line_warms_up_before_the_named_schedule():
+    from nkernels.cli.commands import _build_parser, _scheme_options
+    from nkernels.schedules import CosineLR, LinearWarmup
+
+    def schedule(*argv):
+        return _scheme_options(_build_parser().parse_args(["train", *argv]), {"epochs": 10}).get("schedule")
+
+    cosine = schedule("--schedule", "cosine", "--warmup-epochs", "2")
+    assert isinstance(cosine, CosineLR) and cosine.warmup_epochs == 2
+    alone = schedule("--warmup-epochs", "3")
+    assert isinstance(alone, LinearWarmup) and alone.warmup_epochs == 3
+    assert schedule("--schedule", "step", "--warmup-epochs", "1").step_size == 3
+    with pytest.raises(ValueError, match="has no warm-up"):
+        schedule("--schedule", "plateau", "--warmup-epochs", "2")

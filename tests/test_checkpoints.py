@@ -232,3 +232,21 @@ def test_training_killed_while_checkpointing_resumes_to_the_same_weights(tmp_pat
     nk.train(resumed, X[:100], y[:100], epochs=3, batch_size=32, seed=1, checkpoint_dir=tmp_path, resume=True)
     for key in straight.params:
         np.testing.assert_array_equal(straight.params[key], resumed.params[key])
+
+
+def test_a_run_warming_up_resumes_bit_identical_and_refuses_another_warm_up(tmp_path, images):
+    from nkernels.schedules import CosineLR
+
+    def schedule(warmup=2):
+        return CosineLR(total_epochs=5, warmup_epochs=warmup)
+
+    straight = model()
+    h_straight = train(straight, images, 5, schedule=schedule())
+    train(model(), images, 1, checkpoint_dir=tmp_path, schedule=schedule())  # stopped inside the warm-up
+    resumed = model()
+    h_resumed = train(resumed, images, 5, checkpoint_dir=tmp_path, resume=True, schedule=schedule())
+    for key in straight.params:
+        np.testing.assert_array_equal(straight.params[key], resumed.params[key])
+    assert h_resumed["lr"] == h_straight["lr"] and h_resumed["lr"][0] < h_resumed["lr"][2]
+    with pytest.raises(ValueError, match="warmed up for 2 epochs, this one for 1; resume with warmup_epochs=2"):
+        train(model(), images, 5, checkpoint_dir=tmp_path, resume=True, schedule=schedule(1))

@@ -36,12 +36,16 @@ def test_presets_take_the_input_forms_they_declare():
 
 
 def test_unknown_preset_and_wrong_input_form():
-    with pytest.raises(ValueError, match="unknown model preset 'resnet'; available: cnn, lstm, mlp"):
-        presets.build("resnet", (64,), 10)
+    with pytest.raises(ValueError, match="unknown model preset 'vgg'; available: cnn, lstm, mlp, resnet, transformer"):
+        presets.build("vgg", (64,), 10)
     with pytest.raises(ValueError, match="needs images"):
         presets.build("cnn", (64,), 10)
     with pytest.raises(ValueError, match="needs sequences"):
         presets.build("lstm", (1, 8, 8), 10)
+    with pytest.raises(ValueError, match="the transformer preset needs sequences"):
+        presets.build("transformer", (1, 8, 8), 10)
+    with pytest.raises(ValueError, match="the resnet preset needs images"):
+        presets.build("resnet", (8, 8), 10)
 
 
 def test_input_form_of_a_spec_file(tmp_path):
@@ -50,3 +54,23 @@ def test_input_form_of_a_spec_file(tmp_path):
     assert presets.input_form(str(spec)) == "sequence"
     spec.write_text("not json")
     assert presets.input_form(str(spec)) == "flat"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("preset, target", [("transformer", 96.5), ("resnet", 99.5)])
+def test_the_transformer_and_resnet_presets_reach_their_targets_for_two_seeds(preset, target, seed,
+                                                                               preset_accuracy):
+    assert preset_accuracy(preset, seed) >= target
+
+
+@pytest.mark.parametrize("preset", ["transformer", "resnet"])
+def test_the_new_presets_train_a_step_from_the_command_line(preset, capsys, monkeypatch):
+    """One epoch on a slice of digits, through the command line with the preset's own settings otherwise."""
+    from nkernels import datasets
+
+    full = datasets.load("digits", flat=False)
+    monkeypatch.setattr(datasets, "load", lambda name, flat: tuple(a[:40] for a in full))
+    assert main(["train", "--model", preset, "--epochs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out

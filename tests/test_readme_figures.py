@@ -34,6 +34,15 @@ def test_the_presets_reach_their_accuracies_from_the_command_line(preset, capsys
     at_least(got, figures[preset])
 
 
+@pytest.mark.parametrize("preset", ["transformer", "resnet"])
+def test_the_transformer_and_resnet_reach_their_accuracies_for_both_seeds(preset, preset_accuracy):
+    seed0 = quoted(r"`transformer` and `resnet`\s+reach ([\d.]+)% and ([\d.]+)%\s+with seed 0")
+    seed1 = quoted(r"with seed 0,\s*([\d.]+)% and ([\d.]+)%\s+with seed 1")
+    column = ["transformer", "resnet"].index(preset)
+    for seed, figures in enumerate([seed0, seed1]):
+        at_least(preset_accuracy(preset, seed), figures[column])
+
+
 def test_a_frozen_kmeans_with_a_linear_head(digits):
     (block,) = python_blocks("Feature extractors")
     X, y, X_test, y_test = digits

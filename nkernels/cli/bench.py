@@ -28,6 +28,8 @@ class Case:
     build: Callable[[], Sequential]
     build_torch: Callable[[Any], Any]
     n_classes: int = 10
+    #: whether :mod:`nkernels.cli.bench_jax` builds a JAX twin of the model (its table has no ratio otherwise)
+    jax: bool = True
 
 
 def _torch_recurrent(nn, cell: str, inputs: int, hidden: int):
@@ -49,6 +51,60 @@ def _recurrent_case(cell: str, inputs: int, hidden: int, steps: int, batch: int)
                 f"batch {batch}", (steps, inputs), batch,
                 lambda: Sequential([layer(inputs, hidden), L.Dense(hidden, 10)], seed=0),
                 lambda nn: _torch_recurrent(nn, cell, inputs, hidden))
+
+
+def _torch_transformer(nn, tokens: int = 8, features: int = 8, width: int = 32, heads: int = 4, blocks: int = 2):
+    """PyTorch's twin of the ``transformer`` preset (same parameters, pre-norm blocks, mean over tokens)."""
+    import torch
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+
+        def forward(self, x):
+            h = self.norm1(x)
+            x = x + self.attention(h, h, h, need_weights=False)[0]
+            return x + self.mlp(self.norm2(x))
+
+    class Transformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.project = nn.Linear(features, width)
+            self.position = nn.Parameter(torch.zeros(tokens, width))
+            self.blocks = nn.Sequential(*[Block() for _ in range(blocks)])
+            self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, 10)
+
+        def forward(self, x):
+            return self.head(self.norm(self.blocks(self.project(x) + self.position)).mean(1))
+
+    return Transformer()
+
+
+def _torch_resnet(nn, width: int = 32):
+    """PyTorch's twin of the ``resnet`` preset."""
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                                      nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
+
+        def forward(self, x):
+            return x + self.body(x)
+
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), Block(), nn.ReLU(),
+                         nn.MaxPool2d(2), Block(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, 10))
+
+
+def _preset_case(name: str, description: str, sample_shape: tuple[int, ...], build_torch: Callable[[Any], Any]) -> Case:
+    """A benchmark case of a command-line preset at its training batch size (32), without a JAX twin."""
+    from .presets import build
+
+    return Case(name, description, sample_shape, 32, lambda: build(name, sample_shape, 10, seed=0), build_torch,
+                jax=False)
 
 
 CASES = {case.name: case for case in [
@@ -73,6 +129,10 @@ CASES = {case.name: case for case in [
     _recurrent_case("LSTM", 16, 32, 40, 64),
     _recurrent_case("LSTM", 16, 128, 40, 64),
     _recurrent_case("GRU", 16, 128, 40, 64),
+    _preset_case("transformer", "the transformer preset: 8 tokens of 8, width 32, 2 pre-norm blocks of 4 heads, "
+                 "batch 32", (8, 8), _torch_transformer),
+    _preset_case("resnet", "the resnet preset: 8x8 images, width 32, 2 basic blocks with BatchNorm, batch 32",
+                 (1, 8, 8), _torch_resnet),
 ]}
 
 
@@ -160,7 +220,8 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
 
     A row holds ``nkernels_us`` and, per peer, ``{peer}_us``, ``{peer}_ratio`` (nkernels time /
     peer time: lower is better, the figure the asv suite tracks) and ``{peer}_speedup`` (peer time /
-    nkernels time: "x faster", for people), both ``None`` when the peer is not installed.
+    nkernels time: "x faster", for people), both ``None`` when the peer is not installed
+    or has no twin of the case (JAX for the preset cases).
     ``speedup`` is the PyTorch speedup.
 
     All peer timings run first, then all nkernels ones. Interleaving them, or running PyTorch
@@ -176,6 +237,9 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
     rows: list[dict[str, Any]] = [{"case": case.name, "description": case.description} for case in cases]
     for peer in peers:
         for case, row in zip(cases, rows):
+            if peer == "jax" and not case.jax:
+                row[f"{peer}_us"] = None
+                continue
             try:
                 row[f"{peer}_us"] = _peer_step(peer)(case, steps[case.name], repeat=repeat) * 1e6
             except ImportError:

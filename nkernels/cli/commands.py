@@ -25,7 +25,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model on a dataset", parents=[common])
     train.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
-    train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm) or a JSON spec file")
+    train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm, transformer, resnet) or a JSON spec file")
     train.add_argument("--scheme", default="backprop", help="a registered training scheme")
     train.add_argument("--epochs", type=int, default=None, help="epochs (the preset's default if unset)")
     train.add_argument("--batch-size", type=int, default=None,
@@ -34,6 +34,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", default=None, help="adam (default), adamw or sgd")
     train.add_argument("--lr", type=float, default=None, help="learning rate (the preset's default if unset)")
     train.add_argument("--schedule", default=None, help="learning-rate schedule: step, cosine or plateau")
+    train.add_argument("--warmup-epochs", type=int, default=None, metavar="N",
+                       help="ramp the learning rate up linearly over the first N epochs, then follow --schedule "
+                            "(step or cosine; a constant rate without --schedule)")
     train.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
                        help="shift training images randomly by up to this many pixels")
     train.add_argument("--seed", type=int, default=0)
@@ -110,7 +113,22 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
     options.update(_parse_options(args.option))
     if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
         options["lr"] = defaults["lr"]
+    if args.warmup_epochs:
+        epochs = args.epochs if args.epochs is not None else defaults.get("epochs") if args.scheme == "backprop" \
+            else None
+        options["schedule"] = _warmup_schedule(options.get("schedule"), args.warmup_epochs, epochs)
     return options
+
+
+def _warmup_schedule(schedule: Any, warmup_epochs: int, epochs: int | None) -> Any:
+    """The named ``schedule`` (or none: a constant rate) after a linear warm-up of ``warmup_epochs``."""
+    from ..schedules import get_schedule
+
+    if schedule is not None and not isinstance(schedule, str):
+        raise ValueError("--warmup-epochs takes a named --schedule (step or cosine)")
+    if schedule == "step" and epochs is None:
+        raise ValueError("--warmup-epochs with --schedule step needs --epochs (the steps divide the run)")
+    return get_schedule(schedule or "warmup", epochs or 0, warmup_epochs)
 
 
 def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -350,7 +368,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         cells = [row["description"], f"{row['nkernels_us']:,.0f}"]
         for peer in peers:
             peer_us, ratio = row[f"{peer}_us"], row[f"{peer}_speedup"]
-            cells += ["not installed" if peer_us is None else f"{peer_us:,.0f}",
+            missing = "no JAX twin" if peer == "jax" and not bench.CASES[row["case"]].jax else "not installed"
+            cells += [missing if peer_us is None else f"{peer_us:,.0f}",
                       "" if ratio is None else f"{ratio:.2f}x"]
         table.add_row(*cells)
     console.print(table)
