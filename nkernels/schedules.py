@@ -64,6 +64,7 @@ class LearningRateSchedule(Callback):
     def scheduled_rate(self, epoch: int) -> float:
         """The learning rate of epoch ``epoch`` (from 0, counted from the start of the run or stage), warm-up included."""
         if epoch < self.warmup_epochs:
+            assert self.initial_lr is not None  # set by on_epoch_begin before any rate is asked for
             return self.initial_lr * (epoch + 1) / (self.warmup_epochs + 1)
         return self.rate(epoch - self.warmup_epochs)
 

@@ -37,7 +37,7 @@ def test_train_from_a_json_spec(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "cifar99"], "unknown dataset 'cifar99'; available: digits"),
-    (["train", "--model", "transformer"], "unknown model preset 'transformer'"),
+    (["train", "--model", "perceiver"], "unknown model preset 'perceiver'"),
     (["train", "--epochs", "0"], "epochs must be at least 1"),
     (["train", "--optimizer", "lion"], "unknown optimizer 'lion'"),
     (["train", "--scheme", "magic"], "unknown scheme 'magic'"),
