@@ -133,13 +133,16 @@ class _Namer:
 
 
 def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool = False,
-             input_grad: bool = False) -> StepSource | None:
+             input_grad: bool = False, trainable_layers: Any = None) -> StepSource | None:
     """The step source for ``model`` on batches of ``batch_shape``, or None when some layer, the
     loss or a kernel has no compiled form.
 
     ``augment`` adds random translations of the input images (shift and seed are arguments).
     ``input_grad`` computes the first layer's input gradient too (a generator's step, a
     conformance check); otherwise only the layers from the first trainable one run backward.
+    ``trainable_layers`` (indices of layers; None for all) limits the update to those layers'
+    parameters: the others still pass gradients back but keep their values (a GAN's generator
+    step through its discriminator).
     """
     from ..optimizers import is_constrained
 
@@ -156,7 +159,8 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     if loss_passes is None:
         return None
     n = len(layers)
-    trainable = [l for l, layer in enumerate(layers) if layer.params]
+    trainable = [l for l, layer in enumerate(layers)
+                 if layer.params and (trainable_layers is None or l in trainable_layers)]
     first = 0 if input_grad else (trainable[0] if trainable else n)
 
     names: dict[str, Binding] = {}
@@ -206,7 +210,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     loss_forward = [render_call(c, loss_scope) for c in loss_passes.forward]
     loss_backward = [render_call(c, loss_scope) for c in loss_passes.backward]
 
-    params = [(l, key) for l, layer in enumerate(layers) for key in layer.params]
+    params = [(l, key) for l in trainable for key in layers[l].params]
     grads = []
     for l, key in params:
         binding = Binding("grad", l, key, "flat")

@@ -23,7 +23,7 @@ import numpy as np
 
 from .compiled import CompiledTrainer
 from .device import DeviceTrainer
-from .layerwise import LayerwiseTrainer
+from .layerwise import LayerwiseTrainer, check_trainable_layers
 
 
 class Trainer(Protocol):
@@ -40,7 +40,7 @@ class Trainer(Protocol):
 
 def make_trainer(model, loss, optimizer, sample_shape, batch_size: int, compiled: bool = True,
                  augment: tuple[int, int] | None = None, split_batches: bool | None = None,
-                 input_grad: bool = False) -> Trainer:
+                 input_grad: bool = False, trainable_layers: Any = None) -> Trainer:
     """The fastest trainer available for this model: compiled when possible, else layer by layer.
 
     A model on the GPU (``model.to("cuda")``) gets a :class:`DeviceTrainer`, whose ``run``
@@ -51,18 +51,22 @@ def make_trainer(model, loss, optimizer, sample_shape, batch_size: int, compiled
     ``split_batches`` goes to :meth:`CompiledTrainer.build`. ``input_grad`` makes every trainer
     compute the first layer's input gradient too (a scheme that needs it: a generator's step,
     synthetic gradients); by default only the layers from the first trainable one run backward.
+    ``trainable_layers`` (indices of layers; None for all) updates only those layers' parameters:
+    the other layers pass gradients back but keep their values (a generator trained through a
+    discriminator chained after it).
     """
+    trainable_layers = check_trainable_layers(model, trainable_layers)
     if augment is not None and len(sample_shape) != 3:
         raise ValueError(f"random translations need image inputs (N, C, H, W), got samples of shape "
                          f"{tuple(sample_shape)}")
     if getattr(model, "device", "cpu") == "cuda":
-        return DeviceTrainer(model, loss, optimizer, sample_shape, augment, input_grad)
+        return DeviceTrainer(model, loss, optimizer, sample_shape, augment, input_grad, trainable_layers)
     if compiled:
         trainer = CompiledTrainer.build(model, loss, optimizer, sample_shape, batch_size, augment, split_batches,
-                                        input_grad)
+                                        input_grad, trainable_layers)
         if trainer is not None:
             return trainer
-    return LayerwiseTrainer(model, loss, optimizer, sample_shape, augment, input_grad)
+    return LayerwiseTrainer(model, loss, optimizer, sample_shape, augment, input_grad, trainable_layers)
 
 
 def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, has_accuracy: bool) -> dict:

@@ -72,16 +72,17 @@ class CompiledTrainer:
     @classmethod
     def build(cls, model, loss, optimizer, sample_shape, batch_size: int,
               augment: tuple[int, int] | None = None, split_batches: bool | None = None,
-              input_grad: bool = False) -> "CompiledTrainer | None":
+              input_grad: bool = False, trainable_layers: Any = None) -> "CompiledTrainer | None":
         """A trainer for ``model`` on samples of ``sample_shape``, or None if it has no compiled form.
 
         ``augment`` is ``(max_shift, seed)`` for random translations of image batches.
         ``split_batches``: None chooses the split mode (see the class) by itself; True asks for
         it (a ValueError if the model cannot run split); False keeps whole batches.
         ``input_grad`` also computes the first layer's input gradient (:meth:`input_gradient`).
+        ``trainable_layers`` (layer indices, None for all) updates only those layers' parameters.
         """
         step = generate(model, loss, optimizer, (batch_size,) + tuple(sample_shape), augment is not None,
-                        input_grad)
+                        input_grad, trainable_layers)
         if step is None:
             return None
         module = load_generated_module(step.source, "steps", "nkernels_step")

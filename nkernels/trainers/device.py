@@ -8,6 +8,7 @@ import numpy as np
 from ..runtime import devices
 from ..compiled.step import AUGMENT_STRIDE
 from ..plugins.kernels import kernel
+from .layerwise import check_trainable_layers, trained_parameters
 
 
 class DeviceTrainer:
@@ -21,10 +22,11 @@ class DeviceTrainer:
     """
 
     def __init__(self, model, loss, optimizer, sample_shape, augment: tuple[int, int] | None = None,
-                 input_grad: bool = False):
+                 input_grad: bool = False, trainable_layers: Any = None):
         self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
         self.sample_shape = tuple(sample_shape)
         self.input_grad = input_grad
+        self.trainable_layers = check_trainable_layers(model, trainable_layers)
         self._buffers: dict = {}
 
     @staticmethod
@@ -60,7 +62,7 @@ class DeviceTrainer:
             out = self.model.forward(x, training=True)
             self.loss.forward_into(out, yb, losses, correct, b)
             self.model.backward(self.loss.backward(), input_grad=self.input_grad)
-            self.optimizer.step(self.model.params, self.model.grads)
+            self.optimizer.step(*trained_parameters(self.model, self.trainable_layers))
         losses, correct = losses.copy_to_host(), correct.copy_to_host()
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:

@@ -1,6 +1,8 @@
 """The layer-by-layer trainer: one Python call per layer and step, the reference path."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..plugins.kernels import kernel
@@ -13,14 +15,16 @@ class LayerwiseTrainer:
 
     Each step runs the layers' and the loss's pass descriptions one kernel call at a time (or a
     plugin layer's own Python passes), then the optimizer's. ``input_grad`` keeps the first
-    layer's input gradient (:meth:`nkernels.Sequential.backward`).
+    layer's input gradient (:meth:`nkernels.Sequential.backward`); ``trainable_layers`` (layer
+    indices, None for all) updates only those layers' parameters.
     """
 
     def __init__(self, model, loss, optimizer, sample_shape, augment: tuple[int, int] | None = None,
-                 input_grad: bool = False):
+                 input_grad: bool = False, trainable_layers: Any = None):
         self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
         self.sample_shape = tuple(sample_shape)
         self.input_grad = input_grad
+        self.trainable_layers = check_trainable_layers(model, trainable_layers)
 
     def run(self, X2d, Y, order, start, n_batches, batch_size):
         """Same contract as :meth:`nkernels.trainers.CompiledTrainer.run`."""
@@ -43,5 +47,37 @@ class LayerwiseTrainer:
             if not np.isfinite(losses[b]):
                 return losses[:b], correct[:b], b
             self.model.backward(self.loss.backward(), input_grad=self.input_grad)
-            self.optimizer.step(self.model.params, self.model.grads)
+            self.optimizer.step(*trained_parameters(self.model, self.trainable_layers))
         return losses, correct, n_batches
+
+
+def check_trainable_layers(model, trainable_layers: Any) -> frozenset[int] | None:
+    """``trainable_layers`` as a set of layer indices (None stays None: every layer trains).
+
+    Raises a ValueError for an index that is not a layer of ``model`` and a TypeError for a
+    value that is not a collection of integers.
+    """
+    if trainable_layers is None:
+        return None
+    items = list(trainable_layers) if hasattr(trainable_layers, "__iter__") and \
+        not isinstance(trainable_layers, (str, bytes)) else None
+    if items is None or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in items):
+        raise TypeError(f"trainable_layers must be a collection of layer indices (integers), got "
+                        f"{trainable_layers!r}")
+    outside = sorted(int(i) for i in items if not 0 <= i < len(model.layers))
+    if outside:
+        raise ValueError(f"trainable_layers {outside} are not layers of this model (it has {len(model.layers)} "
+                         f"layers, indices 0 to {len(model.layers) - 1})")
+    return frozenset(int(i) for i in items)
+
+
+def trained_parameters(model, trainable_layers: frozenset[int] | None) -> tuple[dict, dict]:
+    """The parameters and gradients an optimizer step updates: every layer's, or those of the
+    ``trainable_layers`` only (named as in :attr:`nkernels.Sequential.params`)."""
+    if trainable_layers is None:
+        return model.params, model.grads
+    params = {f"{i}.{k}": v for i, layer in enumerate(model.layers) if i in trainable_layers
+              for k, v in layer.params.items()}
+    grads = {f"{i}.{k}": layer.grads[k] for i, layer in enumerate(model.layers) if i in trainable_layers
+             for k in layer.params}
+    return params, grads
