@@ -25,7 +25,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model on a dataset", parents=[common])
     train.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
-    train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm, transformer, resnet) or a JSON spec file")
+    train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm, transformer, resnet; gan with --scheme gan) or a JSON spec file")
     train.add_argument("--scheme", default="backprop", help="a registered training scheme")
     train.add_argument("--epochs", type=int, default=None, help="epochs (the preset's default if unset)")
     train.add_argument("--batch-size", type=int, default=None,
@@ -56,7 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="end training (in a run of stages: the stage) when the training loss has not "
                             "improved for PATIENCE epochs, keeping the best weights; the test split is never "
                             "used to decide")
-    train.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG")
+    train.add_argument("--plot", metavar="PATH",
+                       help="write the loss and accuracy curves to this PNG (with --scheme gan: a grid of samples)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     plugins = sub.add_parser("plugins", help="list the plugins and what they registered", parents=[common])
@@ -163,19 +164,14 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     """Train, show progress, and end with a table of the epochs."""
     from .. import datasets
     from . import presets
-    from ..callbacks import ProgressBar
-    from ..export.io import check_writable, save
-    from ..schedules import EarlyStopping
+    from ..export.io import save
     from ..training import evaluate, train
 
     presets.check_spec(args.model)
     defaults = presets.TRAINING_DEFAULTS.get(args.model, presets.SPEC_TRAINING_DEFAULTS)
     options = _scheme_options(args, defaults)
-    if args.save:
-        try:
-            check_writable(args.save)  # before training: an unwritable path must not cost a run
-        except OSError as exc:
-            raise type(exc)(f"--save: {exc}; choose another path") from None
+    if args.model in presets.PAIR_PRESETS or args.scheme in presets.PAIR_PRESETS:
+        return _train_pair(args, console, options)
     form = presets.input_form(args.model)
     X, y, X_test, y_test = datasets.load(args.data, flat=form == "flat")
     X, X_test = presets.prepare_inputs(form, X), presets.prepare_inputs(form, X_test)
@@ -183,17 +179,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     model = _build_model(args.model, X.shape[1:], n_classes, args.seed).to(args.device)
     # a preset's epochs are backprop's; another scheme trains for its own default unless told
     epochs = args.epochs if args.epochs is not None else defaults["epochs"] if args.scheme == "backprop" else None
-    if args.resume and not args.checkpoint_dir:
-        raise ValueError("--resume continues the run in --checkpoint-dir DIR; give that directory")
-    if args.plot:
-        from .plotting import check_plot_path
-
-        check_plot_path(args.plot)  # before training: a missing matplotlib must not cost a run
-    if args.resume:
-        console.print(_resume_note(args.checkpoint_dir), highlight=False, soft_wrap=True, markup=False)
-    callbacks: list[Any] = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
-    if args.early_stopping is not None:
-        callbacks.append(EarlyStopping(monitor="loss", patience=args.early_stopping, restore_best_weights=True))
+    callbacks = _before_training(args, console)
     history = train(model, X, y, scheme=args.scheme, epochs=epochs, seed=args.seed,
                     validation_data=(X_test, y_test), callbacks=callbacks, **options)
     console.print(_history_table(history, f"{args.model} on {args.data}, {args.scheme}"))
@@ -211,6 +197,77 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
         plot_history(history, args.plot)
         console.print(f"curves written to {args.plot}", highlight=False, soft_wrap=True, markup=False)
+    return 0
+
+
+def _before_training(args: argparse.Namespace, console: Console) -> list[Any]:
+    """What a run checks before it trains (the --save and --plot paths, --resume's directory), so
+    that a mistake costs no training; returns the run's callbacks (progress bar, early stopping)."""
+    from ..callbacks import ProgressBar
+    from ..export.io import check_writable
+    from ..schedules import EarlyStopping
+
+    if args.save:
+        try:
+            check_writable(args.save)  # before training: an unwritable path must not cost a run
+        except OSError as exc:
+            raise type(exc)(f"--save: {exc}; choose another path") from None
+    if args.resume and not args.checkpoint_dir:
+        raise ValueError("--resume continues the run in --checkpoint-dir DIR; give that directory")
+    if args.plot:
+        from .plotting import check_plot_path
+
+        check_plot_path(args.plot)  # before training: a missing matplotlib must not cost a run
+    if args.resume:
+        console.print(_resume_note(args.checkpoint_dir), highlight=False, soft_wrap=True, markup=False)
+    callbacks: list[Any] = [] if args.quiet else [ProgressBar(f"{args.scheme} on {args.data}")]
+    if args.early_stopping is not None:
+        callbacks.append(EarlyStopping(monitor="loss", patience=args.early_stopping, restore_best_weights=True))
+    return callbacks
+
+
+#: samples in the grid that ``--plot`` writes for a generator
+SAMPLE_GRID = 100
+
+
+def _train_pair(args: argparse.Namespace, console: Console, options: dict[str, Any]) -> int:
+    """``--scheme gan --model gan``: train a preset's generator and discriminator on the data alone.
+
+    ``--plot`` writes a grid of the generator's samples, ``--save`` saves the generator (the
+    model that makes samples: ``nk.sample(nk.load(PATH), n)``).
+    """
+    from .. import datasets
+    from . import presets
+    from ..export.io import save
+    from ..sampling import sample
+    from ..training import train
+
+    if args.model != args.scheme:
+        pair, other = (args.model, args.scheme) if args.model in presets.PAIR_PRESETS else (args.scheme, args.model)
+        raise ValueError(f"--model {pair} and --scheme {pair} go together: the {pair} scheme trains a generator "
+                         f"and a discriminator, the {pair} preset builds them; {other!r} does not pair with it")
+    if args.device != "cpu":
+        raise ValueError(f"the {args.scheme} scheme runs on the CPU; drop --device {args.device}")
+    X, _, _, _ = datasets.load(args.data, flat=False)
+    image_shape = X.shape[1:]
+    X = X.reshape(len(X), -1)
+    generator, discriminator = presets.PAIR_PRESETS[args.model](X.shape[1:], data_range=(X.min(), X.max()),
+                                                                 seed=args.seed)
+    callbacks = _before_training(args, console)
+    history = train(discriminator, X, scheme=args.scheme, generator=generator, epochs=args.epochs, seed=args.seed,
+                    callbacks=callbacks, **options)
+    console.print(_history_table(history, f"{args.model} on {args.data}, {args.scheme}"))
+    elapsed = float(sum(t or 0.0 for t in history["time"]))
+    console.print(f"{elapsed:.2f} s of training")
+    if args.save:
+        save(generator, args.save)
+        console.print(f"generator saved to {args.save}", highlight=False, soft_wrap=True, markup=False)
+    if args.plot:
+        from .plotting import plot_samples
+
+        plot_samples(sample(generator, SAMPLE_GRID, seed=args.seed), args.plot, image_shape)
+        console.print(f"{SAMPLE_GRID} samples written to {args.plot}", highlight=False, soft_wrap=True,
+                      markup=False)
     return 0
 
 

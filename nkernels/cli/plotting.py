@@ -1,4 +1,4 @@
-"""Training curves as a PNG (matplotlib, the optional extra ``plot``)."""
+"""Training curves and sample grids as PNGs (matplotlib, the optional extra ``plot``)."""
 from __future__ import annotations
 
 import os
@@ -55,5 +55,33 @@ def plot_history(history: Mapping[str, list], path: str | os.PathLike) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_samples(samples, path: str | os.PathLike, image_shape: tuple[int, ...], columns: int = 10) -> None:
+    """Write ``samples`` (one per row) as a grid of grayscale images of ``image_shape`` to ``path`` as a PNG.
+
+    ``image_shape`` is (H, W) or (1, H, W); ``columns`` images per row of the grid. Raises
+    ImportError with the install command when matplotlib is missing.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    shape = tuple(image_shape)[-2:]
+    if len(image_shape) not in (2, 3) or (len(image_shape) == 3 and image_shape[0] != 1):
+        raise ValueError(f"a sample grid shows grayscale images (H, W) or (1, H, W), got samples of shape "
+                         f"{tuple(image_shape)}")
+    images = np.asarray(samples, dtype=np.float64).reshape((-1,) + shape)
+    rows = -(-len(images) // columns)
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.8), squeeze=False)
+    low, high = float(images.min()), float(images.max())
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image in zip(axes.ravel(), images):
+        ax.imshow(image, cmap="gray_r", vmin=low, vmax=high, interpolation="nearest")
+    fig.tight_layout(pad=0.2)
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)

@@ -1,4 +1,5 @@
-"""Built-in model presets for the command line: ``mlp``, ``cnn``, ``lstm``, ``transformer`` and ``resnet``.
+"""Built-in model presets for the command line: ``mlp``, ``cnn``, ``lstm``, ``transformer`` and ``resnet``,
+and the generator and discriminator pair ``gan`` (for the ``gan`` scheme of the nkernels-gan plugin).
 
 Each preset is built from the dataset's sample shape and says which input form it wants:
 flat vectors (``mlp``), images (N, C, H, W) (``cnn``, ``resnet``), or the rows of each image as a
@@ -78,10 +79,39 @@ def resnet(input_shape: tuple[int, ...], n_classes: int, width: int = 32, seed: 
                        L.GlobalAvgPool2D(), L.Dense(width, n_classes)], seed=seed)
 
 
+def gan(input_shape: tuple[int, ...], data_range: tuple[float, float] = (0.0, 1.0), latent_dim: int = 16,
+        hidden: int = 128, seed: int | None = 0) -> tuple[Sequential, Sequential]:
+    """A generator and a discriminator for flat samples (16-128-64 and 64-128-1 on digits).
+
+    The generator maps ``latent_dim`` inputs through ``hidden`` ReLU units to the samples' width,
+    ending in a Sigmoid for data in [0, 1] or a Tanh for data in [-1, 1] (``data_range``, the
+    data's smallest and largest values); the discriminator maps a sample through ``hidden`` ReLU
+    units to one logit. Returns ``(generator, discriminator)``, seeded from ``seed``.
+    """
+    low, high = (float(v) for v in data_range)
+    if 0.0 <= low and high <= 1.0:
+        output: Any = L.Sigmoid()
+    elif -1.0 <= low and high <= 1.0:
+        output = L.Tanh()
+    else:
+        raise ValueError(f"the gan preset's generator ends in a Sigmoid (data in [0, 1]) or a Tanh (data in "
+                         f"[-1, 1]); the data range from {low:g} to {high:g}: scale them first")
+    features = int(np.prod(input_shape))
+    seeds = np.random.SeedSequence(seed).generate_state(2) if seed is not None else (None, None)
+    generator = Sequential([L.Dense(latent_dim, hidden), L.ReLU(), L.Dense(hidden, features), output],
+                           seed=None if seed is None else int(seeds[0]))
+    discriminator = Sequential([L.Dense(features, hidden), L.ReLU(), L.Dense(hidden, 1)],
+                               seed=None if seed is None else int(seeds[1]))
+    return generator, discriminator
+
+
 PRESETS: dict[str, Callable[..., Sequential]] = {"mlp": mlp, "cnn": cnn, "lstm": lstm, "transformer": transformer,
                                                  "resnet": resnet}
+#: presets of a generator and a discriminator, for schemes that yield a generator
+PAIR_PRESETS: dict[str, Callable[..., tuple[Sequential, Sequential]]] = {"gan": gan}
 #: the input form each preset wants: "flat", "image" or "sequence"
-PRESET_INPUTS = {"mlp": "flat", "cnn": "image", "lstm": "sequence", "transformer": "sequence", "resnet": "image"}
+PRESET_INPUTS = {"mlp": "flat", "cnn": "image", "lstm": "sequence", "transformer": "sequence", "resnet": "image",
+                 "gan": "flat"}
 #: training settings the command line uses for a preset unless told otherwise (Adam; chosen on
 #: the digits split: mlp 97.6%, cnn 98.2%, lstm 98.7% held-out accuracy with seed 0)
 TRAINING_DEFAULTS = {"mlp": {"epochs": 30, "lr": 1e-3}, "cnn": {"epochs": 40, "lr": 2e-3},
@@ -124,6 +154,10 @@ def input_form(spec: str) -> str:
     return "flat"
 
 
+def _preset_names() -> str:
+    return ", ".join(sorted([*PRESETS, *PAIR_PRESETS]))
+
+
 def check_spec(spec: str) -> None:
     """Fail early, naming the problem, unless ``spec`` is a preset name or an existing JSON spec file.
 
@@ -132,19 +166,22 @@ def check_spec(spec: str) -> None:
     """
     import os
 
-    if spec in PRESETS or os.path.isfile(spec):
+    if spec in PRESETS or spec in PAIR_PRESETS or os.path.isfile(spec):
         return
     if os.path.isdir(spec):
-        raise IsADirectoryError(f"--model {spec} is a directory; give a preset ({', '.join(sorted(PRESETS))}) "
-                                f"or a JSON spec file")
+        raise IsADirectoryError(f"--model {spec} is a directory; give a preset ({_preset_names()}) or a JSON "
+                                f"spec file")
     if spec.lower().endswith(".json") or os.sep in spec or (os.altsep and os.altsep in spec):
         raise FileNotFoundError(f"model spec file not found: {os.path.abspath(spec)}")
     raise ValueError(f"unknown model preset {spec!r} and no file of that name; available: "
-                     f"{', '.join(sorted(PRESETS))}, or a JSON spec file")
+                     f"{_preset_names()}, or a JSON spec file")
 
 
 def build(name: str, input_shape: tuple[int, ...], n_classes: int, seed: int | None = 0, **options: Any) -> Sequential:
     """A preset model by name for samples of ``input_shape`` (without the batch axis)."""
+    if name in PAIR_PRESETS:
+        raise ValueError(f"the {name!r} preset is a generator and a discriminator; build it with "
+                         f"PAIR_PRESETS[{name!r}] (on the command line: --scheme {name} --model {name})")
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; available: {', '.join(sorted(PRESETS))}, "
                          f"or a JSON spec file")
