@@ -100,11 +100,10 @@ def _torch_resnet(nn, width: int = 32):
 
 
 def _preset_case(name: str, description: str, sample_shape: tuple[int, ...], build_torch: Callable[[Any], Any]) -> Case:
-    """A benchmark case of a command-line preset at its training batch size (32), without a JAX twin."""
+    """A benchmark case of a command-line preset at its training batch size (32)."""
     from .presets import build
 
-    return Case(name, description, sample_shape, 32, lambda: build(name, sample_shape, 10, seed=0), build_torch,
-                jax=False)
+    return Case(name, description, sample_shape, 32, lambda: build(name, sample_shape, 10, seed=0), build_torch)
 
 
 CASES = {case.name: case for case in [
