@@ -220,7 +220,7 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
     A row holds ``nkernels_us`` and, per peer, ``{peer}_us``, ``{peer}_ratio`` (nkernels time /
     peer time: lower is better, the figure the asv suite tracks) and ``{peer}_speedup`` (peer time /
     nkernels time: "x faster", for people), both ``None`` when the peer is not installed
-    or has no twin of the case (JAX for the preset cases).
+    or has no twin of the case.
     ``speedup`` is the PyTorch speedup.
 
     All peer timings run first, then all nkernels ones. Interleaving them, or running PyTorch
