@@ -90,7 +90,7 @@ class PMIFactorization(FittedState):
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "PMIFactorization":
         """Learn the factors from the rows of non-negative activations ``X`` (n, d); ``y`` is ignored. Returns self."""
-        from . import statistics
+        from nkernels.runtime.threads import blas_single_threaded
 
         X = check_rows(X)
         n, d = X.shape
@@ -104,16 +104,9 @@ class PMIFactorization(FittedState):
         if self.factorization != "random" and self.n_components > d:
             raise ValueError(f"n_components={self.n_components} exceeds the {d} input locations; a rank-"
                              f"{self.n_components} factorization of a {d} x {d} matrix needs n_components <= {d}")
-        scale = statistics.location_scale(X)
-        counts, marginals = statistics.cooccurrence(X, scale, self.threshold if self.activation == "binary" else 0.0)
-        P = statistics.pmi(counts, marginals, n, self.smoothing, self.shift, self.positive)
-        if self.factorization == "svd":
-            W = statistics.svd_factors(P, self.n_components, self.singular_power)
-        elif self.factorization == "nmf":
-            W = statistics.nmf_factors(P, self.n_components, self.max_iter, self.seed)
-        else:
-            W = statistics.random_factors(d, self.n_components, self.seed)
-        Z = (X / scale) @ W
+        with blas_single_threaded():  # BLAS threads and Numba's threads would contend
+            scale, W, P = self._factors(X)
+            Z = (X / scale) @ W
         offset = Z.mean(axis=0)
         if self.scale == "global":
             spread = np.full(self.n_components, np.sqrt(np.mean((Z - offset) ** 2)))
@@ -127,6 +120,21 @@ class PMIFactorization(FittedState):
                      "offset": offset.astype(dtype), "spread": spread.astype(dtype)})
         self.pmi_ = P
         return self
+
+    def _factors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The location scales (d,), the factors W (d, k) and the PMI matrix (d, d) of the rows of ``X``."""
+        from . import statistics
+
+        scale = statistics.location_scale(X)
+        counts, marginals = statistics.cooccurrence(X, scale, self.threshold if self.activation == "binary" else 0.0)
+        P = statistics.pmi(counts, marginals, len(X), self.smoothing, self.shift, self.positive)
+        if self.factorization == "svd":
+            W = statistics.svd_factors(P, self.n_components, self.singular_power)
+        elif self.factorization == "nmf":
+            W = statistics.nmf_factors(P, self.n_components, self.max_iter, self.seed)
+        else:
+            W = statistics.random_factors(X.shape[1], self.n_components, self.seed)
+        return scale, W, P
 
     # -- using it -------------------------------------------------------------------------------
     def transform(self, X: Any) -> np.ndarray:
