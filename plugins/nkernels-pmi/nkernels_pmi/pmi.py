@@ -139,8 +139,7 @@ class PMIFactorization(FittedState):
     # -- using it -------------------------------------------------------------------------------
     def transform(self, X: Any) -> np.ndarray:
         """The features (n, 2k for ``"relu-pm"``, else k) of the rows of ``X`` (n, d), in the fitted dtype."""
-        self._check_fitted()
-        state = self._state
+        state = self._check_fitted()
         W = state["components"]
         X = np.ascontiguousarray(check_rows(X, W.shape[0]), dtype=W.dtype)
         z = (X / state["scale"]) @ W

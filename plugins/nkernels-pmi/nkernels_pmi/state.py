@@ -40,8 +40,7 @@ class FittedState:
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The fitted state: the arrays ``transform`` computes with (not copies)."""
-        self._check_fitted()
-        return dict(self._state)
+        return dict(self._check_fitted())
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]):
         """Adopt ``arrays`` (as from :meth:`state_arrays`) as the fitted state, without copying; returns self."""
@@ -66,9 +65,11 @@ class FittedState:
     def _adopt(self, arrays: dict[str, np.ndarray]) -> None:
         self._state = dict(arrays)
 
-    def _check_fitted(self) -> None:
+    def _check_fitted(self) -> dict[str, np.ndarray]:
+        """The fitted state; NotFittedError before ``fit``."""
         if self._state is None:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+        return self._state
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._config.items())})"
