@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any, Sequence
 
 from rich.console import Console
@@ -40,7 +41,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     compare.add_argument("--json", metavar="PATH", help="write the table (and each scheme's curve) to this JSON file")
     compare.add_argument("--plot", metavar="PATH", help="draw held-out accuracy against time for every scheme "
                                                         "in this PNG")
-    compare.add_argument("--quiet", action="store_true", help="no progress line")
+    compare.add_argument("--quiet", action="store_true", help="no progress lines, only the table")
 
 
 def _names(text: str) -> list[str] | str:
@@ -87,9 +88,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             raise type(exc)(f"--json: {exc}; choose another path") from None
     # a JSON spec file is built here (its layers carry their shapes); a preset is built for the data
     model = _build_model(args.model, (), 0, args.seed) if os.path.isfile(args.model) else args.model
-    with console.status("starting") as status:
+    with contextlib.nullcontext() if args.quiet else console.status("starting") as status:
         def progress(name: str, row: Any) -> None:
-            if args.quiet:
+            if status is None:
                 return
             if row is None:
                 status.update(f"training {escape(name)} in its own process")

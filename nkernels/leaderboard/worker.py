@@ -74,7 +74,9 @@ def _scheme_row(job: dict[str, Any], model: Any, X: np.ndarray, y: np.ndarray, X
     n_features, n_classes = int(np.prod(X.shape[1:])), int(max(y.max(), y_test.max())) + 1
     with_head = job["kind"] == "scheme + head"
     scheme = _resolve_scheme(job["name"], options)
-    labels = None if with_head or scheme.capabilities.labels == "none" else y
+    # the features of a scheme + head are learnt without labels unless the scheme needs them
+    needs = scheme.capabilities.labels
+    labels = None if needs == "none" or (with_head and needs == "optional") else y
     validation = None if with_head else (X_test, y_test)
 
     m = min(len(X), WARMUP_SAMPLES)
