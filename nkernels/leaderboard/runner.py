@@ -165,8 +165,7 @@ def _prepare(model: Any, data: Any, seed: int | None, max_samples: int | None):
                              f"an nk.Sequential or a function (input_shape, n_classes) -> Sequential")
         form = presets.input_form(model)
     elif isinstance(model, Sequential):
-        first = model.get_config()["layers"][0]["type"] if len(model) else ""
-        form = presets.FIRST_LAYER_INPUTS.get(first, "flat")
+        form = presets.config_input_form(model.get_config())
     elif callable(model):
         form = "flat"
     else:
