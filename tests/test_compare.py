@@ -175,6 +175,7 @@ def test_a_scheme_that_raises_or_dies_is_an_error_row(ran):
     assert rows["t22-crash"]["status"] == "error"
     assert "exit code 3" in rows["t22-crash"]["error"]
     assert rows["t22-boom"]["accuracy"] is None
+    assert 'raise RuntimeError("boom in epoch "' in rows["t22-boom"]["traceback"]
     assert "boom in epoch 0" in printed
 
 
@@ -212,6 +213,8 @@ def test_unknown_scheme_names_are_refused_with_the_known_ones(plugin, capsys):
 def test_options_for_a_row_not_compared_and_malformed_options_are_refused(plugin, capsys):
     with pytest.raises(ValueError, match=r"options for \['es'\], which are not in this comparison"):
         nk.compare("mlp", "digits", ["backprop"], options={"es": {"sigma": 0.1}})
+    with pytest.raises(ValueError, match=r"options \['epochs'\] for 'backprop': the comparison sets them itself"):
+        nk.compare("mlp", "digits", ["backprop"], options={"backprop": {"epochs": 3, "lr": 0.1}})
     assert main(["compare", "--schemes", "backprop", "--option", "lr=0.1"]) == 2
     assert "--option takes NAME.KEY=VALUE" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown model preset 'mlpp'"):

@@ -102,6 +102,10 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
                          max_samples=args.max_samples, on_progress=progress)
     result.model = args.model
     console.print(comparison_table(result))
+    if getattr(args, "debug", False):
+        for row in result.rows:
+            if row.traceback:
+                console.print(f"{row.name}:\n{row.traceback}", highlight=False, markup=False)
     if args.json:
         result.save_json(args.json)
         console.print(f"table written to {args.json}", highlight=False, soft_wrap=True, markup=False)

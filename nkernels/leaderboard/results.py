@@ -22,9 +22,9 @@ class ComparisonRow:
         ``"scheme"`` (the trained classifier is scored), ``"scheme + head"`` (a scheme that
         yields an extractor: its encoder's features with a logistic-regression head) or
         ``"extractor + head"`` (a registered extractor, ``fit(X)``/``transform(X)``, with the head);
-    ``status``, ``error``
+    ``status``, ``error``, ``traceback``
         ``"ok"``, or ``"error"``/``"timeout"`` with the message (the process's last words when it
-        died without one);
+        died without one), and the traceback of an exception the scheme raised;
     ``accuracy``, ``best_accuracy``
         the held-out accuracy after the last epoch, and the best over the epochs;
     ``epochs``
@@ -55,6 +55,7 @@ class ComparisonRow:
     time_to_target_s: float | None = None
     peak_memory_mib: float | None = None
     curve: list[list[float]] = field(default_factory=list)
+    traceback: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -150,6 +150,13 @@ def _check_options(options: Any, names: list[str]) -> dict[str, dict[str, Any]]:
     if unused:
         raise ValueError(f"options for {unused}, which are not in this comparison (its rows: {', '.join(names)}); "
                          f"they would have no effect")
+    from ..training import FIT_ARGUMENTS
+
+    for name, given in options.items():
+        fixed = sorted(set(given) & (set(FIT_ARGUMENTS) - {"batch_size"}))
+        if fixed:
+            raise ValueError(f"options {fixed} for {name!r}: the comparison sets them itself (epochs and seed for "
+                             f"every scheme, its own callbacks and validation data); drop them")
     return options
 
 
@@ -227,7 +234,6 @@ def _run_row(job: dict[str, Any], folder: str, timeout: float | None) -> Compari
         return row
     with open(result_path) as f:
         result = json.load(f)
-    result.pop("traceback", None)
     for key, value in result.items():
         setattr(row, key, value)
     return row

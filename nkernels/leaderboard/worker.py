@@ -64,13 +64,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 def _scheme_row(job: dict[str, Any], model: Any, X: np.ndarray, y: np.ndarray, X_test: np.ndarray,
                 y_test: np.ndarray) -> dict[str, Any]:
     from ..callbacks import Callback
-    from ..training import FIT_ARGUMENTS, _resolve_scheme
+    from ..training import _resolve_scheme
 
     options = dict(job["options"])
-    fit_options = {k: options.pop(k) for k in FIT_ARGUMENTS if k in options}
-    refused = sorted(set(fit_options) - {"batch_size"})
-    if refused:
-        raise ValueError(f"{refused} are set by the comparison itself (--epochs, --seed); drop them from the options")
+    fit_options = {"batch_size": options.pop("batch_size")} if "batch_size" in options else {}
     n_features, n_classes = int(np.prod(X.shape[1:])), int(max(y.max(), y_test.max())) + 1
     with_head = job["kind"] == "scheme + head"
     scheme = _resolve_scheme(job["name"], options)
