@@ -22,6 +22,10 @@ from nkernels.schemes import Capabilities
 from nkernels.validation import check_int, check_number
 
 
+#: the W-step's learning rate when the optimizer is given by name without one
+DEFAULT_LR = 0.003
+
+
 class MAC(nk.schemes.Scheme):
     """The method of auxiliary coordinates (MAC), distributed on Dask as ParMAC does.
 
@@ -33,7 +37,8 @@ class MAC(nk.schemes.Scheme):
     - ``z_steps``: the Z-step's gradient steps per sample, each layer's coordinates in turn,
       each step the inverse of a bound on that coordinate's curvature (so the per-sample
       objective never rises for smooth activations).
-    - ``w_epochs``, ``optimizer``, ``lr`` and the run's ``batch_size``: the W-step, that many
+    - ``w_epochs``, ``optimizer`` (a name or an instance), ``lr`` (default 0.003 with an
+      optimizer's name) and the run's ``batch_size``: the W-step, that many
       passes of mini-batches over the data per layer, each hidden layer fitting
       ``f(W z_{k-1} + b)`` to ``z_k`` by least squares and the last layer the loss, with
       nkernels' fused SGD/Adam/AdamW update (each layer's moments carry across iterations;
@@ -62,7 +67,7 @@ class MAC(nk.schemes.Scheme):
     default_epochs, default_batch_size = 30, 32
 
     def __init__(self, mu: float = 0.01, mu_growth: float = 1.2, z_steps: int = 3, w_epochs: int = 1,
-                 optimizer: Any = "adam", lr: float = 0.003, workers: int | None = None,
+                 optimizer: Any = "adam", lr: float | None = None, workers: int | None = None,
                  scheduler: str | None = None, shards: int | None = None, *, checkpoint_dir: Any = None,
                  resume: bool = False, schedule: Any = None, augment_shift: int = 0):
         if augment_shift:
@@ -73,7 +78,9 @@ class MAC(nk.schemes.Scheme):
         self.mu_growth = check_number(mu_growth, "mu_growth", low=1)
         self.z_steps = check_int(z_steps, "z_steps")
         self.w_epochs = check_int(w_epochs, "w_epochs")
-        self.optimizer = nk.optimizers.get_optimizer(optimizer, lr=lr)
+        if lr is None and isinstance(optimizer, str):
+            lr = DEFAULT_LR
+        self.optimizer = nk.optimizers.get_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
         if self.optimizer.fused_form() is None:
             raise ValueError(f"mac's W-step runs nkernels' fused update, which takes SGD, Adam or AdamW without "
                              f"clip_norm/max_norm; got {type(self.optimizer).__name__}")
