@@ -50,9 +50,10 @@ def _df(code, y):
     return 1.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _affine(x, wflat, w0, bflat, b0, din, dout, out):
-    """``out = W x + b`` for one sample (W rows from ``wflat[w0:]``, b from ``bflat[b0:]``)."""
+    """``out = W x + b`` for one sample (W rows from ``wflat[w0:]``, b from ``bflat[b0:]``); the
+    sums may be reassociated, so that they vectorize."""
     for j in range(dout):
         s = bflat[b0 + j]
         row = w0 + j * din
@@ -72,7 +73,7 @@ def _add_transposed(e, wflat, w0, din, dout, scale, g):
                 g[i] += c * wflat[row + i]
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, cache=True, error_model="numpy", fastmath={"reassoc"})
 def z_step(X, Z, labels, targets, loss_kind, wflat, bflat, dims, w_off, b_off, z_off, acts, mu, etas, steps):
     """The Z-step: ``steps`` block-coordinate gradient steps on every sample's own penalty objective
 

@@ -64,11 +64,12 @@ def test_divergence_on_workers_rolls_the_coordinates_back(two_workers):
         nk.train(small_mlp(), X, y, scheme="mac", epochs=4, scheduler=two_workers, callbacks=[Poison()])
 
 
-def test_cli_with_two_workers_matches_two_shards_here(tmp_path):
+def test_cli_on_two_workers_matches_two_shards_here(tmp_path, two_workers):
+    # --scheduler joins the module's cluster (--workers N starts one the same way, through the same option)
     from nkernels.cli import main, presets
 
     path = tmp_path / "mac.safetensors"
-    assert main(["train", "--scheme", "mac", "--workers", "2", "--epochs", "2", "--quiet", "--seed", "0",
+    assert main(["train", "--scheme", "mac", "--scheduler", two_workers, "--epochs", "2", "--quiet", "--seed", "0",
                  "--save", str(path)]) == 0
     X, y, _, _ = nk.datasets.load("digits")
     model = presets.build("mlp", (64,), 10, seed=0)  # the CLI's model: the mlp preset, seed 0
