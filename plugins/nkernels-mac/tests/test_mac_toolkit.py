@@ -96,6 +96,7 @@ def test_a_regression_target_trains_with_the_squared_error():
 
 @pytest.mark.parametrize("layers, message", [
     ([L.Dense(64, 16), L.ReLU(), L.Dropout(0.5), L.Dense(16, 10)], r"layer 2 \(Dropout\).*Dense layers, each"),
+    ([L.Dense(64, 8), L.BatchNorm1D(8), L.ReLU(), L.Dense(8, 10)], r"cannot train layer 1 \(BatchNorm1D\)"),
     ([L.Dense(64, 16), L.ReLU(), L.Tanh(), L.Dense(16, 10)], r"layer 2 \(Tanh\): an activation must follow a Dense"),
     ([L.ReLU(), L.Dense(64, 10)], r"layer 0 \(ReLU\)"),
     ([L.Dense(64, 10)], "at least two Dense layers"),
@@ -127,6 +128,14 @@ def test_an_optimizer_outside_the_fused_update_is_refused():
 
 def test_an_optimizer_instance_brings_its_own_rate():
     assert MAC(optimizer=nk.optimizers.SGD(lr=0.1)).optimizer.lr == 0.1 and MAC().optimizer.lr == 0.003
+
+
+def test_a_loss_other_than_cross_entropy_or_squared_error_is_refused():
+    X, y = digits_slice(50)
+    scheme = MAC()
+    scheme.loss = "bce_with_logits"  # the toolkit reads a scheme's loss attribute
+    with pytest.raises(ValueError, match="not BCEWithLogits"):
+        scheme.fit(two_hidden_layers(), X, np.eye(10)[y], epochs=1)
 
 
 def test_too_many_shards_are_refused():
