@@ -35,8 +35,8 @@ class MAC(nk.schemes.Scheme):
       epoch logs show it (``mu``) and the constraint violation (``violation``: the RMS distance
       of the coordinates from a forward pass of the new weights), which falls as ``mu`` grows.
     - ``z_steps``: the Z-step's gradient steps per sample, each layer's coordinates in turn,
-      each step the inverse of a bound on that coordinate's curvature (so the per-sample
-      objective never rises for smooth activations).
+      each step the inverse of a bound on that coordinate's curvature
+      (the own term's ``mu`` plus the next layer's, or the loss's, through ``||W_{k+1}||_2^2``).
     - ``w_epochs``, ``optimizer`` (a name or an instance), ``lr`` (default 0.003 with an
       optimizer's name) and the run's ``batch_size``: the W-step, that many
       passes of mini-batches over the data per layer, each hidden layer fitting
