@@ -26,7 +26,8 @@ from .plugins.marker import hookimpl
 
 _SUBMODULES = {"layers", "losses", "optimizers", "schemes", "registry", "plugins", "datasets", "testing",
                "errors", "callbacks", "compiled", "kernels", "training", "trainers", "passes", "sklearn",
-               "validation", "runtime", "export", "cli", "schedules", "history", "model", "sampling"}
+               "validation", "runtime", "export", "cli", "schedules", "history", "model", "leaderboard",
+               "sampling"}
 #: public names that live in a subpackage: ``nk.interop`` is :mod:`nkernels.runtime.interop`
 _SHORTCUTS = {"interop": "runtime.interop", "presets": "cli.presets", "io": "export.io"}
 _ATTRIBUTES = {
@@ -34,6 +35,7 @@ _ATTRIBUTES = {
     "train": ("training", "train"),
     "evaluate": ("training", "evaluate"),
     "sample": ("sampling", "sample"),
+    "compare": ("leaderboard", "compare"),
     "save": ("export.io", "save"),
     "load": ("export.io", "load"),
     "export_onnx": ("export.onnx_export", "export_onnx"),
