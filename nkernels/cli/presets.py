@@ -97,11 +97,10 @@ def gan(input_shape: tuple[int, ...], data_range: tuple[float, float] = (0.0, 1.
         raise ValueError(f"the gan preset's generator ends in a Sigmoid (data in [0, 1]) or a Tanh (data in "
                          f"[-1, 1]); the data range from {low:g} to {high:g}: scale them first")
     features = int(np.prod(input_shape))
-    seeds = np.random.SeedSequence(seed).generate_state(2) if seed is not None else (None, None)
-    generator = Sequential([L.Dense(latent_dim, hidden), L.ReLU(), L.Dense(hidden, features), output],
-                           seed=None if seed is None else int(seeds[0]))
-    discriminator = Sequential([L.Dense(features, hidden), L.ReLU(), L.Dense(hidden, 1)],
-                               seed=None if seed is None else int(seeds[1]))
+    seeds: list[int | None] = [None, None] if seed is None else \
+        [int(s) for s in np.random.SeedSequence(seed).generate_state(2)]
+    generator = Sequential([L.Dense(latent_dim, hidden), L.ReLU(), L.Dense(hidden, features), output], seed=seeds[0])
+    discriminator = Sequential([L.Dense(features, hidden), L.ReLU(), L.Dense(hidden, 1)], seed=seeds[1])
     return generator, discriminator
 
 
