@@ -69,3 +69,21 @@ def test_bad_trainable_layers_are_refused(value, error, message):
     X, _ = data()
     with pytest.raises(error, match=message):
         make_trainer(chain(), MSE(), Adam(), X.shape[1:], 8, trainable_layers=value)
+
+
+@pytest.mark.cuda
+def test_the_device_trainer_updates_only_the_trainable_layers_as_the_cpu_does():
+    from nkernels.runtime import devices
+    from nkernels.trainers import DeviceTrainer
+
+    X, Y = data()
+    cpu, _, _ = train(False, [0], batches=1)
+    model = chain().to("cuda")
+    trainer = make_trainer(model, MSE(), Adam(lr=0.01), X.shape[1:], 8, trainable_layers=[0])
+    assert isinstance(trainer, DeviceTrainer)
+    trainer.run(trainer.put(X), trainer.put(Y), np.arange(len(X)), 0, 1, 8)
+    start = chain().params
+    for key, value in model.params.items():
+        value = devices.to_host(value)
+        np.testing.assert_allclose(value, cpu.params[key], rtol=1e-10, atol=1e-13, err_msg=key)
+        assert np.array_equal(value, start[key]) == (not key.startswith("0.")), key
