@@ -6,9 +6,8 @@ are skipped (setup raises NotImplementedError, saying why) and the suite still l
 """
 import nkernels as nk
 
+from .bench_schemes_greedy_feedback import digits_mlp
 from .common import require_registered
-
-L = nk.layers
 
 #: benchmark name -> (registered scheme, scheme options)
 SCHEMES = {
@@ -16,11 +15,6 @@ SCHEMES = {
     "ff-hardest": ("ff", {"negatives": "hardest"}),
     "ff-random": ("ff", {"negatives": "random"}),
 }
-
-
-def digits_mlp():
-    """The MLP 64-128-64-10 that ``nkernels compare`` and the feedback figures use."""
-    return nk.Sequential([L.Dense(64, 128), L.ReLU(), L.Dense(128, 64), L.ReLU(), L.Dense(64, 10)], seed=0)
 
 
 class FFEpoch:

@@ -96,15 +96,6 @@ def softplus(z):
 
 
 @njit(cache=True, error_model="numpy")
-def sigmoid(z):
-    """``1 / (1 + exp(-z))`` without overflow."""
-    if z >= 0:
-        return 1.0 / (1.0 + np.exp(-z))
-    e = np.exp(z)
-    return e / (1.0 + e)
-
-
-@njit(cache=True, error_model="numpy")
 def goodness_gradient(goodness_l, acts_l, n_positive, theta, dz):
     """The local loss of one layer and its gradient with respect to the pre-activation.
 
@@ -117,12 +108,15 @@ def goodness_gradient(goodness_l, acts_l, n_positive, theta, dz):
     total = 0.0
     for i in range(rows):
         margin = goodness_l[i] - theta
+        # the slope of softplus(-m) is -sigmoid(-m) = -exp(-softplus(m)), that of softplus(m) is
+        # exp(-softplus(-m)), and softplus(m) = softplus(-m) + m: one softplus per row, exp of <= 0 only
         if i < n_positive:
-            total += softplus(-margin)
-            slope = -sigmoid(-margin)
+            loss = softplus(-margin)
+            slope = -np.exp(-(loss + margin))
         else:
-            total += softplus(margin)
-            slope = sigmoid(margin)
+            loss = softplus(margin)
+            slope = np.exp(-(loss - margin))
+        total += loss
         scale = t(2.0 * slope / rows)
         for j in range(width):
             dz[i, j] = scale * acts_l[i, j]
