@@ -45,41 +45,61 @@ def embed_labels(features, labels, n_classes, out, first):
 
 
 @njit(cache=True, error_model="numpy")
-def chain_goodness(x, weights, biases, normed, acts, goodness):
-    """The forward pass of the chain on ``x`` (R, F + C): for each layer l, ``normed[l]`` its
-    normalised input, ``acts[l]`` its ReLU output (R, width) and ``goodness[l]`` (R,) the sum of
-    the squares of that output."""
-    h = x
-    for l in range(len(weights)):
-        normalize_rows(h, normed[l])
-        dense_forward(normed[l], weights[l], biases[l], acts[l])
-        flat = acts[l].reshape(acts[l].size)
-        relu_forward(flat, flat)
-        a = acts[l]
-        for i in range(a.shape[0]):
-            total = 0.0
-            for j in range(a.shape[1]):
-                total += a[i, j] * a[i, j]
-            goodness[l, i] = total
-        h = a
+def row_goodness(a, goodness_l):
+    """``goodness_l[i]`` = the sum of the squares of row i of ``a``."""
+    for i in range(a.shape[0]):
+        total = 0.0
+        for j in range(a.shape[1]):
+            total += a[i, j] * a[i, j]
+        goodness_l[i] = total
 
 
 @njit(cache=True, error_model="numpy")
-def score_labels(features, n_classes, skip_first, weights, biases, x, normed, acts, goodness, scores):
+def chain_goodness(x, weights, biases, normed, acts, goodness, first):
+    """The forward pass of the chain from layer ``first`` on: for each layer l, ``normed[l]`` its
+    normalised input (``x`` (R, F + C) for layer 0, ``acts[l - 1]`` above), ``acts[l]`` its ReLU
+    output (R, width) and ``goodness[l]`` (R,) the sum of the squares of that output."""
+    for l in range(first, len(weights)):
+        normalize_rows(x if l == 0 else acts[l - 1], normed[l])
+        dense_forward(normed[l], weights[l], biases[l], acts[l])
+        flat = acts[l].reshape(acts[l].size)
+        relu_forward(flat, flat)
+        row_goodness(acts[l], goodness[l])
+
+
+@njit(cache=True, error_model="numpy")
+def score_labels(features, n_classes, skip_first, weights, biases, feature_weight, projected, normed, acts,
+                 goodness, scores):
     """``scores[i, c]``: the total goodness of sample i with label c joined, summed over the layers
-    (from the second when ``skip_first`` and there are two or more). ``x`` (n * C, F + C) and the
-    layer buffers hold n * C rows: every sample with every label, in one pass."""
-    n = features.shape[0]
-    f = features.shape[1]
+    (from the second when ``skip_first`` and there are two or more).
+
+    The layer buffers hold n * C rows, every sample with every label (row i * C + c). The first
+    layer needs one product for all labels: a one-hot label adds 1 to the squared length of every
+    sample and the label's column of the weight to the product, so its pre-activation is
+    ``(W_features @ x_i + W[:, F + c]) / (sqrt(||x_i||^2 + 1) + EPS) + b``. ``feature_weight``
+    (width, F) receives ``W[:, :F]`` and ``projected`` (n, width) the product.
+    """
+    n, f = features.shape
+    weight, bias, act = weights[0], biases[0], acts[0]
+    width = weight.shape[0]
+    for u in range(width):
+        for j in range(f):
+            feature_weight[u, j] = weight[u, j]
+    np.dot(features, feature_weight.T, projected)
     for i in range(n):
+        total = 1.0
+        for j in range(f):
+            total += features[i, j] * features[i, j]
+        scale = 1.0 / (np.sqrt(total) + EPS)
         for c in range(n_classes):
             row = i * n_classes + c
-            for j in range(f):
-                x[row, j] = features[i, j]
-            for k in range(n_classes):
-                x[row, f + k] = 0.0
-            x[row, f + c] = 1.0
-    chain_goodness(x, weights, biases, normed, acts, goodness)
+            for u in range(width):
+                v = (projected[i, u] + weight[u, f + c]) * scale
+                if bias.shape[0] > 0:
+                    v += bias[u]
+                act[row, u] = v if v > 0 else 0.0
+    row_goodness(act, goodness[0])
+    chain_goodness(act, weights, biases, normed, acts, goodness, 1)
     first = 1 if skip_first and len(weights) > 1 else 0
     for i in range(n):
         for c in range(n_classes):
@@ -145,7 +165,7 @@ def pick_negatives(scores, labels, negatives):
 @njit(cache=True, error_model="numpy")
 def ff_batches(X, labels, order, start, n_batches, offsets, n_classes, hardest, skip_first, theta,
                weights, biases, gweights, gbiases, batch_x, batch_y, negatives, x, normed, acts, dz, goodness,
-               score_x, score_normed, score_acts, score_goodness, scores, no_dx,
+               feature_weight, projected, score_normed, score_acts, score_goodness, scores, no_dx,
                update, params, grads, optimizer, hyper, flag, state_a, state_b, step0, losses, correct):
     """``n_batches`` consecutive mini-batches of forward-forward, each ending with the optimizer update.
 
@@ -161,7 +181,8 @@ def ff_batches(X, labels, order, start, n_batches, offsets, n_classes, hardest, 
 
     Buffers: ``batch_x`` (B, F), ``batch_y``/``negatives`` (B,); ``normed``/``acts``/``dz`` one
     per layer of 2B rows, ``goodness`` (layers, 2B); the ``score_`` buffers the same for B * C
-    rows and ``scores`` (B, C) (unused unless ``hardest``). ``params``/``grads``/``state_a``/
+    rows, ``feature_weight`` (width 0, F), ``projected`` (B, width 0) and ``scores`` (B, C)
+    (see :func:`score_labels`; unused unless ``hardest``). ``params``/``grads``/``state_a``/
     ``state_b`` are flat views in the order weight 0, bias 0, weight 1, ...
 
     Writes each batch's loss (the sum over layers of their mean local loss) to ``losses[b]`` and,
@@ -175,8 +196,8 @@ def ff_batches(X, labels, order, start, n_batches, offsets, n_classes, hardest, 
         gather_rows(X, order, first, batch_x)
         gather_labels(labels, order, first, batch_y)
         if hardest:
-            score_labels(batch_x, n_classes, skip_first, weights, biases, score_x, score_normed, score_acts,
-                         score_goodness, scores)
+            score_labels(batch_x, n_classes, skip_first, weights, biases, feature_weight, projected, score_normed,
+                         score_acts, score_goodness, scores)
             correct[b] = pick_negatives(scores, batch_y, negatives)
         else:
             for i in range(size):
@@ -184,7 +205,7 @@ def ff_batches(X, labels, order, start, n_batches, offsets, n_classes, hardest, 
             correct[b] = 0
         embed_labels(batch_x, batch_y, n_classes, x, 0)
         embed_labels(batch_x, negatives, n_classes, x, size)
-        chain_goodness(x, weights, biases, normed, acts, goodness)
+        chain_goodness(x, weights, biases, normed, acts, goodness, 0)
         loss = 0.0
         for l in range(len(weights)):
             loss += goodness_gradient(goodness[l], acts[l], size, theta, dz[l])

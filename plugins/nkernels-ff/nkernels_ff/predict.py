@@ -31,6 +31,14 @@ def layer_buffers(chain: Chain, rows: int):
     return normed, acts, np.empty((len(chain.denses), rows))
 
 
+def scoring_buffers(chain: Chain, samples: int) -> tuple:
+    """The buffers of :func:`~nkernels_ff.kernels.score_labels` for ``samples`` samples: the first layer's
+    feature weights and product, the layers' buffers for every sample with every label, the scores."""
+    dtype, width = chain.denses[0].dtype, chain.widths[0]
+    return (np.empty((width, chain.n_features), dtype), np.empty((samples, width), dtype),
+            *layer_buffers(chain, samples * chain.n_classes), np.empty((samples, chain.n_classes)))
+
+
 def goodness(model, X: Any, skip_first: bool = False, batch_size: int = 256) -> np.ndarray:
     """The total goodness of each sample of ``X`` (N, n_features) with each label joined: (N, n_classes).
 
@@ -56,11 +64,9 @@ def goodness(model, X: Any, skip_first: bool = False, batch_size: int = 256) -> 
         for start in range(0, len(X), batch_size):
             rows = X[start:start + batch_size]
             if len(rows) not in buffers:
-                buffers[len(rows)] = (np.empty((len(rows) * C, chain.n_features + C), X.dtype),
-                                      *layer_buffers(chain, len(rows) * C), np.empty((len(rows), C)))
-            x, normed, acts, good, out = buffers[len(rows)]
-            score_labels(rows, C, skip_first, weights, biases, x, normed, acts, good, out)
-            scores[start:start + len(rows)] = out
+                buffers[len(rows)] = scoring_buffers(chain, len(rows))
+            score_labels(rows, C, skip_first, weights, biases, *buffers[len(rows)])
+            scores[start:start + len(rows)] = buffers[len(rows)][-1]
     return scores
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from nkernels.runtime.threads import blas_single_threaded
 
 from .chain import Chain
-from .predict import layer_buffers, typed_layers
+from .predict import layer_buffers, scoring_buffers, typed_layers
 
 
 class FFRun:
@@ -40,12 +40,10 @@ class FFRun:
             chain, C = self.chain, self.chain.n_classes
             normed, acts, good = layer_buffers(chain, 2 * size)
             dz = self.List([np.empty((2 * size, w), self.dtype) for w in chain.widths])
-            score_rows = size * C if self.hardest else 1
             self._buffers[size] = (
                 np.empty((size, chain.n_features), self.dtype), np.empty(size, np.int64), np.empty(size, np.int64),
                 np.empty((2 * size, chain.n_features + C), self.dtype), normed, acts, dz, good,
-                np.empty((score_rows, chain.n_features + C), self.dtype), *layer_buffers(chain, score_rows),
-                np.empty((size, C)))
+                *scoring_buffers(chain, size if self.hardest else 1))  # random negatives score nothing
         return self._buffers[size]
 
     def optimizer_arrays(self) -> tuple:
