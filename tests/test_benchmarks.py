@@ -26,6 +26,7 @@ QUICK_PICKS = {
     "bench_training": "bench_training.SchemeEpoch.time_epoch('backprop')",
     "bench_startup": "bench_startup.timeraw_import_nkernels",
     "bench_kmeans": "bench_kmeans.KMeansLloyd.time_lloyd_iteration('digits-k200')",
+    "bench_extractor_pmi": "bench_extractor_pmi.PMIFit.time_cooccurrence",
     "bench_scheme_admm": "bench_scheme_admm.ADMMIteration.time_iteration",
     "bench_scheme_es": "bench_scheme_es.ESGeneration.time_population_evaluation(32)",
     "bench_scheme_ff": "bench_scheme_ff.FFEpoch.time_epoch('ff-hardest')",
