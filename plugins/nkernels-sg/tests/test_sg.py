@@ -158,6 +158,7 @@ def test_a_checkpoint_of_the_other_variant_is_refused(digits, tmp_path):
 @pytest.mark.parametrize("layers, message", [
     ([L.Dense(64, 10)], "at least two Dense layers"),
     ([L.Dense(64, 8), L.ReLU(), L.Dropout(0.1), L.Dense(8, 10)], r"layer 2 \(Dropout\)"),
+    ([L.Dense(64, 8), L.BatchNorm1D(8), L.ReLU(), L.Dense(8, 10)], r"layer 1 \(BatchNorm1D\)"),
     ([L.ReLU(), L.Dense(64, 10), L.Dense(10, 10)], "comes before the first Dense"),
     ([L.Dense(64, 8), L.ReLU(), L.Tanh(), L.Dense(8, 10)], "follows another activation"),
 ])
