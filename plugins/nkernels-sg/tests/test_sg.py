@@ -146,6 +146,55 @@ def test_the_predictors_are_in_the_checkpoint(digits, tmp_path):
         np.testing.assert_array_equal(arrays["predictor." + key], value)
 
 
+def predictor_state(scheme):
+    """The scheme's predictors and their optimizer's steps and moments, as plain arrays."""
+    optimizer = scheme.predictor_optimizer_
+    arrays = {key: np.array(value) for key, value in scheme.predictors_.items()}
+    arrays.update({f"{key}.{name}": np.array(a) for key, named in optimizer.state.items() for name, a in named.items()})
+    return optimizer.steps, arrays
+
+
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_a_resumed_run_ends_with_the_predictors_of_an_uninterrupted_one(digits, tmp_path, conditioned):
+    X, y, _, _ = digits
+    whole = SyntheticGradients(conditioned=conditioned, checkpoint_dir=tmp_path / "whole")
+    nk.train(small_model(), X[:96], y[:96], scheme=whole, epochs=3, seed=0)
+    first = SyntheticGradients(conditioned=conditioned, checkpoint_dir=tmp_path / "parts")
+    nk.train(small_model(), X[:96], y[:96], scheme=first, epochs=2, seed=0)
+    resumed = SyntheticGradients(conditioned=conditioned, checkpoint_dir=tmp_path / "parts", resume=True)
+    nk.train(small_model(), X[:96], y[:96], scheme=resumed, epochs=3, seed=0)
+    (steps, expected), (resumed_steps, got) = predictor_state(whole), predictor_state(resumed)
+    assert steps == resumed_steps == 9 and expected.keys() == got.keys()
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_divergence_restores_the_predictors_of_the_epoch_start(digits):
+    X, y, _, _ = digits
+    kept = {}
+
+    class Poison(nk.callbacks.Callback):
+        def on_epoch_begin(self, epoch):
+            if epoch == 1:
+                kept.update(predictor_state(scheme)[1])
+                self.context.model.params["0.weight"][0, 0] = np.nan
+
+    scheme = SyntheticGradients()
+    with pytest.raises(nk.TrainingDivergedError, match="epoch 2"):
+        nk.train(small_model(), X[:96], y[:96], scheme=scheme, epochs=3, seed=0, callbacks=[Poison()])
+    steps, after = predictor_state(scheme)
+    assert steps == 3 and np.abs(kept["2.weight"]).max() > 0
+    for key, value in kept.items():
+        np.testing.assert_array_equal(after[key], value, err_msg=key)
+
+
+def test_a_schedule_moves_the_blocks_learning_rate_only(digits):
+    X, y, _, _ = digits
+    scheme = SyntheticGradients(lr=2e-3, predictor_lr=5e-3, schedule="cosine")
+    history = nk.train(small_model(), X[:64], y[:64], scheme=scheme, epochs=3, seed=0)
+    assert history["lr"][0] > history["lr"][-1] and scheme.predictor_optimizer_.lr == 5e-3
+
+
 def test_a_checkpoint_of_the_other_variant_is_refused(digits, tmp_path):
     X, y, _, _ = digits
     run = tmp_path / "run"
