@@ -83,7 +83,7 @@ def block_output(l, xb, codes, pre, post):
 
 @njit(cache=True, error_model="numpy")
 def sg_step(xb, yb, weights, biases, gweights, gbiases, codes, pweights, pbiases, gpweights, gpbiases, conditioned,
-            pin, pre, post, delta, synth, truth, probs, dout, no_dx):
+            pin, phidden, dphidden, pre, post, delta, synth, truth, probs, dout, no_dx):
     """The gradients of one mini-batch of synthetic-gradient training, written into ``gweights``/``gbiases``
     (blocks) and ``gpweights``/``gpbiases`` (predictors); returns (loss, correct rows, predictors' loss).
 
@@ -97,10 +97,13 @@ def sg_step(xb, yb, weights, biases, gweights, gbiases, codes, pweights, pbiases
     gradient uses the weights of before the step, so the updates that follow may all run at once.
 
     Lists: blocks l = 0..L-1 (``weights``/``gweights`` (out, in), ``biases``/``gbiases`` (out,) or
-    0-length, ``pre``/``post``/``delta`` (N, out)); hidden blocks l = 0..L-2 (``pweights``/
-    ``gpweights`` (W, W + C) when conditioned else (W, W), ``pbiases``/``gpbiases`` (W,),
-    ``pin`` (N, W + C) when conditioned (else unused), ``synth``/``truth`` (N, W)). ``probs`` and
-    ``dout`` (N, C). A loss that is not finite returns at once, before any gradient.
+    0-length, ``pre``/``post``/``delta`` (N, out)); hidden blocks l = 0..L-2 (``pin`` (N, W + C)
+    when conditioned (else unused), ``synth``/``truth`` (N, W), and for predictors with a hidden
+    ReLU layer of width H its output ``phidden[l]`` and gradient ``dphidden[l]`` (N, H), else
+    unused). The predictors' layers ``pweights``/``gpweights``, ``pbiases``/``gpbiases``: one per
+    hidden block (W, I) and (W,), I = W + C when conditioned else W; or, when ``phidden[0]`` has
+    columns, two per hidden block, its hidden layer (H, I), (H,) then its output layer (W, H), (W,).
+    ``probs`` and ``dout`` (N, C). A loss that is not finite returns at once, before any gradient.
     """
     n = xb.shape[0]
     top = len(weights) - 1
@@ -125,7 +128,15 @@ def sg_step(xb, yb, weights, biases, gweights, gbiases, codes, pweights, pbiases
         if conditioned:
             conditioned_input(h, yb, pin[l])
             inputs = pin[l]
-        dense_forward(inputs, pweights[l], pbiases[l], synth[l])
+        depth = 2 if phidden[l].shape[1] > 0 else 1
+        last = depth * l + depth - 1  # the predictor's output layer
+        if depth == 2:
+            hidden = phidden[l]
+            dense_forward(inputs, pweights[last - 1], pbiases[last - 1], hidden)
+            relu_forward(hidden.reshape(hidden.size), hidden.reshape(hidden.size))
+            dense_forward(hidden, pweights[last], pbiases[last], synth[l])
+        else:
+            dense_forward(inputs, pweights[last], pbiases[last], synth[l])
         # the block's gradient: the prediction at the scale of the batch's mean loss
         step, prediction = delta[l], synth[l]
         for i in range(n):
@@ -136,13 +147,20 @@ def sg_step(xb, yb, weights, biases, gweights, gbiases, codes, pweights, pbiases
                        truth[l - 1] if l > 0 else no_dx, gweights[l], gbiases[l])
         # the predictor learns from the gradient that arrived from above (per sample: N times the batch's)
         predictor_loss += regression_error(synth[l], truth[l], n)
-        dense_backward(inputs, synth[l], pweights[l], False, no_dx, gpweights[l], gpbiases[l])
+        if depth == 2:
+            hidden, dhidden = phidden[l], dphidden[l]
+            dense_backward(hidden, synth[l], pweights[last], True, dhidden, gpweights[last], gpbiases[last])
+            relu_backward(hidden.reshape(hidden.size), dhidden.reshape(dhidden.size), dhidden.reshape(dhidden.size))
+            dense_backward(inputs, dhidden, pweights[last - 1], False, no_dx, gpweights[last - 1], gpbiases[last - 1])
+        else:
+            dense_backward(inputs, synth[l], pweights[last], False, no_dx, gpweights[last], gpbiases[last])
     return loss, correct, predictor_loss / top
 
 
 @njit(cache=True, error_model="numpy")
 def sg_epoch(X, labels, order, start, n_batches, xb, yb, weights, biases, gweights, gbiases, codes, pweights,
-             pbiases, gpweights, gpbiases, conditioned, pin, pre, post, delta, synth, truth, probs, dout, no_dx,
+             pbiases, gpweights, gpbiases, conditioned, pin, phidden, dphidden, pre, post, delta, synth, truth, probs,
+             dout, no_dx,
              block_update, predictor_update, losses, correct, predictor_losses):
     """``n_batches`` consecutive mini-batches of :func:`sg_step`, each followed by the updates of the
     blocks and of the predictors (nkernels' ``apply_updates``).
@@ -164,8 +182,8 @@ def sg_epoch(X, labels, order, start, n_batches, xb, yb, weights, biases, gweigh
         gather_rows(X, order, first, xb)
         gather_labels(labels, order, first, yb)
         loss, right, predictor_loss = sg_step(xb, yb, weights, biases, gweights, gbiases, codes, pweights, pbiases,
-                                              gpweights, gpbiases, conditioned, pin, pre, post, delta, synth, truth,
-                                              probs, dout, no_dx)
+                                              gpweights, gpbiases, conditioned, pin, phidden, dphidden, pre, post,
+                                              delta, synth, truth, probs, dout, no_dx)
         if not np.isfinite(loss):
             return b
         losses[b], correct[b], predictor_losses[b] = loss, right, predictor_loss

@@ -24,18 +24,21 @@ def parameter_keys(block: Block) -> list[tuple[str, np.ndarray, np.ndarray]]:
 class SyntheticRun:
     """Mini-batches of synthetic-gradient training of ``blocks`` (see :func:`~nkernels_sg.kernels.sg_step`).
 
-    ``predictors`` and ``predictor_grads`` map ``"<index>.weight"``/``"<index>.bias"`` (the index of
-    the hidden block's Dense layer) to the predictors' arrays; ``optimizer`` updates the blocks
-    (its state is keyed like ``model.params``) and ``predictor_optimizer`` the predictors.
+    ``predictors`` and ``predictor_grads`` map ``"<index>.weight"``/``"<index>.bias"`` (the output
+    layer of the predictor of the hidden block whose Dense layer is at ``index``) and, when
+    ``predictor_hidden`` is not 0, ``"<index>.hidden.weight"``/``"<index>.hidden.bias"`` (its hidden
+    ReLU layer of that width) to the predictors' arrays; ``optimizer`` updates the blocks (its
+    state is keyed like ``model.params``) and ``predictor_optimizer`` the predictors.
     """
 
     def __init__(self, blocks: list[Block], predictors: dict[str, np.ndarray], predictor_grads: dict[str, np.ndarray],
-                 conditioned: bool, optimizer, predictor_optimizer, dtype):
+                 conditioned: bool, predictor_hidden: int, optimizer, predictor_optimizer, dtype):
         from numba.typed import List
 
         from .kernels import IDENTITY, RELU, SIGMOID, TANH
 
         self.List, self.blocks, self.conditioned, self.dtype = List, blocks, conditioned, np.dtype(dtype)
+        self.predictor_hidden = predictor_hidden
         self.optimizer, self.predictor_optimizer = optimizer, predictor_optimizer
         self.predictors, self.predictor_grads = predictors, predictor_grads
         codes = {None: IDENTITY, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
@@ -46,11 +49,11 @@ class SyntheticRun:
         self.biases = List([d.params.get("bias", self.no_bias) for d in dense])
         self.gweights = List([d.grads["weight"] for d in dense])
         self.gbiases = List([d.grads.get("bias", self.no_bias) for d in dense])
-        hidden = [b.index for b in blocks[:-1]]
-        self.pweights = List([predictors[f"{i}.weight"] for i in hidden])
-        self.pbiases = List([predictors[f"{i}.bias"] for i in hidden])
-        self.gpweights = List([predictor_grads[f"{i}.weight"] for i in hidden])
-        self.gpbiases = List([predictor_grads[f"{i}.bias"] for i in hidden])
+        layers = [f"{b.index}.{part}" for b in blocks[:-1] for part in (("hidden.", "") if predictor_hidden else ("",))]
+        self.pweights = List([predictors[key + "weight"] for key in layers])
+        self.pbiases = List([predictors[key + "bias"] for key in layers])
+        self.gpweights = List([predictor_grads[key + "weight"] for key in layers])
+        self.gpbiases = List([predictor_grads[key + "bias"] for key in layers])
         self.block_params = {key: (param, grad) for b in blocks for key, param, grad in parameter_keys(b)}
         self._buffers: dict[int, tuple] = {}
         self._flat: dict[int, tuple] = {}
@@ -65,8 +68,10 @@ class SyntheticRun:
             per_block = [List([np.empty((size, w), dtype) for w in widths]) for _ in range(3)]  # pre, post, delta
             per_hidden = [List([np.empty((size, w), dtype) for w in widths[:-1]]) for _ in range(2)]  # synth, truth
             pin = List([np.empty((size, w + classes) if self.conditioned else (0, 0), dtype) for w in widths[:-1]])
+            inner = (size, self.predictor_hidden) if self.predictor_hidden else (0, 0)
+            predictor_layers = [List([np.empty(inner, dtype) for _ in widths[:-1]]) for _ in range(2)]
             xb = np.empty((size, self.blocks[0].dense.in_features), dtype)
-            self._buffers[size] = (xb, np.empty(size, np.int64), pin, *per_block, *per_hidden,
+            self._buffers[size] = (xb, np.empty(size, np.int64), pin, *predictor_layers, *per_block, *per_hidden,
                                    np.empty((size, classes), dtype), np.empty((size, classes), dtype))
         return self._buffers[size]
 
@@ -103,16 +108,16 @@ class SyntheticRun:
         fused = block_update[0] >= 0 and predictor_update[0] >= 0
         losses, correct = np.zeros(n_batches), np.zeros(n_batches, np.int64)
         predictor_losses = np.zeros(n_batches)
-        xb, yb, pin, pre, post, delta, synth, truth, probs, dout = self.buffers(size)
+        xb, yb, pin, phidden, dphidden, pre, post, delta, synth, truth, probs, dout = self.buffers(size)
         done = 0
         with blas_single_threaded():
             for first in ([0] if fused else range(n_batches)):
                 count = n_batches if fused else 1
                 ran = sg_epoch(X2d, labels, order, start + first * size, count, xb, yb, self.weights, self.biases,
                                self.gweights, self.gbiases, self.codes, self.pweights, self.pbiases, self.gpweights,
-                               self.gpbiases, self.conditioned, pin, pre, post, delta, synth, truth, probs, dout,
-                               self.no_dx, block_update, predictor_update, losses[first:], correct[first:],
-                               predictor_losses[first:])
+                               self.gpbiases, self.conditioned, pin, phidden, dphidden, pre, post, delta, synth,
+                               truth, probs, dout, self.no_dx, block_update, predictor_update, losses[first:],
+                               correct[first:], predictor_losses[first:])
                 done += ran
                 if ran < count:
                     break

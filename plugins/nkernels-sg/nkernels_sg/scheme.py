@@ -9,7 +9,7 @@ import nkernels as nk
 from nkernels.losses import SoftmaxCrossEntropy
 from nkernels.optimizers import get_optimizer
 from nkernels.schemes import Capabilities
-from nkernels.validation import check_bool, check_number
+from nkernels.validation import check_bool, check_int, check_number
 
 from .chain import Block, read_blocks
 from .runner import SyntheticRun
@@ -23,9 +23,11 @@ class SyntheticGradients(nk.schemes.Scheme):
 
     A *block* is a Dense layer and the activation right after it (ReLU, Sigmoid or Tanh, or
     none); the last block is the output layer, the others are hidden blocks. After each hidden
-    block ``l`` a linear model, zero-initialised as in the paper, predicts the gradient of the
-    loss with respect to the block's output ``h_l``: ``P_l([h_l, onehot(y)])`` when
-    ``conditioned`` (the default, the paper's cDNI) or ``P_l(h_l)``. Each mini-batch:
+    block ``l`` a small model predicts the gradient of the loss with respect to the block's output
+    ``h_l``: ``P_l([h_l, onehot(y)])`` when ``conditioned`` (the default, the paper's cDNI) or
+    ``P_l(h_l)``. ``P_l`` is linear (``predictor_hidden=0``, the default) or has one hidden ReLU
+    layer of ``predictor_hidden`` units (drawn from the run's seed); its output layer starts at
+    zero, as in the paper, so training starts from synthetic gradients of zero. Each mini-batch:
 
     - every hidden block updates at once from its prediction, as if it were the true gradient;
     - the output block gets the loss's true gradient;
@@ -48,8 +50,9 @@ class SyntheticGradients(nk.schemes.Scheme):
 
     Checkpoints hold the predictors and their optimizer's state, so a resumed run ends bit for bit
     where the uninterrupted one would. After ``fit``, ``predictors_`` maps ``"<i>.weight"`` and
-    ``"<i>.bias"`` (``i`` the index of the hidden block's Dense layer) to the trained predictors:
-    weight (width, width + classes) when conditioned, else (width, width).
+    ``"<i>.bias"`` (``i`` the index of the hidden block's Dense layer) to the predictors' output
+    layers, weight (width, inputs) with inputs = width + classes when conditioned, else width (or
+    ``predictor_hidden``), and ``"<i>.hidden.weight"``/``"<i>.hidden.bias"`` to their hidden layers.
 
     The model must be a classifier chain of Dense layers, each followed by at most one ReLU,
     Sigmoid or Tanh (Flatten may appear anywhere), with at least one hidden block, trained on
@@ -63,13 +66,15 @@ class SyntheticGradients(nk.schemes.Scheme):
     default_batch_size = 32
 
     def __init__(self, conditioned: bool = True, optimizer: Any = "adam", lr: float | None = None,
-                 predictor_optimizer: Any = None, predictor_lr: float | None = None, *, checkpoint_dir: Any = None,
+                 predictor_optimizer: Any = None, predictor_lr: float | None = None, predictor_hidden: int = 0,
+                 *, checkpoint_dir: Any = None,
                  resume: bool = False, schedule: Any = None, augment_shift: int = 0, **optimizer_options: Any):
         if augment_shift:
             raise ValueError("sg does not apply random translations (its compiled epoch reads rows as they are); "
                              "drop augment_shift, or shift the images yourself before fit")
         super().__init__(checkpoint_dir=checkpoint_dir, resume=resume, schedule=schedule)
         self.conditioned = check_bool(conditioned, "conditioned")
+        self.predictor_hidden = check_int(predictor_hidden, "predictor_hidden", minimum=0)
         if lr is not None:
             optimizer_options["lr"] = lr
         self.optimizer = get_optimizer(optimizer, **optimizer_options)
@@ -86,24 +91,33 @@ class SyntheticGradients(nk.schemes.Scheme):
                              f"dtype {np.asarray(run.y).dtype}. Pass integer class labels")
         blocks = read_blocks(run.model)
         dtype = run.model.dtype
-        self.predictors_ = self.make_predictors(blocks, dtype)
+        # the predictors' hidden layers come from a child of the seed: the shuffles stay those of a linear run
+        self.predictors_ = self.make_predictors(blocks, dtype, np.random.default_rng(
+            np.random.SeedSequence(run.seed).spawn(1)[0]))
         predictor_grads = {key: np.zeros_like(value) for key, value in self.predictors_.items()}
         run.optimizer = self.optimizer.fresh()
         self.predictor_optimizer_ = self.predictor_optimizer.fresh()
         for key, value in self.predictors_.items():  # its state exists from the start: checkpoints hold it
             self.predictor_optimizer_.state_for(key, value)
-        self.runner = SyntheticRun(blocks, self.predictors_, predictor_grads, self.conditioned, run.optimizer,
-                                   self.predictor_optimizer_, dtype)
+        self.runner = SyntheticRun(blocks, self.predictors_, predictor_grads, self.conditioned, self.predictor_hidden,
+                                   run.optimizer, self.predictor_optimizer_, dtype)
         run.info["conditioned"] = self.conditioned
 
-    def make_predictors(self, blocks: list[Block], dtype) -> dict[str, np.ndarray]:
-        """Zero-initialised linear predictors, one per hidden block (the paper's zero-initialised last layer:
-        training starts from synthetic gradients of zero)."""
+    def make_predictors(self, blocks: list[Block], dtype, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """One predictor per hidden block, its output layer at zero (the paper's zero-initialised last
+        layer: training starts from synthetic gradients of zero); a hidden layer, when there is one,
+        drawn from ``rng`` as a Dense layer's weights, U(-1/sqrt(inputs), 1/sqrt(inputs))."""
         classes = blocks[-1].width if self.conditioned else 0
         predictors = {}
         for block in blocks[:-1]:
-            predictors[f"{block.index}.weight"] = np.zeros((block.width, block.width + classes), dtype)
-            predictors[f"{block.index}.bias"] = np.zeros(block.width, dtype)
+            inputs, key = block.width + classes, str(block.index)
+            if self.predictor_hidden:
+                bound = 1.0 / np.sqrt(inputs)
+                predictors[key + ".hidden.weight"] = rng.uniform(-bound, bound, (self.predictor_hidden, inputs)).astype(dtype)
+                predictors[key + ".hidden.bias"] = rng.uniform(-bound, bound, self.predictor_hidden).astype(dtype)
+                inputs = self.predictor_hidden
+            predictors[key + ".weight"] = np.zeros((block.width, inputs), dtype)
+            predictors[key + ".bias"] = np.zeros(block.width, dtype)
         return predictors
 
     def train_epoch(self, run, epoch: int) -> dict[str, Any]:
@@ -128,8 +142,8 @@ class SyntheticGradients(nk.schemes.Scheme):
         found = {key: np.shape(value) for key, value in arrays.items()}
         if found != expected or "predictor_steps" not in state:
             raise ValueError(f"the checkpoint's sg predictors {found} do not fit this run, which needs {expected}; "
-                             f"resume with the model, the conditioned option and the predictor optimizer the run "
-                             f"was started with")
+                             f"resume with the model, the conditioned and predictor_hidden options and the predictor "
+                             f"optimizer the run was started with")
         for key, value in self.predictors_.items():  # in place: the runner holds these arrays
             value[...] = arrays[_PREDICTOR + key]
             for name, moment in optimizer.state_for(key, value).items():

@@ -20,8 +20,8 @@ ACTIVATIONS = {"relu": (lambda a: np.maximum(a, 0.0), lambda h: (h > 0).astype(f
 def sg_reference_step(weights, predictors, activations, X, y, conditioned, lr, predictor_lr):
     """One SGD step of synthetic-gradient training by hand, in float64: the new (weights, predictors).
 
-    ``weights`` [(W, b)] per block, ``predictors`` [(P, c)] per hidden block; the output block has
-    no activation. Every gradient uses the weights of before the step.
+    ``weights`` [(W, b)] per block; ``predictors`` per hidden block a list of layers [(P, c)], ReLU
+    between them. The output block has no activation. Every gradient uses the weights of before the step.
     """
     n, classes = len(X), weights[-1][0].shape[0]
     onehot = np.eye(classes)[y]
@@ -37,13 +37,20 @@ def sg_reference_step(weights, predictors, activations, X, y, conditioned, lr, p
     arrived = deltas[top] @ weights[top][0]                 # ... sent down: the true gradient of h_top
     for l in reversed(range(top)):
         h = outputs[l + 1]
-        inputs = np.hstack([h, onehot]) if conditioned else h
-        P, c = predictors[l]
-        synthetic = inputs @ P.T + c                        # one sample's gradient, predicted
+        layer_inputs = [np.hstack([h, onehot]) if conditioned else h]
+        for P, c in predictors[l][:-1]:
+            layer_inputs.append(np.maximum(layer_inputs[-1] @ P.T + c, 0.0))
+        P, c = predictors[l][-1]
+        synthetic = layer_inputs[-1] @ P.T + c              # one sample's gradient, predicted
         deltas[l] = synthetic / n * ACTIVATIONS[activations[l]][1](h)
         error = synthetic - n * arrived                     # regression onto what arrived from above
         d = 2 * error / error.size
-        new_predictors[l] = (P - predictor_lr * d.T @ inputs, c - predictor_lr * d.sum(axis=0))
+        updated = []
+        for k in reversed(range(len(predictors[l]))):
+            P, c = predictors[l][k]
+            updated.insert(0, (P - predictor_lr * d.T @ layer_inputs[k], c - predictor_lr * d.sum(axis=0)))
+            d = (d @ P) * (layer_inputs[k] > 0)             # through the ReLU below (unused after the first layer)
+        new_predictors[l] = updated
         arrived = deltas[l] @ weights[l][0]                 # the synthetic gradient, backpropagated one block
     new_weights = [(W - lr * d.T @ h, b - lr * d.sum(axis=0)) for (W, b), d, h in zip(weights, deltas, outputs)]
     return new_weights, new_predictors
@@ -66,29 +73,50 @@ def build(weights, activations):
     return nk.Sequential(layers)
 
 
+class KeepInitialPredictors(nk.callbacks.Callback):
+    """Copies the scheme's predictors as the run starts (after its setup drew them)."""
+
+    def __init__(self, scheme):
+        self.scheme, self.initial = scheme, {}
+
+    def on_train_begin(self, model, params):
+        self.initial = {key: np.array(value) for key, value in self.scheme.predictors_.items()}
+
+
 @pytest.mark.parametrize("conditioned", [True, False])
 @pytest.mark.parametrize("stepped", [False, True])
-@pytest.mark.parametrize("activations", [("tanh", "relu", None), ("sigmoid", None, None)])
-def test_three_steps_match_a_float64_reference(conditioned, stepped, activations):
-    """Full-batch steps from zero predictors: the first moves only the output block and the
-    predictors, the next ones the hidden blocks too (through predictions bootstrapped from above)."""
+@pytest.mark.parametrize("activations, hidden", [(("tanh", "relu", None), 0), (("sigmoid", None, None), 0),
+                                                 (("relu", "tanh", None), 6)])
+def test_three_steps_match_a_float64_reference(conditioned, stepped, activations, hidden):
+    """Full-batch steps from predictors whose output layers start at zero: the first moves only the
+    output block and the predictors, the next ones the hidden blocks too (through predictions
+    bootstrapped from above)."""
     X, y, weights = toy(0, (3, 5, 4, 3))
     model = build(weights, activations)
     options = {"clip_norm": 1e12} if stepped else {}  # a clip that never clips: no fused form, same numbers
-    scheme = SyntheticGradients(conditioned=conditioned, optimizer="sgd", lr=0.5, predictor_lr=0.2, **options)
-    nk.train(model, X, y, scheme=scheme, epochs=3, batch_size=len(X), seed=0)
-    predictors = [(np.zeros((w, w + (3 if conditioned else 0))), np.zeros(w)) for w in (5, 4)]
+    scheme = SyntheticGradients(conditioned=conditioned, optimizer="sgd", lr=0.5, predictor_lr=0.2,
+                                predictor_hidden=hidden, **options)
+    keep = KeepInitialPredictors(scheme)
+    nk.train(model, X, y, scheme=scheme, epochs=3, batch_size=len(X), seed=0, callbacks=[keep])
+    dense = [i for i, layer in enumerate(model.layers) if layer.params]
+    layers = (".hidden.", ".") if hidden else (".",)
+    predictors = [[(keep.initial[f"{i}{k}weight"], keep.initial[f"{i}{k}bias"]) for k in layers] for i in dense[:-1]]
+    inputs = hidden or None
+    for i, width in zip(dense, (5, 4)):
+        assert keep.initial[f"{i}.weight"].shape == (width, inputs or width + (3 if conditioned else 0))
+        assert not keep.initial[f"{i}.weight"].any() and not keep.initial[f"{i}.bias"].any()
     for _ in range(3):
         weights, predictors = sg_reference_step(weights, predictors, activations, X, y, conditioned, 0.5, 0.2)
-    dense = [i for i, layer in enumerate(model.layers) if layer.params]
     for i, (W, b) in zip(dense, weights):
         np.testing.assert_allclose(model.params[f"{i}.weight"], W, rtol=1e-10, atol=1e-13, err_msg=f"block {i}")
         np.testing.assert_allclose(model.params[f"{i}.bias"], b, rtol=1e-10, atol=1e-13, err_msg=f"block {i}")
-    assert sorted(scheme.predictors_) == sorted(f"{i}.{k}" for i in dense[:-1] for k in ("weight", "bias"))
-    for i, (P, c) in zip(dense, predictors):
-        np.testing.assert_allclose(scheme.predictors_[f"{i}.weight"], P, rtol=1e-10, atol=1e-13)
-        np.testing.assert_allclose(scheme.predictors_[f"{i}.bias"], c, rtol=1e-10, atol=1e-13)
-    assert np.abs(predictors[0][0]).max() > 1e-3  # the reference did move the first predictor
+    assert sorted(scheme.predictors_) == sorted(f"{i}{k}{p}" for i in dense[:-1] for k in layers
+                                                for p in ("weight", "bias"))
+    for i, layer_list in zip(dense, predictors):
+        for k, (P, c) in zip(layers, layer_list):
+            np.testing.assert_allclose(scheme.predictors_[f"{i}{k}weight"], P, rtol=1e-10, atol=1e-13)
+            np.testing.assert_allclose(scheme.predictors_[f"{i}{k}bias"], c, rtol=1e-10, atol=1e-13)
+    assert np.abs(predictors[0][-1][0]).max() > 1e-3  # the reference did move the first predictor
 
 
 def small_model():
