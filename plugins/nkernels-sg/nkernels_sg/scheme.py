@@ -140,10 +140,12 @@ class SyntheticGradients(nk.schemes.Scheme):
         for key, value in self.predictors_.items():
             expected.update({f"{_MOMENT}{key}.{name}": (value.size,) for name in optimizer.state_names})
         found = {key: np.shape(value) for key, value in arrays.items()}
-        if found != expected or "predictor_steps" not in state:
-            raise ValueError(f"the checkpoint's sg predictors {found} do not fit this run, which needs {expected}; "
-                             f"resume with the model, the conditioned and predictor_hidden options and the predictor "
-                             f"optimizer the run was started with")
+        differ = [f"{key}: {found.get(key, 'absent')} there, {expected.get(key, 'absent')} here"
+                  for key in sorted(set(found) | set(expected)) if found.get(key) != expected.get(key)]
+        if differ or "predictor_steps" not in state:
+            raise ValueError(f"the checkpoint's sg predictors do not fit this run ({'; '.join(differ[:3]) or 'no steps'}"
+                             f"{' ...' if len(differ) > 3 else ''}); resume with the model, the conditioned and "
+                             f"predictor_hidden options and the predictor optimizer the run was started with")
         for key, value in self.predictors_.items():  # in place: the runner holds these arrays
             value[...] = arrays[_PREDICTOR + key]
             for name, moment in optimizer.state_for(key, value).items():

@@ -25,3 +25,9 @@ class TestSteppedSGConformance(TestSGConformance):
 
     make_scheme = staticmethod(lambda **options: SyntheticGradients(
         lr=3e-3, clip_norm=1.0, predictor_optimizer="sgd", predictor_lr=0.05, **options))
+
+
+class TestHiddenPredictorSGConformance(TestSGConformance):
+    """Predictors with a hidden layer, drawn at setup: a resumed run (with a seed or without) takes them back."""
+
+    make_scheme = staticmethod(lambda **options: SyntheticGradients(lr=3e-3, predictor_hidden=8, **options))

@@ -227,7 +227,7 @@ def test_a_checkpoint_of_the_other_variant_is_refused(digits, tmp_path):
     X, y, _, _ = digits
     run = tmp_path / "run"
     nk.train(small_model(), X[:64], y[:64], scheme=SyntheticGradients(checkpoint_dir=run), epochs=1, seed=0)
-    with pytest.raises(ValueError, match="the conditioned option"):
+    with pytest.raises(ValueError, match=r"predictor.0.weight: \(16, 26\) there, \(16, 16\) here.*conditioned"):
         nk.train(small_model(), X[:64], y[:64], epochs=2, seed=0,
                  scheme=SyntheticGradients(conditioned=False, checkpoint_dir=run, resume=True))
 
@@ -253,6 +253,10 @@ def test_bad_options_and_data(digits):
         SyntheticGradients(predictor_lr=-1.0)
     with pytest.raises(ValueError, match="unknown optimizer"):
         SyntheticGradients(predictor_optimizer="rmsprop")
+    with pytest.raises(ValueError, match="predictor_hidden"):
+        SyntheticGradients(predictor_hidden=-1)
+    with pytest.raises(TypeError, match="predictor_hidden"):
+        SyntheticGradients(predictor_hidden=2.5)
     with pytest.raises(ValueError, match="sg does not apply random translations"):
         SyntheticGradients(augment_shift=1)
     with pytest.raises(ValueError, match="softmax cross-entropy on integer labels"):
