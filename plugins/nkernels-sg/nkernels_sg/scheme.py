@@ -66,9 +66,9 @@ class SyntheticGradients(nk.schemes.Scheme):
     default_batch_size = 32
 
     def __init__(self, conditioned: bool = True, optimizer: Any = "adam", lr: float | None = None,
-                 predictor_optimizer: Any = None, predictor_lr: float | None = None, predictor_hidden: int = 0,
-                 *, checkpoint_dir: Any = None,
-                 resume: bool = False, schedule: Any = None, augment_shift: int = 0, **optimizer_options: Any):
+                 predictor_optimizer: Any = None, predictor_lr: float | None = None, predictor_hidden: int = 0, *,
+                 checkpoint_dir: Any = None, resume: bool = False, schedule: Any = None, augment_shift: int = 0,
+                 **optimizer_options: Any):
         if augment_shift:
             raise ValueError("sg does not apply random translations (its compiled epoch reads rows as they are); "
                              "drop augment_shift, or shift the images yourself before fit")
@@ -113,8 +113,9 @@ class SyntheticGradients(nk.schemes.Scheme):
             inputs, key = block.width + classes, str(block.index)
             if self.predictor_hidden:
                 bound = 1.0 / np.sqrt(inputs)
-                predictors[key + ".hidden.weight"] = rng.uniform(-bound, bound, (self.predictor_hidden, inputs)).astype(dtype)
-                predictors[key + ".hidden.bias"] = rng.uniform(-bound, bound, self.predictor_hidden).astype(dtype)
+                shape = (self.predictor_hidden, inputs)
+                predictors[key + ".hidden.weight"] = rng.uniform(-bound, bound, shape).astype(dtype)
+                predictors[key + ".hidden.bias"] = rng.uniform(-bound, bound, shape[0]).astype(dtype)
                 inputs = self.predictor_hidden
             predictors[key + ".weight"] = np.zeros((block.width, inputs), dtype)
             predictors[key + ".bias"] = np.zeros(block.width, dtype)
