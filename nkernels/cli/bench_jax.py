@@ -213,7 +213,7 @@ def _residual(i: str, layer: Any) -> JaxLayer:
 
 
 #: nkernels layer type -> builder of its JAX twin (exact types: a subclass may compute something else)
-_BUILDERS: dict[type, Callable[[int, Any], JaxLayer]] = {
+_BUILDERS: dict[type, Callable[[str, Any], JaxLayer]] = {
     L.Dense: _dense, L.Conv2D: _conv2d, L.MaxPool2D: _max_pool2d, L.Flatten: _flatten,
     L.ReLU: _elementwise("relu"), L.Sigmoid: _elementwise("sigmoid"), L.Tanh: _elementwise("tanh"),
     L.LSTM: _recurrent, L.GRU: _recurrent, L.GELU: _elementwise("gelu"), L.LayerNorm: _layer_norm,

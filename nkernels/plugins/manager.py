@@ -73,9 +73,11 @@ def singular(kind: str) -> str:
 FIRST_PARTY_NAMES = {
     "layers": {"leaky_relu": "nkernels-activations", "elu": "nkernels-activations"},
     "schemes": {"admm": "nkernels-admm", "es": "nkernels-es", "dfa": "nkernels-feedback",
-                "fa": "nkernels-feedback", "greedy": "nkernels-greedy"},
+                "fa": "nkernels-feedback", "greedy": "nkernels-greedy", "mac": "nkernels-mac",
+                "sg": "nkernels-sg"},
     "extractors": {"kmeans": "nkernels-kmeans", "conv-kmeans": "nkernels-kmeans",
-                   "stacked-kmeans": "nkernels-kmeans", "autoencoder": "nkernels-greedy", "rbm": "nkernels-greedy"},
+                   "stacked-kmeans": "nkernels-kmeans", "autoencoder": "nkernels-greedy", "rbm": "nkernels-greedy",
+                   "pmi-factorization": "nkernels-pmi", "stacked-pmi": "nkernels-pmi"},
 }
 
 
