@@ -28,6 +28,7 @@ QUICK_PICKS = {
     "bench_kmeans": "bench_kmeans.KMeansLloyd.time_lloyd_iteration('digits-k200')",
     "bench_scheme_admm": "bench_scheme_admm.ADMMIteration.time_iteration",
     "bench_scheme_es": "bench_scheme_es.ESGeneration.time_population_evaluation(32)",
+    "bench_scheme_autoencoder": "bench_scheme_autoencoder.AutoencoderEpoch.time_epoch('autoencoder')",
     "bench_schemes_greedy_feedback": "bench_schemes_greedy_feedback.GreedyFeedbackEpoch.time_epoch('dfa')",
     "bench_gpu": "bench_gpu.GPULayerForwardBackward.time_forward_backward('relu', 'digits')",
     "bench_gate": "bench_gate.GateEpoch.time_epoch('mlp')",
