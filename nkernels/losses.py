@@ -169,29 +169,60 @@ class SoftmaxCrossEntropy(Loss):
         )
 
 
+def _value_targets(targets: Any, output_shape: tuple, dtype: Any) -> np.ndarray:
+    """Targets shaped like the outputs (a 1-D vector for outputs (N, 1)), finite, in ``dtype``."""
+    y = as_numeric_array(targets, "targets")
+    if y.ndim == 1 and len(output_shape) == 2 and output_shape[1] == 1:
+        y = y[:, None]
+    if y.shape[1:] != tuple(output_shape[1:]):
+        hint = "; for classification pass integer class labels" if y.ndim == 1 else ""
+        raise ValueError(f"targets must have shape (N, {', '.join(map(str, output_shape[1:]))}) to "
+                         f"match the outputs, got {y.shape}{hint}")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError("targets contain NaN or infinite values")
+    return np.ascontiguousarray(y, dtype=dtype)
+
+
 class MSE(Loss):
     """Mean squared error over every element, as ``torch.nn.MSELoss()``."""
 
     def prepare_targets(self, targets, output_shape, dtype=np.float32):
-        y = as_numeric_array(targets, "targets")
-        if y.ndim == 1 and len(output_shape) == 2 and output_shape[1] == 1:
-            y = y[:, None]
-        if y.shape[1:] != tuple(output_shape[1:]):
-            hint = "; for classification pass integer class labels" if y.ndim == 1 else ""
-            raise ValueError(f"targets must have shape (N, {', '.join(map(str, output_shape[1:]))}) to "
-                             f"match the outputs, got {y.shape}{hint}")
-        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise ValueError("targets contain NaN or infinite values")
-        return np.ascontiguousarray(y, dtype=dtype)
+        return _value_targets(targets, output_shape, dtype)
 
     def passes(self):
         return LossPasses(forward=(Call("mse_forward_into", X.flat, TARGET.flat, LOSSES, INDEX),),
                           backward=(Call("mse_backward", X.flat, TARGET.flat, DX.flat),))
 
 
+class BCEWithLogits(Loss):
+    """Binary cross-entropy of ``sigmoid(outputs)`` against targets in [0, 1] of the outputs' shape,
+    averaged over every element, as ``torch.nn.BCEWithLogitsLoss()``; computed from the logits,
+    stably (no sigmoid is taken first).
+
+    For a binary classifier (outputs (N, 1), targets 0/1 of shape (N,) or (N, 1)) and for several
+    independent yes/no outputs (N, C). Accuracy counts the samples whose every decision
+    ``output > 0`` matches ``target >= 0.5``. GANs' discriminators train with it.
+    """
+
+    has_accuracy = True
+
+    def prepare_targets(self, targets, output_shape, dtype=np.float32):
+        y = _value_targets(targets, output_shape, dtype)
+        if y.size and (y.min() < 0 or y.max() > 1):
+            raise ValueError(f"bce_with_logits targets must lie in [0, 1] (probabilities or 0/1 labels), got "
+                             f"values from {y.min()} to {y.max()}")
+        return y
+
+    def passes(self):
+        return LossPasses(
+            forward=(Call("bce_with_logits_forward_into", X.flat, TARGET.flat, LOSSES, INDEX),
+                     Call("count_binary_correct_into", X.vectors, TARGET.vectors, COUNTS, INDEX)),
+            backward=(Call("bce_with_logits_backward", X.flat, TARGET.flat, DX.flat),))
+
+
 def get_loss(loss: Any) -> Loss:
     """A Loss instance from an instance, a class or a registered name (``"cross_entropy"``, ``"mse"``,
-    or a plugin's: ``nk.registry.losses``)."""
+    ``"bce_with_logits"`` or a plugin's: ``nk.registry.losses``)."""
     from . import registry
 
     if isinstance(loss, Loss):
@@ -204,4 +235,4 @@ def get_loss(loss: Any) -> Loss:
                     f"Loss instance, got {loss!r}")
 
 
-__all__ = ["Loss", "SoftmaxCrossEntropy", "MSE", "get_loss"]
+__all__ = ["Loss", "SoftmaxCrossEntropy", "MSE", "BCEWithLogits", "get_loss"]

@@ -342,6 +342,23 @@ def mse_backward(pred, target):
     return 2.0 * (f64(pred) - f64(target)) / np.size(pred)
 
 
+def bce_with_logits(logits, target):
+    """``mean(-t log sigmoid(x) - (1 - t) log(1 - sigmoid(x)))`` over every element, via logaddexp."""
+    x, t = f64(logits), f64(target)
+    return float(np.mean(t * np.logaddexp(0.0, -x) + (1 - t) * np.logaddexp(0.0, x)))
+
+
+def bce_with_logits_backward(logits, target):
+    """``(sigmoid(x) - t) / numel``."""
+    x = f64(logits)
+    return (0.5 * (1 + np.tanh(x / 2)) - f64(target)) / np.size(x)
+
+
+def count_binary_correct(logits, target):
+    """Rows whose every ``logit > 0`` equals ``target >= 0.5``."""
+    return int(np.all((f64(logits) > 0) == (f64(target) >= 0.5), axis=1).sum())
+
+
 # ----------------------------------------------------------------------------------------------
 # norms
 # ----------------------------------------------------------------------------------------------

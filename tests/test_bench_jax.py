@@ -37,8 +37,10 @@ def test_the_jax_twin_has_nkernels_loss_and_adam_steps(name):
     X, y = small_batch(case)
     initial = {k: v.copy() for k, v in model.params.items()}
 
-    expected = mean_cross_entropy(model.forward(X), y)
-    assert nk.evaluate(model, X, y)["loss"] == pytest.approx(expected, rel=1e-12)
+    # the loss a training step computes (BatchNorm on the batch's statistics), which the JAX twin computes
+    expected = mean_cross_entropy(model.forward(X, training=True), y)
+    if not any(layer.couples_batch for layer in model.layers):  # evaluation mode computes the same
+        assert nk.evaluate(model, X, y)["loss"] == pytest.approx(expected, rel=1e-12)
     assert bench_jax.jax_loss(case, model.params, X, y) == pytest.approx(expected, rel=1e-12)
 
     theirs = bench_jax.jax_adam_steps(case, model.params, X, y, n_steps=2)
@@ -49,8 +51,11 @@ def test_the_jax_twin_has_nkernels_loss_and_adam_steps(name):
         optimizer.step(model.params, model.grads)
     moved = max(np.abs(model.params[k] - initial[k]).max() for k in initial)
     assert moved > 1e-3  # two Adam steps of lr 1e-3 move the parameters with a gradient by about 2e-3
+    # a convolution's bias just before a BatchNorm has a true gradient of zero (the batch mean removes it), so
+    # Adam normalises rounding residue there: those steps agree to 1e-10, the others to 1e-12
+    atol = 1e-10 if any(layer.couples_batch for layer in model.layers) else 1e-12
     for key, ours in model.params.items():
-        np.testing.assert_allclose(theirs[key], ours, rtol=1e-9, atol=1e-12, err_msg=f"{name}: {key}")
+        np.testing.assert_allclose(theirs[key], ours, rtol=1e-9, atol=atol, err_msg=f"{name}: {key}")
         assert theirs[key].dtype == np.float64
 
 

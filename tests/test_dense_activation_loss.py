@@ -107,6 +107,44 @@ def test_mse_matches_torch_and_gradcheck():
     check_loss_gradients(loss, pred, target)
 
 
+def test_bce_with_logits_matches_torch_and_gradcheck():
+    rng = np.random.default_rng(4)
+    logits, target = rng.standard_normal((6, 2)) * 3, rng.random((6, 2))
+    loss = nk.losses.get_loss("bce_with_logits")
+    tl = torch.from_numpy(logits).requires_grad_()
+    ref = torch.nn.BCEWithLogitsLoss()(tl, torch.from_numpy(target))
+    ref.backward()
+    assert loss.forward(logits, target) == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(loss.backward(), tl.grad.numpy(), rtol=1e-12, atol=1e-16)
+    check_loss_gradients(loss, logits, target)
+
+
+def test_bce_with_logits_refuses_targets_outside_0_1():
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\].*from -1.0 to 2.0"):
+        nk.losses.BCEWithLogits().forward(np.zeros((3, 1)), np.array([0.0, -1.0, 2.0]))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_binary_classifier_trains_with_bce_with_logits(compiled):
+    """A (N, 1) classifier with 0/1 labels: nk.train reports an accuracy, both paths agree, and it learns."""
+    X, y, X_test, y_test = nk.datasets.load("digits")
+    binary, binary_test = (y >= 5).astype(np.float32), (y_test >= 5).astype(np.float32)
+
+    def fit(compiled):
+        model = nk.Sequential([L.Dense(64, 32), L.ReLU(), L.Dense(32, 1)], seed=0)
+        history = nk.train(model, X, binary, loss="bce_with_logits", epochs=8, seed=0, compiled=compiled,
+                           validation_data=(X_test, binary_test))
+        return model, history
+
+    model, history = fit(compiled)
+    assert history["val_accuracy"][-1] > 0.85
+    other, other_history = fit(not compiled)
+    np.testing.assert_allclose(history["loss"], other_history["loss"], rtol=1e-4)
+    scores = nk.evaluate(model, X_test, binary_test, loss="bce_with_logits")
+    expected = np.mean((model.predict(X_test)[:, 0] > 0) == (binary_test >= 0.5))
+    assert scores["accuracy"] == pytest.approx(expected)
+
+
 def test_dense_parameter_layout_and_init_follow_pytorch():
     layer = L.Dense(16, 3)
     assert layer.params["weight"].shape == (3, 16) and layer.params["bias"].shape == (3,)

@@ -267,3 +267,30 @@ def test_training_on_the_gpu_keeps_the_cpus_running_statistics():
         np.testing.assert_allclose(models["cuda"].buffers[key], value, rtol=1e-10, err_msg=key)
     for key, value in models["cpu"].params.items():
         np.testing.assert_allclose(models["cuda"].params[key], value, rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("scheme, options, refusal", [
+    ("backprop", {}, None),
+    ("greedy", {"mode": "supervised"}, None),
+    ("greedy", {}, r"cannot train layer 1 \(BatchNorm1D\)"),
+    ("dfa", {}, r"cannot train layer 1 \(BatchNorm1D\)"),
+    ("fa", {}, r"cannot train layer 1 \(BatchNorm1D\)"),
+    ("admm", {}, r"cannot train layer 1 \(BatchNorm1D\)"),
+    ("es", {}, r"cannot train layer 1 \(BatchNorm1D\)"),
+])
+def test_every_scheme_trains_batchnorm_in_training_mode_or_refuses_it_by_name(scheme, options, refusal):
+    """A scheme either trains a BatchNorm on batch statistics (its running statistics move, one count per
+    training batch) or refuses the model before training, naming the layer: never a silent fixed affine map."""
+    if scheme not in nk.registry.schemes:
+        pytest.skip(f"the {scheme} scheme's plugin is not installed")
+    L = nk.layers
+    X, y, _, _ = nk.datasets.load("digits")
+    model = nk.Sequential([L.Dense(64, 8), L.BatchNorm1D(8), L.ReLU(), L.Dense(8, 10)], seed=0)
+    if refusal is not None:
+        with pytest.raises(ValueError, match=refusal):
+            nk.train(model, X[:64], y[:64], scheme=scheme, epochs=1, seed=0, **options)
+        assert model.layers[1].buffers["num_batches_tracked"][0] == 0
+        return
+    nk.train(model, X[:64], y[:64], scheme=scheme, epochs=1, batch_size=16, seed=0, **options)
+    assert model.layers[1].buffers["num_batches_tracked"][0] >= 4
+    assert np.abs(model.layers[1].buffers["running_mean"]).max() > 0

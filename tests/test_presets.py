@@ -1,4 +1,6 @@
 """The command line's presets reach their accuracy on digits with their default training settings."""
+import json
+
 import numpy as np
 import pytest
 
@@ -54,6 +56,18 @@ def test_input_form_of_a_spec_file(tmp_path):
     assert presets.input_form(str(spec)) == "sequence"
     spec.write_text("not json")
     assert presets.input_form(str(spec)) == "flat"
+
+
+@pytest.mark.parametrize("preset, start, form", [("transformer", 1, "sequence"), ("resnet", 1, "image"),
+                                                 ("resnet", 3, "image")])
+def test_input_form_of_spec_files_starting_with_the_new_layers(tmp_path, preset, start, form):
+    """The presets' layers from ``start`` on, saved as a spec: a PositionalEmbedding wants sequences, a
+    BatchNorm2D images, and a Residual block wants what its body's first layer (here a Conv2D) wants."""
+    shape = (1, 8, 8) if form == "image" else (8, 8)
+    config = presets.build(preset, shape, 10).get_config()
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"layers": config["layers"][start:]}))
+    assert presets.input_form(str(spec)) == form
 
 
 @pytest.mark.slow

@@ -49,14 +49,14 @@ def _jax() -> Any:
     return jax
 
 
-def _dense(i: int, layer: Any) -> JaxLayer:
+def _dense(i: str, layer: Any) -> JaxLayer:
     def apply(p, x):
         y = x @ p[f"{i}.weight"].T
         return y + p[f"{i}.bias"] if layer.use_bias else y
     return apply
 
 
-def _conv2d(i: int, layer: Any) -> JaxLayer:
+def _conv2d(i: str, layer: Any) -> JaxLayer:
     from jax import lax
 
     padding = [(p, p) for p in layer.paddings]
@@ -68,7 +68,7 @@ def _conv2d(i: int, layer: Any) -> JaxLayer:
     return apply
 
 
-def _max_pool2d(i: int, layer: Any) -> JaxLayer:
+def _max_pool2d(i: str, layer: Any) -> JaxLayer:
     from jax import lax
     import jax.numpy as jnp
 
@@ -79,17 +79,18 @@ def _max_pool2d(i: int, layer: Any) -> JaxLayer:
     return apply
 
 
-def _elementwise(fn_name: str) -> Callable[[int, Any], JaxLayer]:
-    def build(i: int, layer: Any) -> JaxLayer:
+def _elementwise(fn_name: str) -> Callable[[str, Any], JaxLayer]:
+    def build(i: str, layer: Any) -> JaxLayer:
         import jax
         import jax.numpy as jnp
 
-        fn = {"relu": lambda x: jnp.maximum(x, 0), "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}[fn_name]
+        fn = {"relu": lambda x: jnp.maximum(x, 0), "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh,
+              "gelu": lambda x: jax.nn.gelu(x, approximate=False)}[fn_name]
         return lambda p, x: fn(x)
     return build
 
 
-def _flatten(i: int, layer: Any) -> JaxLayer:
+def _flatten(i: str, layer: Any) -> JaxLayer:
     return lambda p, x: x.reshape(x.shape[0], -1)
 
 
@@ -122,7 +123,7 @@ def _gru_cell(h_size: int) -> Callable[[Any, Any, Any], tuple[Any, Any]]:
     return cell
 
 
-def _recurrent(i: int, layer: Any) -> JaxLayer:
+def _recurrent(i: str, layer: Any) -> JaxLayer:
     from jax import lax
     import jax.numpy as jnp
 
@@ -141,29 +142,109 @@ def _recurrent(i: int, layer: Any) -> JaxLayer:
     return apply
 
 
+def _layer_norm(i: str, layer: Any) -> JaxLayer:
+    import jax.numpy as jnp
+
+    axes = tuple(range(-len(layer.normalized_shape), 0))
+
+    def apply(p, x):
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        y = (x - mean) / jnp.sqrt(var + layer.eps)
+        if layer.elementwise_affine:
+            y = y * p[f"{i}.weight"]
+        return y + p[f"{i}.bias"] if layer.use_bias else y
+    return apply
+
+
+def _batch_norm2d(i: str, layer: Any) -> JaxLayer:
+    """Training mode (what a training step computes): the batch's mean and biased variance per channel.
+    The running statistics do not enter the loss, so the twin does not keep them."""
+    import jax.numpy as jnp
+
+    def apply(p, x):
+        mean = x.mean(axis=(0, 2, 3), keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=(0, 2, 3), keepdims=True)
+        y = (x - mean) / jnp.sqrt(var + layer.eps)
+        return y * p[f"{i}.weight"][None, :, None, None] + p[f"{i}.bias"][None, :, None, None]
+    return apply
+
+
+def _attention(i: str, layer: Any) -> JaxLayer:
+    import jax
+    import jax.numpy as jnp
+
+    if layer.dropout:
+        raise TypeError(f"{layer!r}: the JAX twin computes attention without dropout")
+    heads, width = layer.num_heads, layer.embed_dim
+    head_dim = width // heads
+
+    def apply(p, x):
+        n, t, _ = x.shape
+        qkv = x @ p[f"{i}.in_proj_weight"].T
+        if layer.use_bias:
+            qkv = qkv + p[f"{i}.in_proj_bias"]
+        q, k, v = (qkv[..., j * width:(j + 1) * width].reshape(n, t, heads, head_dim).transpose(0, 2, 1, 3)
+                   for j in range(3))
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(head_dim)
+        if layer.causal:
+            scores = jnp.where(jnp.tril(jnp.ones((t, t), bool)), scores, -jnp.inf)
+        out = (jax.nn.softmax(scores, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(n, t, width)
+        out = out @ p[f"{i}.out_proj_weight"].T
+        return out + p[f"{i}.out_proj_bias"] if layer.use_bias else out
+    return apply
+
+
+def _positional_embedding(i: str, layer: Any) -> JaxLayer:
+    return lambda p, x: x + p[f"{i}.weight"][:x.shape[1]]
+
+
+def _global_avg_pool(axes: tuple[int, ...]) -> Callable[[str, Any], JaxLayer]:
+    return lambda i, layer: (lambda p, x: x.mean(axis=axes))
+
+
+def _residual(i: str, layer: Any) -> JaxLayer:
+    body = _chain(layer.body, f"{i}.body.")
+    shortcut = None if layer.shortcut is None else _chain(layer.shortcut, f"{i}.shortcut.")
+
+    def apply(p, x):
+        return body(p, x) + (x if shortcut is None else shortcut(p, x))
+    return apply
+
+
 #: nkernels layer type -> builder of its JAX twin (exact types: a subclass may compute something else)
 _BUILDERS: dict[type, Callable[[int, Any], JaxLayer]] = {
     L.Dense: _dense, L.Conv2D: _conv2d, L.MaxPool2D: _max_pool2d, L.Flatten: _flatten,
     L.ReLU: _elementwise("relu"), L.Sigmoid: _elementwise("sigmoid"), L.Tanh: _elementwise("tanh"),
-    L.LSTM: _recurrent, L.GRU: _recurrent,
+    L.LSTM: _recurrent, L.GRU: _recurrent, L.GELU: _elementwise("gelu"), L.LayerNorm: _layer_norm,
+    L.BatchNorm2D: _batch_norm2d, L.MultiHeadAttention: _attention, L.PositionalEmbedding: _positional_embedding,
+    L.GlobalAvgPool1D: _global_avg_pool((1,)), L.GlobalAvgPool2D: _global_avg_pool((2, 3)), L.Residual: _residual,
 }
 
 
-def _forward(case: Case) -> Callable[[dict[str, Any], Any], Any]:
-    """The JAX forward pass of ``case``'s model, built from its nkernels layers."""
+def _chain(layers: Any, prefix: str) -> JaxLayer:
+    """The JAX twin of a list of nkernels layers whose parameters are named ``f"{prefix}{index}.<name>"``."""
     applies = []
-    for i, layer in enumerate(case.build().layers):
+    for j, layer in enumerate(layers):
         builder = _BUILDERS.get(type(layer))
         if builder is None:
-            raise TypeError(f"case {case.name!r}: layer {i} ({type(layer).__name__}) has no JAX twin; "
+            raise TypeError(f"layer {prefix}{j} ({type(layer).__name__}) has no JAX twin; "
                             f"supported: {', '.join(sorted(t.__name__ for t in _BUILDERS))}")
-        applies.append(builder(i, layer))
+        applies.append(builder(f"{prefix}{j}", layer))
 
     def forward(params, x):
         for apply in applies:
             x = apply(params, x)
         return x
     return forward
+
+
+def _forward(case: Case) -> Callable[[dict[str, Any], Any], Any]:
+    """The JAX forward pass of ``case``'s model, built from its nkernels layers."""
+    try:
+        return _chain(case.build().layers, "")
+    except TypeError as exc:
+        raise TypeError(f"case {case.name!r}: {exc}") from None
 
 
 def _loss_fn(case: Case) -> Callable[[dict[str, Any], Any, Any], Any]:

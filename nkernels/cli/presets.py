@@ -102,9 +102,19 @@ def prepare_inputs(form: str, X: np.ndarray) -> np.ndarray:
     return X
 
 
-#: the input form a model wants, by the registry name of its first layer
-FIRST_LAYER_INPUTS = {"conv2d": "image", "maxpool2d": "image", "avgpool2d": "image", "lstm": "sequence",
-                      "gru": "sequence", "conv1d": "sequence", "maxpool1d": "sequence"}
+#: the input form a model wants, by the registry name of its first layer (a Residual's: of its body's first)
+FIRST_LAYER_INPUTS = {"conv2d": "image", "maxpool2d": "image", "avgpool2d": "image", "batchnorm2d": "image",
+                      "convtranspose2d": "image", "upsample2d": "image", "globalavgpool2d": "image",
+                      "lstm": "sequence", "gru": "sequence", "conv1d": "sequence", "maxpool1d": "sequence",
+                      "globalavgpool1d": "sequence", "multiheadattention": "sequence",
+                      "positionalembedding": "sequence"}
+
+
+def _first_layer_type(layers: Any) -> str:
+    first = layers[0]
+    if first["type"] == "residual":
+        return _first_layer_type(first["config"]["layers"])
+    return first["type"]
 
 
 def input_form(spec: str) -> str:
@@ -117,7 +127,7 @@ def input_form(spec: str) -> str:
     if os.path.isfile(spec):
         try:
             with open(spec) as f:
-                first = json.load(f)["layers"][0]["type"]
+                first = _first_layer_type(json.load(f)["layers"])
         except (ValueError, KeyError, IndexError, TypeError):
             return "flat"  # building the model reports what is wrong with the spec
         return FIRST_LAYER_INPUTS.get(first, "flat")

@@ -1,4 +1,5 @@
-"""Loss kernels: softmax cross-entropy and mean squared error, forward and backward."""
+"""Loss kernels: softmax cross-entropy, mean squared error and binary cross-entropy on logits,
+forward and backward."""
 import numpy as np
 from numba import njit
 
@@ -89,3 +90,58 @@ def count_correct_into(logits, labels, counts, index):
 def mse_forward_into(pred, target, losses, index):
     """:func:`mse_forward` writing the mean to ``losses[index]`` (float64)."""
     losses[index] = mse_forward(pred, target)
+
+
+@njit(cache=True, error_model="numpy")
+def bce_with_logits_forward(logits, target):
+    """Mean binary cross-entropy of ``sigmoid(logits)`` against ``target`` (values in [0, 1]) over
+    every element; both 1-D of equal length. Computed stably as
+    ``max(x, 0) - x * t + log1p(exp(-|x|))``, finite for any finite logit."""
+    total = 0.0
+    for i in range(logits.shape[0]):
+        x = np.float64(logits[i])
+        total += max(x, 0.0) - x * target[i] + np.log1p(np.exp(-abs(x)))
+    return total / logits.shape[0]
+
+
+@njit(cache=True, error_model="numpy")
+def bce_with_logits_backward(logits, target, dlogits):
+    """``dlogits = (sigmoid(logits) - target) / numel``; all 1-D of equal length."""
+    scale = 1.0 / logits.shape[0]
+    for i in range(logits.shape[0]):
+        x = np.float64(logits[i])
+        if x >= 0:
+            p = 1.0 / (1.0 + np.exp(-x))
+        else:
+            e = np.exp(x)
+            p = e / (1.0 + e)
+        dlogits[i] = (p - target[i]) * scale
+
+
+@njit(cache=True, error_model="numpy")
+def bce_with_logits_forward_into(logits, target, losses, index):
+    """:func:`bce_with_logits_forward` writing the mean to ``losses[index]`` (float64)."""
+    losses[index] = bce_with_logits_forward(logits, target)
+
+
+@njit(cache=True, error_model="numpy")
+def count_binary_correct(logits, target):
+    """Rows of ``logits`` (N, C) whose every decision ``logit > 0`` matches ``target >= 0.5``
+    (exact-match accuracy: one answer per sample, as for a binary classifier's (N, 1))."""
+    n, c = logits.shape
+    correct = 0
+    for i in range(n):
+        ok = True
+        for j in range(c):
+            if (logits[i, j] > 0) != (target[i, j] >= 0.5):
+                ok = False
+                break
+        if ok:
+            correct += 1
+    return correct
+
+
+@njit(cache=True, error_model="numpy")
+def count_binary_correct_into(logits, target, counts, index):
+    """:func:`count_binary_correct` writing the count to ``counts[index]`` (int64)."""
+    counts[index] = count_binary_correct(logits, target)

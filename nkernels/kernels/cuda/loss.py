@@ -1,4 +1,5 @@
-"""Loss kernels on the GPU: softmax cross-entropy and mean squared error, forward and backward.
+"""Loss kernels on the GPU: softmax cross-entropy, mean squared error and binary cross-entropy on
+logits, forward and backward.
 
 CUDA twins of :mod:`nkernels.kernels.cpu.loss`, same names and signatures, device arrays in
 place of NumPy arrays (``labels`` an int64 device array). The scalar results (the mean loss,
@@ -25,7 +26,8 @@ from .reduce import MAX_THREADS, block_sum, finish, finish_into, partials_for, p
 
 __all__ = ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "count_correct",
            "mse_forward", "mse_backward", "softmax_cross_entropy_forward_into", "count_correct_into",
-           "mse_forward_into"]
+           "mse_forward_into", "bce_with_logits_forward", "bce_with_logits_backward",
+           "bce_with_logits_forward_into", "count_binary_correct", "count_binary_correct_into"]
 
 #: Elements of a staged chunk of rows (shared memory: 16 KB float32, 32 KB float64).
 CHUNK = 4096
@@ -302,3 +304,86 @@ _mse_backward = elementwise("mse_backward_scaled(pred, target, dpred, scale: flo
 def mse_backward(pred, target, dpred):
     """``dpred = 2 * (pred - target) / numel``; all 1-D of equal length."""
     _mse_backward(pred, target, dpred, 2.0 / max(int(pred.shape[0]), 1))
+
+
+@cuda.jit(cache=True)
+def _bce_forward(logits, target, partials):
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    total = np.float64(0.0)
+    for i in range(cuda.grid(1), logits.shape[0], cuda.gridsize(1)):
+        x = np.float64(logits[i])
+        total += max(x, 0.0) - x * target[i] + math.log1p(math.exp(-abs(x)))
+    total = block_sum(red, total)
+    if cuda.threadIdx.x == 0:
+        partials[cuda.blockIdx.x] = total
+
+
+def _bce_partials(logits, target):
+    blocks, threads, partials = partials_for(logits.shape[0])
+    _bce_forward[blocks, threads](logits, target, partials)
+    return partials, blocks
+
+
+def bce_with_logits_forward(logits, target):
+    """Mean binary cross-entropy of ``sigmoid(logits)`` against ``target`` over every element;
+    both 1-D of equal length. Returns a Python float (synchronizes)."""
+    logits, target = device_arrays(logits=logits, target=target)
+    n = logits.shape[0]
+    if n == 0:
+        return float("nan")  # the CPU kernel's 0 / 0
+    return finish(*_bce_partials(logits, target)) / n
+
+
+def bce_with_logits_forward_into(logits, target, losses, index):
+    """:func:`bce_with_logits_forward` writing the mean to ``losses[index]`` (a float64 device array)."""
+    logits, target, losses = device_arrays(logits=logits, target=target, losses=losses)
+    finish_into(*_bce_partials(logits, target), 1.0 / logits.shape[0], losses, index)
+
+
+# sigmoid(x) as 0.5 * (1 + tanh(x / 2)): no overflow for any finite x
+_bce_backward = elementwise("bce_with_logits_backward_scaled(logits, target, dlogits, scale: float64)",
+                            "dlogits = (0.5 + 0.5 * tanh(0.5 * logits) - target) * scale")
+
+
+def bce_with_logits_backward(logits, target, dlogits):
+    """``dlogits = (sigmoid(logits) - target) / numel``; all 1-D of equal length."""
+    _bce_backward(logits, target, dlogits, 1.0 / max(int(logits.shape[0]), 1))
+
+
+@cuda.jit(cache=True)
+def _count_binary_rows(logits, target, partials):
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    n, c = logits.shape
+    total = 0.0
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        ok = 1.0
+        for j in range(c):
+            if (logits[i, j] > 0) != (target[i, j] >= 0.5):
+                ok = 0.0
+        total += ok
+    total = block_sum(red, total)
+    if cuda.threadIdx.x == 0:
+        partials[cuda.blockIdx.x] = total
+
+
+def _count_binary_partials(logits, target):
+    blocks, threads, partials = partials_for(logits.shape[0])
+    _count_binary_rows[blocks, threads](logits, target, partials)
+    return partials, blocks
+
+
+def count_binary_correct(logits, target):
+    """Rows whose every decision ``logit > 0`` matches ``target >= 0.5``, as a Python int
+    (synchronizes)."""
+    logits, target = device_arrays(logits=logits, target=target)
+    if logits.shape[0] == 0:
+        return 0
+    return int(round(finish(*_count_binary_partials(logits, target))))
+
+
+def count_binary_correct_into(logits, target, counts, index):
+    """:func:`count_binary_correct` writing the count to ``counts[index]`` (an int64 device array)."""
+    logits, target, counts = device_arrays(logits=logits, target=target, counts=counts)
+    total = scratch("count", 1, np.float64)
+    finish_into(*_count_binary_partials(logits, target), 1.0, total, 0)
+    _store_count[1, 1](total, counts, index)

@@ -1,4 +1,5 @@
-"""The CPU loss kernels (nkernels.kernels.cpu.loss: softmax cross-entropy, count_correct, MSE) against the
+"""The CPU loss kernels (nkernels.kernels.cpu.loss: softmax cross-entropy, count_correct, MSE,
+binary cross-entropy on logits) against the
 naive references and torch."""
 import numpy as np
 import pytest
@@ -106,3 +107,55 @@ def test_losses_match_torch():
     ref.backward()
     np.testing.assert_allclose(got, ref.item(), rtol=1e-12)
     np.testing.assert_allclose(dpred, tp.grad.numpy(), rtol=1e-12)
+
+
+def make_binary(n, c, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((n, c)) * 4).astype(dtype)
+    target = rng.random((n, c)).astype(dtype)
+    target[: n // 2] = np.round(target[: n // 2])  # hard 0/1 labels and soft targets
+    return logits, target
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_bce_with_logits_matches_naive(shape, dtype):
+    logits, target = make_binary(*shape, dtype)
+    flat_x, flat_t = logits.reshape(-1), target.reshape(-1)
+    np.testing.assert_allclose(loss.bce_with_logits_forward(flat_x, flat_t), naive.bce_with_logits(logits, target),
+                               **tol(dtype))
+    dx = np.full_like(flat_x, np.nan)
+    loss.bce_with_logits_backward(flat_x, flat_t, dx)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, naive.bce_with_logits_backward(flat_x, flat_t), **tol(dtype))
+    assert loss.count_binary_correct(logits, target) == naive.count_binary_correct(logits, target)
+    losses, counts = np.full(2, -1.0), np.full(2, -1, np.int64)
+    loss.bce_with_logits_forward_into(flat_x, flat_t, losses, 1)
+    loss.count_binary_correct_into(logits, target, counts, 0)
+    np.testing.assert_allclose(losses, [-1.0, naive.bce_with_logits(logits, target)], **tol(dtype))
+    np.testing.assert_array_equal(counts, [naive.count_binary_correct(logits, target), -1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_with_logits_stays_finite_at_large_logits(dtype):
+    logits = np.array([1000.0, -1000.0, 88.0, -88.0, 0.0], dtype)
+    target = np.array([0.0, 1.0, 1.0, 0.0, 0.5], dtype)
+    got = loss.bce_with_logits_forward(logits, target)
+    np.testing.assert_allclose(got, naive.bce_with_logits(logits, target), rtol=1e-6)
+    dx = np.empty_like(logits)
+    loss.bce_with_logits_backward(logits, target, dx)
+    np.testing.assert_allclose(dx, [0.2, -0.2, 0.0, 0.0, 0.0], atol=1e-7)
+
+
+def test_bce_with_logits_matches_torch():
+    torch = pytest.importorskip("torch")
+    logits, target = make_binary(7, 3, np.float64, seed=5)
+    x, t = logits.reshape(-1), target.reshape(-1)
+    dx = np.empty_like(x)
+    got = loss.bce_with_logits_forward(x, t)
+    loss.bce_with_logits_backward(x, t, dx)
+    tx = torch.tensor(x, requires_grad=True)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(tx, torch.tensor(t))
+    ref.backward()
+    np.testing.assert_allclose(got, ref.item(), rtol=1e-12)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-16)

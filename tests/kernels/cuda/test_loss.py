@@ -1,4 +1,4 @@
-"""CUDA loss kernels (softmax cross-entropy, count_correct, MSE) against their CPU twins.
+"""CUDA loss kernels (softmax cross-entropy, count_correct, MSE, binary cross-entropy on logits) against their CPU twins.
 
 In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny shapes (the staged row
 kernels then use 24-element chunks, so rows span several chunks and blocks); they also run on a
@@ -106,3 +106,30 @@ def test_an_empty_batch_gives_nan_means_and_no_correct_rows(dtype, dev):
     empty = dev(np.zeros(0, dtype))
     assert math.isnan(gpu.mse_forward(empty, empty))
     gpu.mse_backward(empty, empty, dev(np.zeros(0, dtype)))
+
+
+def test_bce_with_logits_matches_cpu(shapes, dtype, dev, poison):
+    rng = np.random.default_rng(4)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for n, c in shapes:
+        logits = (rng.standard_normal((n, c)) * 4).astype(dtype)
+        target = rng.random((n, c)).astype(dtype)
+        target[: n // 2] = np.round(target[: n // 2])
+        x, t = logits.reshape(-1), target.reshape(-1)
+        np.testing.assert_allclose(gpu.bce_with_logits_forward(dev(x), dev(t)), cpu.bce_with_logits_forward(x, t),
+                                   rtol=rtol)
+        dx = np.empty_like(x)
+        cpu.bce_with_logits_backward(x, t, dx)
+        d_dx = poison(n * c, dtype)
+        gpu.bce_with_logits_backward(dev(x), dev(t), d_dx)
+        np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=rtol, atol=1e-7 if dtype == np.float32 else 1e-15)
+        got = gpu.count_binary_correct(dev(logits), dev(target))
+        assert isinstance(got, int) and got == cpu.count_binary_correct(logits, target)
+        losses, counts = np.full(2, -1.0), np.full(2, -1, np.int64)
+        cpu.bce_with_logits_forward_into(x, t, losses, 1)
+        cpu.count_binary_correct_into(logits, target, counts, 0)
+        d_losses, d_counts = dev(np.full(2, -1.0)), dev(np.full(2, -1, np.int64))
+        gpu.bce_with_logits_forward_into(dev(x), dev(t), d_losses, 1)
+        gpu.count_binary_correct_into(dev(logits), dev(target), d_counts, 0)
+        np.testing.assert_allclose(d_losses.copy_to_host(), losses, rtol=rtol)
+        np.testing.assert_array_equal(d_counts.copy_to_host(), counts)
