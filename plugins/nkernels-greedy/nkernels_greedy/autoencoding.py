@@ -26,7 +26,8 @@ class AutoencoderScheme(nk.schemes.Scheme):
     its input's shape, trained to reconstruct its input, without labels.
 
     ``loss`` is ``"mse"`` (the default) or ``"bce_with_logits"`` (binary cross-entropy on the
-    chain's outputs read as logits; the inputs must lie in [0, 1]). A denoising autoencoder
+    chain's outputs read as logits, so the chain ends without a Sigmoid; the inputs must lie in
+    [0, 1]). A denoising autoencoder
     reconstructs the clean input from a corrupted copy, drawn afresh every epoch:
     ``corruption`` is the fraction of input values set to 0 (masking noise), ``noise_std`` the
     standard deviation of Gaussian noise added to them (after the masking when both are set).
@@ -119,6 +120,9 @@ class AutoencoderScheme(nk.schemes.Scheme):
                              f"{sample_shape} to {out_shape}; end it with layers back to the input's shape")
         self._code_layer(model)
         if self.loss == "bce_with_logits":
+            if isinstance(model.layers[-1], nk.layers.Sigmoid):
+                raise ValueError(f"autoencoder: loss='bce_with_logits' reads the chain's outputs as logits, but its "
+                                 f"last layer ({len(model.layers) - 1}) is a Sigmoid; drop it, or use loss='mse'")
             for name, data in (("X", X), ("X_val", None if run.validation_data is None else run.validation_data[0])):
                 if data is not None and (data.min() < 0 or data.max() > 1):
                     raise ValueError(f"autoencoder: loss='bce_with_logits' reconstructs values in [0, 1], but {name} "
@@ -141,7 +145,9 @@ class AutoencoderScheme(nk.schemes.Scheme):
             corrupt(self.clean.reshape(-1), self.corruption, self.noise_std, int(run.rng.integers(2**62)), 0,
                     self.noisy.reshape(-1))
             inputs = self.noisy
-        return run.train_batches(self.trainer.run, inputs, self.targets)
+        logs = run.train_batches(self.trainer.run, inputs, self.targets)
+        logs.pop("accuracy", None)  # binary cross-entropy counts pixels' 0/1 decisions: no figure of a reconstruction
+        return logs
 
     def validation_metrics(self, run, X_val, y_val) -> dict[str, float]:
         """The reconstruction loss of the clean validation inputs."""

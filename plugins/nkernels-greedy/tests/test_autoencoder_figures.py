@@ -47,6 +47,7 @@ def test_the_readme_example_reaches_97_percent_with_the_defaults(readme_example,
 
 @pytest.mark.parametrize("label, options", [("plain autoencoder", {"corruption": 0.0}),
                                             ("Gaussian noise", {"noise_std": 0.1}),
+                                            ("binary cross-entropy", {"loss": "bce_with_logits"}),
                                             ("untrained Dense(64, 128) + ReLU", None)])
 def test_the_table_figures_for_seed_0(digits, label, options):
     X = digits[0]

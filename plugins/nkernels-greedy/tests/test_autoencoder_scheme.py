@@ -47,14 +47,16 @@ def data(digits):
     return X[:200], X_test[:100]
 
 
-@pytest.mark.parametrize("options", [{"corruption": 0.3}, {"corruption": 0.2, "noise_std": 0.1}, {"corruption": 0.0}])
+@pytest.mark.parametrize("options", [{"corruption": 0.3}, {"corruption": 0.2, "noise_std": 0.1}, {"corruption": 0.0},
+                                     {"corruption": 0.3, "loss": "bce_with_logits"}])
 def test_an_epoch_reconstructs_the_clean_inputs_from_a_copy_corrupted_from_the_run_generator(data, options):
     """Epoch by hand: the noise seed, then the batch order, from the run's generator; the targets are clean."""
     X, _ = data
     model, by_hand = dense_autoencoder(), dense_autoencoder()
-    nk.train(model, X, scheme="autoencoder", epochs=2, batch_size=50, seed=4, **options)
+    history = nk.train(model, X, scheme="autoencoder", epochs=2, batch_size=50, seed=4, **options)
+    assert "accuracy" not in history
     rng = np.random.default_rng(4)
-    loss, optimizer = get_loss("mse"), nk.optimizers.get_optimizer("adam")
+    loss, optimizer = get_loss(options.get("loss", "mse")), nk.optimizers.get_optimizer("adam")
     trainer = make_trainer(by_hand, loss, optimizer, (64,), 50)
     inputs = np.empty_like(X)
     for _ in range(2):
@@ -77,6 +79,12 @@ def test_validation_loss_is_the_reconstruction_error_of_the_clean_validation_inp
     again = dense_autoencoder()
     assert nk.train(again, X, scheme="autoencoder", epochs=2, seed=0, validation_data=X_val)["val_loss"] == \
         history["val_loss"]
+    bce = dense_autoencoder()
+    history = nk.train(bce, X, scheme="autoencoder", loss="bce_with_logits", epochs=2, seed=0, validation_data=X_val)
+    logits = bce.predict(X_val).astype(np.float64)
+    expected = np.mean(np.logaddexp(0, logits) - X_val * logits)  # softplus(z) - x z, the BCE of sigmoid(z)
+    assert list(history) == ["loss", "val_loss", "lr", "time"]
+    assert history["val_loss"][-1] == pytest.approx(expected, rel=1e-5)
 
 
 def test_the_encoder_is_the_first_block_by_default_or_model_up_to_code_layer(data):
@@ -146,6 +154,8 @@ def test_bad_chains_and_data_are_refused_before_training(data):
         nk.train(nk.Sequential([L.Dense(64, 64)], seed=0), X, scheme="autoencoder", epochs=1)
     with pytest.raises(ValueError, match=r"bce_with_logits.*X holds values in \[-1, 1\]"):
         nk.train(dense_autoencoder(), 2 * X - 1, scheme="autoencoder", loss="bce_with_logits", epochs=1)
+    with pytest.raises(ValueError, match=r"logits, but its last layer \(10\) is a Sigmoid"):
+        nk.train(conv_autoencoder(), X.reshape(-1, 1, 8, 8), scheme="autoencoder", loss="bce_with_logits", epochs=1)
     with pytest.raises(ValueError, match="y_val would have no effect"):
         nk.train(dense_autoencoder(), X, scheme="autoencoder", validation_data=(X_val, np.zeros(len(X_val))),
                  epochs=1)
