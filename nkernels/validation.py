@@ -58,7 +58,8 @@ from .runtime import devices
 
 __all__ = ["FLOAT_DTYPES", "as_numeric_array", "check_bool", "check_choice", "check_features", "check_fit_arguments",
            "check_float_dtype", "check_images", "check_int", "check_model_data", "check_model_input", "check_number", "check_pair",
-           "check_rows", "check_same_length", "check_seed", "check_validation_data"]
+           "check_rows", "check_same_length", "check_seed", "check_unlabelled_validation_data",
+           "check_validation_data"]
 
 #: the floating-point dtypes that layers, losses and models compute in
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -327,6 +328,24 @@ def check_model_input(model: Any, X: np.ndarray, name: str = "X") -> tuple[int, 
     except ValueError as exc:
         raise ValueError(f"{name} of shape {X.shape} does not fit the model: {exc}") from None
     return (len(X),) + tuple(out.shape[1:])
+
+
+def check_unlabelled_validation_data(validation_data: Any, model: Any, who: str) -> tuple[np.ndarray, None]:
+    """``(X_val, None)`` for scheme ``who``, which learns from ``X`` alone: ``validation_data`` is
+    ``X_val`` or the pair ``(X_val, None)``; labels ``y_val`` are refused (they would have no effect).
+    ``X_val`` is checked as the training data is, and returned as a contiguous array of the model's dtype.
+    """
+    if isinstance(validation_data, (tuple, list)):
+        if len(validation_data) != 2:
+            raise ValueError(f"validation_data must be X_val or a pair (X_val, None), got a "
+                             f"{type(validation_data).__name__} of {len(validation_data)} items")
+        if validation_data[1] is not None:
+            raise ValueError(f"{who} learns from X alone, so y_val would have no effect; pass validation_data="
+                             f"(X_val, None) or X_val")
+        validation_data = validation_data[0]
+    X_val = check_model_data(model, validation_data, "X_val")
+    check_model_input(model, X_val, "X_val")
+    return X_val, None
 
 
 def check_validation_data(validation_data: Any, model: Any, loss: Any) -> tuple[np.ndarray, Any]:

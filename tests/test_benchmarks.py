@@ -33,6 +33,7 @@ QUICK_PICKS = {
     "bench_scheme_ff": "bench_scheme_ff.FFEpoch.time_epoch('ff-hardest')",
     "bench_scheme_mac": "bench_scheme_mac.MACEpoch.time_epoch('mac')",
     "bench_scheme_sg": "bench_scheme_sg.SGEpoch.time_epoch('sg')",
+    "bench_scheme_autoencoder": "bench_scheme_autoencoder.AutoencoderEpoch.time_epoch('autoencoder')",
     "bench_schemes_greedy_feedback": "bench_schemes_greedy_feedback.GreedyFeedbackEpoch.time_epoch('dfa')",
     "bench_gpu": "bench_gpu.GPULayerForwardBackward.time_forward_backward('relu', 'digits')",
     "bench_gate": "bench_gate.GateEpoch.time_epoch('mlp')",

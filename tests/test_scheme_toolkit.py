@@ -38,3 +38,36 @@ class TestTwoStageConformance(TestBackpropConformance):
     def test_a_resumed_run_is_bit_identical(self, tmp_path):
         """A run of stages is not extended by more epochs (its stages are planned once): it resumes inside one."""
         self.check_resume_before_the_last_epoch(tmp_path)
+
+
+class MeanOutput(nk.schemes.Scheme):
+    """A scheme that learns from X alone and scores validation inputs by the mean of the model's outputs."""
+
+    name = "mean-output"
+    capabilities = nk.schemes.Capabilities(labels="none", yields=("extractor",), learning_rate=False)
+
+    def train_epoch(self, run, epoch):
+        return {"loss": 0.0}
+
+    def validation_metrics(self, run, X_val, y_val):
+        assert y_val is None and X_val.dtype == run.model.dtype
+        return {"mean": float(run.model.predict(X_val).mean())}
+
+
+def test_a_scheme_without_labels_takes_validation_inputs_alone():
+    """validation_data is X_val or (X_val, None) for a scheme that learns from X alone; y_val is refused."""
+    import numpy as np
+    import pytest
+
+    X, _, X_val, y_val = nk.datasets.load("digits")
+    model = nk.Sequential([L.Dense(64, 3)], seed=0)
+    expected = float(model.predict(X_val).mean())
+    for validation_data in (X_val, (X_val, None), [X_val.astype(np.float64), None]):
+        history = MeanOutput().fit(model, X[:50], epochs=2, validation_data=validation_data)
+        assert history["val_mean"] == [pytest.approx(expected)] * 2
+    with pytest.raises(ValueError, match="y_val would have no effect"):
+        MeanOutput().fit(model, X[:50], epochs=1, validation_data=(X_val, y_val))
+    with pytest.raises(ValueError, match=r"X_val or a pair \(X_val, None\)"):
+        MeanOutput().fit(model, X[:50], epochs=1, validation_data=(X_val,))
+    with pytest.raises(ValueError, match="X_val"):
+        MeanOutput().fit(model, X[:50], epochs=1, validation_data=X_val[:, :10])

@@ -74,7 +74,7 @@ FIRST_PARTY_NAMES = {
     "layers": {"leaky_relu": "nkernels-activations", "elu": "nkernels-activations", "ff_label_input": "nkernels-ff"},
     "schemes": {"admm": "nkernels-admm", "es": "nkernels-es", "dfa": "nkernels-feedback",
                 "fa": "nkernels-feedback", "greedy": "nkernels-greedy", "mac": "nkernels-mac", "ff": "nkernels-ff",
-                "sg": "nkernels-sg", "gan": "nkernels-gan"},
+                "sg": "nkernels-sg", "gan": "nkernels-gan", "autoencoder": "nkernels-greedy"},
     "extractors": {"kmeans": "nkernels-kmeans", "conv-kmeans": "nkernels-kmeans",
                    "stacked-kmeans": "nkernels-kmeans", "autoencoder": "nkernels-greedy", "rbm": "nkernels-greedy",
                    "pmi-factorization": "nkernels-pmi", "stacked-pmi": "nkernels-pmi"},

@@ -18,7 +18,7 @@ from ..errors import TrainingDivergedError
 from ..history import History
 from ..runtime import devices
 from ..validation import (check_int, check_model_data, check_model_input, check_same_length, check_seed,
-                          check_validation_data)
+                          check_unlabelled_validation_data, check_validation_data)
 from .base import Scheme, Stage
 from .checkpoints import Position, load_checkpoint, save_checkpoint
 
@@ -33,7 +33,8 @@ class TrainingRun:
 
     What a scheme reads: ``model``, ``X`` (checked, C-contiguous, the model's dtype), ``y`` (as
     given), ``targets`` (``loss.prepare_targets(y)``, or None without labels), ``loss`` (or
-    None), ``validation_data`` (checked, or None), ``epochs``, ``batch_size`` (at most the
+    None), ``validation_data`` (checked, or None; ``(X_val, None)`` for a scheme that learns from
+    ``X`` alone, whose :meth:`~nkernels.schemes.Scheme.validation_metrics` scores it), ``epochs``, ``batch_size`` (at most the
     number of samples), ``seed``, ``rng`` (the run's generator: draw from it, or from seeds it
     gives, so that checkpoints resume exactly), ``augment`` (``(max_shift, seed)`` or None, for
     :func:`~nkernels.trainers.make_trainer`), ``events`` (the callbacks) and ``history``. What a
@@ -68,9 +69,12 @@ class TrainingRun:
             self.loss = self.make_loss(out_shape)
             self.targets = self.loss.prepare_targets(y, out_shape, model.dtype)
         if validation_data is not None:
-            if self.loss is None:
+            if caps.labels == "none":  # the scheme scores X_val itself (validation_metrics gets y_val None)
+                validation_data = check_unlabelled_validation_data(validation_data, model, who)
+            elif self.loss is None:
                 raise ValueError(f"{who}: validation_data needs a loss to score it; pass labelled training data")
-            validation_data = check_validation_data(validation_data, model, self.loss)
+            else:
+                validation_data = check_validation_data(validation_data, model, self.loss)
         self.validation_data = validation_data
         if scheme.augment_shift and self.X.ndim != 4:
             raise ValueError(f"random translations need image inputs (N, C, H, W), got samples of shape "

@@ -3,6 +3,9 @@
 - scheme ``greedy``: each block of a chain trained in turn on the output of the frozen blocks
   below it, unsupervised (autoencoder or RBM pretraining, Hinton et al. 2006, Bengio et al. 2007)
   or supervised with auxiliary heads (Belilovsky et al. 2019), then optional fine-tuning.
+- scheme ``autoencoder``: any chain trained to reconstruct its input (MSE or binary cross-entropy),
+  optionally denoising (Vincent et al. 2008); its ``encoder`` is a feature extractor. It corrupts its
+  inputs with the same kernel as the ``autoencoder`` extractor.
 - extractors ``autoencoder`` and ``rbm``: scikit-learn style ``fit``/``transform``, stackable, with
   ONNX exporters so that ``nk.export_onnx`` writes them inside ``nk.layers.Frozen``.
 
@@ -10,6 +13,7 @@ The plugin uses nkernels' public API only; importing it loads no Numba code.
 """
 import nkernels as nk
 
+from .autoencoding import AutoencoderScheme
 from .extractors import EXPORTERS, RBM, Autoencoder
 from .scheme import Greedy
 
@@ -17,7 +21,7 @@ from .scheme import Greedy
 @nk.hookimpl
 def nkernels_register_schemes():
     """The schemes of this plugin by registry name."""
-    return {"greedy": Greedy}
+    return {"greedy": Greedy, "autoencoder": AutoencoderScheme}
 
 
 @nk.hookimpl
@@ -32,4 +36,4 @@ def nkernels_register_exporters():
     return dict(EXPORTERS)
 
 
-__all__ = ["Greedy", "Autoencoder", "RBM"]
+__all__ = ["Greedy", "AutoencoderScheme", "Autoencoder", "RBM"]

@@ -295,7 +295,9 @@ class Autoencoder(LayerExtractor):
     ``tied=True`` decodes with the encoder's own weight (``D = weight``), otherwise with a separate
     ``decoder_weight_`` (n_features, n_components). ``corruption`` > 0 trains a denoising
     autoencoder (Vincent et al. 2008): each input value is set to 0 with that probability, and
-    the clean input is reconstructed. The loss is the mean squared reconstruction error.
+    the clean input is reconstructed; ``noise_std`` > 0 adds Gaussian noise of that standard
+    deviation to the inputs (after the masking, when both are set). The noise is the kernel
+    :func:`nkernels_greedy.kernels.corrupt`, which the ``autoencoder`` scheme uses too. The loss is the mean squared reconstruction error.
     ``activation`` is ``"relu"``, ``"sigmoid"``, ``"tanh"`` or ``"identity"``. ``optimizer`` is a
     name or an :class:`~nkernels.optimizers.Optimizer` (``lr`` goes with a name).
 
@@ -305,14 +307,16 @@ class Autoencoder(LayerExtractor):
         features = ae.transform(X)
     """
 
-    _param_names = ("n_components", "activation", "tied", "corruption", "epochs", "batch_size", "shuffle",
-                    "optimizer", "lr", "seed", "dtype", "compiled")
+    _param_names = ("n_components", "activation", "tied", "corruption", "noise_std", "epochs", "batch_size",
+                    "shuffle", "optimizer", "lr", "seed", "dtype", "compiled")
     _slots = ("weight", "bias", "decoder_weight", "decoder_bias")
 
     def __init__(self, n_components: int = 64, activation: str = "relu", tied: bool = True, corruption: float = 0.0,
-                 epochs: int = 10, batch_size: int = 32, shuffle: bool = True, optimizer: Any = "adam",
-                 lr: float | None = None, seed: int | None = None, dtype: Any = "float32", compiled: bool = True):
+                 noise_std: float = 0.0, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
+                 optimizer: Any = "adam", lr: float | None = None, seed: int | None = None, dtype: Any = "float32",
+                 compiled: bool = True):
         self.n_components, self.activation, self.tied, self.corruption = n_components, activation, tied, corruption
+        self.noise_std = noise_std
         self.epochs, self.batch_size, self.shuffle, self.optimizer, self.lr = epochs, batch_size, shuffle, optimizer, lr
         self.seed, self.dtype, self.compiled = seed, dtype, compiled
         self._check_common()
@@ -321,6 +325,7 @@ class Autoencoder(LayerExtractor):
         super()._check_common()
         self.tied = check_bool(self.tied, "tied")
         self.corruption = check_number(self.corruption, "corruption", low=0, high=1, high_open=True)
+        self.noise_std = check_number(self.noise_std, "noise_std", low=0)
 
     def _init_model_params(self) -> None:
         f, h = self.n_features_in_, self.n_components
@@ -331,15 +336,16 @@ class Autoencoder(LayerExtractor):
         self.decoder_bias_ = self.params_["decoder_bias"] = np.zeros(f, self.dtype)
 
     def _batch_step(self, xb):
-        from .kernels import autoencoder_step, corrupt
+        from .kernels import autoencoder_step, corrupt, noise_counters
 
         n, f = xb.shape
         h = self.n_components
         x_in = xb
-        if self.corruption > 0:
+        if self.corruption > 0 or self.noise_std > 0:
             x_in = self._buffer(n, "x_in", xb.shape)
-            corrupt(xb.reshape(-1), self.corruption, self.noise_seed_, self._counter, x_in.reshape(-1))
-            self._counter += xb.size
+            corrupt(xb.reshape(-1), self.corruption, self.noise_std, self.noise_seed_, self._counter,
+                    x_in.reshape(-1))
+            self._counter += noise_counters(xb.size, self.corruption, self.noise_std)
         if self.tied:
             scratch = self._buffer(n, "scratch", (h, f))
             decoder, gdecoder = scratch, scratch
@@ -352,7 +358,7 @@ class Autoencoder(LayerExtractor):
                                 self.grads_["weight"], self._grad_bias(), gdecoder, self.grads_["decoder_bias"])
 
     def _fused_run(self, X, order, start, n_batches, size, fused, losses):
-        from .kernels import autoencoder_epoch
+        from .kernels import autoencoder_epoch, noise_counters
 
         f, h = self.n_features_in_, self.n_components
         code, hyper, flag, params, grads, state_a, state_b = fused
@@ -360,16 +366,16 @@ class Autoencoder(LayerExtractor):
             decoder = gdecoder = self._buffer(size, "scratch", (h, f))
         else:
             decoder, gdecoder = self.decoder_weight_, self.grads_["decoder_weight"]
-        done = autoencoder_epoch(X, order, start, n_batches, self.corruption, self.noise_seed_, self._counter,
-                                 self.tied, ACTIVATION_CODES[self.activation], self.weight_, self.bias_, decoder,
+        done = autoencoder_epoch(X, order, start, n_batches, self.corruption, self.noise_std, self.noise_seed_,
+                                 self._counter, self.tied, ACTIVATION_CODES[self.activation], self.weight_, self.bias_,
+                                 decoder,
                                  self.decoder_bias_, self.grads_["weight"], self._grad_bias(), gdecoder,
                                  self.grads_["decoder_bias"], self._buffer(size, "xb", (size, f)),
                                  self._buffer(size, "x_in", (size, f)), self._buffer(size, "pre", (size, h)),
                                  self._buffer(size, "h", (size, h)), self._buffer(size, "recon", (size, f)),
                                  self._buffer(size, "drecon", (size, f)), self._buffer(size, "dh", (size, h)),
                                  code, hyper, flag, params, grads, state_a, state_b, self.optimizer_.steps, losses)
-        if self.corruption > 0:
-            self._counter += done * size * f
+        self._counter += done * noise_counters(size * f, self.corruption, self.noise_std)
         return done
 
     def inverse_transform(self, H: Any) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Numba kernels of the greedy plugin: autoencoder and RBM (CD-k) training steps, masking noise.
+"""Numba kernels of the greedy plugin: autoencoder and RBM (CD-k) training steps, input noise.
 
 Every kernel takes preallocated outputs and returns at most a scalar. Each matrix product is one
 ``np.dot`` over the whole batch; the elementwise passes around them are plain loops.
@@ -48,15 +48,31 @@ def add_bias_activate(pre, bias, activation, out):
                 out[i, j] = v
 
 
-@njit(cache=True, error_model="numpy")
-def corrupt(x, probability, seed, offset, out):
-    """Masking noise: ``out[i] = 0`` with ``probability``, else ``x[i]``, from counters ``offset + i``.
+@njit(cache=True)
+def noise_counters(size, corruption, noise_std):
+    """How many random-number counters :func:`corrupt` consumes for ``size`` values."""
+    return size * ((1 if corruption > 0 else 0) + (1 if noise_std > 0 else 0))
 
-    x and out are 1-D of equal length; ``out`` may be ``x`` itself.
+
+@njit(cache=True, error_model="numpy")
+def corrupt(x, corruption, noise_std, seed, offset, out):
+    """The input noise of a denoising autoencoder (Vincent et al. 2008): masking, then Gaussian noise.
+
+    ``out[i] = 0`` with probability ``corruption`` (counter ``offset + i``), else ``x[i]``; then
+    ``noise_std * N(0, 1)`` is added (counter ``offset + i``, or ``offset + size + i`` after
+    masking), so a call consumes :func:`noise_counters` counters. x and out are 1-D of equal
+    length; ``out`` may be ``x`` itself. The greedy plugin's ``autoencoder`` extractor and the
+    ``autoencoder`` scheme both corrupt their inputs here.
     """
     base = np.uint64(offset)
+    noise_base = base + np.uint64(x.shape[0] if corruption > 0 else 0)
     for i in range(x.shape[0]):
-        out[i] = 0.0 if hash_uniform(seed, base + np.uint64(i)) < probability else x[i]
+        v = x[i]
+        if corruption > 0 and hash_uniform(seed, base + np.uint64(i)) < corruption:
+            v = 0.0
+        if noise_std > 0:
+            v += noise_std * hash_normal(seed, noise_base + np.uint64(i))
+        out[i] = v
 
 
 @njit(cache=True, error_model="numpy")
@@ -202,14 +218,15 @@ def rbm_cd_step(v0, weight, hidden_bias, visible_bias, k, hidden, visible, seed,
 
 
 @njit(cache=True, error_model="numpy")
-def autoencoder_epoch(X, order, start, n_batches, corruption, seed, counter0, tied, activation,
+def autoencoder_epoch(X, order, start, n_batches, corruption, noise_std, seed, counter0, tied, activation,
                       weight, bias, decoder_weight, decoder_bias, gweight, gbias, gdecoder_weight, gdecoder_bias,
                       xb, x_in, pre, h, recon, drecon, dh, optimizer, hyper, flag, params, grads, state_a,
                       state_b, step0, losses):
     """``n_batches`` autoencoder steps (:func:`autoencoder_step`), each followed by the update.
 
     Batch ``b`` holds rows ``order[start + b * B: start + (b + 1) * B]`` of ``X`` (B = ``len(xb)``);
-    with ``corruption`` > 0 its masking noise uses counters from ``counter0 + b * B * F``.
+    with ``corruption`` or ``noise_std`` > 0 its noise (:func:`corrupt`) uses counters from
+    ``counter0 + b * noise_counters(B * F, corruption, noise_std)``.
     ``params``/``grads``/``state_a``/``state_b`` are tuples of flat views (weight, bias, decoder
     weight, decoder bias; 0-length where absent) for :func:`apply_updates`, at step
     ``step0 + b + 1``. Writes each batch's loss to ``losses[b]``; returns the number of batches
@@ -218,8 +235,9 @@ def autoencoder_epoch(X, order, start, n_batches, corruption, seed, counter0, ti
     size = xb.shape[0]
     for b in range(n_batches):
         gather_rows(X, order, start + b * size, xb)
-        if corruption > 0:
-            corrupt(xb.reshape(xb.size), corruption, seed, counter0 + b * xb.size, x_in.reshape(x_in.size))
+        if corruption > 0 or noise_std > 0:
+            corrupt(xb.reshape(xb.size), corruption, noise_std, seed,
+                    counter0 + b * noise_counters(xb.size, corruption, noise_std), x_in.reshape(x_in.size))
             source = x_in
         else:
             source = xb

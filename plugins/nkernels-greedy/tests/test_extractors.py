@@ -84,17 +84,54 @@ def test_denoising_step_reconstructs_the_clean_input_from_the_masked_one(compile
         np.testing.assert_allclose(ae.params_[name], value, rtol=1e-10, atol=1e-14, err_msg=name)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_gaussian_noise_step_reconstructs_the_clean_input_from_the_masked_noisy_one(compiled):
+    """noise_std adds N(0, std) after the masking, from the counters after the mask's (both batches)."""
+    x, W, b = small_problem(2, n=8)
+    ae = Autoencoder(4, activation="tanh", corruption=0.2, noise_std=0.3, batch_size=4, shuffle=False,
+                     optimizer="sgd", lr=0.5, seed=5, dtype="float64", compiled=compiled)
+    ae.initialize(5, W.copy(), b.copy())
+    params = {"weight": W, "bias": b, "decoder_bias": ae.decoder_bias_.copy()}
+    ae.fit_epoch(x)
+    for batch in range(2):  # each batch: 20 mask counters, then 20 noise counters
+        xb = x[4 * batch:4 * batch + 4]
+        u, z = np.empty(xb.size), np.empty(xb.size)
+        uniform_fill(ae.noise_seed_, 40 * batch, u)
+        normal_fill(ae.noise_seed_, 40 * batch + 20, 0.0, 0.3, z)
+        x_in = np.where(u.reshape(xb.shape) < 0.2, 0.0, xb) + z.reshape(xb.shape)
+        _, params = autoencoder_reference(xb, x_in, params["weight"], params["bias"], None, params["decoder_bias"],
+                                          True, "tanh", lr=0.5)
+    assert ae._counter == 80
+    for name, value in params.items():
+        np.testing.assert_allclose(ae.params_[name], value, rtol=1e-10, atol=1e-14, err_msg=name)
+
+
 def test_masking_noise_drops_the_requested_fraction():
     from nkernels_greedy.kernels import corrupt
 
     x = np.ones(200_000)
     out = np.empty_like(x)
-    corrupt(x, 0.25, 7, 0, out)
+    corrupt(x, 0.25, 0.0, 7, 0, out)
     assert set(np.unique(out)) == {0.0, 1.0}
     assert abs(np.mean(out == 0) - 0.25) < 0.005
     again = np.empty_like(x)
-    corrupt(x, 0.25, 7, 0, again)
+    corrupt(x, 0.25, 0.0, 7, 0, again)
     np.testing.assert_array_equal(out, again)
+
+
+def test_gaussian_noise_has_the_requested_spread_and_follows_the_mask_on_counters_of_its_own():
+    from nkernels_greedy.kernels import corrupt, noise_counters
+
+    x = np.ones(200_000)
+    noise = np.empty_like(x)
+    corrupt(np.zeros_like(x), 0.0, 0.5, 7, x.size, noise)  # the noise alone, from counters x.size onwards
+    assert abs(np.mean(noise)) < 0.01 and abs(np.std(noise) - 0.5) < 0.01
+    masked = np.empty_like(x)
+    corrupt(x, 0.3, 0.0, 7, 0, masked)
+    both = np.empty_like(x)
+    corrupt(x, 0.3, 0.5, 7, 0, both)
+    np.testing.assert_array_equal(both, masked + noise)
+    assert noise_counters(x.size, 0.3, 0.5) == 2 * x.size and noise_counters(x.size, 0.0, 0.5) == x.size
 
 
 def rbm_reference(v0, W, b, c, k, hidden, visible, seed, lr):
