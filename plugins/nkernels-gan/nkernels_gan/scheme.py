@@ -151,6 +151,20 @@ class GAN(Scheme):
         return {"loss": float(d_losses.mean()), "generator_loss": float(g_losses.mean()),
                 "discriminator_accuracy": correct / (2 * B * self.steps)}
 
+    def validation_metrics(self, run, X_val, y_val) -> dict[str, Any]:
+        """The discriminator on held-out data: its mean loss (``loss``) and accuracy
+        (``discriminator_accuracy``) on the real samples of ``X_val`` (target 1) together with as many
+        samples of the generator (target 0). Their latent vectors come from a fixed seed, so every
+        epoch's figures see the same ones and ``run.rng`` is left alone."""
+        G, D = self.generator, run.model
+        n = len(X_val)
+        z = np.random.default_rng(0).standard_normal((n, self.latent_dim)).astype(G.dtype)
+        with blas_single_threaded():
+            fake = G.forward(z).reshape(X_val.shape)
+        targets = np.concatenate([np.ones((n, 1), D.dtype), np.zeros((n, 1), D.dtype)])
+        scores = nk.evaluate(D, np.concatenate([X_val, fake]), targets, loss=self.loss)
+        return {"loss": scores["loss"], "discriminator_accuracy": scores["accuracy"]}
+
     # -- state ---------------------------------------------------------------------------------
     def checkpoint_state(self, run) -> tuple[dict[str, Any], dict[str, Any]]:
         G = self.generator

@@ -142,9 +142,24 @@ def test_chains_that_do_not_fit_the_data_are_refused(digits, G, D, message):
         train(digits[0][:64], G, D)
 
 
-def test_labels_and_validation_data_are_refused(digits):
+def test_labels_are_refused(digits):
     X, y = digits[0][:64], digits[1][:64]
     with pytest.raises(ValueError, match="y would have no effect"):
         nk.train(discriminator(), X, y, scheme="gan", generator=generator(), epochs=1)
-    with pytest.raises(ValueError, match="validation_data needs a loss"):
+    with pytest.raises(ValueError, match="y_val would have no effect"):
         train(X, generator(), discriminator(), validation_data=(X, y))
+
+
+def test_validation_scores_the_discriminator_on_held_out_and_generated_samples(digits):
+    """val_loss and val_discriminator_accuracy: the discriminator on the held-out samples (target 1) and as many
+    generated ones from a fixed seed (target 0); scoring them leaves training unchanged."""
+    X, X_val = digits[0][:64], digits[2][:40]
+    G, D = generator(), discriminator()
+    history = train(X, G, D, validation_data=X_val)
+    fake = G.forward(np.random.default_rng(0).standard_normal((40, 4)).astype(np.float32))
+    targets = np.concatenate([np.ones((40, 1)), np.zeros((40, 1))])
+    expected = nk.evaluate(D, np.concatenate([X_val, fake]), targets, loss="bce_with_logits")
+    assert history["val_loss"][-1] == pytest.approx(expected["loss"], rel=1e-6)
+    assert history["val_discriminator_accuracy"][-1] == pytest.approx(expected["accuracy"])
+    plain = train(X, generator(), discriminator())
+    np.testing.assert_array_equal(history["loss"], plain["loss"])
