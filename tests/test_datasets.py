@@ -1,5 +1,4 @@
 """The dataset loaders: MNIST and Fashion-MNIST from IDX files written here, MNIST-1D generated small."""
-import gzip
 import random
 import sys
 from importlib import metadata
@@ -9,32 +8,13 @@ import pytest
 
 import nkernels as nk
 from nkernels.datasets import idx, mnist1d
-from nkernels.datasets.mnist import FILES
-
-
-def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
-    """``array`` (unsigned bytes) in the IDX format; ``magic`` overrides the header's magic number."""
-    magic = (0x08 << 8 | array.ndim) if magic is None else magic
-    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write(folder, name, payload: bytes, gz: bool = False):
-    path = folder / (name + ".gz" if gz else name)
-    path.write_bytes(gzip.compress(payload) if gz else payload)
-    return path
+from idx_files import idx_bytes, write, write_mnist_folder
 
 
 @pytest.fixture
 def idx_folder(tmp_path):
     """A tiny MNIST folder: 12 training and 5 test images, the training files gzipped, the test files plain."""
-    rng = np.random.default_rng(0)
-    arrays = {"train": (rng.integers(0, 256, (12, 28, 28)), np.arange(12) % 10),
-              "test": (rng.integers(0, 256, (5, 28, 28)), np.array([9, 0, 3, 3, 7]))}
-    for (split, (images, labels)), (images_file, labels_file) in zip(arrays.items(), [FILES[:2], FILES[2:]]):
-        write(tmp_path, images_file, idx_bytes(images), gz=split == "train")
-        write(tmp_path, labels_file, idx_bytes(labels), gz=split == "train")
-    return tmp_path, arrays
+    return tmp_path, write_mnist_folder(tmp_path)
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
