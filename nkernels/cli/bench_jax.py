@@ -219,7 +219,7 @@ def _residual(i: str, layer: Any) -> JaxLayer:
 
 
 #: nkernels layer type -> builder of its JAX twin (exact types: a subclass may compute something else)
-_BUILDERS: dict[type, Callable[[int, Any], JaxLayer]] = {
+_BUILDERS: dict[type, Callable[[str, Any], JaxLayer]] = {
     L.Dense: _dense, L.Conv1D: _conv, L.Conv2D: _conv, L.MaxPool1D: _max_pool, L.MaxPool2D: _max_pool,
     L.Flatten: _flatten,
     L.ReLU: _elementwise("relu"), L.Sigmoid: _elementwise("sigmoid"), L.Tanh: _elementwise("tanh"),

@@ -29,7 +29,7 @@ def _where_to_get(name: str) -> str:
 def _folder(name: str, path: str | os.PathLike | None) -> str:
     if path is None:
         raise ValueError(f"load({name!r}) needs path=DIR (on the command line --data-path DIR): {_where_to_get(name)}")
-    folder = os.fspath(path)
+    folder = os.path.expanduser(os.fspath(path))
     if not os.path.isdir(folder):
         problem = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
         raise FileNotFoundError(f"{name} folder {folder} {problem}: {_where_to_get(name)}")

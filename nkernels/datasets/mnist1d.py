@@ -88,7 +88,8 @@ def _write_cache(path: str, arrays: dict[str, np.ndarray]) -> None:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, X_train=arrays["X_train"], y_train=arrays["y_train"], X_test=arrays["X_test"],
+                         y_test=arrays["y_test"])
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
