@@ -2,7 +2,7 @@
 
 Both sides run Lloyd's algorithm on the same float32 data, with the same k and the same initial
 centroids (scikit-learn's k-means++ with seed 0), in one process: digits (1257 x 64, k = 200)
-and a synthetic set (100,000 x 64 standard normal, k = 100). The time per iteration is the
+and a synthetic set (100,000 x 64 standard normal, k = 256). The time per iteration is the
 difference between a fit stopped after ``HI`` iterations and one stopped after ``LO``, divided by
 the iterations between them, so that setup and the final assignment cancel out on both sides
 (``tol=0``; scikit-learn's ``KMeans(algorithm="lloyd", n_init=1)``). Without the plugin
@@ -18,7 +18,7 @@ import numpy as np
 from .common import blas_single_threaded, require_plugin_module
 
 #: dataset -> number of clusters
-CASES = {"digits-k200": 200, "synthetic100k-k100": 100}
+CASES = {"digits-k200": 200, "synthetic100k-k256": 256}
 #: fits stopped after LO and HI iterations give the time per iteration
 LO, HI = 1, 6
 

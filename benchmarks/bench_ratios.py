@@ -1,12 +1,13 @@
-"""Time ratios against PyTorch CPU and JAX (CPU, ``jax.jit``), each measured in one process: nkernels
+"""Time ratios against PyTorch CPU and JAX (CPU, ``jax.jit``): nkernels
 time / peer time per training step, so that lower is better, as asv reads every value (a slower
 nkernels shows as a rising ratio, flagged by ``asv continuous`` and ``asv compare``).
 
 Same architecture, initial weights, data, batch size and optimizer (Adam) on both sides (see
 ``nkernels bench``, which prints the same measurement as "x faster"); ``torch.set_num_threads``
 equals Numba's thread count, and JAX sizes its pool from the process's CPU affinity, so on the
-2-core benchmark machine every side uses 2 threads. The peer runs first: a peer measured after
-nkernels' thread pools have started runs slower.
+2-core benchmark machine every side uses 2 threads. Each side is timed in a fresh process of its own
+(``bench.speedups``; commits before that ran the peer first in the benchmark's process: a peer
+measured after nkernels' thread pools have started runs slower).
 """
 from .common import bench, require_peer
 

@@ -26,13 +26,14 @@ from .plugins.marker import hookimpl
 
 _SUBMODULES = {"layers", "losses", "optimizers", "schemes", "registry", "plugins", "datasets", "testing",
                "errors", "callbacks", "compiled", "kernels", "training", "trainers", "passes", "sklearn",
-               "validation", "runtime", "export", "cli", "schedules", "history", "model"}
+               "validation", "runtime", "export", "cli", "schedules", "history", "model", "leaderboard"}
 #: public names that live in a subpackage: ``nk.interop`` is :mod:`nkernels.runtime.interop`
 _SHORTCUTS = {"interop": "runtime.interop", "presets": "cli.presets", "io": "export.io"}
 _ATTRIBUTES = {
     "Sequential": ("model", "Sequential"),
     "train": ("training", "train"),
     "evaluate": ("training", "evaluate"),
+    "compare": ("leaderboard", "compare"),
     "save": ("export.io", "save"),
     "load": ("export.io", "load"),
     "export_onnx": ("export.onnx_export", "export_onnx"),

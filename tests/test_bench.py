@@ -1,8 +1,10 @@
 """The benchmark code runs (its figures are measured elsewhere: benchmarks never assert on time)."""
 import dataclasses
 import importlib
+import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +29,27 @@ def test_every_benchmark_model_matches_its_pytorch_twin_in_shape():
             sum(p.numel() for p in case.build_torch(torch.nn).parameters()), case.name
 
 
+def test_each_framework_is_timed_in_a_process_of_its_own(monkeypatch):
+    """speedups times every framework through a fresh process; the child reports a peer that is not
+    installed as an ImportError, and nkernels' time for real."""
+    calls = []
+    monkeypatch.setattr(bench, "_in_own_process", lambda *args: calls.append(args) or 1e-3)
+    bench.speedups(["mlp", "cnn"], n_steps=2, repeat=1, peers=("torch", "jax"))
+    assert calls == [(fw, case, 2, 1, None) for case in ("mlp", "cnn") for fw in ("torch", "jax", "nkernels")]
+    monkeypatch.undo()
+    assert bench._in_own_process("nkernels", "mlp", 2, 1) > 0
+    # the child's report of a missing peer, run in this process (a monkeypatch does not reach a child)
+    monkeypatch.setattr(bench, "_peer_step", lambda peer: (_ for _ in ()).throw(ImportError("no such peer")))
+    child = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", child)
+    bench._child(["jax", "mlp", "2", "1"])
+    assert json.loads(child.getvalue()) == {"missing": "no such peer"}
+
+
 def test_speedups_and_the_bench_command(capsys, monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps cells to the terminal width
+    monkeypatch.setattr(bench, "_in_own_process", bench.step_seconds)  # in this process: quicker
     (row,) = bench.speedups(["mlp"], n_steps=2, repeat=1)
     assert row["nkernels_us"] > 0 and row["torch_us"] > 0 and row["speedup"] == row["torch_us"] / row["nkernels_us"]
     assert row["torch_ratio"] == row["nkernels_us"] / row["torch_us"]  # what asv tracks: lower is better
@@ -39,8 +59,9 @@ def test_speedups_and_the_bench_command(capsys, monkeypatch):
     assert main(["bench", "--models", "resnet152"]) == 2
 
 
-def test_the_bench_command_prints_json(capsys):
+def test_the_bench_command_prints_json(capsys, monkeypatch):
     pytest.importorskip("torch")
+    monkeypatch.setattr(bench, "_in_own_process", bench.step_seconds)
     assert main(["bench", "--models", "mlp", "--repeat", "1", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["case"] == "mlp" and row["nkernels_us"] > 0
@@ -55,6 +76,7 @@ def test_a_missing_peer_gives_no_ratio_and_an_unknown_peer_an_error(monkeypatch)
         raise ImportError("JAX is not installed")
 
     monkeypatch.setattr(bench, "_peer_step", lambda peer: not_installed)
+    monkeypatch.setattr(bench, "_in_own_process", bench.step_seconds)
     (row,) = bench.speedups(["mlp"], n_steps=2, repeat=1, peers=("jax",))
     assert row["jax_us"] is None and row["jax_speedup"] is None and row["nkernels_us"] > 0
     with pytest.raises(ValueError, match="unknown peer"):
@@ -86,6 +108,7 @@ def test_the_bench_table_says_when_a_case_has_no_jax_twin(capsys, monkeypatch):
     monkeypatch.setitem(bench.CASES, "transformer", dataclasses.replace(bench.CASES["transformer"], jax=False))
     monkeypatch.setattr(bench, "_peer_step", lambda peer: lambda case, n_steps, repeat, source=None: 1e-3)
     monkeypatch.setattr(bench, "nkernels_step", lambda case, n_steps, repeat, source=None: 1e-3)
+    monkeypatch.setattr(bench, "_in_own_process", bench.step_seconds)
     assert main(["bench", "--models", "transformer", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "no JAX twin" in out and "1.00x" in out
@@ -133,6 +156,7 @@ def test_speedups_and_the_bench_command_time_on_a_dataset(nk_register_plugin, ca
     bench._training_split.cache_clear()
     source = bench.BenchData("signals")
     assert bench.cases_for(source) == ["mnist1d-mlp", "mnist1d-conv1d"]
+    monkeypatch.setattr(bench, "_in_own_process", bench.step_seconds)  # a child would not see the test's plugin
     (row,) = bench.speedups(["mnist1d-mlp"], n_steps=2, repeat=1, source=source)
     assert row["data"] == "signals" and row["nkernels_us"] > 0 and row["torch_us"] > 0
     calls = []
@@ -143,6 +167,17 @@ def test_speedups_and_the_bench_command_time_on_a_dataset(nk_register_plugin, ca
     assert main(["bench", "--data", "signals", "--repeat", "1"]) == 0
     assert calls == [("mnist1d-mlp", source), ("mnist1d-conv1d", source)]
     assert "signals batches" in capsys.readouterr().out
+
+
+def test_the_child_process_times_on_the_dataset_it_is_given(monkeypatch):
+    assert bench._in_own_process("nkernels", "mlp", 2, 1, bench.BenchData("digits")) > 0  # a real child
+    sources = []
+    monkeypatch.setattr(bench, "step_seconds", lambda *args: sources.append(args[4]) or 1e-3)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    bench._child(["nkernels", "lenet", "2", "1", "mnist", "/data/mnist"])
+    bench._child(["nkernels", "mnist1d-mlp", "2", "1", "mnist1d"])
+    bench._child(["nkernels", "mlp", "2", "1"])
+    assert sources == [bench.BenchData("mnist", "/data/mnist"), bench.BenchData("mnist1d"), None]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,4 +1,5 @@
-"""Training-step speed of nkernels against PyTorch (and JAX, when installed), measured in one process.
+"""Training-step speed of nkernels against PyTorch (and JAX, when installed), each framework in a
+process of its own.
 
 The asv suite (``benchmarks/``) and ``nkernels bench`` share these measurements. Each case is one
 model at one batch size with Adam; both sides run on the same data with the same thread count
@@ -10,6 +11,9 @@ steps then run on batches of its training split.
 from __future__ import annotations
 
 import functools
+import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -287,6 +291,45 @@ def _peer_step(peer: str) -> Callable[..., float]:
     return jax_step
 
 
+def step_seconds(framework: str, name: str, n_steps: int, repeat: int, source: BenchData | None = None) -> float:
+    """Seconds per training step of ``framework`` (``"nkernels"`` or a peer of :data:`PEERS`) on the case
+    ``name`` (random data, or ``source``'s), measured in this process."""
+    if framework == "nkernels":
+        return nkernels_step(CASES[name], n_steps, repeat, source=source)
+    return _peer_step(framework)(CASES[name], n_steps, repeat=repeat, source=source)
+
+
+def _in_own_process(framework: str, name: str, n_steps: int, repeat: int, source: BenchData | None = None) -> float:
+    """:func:`step_seconds` in a fresh Python process (the same interpreter and environment).
+
+    A peer's ImportError (not installed) comes back as an ImportError; any other failure as a
+    RuntimeError carrying the end of the child's error output."""
+    code = "import sys; from nkernels.cli.bench import _child; _child(sys.argv[1:])"
+    data_args = [] if source is None else [source.name] + ([] if source.path is None else [source.path])
+    done = subprocess.run([sys.executable, "-c", code, framework, name, str(n_steps), str(repeat)] + data_args,
+                          capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"timing {framework} on {name} in its own process failed (exit {done.returncode}):\n"
+                           f"{done.stderr[-2000:]}")
+    result = json.loads(lines[-1])
+    if "missing" in result:
+        raise ImportError(result["missing"])
+    return float(result["seconds"])
+
+
+def _child(argv: list[str]) -> None:
+    """The child process of :func:`_in_own_process`: prints one JSON line, its result."""
+    framework, name, n_steps, repeat, *data_args = argv
+    source = BenchData(*data_args) if data_args else None
+    try:
+        seconds = step_seconds(framework, name, int(n_steps), int(repeat), source)
+    except ImportError as exc:
+        print(json.dumps({"missing": str(exc)}))
+        return
+    print(json.dumps({"seconds": seconds}))
+
+
 def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15,
              peers: tuple[str, ...] = ("torch",), source: BenchData | None = None) -> list[dict[str, Any]]:
     """For each case: nkernels' step time, each peer's (``"torch"``, ``"jax"``) and the ratios.
@@ -301,10 +344,10 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
     or has no twin of the case.
     ``speedup`` is the PyTorch speedup.
 
-    All peer timings run first, then all nkernels ones. Interleaving them, or running PyTorch
-    after nkernels, gave PyTorch steps 10 to 100 times slower than in a process of its own (its
-    OpenMP pool and ours, and OpenBLAS's, compete for the two cores); this order reproduced the
-    separate-process figures for both.
+    Every measurement runs in a fresh process of its own: two OpenMP runtimes (PyTorch's and
+    Numba's, and OpenBLAS's threads) in one process slow whichever starts later, by 10 to 100
+    times for PyTorch after nkernels on two cores. Each process imports its framework and compiles
+    (or loads from the caches) before its timed runs.
     """
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
@@ -313,17 +356,16 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
     steps = {case.name: max(2, n_steps // 4) if case.name == "lenet" else n_steps for case in cases}
     rows: list[dict[str, Any]] = [{"case": case.name, "description": case.description,
                                    "data": source.name if source else "random"} for case in cases]
-    for peer in peers:
-        for case, row in zip(cases, rows):
+    for case, row in zip(cases, rows):
+        for peer in peers:
             if peer == "jax" and not case.jax:
                 row[f"{peer}_us"] = None
                 continue
             try:
-                row[f"{peer}_us"] = _peer_step(peer)(case, steps[case.name], repeat=repeat, source=source) * 1e6
+                row[f"{peer}_us"] = _in_own_process(peer, case.name, steps[case.name], repeat, source) * 1e6
             except ImportError:
                 row[f"{peer}_us"] = None
-    for case, row in zip(cases, rows):
-        row["nkernels_us"] = nkernels_step(case, steps[case.name], repeat, source=source) * 1e6
+        row["nkernels_us"] = _in_own_process("nkernels", case.name, steps[case.name], repeat, source) * 1e6
         for peer in peers:
             peer_us = row[f"{peer}_us"]
             row[f"{peer}_ratio"] = None if peer_us is None else row["nkernels_us"] / peer_us

@@ -1,4 +1,4 @@
-"""The ``nkernels`` command: ``train``, ``plugins``, ``info``, ``bench`` and ``cache``."""
+"""The ``nkernels`` command: ``train``, ``compare``, ``plugins``, ``info``, ``bench`` and ``cache``."""
 from __future__ import annotations
 
 import argparse
@@ -79,6 +79,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="print the rows as JSON: times in µs, {peer}_ratio = nkernels time / peer time "
                             "(lower is better), {peer}_speedup = its inverse")
 
+    from .compare import add_parser as add_compare_parser
+
+    add_compare_parser(sub, common)
+
     cache = sub.add_parser("cache", help="clear Numba's and nkernels' caches", parents=[common])
     cache_actions = cache.add_subparsers(dest="action", required=True)
     clear = cache_actions.add_parser(
@@ -146,10 +150,7 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not key.strip().isidentifier():
             raise ValueError(f"--option takes KEY=VALUE with KEY a Python name, e.g. --option sigma=0.05; "
                              f"got {pair!r}")
-        try:
-            options[key.strip()] = json.loads(text)
-        except ValueError:
-            options[key.strip()] = text
+        options[key.strip()] = _parse_value(text)
     return options
 
 
@@ -157,6 +158,14 @@ def _data_path_option(args: argparse.Namespace) -> dict[str, str]:
     """``{"path": DIR}`` for the dataset loader when ``--data-path`` is given (a loader without that
     option refuses it, naming its options)."""
     return {} if args.data_path is None else {"path": args.data_path}
+
+
+def _parse_value(text: str) -> Any:
+    """An option's VALUE: parsed as JSON when it is valid JSON, else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _resume_note(checkpoint_dir: str) -> str:
@@ -426,7 +435,15 @@ def cmd_cache(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "plugins": cmd_plugins, "info": cmd_info, "bench": cmd_bench, "cache": cmd_cache}
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    """Train one model with every installed scheme, each in its own process, and print the ranked table."""
+    from .compare import cmd_compare as run
+
+    return run(args, console)
+
+
+COMMANDS = {"train": cmd_train, "plugins": cmd_plugins, "info": cmd_info, "bench": cmd_bench, "cache": cmd_cache,
+            "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -127,11 +127,19 @@ def input_form(spec: str) -> str:
     if os.path.isfile(spec):
         try:
             with open(spec) as f:
-                first = _first_layer_type(json.load(f)["layers"])
-        except (ValueError, KeyError, IndexError, TypeError):
+                config = json.load(f)
+        except ValueError:
             return "flat"  # building the model reports what is wrong with the spec
-        return FIRST_LAYER_INPUTS.get(first, "flat")
+        return config_input_form(config)
     return "flat"
+
+
+def config_input_form(config: Any) -> str:
+    """The input form of a model config (``Sequential.get_config()``), from its first layer's type."""
+    try:
+        return FIRST_LAYER_INPUTS.get(_first_layer_type(config["layers"]), "flat")
+    except (KeyError, IndexError, TypeError):
+        return "flat"  # building the model reports what is wrong with the config
 
 
 def check_spec(spec: str) -> None:

@@ -71,11 +71,12 @@ def singular(kind: str) -> str:
 #: the names the first-party plugin distributions register, so that a lookup of one whose
 #: plugin is missing can say which distribution to install
 FIRST_PARTY_NAMES = {
-    "layers": {"leaky_relu": "nkernels-activations", "elu": "nkernels-activations"},
+    "layers": {"leaky_relu": "nkernels-activations", "elu": "nkernels-activations", "ff_label_input": "nkernels-ff"},
     "schemes": {"admm": "nkernels-admm", "es": "nkernels-es", "dfa": "nkernels-feedback",
-                "fa": "nkernels-feedback", "greedy": "nkernels-greedy"},
+                "fa": "nkernels-feedback", "greedy": "nkernels-greedy", "mac": "nkernels-mac", "ff": "nkernels-ff"},
     "extractors": {"kmeans": "nkernels-kmeans", "conv-kmeans": "nkernels-kmeans",
-                   "stacked-kmeans": "nkernels-kmeans", "autoencoder": "nkernels-greedy", "rbm": "nkernels-greedy"},
+                   "stacked-kmeans": "nkernels-kmeans", "autoencoder": "nkernels-greedy", "rbm": "nkernels-greedy",
+                   "pmi-factorization": "nkernels-pmi", "stacked-pmi": "nkernels-pmi"},
 }
 
 

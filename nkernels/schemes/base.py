@@ -87,7 +87,11 @@ class Scheme:
       numbers (beyond the model's weights and buffers, the optimizer, the random generator and
       the callbacks, which the toolkit saves itself);
     - :meth:`validation_metrics`, when its model is not scored by ``nk.evaluate``;
-    - :meth:`teardown`, to release what :meth:`setup` acquired (a Dask cluster).
+    - :meth:`teardown`, to release what :meth:`setup` acquired (a Dask cluster);
+    - :meth:`adapt_model`, when it trains another shape of chain than the classifier
+      ``nkernels compare`` hands every scheme (forward-forward's first layer also takes the label);
+    - :meth:`encoder`, when it yields an ``"extractor"``: the part of a trained model whose
+      outputs are the features.
 
     :meth:`fit` returns a :class:`~nkernels.History` with one value per epoch for each metric.
     See ``docs/write-a-scheme.md`` for a worked example.
@@ -164,6 +168,28 @@ class Scheme:
 
     def teardown(self, run: Any) -> None:
         """Release what :meth:`setup` acquired; runs whether the run ended well or not."""
+
+    # -- what ``nkernels compare`` asks of a scheme ---------------------------------------------
+    def adapt_model(self, model: Any, n_features: int, n_classes: int) -> Any:
+        """The model this scheme trains when ``nkernels compare`` (``nk.compare``) hands it the common
+        classifier chain ``model`` for inputs of ``n_features`` values and ``n_classes`` classes.
+
+        ``model`` unchanged by default. A scheme that needs another shape (forward-forward, whose
+        first layer also takes the one-hot label; an autoencoder, which mirrors the chain) returns
+        a new ``nk.Sequential`` keeping the hidden widths.
+        """
+        return model
+
+    def encoder(self, model: Any) -> Any:
+        """The part of a model trained by this scheme whose outputs are the features (for example
+        ``model[:k]``), for a scheme whose ``capabilities.yields`` contains ``"extractor"``;
+        ``nkernels compare`` fits a logistic-regression head on them."""
+        who = self.name or type(self).__name__
+        if "extractor" not in self.capabilities.yields:
+            raise TypeError(f"scheme {who!r} does not yield an extractor (it yields "
+                            f"{', '.join(self.capabilities.yields)}), so it has no encoder")
+        raise NotImplementedError(f"scheme {who!r} declares that it yields an extractor but does not implement "
+                                  f"encoder(model), the part of the trained model that gives the features")
 
     # -- what the toolkit does -----------------------------------------------------------------
     def fit(self, model: Any, X: Any, y: Any = None, *, epochs: int | None = None, batch_size: int | None = None,

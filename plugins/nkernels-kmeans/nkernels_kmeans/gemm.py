@@ -10,6 +10,7 @@ call ever runs inside a Numba ``prange`` region.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numba
 import numpy as np
@@ -47,10 +48,18 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
         lo, hi = bounds[i], bounds[i + 1]
         np.dot(a[lo:hi], b, out=out[lo:hi])
 
-    if parallel:
+    run_blocks(block, blocks, m * n * a.shape[1] if parallel else 0)
+    return out
+
+
+def run_blocks(block: Callable[[int], None], blocks: int, work: int) -> None:
+    """``block(0)``, ..., ``block(blocks - 1)``: side by side on Numba's number of Python threads when
+    ``work`` (multiply-adds) is at least :data:`MIN_PARALLEL_WORK`, else in order on this thread.
+    ``block`` must release the GIL for most of its time (BLAS, ``nogil`` kernels)."""
+    threads = numba.get_num_threads()
+    if threads >= 2 and blocks >= 2 and work >= MIN_PARALLEL_WORK:
         for _ in _pool(threads).map(block, range(blocks)):  # re-raises a block's error here
             pass
     else:
         for i in range(blocks):
             block(i)
-    return out

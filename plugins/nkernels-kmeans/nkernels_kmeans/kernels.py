@@ -56,7 +56,42 @@ def cluster_sums(X, labels, partial_sums, partial_counts, sums, counts):
             block_counts[c] += 1
             for f in range(d):
                 block_sums[c, f] += X[i, f]
-    # explicit loops: an array expression here would become one more parallel region
+    add_blocks(partial_sums, partial_counts, sums, counts)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def nearest_and_sum(cross, x_sq, c_sq, X, labels, min_dist, block_sums, block_counts):
+    """:func:`nearest_centroid` on a chunk of rows, on the calling thread with the GIL released, adding
+    each row to its cluster's sum and count in ``block_sums`` (k, d) float64 and ``block_counts`` (k,).
+
+    The Lloyd iteration's fused pass: the chunk's cross term ``cross`` (rows, k) is still in the
+    cache when it is read here, and the rows of X are summed in order, as :func:`cluster_sums` does.
+    """
+    n, k = cross.shape
+    d = X.shape[1]
+    for i in range(n):
+        c = cross[i, 0]
+        best = c_sq[0] - (c + c)
+        arg = 0
+        for j in range(1, k):
+            c = cross[i, j]
+            dist = c_sq[j] - (c + c)
+            if dist < best:
+                best = dist
+                arg = j
+        labels[i] = arg
+        dist = x_sq[i] + best
+        min_dist[i] = dist if dist > 0 else 0
+        block_counts[arg] += 1
+        for f in range(d):
+            block_sums[arg, f] += X[i, f]
+
+
+@njit(cache=True, error_model="numpy")
+def add_blocks(partial_sums, partial_counts, sums, counts):
+    """``sums``, ``counts`` = the blocks' partial sums and counts added in block order (overwritten)."""
+    n_blocks, k = partial_counts.shape
+    d = partial_sums.shape[2]
     for j in range(k):
         total = 0
         for t in range(n_blocks):

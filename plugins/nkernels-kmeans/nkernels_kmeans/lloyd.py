@@ -5,6 +5,12 @@ term ``X @ C.T`` by BLAS (:func:`nkernels_kmeans.gemm.matmul`), outside any ``pr
 and hands it to the fused kernels of :mod:`nkernels_kmeans.kernels`. The extractors run BLAS on
 one thread (:func:`nkernels.runtime.threads.blas_single_threaded`), so that its pool never spins
 against Numba's; a large GEMM is split into row blocks run side by side on Python threads.
+
+A Lloyd iteration fuses its passes (:meth:`LloydStep.assign`): each of a few Python threads takes
+a fixed block of rows and walks it in chunks small enough that the chunk's cross term stays in
+the core's cache: a GEMM for the chunk, then one kernel that finds each row's nearest centroid
+and adds the row to that cluster's sum, both with the GIL released. The distance matrix never
+goes to memory, and the sums come out of the same pass.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import numba
 import numpy as np
 
 from . import kernels as K
-from .gemm import matmul
+from .gemm import matmul, run_blocks
 
 #: the largest cross-term block, in elements (64 MiB of float32): bigger inputs go in row blocks
 CROSS_BLOCK = 1 << 24
@@ -25,6 +31,8 @@ CROSS_BLOCK = 1 << 24
 PARALLEL_MIN_WORK = 1 << 17
 #: row blocks of the per-cluster sums: fixed, so that results do not depend on the thread count
 SUM_BLOCKS = max(1, numba.config.NUMBA_NUM_THREADS)
+#: elements of a fused chunk's cross term: 256 KiB of float32, which a core's L2 cache holds
+CHUNK_ELEMENTS = 1 << 16
 
 
 @contextmanager
@@ -160,11 +168,36 @@ class LloydStep:
         self.x_sq = row_sq_norms(X)
         self.ws = _Workspace(X, k)
         self.moved = np.empty((k, X.shape[1]), X.dtype)
+        n = len(X)
+        self.bounds = [(t * n // SUM_BLOCKS, (t + 1) * n // SUM_BLOCKS) for t in range(SUM_BLOCKS)]
+        self.chunk = max(16, CHUNK_ELEMENTS // k)
+        self.chunk_cross = np.empty((SUM_BLOCKS, min(self.chunk, n), k), X.dtype)
+        self._summed = False
 
     def assign(self, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The nearest centroid of each row and its squared distance (buffers reused by the next call)."""
-        ws = self.ws
-        return assign(self.X, centroids, self.x_sq, ws.labels, ws.min_dist, ws.cross)
+        """The nearest centroid of each row and its squared distance (buffers reused by the next call).
+
+        The same pass sums the rows of each cluster, which the following :meth:`update` uses."""
+        ws, X, x_sq = self.ws, self.X, self.x_sq
+        c_sq = row_sq_norms(centroids)
+        centroids_t = centroids.T
+
+        def block(t: int) -> None:
+            sums, counts, cross = ws.partial_sums[t], ws.partial_counts[t], self.chunk_cross[t]
+            sums[:] = 0.0
+            counts[:] = 0
+            start, stop = self.bounds[t]
+            for lo in range(start, stop, self.chunk):
+                hi = min(stop, lo + self.chunk)
+                part = cross[:hi - lo]
+                np.dot(X[lo:hi], centroids_t, out=part)
+                K.nearest_and_sum(part, x_sq[lo:hi], c_sq, X[lo:hi], ws.labels[lo:hi], ws.min_dist[lo:hi], sums,
+                                  counts)
+
+        run_blocks(block, SUM_BLOCKS, X.size * len(centroids))
+        K.add_blocks(ws.partial_sums, ws.partial_counts, ws.sums, ws.counts)
+        self._summed = True
+        return ws.labels, ws.min_dist
 
     def update(self, centroids: np.ndarray, labels: np.ndarray, min_dist: np.ndarray) -> float:
         """Move each centroid (in place) to the mean of its rows; returns the summed squared shift.
@@ -172,7 +205,11 @@ class LloydStep:
         The centroid of an empty cluster moves onto a far row; with ``spherical`` the centroids
         are scaled to unit length.
         """
-        sums, counts = self.ws.cluster_sums(self.X, labels)
+        if self._summed and labels is self.ws.labels:  # the sums of the last assignment
+            sums, counts = self.ws.sums, self.ws.counts
+        else:
+            sums, counts = self.ws.cluster_sums(self.X, labels)
+        self._summed = False
         moved = self.moved
         moved[:] = centroids
         filled = counts > 0
