@@ -4,6 +4,7 @@ import importlib
 import io
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -170,7 +171,17 @@ def test_speedups_and_the_bench_command_time_on_a_dataset(nk_register_plugin, ca
 
 
 def test_the_child_process_times_on_the_dataset_it_is_given(monkeypatch):
-    assert bench._in_own_process("nkernels", "mlp", 2, 1, bench.BenchData("digits")) > 0  # a real child
+    commands = []
+
+    def run(command, **kwargs):
+        commands.append(command[3:])
+        return subprocess.CompletedProcess(command, 0, stdout='{"seconds": 0.001}\n', stderr="")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    bench._in_own_process("torch", "lenet", 2, 1, bench.BenchData("mnist", "/data/mnist"))
+    bench._in_own_process("jax", "mnist1d-mlp", 2, 1, bench.BenchData("mnist1d"))
+    assert commands == [["torch", "lenet", "2", "1", "mnist", "/data/mnist"], ["jax", "mnist1d-mlp", "2", "1", "mnist1d"]]
+    monkeypatch.undo()
     sources = []
     monkeypatch.setattr(bench, "step_seconds", lambda *args: sources.append(args[4]) or 1e-3)
     monkeypatch.setattr(sys, "stdout", io.StringIO())
