@@ -147,7 +147,7 @@ CASES = {case.name: case for case in [
          lambda: Sequential([L.Dense(40, 256), L.ReLU(), L.Dense(256, 256), L.ReLU(), L.Dense(256, 10)], seed=0),
          lambda nn: nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                                   nn.Linear(256, 10)), default=False),
-    Case("mnist1d-conv1d", "MNIST-1D Conv1D: 3 convs of 25 channels (5, 3, 3; stride 2, pad 1), dense 10, batch 100",
+    Case("mnist1d-conv1d", "MNIST-1D CNN: 3 Conv1D of 25 (k 5, 3, 3; stride 2), dense 10, batch 100",
          (1, 40), 100,
          lambda: Sequential([L.Conv1D(1, 25, 5, stride=2, padding=1), L.ReLU(),
                              L.Conv1D(25, 25, 3, stride=2, padding=1), L.ReLU(),
