@@ -15,7 +15,7 @@ MODULES = ["nkernels", "nkernels.layers", "nkernels.losses", "nkernels.optimizer
            "nkernels.callbacks", "nkernels.schedules", "nkernels.registry", "nkernels.runtime.devices",
            "nkernels.runtime.distributed", "nkernels.testing", "nkernels.sklearn", "nkernels.export.onnx_export",
            "nkernels.validation", "nkernels.errors", "nkernels.kernels.cuda.elementwise", "nkernels.passes",
-           "nkernels.trainers", "nkernels.leaderboard"]
+           "nkernels.trainers", "nkernels.leaderboard", "nkernels.datasets"]
 OUT = Path(__file__).with_name("api.md")
 
 

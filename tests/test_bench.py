@@ -3,10 +3,15 @@ import dataclasses
 import importlib
 import io
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+import nkernels as nk
 
 from nkernels.cli import bench
 from nkernels.cli import main
@@ -31,7 +36,7 @@ def test_each_framework_is_timed_in_a_process_of_its_own(monkeypatch):
     calls = []
     monkeypatch.setattr(bench, "_in_own_process", lambda *args: calls.append(args) or 1e-3)
     bench.speedups(["mlp", "cnn"], n_steps=2, repeat=1, peers=("torch", "jax"))
-    assert calls == [(fw, case, 2, 1) for case in ("mlp", "cnn") for fw in ("torch", "jax", "nkernels")]
+    assert calls == [(fw, case, 2, 1, None) for case in ("mlp", "cnn") for fw in ("torch", "jax", "nkernels")]
     monkeypatch.undo()
     assert bench._in_own_process("nkernels", "mlp", 2, 1) > 0
     # the child's report of a missing peer, run in this process (a monkeypatch does not reach a child)
@@ -68,7 +73,7 @@ def test_the_bench_command_prints_json(capsys, monkeypatch):
 
 
 def test_a_missing_peer_gives_no_ratio_and_an_unknown_peer_an_error(monkeypatch):
-    def not_installed(case, n_steps, repeat):
+    def not_installed(case, n_steps, repeat, source=None):
         raise ImportError("JAX is not installed")
 
     monkeypatch.setattr(bench, "_peer_step", lambda peer: not_installed)
@@ -102,9 +107,101 @@ def test_the_preset_cases_match_their_pytorch_twins_parameter_for_parameter():
 def test_the_bench_table_says_when_a_case_has_no_jax_twin(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
     monkeypatch.setitem(bench.CASES, "transformer", dataclasses.replace(bench.CASES["transformer"], jax=False))
-    monkeypatch.setattr(bench, "_peer_step", lambda peer: lambda case, n_steps, repeat: 1e-3)
-    monkeypatch.setattr(bench, "nkernels_step", lambda case, n_steps, repeat: 1e-3)
+    monkeypatch.setattr(bench, "_peer_step", lambda peer: lambda case, n_steps, repeat, source=None: 1e-3)
+    monkeypatch.setattr(bench, "nkernels_step", lambda case, n_steps, repeat, source=None: 1e-3)
     monkeypatch.setattr(bench, "_in_own_process", bench.step_seconds)
     assert main(["bench", "--models", "transformer", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "no JAX twin" in out and "1.00x" in out
+
+
+def test_the_default_cases_are_the_ones_before_the_mnist1d_cases():
+    assert bench.default_cases() == [name for name in bench.CASES if not name.startswith("mnist1d-")]
+    assert {"mnist1d-mlp", "mnist1d-conv1d"} < set(bench.CASES)
+
+
+def test_bench_data_gives_batches_of_the_training_split_in_the_case_shape(tmp_path):
+    from idx_files import write_mnist_folder
+
+    images, labels = write_mnist_folder(tmp_path, n_train=30)["train"]
+    source = bench.BenchData("mnist", str(tmp_path))
+    assert bench.cases_for(source) == ["lenet"]
+    X, y = bench.data(bench.CASES["lenet"], 2, source=source)  # 256 samples of 30: each repeated
+    assert X.shape == (256, 1, 28, 28) and X.dtype == np.float32 and y.dtype == np.int64
+    label_of = {row.tobytes(): label for row, label in zip(images.reshape(30, -1).astype(np.float32) / 255, labels)}
+    assert [label_of[row.tobytes()] for row in X.reshape(256, -1)] == y.tolist()
+    assert len({row.tobytes() for row in X.reshape(256, -1)}) == 30
+    again, _ = bench.data(bench.CASES["lenet"], 2, source=source)
+    np.testing.assert_array_equal(again, X)  # the same seeded order for every side
+    with pytest.raises(ValueError, match=r"model 'mlp' takes samples of shape \(64,\).* 784 values .*"
+                                         r"Models for mnist: lenet"):
+        bench.data(bench.CASES["mlp"], 1, source=source)
+
+
+class _Signals:
+    """A throw-away dataset of 40-value signals, the shape of MNIST-1D."""
+
+    @nk.hookimpl
+    def nkernels_register_datasets(self):
+        def load_signals(flat=True, seed=0):
+            X = np.random.default_rng(seed).standard_normal((50, 40)).astype(np.float32)
+            y = np.arange(50) % 10
+            return (X, y, X, y) if flat else (X.reshape(50, 1, 40), y, X.reshape(50, 1, 40), y)
+
+        return {"signals": load_signals}
+
+
+def test_speedups_and_the_bench_command_time_on_a_dataset(nk_register_plugin, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    nk_register_plugin(_Signals())
+    bench._training_split.cache_clear()
+    source = bench.BenchData("signals")
+    assert bench.cases_for(source) == ["mnist1d-mlp", "mnist1d-conv1d"]
+    monkeypatch.setattr(bench, "_in_own_process", bench.step_seconds)  # a child would not see the test's plugin
+    (row,) = bench.speedups(["mnist1d-mlp"], n_steps=2, repeat=1, source=source)
+    assert row["data"] == "signals" and row["nkernels_us"] > 0 and row["torch_us"] > 0
+    calls = []
+    monkeypatch.setattr(bench, "_peer_step", lambda peer: lambda case, n_steps, repeat, source=None: 1e-3)
+    monkeypatch.setattr(bench, "nkernels_step",
+                        lambda case, n_steps, repeat, source=None: calls.append((case.name, source)) or 1e-3)
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["bench", "--data", "signals", "--repeat", "1"]) == 0
+    assert calls == [("mnist1d-mlp", source), ("mnist1d-conv1d", source)]
+    assert "signals batches" in capsys.readouterr().out
+
+
+def test_the_child_process_times_on_the_dataset_it_is_given(monkeypatch):
+    commands = []
+
+    def run(command, **kwargs):
+        commands.append(command[3:])
+        return subprocess.CompletedProcess(command, 0, stdout='{"seconds": 0.001}\n', stderr="")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    bench._in_own_process("torch", "lenet", 2, 1, bench.BenchData("mnist", "/data/mnist"))
+    bench._in_own_process("jax", "mnist1d-mlp", 2, 1, bench.BenchData("mnist1d"))
+    assert commands == [["torch", "lenet", "2", "1", "mnist", "/data/mnist"], ["jax", "mnist1d-mlp", "2", "1", "mnist1d"]]
+    monkeypatch.undo()
+    sources = []
+    monkeypatch.setattr(bench, "step_seconds", lambda *args: sources.append(args[4]) or 1e-3)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    bench._child(["nkernels", "lenet", "2", "1", "mnist", "/data/mnist"])
+    bench._child(["nkernels", "mnist1d-mlp", "2", "1", "mnist1d"])
+    bench._child(["nkernels", "mlp", "2", "1"])
+    assert sources == [bench.BenchData("mnist", "/data/mnist"), bench.BenchData("mnist1d"), None]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--data-path", "/data"], "--data-path DIR is the folder of --data's files; name the dataset too"),
+    (["bench", "--data", "mnist"], r"load\('mnist'\) needs path=DIR \(on the command line --data-path DIR\)"),
+    (["bench", "--data", "mnist", "--data-path", "{folder}", "--models", "mlp", "lenet"],
+     "benchmark model.s. mlp cannot take mnist's samples .784 values each.; models for it: lenet"),
+    (["bench", "--data", "digits", "--data-path", "{folder}"], "dataset 'digits' takes no option path"),
+])
+def test_the_bench_command_refuses_bad_data_options(tmp_path, capsys, monkeypatch, argv, message):
+    from idx_files import write_mnist_folder
+
+    write_mnist_folder(tmp_path)
+    monkeypatch.setattr(bench, "speedups", lambda *a, **k: pytest.fail("measured despite bad options"))
+    assert main([arg.format(folder=tmp_path) for arg in argv]) == 2
+    assert re.search(message, " ".join(capsys.readouterr().err.split()))

@@ -49,6 +49,18 @@ def test_errors_are_one_line_with_exit_code_2(argv, message, capsys):
     assert len(err.strip().splitlines()) <= 2
 
 
+def test_train_on_mnist_files_from_data_path(tmp_path, capsys):
+    from idx_files import write_mnist_folder
+
+    write_mnist_folder(tmp_path, n_train=20)
+    assert main(["train", "--data", "mnist", "--data-path", str(tmp_path), "--epochs", "1", "--quiet"]) == 0
+    assert "mlp on mnist" in capsys.readouterr().out
+    assert main(["train", "--data", "mnist", "--quiet"]) == 2
+    assert "needs path=DIR (on the command line --data-path DIR)" in capsys.readouterr().err
+    assert main(["train", "--data-path", str(tmp_path), "--quiet"]) == 2
+    assert "dataset 'digits' takes no option path" in capsys.readouterr().err
+
+
 def test_debug_shows_the_traceback():
     with pytest.raises(ValueError):
         main(["--debug", "train", "--data", "cifar99", "--quiet"])

@@ -4,10 +4,13 @@ process of its own.
 The asv suite (``benchmarks/``) and ``nkernels bench`` share these measurements. Each case is one
 model at one batch size with Adam; both sides run on the same data with the same thread count
 (``torch.set_num_threads`` equal to Numba's). Times are the median over repeats of the mean
-step time of a run of steps, after warm-up, so compilation stays out of them.
+step time of a run of steps, after warm-up, so compilation stays out of them. The data is random
+unless a :class:`BenchData` names a registered dataset (``nkernels bench --data mnist1d``): the
+steps then run on batches of its training split.
 """
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -34,6 +37,9 @@ class Case:
     n_classes: int = 10
     #: whether :mod:`nkernels.cli.bench_jax` builds a JAX twin of the model (its table has no ratio otherwise)
     jax: bool = True
+    #: whether ``nkernels bench`` without ``--models`` or ``--data`` runs it (the MNIST-1D cases run with
+    #: ``--data mnist1d`` or by name)
+    default: bool = True
 
 
 def _torch_recurrent(nn, cell: str, inputs: int, hidden: int):
@@ -136,15 +142,81 @@ CASES = {case.name: case for case in [
                  "batch 32", (8, 8), _torch_transformer),
     _preset_case("resnet", "the resnet preset: 8x8 images, width 32, 2 basic blocks with BatchNorm, batch 32",
                  (1, 8, 8), _torch_resnet),
+    # the MLP and CNN baselines of the MNIST-1D paper's code (mnist1d's train.py: hidden 256, 25 channels, batch 100)
+    Case("mnist1d-mlp", "MNIST-1D MLP 40-256-256-10, batch 100", (40,), 100,
+         lambda: Sequential([L.Dense(40, 256), L.ReLU(), L.Dense(256, 256), L.ReLU(), L.Dense(256, 10)], seed=0),
+         lambda nn: nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                  nn.Linear(256, 10)), default=False),
+    Case("mnist1d-conv1d", "MNIST-1D CNN: 3 Conv1D of 25 (k 5, 3, 3; stride 2), dense 10, batch 100",
+         (1, 40), 100,
+         lambda: Sequential([L.Conv1D(1, 25, 5, stride=2, padding=1), L.ReLU(),
+                             L.Conv1D(25, 25, 3, stride=2, padding=1), L.ReLU(),
+                             L.Conv1D(25, 25, 3, stride=2, padding=1), L.ReLU(), L.Flatten(), L.Dense(125, 10)],
+                            seed=0),
+         lambda nn: nn.Sequential(nn.Conv1d(1, 25, 5, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv1d(25, 25, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv1d(25, 25, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                                  nn.Linear(125, 10)), default=False),
 ]}
 
 
-def data(case: Case, n_batches: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Random inputs and labels for ``n_batches`` batches (speed does not depend on the values)."""
+@dataclass(frozen=True)
+class BenchData:
+    """A registered dataset whose training split the benchmark steps run on: its name and, for one read
+    from files (``mnist``, ``fashion-mnist``), the folder. Only names travel, so a process of its own
+    loads the same data."""
+
+    name: str
+    path: str | None = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training split: flat samples (N, features) as float32 and integer labels (loaded once)."""
+        return _training_split(self.name, self.path)
+
+
+@functools.lru_cache(maxsize=2)
+def _training_split(name: str, path: str | None) -> tuple[np.ndarray, np.ndarray]:
+    from .. import datasets
+
+    X, y, _, _ = datasets.load(name, flat=True, **({"path": path} if path is not None else {}))
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32).reshape(len(X), -1))
+    X.flags.writeable = False  # shared by every case and peer of the run
+    return X, np.asarray(y)
+
+
+def default_cases() -> list[str]:
+    """The cases ``nkernels bench`` runs without ``--models`` or ``--data``."""
+    return [name for name, case in CASES.items() if case.default]
+
+
+def cases_for(source: BenchData) -> list[str]:
+    """The cases whose samples hold as many values as ``source``'s (a sample is reshaped to the
+    case's shape: MNIST's 784 pixels to LeNet's (1, 28, 28)) and whose classes cover its labels."""
+    return [name for name, case in CASES.items() if _fits(case, source)]
+
+
+def _fits(case: Case, source: BenchData) -> bool:
+    X, y = source.arrays()
+    return int(np.prod(case.sample_shape)) == X.shape[1] and int(y.max()) < case.n_classes
+
+
+def data(case: Case, n_batches: int, seed: int = 0, source: BenchData | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels for ``n_batches`` batches: random numbers (speed hardly depends on the values),
+    or with ``source`` samples of its training split in a seeded random order (repeated when the
+    batches need more samples than it has), reshaped to the case's sample shape."""
     rng = np.random.default_rng(seed)
     n = n_batches * case.batch_size
-    X = rng.standard_normal((n,) + case.sample_shape).astype(np.float32)
-    return X, rng.integers(0, case.n_classes, n)
+    if source is None:
+        X = rng.standard_normal((n,) + case.sample_shape).astype(np.float32)
+        return X, rng.integers(0, case.n_classes, n)
+    X_all, y_all = source.arrays()
+    if not _fits(case, source):
+        raise ValueError(f"benchmark model {case.name!r} takes samples of shape {case.sample_shape} and "
+                         f"{case.n_classes} classes; {source.name}'s samples have {X_all.shape[1]} values and "
+                         f"{int(y_all.max()) + 1} classes. Models for {source.name}: "
+                         f"{', '.join(cases_for(source)) or 'none'}")
+    order = np.resize(rng.permutation(len(X_all)), n)
+    return X_all[order].reshape((n,) + case.sample_shape), y_all[order].astype(np.int64)
 
 
 def median_seconds(run: Callable[[], Any], repeat: int, n_steps: int = 1, warmup: int = 2) -> float:
@@ -159,15 +231,16 @@ def median_seconds(run: Callable[[], Any], repeat: int, n_steps: int = 1, warmup
     return float(np.median(times))
 
 
-def nkernels_step(case: Case, n_steps: int = 20, repeat: int = 15, device: str = "cpu") -> float:
-    """Seconds per training step of nkernels (Adam) on ``case``: the compiled path on the CPU, the
-    device trainer on ``"cuda"`` (data on the GPU; each timed run ends with its losses copied
-    back, which waits for the GPU)."""
+def nkernels_step(case: Case, n_steps: int = 20, repeat: int = 15, device: str = "cpu",
+                  source: BenchData | None = None) -> float:
+    """Seconds per training step of nkernels (Adam) on ``case`` (random data, or ``source``'s): the
+    compiled path on the CPU, the device trainer on ``"cuda"`` (data on the GPU; each timed run ends
+    with its losses copied back, which waits for the GPU)."""
     from ..losses import SoftmaxCrossEntropy
     from ..optimizers import Adam
     from ..trainers import DeviceTrainer, make_trainer
 
-    X, y = data(case, n_steps)
+    X, y = data(case, n_steps, source=source)
     trainer = make_trainer(case.build().to(device), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape,
                            case.batch_size)
     X2d, order = X.reshape(len(X), -1), np.arange(len(X))
@@ -177,15 +250,16 @@ def nkernels_step(case: Case, n_steps: int = 20, repeat: int = 15, device: str =
 
 
 def torch_step(case: Case, n_steps: int = 20, repeat: int = 15, threads: int | None = None,
-               device: str = "cpu") -> float:
-    """Seconds per training step of PyTorch eager (Adam) on ``case``, with ``threads`` CPU threads,
-    on ``device`` (``"cuda"``: data on the GPU, synchronized at the end of each timed run)."""
+               device: str = "cpu", source: BenchData | None = None) -> float:
+    """Seconds per training step of PyTorch eager (Adam) on ``case`` (random data, or ``source``'s),
+    with ``threads`` CPU threads, on ``device`` (``"cuda"``: data on the GPU, synchronized at the end
+    of each timed run)."""
     import numba
     import torch
     from torch import nn
 
     torch.set_num_threads(threads or numba.config.NUMBA_NUM_THREADS)
-    X, y = data(case, n_steps)
+    X, y = data(case, n_steps, source=source)
     model = case.build_torch(nn).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
@@ -217,21 +291,22 @@ def _peer_step(peer: str) -> Callable[..., float]:
     return jax_step
 
 
-def step_seconds(framework: str, name: str, n_steps: int, repeat: int) -> float:
+def step_seconds(framework: str, name: str, n_steps: int, repeat: int, source: BenchData | None = None) -> float:
     """Seconds per training step of ``framework`` (``"nkernels"`` or a peer of :data:`PEERS`) on the case
-    ``name``, measured in this process."""
+    ``name`` (random data, or ``source``'s), measured in this process."""
     if framework == "nkernels":
-        return nkernels_step(CASES[name], n_steps, repeat)
-    return _peer_step(framework)(CASES[name], n_steps, repeat=repeat)
+        return nkernels_step(CASES[name], n_steps, repeat, source=source)
+    return _peer_step(framework)(CASES[name], n_steps, repeat=repeat, source=source)
 
 
-def _in_own_process(framework: str, name: str, n_steps: int, repeat: int) -> float:
+def _in_own_process(framework: str, name: str, n_steps: int, repeat: int, source: BenchData | None = None) -> float:
     """:func:`step_seconds` in a fresh Python process (the same interpreter and environment).
 
     A peer's ImportError (not installed) comes back as an ImportError; any other failure as a
     RuntimeError carrying the end of the child's error output."""
     code = "import sys; from nkernels.cli.bench import _child; _child(sys.argv[1:])"
-    done = subprocess.run([sys.executable, "-c", code, framework, name, str(n_steps), str(repeat)],
+    data_args = [] if source is None else [source.name] + ([] if source.path is None else [source.path])
+    done = subprocess.run([sys.executable, "-c", code, framework, name, str(n_steps), str(repeat)] + data_args,
                           capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -245,9 +320,10 @@ def _in_own_process(framework: str, name: str, n_steps: int, repeat: int) -> flo
 
 def _child(argv: list[str]) -> None:
     """The child process of :func:`_in_own_process`: prints one JSON line, its result."""
-    framework, name, n_steps, repeat = argv
+    framework, name, n_steps, repeat, *data_args = argv
+    source = BenchData(*data_args) if data_args else None
     try:
-        seconds = step_seconds(framework, name, int(n_steps), int(repeat))
+        seconds = step_seconds(framework, name, int(n_steps), int(repeat), source)
     except ImportError as exc:
         print(json.dumps({"missing": str(exc)}))
         return
@@ -255,8 +331,12 @@ def _child(argv: list[str]) -> None:
 
 
 def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15,
-             peers: tuple[str, ...] = ("torch",)) -> list[dict[str, Any]]:
+             peers: tuple[str, ...] = ("torch",), source: BenchData | None = None) -> list[dict[str, Any]]:
     """For each case: nkernels' step time, each peer's (``"torch"``, ``"jax"``) and the ratios.
+
+    Every side times on random data, or with ``source`` on batches of that dataset; without
+    ``names``, the cases of :func:`default_cases`, or with ``source`` those of :func:`cases_for`.
+    A row's ``data`` names the dataset (``"random"`` without one).
 
     A row holds ``nkernels_us`` and, per peer, ``{peer}_us``, ``{peer}_ratio`` (nkernels time /
     peer time: lower is better, the figure the asv suite tracks) and ``{peer}_speedup`` (peer time /
@@ -272,19 +352,20 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
         raise ValueError(f"unknown peer(s) {unknown}; available: {', '.join(PEERS)}")
-    cases = [CASES[name] for name in (names or list(CASES))]
+    cases = [CASES[name] for name in (names or (cases_for(source) if source else default_cases()))]
     steps = {case.name: max(2, n_steps // 4) if case.name == "lenet" else n_steps for case in cases}
-    rows: list[dict[str, Any]] = [{"case": case.name, "description": case.description} for case in cases]
+    rows: list[dict[str, Any]] = [{"case": case.name, "description": case.description,
+                                   "data": source.name if source else "random"} for case in cases]
     for case, row in zip(cases, rows):
         for peer in peers:
             if peer == "jax" and not case.jax:
                 row[f"{peer}_us"] = None
                 continue
             try:
-                row[f"{peer}_us"] = _in_own_process(peer, case.name, steps[case.name], repeat) * 1e6
+                row[f"{peer}_us"] = _in_own_process(peer, case.name, steps[case.name], repeat, source) * 1e6
             except ImportError:
                 row[f"{peer}_us"] = None
-        row["nkernels_us"] = _in_own_process("nkernels", case.name, steps[case.name], repeat) * 1e6
+        row["nkernels_us"] = _in_own_process("nkernels", case.name, steps[case.name], repeat, source) * 1e6
         for peer in peers:
             peer_us = row[f"{peer}_us"]
             row[f"{peer}_ratio"] = None if peer_us is None else row["nkernels_us"] / peer_us

@@ -1,8 +1,8 @@
 """JAX (CPU, ``jax.jit``) as a second peer of nkernels' speed comparisons (see :mod:`nkernels.cli.bench`).
 
 Each benchmark case is rebuilt in ``jax.numpy`` from the nkernels model's own layers, with
-PyTorch's semantics: Dense ``x @ W.T + b``; Conv2D NCHW/OIHW with zero padding
-(``lax.conv_general_dilated``); max pooling (``lax.reduce_window``); Flatten in C, H, W order;
+PyTorch's semantics: Dense ``x @ W.T + b``; Conv1D NCL/OIL and Conv2D NCHW/OIHW with zero padding
+(``lax.conv_general_dilated``); max pooling, 1-D and 2-D (``lax.reduce_window``); Flatten in C, H, W order;
 LSTM (gates i, f, g, o) and GRU (gates r, z, n, with ``n = tanh(W_in x + b_in + r * (W_hn h +
 b_hn))``), both biases, zero initial state, run by ``lax.scan`` after one input projection for all
 steps. The loss is the mean softmax cross-entropy and the optimizer Adam written in
@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import layers as L
-from .bench import Case, data, median_seconds
+from .bench import BenchData, Case, data, median_seconds
 
 #: a JAX layer: (params, x) -> y, params being the whole model's dict of arrays
 JaxLayer = Callable[[dict[str, Any], Any], Any]
@@ -56,26 +56,32 @@ def _dense(i: str, layer: Any) -> JaxLayer:
     return apply
 
 
-def _conv2d(i: str, layer: Any) -> JaxLayer:
+def _conv(i: str, layer: Any) -> JaxLayer:
+    """Conv1D (NCL/OIL) or Conv2D (NCHW/OIHW), by the layer's number of spatial dimensions."""
     from jax import lax
 
     padding = [(p, p) for p in layer.paddings]
+    spatial = "HW"[-layer.spatial:]
+    numbers = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
+    bias_shape = (1, -1) + (1,) * layer.spatial
 
     def apply(p, x):
         y = lax.conv_general_dilated(x, p[f"{i}.weight"], window_strides=layer.strides, padding=padding,
-                                     dimension_numbers=("NCHW", "OIHW", "NCHW"))
-        return y + p[f"{i}.bias"][None, :, None, None] if layer.use_bias else y
+                                     dimension_numbers=numbers)
+        return y + p[f"{i}.bias"].reshape(bias_shape) if layer.use_bias else y
     return apply
 
 
-def _max_pool2d(i: str, layer: Any) -> JaxLayer:
+def _max_pool(i: str, layer: Any) -> JaxLayer:
+    """MaxPool1D or MaxPool2D, by the layer's number of spatial dimensions."""
     from jax import lax
     import jax.numpy as jnp
 
-    k, s = layer.kernel_size, layer.stride
+    window = (1, 1) + (layer.kernel_size,) * layer.spatial
+    strides = (1, 1) + (layer.stride,) * layer.spatial
 
     def apply(p, x):
-        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, k, k), (1, 1, s, s), "VALID")
+        return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, "VALID")
     return apply
 
 
@@ -214,7 +220,8 @@ def _residual(i: str, layer: Any) -> JaxLayer:
 
 #: nkernels layer type -> builder of its JAX twin (exact types: a subclass may compute something else)
 _BUILDERS: dict[type, Callable[[str, Any], JaxLayer]] = {
-    L.Dense: _dense, L.Conv2D: _conv2d, L.MaxPool2D: _max_pool2d, L.Flatten: _flatten,
+    L.Dense: _dense, L.Conv1D: _conv, L.Conv2D: _conv, L.MaxPool1D: _max_pool, L.MaxPool2D: _max_pool,
+    L.Flatten: _flatten,
     L.ReLU: _elementwise("relu"), L.Sigmoid: _elementwise("sigmoid"), L.Tanh: _elementwise("tanh"),
     L.LSTM: _recurrent, L.GRU: _recurrent, L.GELU: _elementwise("gelu"), L.LayerNorm: _layer_norm,
     L.BatchNorm2D: _batch_norm2d, L.MultiHeadAttention: _attention, L.PositionalEmbedding: _positional_embedding,
@@ -344,15 +351,16 @@ def jax_adam_steps(case: Case, params: dict[str, Any], X: Any, y: Any, n_steps: 
         return {k: np.asarray(a) for k, a in p.items()}
 
 
-def jax_step(case: Case, n_steps: int = 20, repeat: int = 15) -> float:
+def jax_step(case: Case, n_steps: int = 20, repeat: int = 15, source: BenchData | None = None) -> float:
     """Seconds per training step of JAX (``jax.jit``, CPU, float32, Adam) on ``case``: the same
-    initial weights, data and batch size as :func:`nkernels.cli.bench.nkernels_step`, batches placed
-    on the device beforehand, each timed run ending with ``jax.block_until_ready``; compilation
-    and warm-up are not timed. Raises ImportError when JAX is not installed."""
+    initial weights, data (random, or ``source``'s) and batch size as
+    :func:`nkernels.cli.bench.nkernels_step`, batches placed on the device beforehand, each timed run
+    ending with ``jax.block_until_ready``; compilation and warm-up are not timed. Raises ImportError
+    when JAX is not installed."""
     jax = _jax()
     import jax.numpy as jnp
 
-    X, y = data(case, n_steps)
+    X, y = data(case, n_steps, source=source)
     step = _train_step(case)
     batches = [(jax.device_put(X[i:i + case.batch_size]), jax.device_put(y[i:i + case.batch_size].astype(np.int32)))
                for i in range(0, len(X), case.batch_size)]

@@ -25,6 +25,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model on a dataset", parents=[common])
     train.add_argument("--data", default="digits", help="a registered dataset (default: digits)")
+    train.add_argument("--data-path", metavar="DIR",
+                       help="the folder of a dataset read from files (mnist, fashion-mnist: their IDX files)")
     train.add_argument("--model", default="mlp", help="a preset (mlp, cnn, lstm, transformer, resnet; gan with --scheme gan) or a JSON spec file")
     train.add_argument("--scheme", default="backprop", help="a registered training scheme")
     train.add_argument("--epochs", type=int, default=None, help="epochs (the preset's default if unset)")
@@ -69,6 +71,11 @@ def _build_parser() -> argparse.ArgumentParser:
                            parents=[common])
     bench.add_argument("--models", nargs="+", metavar="NAME", help="benchmark models (default: all)")
     bench.add_argument("--repeat", type=int, default=7, help="repeats per measurement (the median is shown)")
+    bench.add_argument("--data", metavar="NAME",
+                       help="time on batches of this registered dataset (mnist1d, mnist ...) instead of random "
+                            "numbers; without --models, the models whose input fits it")
+    bench.add_argument("--data-path", metavar="DIR",
+                       help="the folder of --data's files (mnist, fashion-mnist: their IDX files)")
     bench.add_argument("--json", action="store_true",
                        help="print the rows as JSON: times in µs, {peer}_ratio = nkernels time / peer time "
                             "(lower is better), {peer}_speedup = its inverse")
@@ -148,6 +155,12 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
+def _data_path_option(args: argparse.Namespace) -> dict[str, str]:
+    """``{"path": DIR}`` for the dataset loader when ``--data-path`` is given (a loader without that
+    option refuses it, naming its options)."""
+    return {} if args.data_path is None else {"path": args.data_path}
+
+
 def _parse_value(text: str) -> Any:
     """An option's VALUE: parsed as JSON when it is valid JSON, else the text itself."""
     try:
@@ -182,7 +195,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     if args.model in presets.PAIR_PRESETS or args.scheme in presets.PAIR_PRESETS:
         return _train_pair(args, console, options)
     form = presets.input_form(args.model)
-    X, y, X_test, y_test = datasets.load(args.data, flat=form == "flat")
+    X, y, X_test, y_test = datasets.load(args.data, flat=form == "flat", **_data_path_option(args))
     X, X_test = presets.prepare_inputs(form, X), presets.prepare_inputs(form, X_test)
     n_classes = int(max(y.max(), y_test.max())) + 1
     model = _build_model(args.model, X.shape[1:], n_classes, args.seed).to(args.device)
@@ -257,7 +270,7 @@ def _train_pair(args: argparse.Namespace, console: Console, options: dict[str, A
                          f"and a discriminator, the {pair} preset builds them; {other!r} does not pair with it")
     if args.device != "cpu":
         raise ValueError(f"the {args.scheme} scheme runs on the CPU; drop --device {args.device}")
-    X, _, _, _ = datasets.load(args.data, flat=False)
+    X, _, _, _ = datasets.load(args.data, flat=False, **_data_path_option(args))
     image_shape = X.shape[1:]
     X = X.reshape(len(X), -1)
     generator, discriminator = presets.PAIR_PRESETS[args.model](X.shape[1:], data_range=(X.min(), X.max()),
@@ -416,15 +429,18 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     unknown = sorted(set(args.models or []) - set(bench.CASES))
     if unknown:
         raise ValueError(f"unknown benchmark model(s) {unknown}; available: {', '.join(bench.CASES)}")
+    source = _bench_data(args, bench)
     import numba
 
     peers = {"torch": "PyTorch", "jax": "JAX"}
     if args.json:
-        print(json.dumps(bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers)), indent=2))
+        print(json.dumps(bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source),
+                         indent=2))
         return 0
     with console.status("measuring (PyTorch, then JAX, then nkernels)..."):
-        rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers))
-    table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step")
+        rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source)
+    on = f", {source.name} batches" if source else ""
+    table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step{on}")
     table.add_column("model")
     table.add_column("nkernels", justify="right")
     for label in peers.values():
@@ -440,6 +456,24 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         table.add_row(*cells)
     console.print(table)
     return 0
+
+
+def _bench_data(args: argparse.Namespace, bench: Any) -> Any:
+    """The ``BenchData`` of ``--data`` (None without it), loaded and checked against ``--models``."""
+    if args.data is None:
+        if args.data_path is not None:
+            raise ValueError("--data-path DIR is the folder of --data's files; name the dataset too, e.g. "
+                             "--data mnist --data-path DIR")
+        return None
+    source = bench.BenchData(args.data, args.data_path)
+    fitting = bench.cases_for(source)  # loads it: a missing file or package is reported before any timing
+    misfits = [name for name in args.models or [] if name not in fitting]
+    if not fitting or misfits:
+        X, _ = source.arrays()
+        raise ValueError(f"{'benchmark model(s) ' + ', '.join(misfits) if misfits else 'no benchmark model'} "
+                         f"cannot take {args.data}'s samples ({X.shape[1]} values each); models for it: "
+                         f"{', '.join(fitting) or 'none'}")
+    return source
 
 
 def cmd_cache(args: argparse.Namespace, console: Console) -> int:

@@ -126,8 +126,10 @@ def nkernels_register_extractors():
 def nkernels_register_datasets():
     """Return a mapping from dataset name to a loader.
 
-    A loader is called with keyword arguments ``flat`` (bool: vectors rather than images) and
-    ``seed`` and returns ``(X_train, y_train, X_test, y_test)`` as NumPy arrays.
+    A loader takes keyword arguments, usually ``flat`` (bool: vectors rather than images) and
+    ``seed``, and others it needs (the built-in ``mnist`` takes ``path``); it returns
+    ``(X_train, y_train, X_test, y_test)`` as NumPy arrays. ``nk.datasets.load(name, **options)``
+    passes the caller's options and refuses, naming the loader's, one it does not take.
 
     Example::
 
