@@ -276,6 +276,14 @@ def _mse_forward(pred, target, partials):
         partials[cuda.blockIdx.x] = total
 
 
+def _first_pass(kernel, a, b):
+    """``(partials, blocks)``: the per-block sums of ``kernel(a, b, partials)``, a grid-stride pass over
+    the rows of ``a`` (the elementwise losses, the binary decisions)."""
+    blocks, threads, partials = partials_for(a.shape[0])
+    kernel[blocks, threads](a, b, partials)
+    return partials, blocks
+
+
 def mse_forward(pred, target):
     """Mean of ``(pred - target)**2`` over every element; both 1-D of equal length. Returns a
     Python float (synchronizes)."""
@@ -283,18 +291,13 @@ def mse_forward(pred, target):
     n = pred.shape[0]
     if n == 0:
         return float("nan")  # the CPU kernel's 0 / 0
-    blocks, threads, partials = partials_for(n)
-    _mse_forward[blocks, threads](pred, target, partials)
-    return finish(partials, blocks) / n
+    return finish(*_first_pass(_mse_forward, pred, target)) / n
 
 
 def mse_forward_into(pred, target, losses, index):
     """:func:`mse_forward` writing the mean to ``losses[index]`` (a float64 device array)."""
     pred, target, losses = device_arrays(pred=pred, target=target, losses=losses)
-    n = pred.shape[0]
-    blocks, threads, partials = partials_for(n)
-    _mse_forward[blocks, threads](pred, target, partials)
-    finish_into(partials, blocks, 1.0 / n, losses, index)
+    finish_into(*_first_pass(_mse_forward, pred, target), 1.0 / pred.shape[0], losses, index)
 
 
 _mse_backward = elementwise("mse_backward_scaled(pred, target, dpred, scale: float64)",
@@ -318,12 +321,6 @@ def _bce_forward(logits, target, partials):
         partials[cuda.blockIdx.x] = total
 
 
-def _bce_partials(logits, target):
-    blocks, threads, partials = partials_for(logits.shape[0])
-    _bce_forward[blocks, threads](logits, target, partials)
-    return partials, blocks
-
-
 def bce_with_logits_forward(logits, target):
     """Mean binary cross-entropy of ``sigmoid(logits)`` against ``target`` over every element;
     both 1-D of equal length. Returns a Python float (synchronizes)."""
@@ -331,13 +328,13 @@ def bce_with_logits_forward(logits, target):
     n = logits.shape[0]
     if n == 0:
         return float("nan")  # the CPU kernel's 0 / 0
-    return finish(*_bce_partials(logits, target)) / n
+    return finish(*_first_pass(_bce_forward, logits, target)) / n
 
 
 def bce_with_logits_forward_into(logits, target, losses, index):
     """:func:`bce_with_logits_forward` writing the mean to ``losses[index]`` (a float64 device array)."""
     logits, target, losses = device_arrays(logits=logits, target=target, losses=losses)
-    finish_into(*_bce_partials(logits, target), 1.0 / logits.shape[0], losses, index)
+    finish_into(*_first_pass(_bce_forward, logits, target), 1.0 / logits.shape[0], losses, index)
 
 
 # sigmoid(x) as 0.5 * (1 + tanh(x / 2)): no overflow for any finite x
@@ -366,24 +363,18 @@ def _count_binary_rows(logits, target, partials):
         partials[cuda.blockIdx.x] = total
 
 
-def _count_binary_partials(logits, target):
-    blocks, threads, partials = partials_for(logits.shape[0])
-    _count_binary_rows[blocks, threads](logits, target, partials)
-    return partials, blocks
-
-
 def count_binary_correct(logits, target):
     """Rows whose every decision ``logit > 0`` matches ``target >= 0.5``, as a Python int
     (synchronizes)."""
     logits, target = device_arrays(logits=logits, target=target)
     if logits.shape[0] == 0:
         return 0
-    return int(round(finish(*_count_binary_partials(logits, target))))
+    return int(round(finish(*_first_pass(_count_binary_rows, logits, target))))
 
 
 def count_binary_correct_into(logits, target, counts, index):
     """:func:`count_binary_correct` writing the count to ``counts[index]`` (an int64 device array)."""
     logits, target, counts = device_arrays(logits=logits, target=target, counts=counts)
     total = scratch("count", 1, np.float64)
-    finish_into(*_count_binary_partials(logits, target), 1.0, total, 0)
+    finish_into(*_first_pass(_count_binary_rows, logits, target), 1.0, total, 0)
     _store_count[1, 1](total, counts, index)

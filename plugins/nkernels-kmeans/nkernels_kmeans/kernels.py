@@ -10,6 +10,23 @@ import numpy as np
 from numba import njit, prange
 
 
+@njit(inline="always", error_model="numpy")
+def _nearest(cross, i, c_sq):
+    """``(j, |c_j|^2 - 2 x_i.c_j)`` of the nearest centroid of row i (the lowest j on ties)."""
+    # |x|^2 is the same for every j: compare |c|^2 - 2 x.c, in the data's dtype (c + c, not 2.0 * c,
+    # which would promote float32 to float64 and slow the loop by a third)
+    c = cross[i, 0]
+    best = c_sq[0] - (c + c)
+    arg = 0
+    for j in range(1, cross.shape[1]):
+        c = cross[i, j]
+        d = c_sq[j] - (c + c)
+        if d < best:
+            best = d
+            arg = j
+    return arg, best
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def nearest_centroid(cross, x_sq, c_sq, labels, min_dist):
     """Fused distance and argmin: ``labels[i] = argmin_j |x_i - c_j|^2``, ``min_dist[i]`` that distance.
@@ -17,19 +34,8 @@ def nearest_centroid(cross, x_sq, c_sq, labels, min_dist):
     cross (n, k) = X @ C.T, x_sq (n,) and c_sq (k,) the squared row norms of X and C, k >= 1.
     Ties go to the lowest index; a distance that rounding makes negative is clipped to 0.
     """
-    n, k = cross.shape
-    for i in prange(n):
-        # |x|^2 is the same for every j: compare |c|^2 - 2 x.c, in the data's dtype (c + c, not 2.0 * c,
-        # which would promote float32 to float64 and slow the loop by a third)
-        c = cross[i, 0]
-        best = c_sq[0] - (c + c)
-        arg = 0
-        for j in range(1, k):
-            c = cross[i, j]
-            d = c_sq[j] - (c + c)
-            if d < best:
-                best = d
-                arg = j
+    for i in prange(cross.shape[0]):
+        arg, best = _nearest(cross, i, c_sq)
         labels[i] = arg
         d = x_sq[i] + best
         min_dist[i] = d if d > 0 else 0
@@ -67,23 +73,13 @@ def nearest_and_sum(cross, x_sq, c_sq, X, labels, min_dist, block_sums, block_co
     The Lloyd iteration's fused pass: the chunk's cross term ``cross`` (rows, k) is still in the
     cache when it is read here, and the rows of X are summed in order, as :func:`cluster_sums` does.
     """
-    n, k = cross.shape
-    d = X.shape[1]
-    for i in range(n):
-        c = cross[i, 0]
-        best = c_sq[0] - (c + c)
-        arg = 0
-        for j in range(1, k):
-            c = cross[i, j]
-            dist = c_sq[j] - (c + c)
-            if dist < best:
-                best = dist
-                arg = j
+    for i in range(cross.shape[0]):
+        arg, best = _nearest(cross, i, c_sq)
         labels[i] = arg
         dist = x_sq[i] + best
         min_dist[i] = dist if dist > 0 else 0
         block_counts[arg] += 1
-        for f in range(d):
+        for f in range(X.shape[1]):
             block_sums[arg, f] += X[i, f]
 
 
