@@ -139,8 +139,8 @@ def test_bad_data_is_rejected_before_any_kernel(digits):
         nk.train(model, X, y + 0.5)
     with pytest.raises(ValueError, match="whole numbers"):
         nk.train(model, X, y + 0.5, loss="cross_entropy")
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'; available: digits"):
-        nk.datasets.load("mnist")
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'; available: digits, fashion-mnist, mnist"):
+        nk.datasets.load("imagenet")
     X[3, 5] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         nk.train(model, X, y)
