@@ -184,7 +184,7 @@ def _resume_note(checkpoint_dir: str) -> str:
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
     """Train, show progress, and end with a table of the epochs."""
-    from .. import datasets
+    from .. import datasets, registry
     from . import presets
     from ..export.io import save
     from ..training import evaluate, train
@@ -202,11 +202,20 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     # a preset's epochs are backprop's; another scheme trains for its own default unless told
     epochs = args.epochs if args.epochs is not None else defaults["epochs"] if args.scheme == "backprop" else None
     callbacks = _before_training(args, console)
-    history = train(model, X, y, scheme=args.scheme, epochs=epochs, seed=args.seed,
-                    validation_data=(X_test, y_test), callbacks=callbacks, **options)
+    scheme = registry.schemes[args.scheme]
+    if scheme.capabilities.labels == "none":
+        # a scheme that learns from X alone (an autoencoder) trains the chain it makes of the preset,
+        # as `nkernels compare` hands it one, and is scored on the test inputs alone
+        model = scheme().adapt_model(model, int(np.prod(X.shape[1:])), n_classes)
+        history = train(model, X, scheme=args.scheme, epochs=epochs, seed=args.seed, validation_data=X_test,
+                        callbacks=callbacks, **options)
+        final = {"loss": history["val_loss"][-1]}
+    else:
+        history = train(model, X, y, scheme=args.scheme, epochs=epochs, seed=args.seed,
+                        validation_data=(X_test, y_test), callbacks=callbacks, **options)
+        final = evaluate(model, X_test, y_test)
     console.print(_history_table(history, f"{args.model} on {args.data}, {args.scheme}"))
     elapsed = float(sum(t or 0.0 for t in history["time"])) if "time" in history else 0.0
-    final = evaluate(model, X_test, y_test)
     summary = f"test loss {final['loss']:.4f}"
     if "accuracy" in final:
         summary += f", test accuracy {100 * final['accuracy']:.2f}%"
@@ -306,11 +315,14 @@ def _history_table(history: Any, title: str) -> Table:
     table = Table(title=title)
     table.add_column("epoch", justify="right")
     columns = [key for key in _MAIN_COLUMNS if key in history]
+    if "val_loss" in history and "val_accuracy" not in history:  # a scheme without labels: its test figure
+        columns.append("val_loss")
     columns += [key for key in history if key not in _MAIN_COLUMNS and key not in _HIDDEN_COLUMNS]
     if "lr" in history and len(set(history["lr"])) > 1:  # a schedule changed it
         columns.append("lr")
     for key in columns:
-        table.add_column(_MAIN_COLUMNS.get(key, key), justify="left" if key == "stage" else "right")
+        table.add_column(_MAIN_COLUMNS.get(key, "test loss" if key == "val_loss" else key),
+                         justify="left" if key == "stage" else "right")
     table.add_column("time (s)", justify="right")
     elapsed = 0.0
     for epoch in range(history.epochs):

@@ -159,3 +159,19 @@ def test_bad_chains_and_data_are_refused_before_training(data):
     with pytest.raises(ValueError, match="y_val would have no effect"):
         nk.train(dense_autoencoder(), X, scheme="autoencoder", validation_data=(X_val, np.zeros(len(X_val))),
                  epochs=1)
+
+
+def test_the_command_line_trains_an_autoencoder_of_a_preset_and_shows_its_test_loss(tmp_path, capsys):
+    """`nkernels train --scheme autoencoder`: no labels go to the scheme, the preset becomes the scheme's
+    autoencoder (adapt_model) and the table and summary show the reconstruction loss on the test inputs."""
+    from nkernels.cli import main
+
+    path = tmp_path / "ae.nk"
+    assert main(["train", "--scheme", "autoencoder", "--epochs", "2", "--quiet", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "test loss" in out and "accuracy" not in out
+    model = nk.load(path)
+    X_test = nk.datasets.load("digits")[2]
+    assert model.predict(X_test).shape == X_test.shape
+    reconstruction = float(np.mean((model.predict(X_test) - X_test) ** 2))
+    assert f"test loss {reconstruction:.4f}" in out
