@@ -98,10 +98,14 @@ def plot_comparison(comparison: Any, path: str | os.PathLike) -> None:
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for row in comparison.ranked():
-        if row.curve:
-            seconds, accuracy = zip(*row.curve)
-            ax.plot(seconds, [100 * a for a in accuracy], marker="." if len(seconds) > 1 else "o", label=row.name)
+    colors = plt.get_cmap("tab10").colors
+    drawn = [row for row in comparison.ranked() if row.curve]
+    for i, row in enumerate(drawn):
+        seconds, accuracy = zip(*row.curve)
+        # ten colours, then again dashed (or as squares), so that no two rows look alike
+        style = {"color": colors[i % 10], "linestyle": "-" if i < 10 else "--",
+                 "marker": ("." if i < 10 else "x") if len(seconds) > 1 else ("o" if i < 10 else "s")}
+        ax.plot(seconds, [100 * a for a in accuracy], label=row.name, **style)
     ax.axhline(100 * comparison.target, color="grey", linestyle="--", linewidth=1,
                label=f"target {100 * comparison.target:g}%")
     ax.set_xscale("log")  # the schemes' times differ by orders of magnitude
