@@ -119,3 +119,36 @@ def gelu_tanh_backward(x, dy, dx):
         t = math.tanh(_SQRT_2_OVER_PI * (v + _GELU_CUBIC * v * v * v))
         du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * v * v)
         dx[i] = dy[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)
+
+
+#: activation codes, for compiled loops that pick a layer's activation by number (the schemes' fused epochs)
+IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
+
+
+@njit(cache=True, error_model="numpy")
+def activation_forward_by_code(code, x, out):
+    """``out = f(x)`` for the activation ``code`` (IDENTITY copies); x and out of equal size, any shape."""
+    a, b = x.reshape(x.size), out.reshape(out.size)
+    if code == RELU:
+        relu_forward(a, b)
+    elif code == SIGMOID:
+        sigmoid_forward(a, b)
+    elif code == TANH:
+        tanh_forward(a, b)
+    else:
+        b[:] = a
+
+
+@njit(cache=True, error_model="numpy")
+def activation_backward_by_code(code, y, dy, dx):
+    """``dx = dy * f'`` read from the output ``y`` for the activation ``code`` (IDENTITY copies ``dy``);
+    ``dx`` may be ``dy``; any shape, equal sizes."""
+    a, b, c = y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size)
+    if code == RELU:
+        relu_backward(a, b, c)
+    elif code == SIGMOID:
+        sigmoid_backward(a, b, c)
+    elif code == TANH:
+        tanh_backward(a, b, c)
+    else:
+        c[:] = b

@@ -6,17 +6,14 @@ kernels; only the step that replaces back-propagation through the transposed wei
 import numpy as np
 from numba import njit
 
-from nkernels.kernels.cpu.activation import (
-    relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
+from nkernels.kernels.cpu.activation import IDENTITY, RELU, SIGMOID, TANH  # noqa: F401 (project_error's codes)
+from nkernels.kernels.cpu.activation import activation_backward_by_code as _activation_backward
+from nkernels.kernels.cpu.activation import activation_forward_by_code as _activate
 from nkernels.kernels.cpu.batching import gather_labels, gather_rows
 from nkernels.kernels.cpu.dense import dense_backward, dense_forward
 from nkernels.kernels.cpu.loss import (
     count_correct, mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward)
 from nkernels.kernels.cpu.optim import apply_updates
-
-#: activation codes understood by :func:`project_error`
-IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
-
 
 @njit(cache=True, error_model="numpy")
 def project_error(error, feedback, y, activation, out):
@@ -48,30 +45,6 @@ def project_error(error, feedback, y, activation, out):
 
 #: loss codes
 CROSS_ENTROPY, MSE = 0, 1
-
-
-@njit(cache=True, error_model="numpy")
-def _activate(code, pre, post):
-    """``post = f(pre)`` on flat views, through nkernels' activation kernels."""
-    if code == RELU:
-        relu_forward(pre.reshape(pre.size), post.reshape(post.size))
-    elif code == SIGMOID:
-        sigmoid_forward(pre.reshape(pre.size), post.reshape(post.size))
-    elif code == TANH:
-        tanh_forward(pre.reshape(pre.size), post.reshape(post.size))
-
-
-@njit(cache=True, error_model="numpy")
-def _activation_backward(code, y, dy, dx):
-    """``dx = dy * f'(.)`` read from the output ``y``, through nkernels' kernels (copy for IDENTITY)."""
-    if code == RELU:
-        relu_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
-    elif code == SIGMOID:
-        sigmoid_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
-    elif code == TANH:
-        tanh_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
-    else:
-        dx[...] = dy
 
 
 @njit(cache=True, error_model="numpy")

@@ -10,15 +10,14 @@ output coordinates side by side, layer ``k`` (from 1) in columns ``z_off[k-1]:z_
 import numpy as np
 from numba import njit, prange
 
-from nkernels.kernels.cpu.activation import (
-    relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
+from nkernels.kernels.cpu.activation import IDENTITY, RELU, SIGMOID, TANH  # noqa: F401 (the layers' codes)
+from nkernels.kernels.cpu.activation import activation_backward_by_code as _activation_backward
+from nkernels.kernels.cpu.activation import activation_forward_by_code as activate
 from nkernels.kernels.cpu.batching import gather_labels, gather_rows
 from nkernels.kernels.cpu.dense import dense_backward, dense_forward
 from nkernels.kernels.cpu.loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from nkernels.kernels.cpu.optim import apply_updates
 
-#: activation codes
-IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
 #: the loss on the last layer's outputs: softmax cross-entropy against labels, or the mean squared error
 CROSS_ENTROPY, SQUARED = 0, 1
 
@@ -129,34 +128,6 @@ def z_step(X, Z, labels, targets, loss_kind, wflat, bflat, dims, w_off, b_off, z
                 eta = etas[k - 1]
                 for j in range(dout):
                     z[j] -= eta * g[j]
-
-
-@njit(cache=True, error_model="numpy")
-def activate(code, pre, post):
-    """``post = f(pre)`` on 2-D arrays through nkernels' activation kernels (a copy for IDENTITY)."""
-    a, b = pre.reshape(pre.size), post.reshape(post.size)
-    if code == RELU:
-        relu_forward(a, b)
-    elif code == SIGMOID:
-        sigmoid_forward(a, b)
-    elif code == TANH:
-        tanh_forward(a, b)
-    else:
-        b[:] = a
-
-
-@njit(cache=True, error_model="numpy")
-def _activation_backward(code, y, dy, dx):
-    """``dx = dy * f'`` read from the output ``y`` (a copy for IDENTITY)."""
-    a, b, c = y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size)
-    if code == RELU:
-        relu_backward(a, b, c)
-    elif code == SIGMOID:
-        sigmoid_backward(a, b, c)
-    elif code == TANH:
-        tanh_backward(a, b, c)
-    else:
-        c[:] = b
 
 
 @njit(cache=True, error_model="numpy")

@@ -11,40 +11,14 @@ batch size; its block uses the prediction divided by ``N``, as it would the true
 import numpy as np
 from numba import njit
 
-from nkernels.kernels.cpu.activation import (
-    relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
+from nkernels.kernels.cpu.activation import IDENTITY, RELU, SIGMOID, TANH  # noqa: F401 (the blocks' codes)
+from nkernels.kernels.cpu.activation import activation_backward_by_code as activation_backward
+from nkernels.kernels.cpu.activation import activation_forward_by_code as activate
+from nkernels.kernels.cpu.activation import relu_backward, relu_forward
 from nkernels.kernels.cpu.batching import gather_labels, gather_rows
 from nkernels.kernels.cpu.dense import dense_backward, dense_forward
 from nkernels.kernels.cpu.loss import count_correct, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from nkernels.kernels.cpu.optim import apply_updates
-
-#: activation codes of a block
-IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3
-
-
-@njit(cache=True, error_model="numpy")
-def activate(code, pre, post):
-    """``post = f(pre)`` for activation ``code`` (not IDENTITY), through nkernels' kernels."""
-    if code == RELU:
-        relu_forward(pre.reshape(pre.size), post.reshape(post.size))
-    elif code == SIGMOID:
-        sigmoid_forward(pre.reshape(pre.size), post.reshape(post.size))
-    elif code == TANH:
-        tanh_forward(pre.reshape(pre.size), post.reshape(post.size))
-
-
-@njit(cache=True, error_model="numpy")
-def activation_backward(code, y, dy, dx):
-    """``dx = dy * f'(.)`` read from the activation's output ``y`` (a copy for IDENTITY); ``dx`` may be ``dy``."""
-    if code == RELU:
-        relu_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
-    elif code == SIGMOID:
-        sigmoid_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
-    elif code == TANH:
-        tanh_backward(y.reshape(y.size), dy.reshape(dy.size), dx.reshape(dx.size))
-    else:
-        dx[...] = dy
-
 
 @njit(cache=True, error_model="numpy")
 def conditioned_input(h, labels, out):

@@ -86,3 +86,21 @@ def test_gelu_matches_torch_over_the_whole_range(approximate, op, dtype, rtol):
     for what, got, expected in (("output", out, ty.detach().numpy()), ("gradient", dx, tx.grad.numpy())):
         error = np.abs(got.astype(np.float64) - expected) / (np.abs(expected) + scale)
         assert error.max() <= rtol, f"{what}: relative error {error.max():.3g} at x = {x[error.argmax()]}"
+
+
+@pytest.mark.parametrize("code, name", [(activation.IDENTITY, None), (activation.RELU, "relu"),
+                                        (activation.SIGMOID, "sigmoid"), (activation.TANH, "tanh")])
+def test_the_activation_chosen_by_code_is_that_kernel(code, name):
+    """The schemes' fused loops pick an activation by number: the same numbers as the named kernels (a copy for
+    IDENTITY), on 2-D arrays, and the backward may write over dy."""
+    rng = np.random.default_rng(code)
+    x, dy = rng.standard_normal((3, 5)), rng.standard_normal((3, 5))
+    y = np.full_like(x, np.nan)
+    activation.activation_forward_by_code(code, x, y)
+    expected_y, expected_dx = x.copy(), dy.copy()
+    if name is not None:
+        getattr(activation, name + "_forward")(x.ravel(), expected_y.ravel())
+        getattr(activation, name + "_backward")(expected_y.ravel(), dy.ravel(), expected_dx.ravel())
+    np.testing.assert_array_equal(y, expected_y)
+    activation.activation_backward_by_code(code, y, dy, dy)
+    np.testing.assert_array_equal(dy, expected_dx)
