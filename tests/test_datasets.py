@@ -208,3 +208,29 @@ def test_mnist1d_without_its_package_names_the_extra(cache, monkeypatch):
 def test_mnist1d_refuses_bad_arguments(cache, options, message):
     with pytest.raises(ValueError, match=message):
         nk.datasets.load("mnist1d", **options)
+
+
+# --- digits ---------------------------------------------------------------------------------------------------------
+
+def test_the_digits_split_is_made_once_then_read_from_the_cache(cache, monkeypatch):
+    """A new process's first step spent most of its time importing scikit-learn for the digits: the split
+    is now cached per scikit-learn version and seed, and read back identical (images too)."""
+    import nkernels.datasets as datasets
+
+    fresh = datasets.load_digits(seed=3)
+    (cached,) = (cache / "datasets").glob("digits-*-seed3.npz")
+    assert metadata.version("scikit-learn") in cached.name
+    monkeypatch.setattr(datasets, "_split_digits", lambda seed: pytest.fail("made again instead of read"))
+    for ours, again in zip(fresh, datasets.load_digits(seed=3)):
+        np.testing.assert_array_equal(ours, again)
+        assert ours.dtype == again.dtype
+    images = datasets.load_digits(flat=False, seed=3)
+    assert images[0].shape == (1257, 1, 8, 8) and images[0].flags.c_contiguous
+    np.testing.assert_array_equal(images[0].reshape(1257, 64), fresh[0])
+    monkeypatch.undo()
+    monkeypatch.setenv("NKERNELS_CACHE_DIR", str(cache))
+    cached.write_bytes(b"damaged")  # made again, and the same
+    for ours, again in zip(fresh, datasets.load_digits(seed=3)):
+        np.testing.assert_array_equal(ours, again)
+    datasets.load_digits(seed=None)  # a random split each time: never cached
+    assert len(list((cache / "datasets").glob("digits-*"))) == 1

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache import SPLIT, dataset_path, read_split, write_split
 from .mnist import load_fashion_mnist, load_mnist
 from .mnist1d import load_mnist1d
 
@@ -25,7 +26,31 @@ def load_digits(flat: bool = True, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     Returns ``(X_train, y_train, X_test, y_test)``: X as float32, (N, 64) when ``flat`` and
     (N, 1, 8, 8) images otherwise; y as int64 labels 0-9. The split is
     ``train_test_split(test_size=0.3, stratify=y, random_state=seed)``, fixed for a given seed.
+    An integer seed's split is made once per scikit-learn version and then read from
+    ``<nkernels cache dir>/datasets`` (importing scikit-learn takes seconds, reading the file
+    milliseconds: most of a new process's first training step).
     """
+    from importlib import metadata
+
+    cacheable = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+    path = dataset_path(f"digits-sklearn{metadata.version('scikit-learn')}-seed{seed}.npz") if cacheable else ""
+    arrays = read_split(path, DIGITS_SHAPES) if cacheable else None
+    if arrays is None:
+        arrays = _split_digits(seed)
+        if cacheable:
+            write_split(path, arrays, "the digits split")
+    X_train, y_train, X_test, y_test = (arrays[name] for name in SPLIT)
+    if not flat:
+        X_train, X_test = X_train.reshape(-1, 1, 8, 8), X_test.reshape(-1, 1, 8, 8)
+    return (np.ascontiguousarray(X_train), y_train, np.ascontiguousarray(X_test), y_test)
+
+
+#: the shapes of the digits split (1,797 samples, 30% held out)
+DIGITS_SHAPES = {"X_train": (1257, 64), "y_train": (1257,), "X_test": (540, 64), "y_test": (540,)}
+
+
+def _split_digits(seed: Any) -> dict[str, np.ndarray]:
+    """The digits from scikit-learn, scaled and split (flat)."""
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 
@@ -34,9 +59,7 @@ def load_digits(flat: bool = True, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     y = digits.target.astype(np.int64)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=DIGITS_TEST_SIZE, stratify=y,
                                                         random_state=seed)
-    if not flat:
-        X_train, X_test = X_train.reshape(-1, 1, 8, 8), X_test.reshape(-1, 1, 8, 8)
-    return (np.ascontiguousarray(X_train), y_train, np.ascontiguousarray(X_test), y_test)
+    return {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test}
 
 
 def _check_options(name: str, loader: Any, options: dict[str, Any]) -> None:
