@@ -45,7 +45,7 @@ def write_split(path: str, arrays: dict[str, np.ndarray], what: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]  # the stub reads the names as its allow_pickle
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
