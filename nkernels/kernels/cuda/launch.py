@@ -103,7 +103,7 @@ def scratch(name: str, size: int, dtype):
     Not for concurrent use from several host threads on one context.
     """
     dtype = np.dtype(dtype)
-    ctx = id(cuda.current_context())
+    ctx = 0 if simulator() else id(cuda.current_context())  # the simulator makes a new context object per call
     key = (ctx, name, dtype.str)
     buf = _scratch.get(key)
     if buf is None or buf.size < size:
