@@ -97,6 +97,7 @@ class DeviceTrainer:
         devices.assign(order_dev, np.ascontiguousarray(order, dtype=np.int64))
         losses = self._vector("losses", n_results, np.float64)
         counts = self._vector("counts", n_results, np.int64)
+        assert self._store is not None  # a plan exists
         self._store.adopt()
         self._store.upload_buffers()
         for plan in plans:
@@ -105,6 +106,7 @@ class DeviceTrainer:
 
     def _finish(self, losses, counts):
         """After a run of steps: the results and the device-updated buffers back on the host."""
+        assert self._store is not None
         self._store.download_buffers()
         return losses.copy_to_host(), counts.copy_to_host()
 
@@ -126,7 +128,7 @@ class DeviceTrainer:
 
         n = len(X2d)
         full, rest = divmod(n, batch_size)
-        runs = []
+        runs: list[tuple[Any, int, int]] = []
         if full:
             plan = self.plan(X2d, targets, batch_size)
             runs += [(plan, b * batch_size, batch_size) for b in range(full)]
@@ -189,7 +191,7 @@ class DeviceBatchLogs(dict):
 
     def __init__(self, losses, index: int, size: int):
         super().__init__(size=size)
-        self._source = (losses, index)
+        self._source: tuple[Any, int] | None = (losses, index)
 
     def _load(self) -> None:
         if self._source is not None:

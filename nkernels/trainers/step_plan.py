@@ -274,8 +274,8 @@ class StepPlan:
             frame.specials.update(need_dx=trainer.input_grad or i > first)
             self.backward_frames.append((passes, frame))
             dy = dx
-        self.loss_frame = None
-        self.bound = None
+        self.loss_frame: Frame | None = None
+        self.bound: tuple = ()
 
     def bind(self, losses, counts) -> None:
         """Bind every call to its arrays and the run's ``losses`` and ``counts`` (read the scalars afresh)."""
@@ -293,7 +293,7 @@ class StepPlan:
             loss_backward: list = []
         else:
             passes = loss._passes()
-            arrays = {"x": self.output, "target": self.target, "losses": losses, "counts": counts,
+            arrays: dict[Any, Any] = {"x": self.output, "target": self.target, "losses": losses, "counts": counts,
                       "dx": self.dout}
             for name, space in passes.workspaces.items():
                 key = ("work", name)
