@@ -1,5 +1,5 @@
 """The device step plan: an epoch on the GPU allocates nothing, copies nothing and never waits for
-the device; its numbers are the CPU's. Under the CUDA simulator, on a tiny digits-like CNN."""
+the device; its numbers are the CPU's. Under the CUDA simulator, on a tiny digits-like CNN (6x6 images)."""
 import contextlib
 
 import numpy as np
@@ -16,12 +16,12 @@ L = nk.layers
 
 def tiny_cnn(seed=0):
     return nk.Sequential([L.Conv2D(1, 2, 3), L.BatchNorm2D(2), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-                          L.Dropout(0.25), L.Dense(2 * 3 * 3, 10)], seed=seed)
+                          L.Dropout(0.25), L.Dense(2 * 2 * 2, 10)], seed=seed)
 
 
-def images(n=16, seed=0):
+def images(n=8, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.random((n, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, n)
+    return rng.random((n, 1, 6, 6)).astype(np.float32), rng.integers(0, 10, n)
 
 
 class CountSecondEpoch(Callback):
@@ -47,7 +47,7 @@ class CountSecondEpoch(Callback):
 def test_an_epoch_on_the_gpu_allocates_copies_and_waits_for_nothing(optimizer, options):
     X, y = images()
     counter = CountSecondEpoch(batches=4)
-    nk.train(tiny_cnn(), X, y, epochs=2, batch_size=4, optimizer=optimizer, lr=0.01, seed=0, device="cuda",
+    nk.train(tiny_cnn(), X, y, epochs=2, batch_size=2, optimizer=optimizer, lr=0.01, seed=0, device="cuda",
              callbacks=[counter], **options)
     counts = counter.counts
     assert counts is not None and counts.launches > 0
@@ -79,9 +79,9 @@ def test_the_planned_step_matches_the_cpu_with_batchnorm_dropout_and_a_last_shor
     """Parameters, BatchNorm's running statistics (updated on the device) and the optimizer state
     agree with the CPU's after an epoch whose last batch is smaller. (SGD: Adam would turn the
     conv bias's gradient, zero but for rounding under the BatchNorm after it, into full steps.)"""
-    X, y = images(n=14)
+    X, y = images(n=7)
     cpu, gpu = tiny_cnn(), tiny_cnn()
-    kwargs = dict(epochs=1, batch_size=4, optimizer="sgd", momentum=0.9, lr=0.05, seed=0, clip_norm=1.0,
+    kwargs = dict(epochs=1, batch_size=2, optimizer="sgd", momentum=0.9, lr=0.05, seed=0, clip_norm=1.0,
                   max_norm=2.0)
     h_cpu = nk.train(cpu, X, y, compiled=False, **kwargs)
     h_gpu = nk.train(gpu, X, y, device="cuda", **kwargs)
@@ -96,8 +96,8 @@ def test_the_planned_step_matches_the_cpu_with_batchnorm_dropout_and_a_last_shor
 def test_step_counts_reports_a_planned_step():
     from nkernels.trainers.device import step_counts
 
-    X, y = images(n=12)
-    counts = step_counts(tiny_cnn(), X, y, batch_size=4, batches=3, optimizer="adam")
+    X, y = images(n=6)
+    counts = step_counts(tiny_cnn(), X, y, batch_size=2, batches=3, optimizer="adam")
     assert counts["planned"] and counts["plan_error"] is None
     step = counts["per_step"]
     assert step["launches"] > 0
