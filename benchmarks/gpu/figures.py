@@ -445,12 +445,14 @@ class step_counter:
         except ImportError:
             self._own = None
         self._saved = []
-        try:
-            from numba.cuda import dispatcher
-            from numba.cuda.cudadrv import driver
-        except ImportError:  # the simulator has no driver
+        from numba import config
+
+        if config.ENABLE_CUDASIM:  # the simulator has no driver to hook
             self.counts.source = "none: no numba-cuda driver (the simulator)"
             return self.counts
+        from numba.cuda import dispatcher
+        from numba.cuda.cudadrv import driver
+
         targets = [(dispatcher._Kernel, "launch", "launches"), (driver.Context, "memalloc", "allocations"),
                    (driver, "device_to_host", "device_to_host_copies"),
                    (driver, "host_to_device", "host_to_device_copies"),
