@@ -4,11 +4,21 @@ Batch-first (``x``: ``(N, T, I)``), PyTorch's parameter names, shapes, gate orde
 zero initial state. Each kernel does
 
 * the input projection of all steps as one GEMM, ``(N*T, I) @ W_ih^T``;
-* per step one GEMM ``(N, H) @ W_hh^T`` and one fused elementwise loop over the gates;
-* in the backward, per step one GEMM ``dgates_t @ W_hh``; then ``dW_ih``, ``dW_hh`` and ``dx``
-  as single GEMMs over all ``N*T`` rows.
+* per step one GEMM ``h_{t-1} @ W_hh^T`` and one fused elementwise loop over the gates. The
+  LSTM's accumulates straight into the step's slice of ``gates`` (``beta = 1``); the GRU's goes
+  to ``gbuf``, since its candidate gate needs it apart. Both read ``h_{t-1}`` in place from
+  ``hs`` (a row-strided view);
+* in the backward, per step one GEMM ``dgates_t @ W_hh``, reading the step's slice of the
+  gate gradients in place; then ``dW_ih``, ``dW_hh`` and ``dx`` as single GEMMs over all
+  ``N*T`` rows.
 
-The forward saves what the backward needs into caller-allocated workspaces. Shapes come from
+The GEMMs are BLAS calls (:func:`nkernels.kernels.cpu.blas.gemm`): transposed operands,
+strided views and accumulation without copies.
+
+The forward saves what the backward needs into caller-allocated workspaces (``hbuf`` and
+``gbuf`` of the LSTM forward, ``hbuf`` of the GRU forward and ``gbuf`` of both backwards are
+not used: the GEMMs read and write the sequence arrays in place; they stay in the signatures,
+which the CUDA twins share). Shapes come from
 :func:`lstm_workspace_shapes` / :func:`gru_workspace_shapes`; the names of the workspaces each
 kernel takes, in order, are in ``LSTM_FORWARD_WORKSPACES`` etc. "Saved" workspaces carry state
 from the forward to the backward; "scratch" ones carry nothing between calls and may be shared.
@@ -23,6 +33,8 @@ import math
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
+
+from .blas import gemm
 
 # ----------------------------------------------------------------------------------------------
 # workspace shapes (plain Python, for the caller)
@@ -248,19 +260,27 @@ def _copy(src, dst):
 
 
 @njit(**_JIT)
+def _sigmoid_biased(g, bs, lo, hi):
+    """``g[j] = sigmoid(g[j] + bs[j])`` for lo <= j < hi."""
+    g, bs = g[lo:hi], bs[lo:hi]  # j >= 0: no wraparound
+    for j in range(g.shape[0]):
+        g[j] = _sigmoid(g[j] + bs[j])
+
+
+@njit(**_JIT)
+def _tanh_biased(g, bs, lo, hi):
+    """``g[j] = tanh(g[j] + bs[j])`` for lo <= j < hi."""
+    g, bs = g[lo:hi], bs[lo:hi]
+    for j in range(g.shape[0]):
+        g[j] = _tanh(g[j] + bs[j])
+
+
+@njit(**_JIT)
 def _sigmoid_inplace(g, rc, bi, bh, lo, hi):
     """``g[j] = sigmoid(g[j] + rc[j] + bi[j] + bh[j])`` for lo <= j < hi."""
     g, rc, bi, bh = g[lo:hi], rc[lo:hi], bi[lo:hi], bh[lo:hi]  # j >= 0: no wraparound
     for j in range(g.shape[0]):
         g[j] = _sigmoid(g[j] + rc[j] + bi[j] + bh[j])
-
-
-@njit(**_JIT)
-def _tanh_inplace(g, rc, bi, bh, lo, hi):
-    """``g[j] = tanh(g[j] + rc[j] + bi[j] + bh[j])`` for lo <= j < hi."""
-    g, rc, bi, bh = g[lo:hi], rc[lo:hi], bi[lo:hi], bh[lo:hi]
-    for j in range(g.shape[0]):
-        g[j] = _tanh(g[j] + rc[j] + bi[j] + bh[j])
 
 
 @njit(**_JIT)
@@ -322,24 +342,23 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g4 = 4 * h
+    bs = bias_ih + bias_hh
+    one, zero = bs.dtype.type(1), bs.dtype.type(0)
     # Input projection of every step at once, straight into the gate workspace.
-    np.dot(x.reshape(n * t, ni), weight_ih.T, gates.reshape(n * t, g4))
-    hbuf[:] = 0
-    gbuf[:] = 0  # h_0 = 0: no recurrent term at the first step
+    gemm(False, True, one, x.reshape(n * t, ni), weight_ih, zero, gates.reshape(n * t, g4))
     cells[:, 0, :] = 0
+    hprev[:, 0, :] = 0
     for s in range(t):
-        if s > 0:
-            np.dot(hbuf, weight_hh.T, gbuf)
+        if s > 0:  # h_0 = 0: no recurrent term at the first step
+            gemm(False, True, one, hs[:, s - 1, :], weight_hh, one, gates[:, s, :])
         for b in range(n):
             gt = gates[b, s]
-            rc = gbuf[b]
-            hb = hbuf[b]
-            _sigmoid_inplace(gt, rc, bias_ih, bias_hh, 0, 2 * h)
-            _tanh_inplace(gt, rc, bias_ih, bias_hh, 2 * h, 3 * h)
-            _sigmoid_inplace(gt, rc, bias_ih, bias_hh, 3 * h, g4)
-            _copy(hb, hprev[b, s])
-            _lstm_cell(gt, cells[b, s], cells[b, s + 1], hb, h)
-            _copy(hb, hs[b, s])
+            _sigmoid_biased(gt, bs, 0, 2 * h)
+            _tanh_biased(gt, bs, 2 * h, 3 * h)
+            _sigmoid_biased(gt, bs, 3 * h, g4)
+            if s > 0:
+                _copy(hs[b, s - 1], hprev[b, s])
+            _lstm_cell(gt, cells[b, s], cells[b, s + 1], hs[b, s], h)
 
 
 @njit(**_JIT)
@@ -356,6 +375,7 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g4 = 4 * h
+    one, zero = x.dtype.type(1), x.dtype.type(0)
     hbuf[:] = 0  # gradient w.r.t. h flowing back through W_hh
     cbuf[:] = 0  # gradient w.r.t. c flowing back through the forget gate
     for s in range(t - 1, -1, -1):
@@ -364,16 +384,14 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
             dho = dhs[b, s]
             for j in range(h):
                 dh[j] += dho[j]
-            gb = gbuf[b]
-            _lstm_cell_backward(gates[b, s], cells[b, s], cells[b, s + 1], dh, cbuf[b], gb, h)
-            _copy(gb, dgates[b, s])
+            _lstm_cell_backward(gates[b, s], cells[b, s], cells[b, s + 1], dh, cbuf[b], dgates[b, s], h)
         if s > 0:
-            np.dot(gbuf, weight_hh, hbuf)
+            gemm(False, False, one, dgates[:, s, :], weight_hh, zero, hbuf)
     rows = n * t
     dg2 = dgates.reshape(rows, g4)
-    np.dot(dg2.T, x.reshape(rows, ni), dweight_ih)
-    np.dot(dg2.T, hprev.reshape(rows, h), dweight_hh)
-    np.dot(dg2, weight_ih, dx.reshape(rows, ni))
+    gemm(True, False, one, dg2, x.reshape(rows, ni), zero, dweight_ih)
+    gemm(True, False, one, dg2, hprev.reshape(rows, h), zero, dweight_hh)
+    gemm(False, False, one, dg2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dg2, dbias_ih)
     dbias_hh[:] = dbias_ih
 
@@ -393,12 +411,12 @@ def _gru_candidate(gt, rc, bi, bh, hl, h):
 
 
 @njit(**_JIT)
-def _gru_update(gt, hb, h):
-    """``h = (1 - z) n + z h`` in place in hb."""
+def _gru_update(gt, hp, hn, h):
+    """``h = (1 - z) n + z h_prev`` from hp into hn."""
     one = gt.dtype.type(1)
     for j in range(h):
         z = gt[h + j]
-        hb[j] = (one - z) * gt[2 * h + j] + z * hb[j]
+        hn[j] = (one - z) * gt[2 * h + j] + z * hp[j]
 
 
 @njit(**_JIT)
@@ -432,20 +450,21 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g3 = 3 * h
-    np.dot(x.reshape(n * t, ni), weight_ih.T, gates.reshape(n * t, g3))
-    hbuf[:] = 0
-    gbuf[:] = 0
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    gemm(False, True, one, x.reshape(n * t, ni), weight_ih, zero, gates.reshape(n * t, g3))
+    gbuf[:] = 0  # h_0 = 0: no recurrent term at the first step
+    hprev[:, 0, :] = 0
     for s in range(t):
         if s > 0:
-            np.dot(hbuf, weight_hh.T, gbuf)
+            gemm(False, True, one, hs[:, s - 1, :], weight_hh, zero, gbuf)
         for b in range(n):
             gt = gates[b, s]
-            hb = hbuf[b]
+            hp = hprev[b, s]
             _sigmoid_inplace(gt, gbuf[b], bias_ih, bias_hh, 0, 2 * h)
             _gru_candidate(gt, gbuf[b], bias_ih, bias_hh, hn[b, s], h)
-            _copy(hb, hprev[b, s])
-            _gru_update(gt, hb, h)
-            _copy(hb, hs[b, s])
+            if s > 0:
+                _copy(hs[b, s - 1], hp)
+            _gru_update(gt, hp, hs[b, s], h)
 
 
 @njit(**_JIT)
@@ -462,6 +481,7 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g3 = 3 * h
+    one, zero = x.dtype.type(1), x.dtype.type(0)
     hbuf[:] = 0   # gradient w.r.t. h flowing back through W_hh
     dhbuf[:] = 0  # gradient w.r.t. h flowing back through z * h
     for s in range(t - 1, -1, -1):
@@ -471,18 +491,17 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
             dhd = dhbuf[b]
             for j in range(h):
                 dh[j] += dho[j] + dhd[j]
-            gb = gbuf[b]
+            gb = dgates_hh[b, s]
             dgi = dgates[b, s]
             _gru_cell_backward(gates[b, s], hn[b, s], hprev[b, s], dh, dhd, gb, dgi[2 * h:], h)
             _copy(gb[:2 * h], dgi[:2 * h])
-            _copy(gb, dgates_hh[b, s])
         if s > 0:
-            np.dot(gbuf, weight_hh, hbuf)
+            gemm(False, False, one, dgates_hh[:, s, :], weight_hh, zero, hbuf)
     rows = n * t
     dgi2 = dgates.reshape(rows, g3)
     dgh2 = dgates_hh.reshape(rows, g3)
-    np.dot(dgi2.T, x.reshape(rows, ni), dweight_ih)
-    np.dot(dgh2.T, hprev.reshape(rows, h), dweight_hh)
-    np.dot(dgi2, weight_ih, dx.reshape(rows, ni))
+    gemm(True, False, one, dgi2, x.reshape(rows, ni), zero, dweight_ih)
+    gemm(True, False, one, dgh2, hprev.reshape(rows, h), zero, dweight_hh)
+    gemm(False, False, one, dgi2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dgi2, dbias_ih)
     _column_sums(dgh2, dbias_hh)
