@@ -30,11 +30,19 @@ elements, so the transposing stores are free of bank conflicts. A thread's micro
 its 8 A and 8 B values as four 16-byte aligned runs (``ld.shared.v4.f32``, ``v2.f64``), and a
 warp's accesses are broadcasts or consecutive words, free of bank conflicts. Blocks run in
 groups of ``GROUP_M`` row tiles so that blocks resident together share A and B tiles in L2.
-Sizes need not divide the tiles: loads outside the matrix read zeros, stores are bounds-checked.
+Sizes need not divide the tiles. Interior tiles (the whole ``BM x BN`` tile inside C) load
+every complete K tile with no bounds check (one uniform branch per K tile); edge tiles, and
+every tile's last partial K tile, take the checked loads, which read zeros outside the
+matrix. Stores are bounds-checked in every tile (once per tile; unchecked, they cost the
+128 x 128 kernel 52 more registers). The tile shape follows the
+problem's (:func:`default_config`): 128 x 128 for large float32 products, 64 x 64 for smaller
+ones and float64, and short tiles (16 or 32 along the short side) for skinny products such as
+LeNet's conv1 (M = its few output channels, N = every output pixel of the batch).
 When the output has too few tiles to fill the GPU and K is long (weight gradients: ``dy.T @ x``
 over a large batch, conv's ``dout @ cols`` over N*OH*OW pixels), K is split into slices run
-by one launch into a cached workspace and summed in order by a second kernel (split-K;
-deterministic).
+by one launch into a cached workspace and summed by a second kernel, one thread per output
+element adding the slices in a fixed order (split-K: the reduction parallel over the outputs,
+deterministic: no atomics).
 
 The kernel is generated Python (:func:`gemm_source`): every loop over the micro-tile and the K
 tile is unrolled into straight-line code on scalar variables, written into the nkernels cache
@@ -57,7 +65,7 @@ import numpy as np
 from numba import cuda
 
 from ...runtime.cache import load_generated_module
-from .launch import dtype_of, grid_stride, scalar, scratch, simulator, sm_count
+from .launch import dtype_of, launch, scalar, scratch, simulator, sm_count
 
 #: Row tiles per group of the block ordering (L2 reuse between neighbouring blocks).
 GROUP_M = 8
@@ -86,8 +94,23 @@ class GemmConfig(NamedTuple):
 LARGE = GemmConfig(128, 128, 8, 8, 8)
 #: float64, or float32 problems too small to give every multiprocessor a 128 x 128 tile.
 MEDIUM = GemmConfig(64, 64, 8, 4, 4)
+#: Skinny products, float32: M <= 32 (a convolution's few output channels times N*OH*OW
+#: pixels: LeNet's conv1) or N <= 32 (a classifier's few outputs, conv's dcols over R = C*KH*KW).
+#: A 128 x 128 tile would compute 4x (or more) the useful outputs; these tiles span the short
+#: side once, so B (or A) is streamed from global memory exactly once. 128 threads.
+SMALL_M = GemmConfig(32, 128, 8, 4, 8)
+SMALL_N = GemmConfig(128, 32, 8, 8, 4)
+#: ... and M or N <= 16 (float32).
+TINY_M = GemmConfig(16, 128, 8, 2, 8)
+TINY_N = GemmConfig(128, 16, 8, 8, 2)
+#: Skinny products in float64 (half the accumulators per register budget).
+SMALL_M64 = GemmConfig(32, 64, 8, 4, 4)
+SMALL_N64 = GemmConfig(64, 32, 8, 4, 4)
 #: Under the simulator: 4 threads per block, still two 4-wide micro-tile chunks per thread.
 SIMULATOR = GemmConfig(16, 16, 4, 8, 8)
+#: A product is skinny when its short side fits one small tile and its long side is at least
+#: this many times longer.
+SKINNY_RATIO = 4
 
 
 def check_config(cfg: GemmConfig) -> None:
@@ -111,10 +134,28 @@ def check_config(cfg: GemmConfig) -> None:
 
 
 def default_config(dtype, m: int, n: int) -> GemmConfig:
-    """The tile configuration used for an ``m x n`` output of ``dtype``."""
+    """The tile configuration used for an ``m x n`` output of ``dtype``, chosen by its shape.
+
+    * skinny (``min(m, n) <= 32`` and the other side at least :data:`SKINNY_RATIO` times longer):
+      a tile as short as that side (:data:`TINY_M`/:data:`SMALL_M`, their ``_N`` transposes, or
+      :data:`SMALL_M64`/:data:`SMALL_N64` in float64);
+    * float32 with at least one 128 x 128 tile per multiprocessor: :data:`LARGE`;
+    * otherwise :data:`MEDIUM` (64 x 64: four times the blocks to spread over the GPU).
+
+    Under the simulator always :data:`SIMULATOR` (tests pass their configuration explicitly).
+    The thresholds are from the tile arithmetic, not from timings: ``time_gemm`` measures them.
+    """
     if simulator():
         return SIMULATOR
-    if np.dtype(dtype) == np.float32:
+    f32 = np.dtype(dtype) == np.float32
+    short, long_ = min(m, n), max(m, n)
+    if short <= 32 and long_ >= SKINNY_RATIO * short:
+        if f32:
+            cfg_m, cfg_n = (TINY_M, TINY_N) if short <= 16 else (SMALL_M, SMALL_N)
+        else:
+            cfg_m, cfg_n = SMALL_M64, SMALL_N64
+        return cfg_m if m <= n else cfg_n
+    if f32:
         tiles = math.ceil(m / LARGE.bm) * math.ceil(n / LARGE.bn)
         if tiles >= sm_count():
             return LARGE
@@ -182,6 +223,10 @@ def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, r
     w(f"    n0 = pn * {BN}")
     w("    if m0 >= M or n0 >= N:")
     w("        return")
+    # interior tiles (the whole BM x BN tile inside C) load their complete K tiles without a
+    # bounds check; edge tiles, and the last partial K tile, keep the checked loads
+    w(f"    interior = (m0 + {BM} <= M) & (n0 + {BN} <= N)")
+    w(f"    kfull = K // {BK}")
 
     # Staging: thread tid moves element q = tid + e*NT (e < LA) of the operand tile, whose
     # coordinates are (q // D, q % D) with D the tile's contiguous extent. check_config makes
@@ -226,7 +271,13 @@ def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, r
         w(f"            Bs[sb + {sh}] = rb{e}")
     w("            cuda.syncthreads()")
     # 2. tile t + 1 leaves global memory for the registers (in flight during step 3)
-    w("        if t + 1 < ktiles:")
+    w("        if interior & (t + 1 < kfull):")
+    w(f"            k0 = (t + 1) * {BK}")
+    for op, terms, kc, ld in (("a", a_terms, a_kcontig, "lda"), ("b", b_terms, b_kcontig, "ldb")):
+        w(f"            {op}gg = {op}g + " + ("k0" if kc else f"k0 * {ld}"))
+        for e, (g, _, _, _) in enumerate(terms):
+            w(f"            r{op}{e} = {op}[{op}gg + {g}]")
+    w("        elif t + 1 < ktiles:")
     w(f"            k0 = (t + 1) * {BK}")
     for op, terms, kc, lim, ld in (("a", a_terms, a_kcontig, "M", "lda"),
                                    ("b", b_terms, b_kcontig, "N", "ldb")):
@@ -270,6 +321,9 @@ def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, r
         w(f"    if bias_n & nv{j}:")
         w(f"        nb{j} = bias[nn{j}]")
     op = "+=" if beta else "="
+    # the stores keep their checks even in interior tiles: unchecked, ptxas (sm_90) scheduled all
+    # 64 of LARGE's stores together and its registers rose from 160 to 212; checked, they cost
+    # one predicate each, once per tile
     for i in range(TM):
         for j in range(TN):
             w(f"    if mv{i} & nv{j}:")
@@ -365,9 +419,7 @@ def _splitk_reduce(work, splits, M, N, c, c_off, ldc, grp, bias, bias_mode, beta
 
 def splitk_reduce(work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode, beta):
     """``C = sum_s work[s]`` (+ bias, output layout and beta as :func:`gemm`), slices in order."""
-    blocks, threads = grid_stride(m * n, per_thread=1)
-    _splitk_reduce[blocks, threads](work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode,
-                                    bool(beta))
+    launch(_splitk_reduce, m * n, work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode, bool(beta))
 
 
 # ----------------------------------------------------------------------------------------------
