@@ -356,11 +356,49 @@ def split_count(cfg: GemmConfig, m: int, n: int, k: int) -> int:
     return max(1, min(want, k // (32 * cfg.bk)))
 
 
+#: The registry op of the GEMM: ``kernels[("gemm", "cuda")]`` is :func:`tiled_gemm` at priority 0;
+#: a plugin may register a vendor GEMM (cuBLAS through CuPy, nvmath-python) above it.
+GEMM_OP = "gemm"
+
+
+def gemm_in_force():
+    """The GEMM registered for ``("gemm", "cuda")`` with the highest priority (:func:`tiled_gemm`
+    unless a plugin offers another)."""
+    from ... import registry
+
+    return registry.kernels[(GEMM_OP, "cuda")]
+
+
 def gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: bool, lda: int,
          ldb: int, ldc: int = 0, a_off: int = 0, b_off: int = 0, c_off: int = 0, bias=None,
          bias_mode: int = 0, grp: int = 0, beta: bool = False, config: GemmConfig | None = None,
          splits: int | None = None):
-    """Launch ``C (m x n) [+]= A (m x k) @ B (k x n)`` on flat 1-D device arrays (module doc).
+    """``C (m x n) [+]= A (m x k) @ B (k x n)`` on flat 1-D device arrays (module doc), by the
+    GEMM in force (:func:`gemm_in_force`): the layers' GEMM.
+
+    A registered GEMM takes these arguments (no ``config``/``splits``) and may return
+    ``NotImplemented`` for a case it does not handle; :func:`tiled_gemm` then runs it. Asking for
+    a ``config`` or ``splits`` asks for :func:`tiled_gemm` itself.
+    """
+    if config is None and splits is None:
+        chosen = gemm_in_force()
+        if getattr(chosen, "function", chosen) is not tiled_gemm:
+            done = chosen(a, b, c, m, n, k, a_kcontig=a_kcontig, b_kcontig=b_kcontig, lda=lda, ldb=ldb,
+                          ldc=ldc, a_off=a_off, b_off=b_off, c_off=c_off, bias=bias, bias_mode=bias_mode,
+                          grp=grp, beta=beta)
+            if done is not NotImplemented:
+                return
+    tiled_gemm(a, b, c, m, n, k, a_kcontig=a_kcontig, b_kcontig=b_kcontig, lda=lda, ldb=ldb, ldc=ldc,
+               a_off=a_off, b_off=b_off, c_off=c_off, bias=bias, bias_mode=bias_mode, grp=grp, beta=beta,
+               config=config, splits=splits)
+
+
+def tiled_gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: bool, lda: int,
+               ldb: int, ldc: int = 0, a_off: int = 0, b_off: int = 0, c_off: int = 0, bias=None,
+               bias_mode: int = 0, grp: int = 0, beta: bool = False, config: GemmConfig | None = None,
+               splits: int | None = None):
+    """Launch ``C (m x n) [+]= A (m x k) @ B (k x n)`` on flat 1-D device arrays (module doc), by
+    nkernels' own tiled kernel.
 
     ``bias`` is a 1-D device array, added along n (``bias_mode=1``) or m (``bias_mode=2``);
     ``beta`` accumulates into ``c``; ``config`` picks the tiles (default:

@@ -155,3 +155,30 @@ def test_column_and_row_sums_match_numpy(rows, cols, lda, a_off, dtype, dev, poi
     d_rows = poison(rows, dtype) if cols else dev(np.full(rows, 0.0, dtype))
     G.row_sums(dev(dense.reshape(-1)), rows, cols, d_rows)
     close(d_rows, dense.astype(np.float64).sum(axis=1))
+
+
+def test_a_registered_gemm_runs_the_layers_gemm_and_may_decline(monkeypatch, dev):
+    """The layers' GEMM goes to the GEMM in force (a vendor GEMM registered above the tiled one); one that
+    returns NotImplemented for a case leaves it to the tiled GEMM."""
+    seen = []
+
+    def declining(*args, **kwargs):
+        seen.append(kwargs["grp"])
+        return NotImplemented
+
+    monkeypatch.setattr(G, "gemm_in_force", lambda: declining)
+    c = dev(np.zeros(4))
+    G.gemm(dev(np.ones(4)), dev(np.ones(4)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2, ldc=2)
+    assert seen == [0] and np.all(c.copy_to_host() == 2.0)  # declined: the tiled GEMM computed it
+    monkeypatch.setattr(G, "gemm_in_force", lambda: lambda *a, **k: seen.append("vendor"))
+    G.gemm(dev(np.ones(4)), dev(np.ones(4)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2, ldc=2)
+    assert seen == [0, "vendor"]
+
+
+def test_the_tiled_gemm_is_the_registered_cuda_gemm():
+    import nkernels as nk
+
+    if not G.simulator():
+        pytest.skip("on a GPU with CuPy the vendor GEMM plugin may be in force")
+    record = nk.registry.kernels.record(("gemm", "cuda"))  # the vendor plugin never registers here
+    assert record.priority == 0 and record.function.function is G.tiled_gemm
