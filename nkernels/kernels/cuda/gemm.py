@@ -460,6 +460,66 @@ def splitk_reduce(work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode, beta)
     launch(_splitk_reduce, m * n, work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode, bool(beta))
 
 
+def time_gemm(m: int = 4096, n: int = 4096, k: int = 4096, dtype=np.float32, *, repeat: int = 10,
+              calls: int = 3, config: GemmConfig | None = None, splits: int | None = None,
+              which: str = "tiled", check: bool = True, seed: int = 0) -> dict:
+    """Time ``C = A @ B.T`` (Dense's forward layout, row-major ``A`` m x k and ``B`` n x k) for the
+    device figures: the median over ``repeat`` samples of CUDA events around ``calls`` back-to-back
+    GEMMs (the host's launch overhead overlaps the GPU's work), after one warm-up call (which
+    compiles). ``which``: ``"tiled"`` (nkernels' own kernel, ``config``/``splits`` as
+    :func:`tiled_gemm`, default by the shape) or ``"in_force"`` (the registered GEMM: a vendor
+    GEMM plugin's where one is in force). Inputs are random normals.
+
+    Returns ``seconds`` (per GEMM), ``tflops``, ``config`` (the tiles used, for ``"tiled"``),
+    ``registers`` (per thread, of the compiled tiled kernel; None under the simulator or for
+    ``"in_force"``) and, with ``check``, ``max_rel_error``: the largest error against a float64
+    NumPy product over the largest of it (a copy to the host; outside the timing).
+    """
+    import statistics
+
+    if which not in ("tiled", "in_force"):
+        raise ValueError(f"which must be 'tiled' or 'in_force', got {which!r}")
+    if which == "in_force" and (config is not None or splits is not None):
+        raise ValueError("config and splits choose the tiled GEMM's tiles; with which='in_force' they have no "
+                         "effect: leave them out or use which='tiled'")
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    a_host = rng.standard_normal((m, k), dtype=np.float32).astype(dt)
+    b_host = rng.standard_normal((n, k), dtype=np.float32).astype(dt)
+    a, b = cuda.to_device(a_host.reshape(-1)), cuda.to_device(b_host.reshape(-1))
+    c = cuda.device_array(m * n, dtype=dt)
+    cfg = (GemmConfig(*config) if config is not None else default_config(dt, m, n)) if which == "tiled" else None
+    run = tiled_gemm if which == "tiled" else gemm
+    options = dict(config=cfg, splits=splits) if which == "tiled" else {}
+
+    def once():
+        run(a, b, c, m, n, k, a_kcontig=True, b_kcontig=True, lda=k, ldb=k, ldc=n, **options)
+
+    once()
+    cuda.synchronize()
+    samples = []
+    for _ in range(max(1, int(repeat))):
+        start, stop = cuda.event(), cuda.event()
+        start.record()
+        for _ in range(max(1, int(calls))):
+            once()
+        stop.record()
+        stop.synchronize()
+        samples.append(start.elapsed_time(stop) / 1000.0 / max(1, int(calls)))
+    seconds = statistics.median(samples)
+    result = dict(m=m, n=n, k=k, dtype=dt.name, which=which, seconds=seconds,
+                  tflops=2.0 * m * n * k / seconds / 1e12 if seconds > 0 else float("nan"),
+                  config=tuple(cfg) if cfg is not None else None, registers=None)
+    if cfg is not None and not simulator():
+        kern = gemm_kernel(cfg, True, True, False)
+        result["registers"] = next(iter(kern.get_regs_per_thread().values()), None)
+    if check:
+        ref = a_host.astype(np.float64) @ b_host.astype(np.float64).T
+        err = np.abs(c.copy_to_host().reshape(m, n) - ref).max()
+        result["max_rel_error"] = float(err / max(np.abs(ref).max(), 1e-300))
+    return result
+
+
 # ----------------------------------------------------------------------------------------------
 # Row and column sums (bias gradients)
 # ----------------------------------------------------------------------------------------------

@@ -40,6 +40,27 @@ def fake_cupy(monkeypatch):
     return calls
 
 
+class _CpuTorchArrays(vendor.TorchArrays):
+    """The PyTorch route on the CPU build installed here: the simulator's arrays as CPU tensors (shared)."""
+
+    def asarray(self, x):
+        return self.torch.from_numpy(_host_view(x))
+
+
+@pytest.fixture(params=["cupy", "torch"])
+def vendor_arrays(request, fake_cupy, monkeypatch):
+    """The GEMM's array library: the fake CuPy, or PyTorch's own matmul on CPU tensors."""
+    if request.param == "torch":
+        torch = pytest.importorskip("torch")
+        arrays = _CpuTorchArrays(torch, device="cpu")
+        matmul = arrays.matmul
+        monkeypatch.setattr(arrays, "matmul", lambda a, b, out=None: (fake_cupy.append((tuple(a.shape), tuple(
+            b.shape))), matmul(a, b, out=out))[1])
+        monkeypatch.setattr(vendor, "backend", lambda: (arrays, "PyTorch on the CPU"))
+    yield request.param
+    vendor.use(None)
+
+
 @pytest.fixture
 def registered(monkeypatch):
     """The plugin registered at run time (its entry point, if installed, disabled), everything reset after."""
@@ -63,6 +84,9 @@ def test_without_cupy_or_a_gpu_it_registers_nothing_and_says_why(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
     assert vendor.nkernels_register_kernels() == []
     assert "pip install cupy-cuda12x" in vendor.status()
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():  # the CPU build here: the PyTorch route is out too
+        assert "sees no CUDA GPU" in vendor.status()
 
 
 def test_with_cupy_and_a_gpu_it_outranks_the_tiled_gemm(fake_cupy, registered):
@@ -88,7 +112,7 @@ def test_without_the_plugin_the_tiled_gemm_is_in_force(monkeypatch):
     (True, True, 2, 4, False),   # a convolution's product written as NCHW, bias along M
 ])
 def test_the_layers_gemm_goes_through_the_vendor_with_the_same_numbers(a_kc, b_kc, bias_mode, grp, beta,
-                                                                       fake_cupy, registered):
+                                                                       fake_cupy, vendor_arrays, registered):
     rng = np.random.default_rng(0)
     m, n, k = 5, 8, 7
     A, B = rng.standard_normal((m, k)), rng.standard_normal((k, n))

@@ -182,3 +182,14 @@ def test_the_tiled_gemm_is_the_registered_cuda_gemm():
         pytest.skip("on a GPU with CuPy the vendor GEMM plugin may be in force")
     record = nk.registry.kernels.record(("gemm", "cuda"))  # the vendor plugin never registers here
     assert record.priority == 0 and record.function.function is G.tiled_gemm
+
+
+def test_time_gemm_runs_and_checks_the_product():
+    """The device figure script's GEMM timing (4096^3 fp32 on the GPU), on a tiny product here: it runs the
+    chosen GEMM and reports its error against NumPy (the times mean nothing under the simulator)."""
+    result = G.time_gemm(9, 18, 5, np.float64, repeat=1, calls=1, config=G.SIMULATOR)
+    assert result["config"] == tuple(G.SIMULATOR) and result["max_rel_error"] < 1e-12
+    assert isinstance(result["seconds"], float) and (result["m"], result["n"], result["k"]) == (9, 18, 5)
+    assert G.time_gemm(4, 4, 4, np.float32, repeat=1, calls=1, which="in_force")["max_rel_error"] < 1e-5
+    with pytest.raises(ValueError, match="no effect"):
+        G.time_gemm(4, 4, 4, which="in_force", config=G.SIMULATOR)
