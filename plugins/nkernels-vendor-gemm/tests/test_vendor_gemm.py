@@ -78,15 +78,24 @@ def registered(monkeypatch):
 
 
 def test_without_cupy_or_a_gpu_it_registers_nothing_and_says_why(monkeypatch):
-    assert vendor.nkernels_register_kernels() == []  # the simulator is on
+    monkeypatch.delenv("NKERNELS_VENDOR_GEMM", raising=False)
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))  # CuPy "installed", the simulator on
+    assert vendor.nkernels_register_kernels() == []
     assert "simulator" in vendor.status() and "tiled GEMM stays" in vendor.status()
     monkeypatch.setattr(vendor, "_gpu_present", lambda: (True, "a fake GPU"))
-    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
+    monkeypatch.setitem(sys.modules, "cupy", None)  # not installed
     assert vendor.nkernels_register_kernels() == []
     assert "pip install cupy-cuda12x" in vendor.status()
+    monkeypatch.setenv("NKERNELS_VENDOR_GEMM", "torch")
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():  # the CPU build here: the PyTorch route is out too
+        assert vendor.nkernels_register_kernels() == []
         assert "sees no CUDA GPU" in vendor.status()
+    monkeypatch.setenv("NKERNELS_VENDOR_GEMM", "off")
+    assert vendor.nkernels_register_kernels() == [] and "NKERNELS_VENDOR_GEMM=off" in vendor.status()
+    monkeypatch.setenv("NKERNELS_VENDOR_GEMM", "cublas")
+    with pytest.raises(ValueError, match="one of cupy, torch, off"):
+        vendor.status()
 
 
 def test_with_cupy_and_a_gpu_it_outranks_the_tiled_gemm(fake_cupy, registered):
