@@ -238,8 +238,10 @@ class Bench:
         size = f"{n:,}x{c}x{hw}x{hw}"
         self.run("pool", "maxpool2d_forward k2", size,
                  lambda: k.maxpool2d_forward(x, 2, 2, out, arg), nin * b + nout * (b + 8))
-        self.run("pool", "maxpool2d_backward k2", size,
-                 lambda: k.maxpool2d_backward(dout, arg, dx), nin * b + nout * (b + 8))
+        self.run("pool", "maxpool2d_backward k2 (gather)", size,
+                 lambda: k.maxpool2d_backward(dout, arg, dx, 2, 2), nin * b + nout * (b + 8))
+        self.run("pool", "maxpool2d_backward k2 (zero + atomic scatter)", size,
+                 lambda: k.maxpool2d_backward(dout, arg, dx), 2 * nin * b + nout * (b + 8))
         self.run("pool", "avgpool2d_forward k2", size,
                  lambda: k.avgpool2d_forward(x, 2, 2, out), (nin + nout) * b)
         self.run("pool", "avgpool2d_backward k2", size,

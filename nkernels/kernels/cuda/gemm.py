@@ -44,6 +44,11 @@ by one launch into a cached workspace and summed by a second kernel, one thread 
 element adding the slices in a fixed order (split-K: the reduction parallel over the outputs,
 deterministic: no atomics).
 
+**Which GEMM runs.** The layers call :func:`gemm`, which runs the GEMM registered for
+``("gemm", "cuda")``: :func:`tiled_gemm` (this module's kernel, priority 0) unless a plugin
+registers another above it (``plugins/nkernels-vendor-gemm``: cuBLAS through CuPy or PyTorch).
+:func:`time_gemm` times either, for the device figures (4096^3 fp32 by default).
+
 The kernel is generated Python (:func:`gemm_source`): every loop over the micro-tile and the K
 tile is unrolled into straight-line code on scalar variables, written into the nkernels cache
 directory and imported from there, so Numba's on-disk cache holds across runs. Compiled for
