@@ -1,7 +1,7 @@
 """Every built-in layer at several shapes, with its PyTorch counterpart, for the table-driven tests.
 
 ``Frozen`` is a stop-gradient: it has no parameters and its backward returns zeros (its
-counterpart is a frozen torch module on a detached input), and it has no CUDA path yet.
+counterpart is a frozen torch module on a detached input); on the GPU a frozen Sequential moves with it.
 """
 from __future__ import annotations
 

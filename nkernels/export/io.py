@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.devices import to_host
+from ..runtime.devices import assign, to_host
 from ..errors import CorruptFileError, PluginError
 
 FORMAT = "nkernels"
@@ -90,7 +90,7 @@ def save(model, path: str | os.PathLike, optimizer=None, extra: dict[str, Any] |
     from safetensors.numpy import save as st_save
 
     tensors = {f"model.{k}": np.ascontiguousarray(to_host(v)) for k, v in model.params.items()}
-    tensors.update({f"buffer.{k}": np.ascontiguousarray(v) for k, v in model.buffers.items()})
+    tensors.update({f"buffer.{k}": np.ascontiguousarray(to_host(v)) for k, v in model.buffers.items()})
     tensors.update({f"extra.{k}": np.ascontiguousarray(v) for k, v in (arrays or {}).items()})
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": json.dumps(model.get_config())}
     if optimizer is not None:
@@ -235,7 +235,7 @@ def restore_weights(model, checkpoint: Checkpoint, path: Any = "the checkpoint")
     _check_arrays("buffer", model.buffers, checkpoint.buffers, path)
     model.set_params(checkpoint.params)
     for key, value in model.buffers.items():
-        value[...] = checkpoint.buffers[key]
+        assign(value, checkpoint.buffers[key])  # a frozen Sequential's weights are on the GPU with its model
 
 
 def load(path: str | os.PathLike):

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime import devices
 from ..validation import as_numeric_array, check_float_dtype
 from .base import Layer
 
@@ -47,7 +48,15 @@ class Frozen(Layer):
     the extractor made by ``copy.deepcopy``, fitted state included, and this layer's buffers are
     that copy's own state arrays; nothing is shared with the original. An extractor that holds
     something ``copy.deepcopy`` cannot copy (a lock, a client) defines ``__deepcopy__``.
+
+    On the GPU (``model.to("cuda")``): a wrapped ``Sequential`` moves with the model (its weights, this
+    layer's buffers, become device arrays); an extractor with a ``to(device)`` method is moved by it and
+    handed device arrays, which its ``transform`` must accept and answer with device arrays (the
+    k-means extractors of nkernels-kmeans do); any other extractor keeps computing on the host, each
+    forward copying the input over and the features back.
     """
+
+    supported_devices = ("cpu", "cuda")
 
     def __init__(self, extractor: Any):
         if not callable(getattr(extractor, "transform", None)):
@@ -65,9 +74,49 @@ class Frozen(Layer):
             self.buffers = _state_buffers(self.extractor)
         return self
 
+    def to(self, device: str) -> "Frozen":
+        """Move the extractor's computation to ``device`` with the model (see the class docstring); returns self."""
+        device = devices.check_device(device)
+        if device == "cuda":
+            devices.require_cuda()
+        if _is_sequential(self.extractor):
+            self.extractor.to(device)
+            self.buffers = _state_buffers(self.extractor)
+        elif callable(getattr(self.extractor, "to", None)):
+            self.extractor.to(device)
+        self.device = device
+        self._saved = None
+        return self
+
+    def _device_transform(self, x):
+        """The features of the device array ``x`` as a C-contiguous device array of this layer's dtype."""
+        ext = self.extractor
+        if _is_sequential(ext):
+            out = ext.forward(x, training=False)
+        elif callable(getattr(ext, "to", None)):
+            out = ext.transform(x)
+        else:  # a host-only extractor: the features are computed on the host
+            out = as_numeric_array(ext.transform(devices.to_host(x)), f"{type(ext).__name__}.transform output")
+            return devices.to_device(np.ascontiguousarray(out, dtype=self.dtype))
+        if not devices.is_device_array(out):
+            raise TypeError(f"{type(ext).__name__}.transform returned a {type(out).__name__} for a device array; "
+                            f"an extractor with a to(device) method must answer device arrays with device arrays")
+        out = devices.as_device_array(out)
+        if np.dtype(out.dtype) != self.dtype or not out.is_c_contiguous():
+            out = devices.to_device(np.ascontiguousarray(devices.to_host(out), dtype=self.dtype))
+        return out
+
     # -- passes --------------------------------------------------------------------------------
     def forward(self, x, training=False):
         x = self.prepare_input(x)
+        if self.device == "cuda":
+            out = self._device_transform(x)
+            if out.ndim < 1 or out.shape[0] != x.shape[0]:
+                raise ValueError(f"{type(self.extractor).__name__}.transform returned shape {out.shape} for "
+                                 f"{x.shape[0]} samples; it must return one row per sample")
+            if training:
+                self.save_for_backward(shape=x.shape, out_shape=tuple(out.shape))
+            return out
         out = as_numeric_array(self.extractor.transform(x), f"{type(self.extractor).__name__}.transform output")
         if out.ndim < 1 or out.shape[0] != x.shape[0]:
             raise ValueError(f"{type(self.extractor).__name__}.transform returned shape {out.shape} for "
@@ -80,6 +129,8 @@ class Frozen(Layer):
         """Checks ``dy`` and returns zeros shaped as the input: no gradient flows through an extractor."""
         saved = self.saved_for_backward()
         self.prepare_grad_output(dy, saved["out_shape"])
+        if self.device == "cuda":
+            return devices.zeros(saved["shape"], self.dtype, "cuda")
         return np.broadcast_to(np.zeros((), self.dtype), saved["shape"])
 
     # -- config --------------------------------------------------------------------------------

@@ -77,7 +77,15 @@ def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, 
     ``check(done, count)`` runs after each call (the scheme's divergence test; it raises). Returns
     the epoch's logs: the mean ``loss``, and ``accuracy`` when ``has_accuracy`` (the fraction of
     correct labels: of tokens, for a sequence's (N, T) labels).
+
+    A :class:`DeviceTrainer`'s ``run`` hands the whole epoch to its ``run_epoch``, which keeps
+    the losses on the GPU until the epoch ends (or a callback reads one).
     """
+    trainer = getattr(run, "__self__", None)
+    if isinstance(trainer, DeviceTrainer) and run == trainer.run:
+        logs = trainer.run_epoch(X2d, targets, order, batch_size, events, check, has_accuracy)
+        if logs is not None:
+            return logs
     n = len(X2d)
     full, rest = divmod(n, batch_size)
     runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \

@@ -22,10 +22,6 @@ REAL_GPU = os.environ.get("NKERNELS_REAL_GPU") == "1"
 @pytest.mark.parametrize("make, shape", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_every_layer_agrees_with_its_cpu_twin_in_float64(make, shape):
     layer = make()
-    if isinstance(layer, L.Frozen):  # no CUDA path yet (it comes with the k-means kernels on CUDA): a clear refusal
-        with pytest.raises(ValueError, match="Frozen has no CUDA kernels"):
-            check_cpu_cuda_agreement(layer, shape, dtype=np.float64)
-        return
     inputs = kink_free_input(layer, shape, np.random.default_rng(0)) if layer.input_dtype is not None else None
     errors = check_cpu_cuda_agreement(layer, shape, dtype=np.float64, inputs=inputs)
     assert "forward" in errors and "dx" in errors

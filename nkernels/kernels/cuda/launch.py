@@ -192,7 +192,9 @@ def scratch(name: str, size: int, dtype):
     Not for concurrent use from several host threads on one context.
     """
     dtype = np.dtype(dtype)
-    ctx = id(cuda.current_context())
+    ctx = cuda.current_context()
+    # the simulator makes a new context object at each call: key its contexts by device, not identity
+    ctx = ("sim", ctx._device_id) if type(ctx).__name__ == "FakeCUDAContext" else id(ctx)
     key = (ctx, name, dtype.str)
     buf = _scratch.get(key)
     if buf is None or buf.size < size:

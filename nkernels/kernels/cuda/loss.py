@@ -21,7 +21,7 @@ import numpy as np
 from numba import cuda
 
 from .elementwise import elementwise
-from .launch import device_arrays, flat_view, grid_stride, scratch, simulator
+from .launch import device_arrays, flat_view, grid_stride, reduce_grid, reduce_threads, scratch, simulator
 from .reduce import MAX_THREADS, block_sum, finish, finish_into, partials_for, partials_for_blocks
 
 __all__ = ["softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "count_correct",
@@ -378,3 +378,154 @@ def count_binary_correct_into(logits, target, counts, index):
     total = scratch("count", 1, np.float64)
     finish_into(*_first_pass(_count_binary_rows, logits, target), 1.0, total, 0)
     _store_count[1, 1](total, counts, index)
+
+
+# ----------------------------------------------------------------------------------------------
+# The device step's fused softmax cross-entropy: loss, gradient and correct count in one pass.
+# ----------------------------------------------------------------------------------------------
+
+#: rows up to which the fused loss runs as one block (one launch, nothing to combine)
+FUSED_SINGLE_BLOCK_ROWS = 1024
+
+
+@cuda.jit(device=True)
+def _group_max(red, idx, tid, lane, lanes):
+    """Reduce (value, index) pairs over a group of ``lanes`` threads: the larger value wins, the
+    smaller index on ties (the first arg-max, as the CPU). Every thread of the block calls it."""
+    step = lanes // 2
+    while step > 0:
+        if lane < step:
+            other, where = red[tid + step], idx[tid + step]
+            if other > red[tid] or (other == red[tid] and where < idx[tid]):
+                red[tid] = other
+                idx[tid] = where
+        cuda.syncthreads()
+        step //= 2
+
+
+@cuda.jit(device=True)
+def _group_sum(red, tid, lane, lanes):
+    step = lanes // 2
+    while step > 0:
+        if lane < step:
+            red[tid] += red[tid + step]
+        cuda.syncthreads()
+        step //= 2
+
+
+@cuda.jit(cache=True)
+def _sce_step(lf, labels, dlf, n, c, lanes, scale, partials, losses, counts, index, single):
+    """A group of ``lanes`` threads (a warp, or part of one for few classes) per row: max and first
+    arg-max, the float64 sum of exponentials, the probabilities and the gradient ``(p - onehot) *
+    scale`` written once, the row's loss and whether it is correct; then the block's sums, to
+    ``losses[index]``/``counts[index]`` (``single``) or to ``partials``."""
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    idx = cuda.shared.array(MAX_THREADS, dtype=np.int64)
+    tid = cuda.threadIdx.x
+    lane = tid % lanes
+    slot = tid // lanes
+    per = cuda.blockDim.x // lanes
+    head = slot * lanes
+    total = np.float64(0.0)
+    right = np.float64(0.0)
+    for r0 in range(cuda.blockIdx.x * per, n, cuda.gridDim.x * per):
+        r = r0 + slot
+        active = r < n
+        o = r * c
+        m = -math.inf
+        best = c
+        if active:
+            for j in range(lane, c, lanes):
+                v = np.float64(lf[o + j])
+                if v > m:
+                    m = v
+                    best = j
+        red[tid] = m
+        idx[tid] = best
+        cuda.syncthreads()
+        _group_max(red, idx, tid, lane, lanes)
+        mx = lf.dtype.type(red[head])
+        best = idx[head]
+        cuda.syncthreads()
+        s = np.float64(0.0)
+        if active:
+            for j in range(lane, c, lanes):
+                s += np.float64(math.exp(lf[o + j] - mx))
+        red[tid] = s
+        cuda.syncthreads()
+        _group_sum(red, tid, lane, lanes)
+        s = red[head]
+        cuda.syncthreads()
+        if active:
+            label = labels[r]
+            for j in range(lane, c, lanes):
+                p = lf.dtype.type(np.float64(math.exp(lf[o + j] - mx)) / s)
+                d = dlf.dtype.type(p * scale)
+                if j == label:
+                    d = dlf.dtype.type(d - scale)
+                dlf[o + j] = d
+            if lane == 0:
+                total += math.log(s) + mx - lf[o + label]
+                if best == c:
+                    best = 0
+                if best == label:
+                    right += 1.0
+    total = block_sum(red, total)
+    right = block_sum(red, right)
+    if tid == 0:
+        if single:
+            losses[index] = total / n
+            counts[index] = int(right + 0.5)
+        else:
+            partials[cuda.blockIdx.x] = total
+            partials[cuda.gridDim.x + cuda.blockIdx.x] = right
+
+
+@cuda.jit(cache=True)
+def _sce_step_finish(partials, blocks, n, losses, counts, index):
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    s = np.float64(0.0)
+    k = np.float64(0.0)
+    for i in range(cuda.threadIdx.x, blocks, cuda.blockDim.x):
+        s += partials[i]
+        k += partials[blocks + i]
+    s = block_sum(red, s)
+    k = block_sum(red, k)
+    if cuda.threadIdx.x == 0:
+        losses[index] = s / n
+        counts[index] = int(k + 0.5)
+
+
+def _lanes(c: int, threads: int) -> int:
+    lanes = 1
+    while lanes < c and lanes < 32 and lanes < threads:
+        lanes *= 2
+    return lanes
+
+
+def softmax_cross_entropy_step(logits, labels, dlogits, losses, counts, index):
+    """The training step's softmax cross-entropy in one launch (two for more than
+    :data:`FUSED_SINGLE_BLOCK_ROWS` rows): ``losses[index]`` gets the mean loss (float64),
+    ``counts[index]`` the number of rows whose first arg-max is the label (int64), and
+    ``dlogits`` (N, C) the gradient of the mean loss, ``(softmax(logits) - onehot) / N``.
+
+    The same numbers as :func:`softmax_cross_entropy_forward_into`, :func:`count_correct_into` and
+    :func:`softmax_cross_entropy_backward` in turn (the probabilities are not kept). A group of
+    threads per row (a warp, or the power of two at or above C when there are fewer classes);
+    float64 sums in a fixed order, no atomics.
+    """
+    logits, labels, dlogits, losses, counts = device_arrays(logits=logits, labels=labels, dlogits=dlogits,
+                                                            losses=losses, counts=counts)
+    n, c = logits.shape
+    threads = reduce_threads()
+    lanes = _lanes(c, threads)
+    per = threads // lanes
+    if n <= FUSED_SINGLE_BLOCK_ROWS:
+        blocks = 1
+    else:
+        blocks = max(1, min(math.ceil(n / per), reduce_grid(1 << 62)[0]))
+    partials = scratch("sce_step_partials", 2 * blocks, np.float64)
+    _sce_step[blocks, threads](flat_view(logits), labels, flat_view(dlogits), n, c, lanes, np.float64(1.0 / n),
+                               partials, losses, counts, index, blocks == 1)
+    if blocks > 1:
+        _sce_step_finish[1, threads](partials, blocks, np.float64(n), losses, counts, index)

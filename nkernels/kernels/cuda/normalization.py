@@ -11,7 +11,10 @@ per column.
 BatchNorm's running statistics and ``num_batches_tracked`` are the layer's buffers, which stay
 on the host: the training forward copies the batch's per-channel mean and unbiased variance back
 (2 * C float64; it synchronizes) and updates the buffers there, in float64 as the CPU kernel
-does; the evaluation forward copies the running statistics over.
+does; the evaluation forward copies the running statistics over. Given device arrays for the
+three buffers (the device step's mirrors of them, :mod:`nkernels.trainers.step_plan`), the
+training forward updates them on the device instead, in the same float64 arithmetic: no copy,
+no sync.
 """
 import math
 
@@ -19,6 +22,7 @@ import numpy as np
 from numba import cuda
 
 from .elementwise import elementwise
+from ...runtime.devices import is_device_array
 from .launch import as_device_array, flat_view, reduce_threads, scratch, simulator, sm_count
 from .reduce import MAX_THREADS, block_sum
 
@@ -102,11 +106,31 @@ def batchnorm_forward_train(x, channels, weight, bias, eps, momentum, cumulative
                                                          mean, invstd, stats)
     _batchnorm_normalize(flat_view(x), mean, invstd, as_device_array(weight, "weight"),
                          as_device_array(bias, "bias"), cols, length, flat_view(out))
+    if is_device_array(running_mean):  # the device step keeps the buffers on the GPU: no copy, no sync
+        _running_update[1, reduce_threads()](stats, channels, np.float64(momentum), bool(cumulative),
+                                             as_device_array(running_mean, "running_mean"),
+                                             as_device_array(running_var, "running_var"),
+                                             as_device_array(num_batches_tracked, "num_batches_tracked"))
+        return
     batch = stats[:2 * channels].copy_to_host()
     num_batches_tracked[0] += 1
     factor = 1.0 / float(num_batches_tracked[0]) if cumulative else float(momentum)
     running_mean[:] = (1.0 - factor) * running_mean.astype(np.float64) + factor * batch[:channels]
     running_var[:] = (1.0 - factor) * running_var.astype(np.float64) + factor * batch[channels:]
+
+
+@cuda.jit(cache=True)
+def _running_update(stats, channels, momentum, cumulative, running_mean, running_var, num_batches_tracked):
+    """The running statistics' update on the device (one block), in float64 as the CPU kernel:
+    ``num_batches_tracked += 1`` and ``running = (1 - f) * running + f * batch``."""
+    tracked = num_batches_tracked[0] + 1
+    cuda.syncthreads()  # every thread has read the count before it moves
+    factor = 1.0 / tracked if cumulative else momentum
+    for c in range(cuda.threadIdx.x, channels, cuda.blockDim.x):
+        running_mean[c] = (1.0 - factor) * np.float64(running_mean[c]) + factor * stats[c]
+        running_var[c] = (1.0 - factor) * np.float64(running_var[c]) + factor * stats[channels + c]
+    if cuda.threadIdx.x == 0:
+        num_batches_tracked[0] = tracked
 
 
 _batchnorm_eval = elementwise(

@@ -21,23 +21,27 @@ LOSS_CROSS_ENTROPY, LOSS_MSE = 0, 1
 
 
 @njit(cache=True, error_model="numpy")
+def activate_value(v, act, one):
+    """Activation ``act`` (an ``ACT_*`` code) of one number ``v``; ``one`` is 1 in ``v``'s dtype, so that the
+    arithmetic stays in that dtype (the CUDA kernels compile this function too)."""
+    if act == ACT_RELU:
+        return v if v > 0 else one - one
+    if act == ACT_SIGMOID:
+        return one / (one + np.exp(-v))
+    if act == ACT_TANH:
+        return np.tanh(v)
+    return v
+
+
+@njit(cache=True, error_model="numpy")
 def _activate(out, n_rows, n_cols, act):
     """Apply activation ``act`` in place to ``out[:n_rows, :n_cols]``."""
-    if act == ACT_RELU:
-        zero = out.dtype.type(0.0)
-        for b in range(n_rows):
-            for j in range(n_cols):
-                if out[b, j] < zero:
-                    out[b, j] = zero
-    elif act == ACT_SIGMOID:
-        one = out.dtype.type(1.0)
-        for b in range(n_rows):
-            for j in range(n_cols):
-                out[b, j] = one / (one + np.exp(-out[b, j]))
-    elif act == ACT_TANH:
-        for b in range(n_rows):
-            for j in range(n_cols):
-                out[b, j] = np.tanh(out[b, j])
+    if act == ACT_NONE:
+        return
+    one = out.dtype.type(1.0)
+    for b in range(n_rows):
+        for j in range(n_cols):
+            out[b, j] = activate_value(out[b, j], act, one)
 
 
 #: The products sum in a vectorized order (``reassoc``) with fused multiply-adds (``contract``); the
@@ -106,25 +110,33 @@ def _affine(h, n_rows, n_in, w, bias, n_out, out):
 
 
 @njit(cache=True, error_model="numpy")
+def sample_loss(out, n_out, loss_kind, label, values, row):
+    """One sample's loss (float64) from its outputs ``out[:n_out]``: the cross-entropy against class
+    ``label``, or the mean squared error against ``values[row, :n_out]`` (the CUDA kernels compile it too)."""
+    if loss_kind == LOSS_CROSS_ENTROPY:
+        m = out[0]
+        for j in range(1, n_out):
+            if out[j] > m:
+                m = out[j]
+        s = 0.0
+        for j in range(n_out):
+            s += np.exp(out[j] - m)  # in the model's dtype: float32 exp is twice as fast
+        return np.log(s) + m - out[label]
+    total = 0.0
+    for j in range(n_out):
+        d = np.float64(out[j]) - np.float64(values[row, j])
+        total += d * d
+    return total / n_out
+
+
+@njit(cache=True, error_model="numpy")
 def _mean_loss(out, n_rows, n_out, loss_kind, labels, values):
     """The batch-mean loss of outputs ``out[:n_rows, :n_out]`` (float64): cross-entropy or MSE."""
     total = 0.0
-    if loss_kind == LOSS_CROSS_ENTROPY:
-        for b in range(n_rows):
-            m = out[b, 0]
-            for j in range(1, n_out):
-                if out[b, j] > m:
-                    m = out[b, j]
-            s = 0.0
-            for j in range(n_out):
-                s += np.exp(out[b, j] - m)  # in the model's dtype: float32 exp is twice as fast
-            total += np.log(s) + m - out[b, labels[b]]
-        return total / n_rows
     for b in range(n_rows):
-        for j in range(n_out):
-            d = np.float64(out[b, j]) - np.float64(values[b, j])
-            total += d * d
-    return total / (n_rows * n_out)
+        label = labels[b] if loss_kind == LOSS_CROSS_ENTROPY else 0
+        total += sample_loss(out[b], n_out, loss_kind, label, values, b)
+    return total / n_rows
 
 
 @njit(cache=True, error_model="numpy")

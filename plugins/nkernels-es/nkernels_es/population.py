@@ -8,6 +8,10 @@ losses of its slice of the pairs: :func:`evaluate_pairs`.
 - :class:`DenseChainProblem`: a chain of Dense layers (each optionally followed by ReLU, Sigmoid
   or Tanh; Flatten allowed) with softmax cross-entropy or MSE. One compiled call evaluates the
   whole population (:func:`nkernels_es.kernels.population_losses`).
+- :class:`CudaDenseChainProblem`: the same on the GPU, for a model on ``"cuda"``
+  (:func:`nkernels_es.cuda_kernels.population_losses`): the training set and the noise table stay
+  on the device; per generation the parameters, offsets and row indices go over and the losses
+  come back.
 - :class:`LayerwiseProblem`: any other model or loss, one member at a time through
   ``model.forward`` (correct for every layer, much slower).
 """
@@ -19,6 +23,7 @@ import numpy as np
 
 import nkernels as nk
 from nkernels.losses import MSE, SoftmaxCrossEntropy
+from nkernels.runtime import devices
 
 from .noise import NoiseTable
 
@@ -32,7 +37,7 @@ def flat_parameters(model) -> tuple[np.ndarray, dict[str, tuple[int, tuple[int, 
     theta = np.empty(start, dtype=model.dtype)
     for key, value in model.params.items():
         s, shape = layout[key]
-        theta[s:s + value.size] = value.reshape(-1)
+        theta[s:s + value.size] = devices.to_host(value).reshape(-1)
     return theta, layout
 
 
@@ -96,6 +101,49 @@ class DenseChainProblem:
         return out
 
 
+class CudaDenseChainProblem:
+    """A dense chain with cross-entropy or MSE on the GPU: the whole population in two launches.
+
+    Built from a :class:`DenseChainProblem`; the training set, its targets and the layer arrays are
+    copied to the device once, the noise table once per table. Used by a run whose model is on
+    ``"cuda"``; it stays in the driver's process (device arrays do not travel to Dask workers).
+    """
+
+    def __init__(self, host: DenseChainProblem):
+        self.loss_kind, self.width = host.loss_kind, int(max(host.spec["n_in"].max(), host.spec["n_out"].max()))
+        self.X = devices.to_device(host.X)
+        empty_labels, empty_values = np.zeros(1, np.int64), np.zeros((1, 1), host.X.dtype)
+        self.labels = devices.to_device(host.targets if host.loss_kind == 0 else empty_labels)
+        self.values = devices.to_device(host.targets if host.loss_kind == 1 else empty_values)
+        self.spec = {k: devices.to_device(v) for k, v in host.spec.items()}
+        self._table: tuple[tuple, Any] | None = None
+        self._workspace: Any = None
+
+    def device_table(self, noise: NoiseTable) -> Any:
+        """The noise table on the device (copied over once per table)."""
+        key = (noise.seed, noise.size, noise.dtype.str)
+        if self._table is None or self._table[0] != key:
+            self._table = (key, devices.to_device(noise.table))
+        return self._table[1]
+
+    def losses(self, theta, noise, offsets, sigma, rows):
+        """As :meth:`DenseChainProblem.losses`, on the GPU (one copy of the losses back to the host)."""
+        from .cuda_kernels import PopulationWorkspace, population_losses
+
+        key = (len(offsets), len(rows), self.width, len(theta), theta.dtype.str)
+        ws = self._workspace
+        if ws is None or ws.key != key:
+            ws = self._workspace = PopulationWorkspace(len(offsets), len(rows), self.width, len(theta), theta.dtype)
+        ws.theta.copy_to_device(theta)
+        ws.rows.copy_to_device(np.ascontiguousarray(rows, np.int64))
+        ws.offsets.copy_to_device(np.ascontiguousarray(offsets, np.int64))
+        s = self.spec
+        out = population_losses(self.X, ws.rows, self.labels, self.values, self.loss_kind, ws.theta,
+                                self.device_table(noise), ws.offsets, sigma, s["w_start"], s["b_start"], s["n_in"],
+                                s["n_out"], s["acts"], ws)
+        return out.copy_to_host()
+
+
 class LayerwiseProblem:
     """Any model and loss, evaluated one member at a time through ``model.forward`` (evaluation mode).
 
@@ -125,14 +173,16 @@ class LayerwiseProblem:
 
 
 def make_problem(model, layout, X: np.ndarray, targets: np.ndarray, loss, compiled: bool = True):
-    """The fastest problem that evaluates ``model`` exactly: a dense chain when it is one."""
+    """The fastest problem that evaluates ``model`` exactly: a dense chain when it is one (on the
+    model's device: :class:`CudaDenseChainProblem` for a model on ``"cuda"``)."""
     if compiled and type(loss) in (SoftmaxCrossEntropy, MSE):
         spec = dense_chain_spec(model, layout)
         if spec is not None:
             loss_kind = 0 if type(loss) is SoftmaxCrossEntropy else 1
             X2d = np.ascontiguousarray(X.reshape(len(X), -1))
             t = targets if loss_kind == 0 else np.ascontiguousarray(targets.reshape(len(X), -1))
-            return DenseChainProblem(spec, X2d, t, loss_kind)
+            problem = DenseChainProblem(spec, X2d, t, loss_kind)
+            return CudaDenseChainProblem(problem) if model.device == "cuda" else problem
     return LayerwiseProblem(model, layout, X, targets, loss)
 
 

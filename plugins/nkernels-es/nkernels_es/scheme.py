@@ -16,7 +16,8 @@ from nkernels.validation import check_bool, check_choice, check_int, check_numbe
 
 from .estimate import SHAPINGS, gradient_estimate, shape_fitness
 from .noise import NoiseTable
-from .population import DenseChainProblem, evaluate_pairs, flat_parameters, make_problem, parameter_views
+from .population import (CudaDenseChainProblem, DenseChainProblem, evaluate_pairs, flat_parameters, make_problem,
+                         parameter_views)
 
 
 class EvolutionStrategies(nk.schemes.Scheme):
@@ -45,6 +46,9 @@ class EvolutionStrategies(nk.schemes.Scheme):
     - ``workers=N`` starts a Dask LocalCluster of N processes on loopback and ``scheduler=ADDRESS``
       joins a cluster; workers evaluate slices of the population. With the same seed the updates
       are the same whatever the number of workers.
+    - A model on ``"cuda"`` (``model.to("cuda")``, or ``device="cuda"`` in ``nk.train``) has its population
+      evaluated on the GPU (:mod:`nkernels_es.cuda_kernels`: the training set and noise table stay on the
+      device; the ranks and the update run on the host); Dask workers are refused there.
     - ``compiled=False`` evaluates member by member through ``model.forward`` (same numbers up to
       float rounding; the automatic fallback for models other than Dense chains).
 
@@ -71,7 +75,7 @@ class EvolutionStrategies(nk.schemes.Scheme):
 
     name = "es"
     capabilities = Capabilities(labels="required", yields=("classifier", "regressor"), learning_rate=True,
-                                batches=True, devices=("cpu",), distributed=True)
+                                batches=True, devices=("cpu", "cuda"), distributed=True)
     #: 10 epochs of ceil(N / 32) generations: 400 generations on the digits training split
     default_epochs = 10
     default_batch_size = 32
@@ -102,6 +106,10 @@ class EvolutionStrategies(nk.schemes.Scheme):
         """Draw the noise table's seed, build the population problem and the run's optimizer, and
         start the Dask cluster (or join one) and ship the problem to it."""
         _refuse_batch_coupling(run.model)
+        if run.model.device == "cuda" and (self.workers is not None or self.scheduler is not None):
+            raise ValueError("es on a model on 'cuda' evaluates the population on this process's GPU, so Dask "
+                             "workers would have no effect; drop workers/scheduler, or move the model to 'cpu' "
+                             "to spread the population over workers")
         theta, layout = flat_parameters(run.model)
         if theta.size == 0:
             raise ValueError("the model has no parameters to train")
@@ -116,8 +124,9 @@ class EvolutionStrategies(nk.schemes.Scheme):
         state.problem = state.session.scatter(problem)
         bounds = distributed.shard_bounds(self.population // 2, state.session.n_workers)
         state.bounds = [b for b in bounds if b[1] > b[0]]
+        compiled = isinstance(problem, (DenseChainProblem, CudaDenseChainProblem))
         run.info.update(population=self.population, generations_per_epoch=state.per_epoch,
-                        workers=len(state.bounds), compiled=isinstance(problem, DenseChainProblem))
+                        workers=len(state.bounds), compiled=compiled)
 
     def train_epoch(self, run, epoch: int) -> dict[str, Any]:
         """``generations_per_epoch`` generations from the model's parameters, written back at the end."""

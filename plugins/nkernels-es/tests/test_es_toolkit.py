@@ -97,14 +97,6 @@ def test_augmentation_is_refused_by_name():
         EvolutionStrategies(augment_shift=-1)
 
 
-def test_a_model_on_the_gpu_is_refused_before_training():
-    class OnDevice:
-        device = "cuda"
-
-    with pytest.raises(ValueError, match=r"es runs on cpu; the model is on 'cuda' \(move it with model.to\('cpu'\)\)"):
-        EvolutionStrategies().fit(OnDevice(), np.zeros((4, 64), np.float32), np.zeros(4, np.int64))
-
-
 def test_the_dask_cluster_is_closed_when_the_run_fails(digits, monkeypatch):
     pytest.importorskip("dask.distributed")
     from nkernels.runtime import distributed

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from nkernels.runtime import devices
 from nkernels.validation import check_bool, check_choice, check_int, check_number, check_rows, check_seed
 
 from .base import ENCODINGS, Extractor, feature_statistics, standardize
@@ -30,6 +31,11 @@ class KMeans(Extractor):
     After ``fit``: ``cluster_centers_``, ``labels_``, ``inertia_`` (sum of squared distances),
     ``n_iter_`` and ``objective_history_`` (the objective at every assignment step). The same
     ``seed`` gives the same centroids (for a given number of Numba threads).
+
+    On the GPU: ``transform`` of a device array (numba, CuPy, a PyTorch CUDA tensor) computes the codes
+    there and returns a numba device array (:mod:`nkernels_kmeans.cuda`), and after ``to("cuda")`` a
+    Lloyd ``fit`` runs its assignment steps there. ``nk.layers.Frozen(km)`` moves with its model
+    (``model.to("cuda")``).
 
     Example::
 
@@ -59,6 +65,18 @@ class KMeans(Extractor):
         self.standardize = check_bool(standardize, "standardize")
         self.seed = check_seed(seed)
 
+    #: where ``fit`` runs its Lloyd assignment steps (:meth:`to`)
+    device = "cpu"
+
+    def to(self, device: str) -> "KMeans":
+        """Run later Lloyd fits on ``device`` (``"cpu"`` or ``"cuda"``); returns self. ``transform`` computes
+        wherever its input lives, so a fitted extractor needs no move (``nk.layers.Frozen`` calls this)."""
+        device = devices.check_device(device)
+        if device == "cuda":
+            devices.require_cuda()
+        self.device = device
+        return self
+
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Learn the centroids of the rows of ``X`` (n, d); ``y`` is ignored. Returns self."""
@@ -66,7 +84,12 @@ class KMeans(Extractor):
 
         from . import lloyd
 
+        if devices.is_device_array(X):
+            X = devices.to_host(X)  # k-means++ and the updates run on the host
         X = check_rows(X)
+        if self.device == "cuda" and self.algorithm == "minibatch":
+            raise ValueError("mini-batch k-means has no GPU path (its batches are too small to pay for one); "
+                             "fit with algorithm='lloyd' on 'cuda', or move the extractor to 'cpu' (to('cpu'))")
         if len(X) < self.n_clusters:
             raise ValueError(f"n_clusters={self.n_clusters} needs at least as many samples, got {len(X)}")
         if isinstance(self.init, np.ndarray) and self.init.shape[1] != X.shape[1]:
@@ -84,7 +107,12 @@ class KMeans(Extractor):
             if self.spherical:
                 centroids = lloyd.normalize_rows(centroids)
             if self.algorithm == "lloyd":
-                result = lloyd.lloyd(data, centroids, self.max_iter, self.tol, self.spherical)
+                step = None
+                if self.device == "cuda":
+                    from .cuda import LloydStep
+
+                    step = LloydStep(data, self.n_clusters, self.spherical)
+                result = lloyd.lloyd(data, centroids, self.max_iter, self.tol, self.spherical, step)
             else:
                 result = lloyd.minibatch(data, centroids, self.batch_size, self.max_iter, self.tol, rng,
                                          self.spherical)
@@ -110,11 +138,34 @@ class KMeans(Extractor):
         from . import lloyd
 
         self._check_fitted()
+        if devices.is_device_array(X):
+            return self._transform_device(X)
         centroids = self._state["centroids"]
         X = np.ascontiguousarray(check_rows(X, centroids.shape[1]), dtype=centroids.dtype)
         with blas_single_threaded():
             codes = self._encode(lloyd.normalize_rows(X) if self.spherical else X, centroids)
         return standardize(codes, self._state) if self.standardize else codes
+
+    def _transform_device(self, X: Any) -> Any:
+        """The codes of a device array ``X`` (n, d), computed on the GPU in X's dtype (a numba device array)."""
+        from . import cuda
+
+        X = devices.as_device_array(X, "X")
+        d = self._state["centroids"].shape[1]
+        if X.ndim != 2 or X.shape[1] != d or not X.is_c_contiguous() or np.dtype(X.dtype).kind != "f":
+            raise ValueError(f"X on the GPU must be a C-contiguous float array (n, {d}), got {X.dtype} of shape "
+                             f"{X.shape}")
+        if "_device_state" not in vars(self):
+            self._device_state = cuda.DeviceState()
+        gpu = self._device_state
+        names = ["centroids"] + (["feature_mean", "feature_std"] if self.standardize else [])
+        state = gpu.get(self._state, names, X.dtype)
+        if self.spherical:
+            X = cuda.normalize_rows(X)
+        gpu.workspace = cuda.Workspace.for_shape(gpu.workspace, X.shape[0], len(self._state["centroids"]), d,
+                                                 X.dtype)
+        return cuda.encode(X, state["centroids"], self.encoding, gpu.workspace, state.get("feature_mean"),
+                           state.get("feature_std"))
 
     def predict(self, X: Any) -> np.ndarray:
         """The index of the nearest centroid of each row of ``X``."""

@@ -222,7 +222,8 @@ class LloydStep:
         return shift
 
 
-def lloyd(X: np.ndarray, centroids: np.ndarray, max_iter: int, tol: float, spherical: bool = False) -> Result:
+def lloyd(X: np.ndarray, centroids: np.ndarray, max_iter: int, tol: float, spherical: bool = False,
+          step: LloydStep | None = None) -> Result:
     """Lloyd's algorithm from ``centroids`` (modified in place).
 
     Each iteration assigns every row to its nearest centroid, then moves each centroid to the
@@ -231,7 +232,7 @@ def lloyd(X: np.ndarray, centroids: np.ndarray, max_iter: int, tol: float, spher
     against ``tol`` times the mean feature variance), or after ``max_iter`` iterations; a last
     assignment then matches the labels to the final centroids.
     """
-    step = LloydStep(X, len(centroids), spherical)
+    step = LloydStep(X, len(centroids), spherical) if step is None else step  # the GPU's: nkernels_kmeans.cuda
     tol = tol * float(np.mean(np.var(X, axis=0))) if tol > 0 else 0.0
     history: list[float] = []
     previous = np.full(len(X), -1, np.int64)

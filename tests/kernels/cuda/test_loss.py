@@ -133,3 +133,27 @@ def test_bce_with_logits_matches_cpu(shapes, dtype, dev, poison):
         gpu.count_binary_correct_into(dev(logits), dev(target), d_counts, 0)
         np.testing.assert_allclose(d_losses.copy_to_host(), losses, rtol=rtol)
         np.testing.assert_array_equal(d_counts.copy_to_host(), counts)
+
+
+def test_the_fused_softmax_cross_entropy_step_matches_the_three_cpu_kernels(shapes, dtype, dev, poison, close,
+                                                                           monkeypatch):
+    """Loss, gradient and correct count in one launch; more rows than one block takes go through
+    partials (the threshold lowered so the simulator reaches that path too)."""
+    rng = np.random.default_rng(5)
+    for single in (True, False):
+        monkeypatch.setattr(gpu, "FUSED_SINGLE_BLOCK_ROWS", 10**9 if single else 1)
+        for n, c in shapes:
+            logits = (rng.standard_normal((n, c)) * 3).astype(dtype)
+            logits[0, 1] = logits[0, 0] = logits[0].max() + 1  # a tie: the first arg-max counts
+            labels = rng.integers(0, c, n).astype(np.int64)
+            labels[0] = 1
+            probs, dl = np.empty_like(logits), np.empty_like(logits)
+            ref = cpu.softmax_cross_entropy_forward(logits, labels, probs)
+            cpu.softmax_cross_entropy_backward(probs, labels, dl)
+            losses, counts = dev(np.full(3, np.nan)), dev(np.full(3, -1, np.int64))
+            d_dl = poison((n, c), dtype)
+            gpu.softmax_cross_entropy_step(dev(logits), dev(labels), d_dl, losses, counts, 1)
+            np.testing.assert_allclose(losses.copy_to_host()[1], ref, rtol=1e-5 if dtype == np.float32 else 1e-12)
+            assert counts.copy_to_host()[1] == cpu.count_correct(logits, labels)
+            assert np.isnan(losses.copy_to_host()[[0, 2]]).all()  # only losses[index] is written
+            close(d_dl, dl, 4.0)

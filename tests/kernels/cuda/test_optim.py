@@ -43,3 +43,44 @@ def test_adam_matches_cpu(decoupled, shapes, dtype, dev, close):
         close(d_p, p, 2.0)
         close(d_m, m, 2.0)
         close(d_v, v, 2.0)
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam", "adamw"])
+def test_the_fused_flat_update_matches_the_cpu_update_and_clipping(kind, clip, shapes, dtype, dev, close):
+    """One launch over the flat buffer (clipping factor on the device) = the CPU's clip then update."""
+    from nkernels.kernels.cpu import norms
+
+    rng = np.random.default_rng(2)
+    n = shapes[0]
+    p, g = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    s1, s2 = np.zeros(n, dtype), np.zeros(n, dtype)
+    d_p, d_s1, d_s2 = dev(p), dev(s1), dev(s2)
+    scale = dev(np.full(1, np.nan)) if clip is not None else None
+    for step in (1, 2):
+        grad = (g * step).astype(dtype)
+        d_g = dev(grad)
+        if clip is not None:
+            norms.scale_inplace(grad, norms.clip_factor(norms.sum_of_squares(grad), clip))
+            gpu.clip_factor_into(d_g, clip, scale)
+        if kind in ("adam", "adamw"):
+            cpu.adam_update(p, grad, s1, s2, 1e-2, 0.9, 0.999, 1e-8, 0.05, kind == "adamw", step)
+            gpu.adam_update_flat(d_p, d_g, d_s1, d_s2, 1e-2, 0.9, 0.999, 1e-8, 0.05, kind == "adamw", step, scale)
+        else:
+            momentum = 0.0 if kind == "sgd" else 0.9
+            cpu.sgd_update(p, grad, s1, 0.1, momentum, 0.01, kind == "nesterov")
+            gpu.sgd_update_flat(d_p, d_g, d_s1, 0.1, momentum, 0.01, kind == "nesterov", scale)
+        close(d_g, grad, 2.0)  # clipping writes the scaled gradient back, as on the CPU
+    close(d_p, p, 4.0)
+    if kind != "sgd":
+        close(d_s1, s1, 4.0)
+
+
+def test_the_clip_factor_stays_on_the_device_and_matches_the_cpu(dev):
+    from nkernels.kernels.cpu import norms
+
+    g = np.random.default_rng(3).standard_normal(41) * 3
+    out = dev(np.zeros(1))
+    for max_norm in (0.5, 1e6):
+        gpu.clip_factor_into(dev(g), max_norm, out)
+        assert out.copy_to_host()[0] == pytest.approx(norms.clip_factor(float((g * g).sum()), max_norm), rel=1e-12)

@@ -1,0 +1,510 @@
+"""Every GPU figure of issue 25 in one call of about 5 minutes: JSON under $OUT and a table printed last.
+
+    bash benchmarks/gpu/figures.sh            # on the lent GPU (installs the carried wheels first)
+    bash benchmarks/gpu/figures.sh --dry      # here, under the CUDA simulator: tiny shapes, a crash test
+
+Sections, each timed against the budget (``--budget`` seconds, 240 by default; a section that would
+start after it is recorded as skipped, and the JSON is rewritten after every section, so a run cut
+short still leaves its figures):
+
+1. ``copy``: device-to-device copy bandwidth (bytes read + written) on a >= 1 GiB array, through
+   numba-cuda and PyTorch: the ceiling of the memory-bound kernels.
+2. ``vendor_gemm``: PyTorch's fp32 4096^3 matmul with TF32 off (cuBLAS): the GEMM baseline.
+3. ``launch``: the host cost of one numba-cuda launch (an empty kernel, 1 and 8 array arguments).
+4. ``memory_bound``: every memory-bound kernel family of ``benchmarks/gpu.py`` on >= 256 MB arrays,
+   each as a share of the measured copy bandwidth (target >= 80%).
+5. ``gemm``: nkernels' own CUDA GEMM at 4096^3 fp32 (each tile configuration), against the vendor's
+   (target >= 50%).
+6. ``step_counts``: kernel launches, device allocations, host<->device copies and synchronizations in
+   one training step of the digits CNN on the device trainer (counted by hooks on numba-cuda's
+   driver; :func:`step_counter` uses nkernels' own counting helper instead when one exists).
+7. ``steps``: seconds per training step of the digits CNN, LeNet and the transformer preset
+   (nkernels' device trainer against PyTorch eager on the same GPU, TF32 off), and one ES generation's
+   population evaluation (nkernels_es on "cuda" against the same population in PyTorch eager).
+8. ``cuda_graphs``: whether a numba-cuda kernel can be captured in a CUDA graph and replayed (through
+   PyTorch's graph capture with numba launching on its stream, and through cuda.core's graph builder).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dry", action="store_true", help="tiny shapes under the CUDA simulator (a crash test)")
+    p.add_argument("--budget", type=float, default=240.0, help="seconds after which no section starts")
+    p.add_argument("--out", default=os.environ.get("OUT", "."), help="folder of figures.json (default $OUT)")
+    p.add_argument("--sections", default="", help="comma-separated sections to run (default: all)")
+    return p.parse_args(argv)
+
+
+class Figures:
+    """The run: its sections, the rows they produce, and the JSON rewritten after each."""
+
+    def __init__(self, args):
+        self.args, self.dry = args, args.dry
+        self.start = time.monotonic()
+        self.results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "dry": self.dry, "sections": {}}
+        self.path = os.path.join(args.out, "figures.json")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def left(self) -> float:
+        return self.args.budget - (time.monotonic() - self.start)
+
+    def section(self, name, fn, needs: float = 10.0):
+        """Run ``fn`` when at least ``needs`` seconds of the budget are left; record its result or error."""
+        if self.left() < needs:
+            self.results["sections"][name] = {"skipped": f"budget: {self.left():.0f} s left, needs ~{needs:.0f} s"}
+        else:
+            t0 = time.monotonic()
+            try:
+                self.results["sections"][name] = fn()
+            except Exception as exc:  # one broken section never stops the others
+                self.results["sections"][name] = {"error": f"{type(exc).__name__}: {exc}",
+                                                  "traceback": traceback.format_exc()[-2000:]}
+            self.results["sections"][name]["seconds"] = round(time.monotonic() - t0, 1)
+        print(f"  {name}: {self.results['sections'][name].get('seconds', 'skipped')} s", file=sys.stderr, flush=True)
+        with open(self.path, "w") as f:
+            json.dump(self.results, f, indent=1, default=str)
+
+    def torch_cuda(self):
+        """PyTorch with CUDA and TF32 off, or None (no PyTorch, or a CPU build, or the dry run)."""
+        if self.dry:
+            return None
+        try:
+            import torch
+        except ImportError:
+            return None
+        if not torch.cuda.is_available():
+            return None
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        return torch
+
+    @staticmethod
+    def events_ms(fn, repeat, inner=1):
+        """Median milliseconds of ``fn`` by numba-cuda events (``inner`` calls per sample), after a warm-up."""
+        from numba import cuda
+
+        fn()
+        cuda.synchronize()
+        times = []
+        for _ in range(repeat):
+            a, b = cuda.event(), cuda.event()
+            a.record()
+            for _ in range(inner):
+                fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b) / inner)
+        return statistics.median(times)
+
+    @staticmethod
+    def host_seconds(fn, repeat):
+        """Median seconds of ``fn`` (which must wait for the GPU itself), after a warm-up."""
+        fn()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    # -- 0. the device ------------------------------------------------------------------------------
+    def device(self):
+        from numba import cuda
+
+        import numba
+
+        info = {"numba": numba.__version__, "simulator": bool(numba.config.ENABLE_CUDASIM)}
+        try:
+            import numba_cuda
+            info["numba_cuda"] = getattr(numba_cuda, "__version__", "?")
+        except ImportError:
+            pass
+        if not self.dry:
+            dev = cuda.get_current_device()
+            name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+            info.update(gpu=name, sms=dev.MULTIPROCESSOR_COUNT, cc=list(dev.compute_capability))
+        torch = self.torch_cuda()
+        if torch is not None:
+            info["torch"] = torch.__version__
+        return info
+
+    # -- 1. copy bandwidth ----------------------------------------------------------------------------
+    def copy(self):
+        import numpy as np
+        from numba import cuda
+
+        n = 1000 if self.dry else (1 << 30) // 4  # 1 GiB of float32
+        src = cuda.to_device(np.random.default_rng(0).standard_normal(n, dtype=np.float32))
+        dst = cuda.device_array(n, np.float32)
+        ms = self.events_ms(lambda: dst.copy_to_device(src), 3 if self.dry else 20)
+        out = {"bytes": 2 * 4 * n, "numba_ms": ms, "numba_gbs": 2 * 4 * n / (ms / 1e3) / 1e9}
+        torch = self.torch_cuda()
+        if torch is not None:
+            a = torch.randn(n, device="cuda")
+            b = torch.empty_like(a)
+            ms_t = self.events_ms(lambda: b.copy_(a), 20)
+            out.update(torch_ms=ms_t, torch_gbs=2 * 4 * n / (ms_t / 1e3) / 1e9)
+        out["gbs"] = max(out["numba_gbs"], out.get("torch_gbs", 0.0))
+        return out
+
+    # -- 2. vendor GEMM -------------------------------------------------------------------------------
+    def vendor_gemm(self):
+        torch = self.torch_cuda()
+        if torch is None:
+            return {"skipped": "no PyTorch with CUDA (or the dry run)"}
+        s = 4096
+        a, b = torch.randn(s, s, device="cuda"), torch.randn(s, s, device="cuda")
+        c = torch.empty(s, s, device="cuda")
+        ms = self.events_ms(lambda: torch.matmul(a, b, out=c), 20)
+        ref = (a[:64].double() @ b.double())
+        err = float((c[:64].double() - ref).norm() / ref.norm())
+        return {"size": s, "ms": ms, "tflops": 2 * s ** 3 / (ms / 1e3) / 1e12, "rel_error_vs_fp64": err,
+                "allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
+
+    # -- 3. launch overhead ---------------------------------------------------------------------------
+    def launch(self):
+        import numpy as np
+        from numba import cuda
+
+        @cuda.jit
+        def empty1(a):
+            pass
+
+        @cuda.jit
+        def empty8(a, b, c, d, e, f, g, h):
+            pass
+
+        arrays = [cuda.to_device(np.zeros(4, np.float32)) for _ in range(8)]
+        n = 5 if self.dry else 2000
+        out = {}
+        for label, fn in (("1 array", lambda: empty1[1, 32](arrays[0])),
+                          ("8 arrays", lambda: empty8[1, 32](*arrays))):
+            fn()
+            cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            cuda.synchronize()
+            out[label] = {"us_per_launch": (time.perf_counter() - t0) / n * 1e6, "launches": n}
+        return out
+
+    # -- 4./5. kernels of benchmarks/gpu.py ------------------------------------------------------------
+    def _bench(self, families):
+        sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+        import gpu
+
+        args = gpu._parse(["--tiny"] if self.dry else ["--mem-mb", "256", "--repeat", "10"])
+        bench = gpu.Bench(args)
+        done, skipped = [], []
+        for family in families:
+            if self.left() < 15:
+                skipped.append(family)
+                continue
+            getattr(bench, family)()
+            done.append(family)
+        return bench.rows, done, skipped
+
+    def memory_bound(self):
+        families = ["activation", "dropout", "loss", "optim", "norms", "pool", "batching", "reshape", "augment"]
+        rows, done, skipped = self._bench(families)
+        copy = self.results["sections"].get("copy", {}).get("gbs")
+        for r in rows:
+            r["share_of_copy"] = r["gbs"] / copy if copy and r.get("gbs") else None
+        return {"copy_gbs": copy, "rows": rows, "families": done, "skipped_for_budget": skipped, "target": 0.8}
+
+    def gemm(self):
+        rows, _, _ = self._bench(["dense"])
+        vendor = self.results["sections"].get("vendor_gemm", {}).get("tflops")
+        for r in rows:
+            r["share_of_vendor"] = r["tflops"] / vendor if vendor and r.get("tflops") else None
+        return {"vendor_tflops": vendor, "rows": rows, "target": 0.5}
+
+    # -- 6. per-step counts ---------------------------------------------------------------------------
+    def step_counts(self):
+        from nkernels.cli import bench as B
+        from nkernels.losses import SoftmaxCrossEntropy
+        from nkernels.optimizers import Adam
+        from nkernels.trainers import make_trainer
+
+        case = B.CASES["mlp" if self.dry else "cnn"]  # the simulator runs the CNN's step for over a minute
+        X, y = B.data(case, 3)
+        trainer = make_trainer(case.build().to("cuda"), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape,
+                               case.batch_size)
+        X2d, order = X.reshape(len(X), -1), __import__("numpy").arange(len(X))
+        X2d, y = trainer.put(X2d), trainer.put(y)
+        trainer.run(X2d, y, order, 0, 1, case.batch_size)  # compile and allocate outside the count
+        with step_counter() as counts:
+            trainer.run(X2d, y, order, 0, 2, case.batch_size)
+        return {"model": case.name, "steps": 2, "per_step": {k: v / 2 for k, v in counts.items()},
+                "counter": counts.source, "note": "trainer.run includes its end-of-run copy of the losses"}
+
+    # -- 7. training steps against PyTorch eager -------------------------------------------------------
+    def steps(self):
+        from nkernels.cli import bench as B
+
+        names = ["mlp"] if self.dry else ["cnn", "lenet", "transformer"]
+        n_steps, repeat = (1, 1) if self.dry else (20, 7)
+        rows = []
+        torch = self.torch_cuda()
+        for name in names:
+            if self.left() < 25:
+                rows.append({"model": name, "skipped": "budget"})
+                continue
+            case = B.CASES[name]
+            row = {"model": name, "batch": case.batch_size,
+                   "nkernels_ms": B.nkernels_step(case, n_steps, repeat, device="cuda") * 1e3}
+            if torch is not None:
+                row["torch_ms"] = B.torch_step(case, n_steps, repeat, device="cuda") * 1e3
+                row["speedup_vs_torch"] = row["torch_ms"] / row["nkernels_ms"]
+            rows.append(row)
+        if self.left() >= 15:
+            rows.append(self.es_population(torch))
+        return {"rows": rows, "targets": {"cnn": 2.0, "lenet": 1.5}}
+
+    def es_population(self, torch):
+        """One generation's population losses: a digits MLP 64-128-10, 256 members, a minibatch of 32."""
+        import numpy as np
+
+        import nkernels as nk
+        from nkernels.losses import SoftmaxCrossEntropy
+        from nkernels_es.noise import NoiseTable
+        from nkernels_es.population import flat_parameters, make_problem
+
+        pairs, batch, n = (2, 3, 8) if self.dry else (128, 32, 1797)
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((n, 64)).astype(np.float32)
+        y = rng.integers(0, 10, n)
+        model = nk.Sequential([nk.layers.Dense(64, 128), nk.layers.ReLU(), nk.layers.Dense(128, 10)], seed=0)
+        theta, layout = flat_parameters(model)
+        loss = SoftmaxCrossEntropy()
+        problem = make_problem(model.copy().to("cuda"), layout, X, loss.prepare_targets(y, (n, 10), np.float32),
+                               loss)
+        noise = NoiseTable(1, max(2**20, 16 * theta.size), np.float32)
+        offsets = noise.sample_offsets(rng, pairs, theta.size)
+        rows = np.sort(rng.choice(n, batch, replace=False))
+        sigma = 0.03
+        repeat = 1 if self.dry else 30
+        ours = self.host_seconds(lambda: problem.losses(theta, noise, offsets, sigma, rows), repeat)
+        row = {"model": f"es population {2 * pairs} x MLP 64-128-10, batch {batch}", "nkernels_ms": ours * 1e3}
+        if torch is not None:
+            dev = "cuda"
+            t_theta = torch.from_numpy(theta).to(dev)
+            t_table = torch.from_numpy(np.asarray(noise.table)).to(dev)
+            t_off = torch.from_numpy(offsets).to(dev)
+            t_X, t_y = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
+            t_rows = torch.from_numpy(rows).to(dev)
+            idx = t_off[:, None] + torch.arange(theta.size, device=dev)[None, :]
+            ce = torch.nn.functional.cross_entropy
+
+            def eager():
+                eps = t_table[idx]
+                members = torch.cat([t_theta + sigma * eps, t_theta - sigma * eps])  # (2P, D)
+                w1 = members[:, :128 * 64].view(-1, 128, 64)
+                b1 = members[:, 128 * 64:128 * 65]
+                w2 = members[:, 128 * 65:128 * 65 + 1280].view(-1, 10, 128)
+                b2 = members[:, 128 * 65 + 1280:]
+                xb, yb = t_X[t_rows], t_y[t_rows]
+                h = torch.relu(torch.einsum("bi,moi->mbo", xb, w1) + b1[:, None, :])
+                logits = torch.einsum("mbi,moi->mbo", h, w2) + b2[:, None, :]
+                losses = ce(logits.reshape(-1, 10), yb.repeat(len(members)), reduction="none")
+                return losses.view(len(members), -1).mean(1).cpu()
+
+            theirs = self.host_seconds(eager, repeat)
+            row.update(torch_ms=theirs * 1e3, speedup_vs_torch=theirs / ours)
+        return row
+
+    # -- 8. CUDA graphs -------------------------------------------------------------------------------
+    def cuda_graphs(self):
+        if self.dry:
+            return {"skipped": "no graphs under the simulator"}
+        import numpy as np
+        from numba import cuda
+
+        @cuda.jit
+        def add_one(a):
+            i = cuda.grid(1)
+            if i < a.size:
+                a[i] += 1
+
+        out = {}
+        torch = self.torch_cuda()
+        if torch is not None:
+            try:
+                t = torch.zeros(1024, device="cuda")
+                a = cuda.as_cuda_array(t)
+                add_one[4, 256](a)  # compile and load the module outside the capture
+                torch.cuda.synchronize()
+                graph, stream = torch.cuda.CUDAGraph(), torch.cuda.Stream()
+                with torch.cuda.stream(stream):
+                    numba_stream = cuda.external_stream(stream.cuda_stream)
+                    with torch.cuda.graph(graph, stream=stream):
+                        add_one[4, 256, numba_stream](a)
+                        add_one[4, 256, numba_stream](a)
+                t.zero_()
+                for _ in range(5):
+                    graph.replay()
+                torch.cuda.synchronize()
+                value = float(t[0])
+                out["torch_capture"] = {"works": value == 10.0, "value_after_5_replays_of_2_kernels": value}
+            except Exception as exc:
+                out["torch_capture"] = {"works": False, "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            from cuda.core.experimental import Device
+
+            dev = Device()
+            dev.set_current()
+            stream = dev.create_stream()
+            a = cuda.to_device(np.zeros(1024, np.float32))
+            add_one[4, 256](a)
+            cuda.synchronize()
+            a.copy_to_device(np.zeros(1024, np.float32))
+            builder = stream.create_graph_builder()
+            builder.begin_building()
+            add_one[4, 256, builder](a)
+            graph = builder.end_building().complete()
+            for _ in range(3):
+                graph.launch(stream)
+            stream.sync()
+            value = float(a.copy_to_host()[0])
+            out["cuda_core_builder"] = {"works": value == 3.0, "value_after_3_replays": value}
+        except Exception as exc:
+            out["cuda_core_builder"] = {"works": False, "error": f"{type(exc).__name__}: {exc}"}
+        return out
+
+    # -- the table ------------------------------------------------------------------------------------
+    def table(self) -> str:
+        S = self.results["sections"]
+        lines = [f"GPU figures ({'DRY RUN under the simulator: numbers mean nothing' if self.dry else 'measured'})",
+                 f"device: {S.get('device', {})}"]
+
+        def get(name, *keys):
+            v = S.get(name, {})
+            for k in keys:
+                v = v.get(k, {}) if isinstance(v, dict) else {}
+            return v if not isinstance(v, dict) else None
+
+        lines.append(f"copy bandwidth: numba {get('copy', 'numba_gbs')} GB/s, torch {get('copy', 'torch_gbs')} GB/s")
+        lines.append(f"vendor fp32 GEMM 4096^3 (TF32 off): {get('vendor_gemm', 'tflops')} TFLOP/s")
+        for label, v in (S.get("launch") or {}).items():
+            if isinstance(v, dict):
+                lines.append(f"launch overhead ({label}): {v.get('us_per_launch'):.2f} us")
+        for r in (S.get("memory_bound") or {}).get("rows", []):
+            share = r.get("share_of_copy")
+            lines.append(f"  {r['family']:<10} {r['kernel'][:34]:<34} {r['gbs'] or 0:9.0f} GB/s "
+                         f"{'' if share is None else f'{100 * share:5.0f}% of copy'}")
+        for r in (S.get("gemm") or {}).get("rows", []):
+            share = r.get("share_of_vendor")
+            lines.append(f"  gemm {r['kernel'][:44]:<44} {r['tflops'] or 0:7.2f} TFLOP/s "
+                         f"{'' if share is None else f'{100 * share:5.0f}% of vendor'}")
+        counts = S.get("step_counts") or {}
+        lines.append(f"per step ({counts.get('model')}, {counts.get('counter')}): {counts.get('per_step')}")
+        for r in (S.get("steps") or {}).get("rows", []):
+            lines.append(f"  step {r.get('model')}: nkernels {r.get('nkernels_ms')} ms, torch {r.get('torch_ms')} ms, "
+                         f"x{r.get('speedup_vs_torch')}")
+        lines.append(f"cuda graphs: {S.get('cuda_graphs')}")
+        for name, v in S.items():
+            if isinstance(v, dict) and ("error" in v or "skipped" in v):
+                lines.append(f"!! {name}: {v.get('error') or v.get('skipped')}")
+        return "\n".join(lines)
+
+
+class _Counts(dict):
+    source = ""
+
+
+class step_counter:
+    """Counts launches, device allocations, copies and synchronizations inside the block.
+
+    Hook for nkernels' own counter (issue 25: t25-step adds one): when ``nkernels.testing`` offers
+    ``count_device_events`` (a context manager yielding a dict of counts), it is used; otherwise
+    numba-cuda's driver is patched for the block (``_Kernel.launch``, ``Context.memalloc``,
+    ``device_to_host``, ``host_to_device``, ``Stream.synchronize``, ``Context.synchronize``).
+    """
+
+    def __enter__(self):
+        self.counts = _Counts()
+        try:
+            from nkernels.testing import count_device_events  # the core's helper, once it exists
+
+            self._own = count_device_events()
+            self.counts.update(self._own.__enter__())
+            self.counts.source = "nkernels.testing.count_device_events"
+            return self.counts
+        except ImportError:
+            self._own = None
+        self._saved = []
+        from numba import config
+
+        if config.ENABLE_CUDASIM:  # the simulator has no driver to hook
+            self.counts.source = "none: no numba-cuda driver (the simulator)"
+            return self.counts
+        from numba.cuda import dispatcher
+        from numba.cuda.cudadrv import driver
+
+        targets = [(dispatcher._Kernel, "launch", "launches"), (driver.Context, "memalloc", "allocations"),
+                   (driver, "device_to_host", "device_to_host_copies"),
+                   (driver, "host_to_device", "host_to_device_copies"),
+                   (driver.Stream, "synchronize", "stream_syncs"), (driver.Context, "synchronize", "context_syncs")]
+        for owner, name, key in targets:
+            original = getattr(owner, name, None)
+            if original is None:
+                continue
+            self.counts[key] = 0
+
+            def counted(*a, _original=original, _key=key, **k):
+                self.counts[_key] += 1
+                return _original(*a, **k)
+
+            setattr(owner, name, counted)
+            self._saved.append((owner, name, original))
+        self.counts.source = "numba-cuda driver hooks"
+        return self.counts
+
+    def __exit__(self, *exc):
+        if self._own is not None:
+            return self._own.__exit__(*exc)
+        for owner, name, original in self._saved:
+            setattr(owner, name, original)
+        return False
+
+
+def main(argv=None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.dry:
+        os.environ["NUMBA_ENABLE_CUDASIM"] = "1"  # before numba is imported
+    sys.path.insert(0, ROOT)
+    for plugin in ("nkernels-es", "nkernels-kmeans"):
+        sys.path.insert(0, os.path.join(ROOT, "plugins", plugin))
+    os.makedirs(args.out, exist_ok=True)
+    figs = Figures(args)
+    if not args.dry:
+        from numba import config, cuda
+
+        if config.ENABLE_CUDASIM or not cuda.is_available():
+            print("no usable CUDA GPU (or NUMBA_ENABLE_CUDASIM is set): use --dry for the simulator", file=sys.stderr)
+            return 1
+    wanted = {x.strip() for x in args.sections.split(",") if x.strip()}
+    for name, needs in (("device", 0), ("copy", 5), ("vendor_gemm", 5), ("launch", 5), ("cuda_graphs", 5),
+                        ("step_counts", 15), ("steps", 40), ("gemm", 20), ("memory_bound", 20)):
+        if not wanted or name in wanted or name == "device":
+            figs.section(name, getattr(figs, name), needs=needs)
+    print(figs.table())
+    print(f"figures: {figs.path}")
+    errors = [n for n, v in figs.results["sections"].items() if "error" in v]
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
