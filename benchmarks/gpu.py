@@ -267,6 +267,15 @@ class Bench:
                      lambda cfg=cfg: G.gemm(fx, fw, fo, s, s, s, a_kcontig=True, b_kcontig=True,
                                             lda=s, ldb=s, ldc=s, bias=bias, bias_mode=1,
                                             config=cfg), flops=flops)
+        # a skinny product: a LeNet-style conv1 forward, W (32 x 25) @ cols.T over 128 images of 28 x 28
+        m, n, kk = (32, 128 * 28 * 28, 25) if not self.args.tiny else (8, 64, 5)
+        sw, scols, sout = self.rand(m * kk), self.rand(n * kk), self.empty(m * n)
+        for label, cfg in [("default (skinny) tiles", None), ("MEDIUM", G.MEDIUM), ("LARGE", G.LARGE)]:
+            if self.args.tiny and cfg is not None:
+                continue
+            self.run("dense", f"GEMM {m}x{n}x{kk} conv1-like [{label}]", f"{m}x{n}x{kk}",
+                     lambda cfg=cfg: G.tiled_gemm(sw, scols, sout, m, n, kk, a_kcontig=True, b_kcontig=True,
+                                                  lda=kk, ldb=kk, ldc=n, config=cfg), flops=2.0 * m * n * kk)
         self.run("dense", "dense_forward (default tiles)", size,
                  lambda: k.dense_forward(x, w, bias, out), flops=flops)
         dy, dx, dw, db = self.rand(s, s), self.empty(s, s), self.empty(s, s), self.empty(s)
