@@ -238,8 +238,10 @@ class Bench:
         size = f"{n:,}x{c}x{hw}x{hw}"
         self.run("pool", "maxpool2d_forward k2", size,
                  lambda: k.maxpool2d_forward(x, 2, 2, out, arg), nin * b + nout * (b + 8))
-        self.run("pool", "maxpool2d_backward k2", size,
-                 lambda: k.maxpool2d_backward(dout, arg, dx), nin * b + nout * (b + 8))
+        self.run("pool", "maxpool2d_backward k2 (gather)", size,
+                 lambda: k.maxpool2d_backward(dout, arg, dx, 2, 2), nin * b + nout * (b + 8))
+        self.run("pool", "maxpool2d_backward k2 (zero + atomic scatter)", size,
+                 lambda: k.maxpool2d_backward(dout, arg, dx), 2 * nin * b + nout * (b + 8))
         self.run("pool", "avgpool2d_forward k2", size,
                  lambda: k.avgpool2d_forward(x, 2, 2, out), (nin + nout) * b)
         self.run("pool", "avgpool2d_backward k2", size,
@@ -265,6 +267,15 @@ class Bench:
                      lambda cfg=cfg: G.gemm(fx, fw, fo, s, s, s, a_kcontig=True, b_kcontig=True,
                                             lda=s, ldb=s, ldc=s, bias=bias, bias_mode=1,
                                             config=cfg), flops=flops)
+        # a skinny product: a LeNet-style conv1 forward, W (32 x 25) @ cols.T over 128 images of 28 x 28
+        m, n, kk = (32, 128 * 28 * 28, 25) if not self.args.tiny else (8, 64, 5)
+        sw, scols, sout = self.rand(m * kk), self.rand(n * kk), self.empty(m * n)
+        for label, cfg in [("default (skinny) tiles", None), ("MEDIUM", G.MEDIUM), ("LARGE", G.LARGE)]:
+            if self.args.tiny and cfg is not None:
+                continue
+            self.run("dense", f"GEMM {m}x{n}x{kk} conv1-like [{label}]", f"{m}x{n}x{kk}",
+                     lambda cfg=cfg: G.tiled_gemm(sw, scols, sout, m, n, kk, a_kcontig=True, b_kcontig=True,
+                                                  lda=kk, ldb=kk, ldc=n, config=cfg), flops=2.0 * m * n * kk)
         self.run("dense", "dense_forward (default tiles)", size,
                  lambda: k.dense_forward(x, w, bias, out), flops=flops)
         dy, dx, dw, db = self.rand(s, s), self.empty(s, s), self.empty(s, s), self.empty(s)
@@ -390,6 +401,7 @@ def _ptxas_mode(rows):
     from nkernels.kernels.cuda import launch
 
     launch._sm_count = 132
+    launch.resident_blocks = lambda kernel, args, threads: launch.BLOCKS_PER_SM  # nothing to ask
     launch.as_device_array = lambda a, what="array": a
     launch.scratch = lambda name, size, dtype: np.zeros(max(size, 1), dtype)
     launch.read_scalar = lambda buf, index=0: 0.0

@@ -35,7 +35,7 @@ class _Pool(Layer):
         k, s = Const(self.kernel_size), Const(self.stride)
         if self.saves_argmax:
             return LayerPasses(forward=(Call(self.op + "_forward", X, k, s, Y, work("argmax")),),
-                               backward=(Call(self.op + "_backward", DY, work("argmax"), DX),),
+                               backward=(Call(self.op + "_backward", DY, work("argmax"), DX, k, s),),
                                workspaces={"argmax": (self.output_shape(input_shape), np.int64)})
         return LayerPasses(forward=(Call(self.op + "_forward", X, k, s, Y),),
                            backward=(Call(self.op + "_backward", DY, k, s, DX),))

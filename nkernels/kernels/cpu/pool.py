@@ -144,12 +144,14 @@ def maxpool2d_forward(x, k, stride, out, argmax):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def maxpool2d_backward(dout, argmax, dx):
+def maxpool2d_backward(dout, argmax, dx, k=0, stride=0):
     """Gradient of :func:`maxpool2d_forward`, overwriting ``dx``.
 
     dout    (N, C, OH, OW)
     argmax  (N, C, OH, OW) int64, as saved by the forward
     dx      (N, C, H, W): zeroed, then dx[n, c].flat[argmax] += dout (overlaps accumulate)
+    k, stride  the forward's window (0: unknown). Not needed here (each thread scatters within
+            its own planes); the CUDA twin needs it for its gather form, which has no atomics.
     """
     n_size, c_size, h_size, w_size = dx.shape
     oh_size = dout.shape[2]
@@ -214,10 +216,11 @@ def maxpool1d_forward(x, k, stride, out, argmax):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def maxpool1d_backward(dout, argmax, dx):
+def maxpool1d_backward(dout, argmax, dx, k=0, stride=0):
     """Gradient of :func:`maxpool1d_forward`, overwriting ``dx``.
 
-    dout (N, C, OL), argmax (N, C, OL) int64 as saved by the forward, dx (N, C, L).
+    dout (N, C, OL), argmax (N, C, OL) int64 as saved by the forward, dx (N, C, L); ``k``,
+    ``stride``: the forward's window, as :func:`maxpool2d_backward` (unused here).
     """
     n_size, c_size, l_size = dx.shape
     ol_size = dout.shape[2]

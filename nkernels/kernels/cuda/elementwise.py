@@ -9,7 +9,7 @@ and reshape kernels are made this way, and so can a plugin's.
 **The kernel.** One grid-stride pass: each thread handles four elements ``i, i+s, i+2s, i+3s`` per
 iteration (``s`` the grid's thread count), every load of the four issued before any store, so four
 independent loads per thread are in flight and a warp's accesses stay coalesced; the grid is one
-wave of resident blocks (:func:`~nkernels.kernels.cuda.launch.grid_stride`). The arithmetic runs
+wave of the blocks the compiled kernel keeps resident (:func:`~nkernels.kernels.cuda.launch.launch`). The arithmetic runs
 in the arrays' dtype (``exp`` of a float32 is ``expf``).
 
 **The source** is rendered from the checked syntax tree: names (each suffixed, so that no name of
@@ -391,7 +391,8 @@ class _Renderer:
                  "import math as _nk_math", "", "import numpy as _nk_np", "from numba import cuda as _nk_cuda", "",
                  "from nkernels.kernels.cuda.elementwise import check_arrays as _nk_check",
                  "from nkernels.kernels.cuda.launch import as_device_array as _nk_device",
-                 "from nkernels.kernels.cuda.launch import grid_stride as _nk_grid",
+                 "from nkernels.kernels.cuda.launch import UNROLL as _nk_unroll",
+                 "from nkernels.kernels.cuda.launch import launch as _nk_launch",
                  "from nkernels.kernels.cuda.launch import scalar as _nk_scalar"]
         for fname, alias in self.devices.items():
             module, attr = FUNCTIONS[fname].target.split(":")
@@ -413,7 +414,7 @@ class _Renderer:
                 lines.append(f"    {p.name} = _nk_device({p.name}, {p.name!r})")
         names = ", ".join(repr(a) for a in checked)
         lines += [f"    _n = _nk_check({self.name!r}, ({', '.join(checked)},), ({names},), {len(used)})",
-                  "    if _n == 0:", "        return", "    _blocks, _threads = _nk_grid(_n)"]
+                  "    if _n == 0:", "        return"]
         args = []
         for p in self.params:
             if p.kind == "array":
@@ -422,7 +423,7 @@ class _Renderer:
                 args.append(f"_nk_scalar({checked[0]}.dtype, {p.name})")
             else:
                 args.append(f"_nk_np.{p.kind}({p.name})")
-        lines.append(f"    _kernel[_blocks, _threads]({', '.join(args)})")
+        lines.append(f"    _nk_launch(_kernel, _n, {', '.join(args)}, per_thread=_nk_unroll)")
         return lines
 
 

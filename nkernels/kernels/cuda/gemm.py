@@ -30,11 +30,24 @@ elements, so the transposing stores are free of bank conflicts. A thread's micro
 its 8 A and 8 B values as four 16-byte aligned runs (``ld.shared.v4.f32``, ``v2.f64``), and a
 warp's accesses are broadcasts or consecutive words, free of bank conflicts. Blocks run in
 groups of ``GROUP_M`` row tiles so that blocks resident together share A and B tiles in L2.
-Sizes need not divide the tiles: loads outside the matrix read zeros, stores are bounds-checked.
+Sizes need not divide the tiles. Interior tiles (the whole ``BM x BN`` tile inside C) load
+every complete K tile with no bounds check (one uniform branch per K tile); edge tiles, and
+every tile's last partial K tile, take the checked loads, which read zeros outside the
+matrix. Stores are bounds-checked in every tile (once per tile; unchecked, they cost the
+128 x 128 kernel 52 more registers). The tile shape follows the
+problem's (:func:`default_config`): 128 x 128 for large float32 products, 64 x 64 for smaller
+ones and float64, and short tiles (16 or 32 along the short side) for skinny products such as
+LeNet's conv1 (M = its few output channels, N = every output pixel of the batch).
 When the output has too few tiles to fill the GPU and K is long (weight gradients: ``dy.T @ x``
 over a large batch, conv's ``dout @ cols`` over N*OH*OW pixels), K is split into slices run
-by one launch into a cached workspace and summed in order by a second kernel (split-K;
-deterministic).
+by one launch into a cached workspace and summed by a second kernel, one thread per output
+element adding the slices in a fixed order (split-K: the reduction parallel over the outputs,
+deterministic: no atomics).
+
+**Which GEMM runs.** The layers call :func:`gemm`, which runs the GEMM registered for
+``("gemm", "cuda")``: :func:`tiled_gemm` (this module's kernel, priority 0) unless a plugin
+registers another above it (``plugins/nkernels-vendor-gemm``: cuBLAS through CuPy or PyTorch).
+:func:`time_gemm` times either, for the device figures (4096^3 fp32 by default).
 
 The kernel is generated Python (:func:`gemm_source`): every loop over the micro-tile and the K
 tile is unrolled into straight-line code on scalar variables, written into the nkernels cache
@@ -57,7 +70,7 @@ import numpy as np
 from numba import cuda
 
 from ...runtime.cache import load_generated_module
-from .launch import dtype_of, grid_stride, scalar, scratch, simulator, sm_count
+from .launch import dtype_of, launch, scalar, scratch, simulator, sm_count
 
 #: Row tiles per group of the block ordering (L2 reuse between neighbouring blocks).
 GROUP_M = 8
@@ -86,8 +99,23 @@ class GemmConfig(NamedTuple):
 LARGE = GemmConfig(128, 128, 8, 8, 8)
 #: float64, or float32 problems too small to give every multiprocessor a 128 x 128 tile.
 MEDIUM = GemmConfig(64, 64, 8, 4, 4)
+#: Skinny products, float32: M <= 32 (a convolution's few output channels times N*OH*OW
+#: pixels: LeNet's conv1) or N <= 32 (a classifier's few outputs, conv's dcols over R = C*KH*KW).
+#: A 128 x 128 tile would compute 4x (or more) the useful outputs; these tiles span the short
+#: side once, so B (or A) is streamed from global memory exactly once. 128 threads.
+SMALL_M = GemmConfig(32, 128, 8, 4, 8)
+SMALL_N = GemmConfig(128, 32, 8, 8, 4)
+#: ... and M or N <= 16 (float32).
+TINY_M = GemmConfig(16, 128, 8, 2, 8)
+TINY_N = GemmConfig(128, 16, 8, 8, 2)
+#: Skinny products in float64 (half the accumulators per register budget).
+SMALL_M64 = GemmConfig(32, 64, 8, 4, 4)
+SMALL_N64 = GemmConfig(64, 32, 8, 4, 4)
 #: Under the simulator: 4 threads per block, still two 4-wide micro-tile chunks per thread.
 SIMULATOR = GemmConfig(16, 16, 4, 8, 8)
+#: A product is skinny when its short side fits one small tile and its long side is at least
+#: this many times longer.
+SKINNY_RATIO = 4
 
 
 def check_config(cfg: GemmConfig) -> None:
@@ -111,10 +139,28 @@ def check_config(cfg: GemmConfig) -> None:
 
 
 def default_config(dtype, m: int, n: int) -> GemmConfig:
-    """The tile configuration used for an ``m x n`` output of ``dtype``."""
+    """The tile configuration used for an ``m x n`` output of ``dtype``, chosen by its shape.
+
+    * skinny (``min(m, n) <= 32`` and the other side at least :data:`SKINNY_RATIO` times longer):
+      a tile as short as that side (:data:`TINY_M`/:data:`SMALL_M`, their ``_N`` transposes, or
+      :data:`SMALL_M64`/:data:`SMALL_N64` in float64);
+    * float32 with at least one 128 x 128 tile per multiprocessor: :data:`LARGE`;
+    * otherwise :data:`MEDIUM` (64 x 64: four times the blocks to spread over the GPU).
+
+    Under the simulator always :data:`SIMULATOR` (tests pass their configuration explicitly).
+    The thresholds are from the tile arithmetic, not from timings: ``time_gemm`` measures them.
+    """
     if simulator():
         return SIMULATOR
-    if np.dtype(dtype) == np.float32:
+    f32 = np.dtype(dtype) == np.float32
+    short, long_ = min(m, n), max(m, n)
+    if short <= 32 and long_ >= SKINNY_RATIO * short:
+        if f32:
+            cfg_m, cfg_n = (TINY_M, TINY_N) if short <= 16 else (SMALL_M, SMALL_N)
+        else:
+            cfg_m, cfg_n = SMALL_M64, SMALL_N64
+        return cfg_m if m <= n else cfg_n
+    if f32:
         tiles = math.ceil(m / LARGE.bm) * math.ceil(n / LARGE.bn)
         if tiles >= sm_count():
             return LARGE
@@ -146,7 +192,7 @@ def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, r
     align = ", alignment=16" if real_gpu else ""  # the simulator refuses alignment=
     bounds = (f", launch_bounds=({NT}, {cfg.blocks_per_sm})"
               if real_gpu and cfg.blocks_per_sm > 1 else "")
-    L = []
+    L: list[str] = []
     w = L.append
     w(f'"""Generated by nkernels.kernels.cuda.gemm for {tuple(cfg)}, a_kcontig={a_kcontig}, '
       f'b_kcontig={b_kcontig}, beta={beta}. Do not edit."""')
@@ -182,6 +228,10 @@ def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, r
     w(f"    n0 = pn * {BN}")
     w("    if m0 >= M or n0 >= N:")
     w("        return")
+    # interior tiles (the whole BM x BN tile inside C) load their complete K tiles without a
+    # bounds check; edge tiles, and the last partial K tile, keep the checked loads
+    w(f"    interior = (m0 + {BM} <= M) & (n0 + {BN} <= N)")
+    w(f"    kfull = K // {BK}")
 
     # Staging: thread tid moves element q = tid + e*NT (e < LA) of the operand tile, whose
     # coordinates are (q // D, q % D) with D the tile's contiguous extent. check_config makes
@@ -226,7 +276,13 @@ def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, r
         w(f"            Bs[sb + {sh}] = rb{e}")
     w("            cuda.syncthreads()")
     # 2. tile t + 1 leaves global memory for the registers (in flight during step 3)
-    w("        if t + 1 < ktiles:")
+    w("        if interior & (t + 1 < kfull):")
+    w(f"            k0 = (t + 1) * {BK}")
+    for op, terms, kc, ld in (("a", a_terms, a_kcontig, "lda"), ("b", b_terms, b_kcontig, "ldb")):
+        w(f"            {op}gg = {op}g + " + ("k0" if kc else f"k0 * {ld}"))
+        for e, (g, _, _, _) in enumerate(terms):
+            w(f"            r{op}{e} = {op}[{op}gg + {g}]")
+    w("        elif t + 1 < ktiles:")
     w(f"            k0 = (t + 1) * {BK}")
     for op, terms, kc, lim, ld in (("a", a_terms, a_kcontig, "M", "lda"),
                                    ("b", b_terms, b_kcontig, "N", "ldb")):
@@ -270,6 +326,9 @@ def gemm_source(cfg: GemmConfig, a_kcontig: bool, b_kcontig: bool, beta: bool, r
         w(f"    if bias_n & nv{j}:")
         w(f"        nb{j} = bias[nn{j}]")
     op = "+=" if beta else "="
+    # the stores keep their checks even in interior tiles: unchecked, ptxas (sm_90) scheduled all
+    # 64 of LARGE's stores together and its registers rose from 160 to 212; checked, they cost
+    # one predicate each, once per tile
     for i in range(TM):
         for j in range(TN):
             w(f"    if mv{i} & nv{j}:")
@@ -302,11 +361,49 @@ def split_count(cfg: GemmConfig, m: int, n: int, k: int) -> int:
     return max(1, min(want, k // (32 * cfg.bk)))
 
 
+#: The registry op of the GEMM: ``kernels[("gemm", "cuda")]`` is :func:`tiled_gemm` at priority 0;
+#: a plugin may register a vendor GEMM (cuBLAS through CuPy, nvmath-python) above it.
+GEMM_OP = "gemm"
+
+
+def gemm_in_force():
+    """The GEMM registered for ``("gemm", "cuda")`` with the highest priority (:func:`tiled_gemm`
+    unless a plugin offers another)."""
+    from ... import registry
+
+    return registry.kernels[(GEMM_OP, "cuda")]
+
+
 def gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: bool, lda: int,
          ldb: int, ldc: int = 0, a_off: int = 0, b_off: int = 0, c_off: int = 0, bias=None,
          bias_mode: int = 0, grp: int = 0, beta: bool = False, config: GemmConfig | None = None,
          splits: int | None = None):
-    """Launch ``C (m x n) [+]= A (m x k) @ B (k x n)`` on flat 1-D device arrays (module doc).
+    """``C (m x n) [+]= A (m x k) @ B (k x n)`` on flat 1-D device arrays (module doc), by the
+    GEMM in force (:func:`gemm_in_force`): the layers' GEMM.
+
+    A registered GEMM takes these arguments (no ``config``/``splits``) and may return
+    ``NotImplemented`` for a case it does not handle; :func:`tiled_gemm` then runs it. Asking for
+    a ``config`` or ``splits`` asks for :func:`tiled_gemm` itself.
+    """
+    if config is None and splits is None:
+        chosen = gemm_in_force()
+        if getattr(chosen, "function", chosen) is not tiled_gemm:
+            done = chosen(a, b, c, m, n, k, a_kcontig=a_kcontig, b_kcontig=b_kcontig, lda=lda, ldb=ldb,
+                          ldc=ldc, a_off=a_off, b_off=b_off, c_off=c_off, bias=bias, bias_mode=bias_mode,
+                          grp=grp, beta=beta)
+            if done is not NotImplemented:
+                return
+    tiled_gemm(a, b, c, m, n, k, a_kcontig=a_kcontig, b_kcontig=b_kcontig, lda=lda, ldb=ldb, ldc=ldc,
+               a_off=a_off, b_off=b_off, c_off=c_off, bias=bias, bias_mode=bias_mode, grp=grp, beta=beta,
+               config=config, splits=splits)
+
+
+def tiled_gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: bool, lda: int,
+               ldb: int, ldc: int = 0, a_off: int = 0, b_off: int = 0, c_off: int = 0, bias=None,
+               bias_mode: int = 0, grp: int = 0, beta: bool = False, config: GemmConfig | None = None,
+               splits: int | None = None):
+    """Launch ``C (m x n) [+]= A (m x k) @ B (k x n)`` on flat 1-D device arrays (module doc), by
+    nkernels' own tiled kernel.
 
     ``bias`` is a 1-D device array, added along n (``bias_mode=1``) or m (``bias_mode=2``);
     ``beta`` accumulates into ``c``; ``config`` picks the tiles (default:
@@ -365,9 +462,67 @@ def _splitk_reduce(work, splits, M, N, c, c_off, ldc, grp, bias, bias_mode, beta
 
 def splitk_reduce(work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode, beta):
     """``C = sum_s work[s]`` (+ bias, output layout and beta as :func:`gemm`), slices in order."""
-    blocks, threads = grid_stride(m * n, per_thread=1)
-    _splitk_reduce[blocks, threads](work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode,
-                                    bool(beta))
+    launch(_splitk_reduce, m * n, work, splits, m, n, c, c_off, ldc, grp, bias, bias_mode, bool(beta))
+
+
+def time_gemm(m: int = 4096, n: int = 4096, k: int = 4096, dtype=np.float32, *, repeat: int = 10,
+              calls: int = 3, config: GemmConfig | None = None, splits: int | None = None,
+              which: str = "tiled", check: bool = True, seed: int = 0) -> dict:
+    """Time ``C = A @ B.T`` (Dense's forward layout, row-major ``A`` m x k and ``B`` n x k) for the
+    device figures: the median over ``repeat`` samples of CUDA events around ``calls`` back-to-back
+    GEMMs (the host's launch overhead overlaps the GPU's work), after one warm-up call (which
+    compiles). ``which``: ``"tiled"`` (nkernels' own kernel, ``config``/``splits`` as
+    :func:`tiled_gemm`, default by the shape) or ``"in_force"`` (the registered GEMM: a vendor
+    GEMM plugin's where one is in force). Inputs are random normals.
+
+    Returns ``seconds`` (per GEMM), ``tflops``, ``config`` (the tiles used, for ``"tiled"``),
+    ``registers`` (per thread, of the compiled tiled kernel; None under the simulator or for
+    ``"in_force"``) and, with ``check``, ``max_rel_error``: the largest error against a float64
+    NumPy product over the largest of it (a copy to the host; outside the timing).
+    """
+    import statistics
+
+    if which not in ("tiled", "in_force"):
+        raise ValueError(f"which must be 'tiled' or 'in_force', got {which!r}")
+    if which == "in_force" and (config is not None or splits is not None):
+        raise ValueError("config and splits choose the tiled GEMM's tiles; with which='in_force' they have no "
+                         "effect: leave them out or use which='tiled'")
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    a_host = rng.standard_normal((m, k), dtype=np.float32).astype(dt)
+    b_host = rng.standard_normal((n, k), dtype=np.float32).astype(dt)
+    a, b = cuda.to_device(a_host.reshape(-1)), cuda.to_device(b_host.reshape(-1))
+    c = cuda.device_array(m * n, dtype=dt)
+    cfg = (GemmConfig(*config) if config is not None else default_config(dt, m, n)) if which == "tiled" else None
+    run = tiled_gemm if which == "tiled" else gemm
+    options = dict(config=cfg, splits=splits) if which == "tiled" else {}
+
+    def once():
+        run(a, b, c, m, n, k, a_kcontig=True, b_kcontig=True, lda=k, ldb=k, ldc=n, **options)
+
+    once()
+    cuda.synchronize()
+    samples = []
+    for _ in range(max(1, int(repeat))):
+        start, stop = cuda.event(), cuda.event()
+        start.record()
+        for _ in range(max(1, int(calls))):
+            once()
+        stop.record()
+        stop.synchronize()
+        samples.append(start.elapsed_time(stop) / 1000.0 / max(1, int(calls)))
+    seconds = statistics.median(samples)
+    result = dict(m=m, n=n, k=k, dtype=dt.name, which=which, seconds=seconds,
+                  tflops=2.0 * m * n * k / seconds / 1e12 if seconds > 0 else float("nan"),
+                  config=tuple(cfg) if cfg is not None else None, registers=None)
+    if cfg is not None and not simulator():
+        kern = gemm_kernel(cfg, True, True, False)
+        result["registers"] = next(iter(kern.get_regs_per_thread().values()), None)
+    if check:
+        ref = a_host.astype(np.float64) @ b_host.astype(np.float64).T
+        err = np.abs(c.copy_to_host().reshape(m, n) - ref).max()
+        result["max_rel_error"] = float(err / max(np.abs(ref).max(), 1e-300))
+    return result
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,10 +6,20 @@ launch (and cached), and no kernel is compiled until it is first called.
 Under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) every thread of a block is a Python
 thread, so the helpers size launches down (few, small blocks; small GEMM tiles). Grid-stride
 loops make every kernel correct for any grid, so this changes only the speed.
+
+**Occupancy.** A grid-stride launch is one wave of resident blocks. How many blocks of 256
+threads a multiprocessor holds depends on the compiled kernel: ptxas gives the elementwise
+kernels 34-56 registers per thread, and at 56 registers only 4 blocks (not the 8 that 32
+registers would allow) fit in 65536 registers, so a grid of 8 blocks per multiprocessor would
+run as a full wave and a half-empty second one. :func:`launch` and :func:`grid_for` therefore
+size the grid from the compiled kernel itself (the driver's occupancy calculator, which counts
+its registers, shared memory and maximum block size; :func:`resident_blocks`), once per kernel
+and argument types. Under the simulator they fall back to :func:`grid_stride`'s small launches.
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numba import cuda
@@ -17,7 +27,8 @@ from numba import cuda
 from ...runtime.devices import as_device_array, flat_view, simulator
 
 __all__ = ["THREADS", "UNROLL", "BLOCKS_PER_SM", "simulator", "sm_count", "as_device_array", "flat_view", "dtype_of",
-           "scalar", "grid_stride", "reduce_grid", "reduce_threads", "scratch", "read_scalar", "python_function"]
+           "scalar", "grid_stride", "grid_for", "launch", "resident_blocks", "blocks_per_sm_from_registers",
+           "reduce_grid", "reduce_threads", "scratch", "read_scalar", "python_function"]
 
 #: Threads per block of the memory-bound (grid-stride) kernels on a real GPU.
 THREADS = 256
@@ -36,8 +47,19 @@ REDUCE_MAX_BLOCKS = 1024
 SIM_REDUCE_THREADS = 8
 SIM_REDUCE_MAX_BLOCKS = 3
 
+#: Registers per multiprocessor and resident threads per multiprocessor (every GPU since sm_50 has
+#: 64K registers; sm_80/sm_90 hold 2048 threads), for the fallback occupancy estimate.
+REGISTERS_PER_SM = 65536
+THREADS_PER_SM = 2048
+#: Registers are allocated per warp in units of 256 (8 per thread).
+REGISTER_GRANULE = 8
+#: Resident blocks per multiprocessor at most (sm_80 and sm_90: 32).
+MAX_BLOCKS_PER_SM = 32
+
 _sm_count = None
 _scratch: dict = {}
+#: (kernel, argument key, threads) -> resident blocks per multiprocessor, read from the compiled kernel.
+_occupancy: dict = {}
 
 
 def sm_count() -> int:
@@ -78,6 +100,73 @@ def grid_stride(n: int, per_thread: int = UNROLL):
     threads = THREADS
     blocks = max(1, min(sm_count() * BLOCKS_PER_SM, math.ceil(n / (threads * per_thread))))
     return blocks, threads
+
+
+def blocks_per_sm_from_registers(regs_per_thread: int, threads: int, max_threads_per_block: int = 1024) -> int:
+    """Resident blocks of ``threads`` threads per multiprocessor that the registers allow: the
+    estimate used when the driver's occupancy calculator is unavailable (0 when the block itself
+    does not fit: more threads than the compiled kernel's maximum)."""
+    if threads > max_threads_per_block:
+        return 0
+    regs = max(1, math.ceil(regs_per_thread / REGISTER_GRANULE)) * REGISTER_GRANULE
+    warps = math.ceil(threads / 32)
+    by_registers = REGISTERS_PER_SM // (regs * 32 * warps)
+    return max(0, min(by_registers, THREADS_PER_SM // threads, MAX_BLOCKS_PER_SM))
+
+
+def _argument_key(args) -> tuple:
+    # cheap stand-in for Numba's argument types: what changes the compiled code is an array's
+    # dtype, rank and layout, or a scalar's type
+    return tuple((a.dtype.str, a.ndim) if hasattr(a, "ndim") else type(a) for a in args)
+
+
+def resident_blocks(kernel, args, threads: int) -> int:
+    """Blocks of ``threads`` threads of ``kernel`` (a ``@cuda.jit`` dispatcher) compiled for ``args``
+    that one multiprocessor holds at once, from the compiled kernel (read once per kernel,
+    argument types and block size; compiles the kernel if its first launch has not).
+
+    The driver's occupancy calculator decides (registers, shared memory, block size); should it
+    fail, the compiled kernel's registers per thread and maximum threads per block
+    (:func:`blocks_per_sm_from_registers`). On the simulator: :data:`BLOCKS_PER_SM`.
+    """
+    if simulator():
+        return BLOCKS_PER_SM
+    key = (kernel, _argument_key(args), int(threads))
+    blocks = _occupancy.get(key)
+    if blocks is None:
+        compiled = kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+        try:
+            blocks = compiled.max_cooperative_grid_blocks(int(threads)) // sm_count()
+        except Exception as error:  # an older driver or binding: estimate from the registers
+            warnings.warn(f"the CUDA occupancy calculator failed ({error}); the grid of "
+                          f"{kernel.py_func.__name__} is sized from its registers per thread", RuntimeWarning)
+            blocks = blocks_per_sm_from_registers(compiled.regs_per_thread, threads,
+                                                  compiled.max_threads_per_block)
+        if blocks < 1:
+            raise ValueError(f"{kernel.py_func.__name__} cannot run blocks of {threads} threads "
+                             f"(its compiled maximum is {compiled.max_threads_per_block}); launch it with fewer")
+        _occupancy[key] = blocks
+    return blocks
+
+
+def grid_for(kernel, args, n: int, per_thread: int = UNROLL):
+    """``(blocks, threads)`` for a grid-stride launch of ``kernel(*args)`` over ``n`` items,
+    ``per_thread`` per thread per iteration: at most one wave of the blocks the compiled kernel
+    can keep resident (:func:`resident_blocks`); :func:`grid_stride`'s launch under the simulator."""
+    if simulator():
+        return grid_stride(n, per_thread)
+    threads = THREADS
+    wave = sm_count() * resident_blocks(kernel, args, threads)
+    return max(1, min(wave, math.ceil(n / (threads * per_thread)))), threads
+
+
+def launch(kernel, n: int, *args, per_thread: int = 1) -> None:
+    """Launch the grid-stride ``kernel(*args)`` over ``n`` items, its grid sized by :func:`grid_for`
+    (nothing when ``n`` is 0). Asynchronous."""
+    if n <= 0:
+        return
+    blocks, threads = grid_for(kernel, args, n, per_thread)
+    kernel[blocks, threads](*args)
 
 
 def reduce_grid(n: int):

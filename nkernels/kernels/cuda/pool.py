@@ -7,10 +7,16 @@ go to the first element in row-major window order, a NaN wins, the last of sever
 
 * Forward: one thread per output element (grid-stride), scanning its window with PyTorch's
   exact rule in one pass (the CPU's fast path plus NaN rescan gives the same answer).
-* Max backward (whose signature carries no window size): ``dx`` is zeroed, then one thread per
-  output element adds its gradient at ``argmax`` with an atomic add. Without overlapping
-  windows (stride >= k, the default) every ``dx`` element gets at most one term, so the result
-  is exact and deterministic; with overlaps the order of the terms, and the last bit, may vary.
+* Max backward, given the forward's window (``k``, ``stride``; the layers pass them): the gather
+  form. One thread per *input* element reads the outputs whose windows hold it (at most
+  ``ceil(k/stride)`` per dimension) and adds the gradient of those whose ``argmax`` it is, in
+  the CPU's row-major order: each ``dx`` element written once (no zeroing pass, no atomics),
+  bit for bit the CPU's sums, overlapping windows included. The reads of ``argmax`` and
+  ``dout`` by neighbouring threads are neighbouring (coalesced, mostly from L1/L2).
+  Without the window (``k == 0``, a caller of the older 3-argument form) it falls back to the
+  scatter: ``dx`` zeroed, then one thread per output element adding its gradient at ``argmax``
+  with an atomic add (twice the bytes of ``dx``; with overlapping windows the order of the
+  terms, and so the last bit, may vary).
 * AvgPool2D backward: one thread per *input* element gathers the windows that hold it (at most
   ``ceil(k/stride)**2``) in the CPU's row-major order: no atomics, each ``dx`` element written
   once, adding the windows' terms in the CPU's order and rounding as it does. The forward sums
@@ -34,7 +40,7 @@ from ..cpu.pool import (  # noqa: F401  (pure-Python shape helpers, shared with 
 )
 from .elementwise import elementwise
 from .gemm import row_sums
-from .launch import as_device_array, flat_view, grid_stride
+from .launch import as_device_array, flat_view, launch
 
 __all__ = ["maxpool2d_forward", "maxpool2d_backward", "maxpool1d_forward", "maxpool1d_backward",
            "avgpool2d_forward", "avgpool2d_backward", "globalavgpool2d_forward", "globalavgpool2d_backward",
@@ -81,6 +87,48 @@ def _max_scatter(gf, argf, out_per_plane, in_per_plane, dxf):
     for q in range(cuda.grid(1), total, cuda.gridsize(1)):
         plane = q // out_per_plane
         cuda.atomic.add(dxf, plane * in_per_plane + argf[q], gf[q])
+
+
+@cuda.jit(cache=True)
+def _maxpool2d_backward_gather(gf, argf, h_size, w_size, k, stride, oh_size, ow_size, dxf):
+    """One thread per input element: the sum of dout over the windows holding it whose argmax it
+    is, in the CPU's row-major order."""
+    total = dxf.shape[0]
+    hw = h_size * w_size
+    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
+        plane = q // hw
+        p = q - plane * hw
+        ih = p // w_size
+        iw = p - ih * w_size
+        oh_lo = 0 if ih < k else (ih - k) // stride + 1
+        oh_hi = min(ih // stride, oh_size - 1)
+        ow_lo = 0 if iw < k else (iw - k) // stride + 1
+        ow_hi = min(iw // stride, ow_size - 1)
+        s = dxf.dtype.type(0)
+        obase = plane * oh_size * ow_size
+        for oh in range(oh_lo, oh_hi + 1):
+            for ow in range(ow_lo, ow_hi + 1):
+                o = obase + oh * ow_size + ow
+                if argf[o] == p:
+                    s += gf[o]
+        dxf[q] = s
+
+
+@cuda.jit(cache=True)
+def _maxpool1d_backward_gather(gf, argf, l_size, k, stride, ol_size, dxf):
+    """One thread per input element, as :func:`_maxpool2d_backward_gather` along one dimension."""
+    total = dxf.shape[0]
+    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
+        row = q // l_size
+        i = q - row * l_size
+        lo = 0 if i < k else (i - k) // stride + 1
+        hi = min(i // stride, ol_size - 1)
+        s = dxf.dtype.type(0)
+        obase = row * ol_size
+        for ol in range(lo, hi + 1):
+            if argf[obase + ol] == i:
+                s += gf[obase + ol]
+        dxf[q] = s
 
 
 @cuda.jit(cache=True)
@@ -184,10 +232,7 @@ def _upsample2d_backward(gf, h_size, w_size, scale, dxf):
 
 
 def _launch(kern, total, *args):
-    if total == 0:
-        return
-    blocks, threads = grid_stride(total, per_thread=1)
-    kern[blocks, threads](*args)
+    launch(kern, total, *args)
 
 
 def maxpool2d_forward(x, k, stride, out, argmax):
@@ -200,8 +245,15 @@ def maxpool2d_forward(x, k, stride, out, argmax):
             flat_view(argmax))
 
 
-def _max_backward(dout, argmax, dx):
-    dout, argmax, dx = (as_device_array(a) for a in (dout, argmax, dx))
+def _check_window(k, stride):
+    k, stride = int(k), int(stride)
+    if k < 0 or stride < 0 or (k > 0) != (stride > 0):
+        raise ValueError(f"max pooling backward: k={k} and stride={stride} must both be the forward's "
+                         f"window (>= 1), or both 0 when it is unknown")
+    return k, stride
+
+
+def _max_scatter_backward(dout, argmax, dx):
     in_per_plane = dx.size // max(1, dx.shape[0] * dx.shape[1])
     out_per_plane = dout.size // max(1, dout.shape[0] * dout.shape[1])
     _launch(_zero, dx.size, flat_view(dx))
@@ -209,11 +261,21 @@ def _max_backward(dout, argmax, dx):
             flat_view(dx))
 
 
-def maxpool2d_backward(dout, argmax, dx):
-    """Gradient of :func:`maxpool2d_forward`, overwriting ``dx``: zeroed, then
-    ``dx[n, c].flat[argmax] += dout`` by atomic adds (overlapping windows accumulate; their
-    order, and so the last bit of such sums, may vary from run to run)."""
-    _max_backward(dout, argmax, dx)
+def maxpool2d_backward(dout, argmax, dx, k=0, stride=0):
+    """Gradient of :func:`maxpool2d_forward`, overwriting ``dx``. Given the forward's window
+    ``k``, ``stride``: one thread per ``dx`` element gathers the gradients of the windows whose
+    argmax it is (no atomics; the CPU's sums bit for bit). With ``k == stride == 0`` (window
+    unknown): zeroed, then ``dx[n, c].flat[argmax] += dout`` by atomic adds (overlapping windows
+    accumulate; their order, and so the last bit of such sums, may vary from run to run)."""
+    k, stride = _check_window(k, stride)
+    dout, argmax, dx = (as_device_array(a) for a in (dout, argmax, dx))
+    if k == 0:
+        _max_scatter_backward(dout, argmax, dx)
+        return
+    _, _, h, w = dx.shape
+    oh, ow = dout.shape[2], dout.shape[3]
+    _launch(_maxpool2d_backward_gather, dx.size, flat_view(dout), flat_view(argmax), h, w, k, stride, oh, ow,
+            flat_view(dx))
 
 
 def maxpool1d_forward(x, k, stride, out, argmax):
@@ -226,10 +288,16 @@ def maxpool1d_forward(x, k, stride, out, argmax):
             flat_view(argmax))
 
 
-def maxpool1d_backward(dout, argmax, dx):
+def maxpool1d_backward(dout, argmax, dx, k=0, stride=0):
     """Gradient of :func:`maxpool1d_forward`, overwriting ``dx`` (N, C, L), as
-    :func:`maxpool2d_backward`."""
-    _max_backward(dout, argmax, dx)
+    :func:`maxpool2d_backward` (the gather given the window, the atomic scatter without)."""
+    k, stride = _check_window(k, stride)
+    dout, argmax, dx = (as_device_array(a) for a in (dout, argmax, dx))
+    if k == 0:
+        _max_scatter_backward(dout, argmax, dx)
+        return
+    _launch(_maxpool1d_backward_gather, dx.size, flat_view(dout), flat_view(argmax), dx.shape[2], k, stride,
+            dout.shape[2], flat_view(dx))
 
 
 def avgpool2d_forward(x, k, stride, out):

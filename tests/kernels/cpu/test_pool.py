@@ -58,7 +58,7 @@ def run_maxpool(x, k, stride, dout):
     argmax = np.full(oshape, -1, np.int64)
     getattr(pool, f"maxpool{dims(x.shape)}_forward")(x, k, stride, out, argmax)
     dx = np.full_like(x, np.nan)
-    getattr(pool, f"maxpool{dims(x.shape)}_backward")(dout, argmax, dx)
+    getattr(pool, f"maxpool{dims(x.shape)}_backward")(dout, argmax, dx, k, stride)
     return out, argmax, dx
 
 

@@ -12,7 +12,9 @@ from nkernels.kernels.cuda import gemm as G
 
 pytestmark = pytest.mark.cuda
 
-CONFIGS = [G.GemmConfig(8, 8, 4, 2, 2), G.SIMULATOR, G.GemmConfig(16, 8, 8, 4, 2), G.MEDIUM, G.LARGE]
+#: Simulator-sized stand-ins for the skinny shapes (short M, short N, a 2-row micro-tile) first.
+SKINNY = [G.GemmConfig(4, 16, 4, 2, 8), G.GemmConfig(16, 4, 4, 8, 2)]
+CONFIGS = SKINNY + [G.GemmConfig(8, 8, 4, 2, 2), G.SIMULATOR, G.GemmConfig(16, 8, 8, 4, 2), G.MEDIUM, G.LARGE]
 
 
 def _gemm_case(rng, cfg, m, n, k, a_kcontig, b_kcontig, dtype, dev, bias_mode=0, grp=0, beta=False,
@@ -67,6 +69,48 @@ def test_gemm_split_k(a_kc, b_kc, dev, close, real_gpu):
         close(got, ref, 1.0 if not real_gpu else 20.0)
 
 
+@pytest.mark.parametrize("cfg", SKINNY, ids=lambda c: "x".join(map(str, c[:5])))
+def test_gemm_interior_tiles_and_split_k(cfg, dtype, dev, close, real_gpu):
+    """Sizes the tiles divide (every tile interior: the unchecked loads alone, K tiles all complete), then
+    interior and edge tiles side by side with a partial last K tile, each also split along K."""
+    rng = np.random.default_rng(5)
+    whole = (2 * cfg.bm, 2 * cfg.bn, 3 * cfg.bk)
+    mixed = (2 * cfg.bm + 1, cfg.bn + 3, 3 * cfg.bk + 2)
+    if real_gpu:
+        whole, mixed = (512, 384, 256), (515, 387, 259)
+    for (m, n, k), a_kc, b_kc, splits in [(whole, True, True, 1), (whole, False, False, 3),
+                                          (mixed, True, False, 1), (mixed, False, True, 3)]:
+        got, ref = _gemm_case(rng, cfg, m, n, k, a_kc, b_kc, dtype, dev, bias_mode=1, beta=splits > 1,
+                              splits=splits)
+        close(got, ref)
+
+
+def test_gemm_interior_loads_are_unchecked_and_edge_loads_checked():
+    src = G.gemm_source(G.LARGE, True, True, False, real_gpu=True)
+    fast = src[src.index("if interior & (t + 1 < kfull):"):src.index("elif t + 1 < ktiles:")]
+    slow = src[src.index("elif t + 1 < ktiles:"):src.index("if t >= 0:", src.index("elif t + 1 < ktiles:"))]
+    assert "ra0 = a[" in fast and " < M)" not in fast and " < K)" not in fast
+    assert " < M)" in slow and " < K)" in slow
+
+
+def test_default_config_follows_the_problem_shape(monkeypatch):
+    """Skinny products get tiles as short as their short side (LeNet's conv1: a few output channels times
+    every pixel of the batch), large float32 ones 128 x 128 tiles, the rest 64 x 64 (on a 132-SM GPU)."""
+    monkeypatch.setattr(G, "simulator", lambda: False)
+    monkeypatch.setattr(G, "sm_count", lambda: 132)
+    f32, f64 = np.float32, np.float64
+    assert G.default_config(f32, 32, 100_352) == G.SMALL_M      # LeNet-like conv1 forward, 32 channels
+    assert G.default_config(f32, 6, 100_352) == G.TINY_M        # ... 6 channels
+    assert G.default_config(f32, 4096, 10) == G.TINY_N          # a classifier head over a large batch
+    assert G.default_config(f32, 50_000, 25) == G.SMALL_N       # conv's dcols (P x C*KH*KW)
+    assert G.default_config(f64, 20, 5000) == G.SMALL_M64
+    assert G.default_config(f64, 5000, 20) == G.SMALL_N64
+    assert G.default_config(f32, 4096, 4096) == G.LARGE
+    assert G.default_config(f32, 512, 512) == G.MEDIUM          # 16 large tiles: too few for 132 SMs
+    assert G.default_config(f32, 32, 64) == G.MEDIUM            # short on both sides: not skinny
+    assert G.default_config(f64, 4096, 4096) == G.MEDIUM
+
+
 def test_gemm_conv_output_layout_and_empty_k(dev, close):
     rng = np.random.default_rng(3)
     got, ref = _gemm_case(rng, G.SIMULATOR, 7, 12, 5, True, True, np.float32, dev, bias_mode=2, grp=4)
@@ -89,11 +133,12 @@ def test_gemm_with_an_empty_output_writes_nothing(dev):
 
 
 def test_default_configs_are_valid():
-    for cfg in (G.LARGE, G.MEDIUM, G.SIMULATOR):
+    configs = (G.LARGE, G.MEDIUM, G.SMALL_M, G.SMALL_N, G.TINY_M, G.TINY_N, G.SMALL_M64, G.SMALL_N64, G.SIMULATOR)
+    for cfg in configs:
         G.check_config(cfg)
     for dtype in (np.float32, np.float64):
-        for m, n in [(1, 1), (4096, 4096)]:
-            assert G.default_config(dtype, m, n) in (G.LARGE, G.MEDIUM, G.SIMULATOR)
+        for m, n in [(1, 1), (4096, 4096), (6, 4096), (4096, 6)]:
+            assert G.default_config(dtype, m, n) in configs
 
 
 @pytest.mark.parametrize("rows, cols, lda, a_off", [(5, 7, 9, 2), (1, 1, 1, 0), (4, 0, 1, 0)])
@@ -110,3 +155,41 @@ def test_column_and_row_sums_match_numpy(rows, cols, lda, a_off, dtype, dev, poi
     d_rows = poison(rows, dtype) if cols else dev(np.full(rows, 0.0, dtype))
     G.row_sums(dev(dense.reshape(-1)), rows, cols, d_rows)
     close(d_rows, dense.astype(np.float64).sum(axis=1))
+
+
+def test_a_registered_gemm_runs_the_layers_gemm_and_may_decline(monkeypatch, dev):
+    """The layers' GEMM goes to the GEMM in force (a vendor GEMM registered above the tiled one); one that
+    returns NotImplemented for a case leaves it to the tiled GEMM."""
+    seen = []
+
+    def declining(*args, **kwargs):
+        seen.append(kwargs["grp"])
+        return NotImplemented
+
+    monkeypatch.setattr(G, "gemm_in_force", lambda: declining)
+    c = dev(np.zeros(4))
+    G.gemm(dev(np.ones(4)), dev(np.ones(4)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2, ldc=2)
+    assert seen == [0] and np.all(c.copy_to_host() == 2.0)  # declined: the tiled GEMM computed it
+    monkeypatch.setattr(G, "gemm_in_force", lambda: lambda *a, **k: seen.append("vendor"))
+    G.gemm(dev(np.ones(4)), dev(np.ones(4)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2, ldc=2)
+    assert seen == [0, "vendor"]
+
+
+def test_the_tiled_gemm_is_the_registered_cuda_gemm():
+    import nkernels as nk
+
+    if not G.simulator():
+        pytest.skip("on a GPU with CuPy the vendor GEMM plugin may be in force")
+    record = nk.registry.kernels.record(("gemm", "cuda"))  # the vendor plugin never registers here
+    assert record.priority == 0 and record.function.function is G.tiled_gemm
+
+
+def test_time_gemm_runs_and_checks_the_product():
+    """The device figure script's GEMM timing (4096^3 fp32 on the GPU), on a tiny product here: it runs the
+    chosen GEMM and reports its error against NumPy (the times mean nothing under the simulator)."""
+    result = G.time_gemm(9, 18, 5, np.float64, repeat=1, calls=1, config=G.SIMULATOR)
+    assert result["config"] == tuple(G.SIMULATOR) and result["max_rel_error"] < 1e-12
+    assert isinstance(result["seconds"], float) and (result["m"], result["n"], result["k"]) == (9, 18, 5)
+    assert G.time_gemm(4, 4, 4, np.float32, repeat=1, calls=1, which="in_force")["max_rel_error"] < 1e-5
+    with pytest.raises(ValueError, match="no effect"):
+        G.time_gemm(4, 4, 4, which="in_force", config=G.SIMULATOR)

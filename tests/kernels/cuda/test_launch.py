@@ -84,3 +84,71 @@ def test_device_arrays_checks_each_by_name(dev):
     assert x.shape == (2,) and out.shape == (3,)
     with pytest.raises(TypeError, match="out is a NumPy array"):
         launch.device_arrays(x=dev(np.zeros(2)), out=np.zeros(3))
+
+
+def test_blocks_per_sm_from_registers():
+    """64K registers per multiprocessor, allocated 8 per thread at a time, 2048 threads at most."""
+    assert launch.blocks_per_sm_from_registers(32, 256) == 8
+    assert launch.blocks_per_sm_from_registers(56, 256) == 4   # what ptxas gives some elementwise kernels
+    assert launch.blocks_per_sm_from_registers(34, 256) == 6   # rounded up to 40 registers
+    assert launch.blocks_per_sm_from_registers(160, 256) == 1  # the 128 x 128 GEMM
+    assert launch.blocks_per_sm_from_registers(16, 64) == 32   # capped by the resident-block limit
+    assert launch.blocks_per_sm_from_registers(32, 512, max_threads_per_block=256) == 0
+
+
+class _Compiled:
+    """Stands in for a compiled kernel: registers per thread, maximum block, and the driver's answer."""
+
+    def __init__(self, regs, per_sm=None):
+        self.regs_per_thread, self.max_threads_per_block, self.per_sm = regs, 1024, per_sm
+
+    def max_cooperative_grid_blocks(self, threads):
+        if self.per_sm is None:
+            raise RuntimeError("no occupancy calculator")
+        return self.per_sm * launch.sm_count()
+
+
+class _Kernel:
+    def __init__(self, compiled):
+        self.compiled, self.compiles = compiled, 0
+        self.py_func = test_blocks_per_sm_from_registers
+
+    def typeof_pyval(self, value):
+        return type(value)
+
+    def compile(self, argtypes):
+        self.compiles += 1
+        return self.compiled
+
+
+def test_grids_are_sized_from_the_compiled_kernels_occupancy(monkeypatch):
+    """On a GPU a grid-stride grid is one wave of the blocks the compiled kernel keeps resident (the driver's
+    occupancy, read once per kernel and argument types), not of 8 blocks per SM assumed for 32 registers."""
+    monkeypatch.setattr(launch, "simulator", lambda: False)
+    monkeypatch.setattr(launch, "_sm_count", 132)
+    monkeypatch.setattr(launch, "_occupancy", {})
+    kernel = _Kernel(_Compiled(56, per_sm=3))
+    args = (np.zeros(4, np.float32), 2)
+    assert launch.grid_for(kernel, args, 10**9) == (132 * 3, launch.THREADS)
+    assert launch.grid_for(kernel, args, 300, per_thread=1) == (2, launch.THREADS)  # fewer items than a wave
+    assert kernel.compiles == 1  # the occupancy is cached
+    launch.grid_for(kernel, (np.zeros(4, np.float64), 2), 10**9)
+    assert kernel.compiles == 2  # another dtype is another compiled kernel
+    fallback = _Kernel(_Compiled(56))  # the calculator fails: the registers decide, with a warning
+    with pytest.warns(RuntimeWarning, match="registers per thread"):
+        assert launch.grid_for(fallback, args, 10**9) == (132 * 4, launch.THREADS)
+
+
+def test_a_kernel_that_cannot_hold_a_block_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(launch, "simulator", lambda: False)
+    monkeypatch.setattr(launch, "_sm_count", 132)
+    monkeypatch.setattr(launch, "_occupancy", {})
+    with pytest.raises(ValueError, match="cannot run blocks of 256 threads"):
+        launch.grid_for(_Kernel(_Compiled(255, per_sm=0)), (1,), 10**6)
+
+
+def test_launch_covers_every_element_under_the_simulator(dev):
+    out = dev(np.zeros(37, np.int64))
+    launch.launch(_count_visits, 37, out, 1)
+    launch.launch(_count_visits, 0, out, 1)  # nothing to do: no launch
+    np.testing.assert_array_equal(out.copy_to_host(), 1)

@@ -45,12 +45,28 @@ def test_maxpool_matches_cpu(dims, k, stride, shapes, dtype, dev, poison):
         dout = rng.standard_normal(oshape).astype(dtype)
         dx = np.empty_like(x)
         getattr(cpu, f"maxpool{dims}_backward")(dout, arg, dx)
-        d_dx = poison(shape, dtype)
-        getattr(gpu, f"maxpool{dims}_backward")(dev(dout), d_arg, d_dx)
-        if dims == "2d" and stride >= k:
-            np.testing.assert_array_equal(d_dx.copy_to_host(), dx)
-        else:  # overlapping windows: atomic adds in any order
-            np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=1e-6, atol=1e-6)
+        d_dx = poison(shape, dtype)  # the gather writes every element: no zeroing pass
+        getattr(gpu, f"maxpool{dims}_backward")(dev(dout), d_arg, d_dx, k, stride)
+        np.testing.assert_array_equal(d_dx.copy_to_host(), dx)  # the CPU's sums, overlaps included
+
+
+@pytest.mark.parametrize("dims", ["2d", "1d"])
+def test_maxpool_backward_without_the_window_scatters(dims, dev, poison):
+    """The older 3-argument form (window unknown): zeroed, then atomic adds; the same gradient."""
+    rng = np.random.default_rng(1)
+    shape = (1, 2, 4, 5) if dims == "2d" else (1, 2, 9)
+    x = _image(rng, shape, np.float64)
+    oshape = getattr(cpu, f"pool{dims}_output_shape")(shape, 3, 2)
+    out, arg = np.empty(oshape), np.empty(oshape, np.int64)
+    getattr(cpu, f"maxpool{dims}_forward")(x, 3, 2, out, arg)
+    dout = rng.standard_normal(oshape)
+    dx = np.empty_like(x)
+    getattr(cpu, f"maxpool{dims}_backward")(dout, arg, dx)
+    d_dx = poison(shape, np.float64)
+    getattr(gpu, f"maxpool{dims}_backward")(dev(dout), dev(arg), d_dx)
+    np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="both be the forward's window"):
+        getattr(gpu, f"maxpool{dims}_backward")(dev(dout), dev(arg), d_dx, 3, 0)
 
 
 @pytest.mark.parametrize("k, stride", WINDOWS + [(1, 1)])
