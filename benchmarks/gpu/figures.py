@@ -16,8 +16,8 @@ short still leaves its figures):
 5. ``gemm``: nkernels' own CUDA GEMM at 4096^3 fp32 (each tile configuration), against the vendor's
    (target >= 50%).
 6. ``step_counts``: kernel launches, device allocations, host<->device copies and synchronizations in
-   one training step of the digits CNN on the device trainer (counted by hooks on numba-cuda's
-   driver; :func:`step_counter` uses nkernels' own counting helper instead when one exists).
+   one training step of the digits CNN on the device trainer, per step and per run
+   (:func:`nkernels.trainers.device.step_counts`, which hooks numba-cuda's driver).
 7. ``steps``: seconds per training step of the digits CNN, LeNet and the transformer preset
    (nkernels' device trainer against PyTorch eager on the same GPU, TF32 off), and one ES generation's
    population evaluation (nkernels_es on "cuda" against the same population in PyTorch eager).
@@ -234,21 +234,12 @@ class Figures:
     # -- 6. per-step counts ---------------------------------------------------------------------------
     def step_counts(self):
         from nkernels.cli import bench as B
-        from nkernels.losses import SoftmaxCrossEntropy
-        from nkernels.optimizers import Adam
-        from nkernels.trainers import make_trainer
+        from nkernels.trainers.device import step_counts
 
         case = B.CASES["mlp" if self.dry else "cnn"]  # the simulator runs the CNN's step for over a minute
-        X, y = B.data(case, 3)
-        trainer = make_trainer(case.build().to("cuda"), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape,
-                               case.batch_size)
-        X2d, order = X.reshape(len(X), -1), __import__("numpy").arange(len(X))
-        X2d, y = trainer.put(X2d), trainer.put(y)
-        trainer.run(X2d, y, order, 0, 1, case.batch_size)  # compile and allocate outside the count
-        with step_counter() as counts:
-            trainer.run(X2d, y, order, 0, 2, case.batch_size)
-        return {"model": case.name, "steps": 2, "per_step": {k: v / 2 for k, v in counts.items()},
-                "counter": counts.source, "note": "trainer.run includes its end-of-run copy of the losses"}
+        X, y = B.data(case, 4)
+        counts = step_counts(case.build(), X, y, batch_size=case.batch_size, batches=4, optimizer="adam")
+        return {"model": case.name, **counts, "counter": "nkernels.runtime.counting.count_device_work"}
 
     # -- 7. training steps against PyTorch eager -------------------------------------------------------
     def steps(self):
@@ -420,64 +411,6 @@ class Figures:
         return "\n".join(lines)
 
 
-class _Counts(dict):
-    source = ""
-
-
-class step_counter:
-    """Counts launches, device allocations, copies and synchronizations inside the block.
-
-    Hook for nkernels' own counter (issue 25: t25-step adds one): when ``nkernels.testing`` offers
-    ``count_device_events`` (a context manager yielding a dict of counts), it is used; otherwise
-    numba-cuda's driver is patched for the block (``_Kernel.launch``, ``Context.memalloc``,
-    ``device_to_host``, ``host_to_device``, ``Stream.synchronize``, ``Context.synchronize``).
-    """
-
-    def __enter__(self):
-        self.counts = _Counts()
-        try:
-            from nkernels.testing import count_device_events  # the core's helper, once it exists
-
-            self._own = count_device_events()
-            self.counts.update(self._own.__enter__())
-            self.counts.source = "nkernels.testing.count_device_events"
-            return self.counts
-        except ImportError:
-            self._own = None
-        self._saved = []
-        from numba import config
-
-        if config.ENABLE_CUDASIM:  # the simulator has no driver to hook
-            self.counts.source = "none: no numba-cuda driver (the simulator)"
-            return self.counts
-        from numba.cuda import dispatcher
-        from numba.cuda.cudadrv import driver
-
-        targets = [(dispatcher._Kernel, "launch", "launches"), (driver.Context, "memalloc", "allocations"),
-                   (driver, "device_to_host", "device_to_host_copies"),
-                   (driver, "host_to_device", "host_to_device_copies"),
-                   (driver.Stream, "synchronize", "stream_syncs"), (driver.Context, "synchronize", "context_syncs")]
-        for owner, name, key in targets:
-            original = getattr(owner, name, None)
-            if original is None:
-                continue
-            self.counts[key] = 0
-
-            def counted(*a, _original=original, _key=key, **k):
-                self.counts[_key] += 1
-                return _original(*a, **k)
-
-            setattr(owner, name, counted)
-            self._saved.append((owner, name, original))
-        self.counts.source = "numba-cuda driver hooks"
-        return self.counts
-
-    def __exit__(self, *exc):
-        if self._own is not None:
-            return self._own.__exit__(*exc)
-        for owner, name, original in self._saved:
-            setattr(owner, name, original)
-        return False
 
 
 def main(argv=None) -> int:
