@@ -193,3 +193,54 @@ def test_time_gemm_runs_and_checks_the_product():
     assert G.time_gemm(4, 4, 4, np.float32, repeat=1, calls=1, which="in_force")["max_rel_error"] < 1e-5
     with pytest.raises(ValueError, match="no effect"):
         G.time_gemm(4, 4, 4, which="in_force", config=G.SIMULATOR)
+
+
+@pytest.mark.parametrize("activation", sorted(G.EPILOGUE_ACTIVATIONS))
+def test_gemm_epilogue_activation_writes_what_gemm_then_activation_kernel_writes(activation, dev, real_gpu):
+    """``activation=`` applies the activation after the bias (and beta's sum) as the GEMM stores, in one
+    launch; split-K applies it in the reduce, after the slices' sum. Bit for bit the output of the plain GEMM
+    followed by the activation's own forward kernel, in every epilogue (bias along n or m, NCHW layout, beta)."""
+    from nkernels.kernels.cuda import activation as act_kernels
+
+    forward = getattr(act_kernels, activation + "_forward")
+    rng = np.random.default_rng(7)
+    m, n, k = (5, 6, 9) if not real_gpu else (300, 257, 129)
+    for splits, bias_mode, grp, beta, dtype in [(1, 1, 0, False, np.float32), (1, 2, 3, True, np.float64),
+                                                (2, 1, 0, True, np.float32), (3, 2, 2, False, np.float64)]:
+        a = dev(rng.standard_normal(m * k).astype(dtype))
+        b = dev(rng.standard_normal(k * n).astype(dtype))
+        bias = dev(rng.standard_normal(max(m, n)).astype(dtype))
+        c0 = rng.standard_normal(m * n).astype(dtype)
+        common = dict(a_kcontig=True, b_kcontig=False, lda=k, ldb=n, ldc=n, bias=bias, bias_mode=bias_mode,
+                      grp=grp, beta=beta, config=G.SIMULATOR, splits=splits)
+        fused, plain = dev(c0), dev(c0)
+        G.gemm(a, b, fused, m, n, k, activation=activation, **common)
+        G.gemm(a, b, plain, m, n, k, **common)
+        forward(plain, plain)
+        np.testing.assert_array_equal(fused.copy_to_host(), plain.copy_to_host())
+    assert f"activation={activation}" in G.gemm_source(G.LARGE, True, True, False, True, activation)
+
+
+def test_gemm_epilogue_activation_is_checked_and_follows_a_registered_gemm(monkeypatch, dev):
+    """An activation the epilogue does not know is refused before any launch; with a registered GEMM in
+    force, the activation's kernel follows its product (contiguous C), and the tiled GEMM takes a layout
+    it cannot follow."""
+    c = dev(np.zeros(4))
+    with pytest.raises(ValueError, match="no activation 'softplus'.*relu"):
+        G.gemm(dev(np.ones(4)), dev(np.ones(4)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2,
+               ldc=2, activation="softplus")
+    seen = []
+
+    def vendor(*args, **kwargs):
+        seen.append(kwargs["grp"])
+        return G.tiled_gemm(*args, **kwargs)
+
+    monkeypatch.setattr(G, "gemm_in_force", lambda: vendor)
+    a = dev(np.array([1.0, -1.0, 2.0, -3.0]))
+    G.gemm(a, dev(np.eye(2).reshape(-1)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2, ldc=2,
+           activation="relu")
+    assert seen == [0] and c.copy_to_host().tolist() == [1.0, 0.0, 2.0, 0.0]
+    G.gemm(a, dev(np.eye(2).reshape(-1)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2, ldc=2,
+           grp=1, activation="relu")
+    assert seen == [0]  # the NCHW layout (here C's transpose): the tiled GEMM, its epilogue
+    assert c.copy_to_host().tolist() == [1.0, 2.0, 0.0, 0.0]
