@@ -14,6 +14,13 @@ activation, gradient and workspace once, and binds each kernel call to its array
 the gather of a batch, the bound forward calls, the loss (softmax cross-entropy's loss, gradient
 and correct count in one launch), the bound backward calls and the fused update: launches only,
 no allocation, no copy and no host sync.
+
+**Epilogue fusion.** A Dense, Conv1D or Conv2D whose forward ends in the GEMM's store, followed by
+an activation that the GEMM's epilogue computes and whose backward reads its output (ReLU,
+Sigmoid, Tanh: :func:`epilogue_activation`), runs as one launch: the GEMM writes the activation's
+output into the one buffer the two layers share, and the activation's forward is not launched.
+The backward is unchanged (the layer's backward never reads its own output, the activation's
+reads only that one), and the numbers are those of the two launches, bit for bit.
 """
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ import numpy as np
 
 from ..compiled.step import AUGMENT_STRIDE
 from ..optimizers import SGD, Adam, AdamW, is_constrained
-from ..passes import VIEW, Frame
+from ..passes import VIEW, X, Y, Frame
 from ..passes.interpret import view
 from ..passes.ir import INDEX, Local, Ref, calls_of
 from ..plugins.kernels import kernel
@@ -35,6 +42,11 @@ ALIGN = 64
 DEVICE_BUFFER_OPS = frozenset({"batchnorm_forward_train"})
 #: the optimizers the fused update reproduces (their subclasses may change the update)
 FUSED_OPTIMIZERS = (SGD, Adam, AdamW)
+#: forward ops whose output the GEMM writes last -> (module, the CUDA form with an epilogue
+#: activation: the same arguments, then the activation's name)
+EPILOGUE_FORWARDS = {"dense_forward": ("nkernels.kernels.cuda.dense", "dense_forward_activation"),
+                     "conv2d_forward": ("nkernels.kernels.cuda.conv", "conv2d_forward_activation"),
+                     "conv1d_forward": ("nkernels.kernels.cuda.conv", "conv1d_forward_activation")}
 
 
 class NotPlannable(Exception):
@@ -217,8 +229,63 @@ def launch(bound: list, index: int = 0) -> None:
         fn(*args)
 
 
+def _reads(args, role: str) -> bool:
+    """Whether any of ``args`` is an array of ``role``."""
+    return any(isinstance(a, Ref) and a.role == role for a in args)
+
+
+def _builtin(op: str, module: str) -> bool:
+    """Whether the CUDA kernel in force for ``op`` is nkernels' own, from ``module`` (not a plugin's)."""
+    import importlib
+
+    chosen = kernel(op, "cuda")
+    return getattr(chosen, "function", chosen) is getattr(importlib.import_module(module), op, None)
+
+
+def epilogue_activation(producer, activation) -> str | None:
+    """The activation (a key of :data:`~nkernels.kernels.cuda.gemm.EPILOGUE_ACTIVATIONS`) that the GEMM
+    epilogue of the layer whose passes are ``producer`` can apply for the next layer, whose passes are
+    ``activation``; None when the pair cannot fuse.
+
+    They fuse when the producer's forward is one call of :data:`EPILOGUE_FORWARDS` writing ``Y``
+    last and its backward does not read ``Y``; the activation's forward is one
+    ``<name>_forward(X.flat, Y.flat)`` with ``<name>`` an epilogue activation and its backward does
+    not read ``X`` (the pre-activation, which the fused forward never writes: SiLU and GELU read it);
+    and the kernels in force for both forwards are nkernels' own.
+    """
+    from ..kernels.cuda.gemm import EPILOGUE_ACTIVATIONS
+
+    if VIEW in (producer.forward, producer.backward, activation.forward, activation.backward):
+        return None
+    calls, acts = calls_of(producer.forward), calls_of(activation.forward)
+    if len(calls) != 1 or len(acts) != 1 or calls[0].op not in EPILOGUE_FORWARDS:
+        return None
+    call, act = calls[0], acts[0]
+    name = act.op[:-len("_forward")] if act.op.endswith("_forward") else ""
+    out = call.args[-1] if call.args else None
+    if name not in EPILOGUE_ACTIVATIONS or act.args != (X.flat, Y.flat) or act.result is not None \
+            or call.result is not None or call.accumulate or act.accumulate:
+        return None
+    if not isinstance(out, Ref) or out.role != "y" or _reads(call.args[:-1], "y"):
+        return None
+    if any(_reads(c.args, "y") for c in calls_of(producer.backward)) \
+            or any(_reads(c.args, "x") for c in calls_of(activation.backward)):
+        return None
+    if not (_builtin(call.op, EPILOGUE_FORWARDS[call.op][0])
+            and _builtin(act.op, "nkernels.kernels.cuda.activation")):
+        return None
+    return name
+
+
 class StepPlan:
-    """Every array of one training step at ``batch_size`` allocated once, and the step's calls bound to them."""
+    """Every array of one training step at ``batch_size`` allocated once, and the step's calls bound to them.
+
+    ``fuse_activations`` (true by default) fuses each layer with the activation after it where the
+    GEMM's epilogue can compute it (module doc); ``epilogues`` maps the fused layers' indices to
+    their activations.
+    """
+
+    fuse_activations = True
 
     def __init__(self, trainer, store: ParameterStore, X2d, Y, batch_size: int):
         self.trainer, self.store, self.batch_size = trainer, store, batch_size
@@ -231,6 +298,7 @@ class StepPlan:
         self.shifted = devices.empty(x.shape, x.dtype, "cuda") if trainer.augment is not None else None
         self.input = x if self.shifted is None else self.shifted
         self.layers = []  # (layer index, passes, frame)
+        self.epilogues: dict[int, str] = {}  # fused layer index -> the activation its GEMM applies
         x = self.input
         for i, layer in enumerate(model.layers):
             if not layer.described:
@@ -251,7 +319,12 @@ class StepPlan:
             for name, space in passes.workspaces.items():
                 wshape = shape if space.shape == "input" else space.shape
                 arrays[("work", name)] = devices.empty(wshape, dtype if space.dtype is None else space.dtype, "cuda")
-            y = x.reshape(out_shape) if passes.forward is VIEW else devices.empty(out_shape, dtype, "cuda")
+            fused = self._fuse(passes)
+            if fused is not None:  # the previous layer's GEMM writes this activation's output into x
+                self.epilogues[i - 1] = fused
+                y = x
+            else:
+                y = x.reshape(out_shape) if passes.forward is VIEW else devices.empty(out_shape, dtype, "cuda")
             arrays["y"] = y
             self.layers.append((i, passes, Frame(arrays, layer.scalars(), {"step": 0, "need_dx": True,
                                                                           "fresh": True, "index": 0})))
@@ -277,12 +350,33 @@ class StepPlan:
         self.loss_frame: Frame | None = None
         self.bound: tuple = ()
 
+    def _fuse(self, passes) -> str | None:
+        """The activation the previous layer's GEMM can apply in place of this layer's forward (whose passes
+        are ``passes``), or None (no previous layer, not fusable, or fusion off)."""
+        if not self.fuse_activations or not self.layers:
+            return None
+        return epilogue_activation(self.layers[-1][1], passes)
+
+    def _forward_calls(self, i: int, passes, frame) -> list:
+        """Layer ``i``'s bound forward calls: none for an activation fused into the layer before, the fused
+        kernel for a layer whose GEMM applies the next one's activation."""
+        if i - 1 in self.epilogues:
+            return []
+        calls = bind(calls_of(passes.forward), frame)
+        if i in self.epilogues:
+            import importlib
+
+            (_, args, at), = calls
+            module, name = EPILOGUE_FORWARDS[calls_of(passes.forward)[0].op]
+            calls = [(getattr(importlib.import_module(module), name), list(args) + [self.epilogues[i]], at)]
+        return calls
+
     def bind(self, losses, counts) -> None:
         """Bind every call to its arrays and the run's ``losses`` and ``counts`` (read the scalars afresh)."""
         loss = self.trainer.loss
         for i, passes, frame in self.layers:
             frame.scalars = self.trainer.model.layers[i].scalars()
-        forward = [c for _, passes, frame in self.layers for c in bind(calls_of(passes.forward), frame)]
+        forward = [c for i, passes, frame in self.layers for c in self._forward_calls(i, passes, frame)]
         backward = [c for passes, frame in self.backward_frames for c in bind(calls_of(passes.backward), frame)]
         if self.fused_loss:
             from ..kernels.cuda.loss import softmax_cross_entropy_step
@@ -338,4 +432,4 @@ def _fused_softmax_cross_entropy(loss) -> bool:
         "softmax_cross_entropy_forward_into", "count_correct_into", "softmax_cross_entropy_backward"]
 
 
-__all__ = ["ParameterStore", "StepPlan", "NotPlannable", "bind", "launch", "ALIGN"]
+__all__ = ["ParameterStore", "StepPlan", "NotPlannable", "bind", "launch", "epilogue_activation", "ALIGN"]

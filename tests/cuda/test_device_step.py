@@ -103,3 +103,44 @@ def test_step_counts_reports_a_planned_step():
     assert step["launches"] > 0
     assert step["allocations"] == step["host_waits"] == step["host_to_device"] == 0
     assert counts["per_run"]["device_to_host"] >= 1  # the results, once per run
+
+
+def fusable_net(seed=0):
+    """Three pairs that fuse: Dense-Sigmoid, Dense-Tanh and Dense-ReLU (the last the model's output)."""
+    return nk.Sequential([L.Flatten(), L.Dense(36, 5), L.Sigmoid(), L.Dense(5, 4), L.Tanh(), L.Dense(4, 10),
+                          L.ReLU()], seed=seed)
+
+
+def test_activations_fused_into_the_gemm_epilogue_save_a_launch_each_and_change_no_number(monkeypatch):
+    """The step plan fuses a Dense (or a convolution) with the activation after it, whose GEMM's epilogue
+    applies it: one launch fewer per fused pair and per step (counted over the second epoch's one step), the
+    losses and parameters after two steps bit for bit those of the unfused plan."""
+    from nkernels.trainers.step_plan import StepPlan
+
+    X, y = images(n=4)
+    results = {}
+    for fuse in (True, False):
+        monkeypatch.setattr(StepPlan, "fuse_activations", fuse)
+        model, counter = fusable_net(), CountSecondEpoch(batches=1)
+        history = nk.train(model, X, y, epochs=2, batch_size=4, optimizer="sgd", momentum=0.9, lr=0.1, seed=0,
+                           device="cuda", callbacks=[counter])
+        results[fuse] = history["loss"], {k: devices.to_host(v) for k, v in model.params.items()}, counter.counts
+    (loss_f, params_f, counts_f), (loss_u, params_u, counts_u) = results[True], results[False]
+    assert loss_f == loss_u
+    for key, value in params_u.items():
+        np.testing.assert_array_equal(params_f[key], value, err_msg=key)
+    assert counts_u.launches - counts_f.launches == 3
+    assert counts_f.allocations == 0
+
+
+def test_epilogue_activation_fuses_only_what_the_epilogue_computes():
+    from nkernels.trainers.step_plan import epilogue_activation
+
+    dense = L.Dense(3, 3).passes((2, 3))
+    conv = L.Conv2D(1, 1, 3).passes((2, 1, 4, 4))
+    assert epilogue_activation(dense, L.ReLU().passes((2, 3))) == "relu"
+    assert epilogue_activation(conv, L.Tanh().passes((2, 1, 2, 2))) == "tanh"
+    assert epilogue_activation(dense, L.GELU().passes((2, 3))) is None      # its backward reads the input
+    assert epilogue_activation(dense, L.SiLU().passes((2, 3))) is None
+    assert epilogue_activation(L.ReLU().passes((2, 3)), L.ReLU().passes((2, 3))) is None  # no GEMM
+    assert epilogue_activation(dense, L.Dense(3, 3).passes((2, 3))) is None

@@ -41,7 +41,8 @@ from .gemm import column_sums, row_sums
 from .gemm import gemm as _gemm
 from .launch import as_device_array, dtype_of, flat_view, grid_stride, scratch
 
-__all__ = ["conv2d_forward", "conv2d_backward", "conv1d_forward", "conv1d_backward",
+__all__ = ["conv2d_forward", "conv2d_forward_activation", "conv2d_backward", "conv1d_forward",
+           "conv1d_forward_activation", "conv1d_backward",
            "convtranspose2d_forward", "convtranspose2d_backward",
            "conv_output_length", "conv2d_output_shape", "conv1d_output_shape",
            "conv2d_workspace_shapes", "conv1d_workspace_shapes", "conv2d_workspace_size",
@@ -132,7 +133,7 @@ def _launch_im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
     _im2col[blocks, threads](flat_view(x), c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, flat_view(cols))
 
 
-def _forward_4d(x, weight, bias, sh, sw, ph, pw, cols, out):
+def _forward_4d(x, weight, bias, sh, sw, ph, pw, cols, out, activation=None):
     n, c, _, _ = x.shape
     o, _, kh, kw = weight.shape
     oh, ow = out.shape[2], out.shape[3]
@@ -142,7 +143,8 @@ def _forward_4d(x, weight, bias, sh, sw, ph, pw, cols, out):
     has_bias = bias.shape[0] > 0
     # out[n, o, :] = (W (O, R) @ cols.T (R, P))[o, n*OHW:(n+1)*OHW] + bias[o]
     _gemm(flat_view(weight), flat_view(cols), flat_view(out), o, p, r, a_kcontig=True, b_kcontig=True, lda=r,
-          ldb=r, bias=bias if has_bias else None, bias_mode=2 if has_bias else 0, grp=oh * ow)
+          ldb=r, bias=bias if has_bias else None, bias_mode=2 if has_bias else 0, grp=oh * ow,
+          activation=activation)
 
 
 def _backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx, dweight,
@@ -184,8 +186,15 @@ def conv2d_forward(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm
     cols (N*OH*OW, C*KH*KW) workspace, left holding the im2col of x; gemm (O, N*OH*OW)
     workspace (unused by the forward); out (N, O, OH, OW). C-contiguous device arrays, one dtype.
     """
+    conv2d_forward_activation(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm, out, None)
+
+
+def conv2d_forward_activation(x, weight, bias, stride_h, stride_w, pad_h, pad_w, cols, gemm, out, activation):
+    """:func:`conv2d_forward` with ``activation`` (a key of
+    :data:`~nkernels.kernels.cuda.gemm.EPILOGUE_ACTIVATIONS`, or None) applied by the GEMM's
+    epilogue as it writes ``out``: Conv2D followed by that activation without its own launch."""
     x, weight, bias, cols, out = _dev(x, weight, bias, cols, out)
-    _forward_4d(x, weight, bias, int(stride_h), int(stride_w), int(pad_h), int(pad_w), cols, out)
+    _forward_4d(x, weight, bias, int(stride_h), int(stride_w), int(pad_h), int(pad_w), cols, out, activation)
 
 
 def conv2d_backward(x, weight, dout, stride_h, stride_w, pad_h, pad_w, need_dx, cols_ready,
@@ -208,12 +217,18 @@ def conv1d_forward(x, weight, bias, stride, pad, cols, gemm, out):
     x (N, C, L), weight (O, C, K), bias (O,) or (0,), cols (N*OL, C*K), gemm (O, N*OL),
     out (N, O, OL). Runs as a Conv2D with H = KH = 1 on reshaped views.
     """
+    conv1d_forward_activation(x, weight, bias, stride, pad, cols, gemm, out, None)
+
+
+def conv1d_forward_activation(x, weight, bias, stride, pad, cols, gemm, out, activation):
+    """:func:`conv1d_forward` with ``activation`` applied by the GEMM's epilogue (as
+    :func:`conv2d_forward_activation`)."""
     x, weight, bias, cols, out = _dev(x, weight, bias, cols, out)
     n, c, length = x.shape
     o, _, k = weight.shape
     ol = out.shape[2]
     _forward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k), bias, 1, int(stride), 0,
-                int(pad), cols, out.reshape(n, o, 1, ol))
+                int(pad), cols, out.reshape(n, o, 1, ol), activation)
 
 
 def conv1d_backward(x, weight, dout, stride, pad, need_dx, cols_ready, cols, gemm, dx, dweight,

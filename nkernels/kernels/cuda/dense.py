@@ -14,7 +14,7 @@ the GEMM's loaders, not copies):
 from .gemm import column_sums, gemm
 from .launch import as_device_array, device_arrays, flat_view
 
-__all__ = ["dense_forward", "dense_backward"]
+__all__ = ["dense_forward", "dense_forward_activation", "dense_backward"]
 
 
 def dense_forward(x, weight, bias, out):
@@ -23,12 +23,19 @@ def dense_forward(x, weight, bias, out):
     x (N, in), weight (out, in), bias (out,) or a 0-length array for no bias, out (N, out);
     C-contiguous device arrays of one dtype.
     """
+    dense_forward_activation(x, weight, bias, out, None)
+
+
+def dense_forward_activation(x, weight, bias, out, activation):
+    """Write ``f(x @ weight.T + bias)`` into ``out``, ``f`` the ``activation`` the GEMM's epilogue
+    applies as it stores (:data:`~nkernels.kernels.cuda.gemm.EPILOGUE_ACTIVATIONS`; None: none):
+    Dense followed by that activation in one launch (the device step plan's fusion)."""
     x, weight, bias, out = device_arrays(x=x, weight=weight, bias=bias, out=out)
     n, k = x.shape
     m = weight.shape[0]
     has_bias = bias.shape[0] > 0
     gemm(flat_view(x), flat_view(weight), flat_view(out), n, m, k, a_kcontig=True, b_kcontig=True, lda=k, ldb=k,
-         ldc=m, bias=bias if has_bias else None, bias_mode=1 if has_bias else 0)
+         ldc=m, bias=bias if has_bias else None, bias_mode=1 if has_bias else 0, activation=activation)
 
 
 def dense_backward(x, dy, weight, need_dx, dx, dweight, dbias):

@@ -129,3 +129,30 @@ def test_convtranspose2d_matches_cpu(dtype, dev, poison, close, pick):
                                      d_dw, d_db)
         assert np.isnan(d_dx.copy_to_host()).all()  # need_dx=False leaves dx untouched
         close(d_dw, dw, pscale)
+
+
+def test_forward_with_an_epilogue_activation_writes_forward_then_activation(dev, poison):
+    """``conv2d_forward_activation``, ``conv1d_forward_activation`` and ``dense_forward_activation`` (the step
+    plan's fused Conv/Dense -> activation): bit for bit the plain forward followed by the activation's kernel."""
+    from nkernels.kernels.cuda import activation
+    from nkernels.kernels.cuda import dense
+
+    rng = np.random.default_rng(3)
+    x2, w2, b = _rand(rng, (2, 1, 4, 4), np.float32), _rand(rng, (2, 1, 3, 3), np.float32), _rand(rng, 2, np.float32)
+    x1, w1 = _rand(rng, (2, 2, 5), np.float32), _rand(rng, (2, 2, 3), np.float32)
+    xd, wd = _rand(rng, (3, 4), np.float32), _rand(rng, (2, 4), np.float32)
+    cases = [(gpu.conv2d_forward, gpu.conv2d_forward_activation, (dev(x2), dev(w2), dev(b), 1, 1, 1, 1),
+              cpu.conv2d_workspace_shapes(x2.shape, w2.shape, 1, 1, 1, 1),
+              cpu.conv2d_output_shape(x2.shape, w2.shape, 1, 1, 1, 1), "relu"),
+             (gpu.conv1d_forward, gpu.conv1d_forward_activation, (dev(x1), dev(w1), dev(np.empty(0, np.float32)), 1, 1),
+              cpu.conv1d_workspace_shapes(x1.shape, w1.shape, 1, 1), cpu.conv1d_output_shape(x1.shape, w1.shape, 1, 1),
+              "tanh"),
+             (dense.dense_forward, dense.dense_forward_activation, (dev(xd), dev(wd), dev(b)), None, (3, 2), "sigmoid")]
+    for plain, fused, args, spaces, out_shape, act in cases:
+        work = [poison(s, np.float32) for s in spaces] if spaces else []
+        want, got = poison(out_shape, np.float32), poison(out_shape, np.float32)
+        plain(*args, *work, want)
+        flat = want.reshape(-1)
+        getattr(activation, act + "_forward")(flat, flat)
+        fused(*args, *work, got, act)
+        np.testing.assert_array_equal(got.copy_to_host(), want.copy_to_host())
