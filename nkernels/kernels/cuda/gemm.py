@@ -12,8 +12,9 @@ arrays with leading dimensions and offsets, so every caller (``x @ W.T``, ``dy.T
 The output element ``(m, n)`` goes to ``c[c_off + m * ldc + n]`` (``grp == 0``) or, for a
 convolution's ``(O, N*OH*OW)`` product written straight into NCHW, to
 ``c[c_off + (n // grp) * M * grp + m * grp + n % grp]`` (``grp = OH*OW``). The epilogue adds
-``bias[n]`` (``bias_mode == 1``, Dense) or ``bias[m]`` (``bias_mode == 2``, Conv) and, with
-``beta == 1``, the value already in ``c``.
+``bias[n]`` (``bias_mode == 1``, Dense) or ``bias[m]`` (``bias_mode == 2``, Conv), with
+``beta == 1`` the value already in ``c``, and last applies an ``activation`` (ReLU, Sigmoid, Tanh,
+GELU: :data:`EPILOGUE_ACTIVATIONS`), so that a layer and the activation after it are one launch.
 
 Tiling (one thread block computes a ``BM x BN`` tile of C)::
 
