@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from . import kernels as K
-from .gemm import matmul, run_blocks
+from .gemm import matmul
 
 #: the largest cross-term block, in elements (64 MiB of float32): bigger inputs go in row blocks
 CROSS_BLOCK = 1 << 24
@@ -161,41 +161,39 @@ def _relocate_empty(X, centroids, counts, min_dist):
 
 
 class LloydStep:
-    """One Lloyd iteration on X, with every buffer allocated once: :meth:`assign`, then :meth:`update`."""
+    """One Lloyd iteration on X, with every buffer allocated once: :meth:`assign`, then :meth:`update`.
+
+    Run it with BLAS on one thread (:func:`nkernels.runtime.threads.blas_single_threaded`, as the
+    extractors do): the pass calls BLAS from Numba's parallel threads.
+    """
 
     def __init__(self, X: np.ndarray, k: int, spherical: bool = False):
         self.X, self.spherical = X, spherical
         self.x_sq = row_sq_norms(X)
         self.ws = _Workspace(X, k)
+        self.ws.labels[:] = -1  # no row has a label yet: the first pass changes them all
         self.moved = np.empty((k, X.shape[1]), X.dtype)
+        self.c_sq = np.empty(k, X.dtype)
+        self.block_stats = np.empty((SUM_BLOCKS, 2))
         n = len(X)
-        self.bounds = [(t * n // SUM_BLOCKS, (t + 1) * n // SUM_BLOCKS) for t in range(SUM_BLOCKS)]
-        self.chunk = max(16, CHUNK_ELEMENTS // k)
-        self.chunk_cross = np.empty((SUM_BLOCKS, min(self.chunk, n), k), X.dtype)
+        chunk = min(max(16, CHUNK_ELEMENTS // k), max(1, -(-n // SUM_BLOCKS)))
+        self.chunk_cross = np.empty((SUM_BLOCKS, chunk, k), X.dtype)
+        #: rows whose label the last :meth:`assign` changed, and the objective it found
+        self.changed, self.inertia = n, np.inf
         self._summed = False
 
     def assign(self, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The nearest centroid of each row and its squared distance (buffers reused by the next call).
 
-        The same pass sums the rows of each cluster, which the following :meth:`update` uses."""
-        ws, X, x_sq = self.ws, self.X, self.x_sq
-        c_sq = row_sq_norms(centroids)
-        centroids_t = centroids.T
-
-        def block(t: int) -> None:
-            sums, counts, cross = ws.partial_sums[t], ws.partial_counts[t], self.chunk_cross[t]
-            sums[:] = 0.0
-            counts[:] = 0
-            start, stop = self.bounds[t]
-            for lo in range(start, stop, self.chunk):
-                hi = min(stop, lo + self.chunk)
-                part = cross[:hi - lo]
-                np.dot(X[lo:hi], centroids_t, out=part)
-                K.nearest_and_sum(part, x_sq[lo:hi], c_sq, X[lo:hi], ws.labels[lo:hi], ws.min_dist[lo:hi], sums,
-                                  counts)
-
-        run_blocks(block, SUM_BLOCKS, X.size * len(centroids))
-        K.add_blocks(ws.partial_sums, ws.partial_counts, ws.sums, ws.counts)
+        One compiled pass (:func:`nkernels_kmeans.kernels.lloyd_pass`) also sums the rows of each
+        cluster, which the following :meth:`update` uses, counts the rows whose label changed
+        (:attr:`changed`) and sums the distances (:attr:`inertia`)."""
+        ws = self.ws
+        with kernel_threads(self.X.shape[0] * len(centroids)):
+            changed, inertia = K.lloyd_pass(self.X, self.x_sq, centroids, self.c_sq, self.chunk_cross, ws.labels,
+                                            ws.min_dist, ws.partial_sums, ws.partial_counts, self.block_stats,
+                                            ws.sums, ws.counts)
+        self.changed, self.inertia = int(changed), float(inertia)
         self._summed = True
         return ws.labels, ws.min_dist
 
@@ -211,15 +209,11 @@ class LloydStep:
             sums, counts = self.ws.cluster_sums(self.X, labels)
         self._summed = False
         moved = self.moved
-        moved[:] = centroids
-        filled = counts > 0
-        moved[filled] = sums[filled] / counts[filled, None]
-        _relocate_empty(self.X, moved, counts, min_dist)
+        if K.mean_centroids(sums, counts, centroids, moved):
+            _relocate_empty(self.X, moved, counts, min_dist)
         if self.spherical:
             moved[:] = normalize_rows(moved)
-        shift = float(np.sum((moved - centroids) ** 2, dtype=np.float64))
-        centroids[:] = moved
-        return shift
+        return K.replace_centroids(centroids, moved)
 
 
 def lloyd(X: np.ndarray, centroids: np.ndarray, max_iter: int, tol: float, spherical: bool = False) -> Result:
@@ -234,21 +228,19 @@ def lloyd(X: np.ndarray, centroids: np.ndarray, max_iter: int, tol: float, spher
     step = LloydStep(X, len(centroids), spherical)
     tol = tol * float(np.mean(np.var(X, axis=0))) if tol > 0 else 0.0
     history: list[float] = []
-    previous = np.full(len(X), -1, np.int64)
     converged_labels = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         labels, min_dist = step.assign(centroids)
-        history.append(float(np.sum(min_dist, dtype=np.float64)))
-        if np.array_equal(labels, previous):
+        history.append(step.inertia)
+        if step.changed == 0:
             converged_labels = True
             break
-        previous[:] = labels
         if step.update(centroids, labels, min_dist) <= tol:
             break
     if not converged_labels:
         labels, min_dist = step.assign(centroids)
-        history.append(float(np.sum(min_dist, dtype=np.float64)))
+        history.append(step.inertia)
     return Result(centroids, labels.copy(), history[-1], n_iter, history)
 
 
