@@ -2,9 +2,10 @@
 
 The cross term ``X @ centroids.T`` of the squared distances
 ``|x|^2 - 2 x.c + |c|^2`` is computed by the caller with BLAS (:func:`nkernels_kmeans.gemm.matmul`),
-never inside a ``prange`` region; the kernels here take it (``cross``) with the precomputed
-squared norms. Each kernel trusts its inputs (labels within range, matching shapes): the
-extractors check them first.
+never inside a ``prange`` region, and handed to the kernels here (``cross``) with the precomputed
+squared norms; :func:`lloyd_block`, run on a Python thread, calls BLAS itself chunk by chunk
+(:func:`nkernels.kernels.cpu.blas.gemm`). Each kernel trusts its inputs (labels within range,
+matching shapes): the extractors check them first.
 """
 import numpy as np
 from numba import njit, prange
@@ -107,37 +108,6 @@ def lloyd_block(X, x_sq, centroids, c_sq, cross, labels, min_dist, block_sums, b
             block_counts[arg] += 1
             for f in range(d):
                 block_sums[arg, f] += X[row, f]
-    return changed, inertia
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def lloyd_pass(X, x_sq, centroids, c_sq, cross, labels, min_dist, partial_sums, partial_counts, block_stats, sums,
-               counts):
-    """The assignment pass of a Lloyd iteration with the cluster sums, in T = ``len(cross)`` fixed blocks of
-    rows side by side (:func:`lloyd_block`; block t takes rows [t n / T, (t + 1) n / T) with ``cross[t]``,
-    ``partial_sums[t]``, ``partial_counts[t]``), then added in block order into ``sums``, ``counts``: the
-    result does not depend on the number of threads. ``c_sq`` (k,) is overwritten with the centroids'
-    squared norms. Returns ``(changed, inertia)`` over all rows (``block_stats`` (T, 2) float64 is scratch).
-    """
-    n = X.shape[0]
-    k, d = centroids.shape
-    for j in range(k):
-        acc = centroids[j, 0] * centroids[j, 0]
-        for f in range(1, d):
-            acc += centroids[j, f] * centroids[j, f]
-        c_sq[j] = acc
-    n_blocks = cross.shape[0]
-    for t in prange(n_blocks):
-        changed, inertia = lloyd_block(X, x_sq, centroids, c_sq, cross[t], labels, min_dist, partial_sums[t],
-                                       partial_counts[t], t * n // n_blocks, (t + 1) * n // n_blocks)
-        block_stats[t, 0] = changed
-        block_stats[t, 1] = inertia
-    add_blocks(partial_sums, partial_counts, sums, counts)
-    changed = 0
-    inertia = 0.0
-    for t in range(n_blocks):
-        changed += int(block_stats[t, 0])
-        inertia += block_stats[t, 1]
     return changed, inertia
 
 
