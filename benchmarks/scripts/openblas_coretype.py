@@ -11,7 +11,9 @@ it only in the children it starts.
 Each child is ``nkernels bench``'s own per-process step timer (``nkernels.cli.bench._child``); the
 rounds interleave settings, frameworks and cases so that a busy machine slows all alike; the
 table gives medians over rounds. Each child also reports the OpenBLAS core type it ran with
-(``threadpoolctl``'s ``architecture``).
+(``threadpoolctl``'s ``architecture``). On a busy machine, ``--cpu-time`` runs every child on one
+thread and times CPU seconds instead (a ``prange`` region waiting on a descheduled worker makes
+wall-clock times of multi-threaded steps meaningless there).
 """
 from __future__ import annotations
 
@@ -23,9 +25,12 @@ import subprocess
 import sys
 
 CHILD = """
-import json, sys
+import json, os, sys, time, types
+import nkernels.cli.bench as bench
 from nkernels.cli.bench import step_seconds
 framework, case, n_steps, repeat = sys.argv[1:]
+if os.environ.get("NK_CORETYPE_CPU_TIME"):  # this process's CPU seconds instead of wall-clock ones
+    bench.time = types.SimpleNamespace(perf_counter=time.process_time)
 seconds = step_seconds(framework, case, int(n_steps), int(repeat))
 from threadpoolctl import threadpool_info
 cores = sorted({i.get("architecture") or "?" for i in threadpool_info() if i.get("internal_api") == "openblas"})
@@ -33,10 +38,14 @@ print(json.dumps({"seconds": seconds, "openblas": cores}))
 """
 
 
-def run_child(framework: str, case: str, coretype: str | None, n_steps: int, repeat: int) -> dict:
-    """One timing in a fresh interpreter with ``OPENBLAS_CORETYPE`` unset (``None``) or set."""
+def run_child(framework: str, case: str, coretype: str | None, n_steps: int, repeat: int,
+              cpu_time: bool = False) -> dict:
+    """One timing in a fresh interpreter with ``OPENBLAS_CORETYPE`` unset (``None``) or set; with
+    ``cpu_time``, on one thread (Numba, OpenMP, OpenBLAS) and timed in the process's CPU seconds."""
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
+    if cpu_time:
+        env.update(NK_CORETYPE_CPU_TIME="1", NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     if coretype is not None:
         env["OPENBLAS_CORETYPE"] = coretype
     done = subprocess.run([sys.executable, "-c", CHILD, framework, case, str(n_steps), str(repeat)],
@@ -54,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frameworks", default="nkernels,torch,jax")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="one thread everywhere, timed in CPU seconds: steadier on a busy machine")
     args = parser.parse_args(argv)
     cases, frameworks = args.cases.split(","), args.frameworks.split(",")
     settings = [None, args.coretype]
@@ -66,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             for framework in frameworks:
                 for setting in order:
                     key = (case, framework, setting)
-                    result = run_child(framework, case, setting, args.steps, args.repeat)
+                    result = run_child(framework, case, setting, args.steps, args.repeat, args.cpu_time)
                     if "error" in result:
                         errors[key] = result["error"]
                         continue
