@@ -17,7 +17,9 @@ for ``--epochs`` epochs:
 Before the timed runs each child makes one untimed run of one epoch, which compiles (JAX), loads
 Numba's on-disk cache (nkernels) or warms up (PyTorch); its time is reported apart ("first run of 1
 epoch"). The timed figure is the median of ``--repeat`` whole runs; the rounds interleave frameworks
-and cases so that a busy machine slows all alike, and the table gives the median over rounds.
+and cases so that a busy machine slows all alike, and the table gives the median over rounds. On a busy
+machine multi-threaded runs stall (a parallel region waits on a descheduled worker): ``--threads 1``
+runs every framework on one thread.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ def _torch_runner(case):
     import torch
     from torch import nn
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(int(os.environ.get("NK_WHOLE_THREADS") or len(os.sched_getaffinity(0))))
 
     def run(X, y, epochs, seed):
         rng = np.random.default_rng(seed)
@@ -119,12 +121,14 @@ def child(framework: str, case_name: str, epochs: int, repeat: int) -> dict:
     start = time.perf_counter()
     run(X, y, 1, 0)
     first = time.perf_counter() - start
-    times, loss = [], None
+    times, cpu, loss = [], [], None
     for r in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         loss = run(X, y, epochs, r + 1)
         times.append(time.perf_counter() - start)
-    return {"first": first, "run": statistics.median(times), "loss": float(loss), "n": len(X)}
+        cpu.append(time.process_time() - start_cpu)
+    return {"first": first, "run": statistics.median(times), "cpu": statistics.median(cpu), "loss": float(loss),
+            "n": len(X)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,26 +138,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cases", default="mlp,lstm-h64-t8")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every framework (Numba, OpenMP, OpenBLAS, torch; 1 also makes XLA's CPU "
+                             "client single-threaded); default: as many as the cores")
     parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1], args.epochs, args.repeat)))
         return
     cases, frameworks = args.cases.split(","), args.frameworks.split(",")
+    env = dict(os.environ)
+    if args.threads:
+        n = str(args.threads)
+        env.update(NK_WHOLE_THREADS=n, NUMBA_NUM_THREADS=n, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
+        if args.threads == 1:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                                "intra_op_parallelism_threads=1").strip()
     results: dict[tuple[str, str], list[dict]] = {}
     errors: dict[tuple[str, str], str] = {}
     for round_ in range(args.rounds):
         for case in cases:
             for framework in (frameworks if round_ % 2 == 0 else frameworks[::-1]):
                 done = subprocess.run([sys.executable, __file__, "--child", framework, case, "--epochs",
-                                       str(args.epochs), "--repeat", str(args.repeat)], capture_output=True, text=True)
+                                       str(args.epochs), "--repeat", str(args.repeat)], capture_output=True, text=True, env=env)
                 if done.returncode != 0:
                     errors[case, framework] = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
                     continue
                 results.setdefault((case, framework), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
-    print(f"| case | framework | whole run of {args.epochs} epochs, s | first run of 1 epoch (compile/cache load), s "
-          f"| final epoch's loss | peer / nkernels |")
+    print(f"| case | framework | whole run of {args.epochs} epochs, s (CPU s) | first run of 1 epoch (compile/cache "
+          f"load), s | final epoch's loss | peer / nkernels |")
     print("|---|---|---:|---:|---:|---:|")
     for case in cases:
         nk = results.get((case, "nkernels"))
@@ -166,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
             run = statistics.median(r["run"] for r in rows)
             first = statistics.median(r["first"] for r in rows)
             loss = statistics.median(r["loss"] for r in rows)
+            cpu = statistics.median(r["cpu"] for r in rows)
             ratio = f"{run / nk_run:.2f}x" if nk_run and framework != "nkernels" else ""
-            print(f"| {case} | {framework} | {run:.3f} | {first:.3f} | {loss:.3f} | {ratio} |")
+            print(f"| {case} | {framework} | {run:.3f} ({cpu:.3f}) | {first:.3f} | {loss:.3f} | {ratio} |")
 
 
 if __name__ == "__main__":
