@@ -251,37 +251,6 @@ def _nchw_to_gemm(dout, gemm, dbias):
             dbias[o] = acc
 
 
-@njit(cache=True, error_model="numpy")
-def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
-    n_size, c_size, _, _ = x.shape
-    o_size, _, kh_size, kw_size = weight.shape
-    oh_size = out.shape[2]
-    ow_size = out.shape[3]
-    _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols)
-    # ONE GEMM for the whole batch, outside any prange: (O, R) @ (R, P) -> (O, P).
-    np.dot(weight.reshape(o_size, c_size * kh_size * kw_size), cols.T, gemm)
-    _gemm_to_nchw(gemm, bias, out.reshape(n_size, o_size, oh_size * ow_size))
-
-
-@njit(cache=True, error_model="numpy")
-def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
-                      dweight, dbias):
-    n_size, c_size, _, _ = x.shape
-    o_size, _, kh_size, kw_size = weight.shape
-    oh_size = dout.shape[2]
-    ow_size = dout.shape[3]
-    r_size = c_size * kh_size * kw_size
-    if not cols_ready:
-        _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols)
-    _nchw_to_gemm(dout.reshape(n_size, o_size, oh_size * ow_size), gemm, dbias)
-    # dweight (O, R) = dout (O, P) @ cols (P, R)
-    np.dot(gemm, cols, dweight.reshape(o_size, r_size))
-    if need_dx:
-        # dcols (P, R) = dout.T (P, O) @ weight (O, R), written over cols
-        np.dot(gemm.T, weight.reshape(o_size, r_size), cols)
-        _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dbias[:0], dx)
-
-
 @njit(cache=True, error_model="numpy", parallel=True, fastmath={"reassoc"})
 def _channel_sums(a, out):
     """out[c] = sum of a[:, c, :] (a is (N, C, S)), accumulated in float64; parallel over c."""
@@ -293,6 +262,194 @@ def _channel_sums(a, out):
             for p in range(s_size):
                 acc += src[p]
         out[c] = acc
+
+
+#: how many elements one chunk's im2col may hold: the samples of a chunk are picked so that their
+#: columns (R rows of chunk*OH*OW) stay in the core's L2 cache between the im2col pass and the GEMM
+#: that reads them (and between the dcols GEMM and the col2im that reads those)
+CHUNK_ELEMENTS = 65536
+
+
+@njit(cache=True, error_model="numpy")
+def _chunk_samples(n_size, r_size, ohw):
+    """How many samples one chunk holds: as many as fit :data:`CHUNK_ELEMENTS`, at least one."""
+    return max(1, min(n_size, CHUNK_ELEMENTS // max(1, r_size * ohw)))
+
+
+@njit(cache=True, error_model="numpy")
+def _valid_outputs(kw, sw, pw, ow_size, w_size):
+    """The range [lo, hi) of output columns ow whose input column ow*sw - pw + kw lies in [0, W)."""
+    lo = 0
+    while lo < ow_size and lo * sw - pw + kw < 0:
+        lo += 1
+    hi = ow_size
+    while hi > lo and (hi - 1) * sw - pw + kw >= w_size:
+        hi -= 1
+    return lo, hi
+
+
+@njit(cache=True, error_model="numpy")
+def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
+    """cols[(c*KH + kh)*KW + kw, (j*OH + oh)*OW + ow] = x[n0 + j, c, oh*sh - ph + kh, ow*sw - pw + kw]
+    (zero outside x), for the nb samples n0..n0+nb-1: cols is (R, nb*OH*OW), C-contiguous.
+    Every inner loop copies one run of output columns from one input row."""
+    _, c_size, h_size, w_size = x.shape
+    ohw = oh_size * ow_size
+    width = nb * ohw
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    for kw in range(kw_size):
+        lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
+        for c in range(c_size):
+            for kh in range(kh_size):
+                rbase = ((c * kh_size + kh) * kw_size + kw) * width
+                for j in range(nb):
+                    pbase = ((n0 + j) * c_size + c) * h_size
+                    for oh in range(oh_size):
+                        ih = oh * sh - ph + kh
+                        d = uintp(rbase + j * ohw + oh * ow_size)
+                        if ih < 0 or ih >= h_size:
+                            for ow in range(uintp(ow_size)):
+                                cf[d + ow] = 0
+                            continue
+                        for ow in range(uintp(lo)):
+                            cf[d + ow] = 0
+                        s = (pbase + ih) * w_size - pw + kw
+                        if sw == 1:
+                            for ow in range(uintp(lo), uintp(hi)):
+                                cf[d + ow] = xf[uintp(s) + ow]
+                        else:
+                            for ow in range(uintp(lo), uintp(hi)):
+                                cf[d + ow] = xf[uintp(s + ow * sw)]
+                        for ow in range(uintp(hi), uintp(ow_size)):
+                            cf[d + ow] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
+    """Adjoint of :func:`_im2col_chunk`: dx[n0:n0+nb] = the sum of the column entries that read
+    each pixel (overwritten, starting from zero)."""
+    _, c_size, h_size, w_size = dx.shape
+    ohw = oh_size * ow_size
+    width = nb * ohw
+    cf = cols.reshape(-1)
+    df = dx.reshape(-1)
+    plane_size = h_size * w_size
+    for j in range(nb):
+        for c in range(c_size):
+            pbase = ((n0 + j) * c_size + c) * plane_size
+            for i in range(uintp(plane_size)):
+                df[uintp(pbase) + i] = 0
+            for kh in range(kh_size):
+                for kw in range(kw_size):
+                    lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
+                    rbase = ((c * kh_size + kh) * kw_size + kw) * width + j * ohw
+                    for oh in range(oh_size):
+                        ih = oh * sh - ph + kh
+                        if ih < 0 or ih >= h_size:
+                            continue
+                        s = uintp(rbase + oh * ow_size)
+                        d = pbase + ih * w_size - pw + kw
+                        if sw == 1:
+                            for ow in range(uintp(lo), uintp(hi)):
+                                df[uintp(d) + ow] += cf[s + ow]
+                        else:
+                            for ow in range(uintp(lo), uintp(hi)):
+                                df[uintp(d + ow * sw)] += cf[s + ow]
+
+
+@njit(cache=True, error_model="numpy")
+def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
+    """Chunk by chunk of samples: im2col into cols (R, chunk*OHW), then one GEMM
+    W (O, R) @ cols -> (O, chunk*OHW), written straight into out[n] when the chunk is one sample
+    (plus the bias, in cache), else into gemm and copied out per sample with the bias."""
+    n_size, c_size, _, _ = x.shape
+    o_size, _, kh_size, kw_size = weight.shape
+    oh_size = out.shape[2]
+    ow_size = out.shape[3]
+    ohw = oh_size * ow_size
+    r_size = c_size * kh_size * kw_size
+    w2 = weight.reshape(o_size, r_size)
+    cf = cols.reshape(-1)
+    gf = gemm.reshape(-1)
+    of = out.reshape(n_size, o_size, ohw)
+    has_bias = bias.shape[0] > 0
+    chunk = _chunk_samples(n_size, r_size, ohw)
+    for n0 in range(0, n_size, chunk):
+        nb = min(chunk, n_size - n0)
+        width = nb * ohw
+        colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
+        _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
+        if nb == 1:
+            dst = of[n0]
+            np.dot(w2, colsc, dst)
+            if has_bias:
+                for o in range(o_size):
+                    b = bias[o]
+                    row = dst[o]
+                    for p in range(ohw):
+                        row[p] += b
+        else:
+            g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
+            np.dot(w2, colsc, g)
+            for j in range(nb):
+                for o in range(o_size):
+                    b = bias[o] if has_bias else 0
+                    src = g[o, j * ohw:(j + 1) * ohw]
+                    row = of[n0 + j, o]
+                    for p in range(ohw):
+                        row[p] = src[p] + b
+
+
+@njit(cache=True, error_model="numpy")
+def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
+                      dweight, dbias):
+    """Chunk by chunk of samples, as the forward: dout of the chunk in (O, chunk*OHW) order (a view
+    for one sample, else a copy into gemm), dweight += dout_c @ cols_c.T, then (need_dx)
+    dcols_c = W.T @ dout_c over cols_c and col2im into dx of the chunk's samples, from cache."""
+    n_size, c_size, _, _ = x.shape
+    o_size, _, kh_size, kw_size = weight.shape
+    oh_size = dout.shape[2]
+    ow_size = dout.shape[3]
+    ohw = oh_size * ow_size
+    r_size = c_size * kh_size * kw_size
+    w2 = weight.reshape(o_size, r_size)
+    dw2 = dweight.reshape(o_size, r_size)
+    cf = cols.reshape(-1)
+    gf = gemm.reshape(-1)
+    df = dout.reshape(n_size, o_size, ohw)
+    if dbias.shape[0] > 0:
+        _channel_sums(df, dbias)
+    partial = np.empty_like(dw2)
+    chunk = _chunk_samples(n_size, r_size, ohw)
+    for n0 in range(0, n_size, chunk):
+        nb = min(chunk, n_size - n0)
+        width = nb * ohw
+        colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
+        if not cols_ready:
+            _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
+        if nb == 1:
+            g = df[n0]
+        else:
+            g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
+            for j in range(nb):
+                for o in range(o_size):
+                    src = df[n0 + j, o]
+                    row = g[o, j * ohw:(j + 1) * ohw]
+                    for p in range(ohw):
+                        row[p] = src[p]
+        # dweight (O, R) += dout_c (O, width) @ cols_c.T (width, R)
+        if n0 == 0:
+            np.dot(g, colsc.T, dw2)
+        else:
+            np.dot(g, colsc.T, partial)
+            for o in range(o_size):
+                for r in range(r_size):
+                    dw2[o, r] += partial[o, r]
+        if need_dx:
+            # dcols_c (R, width) = W.T (R, O) @ dout_c (O, width), over cols_c
+            np.dot(w2.T, g, colsc)
+            _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
 
 
 # ----------------------------------------------------------------------------------------------
