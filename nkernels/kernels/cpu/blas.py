@@ -1,0 +1,186 @@
+"""Direct BLAS ``sgemm``/``dgemm`` from ``@njit`` code: transposes, ``beta`` accumulation, no temporaries.
+
+:func:`gemm` writes ``c = alpha * op(a) @ op(b) + beta * c`` for row-major 2-D arrays of one float
+dtype (float32 or float64), where ``op(x)`` is ``x`` or ``x.T``. Each operand is C-contiguous or a view
+whose rows are strided with a unit inner stride (``x[:, 2:5]``, ``x[1::2]``); a transposed operand is
+given through its flag (``gemm(False, True, 1.0, x, w, 0.0, y)`` is ``y = x @ w.T``), never as a
+transposed view. It is callable from Python and from ``@njit`` code (``cache=True`` included).
+
+How it stays cacheable: the addresses of SciPy's ``cython_blas`` ``sgemm``/``dgemm`` are registered
+with LLVM as the symbols ``nkernels_scipy_sgemm``/``nkernels_scipy_dgemm`` when this module is imported,
+and compiled code calls them by name. A cached function therefore links by symbol in every new
+process (any module whose kernels call :func:`gemm` imports this one first), where a ctypes function
+pointer held as a global would make its callers uncacheable ("dynamic globals").
+
+Row-major through column-major BLAS: a row-major ``(r, k)`` array with row stride ``ld`` is, to
+Fortran, its ``(k, r)`` transpose with leading dimension ``ld``; so ``C = op(A) op(B)`` is computed as
+``C^T = op(B)^T op(A)^T``: the operands and their flags swapped, ``m`` and ``n`` swapped.
+"""
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+from numba import config as numba_config
+from numba import njit, types
+from numba.core import cgutils
+from numba.core.errors import TypingError
+from numba.extending import get_cython_function_address, intrinsic, overload
+
+__all__ = ["gemm"]
+
+#: the LLVM symbol of SciPy's Fortran-ABI gemm per numba dtype
+_SYMBOLS = {types.float32: "nkernels_scipy_sgemm", types.float64: "nkernels_scipy_dgemm"}
+for _dtype, _symbol in _SYMBOLS.items():
+    _blas_name = "sgemm" if _dtype == types.float32 else "dgemm"
+    llvm.add_symbol(_symbol, get_cython_function_address("scipy.linalg.cython_blas", _blas_name))
+
+_INT_MAX = 2 ** 31 - 1  # SciPy's cython_blas takes 32-bit Fortran integers
+
+
+@intrinsic
+def _fortran_gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Call the Fortran ``xgemm`` on the data of the arrays ``a``, ``b``, ``c``: every scalar goes by
+    pointer (a stack slot in the caller's entry block), the flags as the characters ``'N'``/``'T'``."""
+    dtype = c.dtype
+    if dtype not in _SYMBOLS or a.dtype != dtype or b.dtype != dtype:
+        return None
+    sig = types.void(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        char, int32 = ir.IntType(8), ir.IntType(32)
+        real = context.get_value_type(dtype)
+        fnty = ir.FunctionType(ir.VoidType(), [char.as_pointer()] * 2 + [int32.as_pointer()] * 3 + [
+            real.as_pointer(), real.as_pointer(), int32.as_pointer(), real.as_pointer(), int32.as_pointer(),
+            real.as_pointer(), real.as_pointer(), int32.as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _SYMBOLS[dtype])
+
+        def slot(index, to_type, llvm_type):
+            ptr = cgutils.alloca_once(builder, llvm_type)
+            builder.store(context.cast(builder, args[index], signature.args[index], to_type), ptr)
+            return ptr
+
+        def data(index):
+            return context.make_array(signature.args[index])(context, builder, args[index]).data
+
+        builder.call(fn, [slot(0, types.int8, char), slot(1, types.int8, char), slot(2, types.int32, int32),
+                          slot(3, types.int32, int32), slot(4, types.int32, int32), slot(5, dtype, real), data(6),
+                          slot(7, types.int32, int32), data(8), slot(9, types.int32, int32), slot(10, dtype, real),
+                          data(11), slot(12, types.int32, int32)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """``c = alpha op(a) op(b) + beta c`` row-major, as ``c^T = alpha op(b)^T op(a)^T + beta c^T`` column-major:
+    b first, with its flag, and n before m."""
+    _fortran_gemm(np.uint8(84) if transb else np.uint8(78), np.uint8(84) if transa else np.uint8(78),
+                  n, m, k, alpha, b, ldb, a, lda, beta, c, ldc)
+
+
+if numba_config.DISABLE_JIT:  # the kernel coverage run (plain Python, no intrinsics): NumPy computes the same
+    def _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):  # noqa: F811
+        product = alpha * ((a.T if transa else a) @ (b.T if transb else b))
+        c[...] = product if beta == 0 else product + beta * c
+
+
+@njit(cache=True)
+def _leading_dim(x):
+    """The row stride of ``x`` in elements (BLAS's leading dimension), after checking that its inner
+    stride is one element and its rows do not overlap; ValueError otherwise."""
+    rows, cols = x.shape
+    size = x.itemsize
+    if rows == 0 or cols == 0:  # nothing is read or written (NumPy may give any strides)
+        return max(cols, 1)
+    if cols > 1 and x.strides[1] != size:
+        raise ValueError("gemm: an operand's inner (column) stride must be one element; pass a transposed "
+                         "operand through its trans flag, or copy it with np.ascontiguousarray")
+    if rows == 1:  # the row stride is never used (NumPy may give any)
+        return max(cols, 1)
+    if x.strides[0] % size != 0 or x.strides[0] < max(cols, 1) * size:
+        raise ValueError("gemm: an operand's rows overlap or run backwards (row stride below its width); "
+                         "copy it with np.ascontiguousarray")
+    return x.strides[0] // size
+
+
+@njit(cache=True)
+def _extent(x):
+    """The first and one-past-last byte addresses of the elements of a row-strided 2-D array."""
+    start = x.ctypes.data
+    if x.size == 0:
+        return start, start
+    return start, start + (x.shape[0] - 1) * x.strides[0] + x.shape[1] * x.itemsize
+
+
+@njit(cache=True)
+def _overlaps(x, y):
+    x0, x1 = _extent(x)
+    y0, y1 = _extent(y)
+    return x0 < y1 and y0 < x1
+
+
+@njit(cache=True)
+def _gemm(transa, transb, alpha, a, b, beta, c):
+    """The checked call (see :func:`gemm`)."""
+    m, n = c.shape
+    k = a.shape[0] if transa else a.shape[1]
+    if (a.shape[1] if transa else a.shape[0]) != m or (b.shape[1] if transb else b.shape[0]) != k \
+            or (b.shape[0] if transb else b.shape[1]) != n:
+        raise ValueError("gemm: shapes do not match: op(a) must be (M, K), op(b) (K, N) and c (M, N)")
+    if max(m, n, k) > _INT_MAX:
+        raise ValueError("gemm: a dimension exceeds BLAS's 32-bit limit; split the product")
+    lda, ldb, ldc = _leading_dim(a), _leading_dim(b), _leading_dim(c)
+    if max(lda, ldb, ldc) > _INT_MAX:
+        raise ValueError("gemm: a row stride exceeds BLAS's 32-bit limit; copy the operand")
+    if _overlaps(c, a) or _overlaps(c, b):
+        raise ValueError("gemm: c shares memory with a or b; write into a separate array")
+    if m == 0 or n == 0:
+        return
+    _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+def _check_types(a, b, c):
+    """TypeError unless a, b and c are 2-D NumPy arrays of one float dtype (float32 or float64)."""
+    for name, x in (("a", a), ("b", b), ("c", c)):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"gemm: {name} must be a NumPy array, got {type(x).__name__}")
+        if x.ndim != 2:
+            raise TypeError(f"gemm: {name} must be 2-D, got {x.ndim}-D; reshape it to (rows, columns)")
+    if c.dtype not in (np.float32, np.float64) or a.dtype != c.dtype or b.dtype != c.dtype:
+        raise TypeError(f"gemm: a, b and c must share one dtype, float32 or float64; got {a.dtype}, {b.dtype}, "
+                        f"{c.dtype} (convert with .astype)")
+    if not c.flags.writeable:
+        raise ValueError("gemm: c is read-only; pass a writeable array")
+
+
+def gemm(transa, transb, alpha, a, b, beta, c):
+    """Write ``c = alpha * op(a) @ op(b) + beta * c`` through BLAS ``sgemm``/``dgemm``, in place, no temporaries.
+
+    ``op(x)`` is ``x.T`` when the flag (``transa`` for ``a``, ``transb`` for ``b``) is true, else ``x``.
+    a, b, c: 2-D arrays of one dtype, float32 or float64, each C-contiguous or a view of rows with a
+    unit inner stride (a slice such as ``x[:, 2:5]`` is fine; express ``w.T`` as ``w`` with its flag);
+    ``op(a)`` is (M, K), ``op(b)`` (K, N), ``c`` (M, N) and must not share memory with ``a`` or ``b``.
+    With ``beta == 0`` the old contents of ``c`` are ignored (BLAS never reads them, NaN included).
+    Callable from Python (types checked: TypeError) and from ``@njit(cache=True)`` code; shape,
+    stride or overlap errors raise ValueError before BLAS reads anything. BLAS's own threading
+    applies (limit it with threadpoolctl).
+    """
+    _check_types(a, b, c)
+    _gemm(bool(transa), bool(transb), float(alpha), a, b, float(beta), c)
+
+
+@overload(gemm)
+def _gemm_in_njit(transa, transb, alpha, a, b, beta, c):
+    arrays = (a, b, c)
+    if not all(isinstance(x, types.Array) and x.ndim == 2 for x in arrays):
+        raise TypingError("gemm: a, b and c must be 2-D arrays")
+    if c.dtype not in _SYMBOLS or a.dtype != c.dtype or b.dtype != c.dtype:
+        raise TypingError(f"gemm: a, b and c must share one dtype, float32 or float64; got {a.dtype}, "
+                          f"{b.dtype}, {c.dtype}")
+    if not c.mutable:
+        raise TypingError("gemm: c is read-only")
+
+    def impl(transa, transb, alpha, a, b, beta, c):
+        _gemm(transa, transb, alpha, a, b, beta, c)
+
+    return impl
