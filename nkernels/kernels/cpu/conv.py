@@ -32,6 +32,8 @@ All float arrays of one call share one dtype (float32 or float64); BLAS runs in 
 import numpy as np
 from numba import njit, prange, uintp
 
+from .blas import gemm as blas_gemm
+
 
 # ----------------------------------------------------------------------------------------------
 # Pure-Python shape helpers (for the caller, never jitted)
@@ -288,54 +290,56 @@ def _valid_outputs(kw, sw, pw, ow_size, w_size):
     return lo, hi
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", parallel=True)
 def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
     """cols[(c*KH + kh)*KW + kw, (j*OH + oh)*OW + ow] = x[n0 + j, c, oh*sh - ph + kh, ow*sw - pw + kw]
     (zero outside x), for the nb samples n0..n0+nb-1: cols is (R, nb*OH*OW), C-contiguous.
-    Every inner loop copies one run of output columns from one input row."""
+    Every inner loop copies one run of output columns from one input row; parallel over rows."""
     _, c_size, h_size, w_size = x.shape
     ohw = oh_size * ow_size
     width = nb * ohw
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
-    for kw in range(kw_size):
+    for r in prange(c_size * kh_size * kw_size):
+        ckh = r // kw_size
+        kw = r - ckh * kw_size
+        c = ckh // kh_size
+        kh = ckh - c * kh_size
         lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
-        for c in range(c_size):
-            for kh in range(kh_size):
-                rbase = ((c * kh_size + kh) * kw_size + kw) * width
-                for j in range(nb):
-                    pbase = ((n0 + j) * c_size + c) * h_size
-                    for oh in range(oh_size):
-                        ih = oh * sh - ph + kh
-                        d = uintp(rbase + j * ohw + oh * ow_size)
-                        if ih < 0 or ih >= h_size:
-                            for ow in range(uintp(ow_size)):
-                                cf[d + ow] = 0
-                            continue
-                        for ow in range(uintp(lo)):
-                            cf[d + ow] = 0
-                        s = (pbase + ih) * w_size - pw + kw
-                        if sw == 1:
-                            for ow in range(uintp(lo), uintp(hi)):
-                                cf[d + ow] = xf[uintp(s) + ow]
-                        else:
-                            for ow in range(uintp(lo), uintp(hi)):
-                                cf[d + ow] = xf[uintp(s + ow * sw)]
-                        for ow in range(uintp(hi), uintp(ow_size)):
-                            cf[d + ow] = 0
+        rbase = r * width
+        for j in range(nb):
+            pbase = ((n0 + j) * c_size + c) * h_size
+            for oh in range(oh_size):
+                ih = oh * sh - ph + kh
+                d = uintp(rbase + j * ohw + oh * ow_size)
+                if ih < 0 or ih >= h_size:
+                    for ow in range(uintp(ow_size)):
+                        cf[d + ow] = 0
+                    continue
+                for ow in range(uintp(lo)):
+                    cf[d + ow] = 0
+                s = (pbase + ih) * w_size - pw + kw
+                if sw == 1:
+                    for ow in range(uintp(lo), uintp(hi)):
+                        cf[d + ow] = xf[uintp(s) + ow]
+                else:
+                    for ow in range(uintp(lo), uintp(hi)):
+                        cf[d + ow] = xf[uintp(s + ow * sw)]
+                for ow in range(uintp(hi), uintp(ow_size)):
+                    cf[d + ow] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", parallel=True)
 def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
     """Adjoint of :func:`_im2col_chunk`: dx[n0:n0+nb] = the sum of the column entries that read
-    each pixel (overwritten, starting from zero)."""
+    each pixel (overwritten, starting from zero). Parallel over samples: each owns its dx[n]."""
     _, c_size, h_size, w_size = dx.shape
     ohw = oh_size * ow_size
     width = nb * ohw
     cf = cols.reshape(-1)
     df = dx.reshape(-1)
     plane_size = h_size * w_size
-    for j in range(nb):
+    for j in prange(nb):
         for c in range(c_size):
             pbase = ((n0 + j) * c_size + c) * plane_size
             for i in range(uintp(plane_size)):
@@ -356,6 +360,39 @@ def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_si
                         else:
                             for ow in range(uintp(lo), uintp(hi)):
                                 df[uintp(d + ow * sw)] += cf[s + ow]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _chunk_to_nchw(g, bias, n0, out):
+    """out[n0 + j, o, :] = g[o, j*OHW:(j+1)*OHW] (+ bias[o] when not empty) for the chunk's
+    samples: g is (O, nb*OHW), out (N, O, OHW). Parallel over (j, o)."""
+    o_size, width = g.shape
+    ohw = out.shape[2]
+    nb = width // ohw
+    has_bias = bias.shape[0] > 0
+    for jo in prange(nb * o_size):
+        j = jo // o_size
+        o = jo - j * o_size
+        b = bias[o] if has_bias else 0
+        src = g[o, j * ohw:(j + 1) * ohw]
+        row = out[n0 + j, o]
+        for p in range(ohw):
+            row[p] = src[p] + b
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _nchw_to_chunk(dout, n0, g):
+    """g[o, j*OHW:(j+1)*OHW] = dout[n0 + j, o, :]: the adjoint copy of :func:`_chunk_to_nchw`."""
+    o_size, width = g.shape
+    ohw = dout.shape[2]
+    nb = width // ohw
+    for jo in prange(nb * o_size):
+        j = jo // o_size
+        o = jo - j * o_size
+        src = dout[n0 + j, o]
+        row = g[o, j * ohw:(j + 1) * ohw]
+        for p in range(ohw):
+            row[p] = src[p]
 
 
 @njit(cache=True, error_model="numpy")
@@ -382,7 +419,7 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
         _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
         if nb == 1:
             dst = of[n0]
-            np.dot(w2, colsc, dst)
+            blas_gemm(False, False, 1.0, w2, colsc, 0.0, dst)
             if has_bias:
                 for o in range(o_size):
                     b = bias[o]
@@ -391,14 +428,8 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
                         row[p] += b
         else:
             g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
-            np.dot(w2, colsc, g)
-            for j in range(nb):
-                for o in range(o_size):
-                    b = bias[o] if has_bias else 0
-                    src = g[o, j * ohw:(j + 1) * ohw]
-                    row = of[n0 + j, o]
-                    for p in range(ohw):
-                        row[p] = src[p] + b
+            blas_gemm(False, False, 1.0, w2, colsc, 0.0, g)
+            _chunk_to_nchw(g, bias, n0, of)
 
 
 @njit(cache=True, error_model="numpy")
@@ -420,7 +451,6 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
     df = dout.reshape(n_size, o_size, ohw)
     if dbias.shape[0] > 0:
         _channel_sums(df, dbias)
-    partial = np.empty_like(dw2)
     chunk = _chunk_samples(n_size, r_size, ohw)
     for n0 in range(0, n_size, chunk):
         nb = min(chunk, n_size - n0)
@@ -432,23 +462,12 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
             g = df[n0]
         else:
             g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
-            for j in range(nb):
-                for o in range(o_size):
-                    src = df[n0 + j, o]
-                    row = g[o, j * ohw:(j + 1) * ohw]
-                    for p in range(ohw):
-                        row[p] = src[p]
-        # dweight (O, R) += dout_c (O, width) @ cols_c.T (width, R)
-        if n0 == 0:
-            np.dot(g, colsc.T, dw2)
-        else:
-            np.dot(g, colsc.T, partial)
-            for o in range(o_size):
-                for r in range(r_size):
-                    dw2[o, r] += partial[o, r]
+            _nchw_to_chunk(df, n0, g)
+        # dweight (O, R) += dout_c (O, width) @ cols_c.T (width, R); the first chunk overwrites it
+        blas_gemm(False, True, 1.0, g, colsc, 0.0 if n0 == 0 else 1.0, dw2)
         if need_dx:
             # dcols_c (R, width) = W.T (R, O) @ dout_c (O, width), over cols_c
-            np.dot(w2.T, g, colsc)
+            blas_gemm(True, False, 1.0, w2, g, 0.0, colsc)
             _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
 
 
