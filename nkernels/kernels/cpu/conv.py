@@ -1,31 +1,38 @@
-"""Convolution kernels (Conv1D, Conv2D, ConvTranspose2D): im2col + one large GEMM per layer.
+"""Convolution kernels (Conv1D, Conv2D, ConvTranspose2D): im2col + GEMM, chunk by chunk of samples.
 
 Layouts follow PyTorch: Conv2D ``x`` (N, C, H, W), ``weight`` (O, C, KH, KW), ``bias`` (O,);
 Conv1D ``x`` (N, C, L), ``weight`` (O, C, K), ``bias`` (O,). Zero padding and stride, no
 dilation, no groups. A layer without bias passes a 0-length ``bias`` / ``dbias``.
 
-How the work is laid out (P = N * OH * OW output pixels of the whole batch, R = C * KH * KW)::
+How Conv2D's work is laid out (OHW = OH * OW output pixels a sample, R = C * KH * KW). The batch
+runs in chunks of ``nb`` samples, as many as keep one chunk's columns within
+:data:`CHUNK_ELEMENTS` (so they stay in L2 between the pass that writes them and the GEMM that
+reads them); chunk k owns its own stretch of the ``cols`` and ``gemm`` workspaces::
 
-    cols (P, R)     im2col of the whole batch: row n*OH*OW + oh*OW + ow is that pixel's patch
-    gemm (O, P)     gemm = weight.reshape(O, R) @ cols.T      (ONE BLAS call, cols.T is F-order)
-    out[n, o]  <-   gemm[o, n*OH*OW:(n+1)*OH*OW] + bias[o]   (contiguous chunk copies)
+    cols_k (R, nb*OHW)  im2col of the chunk: column j*OHW + oh*OW + ow is that pixel's patch
+    out[n] (O, OHW)  =  W (O, R) @ cols_k                  one sample: written in place (+ bias)
+    gemm_k (O, nb*OHW) = W @ cols_k, then copied to out    several samples (+ bias)
 
-and backward::
+and backward, per chunk (dbias from one pass over dout first)::
 
-    gemm  <- dout in (O, P) order; dbias[o] = gemm[o].sum()   (same chunk copies, fused)
-    dweight.reshape(O, R) = gemm @ cols                       (one BLAS call)
-    cols  <- gemm.T @ weight.reshape(O, R)                    (one BLAS call: dcols)
-    dx    <- col2im(cols)                                     (parallel over n, no races)
+    dout_k (O, nb*OHW)  dout[n] itself for one sample, else copied into gemm_k
+    dweight (O, R)  +=  dout_k @ cols_k.T                  beta = 0 for the first chunk, then 1
+    cols_k          =   W.T @ dout_k                       dcols, in cache (when need_dx)
+    dx[chunk]       <-  col2im(cols_k)
 
-The im2col / col2im / copy loops run in ``prange``; the BLAS calls run outside any parallel
-region. ``cols`` and ``gemm`` are caller-provided workspaces whose shapes the pure-Python helpers
-:func:`conv2d_workspace_shapes` and :func:`conv1d_workspace_shapes` give. A Conv1D is run as a
-Conv2D with H = KH = 1 on reshaped views (no copy), so it shares the same machinery.
+The GEMMs go through :func:`nkernels.kernels.cpu.blas.gemm` (transposes and accumulation
+without temporaries) and never run inside a ``prange`` region; im2col (over rows), col2im (over
+samples) and the copies run in ``prange``. ``cols`` and ``gemm`` are caller-provided workspaces
+whose shapes the pure-Python helpers :func:`conv2d_workspace_shapes` and
+:func:`conv1d_workspace_shapes` give ((N*OH*OW, R) and (O, N*OH*OW); the kernels use them as flat
+storage, so the CUDA twins share the shapes but not the layout of the contents). A Conv1D is run
+as a Conv2D with H = KH = 1 on reshaped views (no copy), so it shares the same machinery.
 
 ConvTranspose2D (``weight`` (C, O, KH, KW), PyTorch's layout) is the adjoint of a Conv2D from its
 output to its input: its forward is that Conv2D's backward-data (one GEMM, then col2im starting
 from the bias) and its input gradient that Conv2D's forward (im2col of ``dout``, one GEMM); see
-:func:`convtranspose2d_forward`.
+:func:`convtranspose2d_forward`. It keeps the whole-batch layout: cols (P, R), one row per pixel
+of the batch (P = N*H*W), one GEMM per pass.
 
 All float arrays of one call share one dtype (float32 or float64); BLAS runs in that dtype.
 """
