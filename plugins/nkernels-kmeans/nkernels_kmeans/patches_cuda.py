@@ -20,6 +20,7 @@ live in a :class:`PatchWorkspace`, allocated once per shape.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import cuda
@@ -183,7 +184,7 @@ class DevicePatches:
     def __init__(self):
         self.state = G.DeviceState()
         self.workspaces: dict[str, PatchWorkspace] = {}
-        self._ints: dict[str, tuple[np.ndarray, object]] = {}
+        self._ints: dict[str, tuple[np.ndarray, Any]] = {}
 
     def __deepcopy__(self, memo) -> "DevicePatches":
         return DevicePatches()  # a copy of the extractor copies its host state, and this fills again on use
@@ -199,7 +200,7 @@ class DevicePatches:
             held = self._ints[name] = (values, cuda.to_device(values))
         return held[1]
 
-    def coders(self, state: dict[str, np.ndarray], prefixes, dtype) -> dict[str, object]:
+    def coders(self, state: dict[str, np.ndarray], prefixes, dtype) -> dict[str, Any]:
         """Device arrays of ``prefix + mean``, ``prefix + whitening`` (transposed: the GEMM's weight),
         ``prefix + centroids`` for every prefix (and the feature statistics when the state has them)."""
         host = {}
@@ -213,7 +214,7 @@ class DevicePatches:
         return self.state.get(host, list(host), dtype)
 
 
-def encode(images, coder: dict[str, object], prefix: str, options, region_y, region_x, hard: bool, out,
+def encode(images, coder: dict[str, Any], prefix: str, options, region_y, region_x, hard: bool, out,
            channel0: int, gpu: DevicePatches) -> None:
     """The pooled codes of every patch position of the device ``images`` (N, C, H, W), written into
     ``out[:, channel0:channel0 + k]`` (a device array (N, channels, R, Q)); ``coder`` from

@@ -35,6 +35,10 @@ class StackedKMeans(Extractor):
     regions (quadrants for 2) and, with ``concat=True``, those of every stage below as well,
     flattened and concatenated bottom first. ``standardize=True`` scales each feature to zero
     mean and unit variance over the training images.
+
+    ``transform`` of images on the GPU (a device array) computes every stage there and returns a numba
+    device array (:mod:`nkernels_kmeans.patches_cuda`), so ``nk.layers.Frozen`` of a fitted extractor stays on
+    the device with its model; ``fit`` runs on the host.
     """
 
     def __init__(self, stages: Any = ({"n_clusters": 64, "patch_size": 3}, {"n_clusters": 128, "patch_size": 2}),
@@ -156,10 +160,9 @@ class StackedKMeans(Extractor):
             if top:
                 parts.append(pooled)
             elif self.concat:
-                r, q = pooled.shape[2], pooled.shape[3]
-                parts.append(patches_cuda.grid_pool(pooled, gpu.ints(f"stage{s}.grid_y", patches.grid_regions(r, self.pool_grid)),
-                                                    gpu.ints(f"stage{s}.grid_x", patches.grid_regions(q, self.pool_grid)),
-                                                    self.pool_grid))
+                gy = gpu.ints(f"stage{s}.grid_y", patches.grid_regions(pooled.shape[2], self.pool_grid))
+                gx = gpu.ints(f"stage{s}.grid_x", patches.grid_regions(pooled.shape[3], self.pool_grid))
+                parts.append(patches_cuda.grid_pool(pooled, gy, gx, self.pool_grid))
             maps = pooled
         return patches_cuda.side_by_side(parts, X.shape[0], X.dtype)
 
