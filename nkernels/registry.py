@@ -58,12 +58,13 @@ class Registry(Mapping):
     def name_of(self, obj: Any) -> str:
         """The name under which ``obj`` (a class or loader) is registered."""
         table = self._table()
-        for name, entry in table.items():
-            if entry.value is obj:
-                return name
-        for name, entries in table.conflicts.items():
-            if any(entry.value is obj for entry in entries):
-                raise table.conflict(name)  # registered, but under a name that cannot be used
+        for load in (False, True):  # first without importing any deferred registration's module
+            for name, entry in table.items():
+                if entry.is_for(obj, load):
+                    return name
+            for name, entries in table.conflicts.items():
+                if any(entry.is_for(obj, load) for entry in entries):
+                    raise table.conflict(name)  # registered, but under a name that cannot be used
         raise UnknownNameError(f"{obj!r} is not registered as a {plugins.singular(self.kind)}; register it through "
                                f"the {plugins.REGISTRY_HOOKS[self.kind]} hook")
 

@@ -417,5 +417,128 @@ def test_every_builtin_layer_and_kernel_module_is_registered(fresh_plugins):
     from pathlib import Path
 
     modules = {p.stem for p in Path(nk.kernels.__file__).parent.joinpath("cpu").glob("*.py") if p.stem != "__init__"}
-    assert modules == set(CPU_KERNEL_MODULES)
+    building_blocks = {"blas"}  # called by the kernels, never looked up by a layer (and no CUDA twin)
+    assert modules - building_blocks == set(CPU_KERNEL_MODULES)
     assert ("lstm_backward", "cpu") in nk.registry.kernels
+
+
+# -- deferred registrations: a plugin's module is imported when one of its names is asked for ----------------
+SQUARE_CLASS = SQUARE_PLUGIN[:SQUARE_PLUGIN.index("@nk.hookimpl")]
+
+
+def deferred_plugin(impl: str, name: str = "square") -> str:
+    """A plugin package that registers ``name`` as a Deferred ``impl`` and exports ``Square`` lazily."""
+    return f"""
+import nkernels as nk
+from nkernels.plugins import Deferred, lazy_attributes
+
+__getattr__ = lazy_attributes(__name__, {{"Square": "{impl.partition(':')[0]}"}})
+
+@nk.hookimpl
+def nkernels_register_layers():
+    return {{"{name}": Deferred("{impl}")}}
+"""
+
+
+def test_a_deferred_registration_imports_its_module_only_when_asked(tmp_path, monkeypatch, fresh_plugins):
+    import sys
+
+    install_distribution(tmp_path, monkeypatch, "nk-deferred", "nk_deferred", deferred_plugin("nk_deferred_impl:Square"))
+    (tmp_path / "nk_deferred_impl.py").write_text(SQUARE_CLASS)
+    monkeypatch.delitem(sys.modules, "nk_deferred_impl", raising=False)
+    assert "square" in nk.registry.layers  # the plugin loaded and registered the name...
+    info = {i.name: i for i in fresh_plugins.plugin_infos()}["nk-deferred"]
+    assert info.status == "active" and info.registered == {"layers": ["square"]}
+    nk.registry.layers["dense"]
+    assert "nk_deferred" in sys.modules and "nk_deferred_impl" not in sys.modules  # ...importing nothing else
+    layer_cls = nk.registry.layers["square"]
+    assert "nk_deferred_impl" in sys.modules and layer_cls.__name__ == "Square"
+    from nk_deferred import Square
+
+    assert Square is layer_cls and nk.registry.layers.name_of(layer_cls) == "square"
+    model = nk.Sequential([nk.layers.Dense(3, 2), layer_cls()], seed=0)
+    assert type(nk.Sequential.from_config(json.loads(json.dumps(model.get_config())))[1]) is layer_cls
+
+
+@pytest.mark.parametrize("impl, error", [("nk_nowhere_impl:Square", "No module named 'nk_nowhere_impl'"),
+                                         ("nk_deferred_int:Square", "subclass of nkernels.layers.Layer")])
+def test_a_broken_deferred_registration_is_reported_and_the_rest_loads(tmp_path, monkeypatch, fresh_plugins,
+                                                                          impl, error):
+    install_distribution(tmp_path / "a", monkeypatch, "nk-lazybroken", "nk_lazybroken",
+                         deferred_plugin(impl, "broken_square") + "\n@nk.hookimpl\ndef nkernels_register_schemes():\n"
+                         "    return {'broken_scheme': Deferred('nk_deferred_int:Square')}\n")
+    (tmp_path / "a" / "nk_deferred_int.py").write_text("Square = int\n")
+    install_distribution(tmp_path / "b", monkeypatch, "nk-square", "nk_square", SQUARE_PLUGIN)
+    assert "broken_square" in nk.registry.layers and "broken_scheme" in nk.registry.schemes  # not imported yet
+    with pytest.warns(PluginLoadWarning, match=f"nk-lazybroken.*{error}"):
+        with pytest.raises(PluginLoadError, match=f"layer 'broken_square' of nkernels plugin 'nk-lazybroken'.*{error}"
+                                                  ".*every other plugin still works"):
+            nk.registry.layers["broken_square"]
+    # the failed plugin is skipped as a whole; the built-ins and the other plugin still work
+    assert "broken_square" not in nk.registry.layers and "broken_scheme" not in nk.registry.schemes
+    assert nk.registry.layers["square"].__name__ == "Square" and "dense" in nk.registry.layers
+    status = {i.name: (i.status, i.error) for i in fresh_plugins.plugin_infos()}
+    assert status["nk-lazybroken"][0] == "failed" and error in status["nk-lazybroken"][1]
+    assert status["nk-square"] == ("active", None)
+
+
+def test_listing_plugins_imports_deferred_registrations_so_failures_show(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path, monkeypatch, "nk-lazybroken", "nk_lazybroken",
+                         deferred_plugin("nk_nowhere_impl:Square"))
+    assert {i.name: i.status for i in fresh_plugins.plugin_infos()}["nk-lazybroken"] == "active"  # nothing imported
+    with pytest.warns(PluginLoadWarning, match="nk-lazybroken.*No module named 'nk_nowhere_impl'"):
+        infos = {i.name: i for i in fresh_plugins.plugin_infos(load=True)}
+    assert infos["nk-lazybroken"].status == "failed"
+
+
+def test_strict_plugins_raise_for_a_broken_deferred_registration(tmp_path, monkeypatch, fresh_plugins):
+    install_distribution(tmp_path, monkeypatch, "nk-lazybroken", "nk_lazybroken",
+                         deferred_plugin("nk_nowhere_impl:Square"))
+    monkeypatch.setenv("NKERNELS_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginLoadError, match="nk-lazybroken.*NKERNELS_STRICT_PLUGINS"):
+        nk.registry.layers["square"]
+
+
+@pytest.mark.parametrize("target", ["nk_module_only", "nk_module:", ":Square", 3])
+def test_a_deferred_target_must_name_a_module_and_an_object(target):
+    with pytest.raises(ValueError, match="'package.module:Name'"):
+        nk.plugins.Deferred(target)
+
+
+def test_a_lazy_attribute_may_not_share_a_submodule_name():
+    with pytest.raises(ValueError, match="submodule"):
+        nk.plugins.lazy_attributes("nkernels", {"registry": ".registry"})
+
+
+def test_first_party_plugins_load_without_their_scheme_modules():
+    """In a fresh process: every first-party scheme registered through Deferred is in the registry
+    before its module is imported."""
+    import subprocess
+    import sys
+
+    code = """
+import json, sys
+import nkernels as nk
+from nkernels.plugins import Deferred, table
+nk.registry.schemes["backprop"]
+deferred = {k: e.target.module for k, e in table("schemes").items() if isinstance(e.target, Deferred)}
+print(json.dumps({k: [m, m in sys.modules] for k, m in deferred.items()}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    deferred = json.loads(done.stdout.strip().splitlines()[-1])
+    installed = {n for n, dist in fresh_dist_names().items() if dist in installed_distributions()}
+    expected = installed & {"admm", "es", "dfa", "fa", "gan", "mac", "sg", "ff"}
+    assert expected <= set(deferred), (expected, deferred)
+    assert not [k for k, (module, imported) in deferred.items() if imported], deferred
+
+
+def fresh_dist_names() -> dict[str, str]:
+    from nkernels.plugins import FIRST_PARTY_NAMES
+
+    return FIRST_PARTY_NAMES["schemes"]
+
+
+def installed_distributions() -> set[str]:
+    from importlib import metadata
+
+    return {ep.dist.name for ep in metadata.entry_points(group="nkernels") if ep.dist is not None}

@@ -357,7 +357,7 @@ def cmd_plugins(args: argparse.Namespace, console: Console) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures, conflicts and refusals show in the table instead
-        infos = plugins.plugin_infos()
+        infos = plugins.plugin_infos(load=True)  # a deferred registration that fails to import shows as failed
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
         return 0

@@ -19,6 +19,14 @@ Names are merged so that no plugin can break another's or the core's:
   higher priority, and two plugins at the same highest priority conflict for that (op, device);
 * two distributions with the same entry-point name both load (records are keyed by distribution too).
 
+A hook may register a name without importing its object: ``{"sg": Deferred("nkernels_sg.scheme:SyntheticGradients")}``.
+The name joins the registry (conflicts and refusals are settled on names alone) and the object is
+imported on the first lookup of that name, so a plugin's package can load without its heavy
+modules. A deferred object that fails to import (or is not of the registry's kind) is reported on
+that lookup like any broken plugin: a warning naming the plugin, which is then skipped as a whole,
+while every other plugin keeps working; :func:`plugin_infos` with ``load=True`` (``nkernels
+plugins``) imports every deferred object so that such a failure shows before any lookup.
+
 Environment switches:
 
 * ``NKERNELS_STRICT_PLUGINS=1``: a broken plugin raises :class:`~nkernels.errors.PluginLoadError`.
@@ -27,7 +35,9 @@ Environment switches:
 """
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Mapping
@@ -104,15 +114,80 @@ class PluginInfo:
                 "builtin": self.builtin, "conflicts": self.conflicts, "refused": self.refused}
 
 
+class Deferred:
+    """A registration whose object is imported on first use: ``Deferred("package.module:Name")``.
+
+    A plugin's hook returns it in place of the object (``{"sg": Deferred("nkernels_sg.scheme:
+    SyntheticGradients")}``), so that loading the plugin imports none of its modules; the registry
+    imports ``package.module`` and reads ``Name`` (dotted for a nested attribute) the first time
+    the name is looked up, and checks it then as it checks any registration.
+    """
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: str):
+        module, sep, attribute = target.partition(":") if isinstance(target, str) else ("", "", "")
+        if not (sep and module and attribute):
+            raise ValueError(f"Deferred takes 'package.module:Name', the module to import and the name to read "
+                             f"in it, got {target!r}")
+        self.target = target
+
+    @property
+    def module(self) -> str:
+        """The module to import."""
+        return self.target.partition(":")[0]
+
+    def load(self) -> Any:
+        """Import the module and return the object."""
+        module, _, attribute = self.target.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def __repr__(self) -> str:
+        return f"Deferred({self.target!r})"
+
+
+_NOT_LOADED = object()
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One registry entry: the registered object and which plugin and distribution provided it."""
+    """One registry entry: the registered object and which plugin and distribution provided it.
 
-    value: Any
+    ``target`` is what the hook returned: the object, or a :class:`Deferred` that ``value``
+    imports on first access.
+    """
+
+    target: Any
     plugin: str
     distribution: str
     version: str
     builtin: bool = False
+    kind: str = field(default="", compare=False)
+    key: Any = field(default=None, compare=False)
+    #: the plugin's record key in :func:`plugin_infos` (its entry-point name, or name and distribution)
+    record: str = field(default="", compare=False)
+
+    @property
+    def value(self) -> Any:
+        """The registered object (a deferred one is imported and checked now, once)."""
+        if not isinstance(self.target, Deferred):
+            return self.target
+        loaded = self.__dict__.get("_loaded", _NOT_LOADED)
+        if loaded is _NOT_LOADED:
+            loaded = _load_deferred(self)
+            object.__setattr__(self, "_loaded", loaded)
+        return loaded
+
+    def is_for(self, obj: Any, load: bool = True) -> bool:
+        """Whether this entry holds ``obj``; a deferred entry not yet imported is imported only
+        with ``load`` or when its module is imported already (so the answer costs no import)."""
+        if isinstance(self.target, Deferred) and "_loaded" not in self.__dict__ \
+                and not (load or self.target.module in sys.modules):
+            return False
+        return self.value is obj
 
 
 class RegistryTable(dict):
@@ -219,8 +294,6 @@ def _register_entry_point(pm: pluggy.PluginManager, key: str, plugin: object,
 
 
 def _load() -> None:
-    import importlib
-
     pm = _new_manager()
     infos: dict[str, PluginInfo] = {}
     for module_name in BUILTIN_PLUGINS:
@@ -295,10 +368,50 @@ def unregister_plugin(name: str) -> None:
         _state.tables = None
 
 
-def plugin_infos() -> list[PluginInfo]:
-    """Every known plugin, built-ins first, with status and registrations."""
+def plugin_infos(load: bool = False) -> list[PluginInfo]:
+    """Every known plugin, built-ins first, with status and registrations.
+
+    With ``load``, every :class:`Deferred` registration is imported first, so that a plugin whose
+    deferred module fails shows as failed (``nkernels plugins`` does this); without, nothing is imported.
+    """
     ensure_loaded()
+    if load:
+        load_deferred()
     return list(_state.infos.values())
+
+
+def load_deferred() -> None:
+    """Import every :class:`Deferred` registration of every active plugin; one that fails is reported
+    (a :class:`~nkernels.errors.PluginLoadWarning`) and its plugin skipped, as at a lookup."""
+    for kind in REGISTRY_HOOKS:
+        for entry in list(table(kind).values()):
+            try:
+                entry.value
+            except PluginLoadError:
+                if _env_flag("NKERNELS_STRICT_PLUGINS"):
+                    raise
+    ensure_loaded()
+
+
+def _load_deferred(entry: Entry) -> Any:
+    """Import a deferred entry's object and check it; on failure report its plugin (which is then
+    skipped as a whole: the tables are collected again without it) and raise PluginLoadError."""
+    label = key_label(entry.kind, entry.key)
+    try:
+        value = entry.target.load()
+        _check_value(entry.kind, label, value)
+        return value
+    except Exception as exc:
+        with _state.lock:
+            info = _state.infos.get(entry.record)
+            if info is not None and info.status == ACTIVE:
+                _state.tables = None  # the next use collects the tables again, without this plugin
+                _report_failure(info, exc)
+        raise PluginLoadError(
+            f"the {singular(entry.kind)} {label!r} of nkernels plugin {entry.plugin!r} (distribution "
+            f"{entry.distribution} {entry.version}) is registered as {entry.target.target!r}, which failed to "
+            f"load: {type(exc).__name__}: {exc}. The plugin was skipped; every other plugin still works. Fix or "
+            f"reinstall it, or skip it with NKERNELS_DISABLE_PLUGINS={entry.plugin}") from exc
 
 
 def _canonical(dist: str) -> str:
@@ -349,14 +462,16 @@ def _validate(kind: str, plugin: str, result: Any) -> list[tuple[Any, Any]]:
     pairs: list[tuple[Any, Any]] = []
     for name, value in result.items():
         if kind == "exporters" and isinstance(name, type):  # exporters may be keyed by class
-            _check_value(kind, name.__qualname__, value)
+            if not isinstance(value, Deferred):
+                _check_value(kind, name.__qualname__, value)
             pairs.append((name, value))
             continue
         if not isinstance(name, str) or not name:
             raise TypeError(f"{REGISTRY_HOOKS[kind]} returned a non-string or empty name {name!r}"
                             + (" (exporters are keyed by a layer's registry name or its class)"
                                if kind == "exporters" else ""))
-        _check_value(kind, name, value)
+        if not isinstance(value, Deferred):  # a deferred object is checked when it is imported
+            _check_value(kind, name, value)
         pairs.append((name, value))
     return pairs
 
@@ -427,7 +542,8 @@ def _collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> dict[str
             continue
         for kind, pairs in staged.get(key_of_plugin, {}).items():
             for key, value in pairs:
-                entry = Entry(value, info.name, info.distribution, info.version, info.builtin)
+                entry = Entry(value, info.name, info.distribution, info.version, info.builtin, kind, key,
+                              key_of_plugin)
                 owners[id(entry)] = info
                 claims[kind].setdefault(key, []).append(entry)
     tables = {kind: RegistryTable(kind) for kind in REGISTRY_HOOKS}

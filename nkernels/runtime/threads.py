@@ -137,8 +137,8 @@ def blas_single_threaded() -> Iterator[None]:
     global _controller
     start_parallel_runtime()
     if _controller is None:
-        # Numba's np.dot calls SciPy's OpenBLAS, not NumPy's: load it first, or the controller
-        # (a snapshot of the libraries loaded when it is made) would leave it multithreaded.
+        # Numba's np.dot and nkernels.kernels.cpu.blas call SciPy's OpenBLAS, not NumPy's: load it first, or
+        # the controller (a snapshot of the libraries loaded when it is made) would leave it multithreaded.
         import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
 

@@ -1,36 +1,45 @@
-"""Convolution kernels (Conv1D, Conv2D, ConvTranspose2D): im2col + one large GEMM per layer.
+"""Convolution kernels (Conv1D, Conv2D, ConvTranspose2D): im2col + GEMM, chunk by chunk of samples.
 
 Layouts follow PyTorch: Conv2D ``x`` (N, C, H, W), ``weight`` (O, C, KH, KW), ``bias`` (O,);
 Conv1D ``x`` (N, C, L), ``weight`` (O, C, K), ``bias`` (O,). Zero padding and stride, no
 dilation, no groups. A layer without bias passes a 0-length ``bias`` / ``dbias``.
 
-How the work is laid out (P = N * OH * OW output pixels of the whole batch, R = C * KH * KW)::
+How Conv2D's work is laid out (OHW = OH * OW output pixels a sample, R = C * KH * KW). The batch
+runs in chunks of ``nb`` samples, as many as keep one chunk's columns within
+:data:`CHUNK_ELEMENTS` (so they stay in L2 between the pass that writes them and the GEMM that
+reads them); chunk k owns its own stretch of the ``cols`` and ``gemm`` workspaces::
 
-    cols (P, R)     im2col of the whole batch: row n*OH*OW + oh*OW + ow is that pixel's patch
-    gemm (O, P)     gemm = weight.reshape(O, R) @ cols.T      (ONE BLAS call, cols.T is F-order)
-    out[n, o]  <-   gemm[o, n*OH*OW:(n+1)*OH*OW] + bias[o]   (contiguous chunk copies)
+    cols_k (R, nb*OHW)  im2col of the chunk: column j*OHW + oh*OW + ow is that pixel's patch
+    out[n] (O, OHW)  =  W (O, R) @ cols_k                  one sample: written in place (+ bias)
+    gemm_k (O, nb*OHW) = W @ cols_k, then copied to out    several samples (+ bias)
 
-and backward::
+and backward, per chunk (dbias from one pass over dout first)::
 
-    gemm  <- dout in (O, P) order; dbias[o] = gemm[o].sum()   (same chunk copies, fused)
-    dweight.reshape(O, R) = gemm @ cols                       (one BLAS call)
-    cols  <- gemm.T @ weight.reshape(O, R)                    (one BLAS call: dcols)
-    dx    <- col2im(cols)                                     (parallel over n, no races)
+    dout_k (O, nb*OHW)  dout[n] itself for one sample, else copied into gemm_k
+    dweight (O, R)  +=  dout_k @ cols_k.T                  beta = 0 for the first chunk, then 1
+    cols_k          =   W.T @ dout_k                       dcols, in cache (when need_dx)
+    dx[chunk]       <-  col2im(cols_k)
 
-The im2col / col2im / copy loops run in ``prange``; the BLAS calls run outside any parallel
-region. ``cols`` and ``gemm`` are caller-provided workspaces whose shapes the pure-Python helpers
-:func:`conv2d_workspace_shapes` and :func:`conv1d_workspace_shapes` give. A Conv1D is run as a
-Conv2D with H = KH = 1 on reshaped views (no copy), so it shares the same machinery.
+The GEMMs go through :func:`nkernels.kernels.cpu.blas.gemm` (transposes and accumulation
+without temporaries) and never run inside a ``prange`` region; im2col (over rows), col2im (over
+samples) and the copies run in ``prange``. ``cols`` and ``gemm`` are caller-provided workspaces
+whose shapes the pure-Python helpers :func:`conv2d_workspace_shapes` and
+:func:`conv1d_workspace_shapes` give ((N*OH*OW, R) and (O, N*OH*OW); the kernels use them as flat
+storage, so the CUDA twins share the shapes but not the layout of the contents). A Conv1D is run
+as a Conv2D with H = KH = 1 on reshaped views (no copy), so it shares the same machinery.
 
 ConvTranspose2D (``weight`` (C, O, KH, KW), PyTorch's layout) is the adjoint of a Conv2D from its
 output to its input: its forward is that Conv2D's backward-data (one GEMM, then col2im starting
 from the bias) and its input gradient that Conv2D's forward (im2col of ``dout``, one GEMM); see
-:func:`convtranspose2d_forward`.
+:func:`convtranspose2d_forward`. It keeps the whole-batch layout: cols (P, R), one row per pixel
+of the batch (P = N*H*W), one GEMM per pass.
 
 All float arrays of one call share one dtype (float32 or float64); BLAS runs in that dtype.
 """
 import numpy as np
 from numba import njit, prange, uintp
+
+from .blas import gemm as blas_gemm
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,37 +260,6 @@ def _nchw_to_gemm(dout, gemm, dbias):
             dbias[o] = acc
 
 
-@njit(cache=True, error_model="numpy")
-def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
-    n_size, c_size, _, _ = x.shape
-    o_size, _, kh_size, kw_size = weight.shape
-    oh_size = out.shape[2]
-    ow_size = out.shape[3]
-    _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols)
-    # ONE GEMM for the whole batch, outside any prange: (O, R) @ (R, P) -> (O, P).
-    np.dot(weight.reshape(o_size, c_size * kh_size * kw_size), cols.T, gemm)
-    _gemm_to_nchw(gemm, bias, out.reshape(n_size, o_size, oh_size * ow_size))
-
-
-@njit(cache=True, error_model="numpy")
-def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
-                      dweight, dbias):
-    n_size, c_size, _, _ = x.shape
-    o_size, _, kh_size, kw_size = weight.shape
-    oh_size = dout.shape[2]
-    ow_size = dout.shape[3]
-    r_size = c_size * kh_size * kw_size
-    if not cols_ready:
-        _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols)
-    _nchw_to_gemm(dout.reshape(n_size, o_size, oh_size * ow_size), gemm, dbias)
-    # dweight (O, R) = dout (O, P) @ cols (P, R)
-    np.dot(gemm, cols, dweight.reshape(o_size, r_size))
-    if need_dx:
-        # dcols (P, R) = dout.T (P, O) @ weight (O, R), written over cols
-        np.dot(gemm.T, weight.reshape(o_size, r_size), cols)
-        _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dbias[:0], dx)
-
-
 @njit(cache=True, error_model="numpy", parallel=True, fastmath={"reassoc"})
 def _channel_sums(a, out):
     """out[c] = sum of a[:, c, :] (a is (N, C, S)), accumulated in float64; parallel over c."""
@@ -293,6 +271,211 @@ def _channel_sums(a, out):
             for p in range(s_size):
                 acc += src[p]
         out[c] = acc
+
+
+#: how many elements one chunk's im2col may hold: the samples of a chunk are picked so that their
+#: columns (R rows of chunk*OH*OW) stay in the core's L2 cache between the im2col pass and the GEMM
+#: that reads them (and between the dcols GEMM and the col2im that reads those)
+CHUNK_ELEMENTS = 65536
+
+
+@njit(cache=True, error_model="numpy")
+def _chunk_samples(n_size, r_size, ohw):
+    """How many samples one chunk holds: as many as fit :data:`CHUNK_ELEMENTS`, at least one."""
+    return max(1, min(n_size, CHUNK_ELEMENTS // max(1, r_size * ohw)))
+
+
+@njit(cache=True, error_model="numpy")
+def _valid_outputs(kw, sw, pw, ow_size, w_size):
+    """The range [lo, hi) of output columns ow whose input column ow*sw - pw + kw lies in [0, W)."""
+    lo = 0
+    while lo < ow_size and lo * sw - pw + kw < 0:
+        lo += 1
+    hi = ow_size
+    while hi > lo and (hi - 1) * sw - pw + kw >= w_size:
+        hi -= 1
+    return lo, hi
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
+    """cols[(c*KH + kh)*KW + kw, (j*OH + oh)*OW + ow] = x[n0 + j, c, oh*sh - ph + kh, ow*sw - pw + kw]
+    (zero outside x), for the nb samples n0..n0+nb-1: cols is (R, nb*OH*OW), C-contiguous.
+    Every inner loop copies one run of output columns from one input row; parallel over rows."""
+    _, c_size, h_size, w_size = x.shape
+    ohw = oh_size * ow_size
+    width = nb * ohw
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    for r in prange(c_size * kh_size * kw_size):
+        ckh = r // kw_size
+        kw = r - ckh * kw_size
+        c = ckh // kh_size
+        kh = ckh - c * kh_size
+        lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
+        rbase = r * width
+        for j in range(nb):
+            pbase = ((n0 + j) * c_size + c) * h_size
+            for oh in range(oh_size):
+                ih = oh * sh - ph + kh
+                d = uintp(rbase + j * ohw + oh * ow_size)
+                if ih < 0 or ih >= h_size:
+                    for ow in range(uintp(ow_size)):
+                        cf[d + ow] = 0
+                    continue
+                for ow in range(uintp(lo)):
+                    cf[d + ow] = 0
+                s = (pbase + ih) * w_size - pw + kw
+                if sw == 1:
+                    for ow in range(uintp(lo), uintp(hi)):
+                        cf[d + ow] = xf[uintp(s) + ow]
+                else:
+                    for ow in range(uintp(lo), uintp(hi)):
+                        cf[d + ow] = xf[uintp(s + ow * sw)]
+                for ow in range(uintp(hi), uintp(ow_size)):
+                    cf[d + ow] = 0
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
+    """Adjoint of :func:`_im2col_chunk`: dx[n0:n0+nb] = the sum of the column entries that read
+    each pixel (overwritten, starting from zero). Parallel over samples: each owns its dx[n]."""
+    _, c_size, h_size, w_size = dx.shape
+    ohw = oh_size * ow_size
+    width = nb * ohw
+    cf = cols.reshape(-1)
+    df = dx.reshape(-1)
+    plane_size = h_size * w_size
+    for j in prange(nb):
+        for c in range(c_size):
+            pbase = ((n0 + j) * c_size + c) * plane_size
+            for i in range(uintp(plane_size)):
+                df[uintp(pbase) + i] = 0
+            for kh in range(kh_size):
+                for kw in range(kw_size):
+                    lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
+                    rbase = ((c * kh_size + kh) * kw_size + kw) * width + j * ohw
+                    for oh in range(oh_size):
+                        ih = oh * sh - ph + kh
+                        if ih < 0 or ih >= h_size:
+                            continue
+                        s = uintp(rbase + oh * ow_size)
+                        d = pbase + ih * w_size - pw + kw
+                        if sw == 1:
+                            for ow in range(uintp(lo), uintp(hi)):
+                                df[uintp(d) + ow] += cf[s + ow]
+                        else:
+                            for ow in range(uintp(lo), uintp(hi)):
+                                df[uintp(d + ow * sw)] += cf[s + ow]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _chunk_to_nchw(g, bias, n0, out):
+    """out[n0 + j, o, :] = g[o, j*OHW:(j+1)*OHW] (+ bias[o] when not empty) for the chunk's
+    samples: g is (O, nb*OHW), out (N, O, OHW). Parallel over (j, o)."""
+    o_size, width = g.shape
+    ohw = out.shape[2]
+    nb = width // ohw
+    has_bias = bias.shape[0] > 0
+    for jo in prange(nb * o_size):
+        j = jo // o_size
+        o = jo - j * o_size
+        b = bias[o] if has_bias else 0
+        src = g[o, j * ohw:(j + 1) * ohw]
+        row = out[n0 + j, o]
+        for p in range(ohw):
+            row[p] = src[p] + b
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _nchw_to_chunk(dout, n0, g):
+    """g[o, j*OHW:(j+1)*OHW] = dout[n0 + j, o, :]: the adjoint copy of :func:`_chunk_to_nchw`."""
+    o_size, width = g.shape
+    ohw = dout.shape[2]
+    nb = width // ohw
+    for jo in prange(nb * o_size):
+        j = jo // o_size
+        o = jo - j * o_size
+        src = dout[n0 + j, o]
+        row = g[o, j * ohw:(j + 1) * ohw]
+        for p in range(ohw):
+            row[p] = src[p]
+
+
+@njit(cache=True, error_model="numpy")
+def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
+    """Chunk by chunk of samples: im2col into cols (R, chunk*OHW), then one GEMM
+    W (O, R) @ cols -> (O, chunk*OHW), written straight into out[n] when the chunk is one sample
+    (plus the bias, in cache), else into gemm and copied out per sample with the bias."""
+    n_size, c_size, _, _ = x.shape
+    o_size, _, kh_size, kw_size = weight.shape
+    oh_size = out.shape[2]
+    ow_size = out.shape[3]
+    ohw = oh_size * ow_size
+    r_size = c_size * kh_size * kw_size
+    w2 = weight.reshape(o_size, r_size)
+    cf = cols.reshape(-1)
+    gf = gemm.reshape(-1)
+    of = out.reshape(n_size, o_size, ohw)
+    has_bias = bias.shape[0] > 0
+    chunk = _chunk_samples(n_size, r_size, ohw)
+    for n0 in range(0, n_size, chunk):
+        nb = min(chunk, n_size - n0)
+        width = nb * ohw
+        colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
+        _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
+        if nb == 1:
+            dst = of[n0]
+            blas_gemm(False, False, 1.0, w2, colsc, 0.0, dst)
+            if has_bias:
+                for o in range(o_size):
+                    b = bias[o]
+                    row = dst[o]
+                    for p in range(ohw):
+                        row[p] += b
+        else:
+            g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
+            blas_gemm(False, False, 1.0, w2, colsc, 0.0, g)
+            _chunk_to_nchw(g, bias, n0, of)
+
+
+@njit(cache=True, error_model="numpy")
+def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
+                      dweight, dbias):
+    """Chunk by chunk of samples, as the forward: dout of the chunk in (O, chunk*OHW) order (a view
+    for one sample, else a copy into gemm), dweight += dout_c @ cols_c.T, then (need_dx)
+    dcols_c = W.T @ dout_c over cols_c and col2im into dx of the chunk's samples, from cache."""
+    n_size, c_size, _, _ = x.shape
+    o_size, _, kh_size, kw_size = weight.shape
+    oh_size = dout.shape[2]
+    ow_size = dout.shape[3]
+    ohw = oh_size * ow_size
+    r_size = c_size * kh_size * kw_size
+    w2 = weight.reshape(o_size, r_size)
+    dw2 = dweight.reshape(o_size, r_size)
+    cf = cols.reshape(-1)
+    gf = gemm.reshape(-1)
+    df = dout.reshape(n_size, o_size, ohw)
+    if dbias.shape[0] > 0:
+        _channel_sums(df, dbias)
+    chunk = _chunk_samples(n_size, r_size, ohw)
+    for n0 in range(0, n_size, chunk):
+        nb = min(chunk, n_size - n0)
+        width = nb * ohw
+        colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
+        if not cols_ready:
+            _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
+        if nb == 1:
+            g = df[n0]
+        else:
+            g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
+            _nchw_to_chunk(df, n0, g)
+        # dweight (O, R) += dout_c (O, width) @ cols_c.T (width, R); the first chunk overwrites it
+        blas_gemm(False, True, 1.0, g, colsc, 0.0 if n0 == 0 else 1.0, dw2)
+        if need_dx:
+            # dcols_c (R, width) = W.T (R, O) @ dout_c (O, width), over cols_c
+            blas_gemm(True, False, 1.0, w2, g, 0.0, colsc)
+            _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -89,6 +89,17 @@ def _max_scatter(gf, argf, out_per_plane, in_per_plane, dxf):
         cuda.atomic.add(dxf, plane * in_per_plane + argf[q], gf[q])
 
 
+@cuda.jit(device=True, cache=True)
+def _windows_holding(p, w_size, k, stride, oh_size, ow_size):
+    """The output rows and columns (inclusive ranges) whose k x k window, at ``stride``, holds the
+    input element ``p`` of a plane ``w_size`` wide: oh_lo, oh_hi, ow_lo, ow_hi (empty when lo > hi)."""
+    ih = p // w_size
+    iw = p - ih * w_size
+    oh_lo = 0 if ih < k else (ih - k) // stride + 1
+    ow_lo = 0 if iw < k else (iw - k) // stride + 1
+    return oh_lo, min(ih // stride, oh_size - 1), ow_lo, min(iw // stride, ow_size - 1)
+
+
 @cuda.jit(cache=True)
 def _maxpool2d_backward_gather(gf, argf, h_size, w_size, k, stride, oh_size, ow_size, dxf):
     """One thread per input element: the sum of dout over the windows holding it whose argmax it
@@ -98,12 +109,7 @@ def _maxpool2d_backward_gather(gf, argf, h_size, w_size, k, stride, oh_size, ow_
     for q in range(cuda.grid(1), total, cuda.gridsize(1)):
         plane = q // hw
         p = q - plane * hw
-        ih = p // w_size
-        iw = p - ih * w_size
-        oh_lo = 0 if ih < k else (ih - k) // stride + 1
-        oh_hi = min(ih // stride, oh_size - 1)
-        ow_lo = 0 if iw < k else (iw - k) // stride + 1
-        ow_hi = min(iw // stride, ow_size - 1)
+        oh_lo, oh_hi, ow_lo, ow_hi = _windows_holding(p, w_size, k, stride, oh_size, ow_size)
         s = dxf.dtype.type(0)
         obase = plane * oh_size * ow_size
         for oh in range(oh_lo, oh_hi + 1):
@@ -180,12 +186,7 @@ def _avgpool2d_backward(gf, h_size, w_size, k, stride, oh_size, ow_size, scale, 
     for q in range(cuda.grid(1), total, cuda.gridsize(1)):
         plane = q // hw
         p = q - plane * hw
-        ih = p // w_size
-        iw = p - ih * w_size
-        oh_lo = 0 if ih < k else (ih - k) // stride + 1
-        oh_hi = min(ih // stride, oh_size - 1)
-        ow_lo = 0 if iw < k else (iw - k) // stride + 1
-        ow_hi = min(iw // stride, ow_size - 1)
+        oh_lo, oh_hi, ow_lo, ow_hi = _windows_holding(p, w_size, k, stride, oh_size, ow_size)
         s = dxf.dtype.type(0)
         obase = plane * oh_size * ow_size
         for oh in range(oh_lo, oh_hi + 1):

@@ -5,14 +5,16 @@ offsets into a shared noise table, and Dask workers can evaluate slices of the p
 nkernels' public API is used; numba is imported when a run starts, not when the plugin loads.
 """
 import nkernels as nk
+from nkernels.plugins import Deferred, lazy_attributes
 
-from .scheme import EvolutionStrategies
+# the public names import their modules on first use, so that loading the plugin imports none of them
+__getattr__ = lazy_attributes(__name__, {"EvolutionStrategies": ".scheme"})
 
 
 @nk.hookimpl
 def nkernels_register_schemes():
     """This plugin's training scheme by registry name."""
-    return {"es": EvolutionStrategies}
+    return {"es": Deferred("nkernels_es.scheme:EvolutionStrategies")}
 
 
 __all__ = ["EvolutionStrategies"]

@@ -78,14 +78,15 @@ def _member_means(item_losses, losses):
 
 class PopulationWorkspace:
     """The device buffers of :func:`population_losses` for one population size, batch and model, allocated
-    once: the activations and losses, and the per-generation inputs (parameters, row indices, offsets),
-    which the caller copies into ``theta``, ``rows`` and ``offsets``."""
+    once: the activations and losses, and the per-generation inputs: the parameters ``theta`` and
+    ``picks``, the row indices then the offsets packed so that one copy brings both over (``rows`` and
+    ``offsets`` are views of it)."""
 
     def __init__(self, n_pairs: int, batch: int, width: int, dim: int, dtype):
         self.key = (n_pairs, batch, width, dim, np.dtype(dtype).str)
         self.theta = cuda.device_array(dim, dtype=dtype)
-        self.rows = cuda.device_array(batch, dtype=np.int64)
-        self.offsets = cuda.device_array(n_pairs, dtype=np.int64)
+        self.picks = cuda.device_array(batch + n_pairs, dtype=np.int64)
+        self.rows, self.offsets = self.picks[:batch], self.picks[batch:]
         self.work = cuda.device_array((2, 2 * n_pairs, width, batch), dtype=dtype)
         self.item_losses = cuda.device_array((2 * n_pairs, batch), dtype=np.float64)
         self.losses = cuda.device_array((n_pairs, 2), dtype=np.float64)

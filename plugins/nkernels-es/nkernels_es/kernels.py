@@ -24,8 +24,8 @@ LOSS_CROSS_ENTROPY, LOSS_MSE = 0, 1
 def activate_value(v, act, one):
     """Activation ``act`` (an ``ACT_*`` code) of one number ``v``; ``one`` is 1 in ``v``'s dtype, so that the
     arithmetic stays in that dtype (the CUDA kernels compile this function too)."""
-    if act == ACT_RELU:
-        return v if v > 0 else one - one
+    if act == ACT_RELU:  # NaN stays NaN (it must not hide a diverged member)
+        return one - one if v < 0 else v
     if act == ACT_SIGMOID:
         return one / (one + np.exp(-v))
     if act == ACT_TANH:

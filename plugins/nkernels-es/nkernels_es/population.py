@@ -10,8 +10,9 @@ losses of its slice of the pairs: :func:`evaluate_pairs`.
   whole population (:func:`nkernels_es.kernels.population_losses`).
 - :class:`CudaDenseChainProblem`: the same on the GPU, for a model on ``"cuda"``
   (:func:`nkernels_es.cuda_kernels.population_losses`): the training set and the noise table stay
-  on the device; per generation the parameters, offsets and row indices go over and the losses
-  come back.
+  on the device; with :meth:`CudaDenseChainProblem.device_losses` the parameters stay there too
+  (the scheme's update runs on the device: :mod:`nkernels_es.cuda_update`) and per generation only
+  the offsets and row indices go over.
 - :class:`LayerwiseProblem`: any other model or loss, one member at a time through
   ``model.forward`` (correct for every layer, much slower).
 """
@@ -126,22 +127,32 @@ class CudaDenseChainProblem:
             self._table = (key, devices.to_device(noise.table))
         return self._table[1]
 
-    def losses(self, theta, noise, offsets, sigma, rows):
-        """As :meth:`DenseChainProblem.losses`, on the GPU (one copy of the losses back to the host)."""
-        from .cuda_kernels import PopulationWorkspace, population_losses
+    def workspace(self, n_pairs: int, batch: int, dim: int, dtype) -> Any:
+        """The device buffers for these sizes (allocated again only when a size changes)."""
+        from .cuda_kernels import PopulationWorkspace
 
-        key = (len(offsets), len(rows), self.width, len(theta), theta.dtype.str)
-        ws = self._workspace
-        if ws is None or ws.key != key:
-            ws = self._workspace = PopulationWorkspace(len(offsets), len(rows), self.width, len(theta), theta.dtype)
-        ws.theta.copy_to_device(theta)
-        ws.rows.copy_to_device(np.ascontiguousarray(rows, np.int64))
-        ws.offsets.copy_to_device(np.ascontiguousarray(offsets, np.int64))
+        key = (n_pairs, batch, self.width, dim, np.dtype(dtype).str)
+        if self._workspace is None or self._workspace.key != key:
+            self._workspace = PopulationWorkspace(n_pairs, batch, self.width, dim, dtype)
+        return self._workspace
+
+    def device_losses(self, theta, noise, offsets, sigma, rows):
+        """The (pairs, 2) float64 losses as a device array, for ``theta`` on the device: one copy goes over
+        (the row indices and offsets, packed), nothing comes back."""
+        from .cuda_kernels import population_losses
+
+        ws = self.workspace(len(offsets), len(rows), theta.shape[0], theta.dtype)
+        ws.picks.copy_to_device(np.concatenate([np.asarray(rows, np.int64), np.asarray(offsets, np.int64)]))
         s = self.spec
-        out = population_losses(self.X, ws.rows, self.labels, self.values, self.loss_kind, ws.theta,
-                                self.device_table(noise), ws.offsets, sigma, s["w_start"], s["b_start"], s["n_in"],
-                                s["n_out"], s["acts"], ws)
-        return out.copy_to_host()
+        return population_losses(self.X, ws.rows, self.labels, self.values, self.loss_kind, theta,
+                                 self.device_table(noise), ws.offsets, sigma, s["w_start"], s["b_start"], s["n_in"],
+                                 s["n_out"], s["acts"], ws)
+
+    def losses(self, theta, noise, offsets, sigma, rows):
+        """As :meth:`DenseChainProblem.losses`, on the GPU (``theta`` copied over, the losses copied back)."""
+        ws = self.workspace(len(offsets), len(rows), len(theta), theta.dtype)
+        ws.theta.copy_to_device(theta)
+        return self.device_losses(ws.theta, noise, offsets, sigma, rows).copy_to_host()
 
 
 class LayerwiseProblem:

@@ -47,8 +47,10 @@ class EvolutionStrategies(nk.schemes.Scheme):
       joins a cluster; workers evaluate slices of the population. With the same seed the updates
       are the same whatever the number of workers.
     - A model on ``"cuda"`` (``model.to("cuda")``, or ``device="cuda"`` in ``nk.train``) has its population
-      evaluated on the GPU (:mod:`nkernels_es.cuda_kernels`: the training set and noise table stay on the
-      device; the ranks and the update run on the host); Dask workers are refused there.
+      evaluated on the GPU (:mod:`nkernels_es.cuda_kernels`) and keeps theta, the noise table, the fitness
+      shaping and the optimizer's step on the device (:mod:`nkernels_es.cuda_update`): per generation only the
+      minibatch's rows and the pairs' offsets go over, and the fitness statistics come back at the epoch's
+      end (each generation's losses only when a per-batch callback asks); Dask workers are refused there.
     - ``compiled=False`` evaluates member by member through ``model.forward`` (same numbers up to
       float rounding; the automatic fallback for models other than Dense chains).
 
@@ -131,6 +133,8 @@ class EvolutionStrategies(nk.schemes.Scheme):
     def train_epoch(self, run, epoch: int) -> dict[str, Any]:
         """``generations_per_epoch`` generations from the model's parameters, written back at the end."""
         state, events = self._run, run.events
+        if isinstance(state.problem, CudaDenseChainProblem):
+            return self._train_epoch_on_device(run)
         theta, _ = flat_parameters(run.model)  # the model holds theta between epochs
         best = mean = 0.0
         for g in range(state.per_epoch):
@@ -149,6 +153,42 @@ class EvolutionStrategies(nk.schemes.Scheme):
                                         "best_fitness": float(fitness.max()), "size": run.batch_size})
         run.model.set_params(parameter_views(theta, state.layout))
         return {"generation": state.generation, "best_fitness": best, "mean_fitness": mean, "sigma": self.sigma,
+                **nk.evaluate(run.model, run.X, run.y, loss=run.loss)}
+
+    def _train_epoch_on_device(self, run) -> dict[str, Any]:
+        """:meth:`train_epoch` with theta, the noise table and the update on the GPU: per generation one copy
+        over (the rows and offsets), none back; the fitness statistics come back at the epoch's end, and the
+        losses of each generation only when a callback asks for them."""
+        from .cuda_update import BEST, FIRST_BAD, MEAN, DeviceGenerations
+
+        state, events, problem = self._run, run.events, self._run.problem
+        if state.device is None:
+            state.device = DeviceGenerations(self.population // 2, sum(v.size for v in run.model.params.values()),
+                                             run.model.dtype)
+        dev = state.device
+        dev.load(run.model, state.layout)  # the model holds theta between epochs
+        dev.start_epoch()
+        table = problem.device_table(state.noise)
+        dim = dev.theta.shape[0]
+        for g in range(state.per_epoch):
+            rows = run.rng.choice(run.n_samples, run.batch_size, replace=False)
+            offsets = state.noise.sample_offsets(run.rng, self.population // 2, dim)
+            losses = problem.device_losses(dev.theta, state.noise, offsets, self.sigma, rows)
+            state.generation += 1
+            dev.step(losses, table, problem.workspace(len(offsets), len(rows), dim, dev.theta.dtype).offsets,
+                     self.fitness_shaping == "centered_rank", state.per_epoch, state.generation, run.optimizer,
+                     lambda flat: parameter_views(flat, state.layout))
+            if events.wants_batches:
+                fitness = -losses.copy_to_host()
+                events.on_batch_end(g, {"generation": state.generation, "loss": -float(fitness.mean()),
+                                        "best_fitness": float(fitness.max()), "size": run.batch_size})
+        stats = dev.statistics()
+        if stats[FIRST_BAD]:  # the toolkit restores the epoch's start (weights and optimizer state)
+            state.generation = int(stats[FIRST_BAD]) - 1  # as on the host, which stops before that update
+            raise Diverged(f"a member's loss became NaN or infinite in generation {int(stats[FIRST_BAD])}")
+        run.model.set_params(parameter_views(dev.theta, state.layout))
+        return {"generation": state.generation, "best_fitness": float(stats[BEST]),
+                "mean_fitness": float(stats[MEAN]), "sigma": self.sigma,
                 **nk.evaluate(run.model, run.X, run.y, loss=run.loss)}
 
     def checkpoint_state(self, run) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -201,6 +241,8 @@ class _RunState:
     session: Any = None
     problem: Any = None
     bounds: list = field(default_factory=list)
+    #: theta, the gradient and the statistics on the GPU (:class:`~nkernels_es.cuda_update.DeviceGenerations`)
+    device: Any = None
 
 
 def _batch_coupling_layers(layers: Any, prefix: str = "") -> list[str]:

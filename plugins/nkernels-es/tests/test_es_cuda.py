@@ -61,3 +61,43 @@ def test_workers_are_refused_for_a_model_on_cuda():
     model = nk.Sequential([L.Dense(6, 3)], seed=0).to("cuda")
     with pytest.raises(ValueError, match="Dask workers would have no effect"):
         nk.train(model, np.zeros((4, 6)), np.zeros(4, np.int64), scheme="es", epochs=1, population=2, workers=2)
+
+
+@pytest.mark.parametrize("shaping", ["centered_rank", "none"])
+def test_the_device_update_matches_its_host_twin(shaping):
+    from nkernels_es.cuda_update import BEST, FIRST_BAD, MEAN, negated_noise_sum, shape_weights
+    from nkernels_es.estimate import gradient_estimate, shape_fitness
+    from numba import cuda
+
+    rng = np.random.default_rng(2)
+    losses = rng.standard_normal((4, 2))
+    losses[1, 1] = losses[3, 0]  # a tie: both share their average rank
+    noise = NoiseTable(5, 60, np.float32)
+    offsets = noise.sample_offsets(rng, 4, 7)
+    weights, stats, grad = cuda.device_array(4), cuda.to_device(np.zeros(3)), cuda.device_array(7, np.float32)
+    shape_weights(cuda.to_device(losses), shaping == "centered_rank", weights, stats, 2, 1)
+    negated_noise_sum(cuda.to_device(noise.table), cuda.to_device(offsets), weights, grad)
+    expected = gradient_estimate(noise, offsets, shape_fitness(-losses, shaping), 7)
+    np.testing.assert_allclose(grad.copy_to_host(), (-expected).astype(np.float32), rtol=1e-6)
+    got = stats.copy_to_host()
+    np.testing.assert_allclose(got[[BEST, MEAN]], [(-losses).max() / 2, (-losses).mean() / 2], rtol=1e-12)
+    assert got[FIRST_BAD] == 0
+    losses[2, 1] = np.nan
+    shape_weights(cuda.to_device(losses), True, weights, stats, 2, 3)
+    assert stats.copy_to_host()[FIRST_BAD] == 3  # the first generation whose fitness was not finite
+
+
+def test_an_es_generation_on_cuda_copies_only_its_picks_over():
+    from nkernels.runtime.counting import count_device_work
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((8, 5)), rng.integers(0, 3, 8)
+    counts = {}
+    for generations in (1, 3):
+        model = nk.Sequential([L.Dense(5, 3)], seed=0).astype(np.float64).to("cuda")
+        with count_device_work() as counts[generations]:
+            nk.train(model, X, y, scheme="es", epochs=1, batch_size=4, seed=0, population=4,
+                     generations_per_epoch=generations, noise_size=100)
+    extra = (counts[3] - counts[1]).as_dict()  # what two more generations cost
+    assert extra["host_to_device"] == 2 and extra["device_to_host"] == 0 and extra["syncs"] == 0
+    assert extra["allocations"] == 0 and extra["implicit_copies"] == 0

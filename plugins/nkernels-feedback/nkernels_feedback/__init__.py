@@ -9,14 +9,16 @@ Both train chains of Dense layers, each followed by at most one ReLU, Sigmoid or
 uses nkernels' public API only; importing it loads no Numba code.
 """
 import nkernels as nk
+from nkernels.plugins import Deferred, lazy_attributes
 
-from .scheme import DFA, FA, FeedbackAlignment
+# the public names import their modules on first use, so that loading the plugin imports none of them
+__getattr__ = lazy_attributes(__name__, {"DFA": ".scheme", "FA": ".scheme", "FeedbackAlignment": ".scheme"})
 
 
 @nk.hookimpl
 def nkernels_register_schemes():
     """The schemes of this plugin by registry name."""
-    return {"dfa": DFA, "fa": FA}
+    return {"dfa": Deferred("nkernels_feedback.scheme:DFA"), "fa": Deferred("nkernels_feedback.scheme:FA")}
 
 
 __all__ = ["DFA", "FA", "FeedbackAlignment"]

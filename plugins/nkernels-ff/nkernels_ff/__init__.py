@@ -10,23 +10,25 @@
 The plugin uses nkernels' public API only; importing it loads no Numba code.
 """
 import nkernels as nk
+from nkernels.plugins import Deferred, lazy_attributes
 
 from .chain import ff_model, read_chain
-from .layers import LabelInput
-from .predict import goodness, predict, predict_proba
-from .scheme import ForwardForward
+from .predict import goodness, predict, predict_proba  # a submodule's name too, so not lazy (see lazy_attributes)
+
+# the scheme and the layer import their modules on first use, so that loading the plugin imports neither
+__getattr__ = lazy_attributes(__name__, {"LabelInput": ".layers", "ForwardForward": ".scheme"})
 
 
 @nk.hookimpl
 def nkernels_register_schemes():
     """The scheme of this plugin by registry name."""
-    return {"ff": ForwardForward}
+    return {"ff": Deferred("nkernels_ff.scheme:ForwardForward")}
 
 
 @nk.hookimpl
 def nkernels_register_layers():
     """The layer of this plugin by registry name (so that saved forward-forward models load)."""
-    return {"ff_label_input": LabelInput}
+    return {"ff_label_input": Deferred("nkernels_ff.layers:LabelInput")}
 
 
 __all__ = ["ForwardForward", "LabelInput", "ff_model", "read_chain", "goodness", "predict", "predict_proba"]

@@ -5,15 +5,18 @@ scheme="gan", generator=G)`` trains both chains, and ``nk.sample(G, n, seed=...)
 :func:`~nkernels_gan.quality.quality` measures samples of digits against the real ones.
 """
 import nkernels as nk
+from nkernels.plugins import Deferred, lazy_attributes
 
-from .quality import quality
-from .scheme import GAN
+from .quality import quality  # a submodule's name too, so not lazy (see lazy_attributes)
+
+# the public names import their modules on first use, so that loading the plugin imports none of them
+__getattr__ = lazy_attributes(__name__, {"GAN": ".scheme"})
 
 
 @nk.hookimpl
 def nkernels_register_schemes():
     """The ``gan`` scheme."""
-    return {"gan": GAN}
+    return {"gan": Deferred("nkernels_gan.scheme:GAN")}
 
 
 __all__ = ["GAN", "quality"]

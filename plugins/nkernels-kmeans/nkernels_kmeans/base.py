@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from nkernels.validation import check_images
 from nkernels.errors import NotFittedError
+from nkernels.runtime import devices
+from nkernels.validation import check_images
 
 ENCODINGS = ("triangle", "hard")
 
@@ -24,6 +25,9 @@ class Extractor:
     (after :meth:`_check_fitted`); :meth:`_state_names` lists the names a fitted state has, given
     the constructor arguments, so that a loaded state can be checked against the config.
     """
+
+    #: the device the extractor computes on with its model (:meth:`to`)
+    device = "cpu"
 
     def __new__(cls, *args: Any, **kwargs: Any):
         obj = super().__new__(cls)
@@ -80,15 +84,52 @@ class Extractor:
 
     def _transform_images(self, X: Any, dtype_key: str) -> np.ndarray:
         """``transform`` of the image extractors: ``X`` checked against the fitted image shape and cast
-        to the dtype of the state array ``dtype_key``, then ``self._features`` (standardized if asked)."""
+        to the dtype of the state array ``dtype_key``, then ``self._features`` (standardized if asked).
+        A device array is transformed on the GPU (:meth:`_transform_images_on_device`)."""
         from nkernels.runtime.threads import blas_single_threaded
 
         self._check_fitted()
+        if devices.is_device_array(X):
+            return self._transform_images_on_device(X)
         X = check_images(X, tuple(self._state["image_shape"]))
         X = np.ascontiguousarray(X, dtype=self._state[dtype_key].dtype)
         with blas_single_threaded():
             features = self._features(X, self._state)  # type: ignore[attr-defined]
         return standardize(features, self._state) if self.standardize else features  # type: ignore[attr-defined]
+
+    def _transform_images_on_device(self, X: Any) -> Any:
+        """The features of the device images ``X`` (N, C, H, W), computed on the GPU in X's dtype (a numba
+        device array): ``self._device_features`` (:mod:`nkernels_kmeans.patches_cuda`), standardized if asked."""
+        from . import cuda
+        from .patches_cuda import DevicePatches
+
+        X = devices.as_device_array(X, "X")
+        shape = tuple(int(v) for v in self._state["image_shape"])
+        if X.ndim != 4 or tuple(X.shape[1:]) != shape or not X.is_c_contiguous() or np.dtype(X.dtype).kind != "f":
+            raise ValueError(f"images on the GPU must be a C-contiguous float array (N, {', '.join(map(str, shape))}), "
+                             f"got {X.dtype} of shape {tuple(X.shape)}")
+        if "_device_patches" not in vars(self):
+            self._device_patches = DevicePatches()
+        gpu = self._device_patches
+        coders = gpu.coders(self._state, self._coder_prefixes(), X.dtype)
+        features = self._device_features(X, coders, gpu)  # type: ignore[attr-defined]
+        if self.standardize:  # type: ignore[attr-defined]
+            cuda.standardize(features, coders["feature_mean"], coders["feature_std"])
+        return features
+
+    def _coder_prefixes(self) -> list[str]:
+        """The prefixes of the coders' state arrays (image extractors)."""
+        raise NotImplementedError
+
+    def to(self, device: str) -> "Extractor":
+        """Record the device the extractor computes on with its model (``"cpu"`` or ``"cuda"``; ``nk.layers.Frozen``
+        calls this); returns self. ``transform`` computes wherever its input lives, so a fitted extractor needs
+        no move; :class:`~nkernels_kmeans.KMeans` runs its later Lloyd fits on this device."""
+        device = devices.check_device(device)
+        if device == "cuda":
+            devices.require_cuda()
+        self.device = device
+        return self
 
     def _check_fitted(self) -> None:
         if self._state is None:

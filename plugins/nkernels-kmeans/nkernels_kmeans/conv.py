@@ -27,6 +27,10 @@ class ConvKMeans(Extractor):
     pooled maps (N, k, g, g) flattened to (N, k g g). ``standardize=True`` scales each feature to
     zero mean and unit variance over the training images.
 
+    ``transform`` of images on the GPU (a device array: numba, CuPy, a PyTorch CUDA tensor) computes
+    there and returns a numba device array (:mod:`nkernels_kmeans.patches_cuda`), so ``nk.layers.Frozen``
+    of a fitted extractor stays on the device with its model (``model.to("cuda")``); ``fit`` runs on the host.
+
     The paper's CIFAR-10 settings are 6x6 patches, stride 1, 400k patches, k = 1600, quadrants
     (77.9% with a linear SVM). For 8x8 digits, 3x3 or 4x4 patches do well.
     """
@@ -76,6 +80,22 @@ class ConvKMeans(Extractor):
                                 patches.grid_regions(nx, self.pool_grid), (self.pool_grid, self.pool_grid),
                                 self.encoding == "hard")
         return pooled.reshape(len(X), -1)
+
+    def _coder_prefixes(self) -> list[str]:
+        return [""]
+
+    def _device_features(self, X: Any, coders: dict[str, Any], gpu: Any) -> Any:
+        """:meth:`_features` of device images, on the GPU (:mod:`nkernels_kmeans.patches_cuda`)."""
+        from numba import cuda
+
+        from . import patches, patches_cuda
+
+        ny, nx = patches.output_grid(X.shape, self.options)
+        g = self.pool_grid
+        out = cuda.device_array((X.shape[0], coders["centroids"].shape[0], g, g), X.dtype)
+        patches_cuda.encode(X, coders, "", self.options, gpu.ints("region_y", patches.grid_regions(ny, g)),
+                            gpu.ints("region_x", patches.grid_regions(nx, g)), self.encoding == "hard", out, 0, gpu)
+        return out.reshape(X.shape[0], out.size // X.shape[0])
 
     def _check(self, X: np.ndarray) -> np.ndarray:
         ph, pw = self.options.patch

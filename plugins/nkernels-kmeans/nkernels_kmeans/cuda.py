@@ -234,7 +234,13 @@ def encode(X, centroids, encoding: str, ws: Workspace, mean=None, std=None):
         _cross(X, centroids, ws)
         _launch(_triangle_encode, n, ws.cross, ws.x_sq, ws.c_sq, out)
     if mean is not None:
-        _launch(_standardize, n * k, out, mean, std)
+        standardize(out, mean, std)
+    return out
+
+
+def standardize(out, mean, std):
+    """``out`` (n, k) standardized in place by the device arrays ``mean`` and ``std`` (k,); returns it."""
+    _launch(_standardize, out.size, out, mean, std)
     return out
 
 

@@ -9,6 +9,7 @@ call ever runs inside a Numba ``prange`` region.
 """
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -53,13 +54,27 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def run_blocks(block: Callable[[int], None], blocks: int, work: int) -> None:
-    """``block(0)``, ..., ``block(blocks - 1)``: side by side on Numba's number of Python threads when
-    ``work`` (multiply-adds) is at least :data:`MIN_PARALLEL_WORK`, else in order on this thread.
+    """``block(0)``, ..., ``block(blocks - 1)``: side by side on Numba's number of threads (this one and
+    pooled ones) when ``work`` (multiply-adds) is at least :data:`MIN_PARALLEL_WORK`, else in order on
+    this thread.
     ``block`` must release the GIL for most of its time (BLAS, ``nogil`` kernels)."""
     threads = numba.get_num_threads()
     if threads >= 2 and blocks >= 2 and work >= MIN_PARALLEL_WORK:
-        for _ in _pool(threads).map(block, range(blocks)):  # re-raises a block's error here
-            pass
+        # the calling thread takes blocks too: one hand-off fewer (about 15 of 37 us on 2 cores)
+        next_block = itertools.count()  # next() on it is atomic under the GIL
+
+        def take_blocks() -> None:
+            for i in iter(lambda: next(next_block), None):
+                if i >= blocks:
+                    return
+                block(i)
+
+        helpers = [_pool(threads - 1).submit(take_blocks) for _ in range(min(threads, blocks) - 1)]
+        try:
+            take_blocks()
+        finally:
+            for helper in helpers:
+                helper.result()  # waits for every block; re-raises a block's error here
     else:
         for i in range(blocks):
             block(i)

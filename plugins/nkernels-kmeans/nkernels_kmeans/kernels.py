@@ -2,12 +2,15 @@
 
 The cross term ``X @ centroids.T`` of the squared distances
 ``|x|^2 - 2 x.c + |c|^2`` is computed by the caller with BLAS (:func:`nkernels_kmeans.gemm.matmul`),
-never inside a ``prange`` region; the kernels here take it (``cross``) with the precomputed
-squared norms. Each kernel trusts its inputs (labels within range, matching shapes): the
-extractors check them first.
+never inside a ``prange`` region, and handed to the kernels here (``cross``) with the precomputed
+squared norms; :func:`lloyd_block`, run on a Python thread, calls BLAS itself chunk by chunk
+(:func:`nkernels.kernels.cpu.blas.gemm`). Each kernel trusts its inputs (labels within range,
+matching shapes): the extractors check them first.
 """
 import numpy as np
 from numba import njit, prange
+
+from nkernels.kernels.cpu.blas import gemm
 
 
 @njit(inline="always", error_model="numpy")
@@ -66,21 +69,75 @@ def cluster_sums(X, labels, partial_sums, partial_counts, sums, counts):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def nearest_and_sum(cross, x_sq, c_sq, X, labels, min_dist, block_sums, block_counts):
-    """:func:`nearest_centroid` on a chunk of rows, on the calling thread with the GIL released, adding
-    each row to its cluster's sum and count in ``block_sums`` (k, d) float64 and ``block_counts`` (k,).
+def lloyd_block(X, x_sq, centroids, c_sq, cross, labels, min_dist, block_sums, block_counts, start, stop):
+    """One block of a Lloyd pass: rows [start, stop) of X, in chunks of ``len(cross)`` rows.
 
-    The Lloyd iteration's fused pass: the chunk's cross term ``cross`` (rows, k) is still in the
-    cache when it is read here, and the rows of X are summed in order, as :func:`cluster_sums` does.
+    Per chunk, ``cross`` (chunk, k) gets ``|c_j|^2 - 2 x_i.c_j`` from one GEMM (BLAS accumulating into
+    the broadcast ``c_sq``), and while it is still in the cache each row takes its nearest centroid
+    (the lowest j on ties): ``labels``, ``min_dist`` (clipped at 0), and the row added to that cluster's
+    sum and count in ``block_sums`` (k, d) float64 and ``block_counts`` (k,), in row order; both are
+    overwritten. Returns ``(changed, inertia)``: the rows whose label differs from the one they had,
+    and the sum of their ``min_dist`` (float64). Runs with the GIL released; BLAS must be on one thread.
     """
-    for i in range(cross.shape[0]):
-        arg, best = _nearest(cross, i, c_sq)
-        labels[i] = arg
-        dist = x_sq[i] + best
-        min_dist[i] = dist if dist > 0 else 0
-        block_counts[arg] += 1
-        for f in range(X.shape[1]):
-            block_sums[arg, f] += X[i, f]
+    block_sums[:] = 0.0
+    block_counts[:] = 0
+    k, d = centroids.shape
+    chunk = cross.shape[0]
+    changed = 0
+    inertia = 0.0
+    for lo in range(start, stop, chunk):
+        hi = min(stop, lo + chunk)
+        part = cross[:hi - lo]
+        for i in range(hi - lo):
+            part[i, :] = c_sq
+        gemm(False, True, -2.0, X[lo:hi], centroids, 1.0, part)
+        for i in range(hi - lo):
+            best = part[i, 0]
+            arg = 0
+            for j in range(1, k):
+                if part[i, j] < best:
+                    best = part[i, j]
+                    arg = j
+            row = lo + i
+            changed += labels[row] != arg
+            labels[row] = arg
+            dist = x_sq[row] + best
+            dist = dist if dist > 0 else 0
+            min_dist[row] = dist
+            inertia += dist
+            block_counts[arg] += 1
+            for f in range(d):
+                block_sums[arg, f] += X[row, f]
+    return changed, inertia
+
+
+@njit(cache=True, error_model="numpy")
+def mean_centroids(sums, counts, centroids, moved):
+    """``moved[j]`` = the mean of cluster j (``sums[j] / counts[j]``), or ``centroids[j]`` when it is empty.
+    Returns the number of empty clusters."""
+    k, d = centroids.shape
+    empty = 0
+    for j in range(k):
+        if counts[j] > 0:
+            for f in range(d):
+                moved[j, f] = sums[j, f] / counts[j]
+        else:
+            empty += 1
+            moved[j, :] = centroids[j, :]
+    return empty
+
+
+@njit(cache=True, error_model="numpy")
+def replace_centroids(centroids, moved):
+    """``centroids[:] = moved``; returns the summed squared shift (float64)."""
+    k, d = centroids.shape
+    shift = 0.0
+    for j in range(k):
+        for f in range(d):
+            diff = np.float64(moved[j, f]) - np.float64(centroids[j, f])
+            shift += diff * diff
+            centroids[j, f] = moved[j, f]
+    return shift
 
 
 @njit(cache=True, error_model="numpy")

@@ -66,17 +66,6 @@ class KMeans(Extractor):
         self.seed = check_seed(seed)
 
     #: where ``fit`` runs its Lloyd assignment steps (:meth:`to`)
-    device = "cpu"
-
-    def to(self, device: str) -> "KMeans":
-        """Run later Lloyd fits on ``device`` (``"cpu"`` or ``"cuda"``); returns self. ``transform`` computes
-        wherever its input lives, so a fitted extractor needs no move (``nk.layers.Frozen`` calls this)."""
-        device = devices.check_device(device)
-        if device == "cuda":
-            devices.require_cuda()
-        self.device = device
-        return self
-
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Learn the centroids of the rows of ``X`` (n, d); ``y`` is ignored. Returns self."""

@@ -35,6 +35,10 @@ class StackedKMeans(Extractor):
     regions (quadrants for 2) and, with ``concat=True``, those of every stage below as well,
     flattened and concatenated bottom first. ``standardize=True`` scales each feature to zero
     mean and unit variance over the training images.
+
+    ``transform`` of images on the GPU (a device array) computes every stage there and returns a numba
+    device array (:mod:`nkernels_kmeans.patches_cuda`), so ``nk.layers.Frozen`` of a fitted extractor stays on
+    the device with its model; ``fit`` runs on the host.
     """
 
     def __init__(self, stages: Any = ({"n_clusters": 64, "patch_size": 3}, {"n_clusters": 128, "patch_size": 2}),
@@ -140,6 +144,46 @@ class StackedKMeans(Extractor):
             group_maps = np.ascontiguousarray(maps[:, state[prefix + "channels"]])
             outputs.append(patches.encode(group_maps, coder, options, ry, rx, regions, self.encoding == "hard"))
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
+
+    def _coder_prefixes(self) -> list[str]:
+        return [f"stage{s}.group{g}." for s, (_, grouping, _) in enumerate(self.stages)
+                for g in range(1 if grouping is None else grouping[0])]
+
+    def _device_features(self, X: Any, coders: dict[str, Any], gpu: Any) -> Any:
+        """:meth:`_features` of device images, on the GPU (:mod:`nkernels_kmeans.patches_cuda`)."""
+        from . import patches, patches_cuda
+
+        maps, parts = X, []
+        for s in range(len(self.stages)):
+            top = s == len(self.stages) - 1
+            pooled = self._device_stage_maps(maps, s, coders, gpu, top)
+            if top:
+                parts.append(pooled)
+            elif self.concat:
+                gy = gpu.ints(f"stage{s}.grid_y", patches.grid_regions(pooled.shape[2], self.pool_grid))
+                gx = gpu.ints(f"stage{s}.grid_x", patches.grid_regions(pooled.shape[3], self.pool_grid))
+                parts.append(patches_cuda.grid_pool(pooled, gy, gx, self.pool_grid))
+            maps = pooled
+        return patches_cuda.side_by_side(parts, X.shape[0], X.dtype)
+
+    def _device_stage_maps(self, maps: Any, s: int, coders: dict[str, Any], gpu: Any, top: bool) -> Any:
+        """:meth:`_stage_maps` of device maps, on the GPU: each group's codes written into its channels."""
+        from numba import cuda
+
+        from . import patches_cuda
+
+        options, grouping, _ = self.stages[s]
+        ry, rx, regions = self._stage_regions(maps.shape, s, top)
+        ry, rx = gpu.ints(f"stage{s}.{top}.region_y", ry), gpu.ints(f"stage{s}.{top}.region_x", rx)
+        prefixes = [f"stage{s}.group{g}." for g in range(1 if grouping is None else grouping[0])]
+        widths = [coders[p + "centroids"].shape[0] for p in prefixes]
+        out = cuda.device_array((maps.shape[0], sum(widths)) + tuple(regions), maps.dtype)
+        for prefix, channel0 in zip(prefixes, np.cumsum([0] + widths[:-1])):
+            group_maps = maps if grouping is None else patches_cuda.take_channels(
+                maps, gpu.ints(prefix + "channels", self._state[prefix + "channels"]))
+            patches_cuda.encode(group_maps, coders, prefix, options, ry, rx, self.encoding == "hard", out,
+                                int(channel0), gpu)
+        return out
 
     def _stage_regions(self, maps_shape: tuple[int, ...], s: int, top: bool):
         """The pooling of stage ``s`` on input maps of ``maps_shape``: the region of each row and column of

@@ -81,25 +81,34 @@ def test_cluster_sums(data, n_blocks):
     np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-12)
 
 
-def test_nearest_and_sum_adds_to_the_blocks_sums(data):
-    """The fused pass: nearest centroids, distances, and each row added to its cluster's running sums."""
+@pytest.mark.parametrize("chunk", [4, 50, 64])
+def test_lloyd_block_assigns_sums_and_counts_changes(data, chunk):
+    """One block of the fused pass, in chunks (a last short one, or one bigger than the block): the nearest
+    centroids, clipped distances, cluster sums and counts (overwritten), the labels changed and the inertia."""
     X, C = data
-    labels, min_dist = np.empty(len(X), np.int64), np.empty(len(X))
-    sums, counts = np.ones((6, 7)), np.ones(6, np.int64)  # adds to what is there
-    K.nearest_and_sum(X @ C.T, (X ** 2).sum(1), (C ** 2).sum(1), X, labels, min_dist, sums, counts)
+    lo, hi = 3, 45  # rows outside the block stay as they were
+    labels, min_dist = np.full(len(X), 7, np.int64), np.full(len(X), -1.0)
     ref_labels, ref_dist = ref_nearest(X, C)
-    np.testing.assert_array_equal(labels, ref_labels)
-    np.testing.assert_allclose(min_dist, ref_dist, rtol=1e-12, atol=1e-12)
-    ref_sums, ref_counts = ref_cluster_sums(X, ref_labels, 6)
-    np.testing.assert_array_equal(counts, ref_counts + 1)
-    np.testing.assert_allclose(sums, ref_sums + 1, rtol=1e-12, atol=1e-12)
+    labels[lo:lo + 5] = ref_labels[lo:lo + 5]  # five rows already have their label
+    sums, counts = np.full((6, 7), np.nan), np.full(6, -1, np.int64)
+    cross = np.full((chunk, 6), np.nan)
+    changed, inertia = K.lloyd_block(X, (X ** 2).sum(1), C, (C ** 2).sum(1), cross, labels, min_dist, sums, counts,
+                                     lo, hi)
+    np.testing.assert_array_equal(labels[lo:hi], ref_labels[lo:hi])
+    np.testing.assert_allclose(min_dist[lo:hi], ref_dist[lo:hi], rtol=1e-12, atol=1e-12)
+    assert np.all(labels[:lo] == 7) and np.all(labels[hi:] == 7) and np.all(min_dist[hi:] == -1)
+    assert changed == hi - lo - 5
+    assert inertia == pytest.approx(ref_dist[lo:hi].sum(), rel=1e-12)
+    ref_sums, ref_counts = ref_cluster_sums(X[lo:hi], ref_labels[lo:hi], 6)
+    np.testing.assert_array_equal(counts, ref_counts)
+    np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("n, k, chunk_elements", [(50, 6, 1 << 16), (1000, 40, 64), (3, 6, 1 << 16)])
 def test_the_fused_lloyd_pass_matches_the_separate_passes(monkeypatch, n, k, chunk_elements):
-    """LloydStep.assign in chunks (several per block, a last short one, blocks without rows) gives the labels,
-    distances and the cluster sums of nearest_centroid followed by cluster_sums, bit for bit; update uses them,
-    and labels from elsewhere get their own sums."""
+    """LloydStep.assign in chunks (several per block, a last short one, blocks without rows) gives the labels
+    and distances of nearest_centroid (up to the rounding of BLAS's accumulation) and the cluster sums of
+    cluster_sums, bit for bit; update uses them, and labels from elsewhere get their own sums."""
     from nkernels_kmeans import lloyd
 
     monkeypatch.setattr(lloyd, "CHUNK_ELEMENTS", chunk_elements)
@@ -107,16 +116,18 @@ def test_the_fused_lloyd_pass_matches_the_separate_passes(monkeypatch, n, k, chu
     X, C = rng.standard_normal((n, 7)).astype(np.float32), rng.standard_normal((k, 7)).astype(np.float32)
     step = lloyd.LloydStep(X, k)
     labels, min_dist = step.assign(C)
+    assert step.changed == n and step.inertia == pytest.approx(float(min_dist.sum(dtype=np.float64)), rel=1e-6)
     ref_labels, ref_dist = np.empty(n, np.int64), np.empty(n, np.float32)
     K.nearest_centroid(X @ C.T, step.x_sq, lloyd.row_sq_norms(C), ref_labels, ref_dist)
     np.testing.assert_array_equal(labels, ref_labels)
-    np.testing.assert_array_equal(min_dist, ref_dist)
+    np.testing.assert_allclose(min_dist, ref_dist, rtol=1e-5, atol=1e-5)
     fused = step.ws.sums.copy(), step.ws.counts.copy()
     separate = step.ws.cluster_sums(X, ref_labels)
     np.testing.assert_array_equal(fused[0], separate[0])
     np.testing.assert_array_equal(fused[1], separate[1])
     moved = C.copy()
     step.assign(C)
+    assert step.changed == 0
     step.update(moved, labels, min_dist)
     other = C.copy()
     step.update(other, ref_labels.copy(), min_dist)  # not the assignment's own labels: summed afresh

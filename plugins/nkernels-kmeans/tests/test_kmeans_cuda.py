@@ -2,7 +2,7 @@
 against their CPU twins, a Lloyd fit on "cuda", and Frozen extractors moving with their model."""
 import numpy as np
 import pytest
-from nkernels_kmeans import ConvKMeans, KMeans
+from nkernels_kmeans import ConvKMeans, KMeans, StackedKMeans
 from nkernels_kmeans import cuda as G
 from nkernels_kmeans import kernels as K
 
@@ -74,7 +74,7 @@ def test_frozen_extractors_move_to_the_gpu_with_their_model(tmp_path):
         model.to("cuda")
         assert model.device == "cuda" and model[0].device == "cuda"
         np.testing.assert_allclose(model.forward(data), expected, rtol=1e-10)
-    assert km.device == "cuda"  # moved by Frozen; conv-kmeans has no GPU path and computes on the host
+    assert km.device == "cuda" and ck.device == "cuda"  # moved by Frozen
     frozen_net = nk.Sequential([L.Frozen(nk.Sequential([L.Dense(4, 3), L.Tanh()], seed=1)), L.Dense(3, 2)], seed=0)
     frozen_net.to("cuda")
     assert devices.is_device_array(next(iter(frozen_net[0].buffers.values())))
@@ -82,3 +82,38 @@ def test_frozen_extractors_move_to_the_gpu_with_their_model(tmp_path):
     loaded = nk.load(tmp_path / "m.nkz")
     x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
     np.testing.assert_allclose(loaded.forward(x), frozen_net.forward(x), rtol=1e-6)
+
+
+IMAGE_EXTRACTORS = {
+    "conv-triangle": lambda: ConvKMeans(3, patch_size=3, pool_grid=2, seed=0),
+    "conv-hard-standardized-stride": lambda: ConvKMeans(3, patch_size=2, stride=2, pool_grid=2, encoding="hard",
+                                                        standardize=True, whiten=False, seed=0),
+    "stacked-grouped": lambda: StackedKMeans([{"n_clusters": 3, "patch_size": 2},
+                                              {"n_clusters": 2, "patch_size": 2, "groups": 2, "group_size": 2}],
+                                             pool_size=2, pool_grid=2, seed=0),
+}
+
+
+@pytest.mark.parametrize("name", list(IMAGE_EXTRACTORS))
+def test_image_codes_of_device_images_match_the_host_codes(name):
+    images = np.random.default_rng(4).uniform(0, 1, (6, 2, 7, 7))
+    extractor = IMAGE_EXTRACTORS[name]().fit(images)
+    codes = extractor.transform(devices.to_device(images[:3]))
+    assert devices.is_device_array(codes)
+    np.testing.assert_allclose(devices.to_host(codes), extractor.transform(images[:3]), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="images on the GPU must be"):
+        extractor.transform(devices.to_device(images[:3, :1]))
+
+
+def test_frozen_conv_kmeans_on_cuda_never_leaves_the_device():
+    from nkernels.runtime.counting import count_device_work
+
+    images = np.random.default_rng(5).uniform(0, 1, (6, 1, 5, 5))
+    ck = ConvKMeans(2, patch_size=3, pool_grid=1, seed=0).fit(images)
+    model = nk.Sequential([L.Frozen(ck), L.Dense(2, 2)], seed=0).astype(np.float64).to("cuda")
+    x = devices.to_device(images[:4])
+    model.forward(x)  # the first call copies the coder over
+    with count_device_work() as counts:
+        out = model.forward(x)
+    assert devices.is_device_array(out)
+    assert counts.host_to_device == 0 and counts.device_to_host == 0 and counts.implicit_copies == 0

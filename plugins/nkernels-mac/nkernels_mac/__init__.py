@@ -8,14 +8,16 @@ Registers the scheme ``mac`` through the ``nkernels`` entry point::
 Importing this package is cheap: the kernels compile (or load from Numba's cache) when a run starts.
 """
 import nkernels as nk
+from nkernels.plugins import Deferred, lazy_attributes
 
-from .scheme import MAC
+# the public names import their modules on first use, so that loading the plugin imports none of them
+__getattr__ = lazy_attributes(__name__, {"MAC": ".scheme"})
 
 
 @nk.hookimpl
 def nkernels_register_schemes():
     """The schemes of this plugin by registry name."""
-    return {"mac": MAC}
+    return {"mac": Deferred("nkernels_mac.scheme:MAC")}
 
 
 __all__ = ["MAC"]

@@ -9,14 +9,16 @@ The trained model is the ordinary chain (the predictors are used in training onl
 uses nkernels' public API only; importing it loads no Numba code.
 """
 import nkernels as nk
+from nkernels.plugins import Deferred, lazy_attributes
 
-from .scheme import SyntheticGradients
+# the public names import their modules on first use, so that loading the plugin imports none of them
+__getattr__ = lazy_attributes(__name__, {"SyntheticGradients": ".scheme"})
 
 
 @nk.hookimpl
 def nkernels_register_schemes():
     """The schemes of this plugin by registry name."""
-    return {"sg": SyntheticGradients}
+    return {"sg": Deferred("nkernels_sg.scheme:SyntheticGradients")}
 
 
 __all__ = ["SyntheticGradients"]

@@ -24,6 +24,9 @@ CASES_2D = [
     (3, 1, 9, 8, 2, 3, 3, 3, 2, 2, 1),  # strides > 1 with padding, leftover rows
     (2, 2, 4, 5, 3, 1, 1, 1, 1, 0, 0),  # 1x1 kernel
     (1, 1, 3, 4, 2, 2, 2, 1, 2, 3, 3),  # padding wider than the kernel: all-zero windows
+    # the kernels work in chunks of samples whose im2col fits conv.CHUNK_ELEMENTS (65536):
+    (3, 4, 20, 20, 3, 5, 5, 1, 1, 0, 0),  # 100 x 256 columns a sample: chunks of 2 samples, then 1
+    (2, 9, 16, 16, 2, 5, 5, 1, 1, 3, 3),  # 225 x 324 columns a sample: one-sample chunks, padded
 ]
 
 # (N, C, L, O, K, stride, pad)
