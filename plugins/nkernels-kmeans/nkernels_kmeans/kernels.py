@@ -7,6 +7,8 @@ squared norms; :func:`lloyd_block`, run on a Python thread, calls BLAS itself ch
 (:func:`nkernels.kernels.cpu.blas.gemm`). Each kernel trusts its inputs (labels within range,
 matching shapes): the extractors check them first.
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -195,21 +197,28 @@ def gather_patches(images, index, ys, xs, ph, pw, out):
                     f += 1
 
 
+@njit(cache=True, error_model="numpy")
+def contrast_normalize_row(rows, i, eps):
+    """In place, row ``i`` minus its mean, divided by ``sqrt(variance + eps)`` (the CUDA patches kernel
+    compiles it too)."""
+    d = rows.shape[1]
+    mean = 0.0
+    for f in range(d):
+        mean += rows[i, f]
+    mean /= d
+    var = 0.0
+    for f in range(d):
+        var += (rows[i, f] - mean) ** 2
+    scale = 1.0 / math.sqrt(var / d + eps)
+    for f in range(d):
+        rows[i, f] = (rows[i, f] - mean) * scale
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def contrast_normalize(rows, eps):
     """In place, each row minus its mean, divided by ``sqrt(variance + eps)`` (Coates et al. 2011)."""
-    n, d = rows.shape
-    for i in prange(n):
-        mean = 0.0
-        for f in range(d):
-            mean += rows[i, f]
-        mean /= d
-        var = 0.0
-        for f in range(d):
-            var += (rows[i, f] - mean) ** 2
-        scale = 1.0 / np.sqrt(var / d + eps)
-        for f in range(d):
-            rows[i, f] = (rows[i, f] - mean) * scale
+    for i in prange(rows.shape[0]):
+        contrast_normalize_row(rows, i, eps)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -25,11 +25,14 @@ from typing import Any
 import numpy as np
 from numba import cuda
 
-from nkernels.kernels.cuda.launch import grid_stride
+from nkernels.kernels.cuda.launch import grid_stride, python_function
 from nkernels.plugins.kernels import kernel
 
 from . import cuda as G
+from . import kernels as K
 from .patches import output_grid
+
+_contrast_normalize_row = cuda.jit(device=True)(python_function(K.contrast_normalize_row))
 
 
 @cuda.jit
@@ -51,16 +54,7 @@ def _gather_normalize_center(images, ph, pw, stride, n_x, per_image, normalize, 
                     out[r, f] = images[img, c, y0 + dy, x0 + dx]
                     f += 1
         if normalize:
-            m = 0.0
-            for f in range(d):
-                m += out[r, f]
-            m /= d
-            var = 0.0
-            for f in range(d):
-                var += (out[r, f] - m) ** 2
-            scale = 1.0 / math.sqrt(var / d + eps)
-            for f in range(d):
-                out[r, f] = (out[r, f] - m) * scale
+            _contrast_normalize_row(out, r, eps)
         for f in range(d):
             out[r, f] -= mean[f]
 
