@@ -14,7 +14,7 @@ from numba import cuda
 from .elementwise import elementwise
 from .launch import as_device_array, grid_stride, reduce_threads, scratch
 from .norms import _sum_of_squares
-from .reduce import MAX_THREADS, block_sum, partials_for
+from .reduce import MAX_THREADS, partials_for, sum_of_partials
 
 __all__ = ["sgd_update", "adam_update", "sgd_update_flat", "adam_update_flat", "clip_factor_into"]
 
@@ -67,10 +67,7 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decouple
 def _clip_factor_into(partials, count, max_norm, out):
     """Sum the first pass's partials (one block, fixed order) and write ``clip_factor`` to out[0]."""
     red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
-    s = np.float64(0.0)
-    for i in range(cuda.threadIdx.x, count, cuda.blockDim.x):
-        s += partials[i]
-    total = block_sum(red, s)
+    total = sum_of_partials(red, partials, count)
     if cuda.threadIdx.x == 0:
         coef = max_norm / (math.sqrt(total) + 1e-6)
         if coef > 1.0:

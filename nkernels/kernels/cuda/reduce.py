@@ -55,13 +55,19 @@ def finish(partials, blocks: int) -> float:
     return float(read_scalar(out))
 
 
-@cuda.jit(cache=True)
-def _sum_partials_into(partials, count, scale, out, index):
-    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+@cuda.jit(device=True)
+def sum_of_partials(red, partials, count):
+    """The sum of ``partials[:count]`` over one block (``red``: its shared scratch), in a fixed order."""
     s = np.float64(0.0)
     for i in range(cuda.threadIdx.x, count, cuda.blockDim.x):
         s += partials[i]
-    total = block_sum(red, s)
+    return block_sum(red, s)
+
+
+@cuda.jit(cache=True)
+def _sum_partials_into(partials, count, scale, out, index):
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    total = sum_of_partials(red, partials, count)
     if cuda.threadIdx.x == 0:
         out[index] = total * scale
 
