@@ -6,8 +6,8 @@ dilation, no groups. A layer without bias passes a 0-length ``bias`` / ``dbias``
 
 How Conv2D's work is laid out (OHW = OH * OW output pixels a sample, R = C * KH * KW). The batch
 runs in chunks of ``nb`` samples, as many as keep one chunk's columns within
-:data:`CHUNK_ELEMENTS` (so they stay in L2 between the pass that writes them and the GEMM that
-reads them); chunk k owns its own stretch of the ``cols`` and ``gemm`` workspaces::
+:data:`CHUNK_ELEMENTS` (so that a GEMM's columns come from cache, not memory: L2 for one chunk,
+L3 for a round of them); chunk k owns its own stretch of the ``cols`` and ``gemm`` workspaces::
 
     cols_k (R, nb*OHW)  im2col of the chunk: column j*OHW + oh*OW + ow is that pixel's patch
     out[n] (O, OHW)  =  W (O, R) @ cols_k                  one sample: written in place (+ bias)
@@ -16,13 +16,17 @@ reads them); chunk k owns its own stretch of the ``cols`` and ``gemm`` workspace
 and backward, per chunk (dbias from one pass over dout first)::
 
     dout_k (O, nb*OHW)  dout[n] itself for one sample, else copied into gemm_k
-    dweight (O, R)  +=  dout_k @ cols_k.T                  beta = 0 for the first chunk, then 1
+    partial_k (O, R) +=  dout_k @ cols_k.T                 partial sum k % ROUND_CHUNKS
     cols_k          =   W.T @ dout_k                       dcols, in cache (when need_dx)
     dx[chunk]       <-  col2im(cols_k)
 
 The GEMMs go through :func:`nkernels.kernels.cpu.blas.gemm` (transposes and accumulation
-without temporaries) and never run inside a ``prange`` region; im2col (over rows), col2im (over
-samples) and the copies run in ``prange``. ``cols`` and ``gemm`` are caller-provided workspaces
+without temporaries). The chunks run in rounds of :data:`ROUND_CHUNKS`: the im2col passes of a
+round (parallel over rows), then its GEMMs side by side on Numba's threads (one ``prange`` over the
+round's chunks, each calling single-threaded BLAS: with BLAS pinned to one thread, this is how a
+convolution's GEMMs use every core), then the copies out and col2im (parallel). The weight
+gradient is summed into one partial sum per chunk of a round, added up at the end, so it does not
+depend on the number of threads. ``cols`` and ``gemm`` are caller-provided workspaces
 whose shapes the pure-Python helpers :func:`conv2d_workspace_shapes` and
 :func:`conv1d_workspace_shapes` give ((N*OH*OW, R) and (O, N*OH*OW); the kernels use them as flat
 storage, so the CUDA twins share the shapes but not the layout of the contents). A Conv1D is run
@@ -402,11 +406,76 @@ def _nchw_to_chunk(dout, n0, g):
             row[p] = src[p]
 
 
+#: how many chunks a round holds: their im2col passes run first, then their GEMMs side by side on
+#: Numba's threads (BLAS itself runs on one thread), then their copies out. Chunk k adds its weight
+#: gradient into partial sum k % ROUND_CHUNKS (chunks in ascending order), and the partial sums are
+#: added up in order at the end: the result depends on the shapes only, never on the thread count.
+#: (A fixed count, not Numba's thread count: reading that makes a function uncacheable.)
+ROUND_CHUNKS = 8
+
+
+@njit(cache=True, error_model="numpy")
+def _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size):
+    """A chunk's stretches of the flat workspaces: its columns (R, nb*OHW) and GEMM block (O, nb*OHW)."""
+    width = nb * ohw
+    colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
+    g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
+    return colsc, g
+
+
+# The two functions below are each one prange over the chunks of a round with nothing in its body but
+# single-threaded BLAS calls: Numba links and optimizes a parallel region's callees into every function
+# that calls it, so a small body keeps every compiled step that holds a convolution quick to compile.
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size):
+    """Chunks k0..k0+count-1: W (O, R) @ cols_k into gemm_k, or straight into out[n] (+ bias) for a
+    one-sample chunk; side by side on Numba's threads."""
+    o_size, r_size = w2.shape
+    ohw = of.shape[2]
+    for i in prange(count):
+        n0 = (k0 + i) * chunk
+        nb = min(chunk, n_size - n0)
+        colsc, g = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+        if nb == 1:
+            dst = of[n0]
+            blas_gemm(False, False, 1.0, w2, colsc, 0.0, dst)
+            if bias.shape[0] > 0:
+                for o in range(o_size):
+                    row = dst[o]
+                    for p in range(ohw):
+                        row[p] += bias[o]
+        else:
+            blas_gemm(False, False, 1.0, w2, colsc, 0.0, g)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _backward_gemms(w2, cf, gf, df, partial, need_dx, k0, count, chunk, n_size):
+    """Chunks k0..k0+count-1: partial[k % ROUND_CHUNKS] += dout_k @ cols_k.T (overwritten by the
+    first chunk of each partial sum), then (need_dx) cols_k = W.T @ dout_k; side by side on Numba's
+    threads."""
+    o_size, r_size = w2.shape
+    ohw = df.shape[2]
+    groups = partial.shape[0]
+    for i in prange(count):
+        k = k0 + i
+        n0 = k * chunk
+        nb = min(chunk, n_size - n0)
+        colsc, g = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+        if nb == 1:
+            g = df[n0]
+        blas_gemm(False, True, 1.0, g, colsc, 0.0 if k < groups else 1.0, partial[k % groups])
+        if need_dx:
+            blas_gemm(True, False, 1.0, w2, g, 0.0, colsc)
+
+
 @njit(cache=True, error_model="numpy")
 def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
-    """Chunk by chunk of samples: im2col into cols (R, chunk*OHW), then one GEMM
-    W (O, R) @ cols -> (O, chunk*OHW), written straight into out[n] when the chunk is one sample
-    (plus the bias, in cache), else into gemm and copied out per sample with the bias."""
+    """Chunk by chunk of samples, a round of :data:`ROUND_CHUNKS` chunks at a time: im2col of each into
+    cols (R, chunk*OHW), then their GEMMs W (O, R) @ cols -> (O, chunk*OHW) side by side, each written
+    straight into out[n] when the chunk is one sample (plus the bias), else into gemm and copied out
+    per sample with the bias."""
     n_size, c_size, _, _ = x.shape
     o_size, _, kh_size, kw_size = weight.shape
     oh_size = out.shape[2]
@@ -417,34 +486,32 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     cf = cols.reshape(-1)
     gf = gemm.reshape(-1)
     of = out.reshape(n_size, o_size, ohw)
-    has_bias = bias.shape[0] > 0
     chunk = _chunk_samples(n_size, r_size, ohw)
-    for n0 in range(0, n_size, chunk):
-        nb = min(chunk, n_size - n0)
-        width = nb * ohw
-        colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
-        _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
-        if nb == 1:
-            dst = of[n0]
-            blas_gemm(False, False, 1.0, w2, colsc, 0.0, dst)
-            if has_bias:
-                for o in range(o_size):
-                    b = bias[o]
-                    row = dst[o]
-                    for p in range(ohw):
-                        row[p] += b
-        else:
-            g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
-            blas_gemm(False, False, 1.0, w2, colsc, 0.0, g)
-            _chunk_to_nchw(g, bias, n0, of)
+    n_chunks = (n_size + chunk - 1) // chunk
+    per_round = min(n_chunks, ROUND_CHUNKS)
+    for k0 in range(0, n_chunks, per_round):
+        count = min(per_round, n_chunks - k0)
+        for k in range(k0, k0 + count):
+            n0 = k * chunk
+            colsc, _ = _chunk_views(cf, gf, n0, min(chunk, n_size - n0), ohw, r_size, o_size)
+            _im2col_chunk(x, n0, min(chunk, n_size - n0), kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
+        _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size)
+        for k in range(k0, k0 + count):
+            n0 = k * chunk
+            nb = min(chunk, n_size - n0)
+            if nb > 1:
+                _, g = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+                _chunk_to_nchw(g, bias, n0, of)
 
 
 @njit(cache=True, error_model="numpy")
 def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
                       dweight, dbias):
-    """Chunk by chunk of samples, as the forward: dout of the chunk in (O, chunk*OHW) order (a view
-    for one sample, else a copy into gemm), dweight += dout_c @ cols_c.T, then (need_dx)
-    dcols_c = W.T @ dout_c over cols_c and col2im into dx of the chunk's samples, from cache."""
+    """Chunk by chunk of samples, a round of chunks at a time, as the forward: dout of each chunk in
+    (O, chunk*OHW) order (a view for one sample, else a copy into gemm); then side by side, the chunk's
+    weight gradient dout_c @ cols_c.T into its partial sum and (need_dx) dcols_c = W.T @ dout_c over
+    cols_c; then col2im into dx of the chunks' samples. The partial sums (see
+    :data:`ROUND_CHUNKS`) are added into dweight at the end."""
     n_size, c_size, _, _ = x.shape
     o_size, _, kh_size, kw_size = weight.shape
     oh_size = dout.shape[2]
@@ -459,23 +526,34 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
     if dbias.shape[0] > 0:
         _channel_sums(df, dbias)
     chunk = _chunk_samples(n_size, r_size, ohw)
-    for n0 in range(0, n_size, chunk):
-        nb = min(chunk, n_size - n0)
-        width = nb * ohw
-        colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
-        if not cols_ready:
-            _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
-        if nb == 1:
-            g = df[n0]
-        else:
-            g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
-            _nchw_to_chunk(df, n0, g)
-        # dweight (O, R) += dout_c (O, width) @ cols_c.T (width, R); the first chunk overwrites it
-        blas_gemm(False, True, 1.0, g, colsc, 0.0 if n0 == 0 else 1.0, dw2)
+    n_chunks = (n_size + chunk - 1) // chunk
+    partial = np.empty((max(1, min(n_chunks, ROUND_CHUNKS)), o_size, r_size), dw2.dtype)
+    partial[0].fill(0)  # no chunk at all: a zero gradient
+    per_round = min(n_chunks, ROUND_CHUNKS)
+    for k0 in range(0, n_chunks, per_round):
+        count = min(per_round, n_chunks - k0)
+        for k in range(k0, k0 + count):
+            n0 = k * chunk
+            nb = min(chunk, n_size - n0)
+            colsc, g = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+            if not cols_ready:
+                _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
+            if nb > 1:
+                _nchw_to_chunk(df, n0, g)
+        _backward_gemms(w2, cf, gf, df, partial, need_dx, k0, count, chunk, n_size)
         if need_dx:
-            # dcols_c (R, width) = W.T (R, O) @ dout_c (O, width), over cols_c
-            blas_gemm(True, False, 1.0, w2, g, 0.0, colsc)
-            _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
+            for k in range(k0, k0 + count):
+                n0 = k * chunk
+                nb = min(chunk, n_size - n0)
+                colsc, _ = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+                _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
+    sums = partial.reshape(partial.shape[0], -1)
+    dwf = dw2.reshape(-1)
+    for i in range(dwf.shape[0]):
+        acc = sums[0, i]
+        for grp in range(1, sums.shape[0]):
+            acc += sums[grp, i]
+        dwf[i] = acc
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,6 +24,10 @@ CASES_2D = [
     (3, 1, 9, 8, 2, 3, 3, 3, 2, 2, 1),  # strides > 1 with padding, leftover rows
     (2, 2, 4, 5, 3, 1, 1, 1, 1, 0, 0),  # 1x1 kernel
     (1, 1, 3, 4, 2, 2, 2, 1, 2, 3, 3),  # padding wider than the kernel: all-zero windows
+    # stride 1 and OW == W: each column row is one shifted run of the input plane
+    (2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1),  # "same" 3x3
+    (2, 2, 5, 4, 3, 3, 5, 1, 1, 0, 2),  # OW == W but OH < H
+    (1, 2, 3, 3, 2, 1, 3, 1, 1, 2, 1),  # OH > H: output rows that read only padding
     # the kernels work in chunks of samples whose im2col fits conv.CHUNK_ELEMENTS (65536):
     (3, 4, 20, 20, 3, 5, 5, 1, 1, 0, 0),  # 100 x 256 columns a sample: chunks of 2 samples, then 1
     (2, 9, 16, 16, 2, 5, 5, 1, 1, 3, 3),  # 225 x 324 columns a sample: one-sample chunks, padded
@@ -196,6 +200,39 @@ def test_conv_matches_torch(make, case):
     yt.backward(torch.tensor(dout))
     for got, ref in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+#: 19 samples of 100 x 256 columns: 10 chunks of 2 samples and 1, more than conv.ROUND_CHUNKS, so a
+#: second round adds into the first one's partial sums of the weight gradient
+MANY_CHUNKS = (19, 4, 20, 20, 3, 5, 5, 1, 1, 2, 2)
+
+
+def test_conv2d_over_rounds_of_chunks():
+    """Chunks run in rounds, their GEMMs side by side; the summed partial weight gradients equal PyTorch's."""
+    torch = pytest.importorskip("torch")
+    assert -(-MANY_CHUNKS[0] // 2) > conv.ROUND_CHUNKS
+    x, weight, b, dout, opts = make_2d(MANY_CHUNKS, np.float64, seed=2)
+    out, dx, dw, db = run_conv(x, weight, b, dout, opts)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, padding=opts[2:])
+    yt.backward(torch.tensor(dout))
+    for got, ref in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
+        np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_conv2d_results_do_not_depend_on_the_thread_count():
+    """The same bits from one Numba thread as from all of them (the weight gradient's partial sums are fixed)."""
+    import numba
+
+    x, weight, b, dout, opts = make_2d(MANY_CHUNKS, np.float32, seed=3)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = run_conv(x, weight, b, dout, opts)
+    finally:
+        numba.set_num_threads(threads)
+    for got, ref in zip(run_conv(x, weight, b, dout, opts), one):
+        np.testing.assert_array_equal(got, ref)
 
 
 # ----------------------------------------------------------------------------------------------
