@@ -10,7 +10,8 @@ matching shapes): the extractors check them first.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from nkernels.kernels.cpu.blas import gemm
 
@@ -29,6 +30,65 @@ def _nearest(cross, i, c_sq):
         if d < best:
             best = d
             arg = j
+    return arg, best
+
+
+def _sortable(bits):
+    """The bits of a float (as the signed integer of its width) mapped so that integer order is the
+    floats' order (-0.0 just below 0.0); the map is its own inverse. Compiled code only."""
+    raise NotImplementedError
+
+
+@overload(_sortable, inline="always")
+def _sortable_impl(bits):
+    # a negative float's magnitude bits count down: flip them, so larger magnitudes sort lower
+    if bits == types.int32:
+        return lambda bits: np.int32(bits ^ ((bits >> 31) & 0x7FFFFFFF))  # stays 32-bit: 8 lanes on AVX2
+    if bits == types.int64:
+        return lambda bits: bits ^ ((bits >> 63) & 0x7FFFFFFFFFFFFFFF)
+    return None
+
+
+def _bits(a):
+    """A float array's bits: the same memory viewed as signed integers of its width. Compiled code only."""
+    raise NotImplementedError
+
+
+@overload(_bits, inline="always")
+def _bits_impl(a):
+    if a.dtype == types.float32:
+        return lambda a: a.view(np.int32)
+    if a.dtype == types.float64:
+        return lambda a: a.view(np.int64)
+    return None
+
+
+@njit(inline="always", error_model="numpy")
+def _first_min(row, keys):
+    """``(j, row[j])`` for the first smallest value of ``row`` (k >= 1), exactly what the scan
+    ``if row[j] < best: best, arg = row[j], j`` from ``row[0]`` gives; ``keys`` is ``_bits`` of row.
+
+    Two branch-free passes that vectorize: the minimum over the integer-ordered bits, then the lowest
+    index holding it. (The float compare-and-branch scan runs about a compare per cycle; a float
+    minimum does not vectorize in Numba without fast-math, which would also allow dropping NaNs.)
+    Zeros (0.0 equals -0.0) and NaNs (which the scan skips, unless row[0] is one) take the scan.
+    """
+    k = row.shape[0]
+    low = _sortable(keys[0])
+    for j in range(1, k):
+        low = min(low, _sortable(keys[j]))
+    low = _sortable(low)  # back to the float's bits
+    arg = np.int32(k)
+    for j in range(k):
+        arg = min(arg, np.int32(j) if keys[j] == low else np.int32(k))
+    best = row[arg]
+    if best == 0 or best != best or row[0] != row[0]:
+        best = row[0]
+        arg = np.int32(0)
+        for j in range(1, k):
+            if row[j] < best:
+                best = row[j]
+                arg = np.int32(j)
     return arg, best
 
 
@@ -91,15 +151,12 @@ def lloyd_block(X, x_sq, centroids, c_sq, cross, labels, min_dist, block_sums, b
         hi = min(stop, lo + chunk)
         part = cross[:hi - lo]
         for i in range(hi - lo):
-            part[i, :] = c_sq
+            for j in range(k):  # an explicit loop: the slice assignment part[i, :] = c_sq ran 4x slower
+                part[i, j] = c_sq[j]
         gemm(False, True, -2.0, X[lo:hi], centroids, 1.0, part)
+        keys = _bits(part)
         for i in range(hi - lo):
-            best = part[i, 0]
-            arg = 0
-            for j in range(1, k):
-                if part[i, j] < best:
-                    best = part[i, j]
-                    arg = j
+            arg, best = _first_min(part[i], keys[i])
             row = lo + i
             changed += labels[row] != arg
             labels[row] = arg
