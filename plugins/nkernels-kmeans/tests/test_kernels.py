@@ -70,15 +70,15 @@ def test_nearest_centroid_clips_rounding_below_zero():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_first_min_is_the_scan_of_each_row(dtype):
-    """The vectorized argmin of lloyd_block (integer-ordered bits) picks what the scan ``if row[j] < best``
+    """The vectorized argmin of lloyd_block (on the floats' bits) picks what the scan ``if row[j] < best``
     picks: the first of tied minima, either zero sign as the first zero, NaNs skipped (or row[0]'s NaN)."""
     from numba import njit
 
     @njit
     def first_min_of_rows(rows, labels, best):
-        keys = K._bits(rows)
+        signed, unsigned = K._bit_views(rows)
         for i in range(rows.shape[0]):
-            labels[i], best[i] = K._first_min(rows[i], keys[i])
+            labels[i], best[i] = K._first_min(rows[i], signed[i], unsigned[i])
 
     rng = np.random.default_rng(6)
     for k in (1, 2, 9, 40):
