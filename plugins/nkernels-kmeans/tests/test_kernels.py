@@ -214,3 +214,34 @@ def test_blocked_gemm_matches_one_product(monkeypatch, parallel_work):
     out = np.full((97, 6), np.nan)
     gemm.matmul(a, b.T, out)
     np.testing.assert_allclose(out, a @ b.T, rtol=1e-12, atol=1e-12)
+
+
+def test_run_blocks_runs_every_block_once_and_reraises_a_helpers_error(monkeypatch):
+    """Blocks on the helper threads: each block runs once; an error in any block reaches the caller, and the
+    helpers keep working afterwards (a lost hand-back would hang here)."""
+    import threading
+
+    import numba
+
+    from nkernels_kmeans import gemm
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 3)  # two helpers, whatever this machine has
+    seen, lock = [], threading.Lock()
+
+    def block(i):
+        with lock:
+            seen.append(i)
+
+    gemm.run_blocks(block, 7, 1 << 40)
+    assert sorted(seen) == list(range(7))
+
+    def failing(i):
+        if i == 5:
+            raise KeyError("block 5")
+
+    for _ in range(3):
+        with pytest.raises(KeyError, match="block 5"):
+            gemm.run_blocks(failing, 6, 1 << 40)
+    seen.clear()
+    gemm.run_blocks(block, 4, 1 << 40)
+    assert sorted(seen) == list(range(4))
