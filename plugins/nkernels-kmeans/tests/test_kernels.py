@@ -68,6 +68,37 @@ def test_nearest_centroid_clips_rounding_below_zero():
     assert np.all(min_dist >= 0) and np.all(labels == 0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_first_min_is_the_scan_of_each_row(dtype):
+    """The vectorized argmin of lloyd_block (on the floats' bits) picks what the scan ``if row[j] < best``
+    picks: the first of tied minima, either zero sign as the first zero, NaNs skipped (or row[0]'s NaN)."""
+    from numba import njit
+
+    @njit
+    def first_min_of_rows(rows, labels, best):
+        signed, unsigned = K._bit_views(rows)
+        for i in range(rows.shape[0]):
+            labels[i], best[i] = K._first_min(rows[i], signed[i], unsigned[i])
+
+    rng = np.random.default_rng(6)
+    for k in (1, 2, 9, 40):
+        rows = rng.integers(-3, 4, (300, k)).astype(dtype)  # many ties
+        rows[150:] = np.abs(rows[150:])  # minima of zero
+        special = rng.random(rows.shape) < 0.1
+        rows[special] = rng.choice(np.array([0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-39], dtype),
+                                   special.sum())
+        rows[:30] = rng.standard_normal((30, k))
+        labels, best = np.empty(len(rows), np.int64), np.empty(len(rows), dtype)
+        first_min_of_rows(rows, labels, best)
+        for row, label, value in zip(rows, labels, best):
+            ref_label, ref_value = 0, row[0]
+            for j in range(1, k):
+                if row[j] < ref_value:
+                    ref_label, ref_value = j, row[j]
+            assert label == ref_label
+            np.testing.assert_array_equal(value, ref_value)
+
+
 @pytest.mark.parametrize("n_blocks", [1, 3, SUM_BLOCKS])
 def test_cluster_sums(data, n_blocks):
     X, _ = data
@@ -183,3 +214,34 @@ def test_blocked_gemm_matches_one_product(monkeypatch, parallel_work):
     out = np.full((97, 6), np.nan)
     gemm.matmul(a, b.T, out)
     np.testing.assert_allclose(out, a @ b.T, rtol=1e-12, atol=1e-12)
+
+
+def test_run_blocks_runs_every_block_once_and_reraises_a_helpers_error(monkeypatch):
+    """Blocks on the helper threads: each block runs once; an error in any block reaches the caller, and the
+    helpers keep working afterwards (a lost hand-back would hang here)."""
+    import threading
+
+    import numba
+
+    from nkernels_kmeans import gemm
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 3)  # two helpers, whatever this machine has
+    seen, lock = [], threading.Lock()
+
+    def block(i):
+        with lock:
+            seen.append(i)
+
+    gemm.run_blocks(block, 7, 1 << 40)
+    assert sorted(seen) == list(range(7))
+
+    def failing(i):
+        if i == 5:
+            raise KeyError("block 5")
+
+    for _ in range(3):
+        with pytest.raises(KeyError, match="block 5"):
+            gemm.run_blocks(failing, 6, 1 << 40)
+    seen.clear()
+    gemm.run_blocks(block, 4, 1 << 40)
+    assert sorted(seen) == list(range(4))
