@@ -488,13 +488,14 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     of = out.reshape(n_size, o_size, ohw)
     chunk = _chunk_samples(n_size, r_size, ohw)
     n_chunks = (n_size + chunk - 1) // chunk
-    per_round = min(n_chunks, ROUND_CHUNKS)
+    per_round = max(1, min(n_chunks, ROUND_CHUNKS))  # an empty batch has no chunk
     for k0 in range(0, n_chunks, per_round):
         count = min(per_round, n_chunks - k0)
         for k in range(k0, k0 + count):
             n0 = k * chunk
-            colsc, _ = _chunk_views(cf, gf, n0, min(chunk, n_size - n0), ohw, r_size, o_size)
-            _im2col_chunk(x, n0, min(chunk, n_size - n0), kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
+            nb = min(chunk, n_size - n0)
+            colsc, _ = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+            _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
         _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size)
         for k in range(k0, k0 + count):
             n0 = k * chunk
@@ -529,7 +530,7 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
     n_chunks = (n_size + chunk - 1) // chunk
     partial = np.empty((max(1, min(n_chunks, ROUND_CHUNKS)), o_size, r_size), dw2.dtype)
     partial[0].fill(0)  # no chunk at all: a zero gradient
-    per_round = min(n_chunks, ROUND_CHUNKS)
+    per_round = max(1, min(n_chunks, ROUND_CHUNKS))  # an empty batch has no chunk
     for k0 in range(0, n_chunks, per_round):
         count = min(per_round, n_chunks - k0)
         for k in range(k0, k0 + count):

@@ -220,6 +220,14 @@ def test_conv2d_over_rounds_of_chunks():
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
+def test_conv2d_on_an_empty_batch_gives_zero_weight_gradients():
+    x, weight, b, dout, opts = make_2d((0,) + CASES_2D[0][1:], np.float64)
+    out, dx, dw, db = run_conv(x, weight, b, dout, opts)
+    assert out.shape[0] == 0 and dx.shape[0] == 0
+    np.testing.assert_array_equal(dw, np.zeros_like(dw))
+    np.testing.assert_array_equal(db, np.zeros_like(db))
+
+
 def test_conv2d_results_do_not_depend_on_the_thread_count():
     """The same bits from one Numba thread as from all of them (the weight gradient's partial sums are fixed)."""
     import numba
