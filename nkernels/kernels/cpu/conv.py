@@ -415,12 +415,15 @@ ROUND_CHUNKS = 8
 
 
 @njit(cache=True, error_model="numpy")
-def _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size):
-    """A chunk's stretches of the flat workspaces: its columns (R, nb*OHW) and GEMM block (O, nb*OHW)."""
+def _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size):
+    """Chunk k: its first sample n0, its nb samples, and its stretches of the flat workspaces, its
+    columns (R, nb*OHW) and GEMM block (O, nb*OHW)."""
+    n0 = k * chunk
+    nb = min(chunk, n_size - n0)
     width = nb * ohw
     colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
     g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
-    return colsc, g
+    return n0, nb, colsc, g
 
 
 # The two functions below are each one prange over the chunks of a round with nothing in its body but
@@ -435,9 +438,7 @@ def _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size):
     o_size, r_size = w2.shape
     ohw = of.shape[2]
     for i in prange(count):
-        n0 = (k0 + i) * chunk
-        nb = min(chunk, n_size - n0)
-        colsc, g = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+        n0, nb, colsc, g = _chunk(cf, gf, k0 + i, chunk, n_size, ohw, r_size, o_size)
         if nb == 1:
             dst = of[n0]
             blas_gemm(False, False, 1.0, w2, colsc, 0.0, dst)
@@ -460,9 +461,7 @@ def _backward_gemms(w2, cf, gf, df, partial, need_dx, k0, count, chunk, n_size):
     groups = partial.shape[0]
     for i in prange(count):
         k = k0 + i
-        n0 = k * chunk
-        nb = min(chunk, n_size - n0)
-        colsc, g = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+        n0, nb, colsc, g = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
         if nb == 1:
             g = df[n0]
         blas_gemm(False, True, 1.0, g, colsc, 0.0 if k < groups else 1.0, partial[k % groups])
@@ -492,16 +491,12 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     for k0 in range(0, n_chunks, per_round):
         count = min(per_round, n_chunks - k0)
         for k in range(k0, k0 + count):
-            n0 = k * chunk
-            nb = min(chunk, n_size - n0)
-            colsc, _ = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+            n0, nb, colsc, _ = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
             _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
         _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size)
         for k in range(k0, k0 + count):
-            n0 = k * chunk
-            nb = min(chunk, n_size - n0)
+            n0, nb, _, g = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
             if nb > 1:
-                _, g = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
                 _chunk_to_nchw(g, bias, n0, of)
 
 
@@ -528,15 +523,13 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
         _channel_sums(df, dbias)
     chunk = _chunk_samples(n_size, r_size, ohw)
     n_chunks = (n_size + chunk - 1) // chunk
-    partial = np.empty((max(1, min(n_chunks, ROUND_CHUNKS)), o_size, r_size), dw2.dtype)
-    partial[0].fill(0)  # no chunk at all: a zero gradient
     per_round = max(1, min(n_chunks, ROUND_CHUNKS))  # an empty batch has no chunk
+    partial = np.empty((per_round, o_size, r_size), dw2.dtype)  # one partial sum per chunk of a round
+    partial[0].fill(0)  # no chunk at all: a zero gradient
     for k0 in range(0, n_chunks, per_round):
         count = min(per_round, n_chunks - k0)
         for k in range(k0, k0 + count):
-            n0 = k * chunk
-            nb = min(chunk, n_size - n0)
-            colsc, g = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+            n0, nb, colsc, g = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
             if not cols_ready:
                 _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
             if nb > 1:
@@ -544,9 +537,7 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
         _backward_gemms(w2, cf, gf, df, partial, need_dx, k0, count, chunk, n_size)
         if need_dx:
             for k in range(k0, k0 + count):
-                n0 = k * chunk
-                nb = min(chunk, n_size - n0)
-                colsc, _ = _chunk_views(cf, gf, n0, nb, ohw, r_size, o_size)
+                n0, nb, colsc, _ = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
                 _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
     sums = partial.reshape(partial.shape[0], -1)
     dwf = dw2.reshape(-1)
