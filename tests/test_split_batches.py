@@ -76,7 +76,7 @@ def test_split_mode_is_chosen_for_wide_serial_steps_only():
     cnn = nk.Sequential([L.Conv2D(1, 4, 3), L.ReLU(), L.Flatten(), L.Dense(144, 10)], seed=0)
     assert multiply_adds_per_sample(cnn, (1, 8, 8)) == 4 * 9 * 64 + 144 * 10
     assert not CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 512).split
-    assert CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 2048).split
+    assert CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 8192).split
     dropout = nk.Sequential([L.LSTM(16, 128), L.Dropout(0.5), L.Dense(128, 10)], seed=0)
     assert not CompiledTrainer.build(dropout, SoftmaxCrossEntropy(), Adam(), (40, 16), 64).split
     with pytest.raises(ValueError, match="keeps state"):
@@ -101,10 +101,10 @@ def test_split_conv_steps_run_their_prange_kernels_one_thread_per_half():
 
 
 def test_nk_train_runs_a_recurrent_model_split_and_learns():
-    X, y = sequences(n=256, steps=6)
+    X, y = sequences(n=256, steps=12)
     y = (X[:, :, 0].sum(1) > 0).astype(np.int64)  # learnable: the sign of a sum
     model = nk.Sequential([L.GRU(3, 96), L.Dense(96, 2)], seed=0)
-    assert 64 * multiply_adds_per_sample(model, (6, 3)) >= SPLIT_MIN_MULTIPLY_ADDS  # nk.train splits it
+    assert 64 * multiply_adds_per_sample(model, (12, 3)) >= SPLIT_MIN_MULTIPLY_ADDS  # nk.train splits it
     history = nk.train(model, X.astype(np.float32), y, epochs=8, batch_size=64, lr=1e-2, seed=0)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["accuracy"][-1] > 0.85
@@ -115,7 +115,7 @@ def test_nk_train_reports_the_split_and_split_batches_false_gives_the_layer_path
         def on_train_begin(self, model, logs=None):
             self.logs = dict(logs or {})
 
-    X, y = sequences(n=128, steps=6)
+    X, y = sequences(n=128, steps=12)
     runs = []
     for options in ({}, {"split_batches": False}, {"compiled": False}):
         model = nk.Sequential([L.GRU(3, 96), L.Dense(96, 4)], seed=0)

@@ -14,9 +14,12 @@ from ..runtime.threads import (
     THREAD_SAFE_LAYER_HINT, THREAD_SAFE_LAYERS, blas_single_threaded, calls_parallel_code, threading_layer)
 
 #: the least multiply-adds per batch for which the split mode pays for its per-step thread handoff
-#: (about 50 µs here) and its half-height GEMMs: measured on 2 cores, the lstm preset at batch 32
-#: (4.7M) ran 10% slower split, GRU(8->64) over 8 steps at batch 64 (7.1M) 30% faster
-SPLIT_MIN_MULTIPLY_ADDS = 6_000_000
+#: (about 50 µs here) and its half-height GEMMs. The dense and recurrent kernels share a whole
+#: batch's work between two threads themselves, so below this the whole batch is as fast or
+#: faster: measured on 2 cores (medians of 5 alternated runs), LSTM(8->64) over 8 steps at batch 64
+#: (9.5M) 732 µs whole against 788 split, GRU(8->64) (7.1M) 549 against 615, LSTM(16->32) over 40
+#: steps (15.7M) 1,553 against 1,593, LSTM(16->128) over 40 steps (189M) 13.3 against 13.4 ms
+SPLIT_MIN_MULTIPLY_ADDS = 16_000_000
 
 
 def multiply_adds_per_sample(model, sample_shape) -> int:

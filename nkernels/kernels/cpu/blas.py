@@ -25,7 +25,7 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
 
-__all__ = ["gemm"]
+__all__ = ["gemm", "SPLIT_MULTIPLY_ADDS"]
 
 #: the LLVM symbol of SciPy's Fortran-ABI gemm per numba dtype
 _SYMBOLS = {types.float32: "nkernels_scipy_sgemm", types.float64: "nkernels_scipy_dgemm"}
@@ -34,6 +34,10 @@ for _dtype, _symbol in _SYMBOLS.items():
     llvm.add_symbol(_symbol, get_cython_function_address("scipy.linalg.cython_blas", _blas_name))
 
 _INT_MAX = 2 ** 31 - 1  # SciPy's cython_blas takes 32-bit Fortran integers
+
+#: the kernels that share their products between two threads (each a single-threaded BLAS call) run
+#: smaller ones whole on one thread: handing half of a product to a second thread costs about 2-3 µs
+SPLIT_MULTIPLY_ADDS = 1 << 17
 
 
 @intrinsic

@@ -15,6 +15,12 @@ zero initial state. Each kernel does
 The GEMMs are BLAS calls (:func:`nkernels.kernels.cpu.blas.gemm`): transposed operands,
 strided views and accumulation without copies.
 
+Two threads share a pass when the calling thread has them (:func:`.threads.thread_count`) and the
+pass has at least :data:`~.blas.SPLIT_MULTIPLY_ADDS` multiply-adds and two batch rows: the rows of a batch are independent through time, so each thread runs the time
+loop, its GEMMs (single-threaded BLAS), its input gradient and its sums of the weight and bias
+gradients for one half of the batch, with no hand-off between steps; the second half's sums are
+then added to the first's (so the weight gradients' last bits may differ from one thread's).
+
 The forward saves what the backward needs into caller-allocated workspaces (``hbuf`` and
 ``gbuf`` of the LSTM forward, ``hbuf`` of the GRU forward and ``gbuf`` of both backwards are
 not used: the GEMMs read and write the sequence arrays in place; they stay in the signatures,
@@ -31,10 +37,11 @@ float64 (2 ulp) and Eigen's 13/6 rational in float32 (3.4e-7 absolute, 3 ulp).
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-from .blas import gemm
+from .blas import SPLIT_MULTIPLY_ADDS, gemm
+from .threads import thread_count
 
 # ----------------------------------------------------------------------------------------------
 # workspace shapes (plain Python, for the caller)
@@ -243,6 +250,7 @@ def _ov_tanh(x):
 
 
 _JIT = dict(cache=True, error_model="numpy")  # numpy error model: no zero checks, loops vectorize
+_PARALLEL_JIT = dict(_JIT, parallel=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,14 +339,29 @@ def _lstm_cell_backward(gt, cp, cn, dh, dc, gb, h):
         dc[j] = d * fg
 
 
-@njit(**_JIT)
+@njit(**_PARALLEL_JIT)
 def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs):
     """LSTM over a whole sequence, zero initial state.
 
     x ``(N, T, I)``; weight_ih ``(4H, I)``; weight_hh ``(4H, H)``; bias_ih, bias_hh ``(4H,)``;
     workspaces as in :func:`lstm_workspace_shapes` (gates, cells, hprev saved for the
     backward; hbuf, gbuf scratch); writes hs ``(N, T, H)``, the hidden state of every step.
+    The two halves of the batch run side by side (see the module's docstring).
     """
+    n, t, ni = x.shape
+    if _runs_whole(n, t, ni, weight_hh.shape[0], weight_hh.shape[1]):
+        _lstm_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs)
+        return
+    half = (n + 1) // 2
+    for p in prange(2):
+        lo, hi = p * half, min(n, p * half + half)
+        _lstm_forward_rows(x[lo:hi], weight_ih, weight_hh, bias_ih, bias_hh, gates[lo:hi], cells[lo:hi],
+                           hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
+
+
+@njit(**_JIT)
+def _lstm_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs):
+    """:func:`lstm_forward` on one thread, for the batch rows it is given."""
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g4 = 4 * h
@@ -361,7 +384,7 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
             _lstm_cell(gt, cells[b, s], cells[b, s + 1], hs[b, s], h)
 
 
-@njit(**_JIT)
+@njit(**_PARALLEL_JIT)
 def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
                   dgates, gbuf, hbuf, cbuf,
                   dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh):
@@ -371,10 +394,32 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
     them; dhs ``(N, T, H)``, the gradient w.r.t. every step's hidden output. Scratch: dgates
     ``(N, T, 4H)``, gbuf ``(N, 4H)``, hbuf, cbuf ``(N, H)``. Overwrites dx ``(N, T, I)``,
     dweight_ih ``(4H, I)``, dweight_hh ``(4H, H)``, dbias_ih, dbias_hh ``(4H,)``.
+    The two halves of the batch run side by side through time, then the two halves of the
+    gates' rows of the weight gradients (see the module's docstring).
     """
     n, t, ni = x.shape
+    if _runs_whole(n, t, ni, weight_hh.shape[0], weight_hh.shape[1]):
+        _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dx,
+                            dweight_ih, dweight_hh, dbias_ih)
+    else:
+        half = (n + 1) // 2
+        into_ih, into_hh, into_b = _second_sums(dweight_ih, dweight_hh, dbias_ih)
+        for p in prange(2):
+            lo, hi = p * half, min(n, p * half + half)
+            _lstm_backward_rows(x[lo:hi], weight_ih, weight_hh, gates[lo:hi], cells[lo:hi], hprev[lo:hi],
+                                dhs[lo:hi], dgates[lo:hi], hbuf[lo:hi], cbuf[lo:hi], dx[lo:hi], into_ih[p],
+                                into_hh[p], into_b[p])
+        _add_second_sums(into_ih, into_hh, into_b)
+    dbias_hh[:] = dbias_ih
+
+
+@njit(**_JIT)
+def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dx,
+                        dweight_ih, dweight_hh, dbias):
+    """:func:`lstm_backward` on one thread for the batch rows it is given: their sums of the weight
+    and bias gradients go to ``dweight_ih``, ``dweight_hh`` and ``dbias``."""
+    n, t, ni = x.shape
     h = weight_hh.shape[1]
-    g4 = 4 * h
     one, zero = x.dtype.type(1), x.dtype.type(0)
     hbuf[:] = 0  # gradient w.r.t. h flowing back through W_hh
     cbuf[:] = 0  # gradient w.r.t. c flowing back through the forget gate
@@ -388,12 +433,11 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
         if s > 0:
             gemm(False, False, one, dgates[:, s, :], weight_hh, zero, hbuf)
     rows = n * t
-    dg2 = dgates.reshape(rows, g4)
+    dg2 = dgates.reshape(rows, dgates.shape[2])
     gemm(True, False, one, dg2, x.reshape(rows, ni), zero, dweight_ih)
     gemm(True, False, one, dg2, hprev.reshape(rows, h), zero, dweight_hh)
     gemm(False, False, one, dg2, weight_ih, zero, dx.reshape(rows, ni))
-    _column_sums(dg2, dbias_ih)
-    dbias_hh[:] = dbias_ih
+    _column_sums(dg2, dbias)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,14 +483,28 @@ def _gru_cell_backward(gt, hl, hp, dh, dhd, gb, dgn, h):
         gb[2 * h + j] = dn * r
 
 
-@njit(**_JIT)
+@njit(**_PARALLEL_JIT)
 def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs):
     """GRU over a whole sequence, zero initial state (PyTorch's equations).
 
     x ``(N, T, I)``; weight_ih ``(3H, I)``; weight_hh ``(3H, H)``; bias_ih, bias_hh ``(3H,)``;
     workspaces as in :func:`gru_workspace_shapes` (gates, hn, hprev saved for the backward;
-    hbuf, gbuf scratch); writes hs ``(N, T, H)``.
+    hbuf, gbuf scratch); writes hs ``(N, T, H)``. The two halves of the batch run side by side.
     """
+    n, t, ni = x.shape
+    if _runs_whole(n, t, ni, weight_hh.shape[0], weight_hh.shape[1]):
+        _gru_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs)
+        return
+    half = (n + 1) // 2
+    for p in prange(2):
+        lo, hi = p * half, min(n, p * half + half)
+        _gru_forward_rows(x[lo:hi], weight_ih, weight_hh, bias_ih, bias_hh, gates[lo:hi], hn[lo:hi],
+                          hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
+
+
+@njit(**_JIT)
+def _gru_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs):
+    """:func:`gru_forward` on one thread, for the batch rows it is given."""
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g3 = 3 * h
@@ -467,7 +525,7 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
             _gru_update(gt, hp, hs[b, s], h)
 
 
-@njit(**_JIT)
+@njit(**_PARALLEL_JIT)
 def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
                  dgates, dgates_hh, gbuf, hbuf, dhbuf,
                  dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh):
@@ -476,8 +534,31 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
     Inputs: x, weight_ih, weight_hh as in the forward; gates, hn, hprev as the forward saved
     them; dhs ``(N, T, H)``. Scratch: dgates, dgates_hh ``(N, T, 3H)``, gbuf ``(N, 3H)``,
     hbuf, dhbuf ``(N, H)``. Overwrites dx ``(N, T, I)``, dweight_ih ``(3H, I)``,
-    dweight_hh ``(3H, H)``, dbias_ih, dbias_hh ``(3H,)``.
+    dweight_hh ``(3H, H)``, dbias_ih, dbias_hh ``(3H,)``. The two halves of the batch run side
+    by side through time, then the two halves of the gates' rows of the weight gradients.
     """
+    n, t, ni = x.shape
+    if _runs_whole(n, t, ni, weight_hh.shape[0], weight_hh.shape[1]):
+        _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf, dx,
+                           dweight_ih, dweight_hh, dbias_ih, dbias_hh)
+        return
+    half = (n + 1) // 2
+    into_ih, into_hh, into_bih = _second_sums(dweight_ih, dweight_hh, dbias_ih)
+    into_bhh = (dbias_hh, np.empty_like(dbias_hh))
+    for p in prange(2):
+        lo, hi = p * half, min(n, p * half + half)
+        _gru_backward_rows(x[lo:hi], weight_ih, weight_hh, gates[lo:hi], hn[lo:hi], hprev[lo:hi], dhs[lo:hi],
+                           dgates[lo:hi], dgates_hh[lo:hi], hbuf[lo:hi], dhbuf[lo:hi], dx[lo:hi], into_ih[p],
+                           into_hh[p], into_bih[p], into_bhh[p])
+    _add_second_sums(into_ih, into_hh, into_bih)
+    _add_into(into_bhh[0], into_bhh[1])
+
+
+@njit(**_JIT)
+def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf, dx,
+                       dweight_ih, dweight_hh, dbias_ih, dbias_hh):
+    """:func:`gru_backward` on one thread for the batch rows it is given: their sums of the weight
+    and bias gradients go to ``dweight_ih``, ``dweight_hh``, ``dbias_ih`` and ``dbias_hh``."""
     n, t, ni = x.shape
     h = weight_hh.shape[1]
     g3 = 3 * h
@@ -505,3 +586,39 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
     gemm(False, False, one, dgi2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dgi2, dbias_ih)
     _column_sums(dgh2, dbias_hh)
+
+
+# ----------------------------------------------------------------------------------------------
+# both cells
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _runs_whole(n, t, i, g, h):
+    """Whether a cell's pass runs on one thread: one thread to run on, a batch of one row, or too
+    little work to share."""
+    return n < 2 or n * t * g * (i + h) < SPLIT_MULTIPLY_ADDS or thread_count() < 2
+
+
+@njit(**_JIT)
+def _second_sums(dweight_ih, dweight_hh, dbias):
+    """Where each half of a batch sums its weight and bias gradients: the first half into the
+    outputs, the second into new arrays (added by :func:`_add_second_sums`)."""
+    return ((dweight_ih, np.empty_like(dweight_ih)), (dweight_hh, np.empty_like(dweight_hh)),
+            (dbias, np.empty_like(dbias)))
+
+
+@njit(**_JIT)
+def _add_second_sums(into_ih, into_hh, into_b):
+    """Add the second half's sums into the first's (the outputs)."""
+    _add_into(into_ih[0], into_ih[1])
+    _add_into(into_hh[0], into_hh[1])
+    _add_into(into_b[0], into_b[1])
+
+
+@njit(**_JIT)
+def _add_into(total, part):
+    """``total += part`` elementwise (C-contiguous arrays of one shape)."""
+    total, part = total.reshape(-1), part.reshape(-1)
+    for j in range(total.shape[0]):
+        total[j] += part[j]

@@ -73,3 +73,35 @@ def test_dense_matches_torch():
     yt.backward(torch.tensor(dy))
     for got, ref in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+#: (N, in, out) at or above blas.SPLIT_MULTIPLY_ADDS: with two Numba threads the forward halves the
+#: output's columns (N < out) or rows (N >= out), the backward runs dweight beside dx, or halves of
+#: dweight's rows when dx is not wanted; odd sizes give unequal halves
+SPLIT_SHAPES = [(48, 64, 97), (101, 64, 40), (2, 4096, 17)]
+
+
+@pytest.mark.parametrize("shape", SPLIT_SHAPES)
+def test_dense_on_two_threads_matches_naive_and_one_thread(shape):
+    import numba
+
+    from nkernels.kernels.cpu.blas import SPLIT_MULTIPLY_ADDS
+
+    n, k_in, k_out = shape
+    assert n * k_in * k_out >= SPLIT_MULTIPLY_ADDS
+    if numba.get_num_threads() < 2:
+        pytest.skip("Numba has one thread here (NUMBA_NUM_THREADS=1): nothing runs on two")
+    x, weight, b, dy = make(n, k_in, k_out, np.float64, seed=4)
+    ref_dx, ref_dw, ref_db = naive.dense_backward(x, dy, weight)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = [run(x, weight, b, dy, need_dx) for need_dx in (True, False)]
+    finally:
+        numba.set_num_threads(threads)
+    for need_dx, ones in zip((True, False), one):
+        out, dx, dw, db = run(x, weight, b, dy, need_dx)
+        refs = [naive.dense_forward(x, weight, b), ref_dx if need_dx else np.full_like(x, np.nan), ref_dw, ref_db]
+        for got, ref, single in zip((out, dx, dw, db), refs, ones):
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(got, single, rtol=1e-13, atol=1e-13)

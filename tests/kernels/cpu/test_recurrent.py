@@ -157,3 +157,32 @@ def test_gate_approximations_are_accurate_to_a_few_ulp(dtype):
     np.testing.assert_array_equal(t[-3:-1], [1.0, -1.0])
     assert np.isfinite(e[-3:-1]).all() and e[-2] >= 0  # exp clamps its input: never inf
     assert np.isnan(e[-1]) and np.isnan(s[-1]) and np.isnan(t[-1])
+
+
+#: (n, t, i, h) at or above blas.SPLIT_MULTIPLY_ADDS: with two Numba threads each half of the batch
+#: runs through time on its own thread (an odd batch: halves of 3 and 2)
+SPLIT_SHAPES = [(4, 6, 16, 64), (5, 3, 16, 64)]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_batch_halves_on_two_threads_match_reference_and_one_thread(cell):
+    import numba
+
+    from nkernels.kernels.cpu.blas import SPLIT_MULTIPLY_ADDS
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("Numba has one thread here (NUMBA_NUM_THREADS=1): nothing runs on two")
+    reference = CELLS[cell][6]
+    for n, t, i, h in SPLIT_SHAPES:
+        assert n * t * CELLS[cell][0] * h * (i + h) >= SPLIT_MULTIPLY_ADDS
+        x, params, dhs = make_problem(cell, n, t, i, h, seed=n + t)
+        ref_hs, ref_grads = reference(x, *params, dhs)
+        hs, grads = run_kernels(cell, x, params, dhs)
+        check(hs, grads, ref_hs, ref_grads, rtol=1e-10, atol=1e-12)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            one_hs, one_grads = run_kernels(cell, x, params, dhs)
+        finally:
+            numba.set_num_threads(threads)
+        check(hs, grads, one_hs, one_grads, rtol=1e-12, atol=1e-13)

@@ -1,0 +1,46 @@
+"""The calling thread's Numba thread count, callable from cached ``@njit`` code.
+
+Kernels that share their work between two threads do so only when the calling thread has them:
+inside the compiled trainer's split mode each half runs on one thread
+(``numba.set_num_threads(1)``, which is per thread), where halving a kernel's work again would only
+make its GEMMs smaller. ``numba.get_num_threads()`` inside ``@njit`` makes the caller uncacheable
+(it calls the threading layer through a ctypes pointer held as a global), so :func:`thread_count`
+calls the threading layer's ``get_num_threads`` by the symbol Numba registers with LLVM when its
+pool starts: cached callers link by name in every new process. Importing this module starts the
+pool (:func:`nkernels.runtime.threads.start_parallel_runtime`), so the symbol exists before any
+caller is linked.
+"""
+from llvmlite import ir
+from numba import config as numba_config
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ...runtime.threads import start_parallel_runtime
+
+__all__ = ["thread_count"]
+
+start_parallel_runtime()
+
+
+@intrinsic
+def _get_num_threads(typingctx):
+    """The threading layer's ``get_num_threads()`` (a C ``int``), as an ``intp``."""
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "get_num_threads")
+        return builder.sext(builder.call(fn, []), context.get_value_type(types.intp))
+
+    return types.intp(), codegen
+
+
+@njit(cache=True)
+def thread_count():
+    """Numba's thread count for the calling thread (``numba.set_num_threads``), from cached code too."""
+    return _get_num_threads()
+
+
+if numba_config.DISABLE_JIT:  # the kernel coverage run (plain Python, no intrinsics)
+    def thread_count():  # noqa: F811
+        import numba
+
+        return numba.get_num_threads()
