@@ -17,32 +17,49 @@ from .threads import thread_count
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
+def _gemm_pair(transa0, transb0, a0, b0, c0, transa1, transb1, a1, b1, c1, beta):
+    """``c0 = op(a0) @ op(b0) + beta c0`` and the same for the second triple, side by side on two
+    threads. Every view is 2-D sliced on both axes, so all calls share one compiled signature a dtype."""
+    for p in prange(2):
+        if p == 0:
+            gemm(transa0, transb0, 1.0, a0, b0, beta, c0)
+        else:
+            gemm(transa1, transb1, 1.0, a1, b1, beta, c1)
+
+
+@njit(cache=True, error_model="numpy")
+def _shares(n, m, k):
+    """Whether a product of (n, k) by (k, m) runs as two halves on two threads."""
+    return n * m * k >= SPLIT_MULTIPLY_ADDS and thread_count() >= 2
+
+
+@njit(cache=True, error_model="numpy")
 def dense_forward(x, weight, bias, out):
     """Write ``x @ weight.T + bias`` into ``out``.
 
     x (N, in), weight (out, in), bias (out,) or a 0-length array for no bias, out (N, out).
     """
     n, m = out.shape
+    k = x.shape[1]
     beta = 0.0
     if bias.shape[0] > 0:
         for i in range(n):
             for j in range(m):
                 out[i, j] = bias[j]
         beta = 1.0
-    if n * m * x.shape[1] < SPLIT_MULTIPLY_ADDS or thread_count() < 2:
+    if not _shares(n, m, k):
         gemm(False, True, 1.0, x, weight, beta, out)
-        return
-    rows = n >= m  # halve the longer side of the output
-    half = ((n if rows else m) + 1) // 2
-    for p in prange(2):
-        lo = p * half
-        if rows:
-            gemm(False, True, 1.0, x[lo:lo + half], weight, beta, out[lo:lo + half])
-        else:
-            gemm(False, True, 1.0, x, weight[lo:lo + half], beta, out[:, lo:lo + half])
+    elif n >= m:  # halve the longer side of the output
+        h = (n + 1) // 2
+        _gemm_pair(False, True, x[:h, :k], weight[:m, :k], out[:h, :m],
+                   False, True, x[h:, :k], weight[:m, :k], out[h:, :m], beta)
+    else:
+        h = (m + 1) // 2
+        _gemm_pair(False, True, x[:n, :k], weight[:h, :k], out[:n, :h],
+                   False, True, x[:n, :k], weight[h:, :k], out[:n, h:], beta)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy")
 def dense_backward(x, dy, weight, need_dx, dx, dweight, dbias):
     """Gradients of :func:`dense_forward`, overwriting ``dx``, ``dweight`` and ``dbias``.
 
@@ -50,24 +67,21 @@ def dense_backward(x, dy, weight, need_dx, dx, dweight, dbias):
     dweight (out, in); dbias (out,) or 0-length when the layer has no bias.
     """
     n, m = dy.shape
+    k = x.shape[1]
     if dbias.shape[0] > 0:
         for j in range(m):
             dbias[j] = 0.0
         for i in range(n):
             for j in range(m):
                 dbias[j] += dy[i, j]
-    if n * m * x.shape[1] < SPLIT_MULTIPLY_ADDS or thread_count() < 2:
+    if not _shares(n, m, k):
         gemm(True, False, 1.0, dy, x, 0.0, dweight)
         if need_dx:
             gemm(False, False, 1.0, dy, weight, 0.0, dx)
-        return
-    half = (m + 1) // 2
-    for p in prange(2):
-        if need_dx:
-            if p == 0:
-                gemm(True, False, 1.0, dy, x, 0.0, dweight)
-            else:
-                gemm(False, False, 1.0, dy, weight, 0.0, dx)
-        else:
-            lo = p * half
-            gemm(True, False, 1.0, dy[:, lo:lo + half], x, 0.0, dweight[lo:lo + half])
+    elif need_dx:
+        _gemm_pair(True, False, dy[:n, :m], x[:n, :k], dweight[:m, :k],
+                   False, False, dy[:n, :m], weight[:m, :k], dx[:n, :k], 0.0)
+    else:
+        h = (m + 1) // 2
+        _gemm_pair(True, False, dy[:n, :h], x[:n, :k], dweight[:h, :k],
+                   True, False, dy[:n, h:], x[:n, :k], dweight[h:, :k], 0.0)

@@ -349,12 +349,10 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
     The two halves of the batch run side by side (see the module's docstring).
     """
     n, t, ni = x.shape
-    if _runs_whole(n, t, ni, weight_hh.shape[0], weight_hh.shape[1]):
-        _lstm_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs)
-        return
-    half = (n + 1) // 2
-    for p in prange(2):
-        lo, hi = p * half, min(n, p * half + half)
+    parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
+    size = (n + parts - 1) // parts
+    for p in prange(parts):  # one call site: the rows' code is compiled into the parallel region only
+        lo, hi = p * size, min(n, p * size + size)
         _lstm_forward_rows(x[lo:hi], weight_ih, weight_hh, bias_ih, bias_hh, gates[lo:hi], cells[lo:hi],
                            hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
 
@@ -398,17 +396,15 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
     gates' rows of the weight gradients (see the module's docstring).
     """
     n, t, ni = x.shape
-    if _runs_whole(n, t, ni, weight_hh.shape[0], weight_hh.shape[1]):
-        _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dx,
-                            dweight_ih, dweight_hh, dbias_ih)
-    else:
-        half = (n + 1) // 2
-        into_ih, into_hh, into_b = _second_sums(dweight_ih, dweight_hh, dbias_ih)
-        for p in prange(2):
-            lo, hi = p * half, min(n, p * half + half)
-            _lstm_backward_rows(x[lo:hi], weight_ih, weight_hh, gates[lo:hi], cells[lo:hi], hprev[lo:hi],
-                                dhs[lo:hi], dgates[lo:hi], hbuf[lo:hi], cbuf[lo:hi], dx[lo:hi], into_ih[p],
-                                into_hh[p], into_b[p])
+    parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
+    size = (n + parts - 1) // parts
+    into_ih, into_hh, into_b = _second_sums(dweight_ih, dweight_hh, dbias_ih, parts)
+    for p in prange(parts):
+        lo, hi = p * size, min(n, p * size + size)
+        _lstm_backward_rows(x[lo:hi], weight_ih, weight_hh, gates[lo:hi], cells[lo:hi], hprev[lo:hi],
+                            dhs[lo:hi], dgates[lo:hi], hbuf[lo:hi], cbuf[lo:hi], dx[lo:hi], into_ih[p],
+                            into_hh[p], into_b[p])
+    if parts == 2:
         _add_second_sums(into_ih, into_hh, into_b)
     dbias_hh[:] = dbias_ih
 
@@ -492,12 +488,10 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
     hbuf, gbuf scratch); writes hs ``(N, T, H)``. The two halves of the batch run side by side.
     """
     n, t, ni = x.shape
-    if _runs_whole(n, t, ni, weight_hh.shape[0], weight_hh.shape[1]):
-        _gru_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs)
-        return
-    half = (n + 1) // 2
-    for p in prange(2):
-        lo, hi = p * half, min(n, p * half + half)
+    parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
+    size = (n + parts - 1) // parts
+    for p in prange(parts):
+        lo, hi = p * size, min(n, p * size + size)
         _gru_forward_rows(x[lo:hi], weight_ih, weight_hh, bias_ih, bias_hh, gates[lo:hi], hn[lo:hi],
                           hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
 
@@ -538,20 +532,18 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
     by side through time, then the two halves of the gates' rows of the weight gradients.
     """
     n, t, ni = x.shape
-    if _runs_whole(n, t, ni, weight_hh.shape[0], weight_hh.shape[1]):
-        _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf, dx,
-                           dweight_ih, dweight_hh, dbias_ih, dbias_hh)
-        return
-    half = (n + 1) // 2
-    into_ih, into_hh, into_bih = _second_sums(dweight_ih, dweight_hh, dbias_ih)
-    into_bhh = (dbias_hh, np.empty_like(dbias_hh))
-    for p in prange(2):
-        lo, hi = p * half, min(n, p * half + half)
+    parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
+    size = (n + parts - 1) // parts
+    into_ih, into_hh, into_bih = _second_sums(dweight_ih, dweight_hh, dbias_ih, parts)
+    into_bhh = (dbias_hh, np.empty_like(dbias_hh) if parts == 2 else dbias_hh)
+    for p in prange(parts):
+        lo, hi = p * size, min(n, p * size + size)
         _gru_backward_rows(x[lo:hi], weight_ih, weight_hh, gates[lo:hi], hn[lo:hi], hprev[lo:hi], dhs[lo:hi],
                            dgates[lo:hi], dgates_hh[lo:hi], hbuf[lo:hi], dhbuf[lo:hi], dx[lo:hi], into_ih[p],
                            into_hh[p], into_bih[p], into_bhh[p])
-    _add_second_sums(into_ih, into_hh, into_bih)
-    _add_into(into_bhh[0], into_bhh[1])
+    if parts == 2:
+        _add_second_sums(into_ih, into_hh, into_bih)
+        _add_into(into_bhh[0], into_bhh[1])
 
 
 @njit(**_JIT)
@@ -594,16 +586,18 @@ def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, d
 
 
 @njit(**_JIT)
-def _runs_whole(n, t, i, g, h):
-    """Whether a cell's pass runs on one thread: one thread to run on, a batch of one row, or too
-    little work to share."""
-    return n < 2 or n * t * g * (i + h) < SPLIT_MULTIPLY_ADDS or thread_count() < 2
+def _parts(n, t, i, g, h):
+    """Into how many runs of batch rows a cell's pass is cut, one a thread: 1 with one thread to run
+    on, a batch of one row or too little work to share; else 2."""
+    return 1 if n < 2 or n * t * g * (i + h) < SPLIT_MULTIPLY_ADDS or thread_count() < 2 else 2
 
 
 @njit(**_JIT)
-def _second_sums(dweight_ih, dweight_hh, dbias):
-    """Where each half of a batch sums its weight and bias gradients: the first half into the
-    outputs, the second into new arrays (added by :func:`_add_second_sums`)."""
+def _second_sums(dweight_ih, dweight_hh, dbias, parts):
+    """Where each run of batch rows sums its weight and bias gradients: the first into the outputs,
+    the second (when ``parts`` is 2) into new arrays, added by :func:`_add_second_sums`."""
+    if parts == 1:
+        return (dweight_ih, dweight_ih), (dweight_hh, dweight_hh), (dbias, dbias)
     return ((dweight_ih, np.empty_like(dweight_ih)), (dweight_hh, np.empty_like(dweight_hh)),
             (dbias, np.empty_like(dbias)))
 
