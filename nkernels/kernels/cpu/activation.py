@@ -1,12 +1,14 @@
 """Elementwise activations on flat (1-D) views, so one specialization serves every shape.
 
 Most backward kernels take the forward *output* ``y``, which expresses their derivative and
-saves keeping the input; SiLU's and GELU's derivatives need the input ``x``.
+saves keeping the input; SiLU's and GELU's derivatives need the input ``x``. Both GELUs use the
+vectorizable ``normal_cdf``, ``exp`` and ``tanh`` of :mod:`.vecmath` (libm's scalar ``erf`` made the
+exact GELU's forward and backward about 0.4 ms on 16K floats).
 """
-import math
-
 import numpy as np
 from numba import njit
+
+from .vecmath import exp, normal_cdf, tanh
 
 
 @njit(cache=True, error_model="numpy")
@@ -77,7 +79,6 @@ def silu_backward(x, dy, dx):
 
 
 #: 1 / sqrt(2), sqrt(2 / pi) and 1 / sqrt(2 pi): GELU's constants
-_SQRT_HALF = 0.7071067811865476
 _SQRT_2_OVER_PI = 0.7978845608028654
 _INV_SQRT_2PI = 0.3989422804014327
 #: the cubic coefficient of GELU's tanh approximation
@@ -89,36 +90,46 @@ def gelu_forward(x, out):
     """``out = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))`` (exact GELU, ``torch.nn.GELU()``)."""
     for i in range(x.shape[0]):
         v = x[i]
-        out[i] = 0.5 * v * (1.0 + math.erf(v * _SQRT_HALF))
+        out[i] = v * normal_cdf(v)
 
 
 @njit(cache=True, error_model="numpy")
 def gelu_backward(x, dy, dx):
     """``dx = dy * (Phi(x) + x * phi(x))``, Phi and phi the standard normal's CDF and density; x the
     forward's input."""
+    half, inv_sqrt_2pi = x.dtype.type(0.5), x.dtype.type(_INV_SQRT_2PI)  # float32 stays float32: 8 lanes
     for i in range(x.shape[0]):
         v = x[i]
-        cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
-        dx[i] = dy[i] * (cdf + v * _INV_SQRT_2PI * math.exp(-0.5 * v * v))
+        dx[i] = dy[i] * (normal_cdf(v) + v * inv_sqrt_2pi * exp(-half * v * v))
+
+
+@njit(cache=True, error_model="numpy")
+def _gelu_tanh_constants(x):
+    """1, 1/2, sqrt(2/pi) and the cubic coefficient in x's float type (float32 math runs 8 lanes wide)."""
+    f = x.dtype.type
+    return f(1.0), f(0.5), f(_SQRT_2_OVER_PI), f(_GELU_CUBIC)
 
 
 @njit(cache=True, error_model="numpy")
 def gelu_tanh_forward(x, out):
     """``out = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))`` (``torch.nn.GELU("tanh")``)."""
+    one, half, scale, cubic = _gelu_tanh_constants(x)
     for i in range(x.shape[0]):
         v = x[i]
-        out[i] = 0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + _GELU_CUBIC * v * v * v)))
+        out[i] = half * v * (one + tanh(scale * (v + cubic * v * v * v)))
 
 
 @njit(cache=True, error_model="numpy")
 def gelu_tanh_backward(x, dy, dx):
     """The derivative of :func:`gelu_tanh_forward` times ``dy``: with ``u = sqrt(2/pi) * (x + 0.044715 x**3)``
     and ``t = tanh(u)``, ``dx = dy * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * du/dx)``; x the forward's input."""
+    one, half, scale, cubic = _gelu_tanh_constants(x)
+    three = x.dtype.type(3.0)
     for i in range(x.shape[0]):
         v = x[i]
-        t = math.tanh(_SQRT_2_OVER_PI * (v + _GELU_CUBIC * v * v * v))
-        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * v * v)
-        dx[i] = dy[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)
+        t = tanh(scale * (v + cubic * v * v * v))
+        du = scale * (one + three * cubic * v * v)
+        dx[i] = dy[i] * (half * (one + t) + half * v * (one - t * t) * du)
 
 
 #: activation codes, for compiled loops that pick a layer's activation by number (the schemes' fused epochs)

@@ -29,18 +29,16 @@ which the CUDA twins share). Shapes come from
 kernel takes, in order, are in ``LSTM_FORWARD_WORKSPACES`` etc. "Saved" workspaces carry state
 from the forward to the backward; "scratch" ones carry nothing between calls and may be shared.
 
-Sigmoid and tanh are written out so that LLVM vectorizes the gate loops (libm's scalar ``tanh``
-is ~13 ns an element here). Sigmoid is ``1 / (1 + exp(-x))`` with a Cephes-style exp (range
-reduction, polynomial, the power of two built from its bits), within 2 ulp. Tanh is Cephes' in
-float64 (2 ulp) and Eigen's 13/6 rational in float32 (3.4e-7 absolute, 3 ulp).
+Sigmoid and tanh come from :mod:`.vecmath`, written out so that LLVM vectorizes the gate loops
+(libm's scalar ``tanh`` is ~13 ns an element here).
 """
-import math
-
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba import njit, prange
 
 from .blas import SPLIT_MULTIPLY_ADDS, gemm
+from .vecmath import exp as _exp  # noqa: F401  (the tests check the approximations through this module)
+from .vecmath import sigmoid as _sigmoid
+from .vecmath import tanh as _tanh
 from .threads import thread_count
 
 # ----------------------------------------------------------------------------------------------
@@ -101,152 +99,6 @@ def gru_workspace_shapes(n, t, i, h):
         "dgates_hh": (n, t, 3 * h),
         "dhbuf": (n, h),
     }
-
-
-# ----------------------------------------------------------------------------------------------
-# vectorizable exp / sigmoid / tanh, one implementation per float type
-# ----------------------------------------------------------------------------------------------
-
-
-@intrinsic
-def _bits_as_float(typingctx, bits):
-    """Reinterpret int32 bits as float32, int64 bits as float64."""
-    if bits == types.int32:
-        ret = types.float32
-    elif bits == types.int64:
-        ret = types.float64
-    else:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(ret))
-
-    return ret(bits), codegen
-
-
-def _exp(x):  # pragma: no cover - replaced by the overload inside jitted code
-    return math.exp(x)
-
-
-def _sigmoid(x):  # pragma: no cover
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-def _tanh(x):  # pragma: no cover
-    return math.tanh(x)
-
-
-@overload(_exp)
-def _ov_exp(x):
-    if x == types.float32:
-        f = np.float32
-
-        def exp32(x):
-            # Cephes expf: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial.
-            x = x if not (x > f(88.0)) else f(88.0)
-            x = x if not (x < f(-87.0)) else f(-87.0)
-            fx = np.floor(x * f(1.44269504088896341) + f(0.5))
-            r = x - fx * f(0.693359375)
-            r = r - fx * f(-2.12194440e-4)
-            z = r * r
-            p = f(1.9875691500e-4)
-            p = p * r + f(1.3981999507e-3)
-            p = p * r + f(8.3334519073e-3)
-            p = p * r + f(4.1665795894e-2)
-            p = p * r + f(1.6666665459e-1)
-            p = p * r + f(5.0000001201e-1)
-            p = p * z + r + f(1.0)
-            fx = fx if fx == fx else f(0.0)  # NaN in: keep the conversion defined
-            return p * _bits_as_float(np.int32((fx + f(127.0)) * f(8388608.0)))
-
-        return exp32
-    if x == types.float64:
-
-        def exp64(x):
-            # Cephes exp: x = n ln2 + r, exp(r) = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)).
-            x = x if not (x > 709.0) else 709.0
-            x = x if not (x < -708.0) else -708.0
-            fx = np.floor(x * 1.4426950408889634073599 + 0.5)
-            r = x - fx * 6.93145751953125e-1
-            r = r - fx * 1.42860682030941723212e-6
-            rr = r * r
-            p = 1.26177193074810590878e-4
-            p = p * rr + 3.02994407707441961300e-2
-            p = p * rr + 9.99999999999999999910e-1
-            p = p * r
-            q = 3.00198505138664455042e-6
-            q = q * rr + 2.52448340349684104192e-3
-            q = q * rr + 2.27265548208155028766e-1
-            q = q * rr + 2.00000000000000000009e0
-            e = 1.0 + 2.0 * (p / (q - p))
-            fx = fx if fx == fx else 0.0  # NaN in: keep the conversion defined
-            return e * _bits_as_float(np.int64((fx + 1023.0) * 4503599627370496.0))
-
-        return exp64
-    return None
-
-
-@njit(error_model="numpy")
-def _tanh32(x):
-    """Eigen's float tanh: a 13/6 rational on [-7.9, 7.9], 2e-7 absolute error."""
-    f = np.float32
-    x = x if not (x > f(7.90531110763549805)) else f(7.90531110763549805)
-    x = x if not (x < f(-7.90531110763549805)) else f(-7.90531110763549805)
-    x2 = x * x
-    p = f(-2.76076847742355e-16)
-    p = p * x2 + f(2.00018790482477e-13)
-    p = p * x2 + f(-8.60467152213735e-11)
-    p = p * x2 + f(5.12229709037114e-08)
-    p = p * x2 + f(1.48572235717979e-05)
-    p = p * x2 + f(6.37261928875436e-04)
-    p = p * x2 + f(4.89352455891786e-03)
-    q = f(1.19825839466702e-06)
-    q = q * x2 + f(1.18534705686654e-04)
-    q = q * x2 + f(2.26843463243900e-03)
-    q = q * x2 + f(4.89352518554385e-03)
-    return x * p / q
-
-
-@overload(_sigmoid)
-def _ov_sigmoid(x):
-    if x == types.float32:
-
-        def sigmoid32(x):
-            return np.float32(1.0) / (np.float32(1.0) + _exp(-x))
-
-        return sigmoid32
-    if x == types.float64:
-
-        def sigmoid64(x):
-            return 1.0 / (1.0 + _exp(-x))
-
-        return sigmoid64
-    return None
-
-
-@overload(_tanh)
-def _ov_tanh(x):
-    if x == types.float32:
-        return lambda x: _tanh32(x)
-    if x == types.float64:
-
-        def tanh64(x):
-            # Cephes tanh: x + x^3 P(x^2)/Q(x^2) below 0.625, 1 - 2 / (exp(2|x|) + 1) above.
-            a = abs(x)
-            big = 1.0 - 2.0 / (_exp(a + a) + 1.0)
-            big = big if x >= 0.0 else -big
-            s = x * x
-            p = -9.64399179425052238628e-1
-            p = p * s + -9.92877231001918586564e1
-            p = p * s + -1.61468768441708447952e3
-            q = s + 1.12811678491632931402e2
-            q = q * s + 2.23548839060100448583e3
-            q = q * s + 4.84406305325125486048e3
-            small = x + x * s * (p / q)
-            return small if a < 0.625 else big
-
-        return tanh64
-    return None
 
 
 _JIT = dict(cache=True, error_model="numpy")  # numpy error model: no zero checks, loops vectorize
