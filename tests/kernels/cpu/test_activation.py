@@ -5,10 +5,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from numba import njit
 
 import naive
-from nkernels.kernels.cpu import activation, vecmath
+from nkernels.kernels.cpu import activation
 
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 1e-6, np.float64: 1e-13}
@@ -105,30 +104,3 @@ def test_the_activation_chosen_by_code_is_that_kernel(code, name):
     np.testing.assert_array_equal(y, expected_y)
     activation.activation_backward_by_code(code, y, dy, dy)
     np.testing.assert_array_equal(dy, expected_dx)
-
-
-@njit
-def _normal_cdf_of(x, out):
-    for i in range(x.shape[0]):
-        out[i] = vecmath.normal_cdf(x[i])
-
-
-@pytest.mark.needs_jit("normal_cdf is a Numba overload in compiled code; as plain Python it is math.erfc")
-@pytest.mark.parametrize("dtype, rtol", [(np.float32, 4e-7), (np.float64, 1e-14)])
-def test_normal_cdf_is_relatively_accurate_in_both_tails(dtype, rtol):
-    """GELU's Phi (vecmath.normal_cdf) against scipy's ndtr, relative error, from the far left tail (Phi(-12)
-    is 2e-33) to where it rounds to 1: within rtol * (1 + x**2) (float32's rounding of x**2 / 2 inside the
-    exp grows with x**2: 1.5e-5 at x = -12); NaN stays NaN, infinities give 0 and 1."""
-    from scipy.special import ndtr
-
-    x = np.concatenate([np.linspace(-12.0, 8.0, 4001), [-1e-30, 0.0]]).astype(dtype)
-    got = np.empty_like(x)
-    _normal_cdf_of(x, got)
-    x64 = x.astype(np.float64)
-    expected = ndtr(x64)
-    error = np.abs(got - expected) / expected
-    assert np.all(error <= rtol * (1.0 + x64 * x64)), f"relative error {error.max():.3g} at x = {x[error.argmax()]}"
-    special = np.array([np.nan, -np.inf, np.inf], dtype)
-    out = np.empty_like(special)
-    _normal_cdf_of(special, out)
-    assert np.isnan(out[0]) and out[1] == 0.0 and out[2] == 1.0

@@ -5,7 +5,6 @@ PyTorch's gate order and equations, batch-first, zero initial state.
 """
 import numpy as np
 import pytest
-from numba import njit
 
 import naive
 from nkernels.kernels.cpu import recurrent as rk
@@ -124,39 +123,6 @@ def test_matches_torch(cell):
 # ----------------------------------------------------------------------------------------------
 # the vectorizable exp / sigmoid / tanh the gate loops use
 # ----------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _approximations(x, exp_out, sigmoid_out, tanh_out):
-    for i in range(x.shape[0]):
-        exp_out[i] = rk._exp(x[i])
-        sigmoid_out[i] = rk._sigmoid(x[i])
-        tanh_out[i] = rk._tanh(x[i])
-
-
-@pytest.mark.needs_jit("the polynomial exp, sigmoid and tanh are Numba overloads that exist in compiled code only; as "
-                       "plain Python _exp, _sigmoid and _tanh are math.exp and friends")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gate_approximations_are_accurate_to_a_few_ulp(dtype):
-    """The Cephes/Eigen polynomials behind the gates (cpu/recurrent.py), against float64 NumPy: exp to 2 ulp
-    (relative) inside the range it clamps its input to, sigmoid and tanh to 2 and 4 ulp (absolute) anywhere;
-    infinities saturate, NaN stays NaN."""
-    eps = np.finfo(dtype).eps
-    clamp = 87.0 if dtype == np.float32 else 708.0
-    x = np.concatenate([np.linspace(-clamp, clamp, 4001), np.linspace(-1.0, 1.0, 401), np.linspace(-30, 30, 601),
-                        [0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan]]).astype(dtype)
-    e, s, t = np.empty_like(x), np.empty_like(x), np.empty_like(x)
-    _approximations(x, e, s, t)
-    x64, finite = x.astype(np.float64), np.isfinite(x)
-    ref_e = np.exp(x64[finite])
-    np.testing.assert_array_less(np.abs(e[finite] - ref_e), 2 * eps * ref_e)
-    with np.errstate(over="ignore"):
-        np.testing.assert_allclose(s[finite], 1.0 / (1.0 + np.exp(-x64[finite])), rtol=0, atol=2 * eps)
-    np.testing.assert_allclose(t[finite], np.tanh(x64[finite]), rtol=0, atol=4 * eps)
-    np.testing.assert_allclose(s[-3:-1], [1.0, 0.0], rtol=0, atol=2 * eps)
-    np.testing.assert_array_equal(t[-3:-1], [1.0, -1.0])
-    assert np.isfinite(e[-3:-1]).all() and e[-2] >= 0  # exp clamps its input: never inf
-    assert np.isnan(e[-1]) and np.isnan(s[-1]) and np.isnan(t[-1])
 
 
 #: (n, t, i, h) at or above blas.SPLIT_MULTIPLY_ADDS: with two Numba threads each half of the batch
