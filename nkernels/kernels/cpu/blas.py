@@ -74,6 +74,20 @@ def _fortran_gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, bet
     return sig, codegen
 
 
+@intrinsic
+def runtime_flag(typingctx, flag):
+    """``flag`` as a plain ``bool``, never a literal: a function called with the literal ``True`` or
+    ``False`` is compiled once for each literal (Numba tries literal types first), and every function
+    calling those copies links and optimizes each of them again; through this, one copy serves all."""
+    if not isinstance(flag, types.Boolean):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], types.boolean)
+
+    return types.boolean(flag), codegen
+
+
 @njit(cache=True)
 def _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     """``c = alpha op(a) op(b) + beta c`` row-major, as ``c^T = alpha op(b)^T op(a)^T + beta c^T`` column-major:
@@ -185,6 +199,6 @@ def _gemm_in_njit(transa, transb, alpha, a, b, beta, c):
         raise TypingError("gemm: c is read-only")
 
     def impl(transa, transb, alpha, a, b, beta, c):
-        _gemm(transa, transb, alpha, a, b, beta, c)
+        _gemm(runtime_flag(transa), runtime_flag(transb), alpha, a, b, beta, c)
 
     return impl

@@ -12,7 +12,7 @@ element is still one BLAS dot product over the same operands.
 """
 from numba import njit, prange
 
-from .blas import SPLIT_MULTIPLY_ADDS, gemm
+from .blas import SPLIT_MULTIPLY_ADDS, gemm, runtime_flag
 from .threads import thread_count
 
 
@@ -49,14 +49,16 @@ def dense_forward(x, weight, bias, out):
         beta = 1.0
     if not _shares(n, m, k):
         gemm(False, True, 1.0, x, weight, beta, out)
-    elif n >= m:  # halve the longer side of the output
+        return
+    no, yes = runtime_flag(False), runtime_flag(True)  # one compiled _gemm_pair for every call
+    if n >= m:  # halve the longer side of the output
         h = (n + 1) // 2
-        _gemm_pair(False, True, x[:h, :k], weight[:m, :k], out[:h, :m],
-                   False, True, x[h:, :k], weight[:m, :k], out[h:, :m], beta)
+        _gemm_pair(no, yes, x[:h, :k], weight[:m, :k], out[:h, :m], no, yes, x[h:, :k], weight[:m, :k], out[h:, :m],
+                   beta)
     else:
         h = (m + 1) // 2
-        _gemm_pair(False, True, x[:n, :k], weight[:h, :k], out[:n, :h],
-                   False, True, x[:n, :k], weight[h:, :k], out[:n, h:], beta)
+        _gemm_pair(no, yes, x[:n, :k], weight[:h, :k], out[:n, :h], no, yes, x[:n, :k], weight[h:, :k], out[:n, h:],
+                   beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -78,10 +80,12 @@ def dense_backward(x, dy, weight, need_dx, dx, dweight, dbias):
         gemm(True, False, 1.0, dy, x, 0.0, dweight)
         if need_dx:
             gemm(False, False, 1.0, dy, weight, 0.0, dx)
-    elif need_dx:
-        _gemm_pair(True, False, dy[:n, :m], x[:n, :k], dweight[:m, :k],
-                   False, False, dy[:n, :m], weight[:m, :k], dx[:n, :k], 0.0)
+        return
+    no, yes = runtime_flag(False), runtime_flag(True)  # one compiled _gemm_pair for every call
+    if need_dx:
+        _gemm_pair(yes, no, dy[:n, :m], x[:n, :k], dweight[:m, :k], no, no, dy[:n, :m], weight[:m, :k], dx[:n, :k],
+                   0.0)
     else:
         h = (m + 1) // 2
-        _gemm_pair(True, False, dy[:n, :h], x[:n, :k], dweight[:h, :k],
-                   True, False, dy[:n, h:], x[:n, :k], dweight[h:, :k], 0.0)
+        _gemm_pair(yes, no, dy[:n, :h], x[:n, :k], dweight[:h, :k], yes, no, dy[:n, h:], x[:n, :k], dweight[h:, :k],
+                   0.0)
