@@ -8,8 +8,10 @@ training and inference loops with BLAS on one thread and gives the cores to Numb
 faster in most runs, but about one process in four then stalled at ~70 ms a step; on
 2026-11-23 the same stalls, 70 to 250 ms a step for the MLP and the LSTMs, came back with
 Numba's pool cut to one thread, so they are OpenBLAS's own spin-waiting on a busy machine.)
-The GEMMs of big batches use the other cores through the compiled trainer's split mode instead
-(:class:`nkernels.compiled.step.CompiledTrainer`): threads that block rather than spin.
+The GEMMs use the other cores through Numba's threads instead: the dense and recurrent kernels run
+their products as single-threaded BLAS calls side by side (``nkernels.kernels.cpu.dense``), and the
+compiled trainer's split mode (:class:`nkernels.trainers.CompiledTrainer`) runs the halves of big
+batches on threads that block rather than spin.
 
 Whatever nkernels changes here it gives back: the BLAS limit lasts as long as the block, and
 starting Numba's pool leaves the OpenMP settings of the caller's thread as they were (see

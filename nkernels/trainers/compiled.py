@@ -41,10 +41,11 @@ class CompiledTrainer:
     Build it with :meth:`build`, which returns ``None`` when some layer, the loss or a kernel
     has no compiled form; the caller then drives the model layer by layer.
 
-    **Split mode.** BLAS runs on one thread (:mod:`nkernels.runtime.threads`), so the GEMMs of a
-    step, most of its time, leave the other cores idle. In split mode each batch is cut into two
-    halves: a second thread computes one half's gradients while the calling thread computes the
-    other's (both compiled with ``nogil``, each with its own buffers and gradients, each running
+    **Split mode.** BLAS runs on one thread (:mod:`nkernels.runtime.threads`); the dense, recurrent,
+    attention and conv kernels share a whole batch's work between Numba's threads themselves, which
+    is the faster way up to :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds a batch. Above it, in split
+    mode each batch is cut into two halves: a second thread computes one half's gradients while the
+    calling thread computes the other's (both compiled with ``nogil``, each with its own buffers and gradients, each running
     its ``prange`` kernels on one thread), then one compiled call joins them, weighted by the
     halves' sizes, and updates the parameters. The threads block rather than spin while they
     wait, so a busy machine slows them down without stalling them. The numbers equal the
