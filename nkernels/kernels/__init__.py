@@ -19,3 +19,7 @@ Conventions every kernel follows (plugin kernels should too):
   only where the work is wide enough, and never a BLAS call (``np.dot``/``@``) inside a
   ``prange`` region: make it one large GEMM outside the parallel loop instead.
 """
+
+from ..runtime.cache_stamps import stamp_numba_caches
+
+stamp_numba_caches()  # before any kernel module: their cache entries go stale with the code they compiled in

@@ -37,3 +37,8 @@ Helper modules: :mod:`.launch` (device arrays, grid sizing, dtypes, cached scrat
 :mod:`.elementwise` (the elementwise kernel generator), :mod:`.gemm` (the tiled GEMM, split-K,
 row/column sums), :mod:`.reduce` (two-pass reductions).
 """
+from numba.cuda.core.caching import CacheImpl as _CUDACacheImpl
+
+from ...runtime.cache_stamps import stamp_numba_caches
+
+stamp_numba_caches(_CUDACacheImpl)  # numba-cuda's locators, as the CPU ones (nkernels.kernels)

@@ -1,0 +1,100 @@
+"""Numba cache entries of nkernels' code that go stale with any code they compiled in.
+
+Numba stamps a ``cache=True`` entry with the content hash of its own source file only. A kernel
+compiles the kernels it calls into its own machine code, so after an upgrade of nkernels (or an
+edit of one kernel module) a plugin's fused run, a compiled trainer's generated step or a kernel
+calling :mod:`~nkernels.kernels.cpu.blas` would load the machine code of the old callee from its
+unchanged file's entry, silently. :func:`stamp_numba_caches` puts locators in front of Numba's
+(and numba-cuda's) own that serve the files of nkernels, of its installed plugins and of its
+generated modules: the same cache folders, with a stamp that adds :func:`code_fingerprint`, the
+hash of every source file of nkernels and of those plugins. Entries written under another
+fingerprint no longer match; they are compiled anew and overwritten in place, as Numba does for
+an edited file. Other code's entries are left to Numba's locators.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+
+from .cache import cache_dir, package_sources
+
+__all__ = ["code_fingerprint", "code_paths", "serves", "stamp_numba_caches"]
+
+
+@functools.lru_cache(maxsize=None)
+def code_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(folders, files)``: the code of nkernels and of every installed plugin (a package's folder, a
+    single-module plugin's file), found once a process."""
+    folders, files = [], []
+    for top, module in package_sources():
+        if module:
+            files.append(os.path.join(top, module + ".py"))
+        else:
+            folders.append(top)
+    return tuple(folders), tuple(files)
+
+
+def serves(py_file: str) -> bool:
+    """Whether cache entries of functions in ``py_file`` carry the fingerprint: code of nkernels, of a
+    plugin (:func:`code_paths`), or a generated module (in :func:`~nkernels.runtime.cache.cache_dir`)."""
+    folders, files = code_paths()
+    path = os.path.abspath(py_file)
+    generated = os.path.abspath(cache_dir())
+    return path in files or any(path.startswith(folder + os.sep) for folder in folders + (generated,))
+
+
+def _source_files() -> list[str]:
+    """Every ``.py`` file of :func:`code_paths`, sorted. Generated modules are left out: each is
+    stamped by its own content already, and no other code imports them."""
+    folders, files = code_paths()
+    found = list(files)
+    for folder in folders:
+        for here, dirs, names in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            found.extend(os.path.join(here, n) for n in names if n.endswith(".py"))
+    return sorted(found)
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """The SHA-256 of the paths and contents of :func:`_source_files`, computed once a process."""
+    digest = hashlib.sha256()
+    for path in _source_files():
+        try:
+            with open(path, "rb") as f:
+                content = f.read()
+        except OSError:  # removed while we walk: nothing of it can be compiled in any more
+            continue
+        digest.update(path.encode() + b"\0" + hashlib.sha256(content).digest())
+    return digest.hexdigest()
+
+
+def _stamped(locator_class: type) -> type:
+    """A subclass of one of Numba's locators that serves only what :func:`serves` accepts and adds the fingerprint
+    to the stamp; the cache folder and file names stay the base class's."""
+
+    def from_function(cls, py_func, py_file):
+        if not serves(py_file):
+            return None
+        return super(stamped, cls).from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return super(stamped, self).get_source_stamp(), code_fingerprint()
+
+    stamped = type("Fingerprinted" + locator_class.__name__.lstrip("_"), (locator_class,), {
+        "from_function": classmethod(from_function), "get_source_stamp": get_source_stamp,
+        "__doc__": f"{locator_class.__name__} for nkernels' code, stamped with the code fingerprint."})
+    return stamped
+
+
+def stamp_numba_caches(cache_impl: type | None = None) -> None:
+    """Put fingerprinted locators before the ones of ``cache_impl`` (a Numba ``CacheImpl`` class; default
+    Numba's CPU one). Idempotent; a CacheImpl of another layout is left as it is."""
+    if cache_impl is None:
+        from numba.core.caching import CacheImpl as cache_impl
+    classes = getattr(cache_impl, "_locator_classes", None)
+    if not isinstance(classes, list) or getattr(cache_impl, "_nkernels_stamped", False):
+        return
+    cache_impl._locator_classes = [_stamped(c) for c in classes] + classes
+    cache_impl._nkernels_stamped = True
