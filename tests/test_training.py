@@ -353,12 +353,13 @@ def test_a_changed_kernel_source_gives_a_new_compiled_step(tmp_path, monkeypatch
     """Numba's cache does not notice changes in the kernels a cached step calls, so their sources
     are fingerprinted into the step's own source (a stale step once crashed with a segfault)."""
     from nkernels.compiled import step
+    from nkernels.runtime.cache_stamps import source_digest
 
     kernel_file = tmp_path / "kernels.py"
     kernel_file.write_text("def k(x):\n    return x\n")
-    before = step.source_digest([str(kernel_file)])
+    before = source_digest([str(kernel_file)])
     kernel_file.write_text("def k(x):\n    return 2 * x\n")
-    assert step.source_digest([str(kernel_file)]) != before
+    assert source_digest([str(kernel_file)]) != before
 
     def build():
         return step.generate(small_mlp(), nk.losses.SoftmaxCrossEntropy(), nk.optimizers.Adam(), (16, 64)).source

@@ -18,7 +18,6 @@ there, so Numba's on-disk cache holds across runs.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -78,39 +77,23 @@ def _import_line(op: str) -> str | None:
     return f"from {py_func.__module__} import {py_func.__name__} as {op}"
 
 
-def source_digest(paths) -> str:
-    """A digest of the contents of the files at ``paths`` (in sorted order; missing files count as empty)."""
-    digest = hashlib.sha256()
-    for path in sorted(set(paths)):
-        digest.update(path.encode())
-        try:
-            with open(path, "rb") as f:
-                digest.update(hashlib.sha256(f.read()).digest())
-        except OSError:
-            digest.update(b"-")
-    return digest.hexdigest()[:20]
-
-
 def kernel_fingerprint(modules) -> str:
-    """A digest of the kernel sources a step calls: every module in ``nkernels/kernels/cpu`` (the
-    built-in kernels call each other across modules) plus the named modules (plugin kernels).
+    """A digest of the code a step compiles in: all of nkernels' and its installed plugins' sources
+    (:func:`~nkernels.runtime.cache_stamps.code_fingerprint`) plus the files of the named modules
+    (kernels registered from elsewhere).
 
-    Numba's cache checks only the timestamp of the file that holds a function, not of the
-    functions it calls, and the generated step inlines its kernels. So the digest goes into the
-    step's source, and a changed kernel (an upgrade, a plugin update, a developer's edit) gives a
-    new step file and a fresh compile instead of stale machine code.
+    The generated step inlines its kernels, and Numba's cache checks only the file that holds a
+    function. The fingerprinted cache stamps already retire the step's stale machine code; the
+    digest in the step's source also gives each code base its own step file, so two checkouts
+    sharing one cache directory (a before/after benchmark) do not recompile each other's steps.
     """
-    from ..kernels import cpu
-
-    directory = os.path.dirname(os.path.abspath(cpu.__file__))
-    paths = [os.path.join(directory, name) for name in os.listdir(directory) if name.endswith(".py")]
-    for name in modules:
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path:
-            paths.append(os.path.abspath(path))
     import numba
 
-    return numba.__version__ + "-" + source_digest(paths)
+    from ..runtime.cache_stamps import code_fingerprint, serves, source_digest
+
+    files = (getattr(sys.modules.get(name), "__file__", None) for name in modules)
+    paths = [os.path.abspath(path) for path in files if path and not serves(path)]
+    return f"{numba.__version__}-{source_digest(paths, code_fingerprint())}"
 
 
 def _indent(lines: list[str], spaces: int) -> list[str]:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from typing import Any
 
 from .cache import cache_dir, package_sources
 
-__all__ = ["code_fingerprint", "code_paths", "serves", "stamp_numba_caches"]
+__all__ = ["code_fingerprint", "code_paths", "serves", "source_digest", "stamp_numba_caches"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,18 +57,24 @@ def _source_files() -> list[str]:
     return sorted(found)
 
 
-@functools.lru_cache(maxsize=None)
-def code_fingerprint() -> str:
-    """The SHA-256 of the paths and contents of :func:`_source_files`, computed once a process."""
-    digest = hashlib.sha256()
-    for path in _source_files():
+def source_digest(paths, seed: str = "") -> str:
+    """A digest of ``seed`` and the paths and contents of the files at ``paths`` (in sorted order; a file
+    that cannot be read counts as empty), 20 hex digits."""
+    digest = hashlib.sha256(seed.encode())
+    for path in sorted(set(paths)):
+        digest.update(path.encode())
         try:
             with open(path, "rb") as f:
-                content = f.read()
-        except OSError:  # removed while we walk: nothing of it can be compiled in any more
-            continue
-        digest.update(path.encode() + b"\0" + hashlib.sha256(content).digest())
-    return digest.hexdigest()
+                digest.update(hashlib.sha256(f.read()).digest())
+        except OSError:
+            digest.update(b"-")
+    return digest.hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """The :func:`source_digest` of every source file of nkernels and its plugins, computed once a process."""
+    return source_digest(_source_files())
 
 
 def _stamped(locator_class: type) -> type:
@@ -88,11 +95,13 @@ def _stamped(locator_class: type) -> type:
     return stamped
 
 
-def stamp_numba_caches(cache_impl: type | None = None) -> None:
+def stamp_numba_caches(cache_impl: Any = None) -> None:
     """Put fingerprinted locators before the ones of ``cache_impl`` (a Numba ``CacheImpl`` class; default
     Numba's CPU one). Idempotent; a CacheImpl of another layout is left as it is."""
     if cache_impl is None:
-        from numba.core.caching import CacheImpl as cache_impl
+        from numba.core import caching
+
+        cache_impl = caching.CacheImpl
     classes = getattr(cache_impl, "_locator_classes", None)
     if not isinstance(classes, list) or getattr(cache_impl, "_nkernels_stamped", False):
         return
