@@ -32,6 +32,47 @@ from numba import njit, prange
 # ----------------------------------------------------------------------------------------------
 
 
+# The channel sums run in float64 over row views, in any order (``reassoc``), so LLVM vectorizes them;
+# indexing x[i, j] directly keeps Numba's negative-index wraparound in the loop, which it does not.
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _channel_sum(x, lo, hi):
+    """The float64 sum of ``x[:, lo:hi]``."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        row = x[i, lo:hi]
+        for j in range(row.shape[0]):
+            s += row[j]
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _channel_squared_deviations(x, lo, hi, mu):
+    """The float64 sum of ``(x[:, lo:hi] - mu) ** 2``."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        row = x[i, lo:hi]
+        for j in range(row.shape[0]):
+            dev = row[j] - mu
+            s += dev * dev
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _channel_gradient_sums(x, dy, lo, hi, mu, inv):
+    """The float64 sums of ``dy`` and of ``dy * (x - mu) * inv`` over ``[:, lo:hi]``."""
+    sdy = 0.0
+    sdyx = 0.0
+    for i in range(x.shape[0]):
+        row, dy_row = x[i, lo:hi], dy[i, lo:hi]
+        for j in range(row.shape[0]):
+            g = dy_row[j]
+            sdy += g
+            sdyx += g * ((row[j] - mu) * inv)
+    return sdy, sdyx
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def batchnorm_forward_train(x, channels, weight, bias, eps, momentum, cumulative, running_mean, running_var,
                             num_batches_tracked, mean, invstd, out):
@@ -46,16 +87,8 @@ def batchnorm_forward_train(x, channels, weight, bias, eps, momentum, cumulative
     for c in prange(channels):
         lo = c * length
         hi = lo + length
-        s = 0.0
-        for i in range(n):
-            for j in range(lo, hi):
-                s += x[i, j]
-        mu = s / m
-        ss = 0.0
-        for i in range(n):
-            for j in range(lo, hi):
-                dev = x[i, j] - mu
-                ss += dev * dev
+        mu = _channel_sum(x, lo, hi) / m
+        ss = _channel_squared_deviations(x, lo, hi, mu)
         var = ss / m
         mean[c] = mu
         invstd[c] = 1.0 / np.sqrt(var + eps)
@@ -63,8 +96,9 @@ def batchnorm_forward_train(x, channels, weight, bias, eps, momentum, cumulative
         running_var[c] = (1.0 - factor) * running_var[c] + factor * (ss / (m - 1))
         mu_c, inv_c, w, b = mean[c], invstd[c], weight[c], bias[c]
         for i in range(n):
-            for j in range(lo, hi):
-                out[i, j] = (x[i, j] - mu_c) * inv_c * w + b
+            row, out_row = x[i, lo:hi], out[i, lo:hi]
+            for j in range(length):
+                out_row[j] = (row[j] - mu_c) * inv_c * w + b
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -78,8 +112,9 @@ def batchnorm_forward_eval(x, channels, weight, bias, eps, running_mean, running
         scale = weight[c] / np.sqrt(running_var[c] + eps)
         shift = bias[c] - running_mean[c] * scale
         for i in range(n):
-            for j in range(lo, lo + length):
-                out[i, j] = x[i, j] * scale + shift
+            row, out_row = x[i, lo:lo + length], out[i, lo:lo + length]
+            for j in range(length):
+                out_row[j] = row[j] * scale + shift
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -94,21 +129,16 @@ def batchnorm_backward(x, dy, channels, weight, mean, invstd, need_dx, dx, dweig
         lo = c * length
         hi = lo + length
         mu, inv = mean[c], invstd[c]
-        sdy = 0.0
-        sdyx = 0.0
-        for i in range(n):
-            for j in range(lo, hi):
-                g = dy[i, j]
-                sdy += g
-                sdyx += g * ((x[i, j] - mu) * inv)
+        sdy, sdyx = _channel_gradient_sums(x, dy, lo, hi, mu, inv)
         dbias[c] = sdy
         dweight[c] = sdyx
         if need_dx:
             k = weight[c] * inv
             db, dw = dbias[c] / m, dweight[c] / m
             for i in range(n):
-                for j in range(lo, hi):
-                    dx[i, j] = k * (dy[i, j] - (db + (x[i, j] - mu) * inv * dw))
+                row, dy_row, dx_row = x[i, lo:hi], dy[i, lo:hi], dx[i, lo:hi]
+                for j in range(length):
+                    dx_row[j] = k * (dy_row[j] - (db + (row[j] - mu) * inv * dw))
 
 
 # ----------------------------------------------------------------------------------------------
