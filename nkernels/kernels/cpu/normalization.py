@@ -32,45 +32,39 @@ from numba import njit, prange
 # ----------------------------------------------------------------------------------------------
 
 
-# The channel sums run in float64 over row views, in any order (``reassoc``), so LLVM vectorizes them;
-# indexing x[i, j] directly keeps Numba's negative-index wraparound in the loop, which it does not.
+# Sums run in float64 over 1-D views, in any order (``reassoc``), so LLVM vectorizes them; indexing
+# x[i, j] or x[base + j] directly keeps Numba's negative-index wraparound in the loop, which it does not.
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _channel_sum(x, lo, hi):
-    """The float64 sum of ``x[:, lo:hi]``."""
+def _sum(v):
+    """The float64 sum of the 1-D ``v``."""
     s = 0.0
-    for i in range(x.shape[0]):
-        row = x[i, lo:hi]
-        for j in range(row.shape[0]):
-            s += row[j]
+    for j in range(v.shape[0]):
+        s += v[j]
     return s
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _channel_squared_deviations(x, lo, hi, mu):
-    """The float64 sum of ``(x[:, lo:hi] - mu) ** 2``."""
+def _squared_deviations(v, mu):
+    """The float64 sum of ``(v - mu) ** 2``."""
     s = 0.0
-    for i in range(x.shape[0]):
-        row = x[i, lo:hi]
-        for j in range(row.shape[0]):
-            dev = row[j] - mu
-            s += dev * dev
+    for j in range(v.shape[0]):
+        dev = v[j] - mu
+        s += dev * dev
     return s
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _channel_gradient_sums(x, dy, lo, hi, mu, inv):
-    """The float64 sums of ``dy`` and of ``dy * (x - mu) * inv`` over ``[:, lo:hi]``."""
-    sdy = 0.0
-    sdyx = 0.0
-    for i in range(x.shape[0]):
-        row, dy_row = x[i, lo:hi], dy[i, lo:hi]
-        for j in range(row.shape[0]):
-            g = dy_row[j]
-            sdy += g
-            sdyx += g * ((row[j] - mu) * inv)
-    return sdy, sdyx
+def _gradient_sums(v, dy, weight, has_weight, mu, inv):
+    """The float64 sums of ``g`` and of ``g * (v - mu) * inv``, with ``g = dy * weight`` (or ``dy``)."""
+    sg = 0.0
+    sgx = 0.0
+    for j in range(v.shape[0]):
+        g = dy[j] * weight[j] if has_weight else dy[j]
+        sg += g
+        sgx += g * ((v[j] - mu) * inv)
+    return sg, sgx
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -87,8 +81,13 @@ def batchnorm_forward_train(x, channels, weight, bias, eps, momentum, cumulative
     for c in prange(channels):
         lo = c * length
         hi = lo + length
-        mu = _channel_sum(x, lo, hi) / m
-        ss = _channel_squared_deviations(x, lo, hi, mu)
+        s = 0.0
+        for i in range(n):
+            s += _sum(x[i, lo:hi])
+        mu = s / m
+        ss = 0.0
+        for i in range(n):
+            ss += _squared_deviations(x[i, lo:hi], mu)
         var = ss / m
         mean[c] = mu
         invstd[c] = 1.0 / np.sqrt(var + eps)
@@ -129,7 +128,12 @@ def batchnorm_backward(x, dy, channels, weight, mean, invstd, need_dx, dx, dweig
         lo = c * length
         hi = lo + length
         mu, inv = mean[c], invstd[c]
-        sdy, sdyx = _channel_gradient_sums(x, dy, lo, hi, mu, inv)
+        sdy = 0.0
+        sdyx = 0.0
+        for i in range(n):
+            row_dy, row_dyx = _gradient_sums(x[i, lo:hi], dy[i, lo:hi], weight, False, mu, inv)
+            sdy += row_dy
+            sdyx += row_dyx
         dbias[c] = sdy
         dweight[c] = sdyx
         if need_dx:
@@ -151,24 +155,19 @@ def _layernorm_forward_rows(x, d, weight, bias, has_weight, has_bias, eps, mean,
     rows = x.shape[0] // d
     for r in prange(rows):
         base = r * d
-        s = 0.0
-        for j in range(base, base + d):
-            s += x[j]
-        mu = s / d
-        ss = 0.0
-        for j in range(base, base + d):
-            dev = x[j] - mu
-            ss += dev * dev
+        row, out_row = x[base:base + d], out[base:base + d]
+        mu = _sum(row) / d
+        ss = _squared_deviations(row, mu)
         mean[r] = mu
         invstd[r] = 1.0 / np.sqrt(ss / d + eps)
         mu_r, inv_r = mean[r], invstd[r]
         for j in range(d):
-            v = (x[base + j] - mu_r) * inv_r
+            v = (row[j] - mu_r) * inv_r
             if has_weight:
                 v = v * weight[j]
             if has_bias:
                 v = v + bias[j]
-            out[base + j] = v
+            out_row[j] = v
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -177,16 +176,12 @@ def _layernorm_input_grad(x, dy, d, weight, has_weight, mean, invstd, dx):
     for r in prange(rows):
         base = r * d
         mu, inv = mean[r], invstd[r]
-        sg = 0.0
-        sgx = 0.0
-        for j in range(d):
-            g = dy[base + j] * weight[j] if has_weight else dy[base + j]
-            sg += g
-            sgx += g * ((x[base + j] - mu) * inv)
+        row, dy_row, dx_row = x[base:base + d], dy[base:base + d], dx[base:base + d]
+        sg, sgx = _gradient_sums(row, dy_row, weight, has_weight, mu, inv)
         mg, mgx = sg / d, sgx / d
         for j in range(d):
-            g = dy[base + j] * weight[j] if has_weight else dy[base + j]
-            dx[base + j] = inv * (g - (mg + (x[base + j] - mu) * inv * mgx))
+            g = dy_row[j] * weight[j] if has_weight else dy_row[j]
+            dx_row[j] = inv * (g - (mg + (row[j] - mu) * inv * mgx))
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
