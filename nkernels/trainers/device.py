@@ -8,11 +8,11 @@ import numpy as np
 from ..compiled.step import AUGMENT_STRIDE
 from ..plugins.kernels import kernel
 from ..runtime import devices
-from .layerwise import check_trainable_layers, trained_parameters
+from .layerwise import TrainerSettings, trained_parameters
 from .step_plan import NotPlannable, ParameterStore, StepPlan
 
 
-class DeviceTrainer:
+class DeviceTrainer(TrainerSettings):
     """Runs mini-batches on the GPU: the data, the parameters and the optimizer state stay there.
 
     ``run`` takes the same arguments as the other trainers, with ``X2d`` and ``Y`` already on the
@@ -35,10 +35,7 @@ class DeviceTrainer:
 
     def __init__(self, model, loss, optimizer, sample_shape, augment: tuple[int, int] | None = None,
                  input_grad: bool = False, trainable_layers: Any = None):
-        self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
-        self.sample_shape = tuple(sample_shape)
-        self.input_grad = input_grad
-        self.trainable_layers = check_trainable_layers(model, trainable_layers)
+        super().__init__(model, loss, optimizer, sample_shape, augment, input_grad, trainable_layers)
         self._buffers: dict = {}
         self._plans: dict = {}
         self._store: ParameterStore | None = None

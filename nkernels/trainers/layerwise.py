@@ -10,14 +10,10 @@ from ..runtime.threads import blas_single_threaded
 from ..compiled.step import AUGMENT_STRIDE
 
 
-class LayerwiseTrainer:
-    """Runs mini-batches one Python call per layer: the reference path, and the one plugin layers use.
-
-    Each step runs the layers' and the loss's pass descriptions one kernel call at a time (or a
-    plugin layer's own Python passes), then the optimizer's. ``input_grad`` keeps the first
-    layer's input gradient (:meth:`nkernels.Sequential.backward`); ``trainable_layers`` (layer
-    indices, None for all) updates only those layers' parameters.
-    """
+class TrainerSettings:
+    """What the layer-by-layer and device trainers are built with: the model, loss and optimizer,
+    the sample shape, the augmentation, whether the first layer's input gradient is kept
+    (``input_grad``) and which layers train (``trainable_layers``: layer indices, None for all)."""
 
     def __init__(self, model, loss, optimizer, sample_shape, augment: tuple[int, int] | None = None,
                  input_grad: bool = False, trainable_layers: Any = None):
@@ -25,6 +21,16 @@ class LayerwiseTrainer:
         self.sample_shape = tuple(sample_shape)
         self.input_grad = input_grad
         self.trainable_layers = check_trainable_layers(model, trainable_layers)
+
+
+class LayerwiseTrainer(TrainerSettings):
+    """Runs mini-batches one Python call per layer: the reference path, and the one plugin layers use.
+
+    Each step runs the layers' and the loss's pass descriptions one kernel call at a time (or a
+    plugin layer's own Python passes), then the optimizer's. ``input_grad`` keeps the first
+    layer's input gradient (:meth:`nkernels.Sequential.backward`); ``trainable_layers`` (layer
+    indices, None for all) updates only those layers' parameters.
+    """
 
     def run(self, X2d, Y, order, start, n_batches, batch_size):
         """Same contract as :meth:`nkernels.trainers.CompiledTrainer.run`."""

@@ -470,17 +470,22 @@ def _backward_gemms(w2, cf, gf, df, partial, need_dx, k0, count, chunk, n_size):
 
 
 @njit(cache=True, error_model="numpy")
+def _conv_sizes(x, weight, y):
+    """The sizes of a convolution of x (N, C, H, W) by weight (O, C, KH, KW) into y (N, O, OH, OW):
+    N, O, KH, KW, OH, OW, OH*OW and R = C*KH*KW."""
+    n_size, c_size, _, _ = x.shape
+    o_size, _, kh_size, kw_size = weight.shape
+    oh_size, ow_size = y.shape[2], y.shape[3]
+    return n_size, o_size, kh_size, kw_size, oh_size, ow_size, oh_size * ow_size, c_size * kh_size * kw_size
+
+
+@njit(cache=True, error_model="numpy")
 def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     """Chunk by chunk of samples, a round of :data:`ROUND_CHUNKS` chunks at a time: im2col of each into
     cols (R, chunk*OHW), then their GEMMs W (O, R) @ cols -> (O, chunk*OHW) side by side, each written
     straight into out[n] when the chunk is one sample (plus the bias), else into gemm and copied out
     per sample with the bias."""
-    n_size, c_size, _, _ = x.shape
-    o_size, _, kh_size, kw_size = weight.shape
-    oh_size = out.shape[2]
-    ow_size = out.shape[3]
-    ohw = oh_size * ow_size
-    r_size = c_size * kh_size * kw_size
+    n_size, o_size, kh_size, kw_size, oh_size, ow_size, ohw, r_size = _conv_sizes(x, weight, out)
     w2 = weight.reshape(o_size, r_size)
     cf = cols.reshape(-1)
     gf = gemm.reshape(-1)
@@ -508,12 +513,7 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
     weight gradient dout_c @ cols_c.T into its partial sum and (need_dx) dcols_c = W.T @ dout_c over
     cols_c; then col2im into dx of the chunks' samples. The partial sums (see
     :data:`ROUND_CHUNKS`) are added into dweight at the end."""
-    n_size, c_size, _, _ = x.shape
-    o_size, _, kh_size, kw_size = weight.shape
-    oh_size = dout.shape[2]
-    ow_size = dout.shape[3]
-    ohw = oh_size * ow_size
-    r_size = c_size * kh_size * kw_size
+    n_size, o_size, kh_size, kw_size, oh_size, ow_size, ohw, r_size = _conv_sizes(x, weight, dout)
     w2 = weight.reshape(o_size, r_size)
     dw2 = dweight.reshape(o_size, r_size)
     cf = cols.reshape(-1)

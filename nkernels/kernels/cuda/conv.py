@@ -75,6 +75,17 @@ def _im2col(xf, c_size, h_size, w_size, kh_size, kw_size, sh, sw, ph, pw, oh_siz
             cf[q] = zero
 
 
+@cuda.jit(device=True, inline="always")
+def _output_reading(i, pad, k, stride, o_size):
+    """Along one dimension, the output position whose window reads input ``i`` through kernel tap
+    ``k`` (window start ``o * stride - pad``), or -1 when none does."""
+    y = i + pad - k
+    if y < 0 or y % stride != 0:
+        return -1
+    o = y // stride
+    return o if o < o_size else -1
+
+
 @cuda.jit(cache=True)
 def _col2im(cf, c_size, h_size, w_size, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, init,
             has_init, dxf):
@@ -94,18 +105,12 @@ def _col2im(cf, c_size, h_size, w_size, kh_size, kw_size, sh, sw, ph, pw, oh_siz
         if has_init:
             s = init[c]
         for kh in range(kh_size):
-            y = ih + ph - kh
-            if y < 0 or y % sh != 0:
-                continue
-            oh = y // sh
-            if oh >= oh_size:
+            oh = _output_reading(ih, ph, kh, sh, oh_size)
+            if oh < 0:
                 continue
             for kw in range(kw_size):
-                x = iw + pw - kw
-                if x < 0 or x % sw != 0:
-                    continue
-                ow = x // sw
-                if ow >= ow_size:
+                ow = _output_reading(iw, pw, kw, sw, ow_size)
+                if ow < 0:
                     continue
                 s += cf[((n * oh_size + oh) * ow_size + ow) * r_size + (c * kh_size + kh) * kw_size + kw]
         dxf[q] = s

@@ -284,20 +284,28 @@ def _first_pass(kernel, a, b):
     return partials, blocks
 
 
+def _mean(kernel, a, b):
+    """The mean over the rows of ``a`` of ``kernel``'s elementwise terms, a Python float (synchronizes)."""
+    n = a.shape[0]
+    if n == 0:
+        return float("nan")  # the CPU kernel's 0 / 0
+    return finish(*_first_pass(kernel, a, b)) / n
+
+
+def _mean_into(kernel, a, b, losses, index):
+    """:func:`_mean` written to ``losses[index]`` on the device."""
+    finish_into(*_first_pass(kernel, a, b), 1.0 / a.shape[0], losses, index)
+
+
 def mse_forward(pred, target):
     """Mean of ``(pred - target)**2`` over every element; both 1-D of equal length. Returns a
     Python float (synchronizes)."""
-    pred, target = device_arrays(pred=pred, target=target)
-    n = pred.shape[0]
-    if n == 0:
-        return float("nan")  # the CPU kernel's 0 / 0
-    return finish(*_first_pass(_mse_forward, pred, target)) / n
+    return _mean(_mse_forward, *device_arrays(pred=pred, target=target))
 
 
 def mse_forward_into(pred, target, losses, index):
     """:func:`mse_forward` writing the mean to ``losses[index]`` (a float64 device array)."""
-    pred, target, losses = device_arrays(pred=pred, target=target, losses=losses)
-    finish_into(*_first_pass(_mse_forward, pred, target), 1.0 / pred.shape[0], losses, index)
+    _mean_into(_mse_forward, *device_arrays(pred=pred, target=target, losses=losses), index)
 
 
 _mse_backward = elementwise("mse_backward_scaled(pred, target, dpred, scale: float64)",
@@ -324,17 +332,12 @@ def _bce_forward(logits, target, partials):
 def bce_with_logits_forward(logits, target):
     """Mean binary cross-entropy of ``sigmoid(logits)`` against ``target`` over every element;
     both 1-D of equal length. Returns a Python float (synchronizes)."""
-    logits, target = device_arrays(logits=logits, target=target)
-    n = logits.shape[0]
-    if n == 0:
-        return float("nan")  # the CPU kernel's 0 / 0
-    return finish(*_first_pass(_bce_forward, logits, target)) / n
+    return _mean(_bce_forward, *device_arrays(logits=logits, target=target))
 
 
 def bce_with_logits_forward_into(logits, target, losses, index):
     """:func:`bce_with_logits_forward` writing the mean to ``losses[index]`` (a float64 device array)."""
-    logits, target, losses = device_arrays(logits=logits, target=target, losses=losses)
-    finish_into(*_first_pass(_bce_forward, logits, target), 1.0 / logits.shape[0], losses, index)
+    _mean_into(_bce_forward, *device_arrays(logits=logits, target=target, losses=losses), index)
 
 
 # sigmoid(x) as 0.5 * (1 + tanh(x / 2)): no overflow for any finite x

@@ -86,14 +86,20 @@ def clip_factor_into(grads_flat, max_norm, out):
     _clip_factor_into[1, reduce_threads()](partials, blocks, np.float64(max_norm), out)
 
 
+@cuda.jit(device=True, inline="always")
+def _clipped_grad(grad, i, clip, scale):
+    """``grad[i]``, first scaled in place by the clipping factor ``scale[0]`` when ``clip``."""
+    g = grad[i]
+    if clip:
+        g = grad.dtype.type(g * scale[0])
+        grad[i] = g
+    return g
+
+
 @cuda.jit(cache=True)
 def _adam_flat(param, grad, m, v, clip, scale, step_size, inv_bias2, b1, b2, c1, c2, eps, shrink, wd):
-    f = scale[0]
     for i in range(cuda.grid(1), param.shape[0], cuda.gridsize(1)):
-        g = grad[i]
-        if clip:
-            g = grad.dtype.type(g * f)
-            grad[i] = g
+        g = _clipped_grad(grad, i, clip, scale)
         p = param[i] * shrink
         g = g + wd * p
         mi = b1 * m[i] + c1 * g
@@ -105,12 +111,8 @@ def _adam_flat(param, grad, m, v, clip, scale, step_size, inv_bias2, b1, b2, c1,
 
 @cuda.jit(cache=True)
 def _sgd_flat(param, grad, velocity, clip, scale, kind, lr, mu, wd):
-    f = scale[0]
     for i in range(cuda.grid(1), param.shape[0], cuda.gridsize(1)):
-        g = grad[i]
-        if clip:
-            g = grad.dtype.type(g * f)
-            grad[i] = g
+        g = _clipped_grad(grad, i, clip, scale)
         p = param[i]
         if kind == 0:
             param[i] = p - lr * (g + wd * p)

@@ -90,28 +90,29 @@ def _max_scatter(gf, argf, out_per_plane, in_per_plane, dxf):
 
 
 @cuda.jit(device=True, cache=True)
-def _windows_holding(p, w_size, k, stride, oh_size, ow_size):
-    """The output rows and columns (inclusive ranges) whose k x k window, at ``stride``, holds the
-    input element ``p`` of a plane ``w_size`` wide: oh_lo, oh_hi, ow_lo, ow_hi (empty when lo > hi)."""
+def _windows_holding(q, h_size, w_size, k, stride, oh_size, ow_size):
+    """For the flat input element ``q`` of (planes, h_size, w_size): its index ``p`` within its
+    plane, the flat index of its plane's first output, and the output rows and columns (inclusive
+    ranges) whose k x k window, at ``stride``, holds it: p, obase, oh_lo, oh_hi, ow_lo, ow_hi
+    (empty when lo > hi)."""
+    hw = h_size * w_size
+    plane = q // hw
+    p = q - plane * hw
     ih = p // w_size
     iw = p - ih * w_size
     oh_lo = 0 if ih < k else (ih - k) // stride + 1
     ow_lo = 0 if iw < k else (iw - k) // stride + 1
-    return oh_lo, min(ih // stride, oh_size - 1), ow_lo, min(iw // stride, ow_size - 1)
+    return (p, plane * oh_size * ow_size, oh_lo, min(ih // stride, oh_size - 1),
+            ow_lo, min(iw // stride, ow_size - 1))
 
 
 @cuda.jit(cache=True)
 def _maxpool2d_backward_gather(gf, argf, h_size, w_size, k, stride, oh_size, ow_size, dxf):
     """One thread per input element: the sum of dout over the windows holding it whose argmax it
     is, in the CPU's row-major order."""
-    total = dxf.shape[0]
-    hw = h_size * w_size
-    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
-        plane = q // hw
-        p = q - plane * hw
-        oh_lo, oh_hi, ow_lo, ow_hi = _windows_holding(p, w_size, k, stride, oh_size, ow_size)
+    for q in range(cuda.grid(1), dxf.shape[0], cuda.gridsize(1)):
+        p, obase, oh_lo, oh_hi, ow_lo, ow_hi = _windows_holding(q, h_size, w_size, k, stride, oh_size, ow_size)
         s = dxf.dtype.type(0)
-        obase = plane * oh_size * ow_size
         for oh in range(oh_lo, oh_hi + 1):
             for ow in range(ow_lo, ow_hi + 1):
                 o = obase + oh * ow_size + ow
@@ -181,14 +182,9 @@ def _avgpool2d_forward(xf, h_size, w_size, k, stride, oh_size, ow_size, scale, o
 
 @cuda.jit(cache=True)
 def _avgpool2d_backward(gf, h_size, w_size, k, stride, oh_size, ow_size, scale, dxf):
-    total = dxf.shape[0]
-    hw = h_size * w_size
-    for q in range(cuda.grid(1), total, cuda.gridsize(1)):
-        plane = q // hw
-        p = q - plane * hw
-        oh_lo, oh_hi, ow_lo, ow_hi = _windows_holding(p, w_size, k, stride, oh_size, ow_size)
+    for q in range(cuda.grid(1), dxf.shape[0], cuda.gridsize(1)):
+        _, obase, oh_lo, oh_hi, ow_lo, ow_hi = _windows_holding(q, h_size, w_size, k, stride, oh_size, ow_size)
         s = dxf.dtype.type(0)
-        obase = plane * oh_size * ow_size
         for oh in range(oh_lo, oh_hi + 1):
             for ow in range(ow_lo, ow_hi + 1):
                 # as the CPU: g = dout * scale in float64, added to the dtype's running value

@@ -42,6 +42,15 @@ def _sig(v, one):
     return one / (one + math.exp(-v))
 
 
+@cuda.jit(device=True, inline="always")
+def _unit_of(q, h, t_size, s, gate_width):
+    """Thread item ``q`` of a step's (N, H) grid: its sample ``b``, its hidden unit ``j`` and the flat
+    index of its first gate at step ``s`` in the (N, T, gate_width) gate array."""
+    b = q // h
+    j = q - b * h
+    return b, j, (b * t_size + s) * gate_width + j
+
+
 # ----------------------------------------------------------------------------------------------
 # LSTM
 # ----------------------------------------------------------------------------------------------
@@ -53,9 +62,7 @@ def _lstm_cell(gf, bi, bh, cf, hpf, hsf, n_size, t_size, h, s):
     zero = gf.dtype.type(0)
     g4 = 4 * h
     for q in range(cuda.grid(1), n_size * h, cuda.gridsize(1)):
-        b = q // h
-        j = q - b * h
-        gb = (b * t_size + s) * g4 + j
+        b, j, gb = _unit_of(q, h, t_size, s, g4)
         ig = _sig(gf[gb] + bi[j] + bh[j], one)
         fg = _sig(gf[gb + h] + bi[h + j] + bh[h + j], one)
         gg = math.tanh(gf[gb + 2 * h] + bi[2 * h + j] + bh[2 * h + j])
@@ -85,9 +92,7 @@ def _lstm_cell_backward(gf, cf, dhsf, dgf, hbf, cbf, n_size, t_size, h, s, first
     one = gf.dtype.type(1)
     g4 = 4 * h
     for q in range(cuda.grid(1), n_size * h, cuda.gridsize(1)):
-        b = q // h
-        j = q - b * h
-        gb = (b * t_size + s) * g4 + j
+        b, j, gb = _unit_of(q, h, t_size, s, g4)
         ig = gf[gb]
         fg = gf[gb + h]
         gg = gf[gb + 2 * h]
@@ -193,9 +198,7 @@ def _gru_cell(gf, rcf, bi, bh, hnf, hpf, hsf, n_size, t_size, h, s):
     one = gf.dtype.type(1)
     g3 = 3 * h
     for q in range(cuda.grid(1), n_size * h, cuda.gridsize(1)):
-        b = q // h
-        j = q - b * h
-        gb = (b * t_size + s) * g3 + j
+        b, j, gb = _unit_of(q, h, t_size, s, g3)
         rb = b * g3 + j
         if s == 0:
             rr = gf.dtype.type(0)
@@ -228,9 +231,7 @@ def _gru_cell_backward(gf, hnf, hpf, dhsf, dgf, dghf, hbf, dhbf, n_size, t_size,
     one = gf.dtype.type(1)
     g3 = 3 * h
     for q in range(cuda.grid(1), n_size * h, cuda.gridsize(1)):
-        b = q // h
-        j = q - b * h
-        gb = (b * t_size + s) * g3 + j
+        b, j, gb = _unit_of(q, h, t_size, s, g3)
         o = (b * t_size + s) * h + j
         d = dhsf[o]
         if not first:
