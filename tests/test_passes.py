@@ -46,7 +46,43 @@ def test_constants_render_from_their_type_never_by_repr():
 
     assert literal(Const(np.float32(0.5)).value) == "0.5"  # repr of a NumPy scalar is np.float32(0.5)
     assert literal(Const(np.int64(7)).value) == "7" and literal(Const(np.bool_(False)).value) == "False"
+    assert literal(7, specialize=False) == "int64(7)" and literal(False, specialize=False) == "bool_(False)"
     assert literal(Const(1e-300).value) == "1e-300"
+
+
+def test_convolution_options_and_need_dx_reach_the_kernels_as_plain_values():
+    """A bare ``2`` or ``True`` in the generated source is typed by Numba as ``Literal[int](2)``, and the
+    kernel it reaches is compiled again for that value: every new stride or padding of a convolution
+    cost 18-20 s of compiling instead of about 5, and ``need_dx`` compiled each backward twice. Consts
+    left to specialize (a pool's window, attention's heads) stay literal."""
+    import ast
+
+    from numba import njit, types
+
+    from nkernels.compiled.render import literal
+
+    model = nk.Sequential([L.Conv2D(1, 4, 3, stride=2, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
+                           L.Dense(16, 10)], seed=0)
+    calls = {node.func.id: node.args for node in ast.walk(ast.parse(source(model, (16, 1, 8, 8))))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+
+    def bare(op):
+        return [arg.value for arg in calls[op] if isinstance(arg, ast.Constant) and not isinstance(arg.value, float)]
+
+    assert bare("conv2d_forward") == bare("conv2d_backward") == bare("dense_backward") == []
+    assert bare("maxpool2d_forward") == [2, 2]
+    with pytest.raises(TypeError, match="specialize must be a bool"):
+        Const(2, specialize="no")
+
+    @njit
+    def kernel(k, flag):
+        return k if flag else -k
+
+    namespace = {"kernel": kernel}
+    exec(f"from numpy import bool_, int64\ndef call():\n    return kernel({literal(2, False)}, {literal(True, False)})",
+         namespace)
+    assert njit(namespace["call"])() == 2
+    assert kernel.signatures == [(types.int64, types.boolean)]
 
 
 def test_flatten_is_a_view_on_both_paths():

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..passes.ir import Workspace
-from .render import Binding
+from .render import Binding, literal
 
 _warned: set[type] = set()
 
@@ -83,7 +83,7 @@ class LegacyPasses:
         values["g"] = _LazyMap(lambda key: name(Binding("grad", l, key)))
         values["w"] = _LazyMap(lambda key: name(Binding("work", l, key)))
         values["s"] = _LazyMap(lambda key: name(Binding("buffer", l, key)))
-        values["need_dx"] = str(bool(need_dx))
+        values["need_dx"] = literal(bool(need_dx), specialize=False)
         values["step"] = "step"
         return (self.op.forward.format(**values).strip("\n").splitlines(),
                 self.op.backward.format(**values).strip("\n").splitlines())

@@ -58,7 +58,7 @@ class Scope:
             self.names.setdefault(name, binding)
             return name
         if isinstance(arg, Const):
-            return literal(arg.value)
+            return literal(arg.value, arg.specialize)
         if isinstance(arg, Scalar):
             return self.scalar(arg.name)
         if isinstance(arg, Local):
@@ -68,12 +68,18 @@ class Scope:
         raise TypeError(f"not an operand: {arg!r}")
 
 
-def literal(value) -> str:
-    """A bool, int or float as source (a Const has already checked and normalised it)."""
+def literal(value, specialize: bool = True) -> str:
+    """A bool, int or float as source (a Const has already checked and normalised it).
+
+    With ``specialize`` False a bool or an int is wrapped (``bool_(True)``, ``int64(2)``, NumPy's,
+    which the generated module imports) so that Numba types it as a plain ``bool`` or ``int64``: a
+    bare ``2`` is typed ``Literal[int](2)`` and the kernel it reaches is compiled again for that
+    value (each new stride and padding of a convolution cost 18-20 s of compiling)."""
     if isinstance(value, bool):
-        return "True" if value else "False"
+        text = "True" if value else "False"
+        return text if specialize else f"bool_({text})"
     if isinstance(value, int):
-        return str(value)
+        return str(value) if specialize else f"int64({value})"
     return repr(float(value))  # a finite float's repr always reads back as a float
 
 

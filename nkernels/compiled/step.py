@@ -27,7 +27,7 @@ import numpy as np
 
 from ..passes.ir import LayerPasses, Phase, calls_of
 from .legacy import LegacyPasses, legacy_passes
-from .render import Binding, Scope, accumulated_locals, render_call, variable_name
+from .render import Binding, Scope, accumulated_locals, literal, render_call, variable_name
 
 #: the leading arguments of every generated function
 FIXED_ARGS = ("X", "Y", "order", "start0", "n_batches", "step0", "scalars", "augment", "losses", "correct")
@@ -159,7 +159,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         return slot
 
     def scope(table, specials=None, owner=("layer", -1)) -> Scope:
-        return Scope(table, namer, names, {"step": "step", "fresh": "True", "index": "slot", **(specials or {})},
+        return Scope(table, namer, names, {"step": "step", "fresh": literal(True, specialize=False), "index": "slot", **(specials or {})},
                      scalar(*owner))
 
     def layer_scope(l: int) -> Scope:
@@ -169,7 +169,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
                       "grad": lambda r: Binding("grad", l, r.name, r.view),
                       "work": lambda r: Binding("work", l, r.name, r.view),
                       "buffer": lambda r: Binding("buffer", l, r.name, r.view)},
-                     {"need_dx": str(l > first or (input_grad and l == 0))}, ("layer", l))
+                     {"need_dx": literal(bool(l > first or (input_grad and l == 0)), specialize=False)}, ("layer", l))
 
     forward: list[str] = []
     backward: list[str] = []
@@ -289,6 +289,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         f"# dtype: {np.dtype(model.dtype).name}, inputs {np.dtype(model.input_dtype).name}",
         "import math",
         "from numba import njit",
+        "from numpy import bool_, int64",
         *imports,
         "",
         "",

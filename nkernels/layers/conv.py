@@ -61,8 +61,9 @@ class _Conv(Layer):
         return (pixels, self.in_channels * int(np.prod(self.kernel))), (self.out_channels, pixels)
 
     def _options(self) -> tuple[Const, ...]:
-        """The kernels' int options: strides then paddings (h, w for 2-D)."""
-        return tuple(Const(v) for v in self.strides + self.paddings)
+        """The kernels' int options: strides then paddings (h, w for 2-D), plain ints (one compile of the
+        large convolution kernels for every stride and padding)."""
+        return tuple(Const(v, specialize=False) for v in self.strides + self.paddings)
 
     def passes(self, input_shape):
         bias, dbias = (param("bias"), grad("bias")) if self.use_bias else (work("no_bias"), work("no_bias"))

@@ -104,11 +104,20 @@ class Const:
 
     NumPy scalars are accepted and kept as the Python value of their kind, so ``repr`` of a
     NumPy type never reaches generated source.
+
+    ``specialize`` (ints and bools): True compiles the kernel of a compiled step for this very
+    value (Numba types it as a literal: constant trip counts, pruned branches; one compile per
+    value); False passes it as a plain ``int64`` or ``bool``, one compile for every value, the one
+    the layer-by-layer path uses too. False suits options of large kernels whose code does not
+    gain from the value, such as a convolution's strides and paddings. Floats are never literals.
     """
 
     value: Union[bool, int, float]
+    specialize: bool = True
 
     def __post_init__(self):
+        if not isinstance(self.specialize, (bool, np.bool_)):
+            raise TypeError(f"a Const's specialize must be a bool, got {self.specialize!r}")
         value = self.value
         if isinstance(value, (bool, np.bool_)):
             object.__setattr__(self, "value", bool(value))

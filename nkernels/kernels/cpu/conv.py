@@ -610,8 +610,9 @@ def conv1d_forward(x, weight, bias, stride, pad, cols, gemm, out):
     n, c, length = x.shape
     o, _, k = weight.shape
     ol = out.shape[2]
+    # np.int64: a bare 1 or 0 would be typed as a literal and compile the 2-D core a second time
     _conv_forward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k), bias,
-                     1, stride, 0, pad, cols, gemm, out.reshape(n, o, 1, ol))
+                     np.int64(1), stride, np.int64(0), pad, cols, gemm, out.reshape(n, o, 1, ol))
 
 
 @njit(cache=True, error_model="numpy")
@@ -627,7 +628,7 @@ def conv1d_backward(x, weight, dout, stride, pad, need_dx, cols_ready, cols, gem
     o, _, k = weight.shape
     ol = dout.shape[2]
     _conv_backward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k),
-                      dout.reshape(n, o, 1, ol), 1, stride, 0, pad, need_dx, cols_ready, cols,
+                      dout.reshape(n, o, 1, ol), np.int64(1), stride, np.int64(0), pad, need_dx, cols_ready, cols,
                       gemm, dx.reshape(n, c, 1, length), dweight.reshape(o, c, 1, k), dbias)
 
 
