@@ -88,7 +88,7 @@ def chain(layers: list, prefix: str, input_shape: tuple, x: Ref, dx: Ref, need_d
             out.workspaces[f"{child}.{name}"] = Workspace(shape if space.shape == "input" else space.shape,
                                                           space.dtype)
         io = {"x": current_x, "y": y_ref, "dx": current_dx, "dy": dy_ref}
-        child_need = need_dx if i == 0 else Const(True)
+        child_need = need_dx if i == 0 else Const(True, specialize=False)  # as NEED_DX: plain, one compile
         out.forward += _calls(passes.forward, child, io, child_need, "x", "y")
         out.inference += _calls(passes.evaluation, child, io, child_need, "x", "y")
         out.backward[:0] = _calls(passes.backward, child, io, child_need, "dy", "dx")
