@@ -159,8 +159,8 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         return slot
 
     def scope(table, specials=None, owner=("layer", -1)) -> Scope:
-        return Scope(table, namer, names, {"step": "step", "fresh": literal(True, specialize=False), "index": "slot", **(specials or {})},
-                     scalar(*owner))
+        values = {"step": "step", "fresh": literal(True, specialize=False), "index": "slot", **(specials or {})}
+        return Scope(table, namer, names, values, scalar(*owner))
 
     def layer_scope(l: int) -> Scope:
         return scope({"x": lambda r: Binding("act", l, view=r.view), "y": lambda r: Binding("act", l + 1, view=r.view),
@@ -169,7 +169,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
                       "grad": lambda r: Binding("grad", l, r.name, r.view),
                       "work": lambda r: Binding("work", l, r.name, r.view),
                       "buffer": lambda r: Binding("buffer", l, r.name, r.view)},
-                     {"need_dx": literal(bool(l > first or (input_grad and l == 0)), specialize=False)}, ("layer", l))
+                     {"need_dx": literal(l > first or bool(input_grad and l == 0), specialize=False)}, ("layer", l))
 
     forward: list[str] = []
     backward: list[str] = []

@@ -627,9 +627,9 @@ def conv1d_backward(x, weight, dout, stride, pad, need_dx, cols_ready, cols, gem
     n, c, length = x.shape
     o, _, k = weight.shape
     ol = dout.shape[2]
-    _conv_backward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k),
-                      dout.reshape(n, o, 1, ol), np.int64(1), stride, np.int64(0), pad, need_dx, cols_ready, cols,
-                      gemm, dx.reshape(n, c, 1, length), dweight.reshape(o, c, 1, k), dbias)
+    _conv_backward_4d(x.reshape(n, c, 1, length), weight.reshape(o, c, 1, k), dout.reshape(n, o, 1, ol),
+                      np.int64(1), stride, np.int64(0), pad, need_dx, cols_ready, cols, gemm,
+                      dx.reshape(n, c, 1, length), dweight.reshape(o, c, 1, k), dbias)
 
 
 # ----------------------------------------------------------------------------------------------
