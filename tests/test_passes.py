@@ -76,6 +76,7 @@ def test_convolution_options_and_need_dx_reach_the_kernels_as_plain_values():
     assert bare("maxpool2d_forward") == [2, 2] * 2  # run_batches, half_batch_gradients
     with pytest.raises(TypeError, match="specialize must be a bool"):
         Const(2, specialize="no")
+    assert Const(2, specialize=np.bool_(False)).specialize is False  # kept as Python's bool, as the value
 
     @njit
     def kernel(k, flag):

@@ -118,6 +118,7 @@ class Const:
     def __post_init__(self):
         if not isinstance(self.specialize, (bool, np.bool_)):
             raise TypeError(f"a Const's specialize must be a bool, got {self.specialize!r}")
+        object.__setattr__(self, "specialize", bool(self.specialize))
         value = self.value
         if isinstance(value, (bool, np.bool_)):
             object.__setattr__(self, "value", bool(value))
