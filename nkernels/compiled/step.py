@@ -10,7 +10,9 @@
     the split mode's halves (see :class:`nkernels.trainers.compiled.CompiledTrainer`).
 
 Every kernel call comes from a layer's, the loss's or the optimizer's description
-(:mod:`nkernels.passes`), rendered by :mod:`nkernels.compiled.render`; the arguments are listed
+(:mod:`nkernels.passes`), rendered by :mod:`nkernels.compiled.render`, and calls the kernel by
+address (:mod:`nkernels.compiled.kernel_calls`: the step's machine code holds only the step, so a
+new step compiles in well under a second once its kernels are cached); the arguments are listed
 as :class:`~nkernels.compiled.render.Binding` records, from which the runtime builds them. Values
 that change between runs (rates, seeds, counters) are arguments, so they never compile anything
 new. The source is written into the cache directory under its content's hash and imported from
@@ -74,15 +76,16 @@ def _import_line(op: str) -> str | None:
     py_func = getattr(kernel(op, "cpu"), "py_func", None)
     if py_func is None:  # a plugin kernel that is not a Numba function cannot be called from one
         return None
-    return f"from {py_func.__module__} import {py_func.__name__} as {op}"
+    return f"from {py_func.__module__} import {py_func.__name__} as _{op}"
 
 
 def kernel_fingerprint(modules) -> str:
-    """A digest of the code a step compiles in: all of nkernels' and its installed plugins' sources
+    """A digest of the code a step depends on: all of nkernels' and its installed plugins' sources
     (:func:`~nkernels.runtime.cache_stamps.code_fingerprint`) plus the files of the named modules
     (kernels registered from elsewhere).
 
-    The generated step inlines its kernels, and Numba's cache checks only the file that holds a
+    The generated step is typed against its kernels' overloads and calls them by address
+    (:mod:`~nkernels.compiled.kernel_calls`), and Numba's cache checks only the file that holds a
     function. The fingerprinted cache stamps already retire the step's stale machine code; the
     digest in the step's source also gives each code base its own step file, so two checkouts
     sharing one cache directory (a before/after benchmark) do not recompile each other's steps.
@@ -290,7 +293,9 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         "import math",
         "from numba import njit",
         "from numpy import bool_, int64",
+        "from nkernels.compiled.kernel_calls import KernelByAddress, cache_step_functions",
         *imports,
+        *[f"{op} = KernelByAddress(_{op})" for op in sorted(ops)],
         "",
         "",
         '@njit(cache=True, error_model="numpy")',
@@ -306,6 +311,9 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         '@njit(cache=True, error_model="numpy", nogil=True)',
         f"def update_from_halves({', '.join(args + ['w0', 'w1'])}):",
         *_indent(update_body, 4),
+        "",
+        "",
+        "cache_step_functions(globals())",
         "",
     ])
     bindings = {name: names[name] for name in args[len(FIXED_ARGS):]}

@@ -95,14 +95,19 @@ def calls_parallel_code(function) -> bool:
     others), is compiled with ``parallel=True``: whether calling it enters Numba's threading layer.
 
     Read from the Python code of the functions: the Numba functions each one names as a global, as
-    an attribute of a module it names, or in its closure.
+    an attribute of a module it names, or in its closure (or the kernel a generated step calls
+    through a :class:`~nkernels.compiled.kernel_calls.KernelByAddress`).
     """
     from numba.core.dispatcher import Dispatcher
+
+    from ..compiled.kernel_calls import KernelByAddress
 
     seen: set[int] = set()
     pending = [function]
     while pending:
         fn = pending.pop()
+        if isinstance(fn, KernelByAddress):
+            fn = fn.kernel
         if id(fn) in seen or not isinstance(fn, Dispatcher):
             continue
         seen.add(id(fn))
