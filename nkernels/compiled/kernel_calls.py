@@ -3,8 +3,8 @@
 Numba compiles a function that calls another ``@njit`` function by linking the callee's whole call
 tree into the caller's module and optimizing and generating machine code for all of it once more. A
 training step calls every kernel of its model, so each new step re-optimized the convolutions,
-GEMMs and recurrent cells it calls: ~5 s for a small conv model whose kernels were all cached,
-against ~0.5 s for the step's own code.
+GEMMs and recurrent cells it calls: a small conv model's first run took 4.8 s with all its kernels
+cached, 1.9 s now.
 
 A generated step module wraps each kernel it imports in :class:`KernelByAddress`. Numba types a
 call through it exactly as a call of the kernel (the same overloads, literal specializations
@@ -48,7 +48,7 @@ class KernelByAddress:
     """
 
     def __init__(self, kernel: Any):
-        self.kernel = kernel
+        self.kernel = self.__wrapped__ = kernel
 
     def __call__(self, *args):
         return self.kernel(*args)

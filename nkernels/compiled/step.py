@@ -12,7 +12,7 @@
 Every kernel call comes from a layer's, the loss's or the optimizer's description
 (:mod:`nkernels.passes`), rendered by :mod:`nkernels.compiled.render`, and calls the kernel by
 address (:mod:`nkernels.compiled.kernel_calls`: the step's machine code holds only the step, so a
-new step compiles in well under a second once its kernels are cached); the arguments are listed
+new step compiles only its own code once its kernels are cached); the arguments are listed
 as :class:`~nkernels.compiled.render.Binding` records, from which the runtime builds them. Values
 that change between runs (rates, seeds, counters) are arguments, so they never compile anything
 new. The source is written into the cache directory under its content's hash and imported from

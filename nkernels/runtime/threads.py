@@ -95,19 +95,17 @@ def calls_parallel_code(function) -> bool:
     others), is compiled with ``parallel=True``: whether calling it enters Numba's threading layer.
 
     Read from the Python code of the functions: the Numba functions each one names as a global, as
-    an attribute of a module it names, or in its closure (or the kernel a generated step calls
-    through a :class:`~nkernels.compiled.kernel_calls.KernelByAddress`).
+    an attribute of a module it names, or in its closure; the Numba function a wrapper names as its
+    ``__wrapped__`` (a generated step's :class:`~nkernels.compiled.kernel_calls.KernelByAddress`) counts too.
     """
     from numba.core.dispatcher import Dispatcher
-
-    from ..compiled.kernel_calls import KernelByAddress
 
     seen: set[int] = set()
     pending = [function]
     while pending:
         fn = pending.pop()
-        if isinstance(fn, KernelByAddress):
-            fn = fn.kernel
+        if not isinstance(fn, Dispatcher):  # (a Dispatcher's own __wrapped__ is its Python function)
+            fn = getattr(fn, "__wrapped__", fn)
         if id(fn) in seen or not isinstance(fn, Dispatcher):
             continue
         seen.add(id(fn))
