@@ -21,6 +21,7 @@ compiled anew rather than loaded.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
@@ -166,13 +167,16 @@ class StepFunctionCache(FunctionCache):
         super().save_overload(sig, data)
         if calls is None or not self._enabled:
             return
+        tmp = None
         try:
             fd, tmp = tempfile.mkstemp(dir=self._cache_path, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 pickle.dump(sorted(calls, key=repr), f)
             os.replace(tmp, self._calls_path(sig))
-        except OSError:  # an unwritable cache: the entry is never loaded without its list
-            pass
+        except OSError:  # an unwritable cache or a full disk: the entry is never loaded without its list
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
 
 
 def cache_step_functions(namespace: dict) -> None:
