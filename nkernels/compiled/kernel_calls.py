@@ -66,14 +66,15 @@ def symbol_name(kernel: Dispatcher, argtypes: tuple) -> str:
 
 
 def _register(kernel: Dispatcher, argtypes: tuple):
-    """Register the address of ``kernel``'s (compiled or cached) overload for ``argtypes``; return it."""
+    """Register the address of ``kernel``'s (compiled or cached) overload for ``argtypes`` under its
+    :func:`symbol_name`; return the name and the overload."""
     import llvmlite.binding as llvm
 
     kernel.compile(argtypes)
     overload = kernel.overloads[tuple(argtypes)]
-    llvm.add_symbol(symbol_name(kernel, argtypes),
-                    overload.library.get_pointer_to_function(overload.fndesc.llvm_func_name))
-    return overload
+    name = symbol_name(kernel, argtypes)
+    llvm.add_symbol(name, overload.library.get_pointer_to_function(overload.fndesc.llvm_func_name))
+    return name, overload
 
 
 class KernelByAddressType(types.Callable):
@@ -103,14 +104,13 @@ class KernelByAddressType(types.Callable):
 
             def call_by_address(context, builder, sig, args):
                 argtypes = tuple(sig.args)
-                overload = _register(kernel, argtypes)
+                name, overload = _register(kernel, argtypes)
                 calls = getattr(_recording, "calls", None)
                 if calls is not None:
                     calls.add((kernel.py_func.__module__, kernel.py_func.__qualname__, argtypes))
                 restype, fe_argtypes = overload.fndesc.restype, overload.fndesc.argtypes
                 callee = cgutils.get_or_insert_function(
-                    builder.module, context.call_conv.get_function_type(restype, fe_argtypes),
-                    symbol_name(kernel, argtypes))
+                    builder.module, context.call_conv.get_function_type(restype, fe_argtypes), name)
                 status, result = context.call_conv.call_function(builder, callee, restype, fe_argtypes, args)
                 with cgutils.if_unlikely(builder, status.is_error):
                     context.call_conv.return_status_propagate(builder, status)
