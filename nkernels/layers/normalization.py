@@ -63,10 +63,10 @@ class _BatchNorm(Layer):
 
     def passes(self, input_shape):
         self.output_shape(input_shape)
-        channels = Const(self.num_features)
+        channels = Const(self.num_features, specialize=False)
         return LayerPasses(
             forward=(Call("batchnorm_forward_train", X.rows, channels, param("weight"), param("bias"), Scalar("eps"),
-                          Scalar("momentum"), Const(self.momentum is None), buffer("running_mean"),
+                          Scalar("momentum"), Const(self.momentum is None, specialize=False), buffer("running_mean"),
                           buffer("running_var"), buffer("num_batches_tracked"), work("mean"), work("invstd"),
                           Y.rows),),
             backward=(Call("batchnorm_backward", X.rows, DY.rows, channels, param("weight"), work("mean"),

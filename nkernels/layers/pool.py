@@ -32,7 +32,7 @@ class _Pool(Layer):
         return tuple(input_shape[:2]) + tuple((s - self.kernel_size) // self.stride + 1 for s in spatial)
 
     def passes(self, input_shape):
-        k, s = Const(self.kernel_size), Const(self.stride)
+        k, s = Const(self.kernel_size, specialize=False), Const(self.stride, specialize=False)
         if self.saves_argmax:
             return LayerPasses(forward=(Call(self.op + "_forward", X, k, s, Y, work("argmax")),),
                                backward=(Call(self.op + "_backward", DY, work("argmax"), DX, k, s),),

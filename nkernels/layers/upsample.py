@@ -23,6 +23,6 @@ class Upsample2D(Layer):
         return tuple(input_shape[:2]) + (input_shape[2] * s, input_shape[3] * s)
 
     def passes(self, input_shape):
-        s = Const(self.scale_factor)
+        s = Const(self.scale_factor, specialize=False)
         return LayerPasses(forward=(Call("upsample2d_forward", X, s, Y),),
                            backward=(Call("upsample2d_backward", DY, s, DX),))
