@@ -2,6 +2,7 @@
 (its statistics, its seed and counter), causality, a stable softmax, and the errors before any kernel."""
 import numpy as np
 import pytest
+from numba import njit
 
 import nkernels as nk
 from nkernels.kernels.cpu import attention as kernels
@@ -176,6 +177,48 @@ def test_the_masks_come_from_the_seed_and_the_counter():
     draws = np.empty(mask.size)
     uniform_fill(9, 100, draws)
     np.testing.assert_array_equal(mask.ravel() != 0, draws >= 0.5)
+
+
+@njit
+def _core_by_rows(qkv, dctx, heads, causal, p, key, base, attn, mask, ctx, dattn, dqkv):
+    """The forward and backward cores, a row function call per row (the CUDA twins' threads)."""
+    for n in range(qkv.shape[0]):
+        for h in range(heads):
+            for i in range(qkv.shape[1]):
+                kernels._attention_row_forward(qkv, heads, causal, p, key, base, n, h, i, attn, mask, ctx)
+            for i in range(qkv.shape[1]):
+                kernels._attention_row_backward_query(qkv, attn, mask, dctx, heads, causal, p, n, h, i, dattn, dqkv)
+            for j in range(qkv.shape[1]):
+                kernels._attention_row_backward_key(qkv, attn, mask, dctx, dattn, heads, causal, p, n, h, j, dqkv)
+
+
+def _core_by_groups(qkv, dctx, heads, causal, p, key, base, attn, mask, ctx, dattn, dqkv):
+    kernels._attention_core_forward(qkv, heads, causal, p, key, base, attn, mask, ctx)
+    kernels._attention_core_backward(qkv, attn, mask, dctx, heads, causal, p, dattn, dqkv)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-6), (np.float64, 1e-12)], ids=["float32", "float64"])
+@pytest.mark.parametrize("causal, p", [(False, 0.0), (True, 0.0), (False, 0.4), (True, 0.4)])
+@pytest.mark.parametrize("n, t, heads, d", [(3, 5, 2, 3), (5, 8, 4, 8), (1, 1, 1, 1), (9, 2, 3, 2)])
+def test_the_cpu_core_computes_what_the_rows_of_the_cuda_twins_do(n, t, heads, d, causal, p, dtype, rtol):
+    """The CPU core's groups of pairs and the row functions the CUDA twins compile: the same sums in
+    the same order; only the exponentials' last bits may differ (vecmath's against libm's). Shapes
+    with fewer pairs than a group, more (27 = 16 + 11), and the dropout masks (exact)."""
+    rng = np.random.default_rng(n * t)
+    qkv = rng.standard_normal((n, t, 3 * heads * d)).astype(dtype)
+    dctx = rng.standard_normal((n, t, heads * d)).astype(dtype)
+    results = []
+    for core in (_core_by_groups, _core_by_rows):
+        attn, mask, dattn = (np.full((n, heads, t, t), np.nan, dtype) for _ in range(3))
+        ctx, dqkv = np.full(dctx.shape, np.nan, dtype), np.full(qkv.shape, np.nan, dtype)
+        core(qkv, dctx, heads, causal, p, 7, np.uint64(11), attn, mask, ctx, dattn, dqkv)
+        results.append((attn, ctx, dattn, dqkv, mask))
+    (*by_groups, groups_mask), (*by_rows, rows_mask) = results
+    if p > 0:
+        np.testing.assert_array_equal(groups_mask, rows_mask)
+    for groups, rows in zip(by_groups, by_rows):
+        assert not np.isnan(rows).any()
+        np.testing.assert_allclose(groups, rows, rtol=rtol, atol=rtol)
 
 
 def test_seeded_models_draw_the_same_masks():

@@ -90,7 +90,7 @@ class MultiHeadAttention(Layer):
             d_in_bias, d_out_bias = grad("in_proj_bias"), grad("out_proj_bias")
         else:
             in_bias = out_bias = d_in_bias = d_out_bias = work("no_bias")
-        options = (Const(h), Const(self.causal))
+        options = (Const(h, specialize=False), Const(self.causal, specialize=False))
         saved = (work("qkv"), work("attn"), work("mask"), work("ctx"))
 
         def forward(p, seed, counter):

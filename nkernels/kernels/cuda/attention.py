@@ -13,8 +13,9 @@ CPU's row functions (``_attention_row_*``) compiled as device functions, one thr
   ``dq``), then one with a thread per key row (``dk`` and ``dv``, sums over the query rows), so
   no two threads write one element and nothing is atomic.
 
-The arithmetic and its order are the CPU's (sums in float64), so the results differ from the
-CPU's only where the math libraries (``exp``) and the GEMMs' summation orders do.
+The arithmetic and its order are the CPU's (sums in float64; the CPU runs the same sums for a group
+of pairs at once), so the results differ from the CPU's only where ``exp`` (libdevice's here,
+:func:`nkernels.kernels.cpu.vecmath.exp` there) and the GEMMs' summation orders do.
 """
 import numpy as np
 from numba import cuda
