@@ -20,13 +20,6 @@ and backward, per chunk (dbias from one pass over dout first)::
     cols_k          =   W.T @ dout_k                       dcols, in cache (when need_dx)
     dx[chunk]       <-  col2im(cols_k)
 
-Up to :data:`DIRECT_MAX_R` (R = 9 for a 3x3 kernel over one channel) there are no chunks: each
-sample's columns cols_n (R, OHW) go to its own stretch of ``cols`` and the sample's output rows are
-computed from them in cache, one thread a sample (:func:`_conv_forward_direct`); the backward adds
-dout_n @ cols_n.T into one of ``ROUND_CHUNKS`` partial sums (samples n % ROUND_CHUNKS) and makes dx
-from W.T @ dout_n (:func:`_conv_backward_direct`). A GEMM with K = R that small runs far below its
-rate, and its three passes (im2col, GEMM, copy out) each went through memory.
-
 The GEMMs go through :func:`nkernels.kernels.cpu.blas.gemm` (transposes and accumulation
 without temporaries). The chunks run in rounds of :data:`ROUND_CHUNKS`: the im2col passes of a
 round (parallel over rows), then its GEMMs side by side on Numba's threads (one ``prange`` over the
@@ -308,90 +301,76 @@ def _valid_outputs(kw, sw, pw, ow_size, w_size):
     return lo, hi
 
 
-@njit(cache=True, error_model="numpy")
-def _im2col_row(xf, x_shape, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cf, r):
-    """Row r of :func:`_im2col_chunk`'s columns (flat ``xf`` of shape ``x_shape``, flat ``cf``)."""
-    _, c_size, h_size, w_size = x_shape
-    ohw = oh_size * ow_size
-    width = nb * ohw
-    ckh = r // kw_size
-    kw = r - ckh * kw_size
-    c = ckh // kh_size
-    kh = ckh - c * kh_size
-    lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
-    rbase = r * width
-    for j in range(nb):
-        pbase = ((n0 + j) * c_size + c) * h_size
-        for oh in range(oh_size):
-            ih = oh * sh - ph + kh
-            d = uintp(rbase + j * ohw + oh * ow_size)
-            if ih < 0 or ih >= h_size:
-                for ow in range(uintp(ow_size)):
-                    cf[d + ow] = 0
-                continue
-            for ow in range(uintp(lo)):
-                cf[d + ow] = 0
-            s = (pbase + ih) * w_size - pw + kw
-            if sw == 1:
-                for ow in range(uintp(lo), uintp(hi)):
-                    cf[d + ow] = xf[uintp(s) + ow]
-            else:
-                for ow in range(uintp(lo), uintp(hi)):
-                    cf[d + ow] = xf[uintp(s + ow * sw)]
-            for ow in range(uintp(hi), uintp(ow_size)):
-                cf[d + ow] = 0
-
-
 @njit(cache=True, error_model="numpy", parallel=True)
 def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
     """cols[(c*KH + kh)*KW + kw, (j*OH + oh)*OW + ow] = x[n0 + j, c, oh*sh - ph + kh, ow*sw - pw + kw]
     (zero outside x), for the nb samples n0..n0+nb-1: cols is (R, nb*OH*OW), C-contiguous.
     Every inner loop copies one run of output columns from one input row; parallel over rows."""
-    c_size = x.shape[1]
+    _, c_size, h_size, w_size = x.shape
+    ohw = oh_size * ow_size
+    width = nb * ohw
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
     for r in prange(c_size * kh_size * kw_size):
-        _im2col_row(xf, x.shape, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cf, r)
-
-
-@njit(cache=True, error_model="numpy")
-def _col2im_sample(cf, j, nb, n, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, df, dx_shape):
-    """Sample j of :func:`_col2im_chunk` (columns of nb samples, flat ``cf``) into sample n of the
-    flat ``df`` of shape ``dx_shape``, overwritten."""
-    _, c_size, h_size, w_size = dx_shape
-    ohw = oh_size * ow_size
-    width = nb * ohw
-    plane_size = h_size * w_size
-    for c in range(c_size):
-        pbase = (n * c_size + c) * plane_size
-        for i in range(uintp(plane_size)):
-            df[uintp(pbase) + i] = 0
-        for kh in range(kh_size):
-            for kw in range(kw_size):
-                lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
-                rbase = ((c * kh_size + kh) * kw_size + kw) * width + j * ohw
-                for oh in range(oh_size):
-                    ih = oh * sh - ph + kh
-                    if ih < 0 or ih >= h_size:
-                        continue
-                    s = uintp(rbase + oh * ow_size)
-                    d = pbase + ih * w_size - pw + kw
-                    if sw == 1:
-                        for ow in range(uintp(lo), uintp(hi)):
-                            df[uintp(d) + ow] += cf[s + ow]
-                    else:
-                        for ow in range(uintp(lo), uintp(hi)):
-                            df[uintp(d + ow * sw)] += cf[s + ow]
+        ckh = r // kw_size
+        kw = r - ckh * kw_size
+        c = ckh // kh_size
+        kh = ckh - c * kh_size
+        lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
+        rbase = r * width
+        for j in range(nb):
+            pbase = ((n0 + j) * c_size + c) * h_size
+            for oh in range(oh_size):
+                ih = oh * sh - ph + kh
+                d = uintp(rbase + j * ohw + oh * ow_size)
+                if ih < 0 or ih >= h_size:
+                    for ow in range(uintp(ow_size)):
+                        cf[d + ow] = 0
+                    continue
+                for ow in range(uintp(lo)):
+                    cf[d + ow] = 0
+                s = (pbase + ih) * w_size - pw + kw
+                if sw == 1:
+                    for ow in range(uintp(lo), uintp(hi)):
+                        cf[d + ow] = xf[uintp(s) + ow]
+                else:
+                    for ow in range(uintp(lo), uintp(hi)):
+                        cf[d + ow] = xf[uintp(s + ow * sw)]
+                for ow in range(uintp(hi), uintp(ow_size)):
+                    cf[d + ow] = 0
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
     """Adjoint of :func:`_im2col_chunk`: dx[n0:n0+nb] = the sum of the column entries that read
     each pixel (overwritten, starting from zero). Parallel over samples: each owns its dx[n]."""
+    _, c_size, h_size, w_size = dx.shape
+    ohw = oh_size * ow_size
+    width = nb * ohw
     cf = cols.reshape(-1)
     df = dx.reshape(-1)
+    plane_size = h_size * w_size
     for j in prange(nb):
-        _col2im_sample(cf, j, nb, n0 + j, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, df, dx.shape)
+        for c in range(c_size):
+            pbase = ((n0 + j) * c_size + c) * plane_size
+            for i in range(uintp(plane_size)):
+                df[uintp(pbase) + i] = 0
+            for kh in range(kh_size):
+                for kw in range(kw_size):
+                    lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
+                    rbase = ((c * kh_size + kh) * kw_size + kw) * width + j * ohw
+                    for oh in range(oh_size):
+                        ih = oh * sh - ph + kh
+                        if ih < 0 or ih >= h_size:
+                            continue
+                        s = uintp(rbase + oh * ow_size)
+                        d = pbase + ih * w_size - pw + kw
+                        if sw == 1:
+                            for ow in range(uintp(lo), uintp(hi)):
+                                df[uintp(d) + ow] += cf[s + ow]
+                        else:
+                            for ow in range(uintp(lo), uintp(hi)):
+                                df[uintp(d + ow * sw)] += cf[s + ow]
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -500,87 +479,6 @@ def _conv_sizes(x, weight, y):
     return n_size, o_size, kh_size, kw_size, oh_size, ow_size, oh_size * ow_size, c_size * kh_size * kw_size
 
 
-#: the largest R = C*KH*KW the direct path computes (:func:`_conv_forward_direct`): with K = R this
-#: small a BLAS GEMM ran at 15-20 GFLOP/s (the digits CNN's 3x3 conv of one channel: 60-80 us of its
-#: 100-130 us forward), and the im2col, GEMM and copy-out passes each went through memory
-DIRECT_MAX_R = 16
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _dot(a, b):
-    """sum(a * b) in the arrays' dtype (reassociated, so that it vectorizes, as BLAS's sums do)."""
-    acc = a[0] - a[0]
-    for p in range(a.shape[0]):
-        acc += a[p] * b[p]
-    return acc
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def _conv_forward_direct(x, weight, bias, sh, sw, ph, pw, cols, out):
-    """Small R: per sample n (parallel), its columns cols_n (R, OHW) into the stretch n*R*OHW of
-    ``cols`` (what the backward reads with ``cols_ready``), then out[n] (O, OHW) = W @ cols_n + bias,
-    an output row at a time in cache (a pass over OHW per weight)."""
-    n_size, o_size, kh_size, kw_size, oh_size, ow_size, ohw, r_size = _conv_sizes(x, weight, out)
-    w2 = weight.reshape(o_size, r_size)
-    xf = x.reshape(-1)
-    cf = cols.reshape(-1)
-    of = out.reshape(n_size, o_size, ohw)
-    has_bias = bias.shape[0] > 0
-    for n in prange(n_size):
-        cn = cf[n * r_size * ohw:(n + 1) * r_size * ohw]
-        for r in range(r_size):
-            _im2col_row(xf, x.shape, n, 1, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cn, r)
-        cn2 = cn.reshape(r_size, ohw)
-        for o in range(o_size):
-            row = of[n, o]
-            b = bias[o] if has_bias else 0
-            for p in range(ohw):
-                row[p] = b
-            for r in range(r_size):
-                wv = w2[o, r]
-                crow = cn2[r]
-                for p in range(ohw):
-                    row[p] += wv * crow[p]
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def _conv_backward_direct(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, partial, dx):
-    """Small R, as :func:`_conv_forward_direct`: sample n adds dout_n @ cols_n.T into partial sum
-    n % G (G = partial's first size; the groups run in parallel, each over its samples in order, so
-    the sums depend on the shapes only), then (need_dx) cols_n = W.T @ dout_n and its col2im into
-    dx[n]."""
-    n_size, o_size, kh_size, kw_size, oh_size, ow_size, ohw, r_size = _conv_sizes(x, weight, dout)
-    w2 = weight.reshape(o_size, r_size)
-    xf = x.reshape(-1)
-    cf = cols.reshape(-1)
-    df = dout.reshape(n_size, o_size, ohw)
-    dxf = dx.reshape(-1)
-    groups = partial.shape[0]
-    for grp in prange(groups):
-        acc = partial[grp]
-        acc[:] = 0
-        for n in range(grp, n_size, groups):
-            cn = cf[n * r_size * ohw:(n + 1) * r_size * ohw]
-            if not cols_ready:
-                for r in range(r_size):
-                    _im2col_row(xf, x.shape, n, 1, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cn, r)
-            cn2 = cn.reshape(r_size, ohw)
-            for o in range(o_size):
-                for r in range(r_size):
-                    acc[o, r] += _dot(df[n, o], cn2[r])
-            if need_dx:
-                for r in range(r_size):
-                    drow = cn2[r]
-                    for p in range(ohw):
-                        drow[p] = 0
-                    for o in range(o_size):
-                        wv = w2[o, r]
-                        grow = df[n, o]
-                        for p in range(ohw):
-                            drow[p] += wv * grow[p]
-                _col2im_sample(cn, 0, 1, n, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dxf, dx.shape)
-
-
 @njit(cache=True, error_model="numpy")
 def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     """Chunk by chunk of samples, a round of :data:`ROUND_CHUNKS` chunks at a time: im2col of each into
@@ -588,9 +486,6 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     straight into out[n] when the chunk is one sample (plus the bias), else into gemm and copied out
     per sample with the bias."""
     n_size, o_size, kh_size, kw_size, oh_size, ow_size, ohw, r_size = _conv_sizes(x, weight, out)
-    if r_size <= DIRECT_MAX_R:
-        _conv_forward_direct(x, weight, bias, sh, sw, ph, pw, cols, out)
-        return
     w2 = weight.reshape(o_size, r_size)
     cf = cols.reshape(-1)
     gf = gemm.reshape(-1)
@@ -626,11 +521,6 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
     df = dout.reshape(n_size, o_size, ohw)
     if dbias.shape[0] > 0:
         _channel_sums(df, dbias)
-    if r_size <= DIRECT_MAX_R:
-        partial = np.empty((max(1, min(n_size, ROUND_CHUNKS)), o_size, r_size), dw2.dtype)
-        _conv_backward_direct(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, partial, dx)
-        _sum_partials(partial, dw2)
-        return
     chunk = _chunk_samples(n_size, r_size, ohw)
     n_chunks = (n_size + chunk - 1) // chunk
     per_round = max(1, min(n_chunks, ROUND_CHUNKS))  # an empty batch has no chunk
@@ -649,12 +539,6 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
             for k in range(k0, k0 + count):
                 n0, nb, colsc, _ = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
                 _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
-    _sum_partials(partial, dw2)
-
-
-@njit(cache=True, error_model="numpy")
-def _sum_partials(partial, dw2):
-    """dw2 = the sum of the partial sums (G, O, R), added in order."""
     sums = partial.reshape(partial.shape[0], -1)
     dwf = dw2.reshape(-1)
     for i in range(dwf.shape[0]):

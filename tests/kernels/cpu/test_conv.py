@@ -147,27 +147,11 @@ def test_conv1d_without_bias():
     np.testing.assert_allclose(dw, ref_dw, rtol=1e-10, atol=1e-10)
 
 
-def r_size(case):
-    """R = C*KH*KW of a 2-D case: up to conv.DIRECT_MAX_R the direct path computes it, else im2col + GEMM."""
-    return case[1] * case[5] * case[6]
-
-
-#: a case of each path: direct (R = 9) and im2col + GEMM (R = 18)
-PATHS = [pytest.param(CASES_2D[2], id="direct"), pytest.param(CASES_2D[0], id="gemm")]
-
-
-def test_the_cases_cover_both_paths():
-    assert r_size(CASES_2D[2]) <= conv.DIRECT_MAX_R < r_size(CASES_2D[0])
-    assert any(r_size(c) <= conv.DIRECT_MAX_R for c in CASES_2D) and any(r_size(c) > conv.DIRECT_MAX_R
-                                                                          for c in CASES_2D)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", PATHS)
-def test_conv2d_backward_options(case, dtype):
+def test_conv2d_backward_options(dtype):
     """need_dx=False leaves dx untouched; cols_ready=True (cols from the forward) and repeated
     calls (outputs are overwritten, never accumulated) give the same gradients."""
-    x, weight, b, dout, opts = make_2d(case, dtype)
+    x, weight, b, dout, opts = make_2d(CASES_2D[2], dtype)
     _, ref_dx, ref_dw, ref_db = run_conv(x, weight, b, dout, opts)
 
     _, dx, dw, db = run_conv(x, weight, b, dout, opts, need_dx=False)
@@ -223,41 +207,32 @@ def test_conv_matches_torch(make, case):
 MANY_CHUNKS = (19, 4, 20, 20, 3, 5, 5, 1, 1, 2, 2)
 
 
-@pytest.mark.parametrize("case", [pytest.param(MANY_CHUNKS, id="gemm"), pytest.param((19, 1, 9, 8, 5, 3, 3, 2, 1, 1, 0),
-                                                                                id="direct")])
-def test_conv2d_over_rounds_of_chunks(case):
-    """Chunks run in rounds, their GEMMs side by side (the direct path: more samples than groups); the
-    summed partial weight gradients equal PyTorch's."""
+def test_conv2d_over_rounds_of_chunks():
+    """Chunks run in rounds, their GEMMs side by side; the summed partial weight gradients equal PyTorch's."""
     torch = pytest.importorskip("torch")
-    assert -(-MANY_CHUNKS[0] // 2) > conv.ROUND_CHUNKS and case[0] > conv.ROUND_CHUNKS
-    x, weight, b, dout, opts = make_2d(case, np.float64, seed=2)
+    assert -(-MANY_CHUNKS[0] // 2) > conv.ROUND_CHUNKS
+    x, weight, b, dout, opts = make_2d(MANY_CHUNKS, np.float64, seed=2)
     out, dx, dw, db = run_conv(x, weight, b, dout, opts)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))
-    yt = torch.nn.functional.conv2d(xt, wt, bt, stride=opts[:2], padding=opts[2:])
+    yt = torch.nn.functional.conv2d(xt, wt, bt, padding=opts[2:])
     yt.backward(torch.tensor(dout))
     for got, ref in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("case", PATHS)
-def test_conv2d_on_an_empty_batch_gives_zero_weight_gradients(case):
-    x, weight, b, dout, opts = make_2d((0,) + case[1:], np.float64)
+def test_conv2d_on_an_empty_batch_gives_zero_weight_gradients():
+    x, weight, b, dout, opts = make_2d((0,) + CASES_2D[0][1:], np.float64)
     out, dx, dw, db = run_conv(x, weight, b, dout, opts)
     assert out.shape[0] == 0 and dx.shape[0] == 0
     np.testing.assert_array_equal(dw, np.zeros_like(dw))
     np.testing.assert_array_equal(db, np.zeros_like(db))
 
 
-#: 19 samples of the direct path (R = 9): more than conv.ROUND_CHUNKS groups of samples
-MANY_SMALL = (19, 1, 9, 8, 5, 3, 3, 1, 1, 1, 1)
-
-
-@pytest.mark.parametrize("case", [pytest.param(MANY_CHUNKS, id="gemm"), pytest.param(MANY_SMALL, id="direct")])
-def test_conv2d_results_do_not_depend_on_the_thread_count(case):
+def test_conv2d_results_do_not_depend_on_the_thread_count():
     """The same bits from one Numba thread as from all of them (the weight gradient's partial sums are fixed)."""
     import numba
 
-    x, weight, b, dout, opts = make_2d(case, np.float32, seed=3)
+    x, weight, b, dout, opts = make_2d(MANY_CHUNKS, np.float32, seed=3)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
