@@ -59,8 +59,8 @@ class Embedding(Layer):
     def passes(self, input_shape):
         return LayerPasses(
             forward=(Call("embedding_forward", X.flat, param("weight"), Y.vectors),),
-            backward=(Call("embedding_backward", X.flat, DY.vectors, Const(self.padding, specialize=False), NEED_DX, DX.flat,
-                           grad("weight")),),
+            backward=(Call("embedding_backward", X.flat, DY.vectors, Const(self.padding, specialize=False), NEED_DX,
+                           DX.flat, grad("weight")),),
         )
 
 
