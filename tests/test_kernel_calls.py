@@ -1,4 +1,4 @@
-"""Generated steps call their kernels by address (nkernels.compiled.kernel_calls)."""
+"""Numba code calls kernels by address (nkernels.kernels.calls): generated steps, and kernels calling kernels."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nkernels as nk
-from nkernels.compiled.kernel_calls import KernelByAddress
+from nkernels.kernels.calls import KernelByAddress, by_address
 from nkernels.kernels.cpu.activation import relu_forward
 from nkernels.kernels.cpu.conv import conv2d_forward
 from nkernels.losses import SoftmaxCrossEntropy
@@ -36,7 +36,7 @@ def test_a_step_holds_its_own_code_and_calls_its_kernels_by_address(tmp_path, mo
     ir = "\n".join(trainer.function.inspect_llvm().values())
     defined = [line for line in ir.splitlines() if line.startswith("define") and "conv2d_forward" in line]
     declared = [line for line in ir.splitlines() if line.startswith("declare") and
-                "nkernels.kernel.nkernels.kernels.cpu.conv.conv2d_forward." in line]
+                "nkernels.kernel:nkernels.kernels.cpu.conv:conv2d_forward:" in line]
     assert declared and not defined
 
 
@@ -62,21 +62,67 @@ print(repr(h["loss"]), sum(n for m in hits for n in m.run_batches.stats.cache_hi
 """
 
 
-def test_a_cached_step_without_its_list_of_kernels_is_compiled_anew(tmp_path):
-    """A cached step is loaded only after the kernels it calls are registered: loaded without its
-    list (a process stopped between Numba's save and the list's), it called a null address."""
+def _run_child(code, env):
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr[-2000:]
+    return child.stdout
+
+
+def test_a_cached_step_finds_the_kernels_it_calls_in_a_fresh_process(tmp_path):
+    """A step loaded from the cache calls kernels that nothing in its process compiled or loaded yet:
+    their symbols are registered from the names in its machine code before it is loaded."""
     env = dict(os.environ, NKERNELS_CACHE_DIR=str(tmp_path))
     env.pop("NUMBA_CACHE_DIR", None)  # Numba's index then sits beside the generated step
 
     def run():
-        child = subprocess.run([sys.executable, "-c", CACHED_STEP], env=env, capture_output=True, text=True)
-        assert child.returncode == 0, child.stderr[-2000:]
-        losses, hits = child.stdout.rsplit(" ", 1)
+        losses, hits = _run_child(CACHED_STEP, env).rsplit(" ", 1)
         return losses, int(hits)
 
     first = run()
-    lists = list((tmp_path / "steps").glob("__pycache__/*.kernels"))
-    assert first[1] == 0 and len(lists) == 1
-    lists[0].write_bytes(b"not a pickle")  # as unreadable as a missing one
-    assert run() == (first[0], 0)  # compiled anew, and its list written again
-    assert run() == (first[0], 1)  # loaded from the cache, with its list
+    assert first[1] == 0
+    assert run() == (first[0], 1)  # loaded from the cache, the same numbers
+
+
+CACHED_CALLER = """
+import sys
+import numpy as np
+from numba import njit
+from nkernels.kernels.cpu.conv import conv2d_forward, conv2d_workspace_shapes
+
+@njit(cache=True)
+def caller(x, w, b, cols, gemm, out):  # a plugin's own Numba code calling a built-in kernel
+    conv2d_forward(x, w, b, 1, 1, 1, 1, cols, gemm, out)
+    return out.sum()
+
+rng = np.random.default_rng(0)
+x, w = rng.standard_normal((3, 2, 5, 5)), rng.standard_normal((4, 2, 3, 3))
+cols, gemm = (np.empty(shape) for shape in conv2d_workspace_shapes(x.shape, w.shape, 1, 1, 1, 1))
+out = np.empty((3, 4, 5, 5))
+total = caller(x, w, np.zeros(4), cols, gemm, out)
+print(repr(total), sum(caller.stats.cache_hits.values()))
+"""
+
+
+def test_cached_code_that_links_a_kernel_calling_kernels_by_address_loads_in_a_fresh_process(tmp_path):
+    """conv2d_forward calls its driver and parallel helpers by address, so any cached function that
+    compiles it in calls them by address too: loaded where none of them was compiled or loaded before,
+    it called a null address unless their symbols were registered first."""
+    (tmp_path / "caller.py").write_text(CACHED_CALLER)
+    env = dict(os.environ, NKERNELS_CACHE_DIR=str(tmp_path / "nk"), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    code = f"import runpy; runpy.run_path({str(tmp_path / 'caller.py')!r}, run_name='caller')"
+    first, hits = _run_child(code, env).split()
+    assert hits == "0"
+    assert _run_child(code, env).split() == [first, "1"]
+
+
+def test_a_kernel_called_by_address_must_be_found_by_its_name():
+    from numba import njit
+
+    @njit
+    def local(x):
+        return x
+
+    with pytest.raises(TypeError, match="top level of its module"):
+        by_address(local)
+    wrapped = by_address(relu_forward)
+    assert by_address(wrapped).kernel is relu_forward and wrapped.py_func is relu_forward.py_func

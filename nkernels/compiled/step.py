@@ -11,7 +11,7 @@
 
 Every kernel call comes from a layer's, the loss's or the optimizer's description
 (:mod:`nkernels.passes`), rendered by :mod:`nkernels.compiled.render`, and calls the kernel by
-address (:mod:`nkernels.compiled.kernel_calls`: the step's machine code holds only the step, so a
+address (:mod:`nkernels.kernels.calls`: the step's machine code holds only the step, so a
 new step compiles only its own code once its kernels are cached); the arguments are listed
 as :class:`~nkernels.compiled.render.Binding` records, from which the runtime builds them. Values
 that change between runs (rates, seeds, counters) are arguments, so they never compile anything
@@ -85,7 +85,7 @@ def kernel_fingerprint(modules) -> str:
     (kernels registered from elsewhere).
 
     The generated step is typed against its kernels' overloads and calls them by address
-    (:mod:`~nkernels.compiled.kernel_calls`), and Numba's cache checks only the file that holds a
+    (:mod:`~nkernels.kernels.calls`), and Numba's cache checks only the file that holds a
     function. The fingerprinted cache stamps already retire the step's stale machine code; the
     digest in the step's source also gives each code base its own step file, so two checkouts
     sharing one cache directory (a before/after benchmark) do not recompile each other's steps.
@@ -293,7 +293,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         "import math",
         "from numba import njit",
         "from numpy import bool_, int64",
-        "from nkernels.compiled.kernel_calls import KernelByAddress, cache_step_functions",
+        "from nkernels.kernels.calls import KernelByAddress",
         *imports,
         *[f"{op} = KernelByAddress(_{op})" for op in sorted(ops)],
         "",
@@ -311,9 +311,6 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         '@njit(cache=True, error_model="numpy", nogil=True)',
         f"def update_from_halves({', '.join(args + ['w0', 'w1'])}):",
         *_indent(update_body, 4),
-        "",
-        "",
-        "cache_step_functions(globals())",
         "",
     ])
     bindings = {name: names[name] for name in args[len(FIXED_ARGS):]}

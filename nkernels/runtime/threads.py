@@ -96,7 +96,7 @@ def calls_parallel_code(function) -> bool:
 
     Read from the Python code of the functions: the Numba functions each one names as a global, as
     an attribute of a module it names, or in its closure; the Numba function a wrapper names as its
-    ``__wrapped__`` (a generated step's :class:`~nkernels.compiled.kernel_calls.KernelByAddress`) counts too.
+    ``__wrapped__`` (a :class:`~nkernels.kernels.calls.KernelByAddress`) counts too.
     """
     from numba.core.dispatcher import Dispatcher
 

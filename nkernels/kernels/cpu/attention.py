@@ -30,6 +30,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..calls import by_address
 from . import vecmath
 from .dense import dense_backward, dense_forward
 from .random import hash_uniform
@@ -233,6 +234,7 @@ def _row_products(a, b, i, stop, d_size, size, out):
                 sums[g] += xs[g] * ys[g]
 
 
+@by_address
 @njit(cache=True, error_model="numpy")
 def _group_forward(qkv, heads, causal, p, key, base, first, size, attn, mask, ctx, q, k, v, acc, weights, kept,
                    top, total):
@@ -288,6 +290,7 @@ def _group_forward(qkv, heads, causal, p, key, base, first, size, attn, mask, ct
     _copy_squares(attn, heads, first, size, weights, False)
 
 
+@by_address
 @njit(cache=True, error_model="numpy")
 def _group_backward(qkv, attn, mask, dctx, heads, causal, p, first, size, dattn, dqkv, q, k, v, dc, acc, acc2,
                     weights, kept, dweights, dot):
@@ -356,6 +359,7 @@ def _grouping(qkv, heads):
     return qkv.shape[1], qkv.shape[2] // (3 * heads), pairs, groups, max(1, min(groups, thread_count()))
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _attention_core_forward(qkv, heads, causal, p, key, base, attn, mask, ctx):
     t_size, d_size, pairs, groups, runs = _grouping(qkv, heads)
@@ -370,6 +374,7 @@ def _attention_core_forward(qkv, heads, causal, p, key, base, attn, mask, ctx):
                            k, v, acc, weights, kept, top, total)
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _attention_core_backward(qkv, attn, mask, dctx, heads, causal, p, dattn, dqkv):
     t_size, d_size, pairs, groups, runs = _grouping(qkv, heads)
@@ -383,6 +388,9 @@ def _attention_core_backward(qkv, attn, mask, dctx, heads, causal, p, dattn, dqk
             first = group * GROUP
             _group_backward(qkv, attn, mask, dctx, heads, causal, p, first, min(GROUP, pairs - first), dattn, dqkv,
                             q, k, v, dc, acc, acc2, weights, kept, dweights, dot)
+
+
+_dense_forward, _dense_backward = by_address(dense_forward), by_address(dense_backward)
 
 
 @njit(cache=True, error_model="numpy")
@@ -400,13 +408,13 @@ def attention_forward(x, in_weight, in_bias, out_weight, out_bias, heads, causal
     """
     n_size, t_size, e = x.shape
     rows = n_size * t_size
-    dense_forward(x.reshape(rows, e), in_weight, in_bias, qkv.reshape(rows, 3 * e))
+    _dense_forward(x.reshape(rows, e), in_weight, in_bias, qkv.reshape(rows, 3 * e))
     key = seed[0] if p > 0.0 else 0
     base = np.uint64(counter[0]) if p > 0.0 else np.uint64(0)
     _attention_core_forward(qkv, heads, causal, p, key, base, attn, mask, ctx)
     if p > 0.0:
         counter[0] += n_size * heads * t_size * t_size
-    dense_forward(ctx.reshape(rows, e), out_weight, out_bias, out.reshape(rows, e))
+    _dense_forward(ctx.reshape(rows, e), out_weight, out_bias, out.reshape(rows, e))
 
 
 @njit(cache=True, error_model="numpy")
@@ -423,8 +431,8 @@ def attention_backward(x, dy, in_weight, out_weight, heads, causal, p, qkv, attn
     """
     n_size, t_size, e = x.shape
     rows = n_size * t_size
-    dense_backward(ctx.reshape(rows, e), dy.reshape(rows, e), out_weight, True, dctx.reshape(rows, e), d_out_weight,
+    _dense_backward(ctx.reshape(rows, e), dy.reshape(rows, e), out_weight, True, dctx.reshape(rows, e), d_out_weight,
                    d_out_bias)
     _attention_core_backward(qkv, attn, mask, dctx, heads, causal, p, dattn, dqkv)
-    dense_backward(x.reshape(rows, e), dqkv.reshape(rows, 3 * e), in_weight, need_dx, dx.reshape(rows, e),
+    _dense_backward(x.reshape(rows, e), dqkv.reshape(rows, 3 * e), in_weight, need_dx, dx.reshape(rows, e),
                    d_in_weight, d_in_bias)

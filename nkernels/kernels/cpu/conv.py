@@ -43,6 +43,7 @@ All float arrays of one call share one dtype (float32 or float64); BLAS runs in 
 import numpy as np
 from numba import njit, prange, uintp
 
+from ..calls import by_address
 from .blas import gemm as blas_gemm
 
 
@@ -137,6 +138,7 @@ def conv1d_workspace_size(x_shape, weight_shape, stride=1, pad=0):
 # wraparound test on every access, which is about 1.5x faster for these short inner loops.
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
     """cols[n*OH*OW + oh*OW + ow, (c*KH + kh)*KW + kw] = x[n, c, oh*sh - ph + kh, ow*sw - pw + kw]
@@ -178,6 +180,7 @@ def _im2col(x, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
                                 cf[d + uintp(kw)] = 0
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, init, dx):
     """Adjoint of :func:`_im2col`: dx = sum of the column entries that read each pixel.
@@ -225,6 +228,7 @@ def _col2im(cols, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, init, dx):
                                     df[uintp(cbase + ih * w_size + iw)] += cf[s + uintp(kw)]
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _gemm_to_nchw(gemm, bias, out):
     """out[n, o, :] = gemm[o, n*OHW:(n+1)*OHW] (+ bias[o] when bias is not empty)."""
@@ -244,6 +248,7 @@ def _gemm_to_nchw(gemm, bias, out):
                 dst[p] = src[p]
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True, fastmath={"reassoc"})
 def _nchw_to_gemm(dout, gemm, dbias):
     """gemm[o, n*OHW:(n+1)*OHW] = dout[n, o, :]; dbias[o] = sum of dout[:, o] (if not empty).
@@ -264,6 +269,7 @@ def _nchw_to_gemm(dout, gemm, dbias):
             dbias[o] = acc
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True, fastmath={"reassoc"})
 def _channel_sums(a, out):
     """out[c] = sum of a[:, c, :] (a is (N, C, S)), accumulated in float64; parallel over c."""
@@ -301,6 +307,7 @@ def _valid_outputs(kw, sw, pw, ow_size, w_size):
     return lo, hi
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
     """cols[(c*KH + kh)*KW + kw, (j*OH + oh)*OW + ow] = x[n0 + j, c, oh*sh - ph + kh, ow*sw - pw + kw]
@@ -340,6 +347,7 @@ def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size,
                     cf[d + ow] = 0
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
     """Adjoint of :func:`_im2col_chunk`: dx[n0:n0+nb] = the sum of the column entries that read
@@ -373,6 +381,7 @@ def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_si
                                 df[uintp(d + ow * sw)] += cf[s + ow]
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _chunk_to_nchw(g, bias, n0, out):
     """out[n0 + j, o, :] = g[o, j*OHW:(j+1)*OHW] (+ bias[o] when not empty) for the chunk's
@@ -391,6 +400,7 @@ def _chunk_to_nchw(g, bias, n0, out):
             row[p] = src[p] + b
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _nchw_to_chunk(dout, n0, g):
     """g[o, j*OHW:(j+1)*OHW] = dout[n0 + j, o, :]: the adjoint copy of :func:`_chunk_to_nchw`."""
@@ -427,10 +437,11 @@ def _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size):
 
 
 # The two functions below are each one prange over the chunks of a round with nothing in its body but
-# single-threaded BLAS calls: Numba links and optimizes a parallel region's callees into every function
-# that calls it, so a small body keeps every compiled step that holds a convolution quick to compile.
+# single-threaded BLAS calls. The parallel helpers and the drivers are called by address (..calls): each
+# is compiled once, on its own, rather than again inside every function above it.
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size):
     """Chunks k0..k0+count-1: W (O, R) @ cols_k into gemm_k, or straight into out[n] (+ bias) for a
@@ -451,6 +462,7 @@ def _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size):
             blas_gemm(False, False, 1.0, w2, colsc, 0.0, g)
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _backward_gemms(w2, cf, gf, df, partial, need_dx, k0, count, chunk, n_size):
     """Chunks k0..k0+count-1: partial[k % ROUND_CHUNKS] += dout_k @ cols_k.T (overwritten by the
@@ -479,6 +491,7 @@ def _conv_sizes(x, weight, y):
     return n_size, o_size, kh_size, kw_size, oh_size, ow_size, oh_size * ow_size, c_size * kh_size * kw_size
 
 
+@by_address
 @njit(cache=True, error_model="numpy")
 def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     """Chunk by chunk of samples, a round of :data:`ROUND_CHUNKS` chunks at a time: im2col of each into
@@ -505,6 +518,7 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
                 _chunk_to_nchw(g, bias, n0, of)
 
 
+@by_address
 @njit(cache=True, error_model="numpy")
 def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
                       dweight, dbias):

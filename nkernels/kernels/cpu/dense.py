@@ -12,10 +12,12 @@ element is still one BLAS dot product over the same operands.
 """
 from numba import njit, prange
 
+from ..calls import by_address
 from .blas import SPLIT_MULTIPLY_ADDS, gemm, runtime_flag
 from .threads import thread_count
 
 
+@by_address  # so that code compiling the dense kernels in does not compile this parallel region again
 @njit(cache=True, error_model="numpy", parallel=True)
 def _gemm_pair(transa0, transb0, a0, b0, c0, transa1, transb1, a1, b1, c1, beta):
     """``c0 = op(a0) @ op(b0) + beta c0`` and the same for the second triple, side by side on two

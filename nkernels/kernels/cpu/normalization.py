@@ -26,6 +26,8 @@ Sums accumulate in float64; the normalisation itself runs in x's dtype from the 
 import numpy as np
 from numba import njit, prange
 
+from ..calls import by_address
+
 
 # ----------------------------------------------------------------------------------------------
 # BatchNorm
@@ -150,6 +152,7 @@ def batchnorm_backward(x, dy, channels, weight, mean, invstd, need_dx, dx, dweig
 # ----------------------------------------------------------------------------------------------
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _layernorm_forward_rows(x, d, weight, bias, has_weight, has_bias, eps, mean, invstd, out):
     rows = x.shape[0] // d
@@ -170,6 +173,7 @@ def _layernorm_forward_rows(x, d, weight, bias, has_weight, has_bias, eps, mean,
             out_row[j] = v
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _layernorm_input_grad(x, dy, d, weight, has_weight, mean, invstd, dx):
     rows = x.shape[0] // d
@@ -184,6 +188,7 @@ def _layernorm_input_grad(x, dy, d, weight, has_weight, mean, invstd, dx):
             dx_row[j] = inv * (g - (mg + (row[j] - mu) * inv * mgx))
 
 
+@by_address
 @njit(cache=True, error_model="numpy", parallel=True)
 def _layernorm_param_grads(x, dy, d, mean, invstd, dweight, dbias, has_bias):
     rows = x.shape[0] // d

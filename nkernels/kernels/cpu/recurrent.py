@@ -35,6 +35,7 @@ Sigmoid and tanh come from :mod:`.vecmath`, written out so that LLVM vectorizes 
 import numpy as np
 from numba import njit, prange
 
+from ..calls import by_address
 from .blas import SPLIT_MULTIPLY_ADDS, gemm
 from .vecmath import exp as _exp  # noqa: F401  (the tests check the approximations through this module)
 from .vecmath import sigmoid as _sigmoid
@@ -203,12 +204,13 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
     n, t, ni = x.shape
     parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
     size = (n + parts - 1) // parts
-    for p in prange(parts):  # one call site: the rows' code is compiled into the parallel region only
+    for p in prange(parts):  # the rows are called by address: their code is compiled once, on its own
         lo, hi = p * size, min(n, p * size + size)
         _lstm_forward_rows(x[lo:hi], weight_ih, weight_hh, bias_ih, bias_hh, gates[lo:hi], cells[lo:hi],
                            hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
 
 
+@by_address
 @njit(**_JIT)
 def _lstm_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs):
     """:func:`lstm_forward` on one thread, for the batch rows it is given."""
@@ -261,6 +263,7 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
     dbias_hh[:] = dbias_ih
 
 
+@by_address
 @njit(**_JIT)
 def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dx,
                         dweight_ih, dweight_hh, dbias):
@@ -348,6 +351,7 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
                           hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
 
 
+@by_address
 @njit(**_JIT)
 def _gru_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs):
     """:func:`gru_forward` on one thread, for the batch rows it is given."""
@@ -398,6 +402,7 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
         _add_into(into_bhh[0], into_bhh[1])
 
 
+@by_address
 @njit(**_JIT)
 def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf, dx,
                        dweight_ih, dweight_hh, dbias_ih, dbias_hh):
