@@ -84,29 +84,26 @@ def test_a_cached_step_finds_the_kernels_it_calls_in_a_fresh_process(tmp_path):
 
 
 CACHED_CALLER = """
-import sys
 import numpy as np
 from numba import njit
-from nkernels.kernels.cpu.conv import conv2d_forward, conv2d_workspace_shapes
+from nkernels.kernels.cpu.dense import dense_forward
 
 @njit(cache=True)
-def caller(x, w, b, cols, gemm, out):  # a plugin's own Numba code calling a built-in kernel
-    conv2d_forward(x, w, b, 1, 1, 1, 1, cols, gemm, out)
+def caller(x, w, b, out):  # a plugin's own Numba code compiling a built-in kernel in
+    dense_forward(x, w, b, out)
     return out.sum()
 
 rng = np.random.default_rng(0)
-x, w = rng.standard_normal((3, 2, 5, 5)), rng.standard_normal((4, 2, 3, 3))
-cols, gemm = (np.empty(shape) for shape in conv2d_workspace_shapes(x.shape, w.shape, 1, 1, 1, 1))
-out = np.empty((3, 4, 5, 5))
-total = caller(x, w, np.zeros(4), cols, gemm, out)
+x, w = rng.standard_normal((3, 5)), rng.standard_normal((4, 5))
+total = caller(x, w, np.zeros(4), np.empty((3, 4)))
 print(repr(total), sum(caller.stats.cache_hits.values()))
 """
 
 
-def test_cached_code_that_links_a_kernel_calling_kernels_by_address_loads_in_a_fresh_process(tmp_path):
-    """conv2d_forward calls its driver and parallel helpers by address, so any cached function that
-    compiles it in calls them by address too: loaded where none of them was compiled or loaded before,
-    it called a null address unless their symbols were registered first."""
+def test_cached_code_that_compiles_in_a_kernel_calling_by_address_loads_in_a_fresh_process(tmp_path):
+    """dense_forward calls its parallel GEMM pair by address, so any cached function that compiles it in
+    calls that by address too: loaded where the pair was never compiled or loaded before, it called a
+    null address unless the symbol was registered first."""
     (tmp_path / "caller.py").write_text(CACHED_CALLER)
     env = dict(os.environ, NKERNELS_CACHE_DIR=str(tmp_path / "nk"), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     code = f"import runpy; runpy.run_path({str(tmp_path / 'caller.py')!r}, run_name='caller')"

@@ -28,11 +28,11 @@ import base64
 import importlib
 import pickle
 import re
-import threading
 import zlib
 from typing import Any
 
 from numba.core import cgutils, types
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.dispatcher import Dispatcher
 from numba.core.imputils import impl_ret_new_ref, lower_builtin, lower_constant
 from numba.extending import models, register_model, typeof_impl
@@ -43,7 +43,6 @@ _PREFIX = "nkernels.kernel:"
 #: a symbol: the prefix, the kernel's module and qualified name, its argument types (pickled, zlib, base64)
 _SYMBOL = re.compile(rb"nkernels\.kernel:([A-Za-z_][\w.]*):([A-Za-z_][\w.]*):([A-Za-z0-9_-]+)")
 _registered: set[str] = set()
-_lock = threading.RLock()
 
 
 class KernelByAddress:
@@ -93,7 +92,7 @@ def _register(kernel: Dispatcher, argtypes: tuple, name: str | None = None):
     (``name`` when the symbol was read from cached code); return the name and the overload."""
     import llvmlite.binding as llvm
 
-    with _lock:
+    with global_compiler_lock:  # the lock every compile and cache load already holds: one lock order
         kernel.compile(tuple(argtypes))
         overload = kernel.overloads[tuple(argtypes)]
         name = name or symbol_name(kernel, argtypes)

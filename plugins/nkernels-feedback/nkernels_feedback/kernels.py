@@ -6,6 +6,7 @@ kernels; only the step that replaces back-propagation through the transposed wei
 import numpy as np
 from numba import njit
 
+from nkernels.kernels.calls import by_address
 from nkernels.kernels.cpu.activation import IDENTITY, RELU, SIGMOID, TANH  # noqa: F401 (project_error's codes)
 from nkernels.kernels.cpu.activation import activation_backward_by_code as _activation_backward
 from nkernels.kernels.cpu.activation import activation_forward_by_code as _activate
@@ -14,6 +15,10 @@ from nkernels.kernels.cpu.dense import dense_backward, dense_forward
 from nkernels.kernels.cpu.loss import (
     count_correct, mse_backward, mse_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward)
 from nkernels.kernels.cpu.optim import apply_updates
+
+# Compiled on their own and called by address, not compiled again into every fused loop below
+(dense_forward, dense_backward, apply_updates, _activate, _activation_backward) = (
+    by_address(k) for k in (dense_forward, dense_backward, apply_updates, _activate, _activation_backward))
 
 @njit(cache=True, error_model="numpy")
 def project_error(error, feedback, y, activation, out):

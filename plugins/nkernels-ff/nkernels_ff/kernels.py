@@ -9,10 +9,15 @@ products, the ReLU, the weight gradients and the optimizer updates are nkernels'
 import numpy as np
 from numba import njit
 
+from nkernels.kernels.calls import by_address
 from nkernels.kernels.cpu.activation import relu_forward
 from nkernels.kernels.cpu.batching import gather_labels, gather_rows
 from nkernels.kernels.cpu.dense import dense_backward, dense_forward
 from nkernels.kernels.cpu.optim import apply_updates
+
+# Compiled on their own and called by address, not compiled again into every fused loop below
+(dense_forward, dense_backward, apply_updates) = (
+    by_address(k) for k in (dense_forward, dense_backward, apply_updates))
 
 #: added to each row's length before dividing by it
 EPS = 1e-4

@@ -11,9 +11,13 @@ import math
 import numpy as np
 from numba import njit
 
+from nkernels.kernels.calls import by_address
 from nkernels.kernels.cpu.batching import gather_rows
 from nkernels.kernels.cpu.optim import apply_updates
 from nkernels.kernels.cpu.random import hash_normal, hash_uniform
+
+# Compiled on its own and called by address, not compiled again into every fused loop below
+apply_updates = by_address(apply_updates)
 
 #: activation codes (the encoder's, the RBM hidden units')
 IDENTITY, RELU, SIGMOID, TANH = 0, 1, 2, 3

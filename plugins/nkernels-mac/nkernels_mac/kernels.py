@@ -10,6 +10,7 @@ output coordinates side by side, layer ``k`` (from 1) in columns ``z_off[k-1]:z_
 import numpy as np
 from numba import njit, prange
 
+from nkernels.kernels.calls import by_address
 from nkernels.kernels.cpu.activation import IDENTITY, RELU, SIGMOID, TANH  # noqa: F401 (the layers' codes)
 from nkernels.kernels.cpu.activation import activation_backward_by_code as _activation_backward
 from nkernels.kernels.cpu.activation import activation_forward_by_code as activate
@@ -17,6 +18,10 @@ from nkernels.kernels.cpu.batching import gather_labels, gather_rows
 from nkernels.kernels.cpu.dense import dense_backward, dense_forward
 from nkernels.kernels.cpu.loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from nkernels.kernels.cpu.optim import apply_updates
+
+# Compiled on their own and called by address, not compiled again into every fused loop below
+(dense_forward, dense_backward, apply_updates, activate, _activation_backward) = (
+    by_address(k) for k in (dense_forward, dense_backward, apply_updates, activate, _activation_backward))
 
 #: the loss on the last layer's outputs: softmax cross-entropy against labels, or the mean squared error
 CROSS_ENTROPY, SQUARED = 0, 1

@@ -11,6 +11,7 @@ batch size; its block uses the prediction divided by ``N``, as it would the true
 import numpy as np
 from numba import njit
 
+from nkernels.kernels.calls import by_address
 from nkernels.kernels.cpu.activation import IDENTITY, RELU, SIGMOID, TANH  # noqa: F401 (the blocks' codes)
 from nkernels.kernels.cpu.activation import activation_backward_by_code as activation_backward
 from nkernels.kernels.cpu.activation import activation_forward_by_code as activate
@@ -19,6 +20,10 @@ from nkernels.kernels.cpu.batching import gather_labels, gather_rows
 from nkernels.kernels.cpu.dense import dense_backward, dense_forward
 from nkernels.kernels.cpu.loss import count_correct, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from nkernels.kernels.cpu.optim import apply_updates
+
+# Compiled on their own and called by address, not compiled again into every fused loop below
+(dense_forward, dense_backward, apply_updates, activate, activation_backward) = (
+    by_address(k) for k in (dense_forward, dense_backward, apply_updates, activate, activation_backward))
 
 @njit(cache=True, error_model="numpy")
 def conditioned_input(h, labels, out):
