@@ -14,7 +14,8 @@ from pathlib import Path
 MODULES = ["nkernels", "nkernels.layers", "nkernels.losses", "nkernels.optimizers", "nkernels.schemes",
            "nkernels.callbacks", "nkernels.schedules", "nkernels.registry", "nkernels.runtime.devices",
            "nkernels.runtime.distributed", "nkernels.testing", "nkernels.sklearn", "nkernels.export.onnx_export",
-           "nkernels.validation", "nkernels.errors", "nkernels.kernels.cpu.blas", "nkernels.kernels.cuda.elementwise",
+           "nkernels.validation", "nkernels.errors", "nkernels.kernels.calls", "nkernels.kernels.cpu.blas",
+           "nkernels.kernels.cuda.elementwise",
            "nkernels.passes", "nkernels.trainers", "nkernels.leaderboard", "nkernels.datasets"]
 OUT = Path(__file__).with_name("api.md")
 
