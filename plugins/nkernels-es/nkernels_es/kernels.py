@@ -14,6 +14,8 @@ the population is split.
 import numpy as np
 from numba import njit, prange
 
+from nkernels.kernels.calls import by_address
+
 #: activation codes of :func:`population_losses` (``acts``)
 ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH = 0, 1, 2, 3
 #: loss codes of :func:`population_losses`
@@ -161,6 +163,7 @@ def _first_layer(X, theta, w0, b0, i0, o0):
     return shared
 
 
+@by_address
 @njit(cache=True, error_model="numpy")
 def _evaluate_pairs(X, labels, values, loss_kind, theta, table, offsets, s, w_start, b_start, n_in, n_out, acts,
                     shared, first, stop, losses):
@@ -233,8 +236,8 @@ def population_losses(X, labels, values, loss_kind, theta, table, offsets, sigma
     shared = _first_layer(X, theta, w_start[0], b_start[0], n_in[0], n_out[0])
     n_pairs = offsets.shape[0]
     n_chunks = max(1, min(n_threads, n_pairs))
-    # The parallel loop only hands out contiguous chunks of pairs: its body stays small, which
-    # keeps Numba's compile time down.
+    # The parallel loop only hands out contiguous chunks of pairs to _evaluate_pairs, called by address:
+    # compiled once, on its own, not again inside the parallel region.
     for chunk in prange(n_chunks):
         _evaluate_pairs(X, labels, values, loss_kind, theta, table, offsets, s, w_start, b_start, n_in, n_out,
                         acts, shared, chunk * n_pairs // n_chunks, (chunk + 1) * n_pairs // n_chunks, losses)
