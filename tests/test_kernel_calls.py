@@ -123,3 +123,42 @@ def test_a_kernel_called_by_address_must_be_found_by_its_name():
         by_address(local)
     wrapped = by_address(relu_forward)
     assert by_address(wrapped).kernel is relu_forward and wrapped.py_func is relu_forward.py_func
+
+
+CALLEE = """
+from numba import njit
+
+@njit(cache=True)
+def scale(x):
+    return {body}
+"""
+
+CALLER = """
+from numba import njit
+from nkernels.kernels.calls import by_address
+import nkfake_callee
+
+scale = by_address(nkfake_callee.scale)
+
+@njit(cache=True)
+def caller(x):
+    return scale(x) + 1.0
+
+print(caller(2.0))
+"""
+
+
+def test_cached_code_whose_callee_no_longer_compiles_raises_a_clear_error(tmp_path):
+    """A cached caller outside nkernels (not retired by nkernels' cache stamps) whose by-address callee
+    changed so that it no longer compiles for the cached types: a Python error that says what to do,
+    never a call through a null address."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), PYTHONPATH=os.pathsep.join(
+        filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    (tmp_path / "nkfake_callee.py").write_text(CALLEE.format(body="2.0 * x"))
+    (tmp_path / "nkfake_caller.py").write_text(CALLER)
+    assert _run_child("import nkfake_caller", env).strip() == "5.0"
+    (tmp_path / "nkfake_callee.py").write_text(CALLEE.format(body="x.no_such_attribute"))
+    child = subprocess.run([sys.executable, "-c", "import nkfake_caller"], env=env, capture_output=True, text=True)
+    assert child.returncode == 1, child.stderr[-2000:]
+    assert "cached Numba code calls the kernel nkfake_callee.scale" in child.stderr
+    assert "nkernels cache clear" in child.stderr

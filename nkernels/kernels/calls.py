@@ -115,10 +115,10 @@ def _resolve(module: str, qualname: str, encoded: str) -> None:
         if not isinstance(kernel, Dispatcher):
             raise TypeError(f"{module}.{qualname} is not a Numba function")
         argtypes = pickle.loads(zlib.decompress(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))))
-    except Exception as exc:
+        _register(kernel, argtypes, name)
+    except Exception as exc:  # gone, renamed, or no longer compiling for those types (code cached elsewhere)
         raise ImportError(f"cached Numba code calls the kernel {module}.{qualname}, which cannot be had now "
                           f"({exc}); clear the caches (`nkernels cache clear`) to compile it anew") from exc
-    _register(kernel, argtypes, name)
 
 
 def _symbols_first(original):
