@@ -9,8 +9,9 @@ temporary folder) that builds the case's trainer and times its first run of one 
 optimizing and compiling the generated step; the kernels load from Numba's cache) and then a second
 run (the step itself). A warm-up process per tree and case fills the kernels' caches first.
 With ``--cold`` Numba's cache is a new temporary folder too (``NUMBA_CACHE_DIR``) and there is no
-warm-up: the first run compiles every kernel of the case as well. ``--tree NAME=PATH`` measures each nkernels checkout at PATH (first on ``PYTHONPATH`` with its
-``plugins/*`` folders), alternating in each round.
+warm-up: the first run compiles every kernel of the case as well. ``--tree NAME=PATH`` measures each
+nkernels checkout at PATH (first on ``PYTHONPATH`` with its ``plugins/*`` folders), alternating in
+each round.
 """
 from __future__ import annotations
 

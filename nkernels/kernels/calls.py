@@ -102,9 +102,8 @@ def _register(kernel: Dispatcher, argtypes: tuple, name: str | None = None):
     return name, overload
 
 
-def _resolve(module: str, qualname: str, encoded: str) -> None:
-    """Register the symbol of cached code that calls ``module.qualname`` by address for the encoded types."""
-    name = f"{_PREFIX}{module}:{qualname}:{encoded}"
+def _resolve(name: str, module: str, qualname: str, encoded: str) -> None:
+    """Register the symbol ``name`` (read from cached code) of ``module.qualname`` for the encoded types."""
     if name in _registered:
         return
     try:
@@ -129,8 +128,9 @@ def _symbols_first(original):
         _, kind, data = serialized
         code = data[0] if kind == "object" else data
         if isinstance(code, bytes) and _PREFIX.encode() in code:
-            for found in sorted(set(_SYMBOL.findall(code))):
-                _resolve(*(part.decode() for part in found))
+            symbols = {match.group(0): match.groups() for match in _SYMBOL.finditer(code)}
+            for name, parts in sorted(symbols.items()):
+                _resolve(name.decode(), *(part.decode() for part in parts))
         return original(self, serialized)
 
     unserialize_library.nkernels_symbols_first = True  # type: ignore[attr-defined]
