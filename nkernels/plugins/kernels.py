@@ -1,7 +1,9 @@
 """Kernel records: which function implements an op on a device, and at what priority."""
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,14 +32,44 @@ class KernelRecord:
 
 def records_from_module(module_name: str, device: str, priority: int = 0) -> list[KernelRecord]:
     """A record for every Numba kernel defined in ``module_name`` (helpers and imports are skipped)."""
+    from numba import config as numba_config
+
     module = importlib.import_module(module_name)
+    jitted = _jit_decorated_functions(module) if numba_config.DISABLE_JIT else None
     records = []
     for name, obj in vars(module).items():
-        py_func = getattr(obj, "py_func", None)
-        if name.startswith("_") or py_func is None or py_func.__module__ != module_name:
+        if name.startswith("_"):
+            continue
+        if jitted is None:
+            py_func = getattr(obj, "py_func", None)
+            if py_func is None or py_func.__module__ != module_name:
+                continue
+        elif name not in jitted or getattr(obj, "__module__", None) != module_name:
             continue
         records.append(KernelRecord(name, device, obj, priority))
     return records
+
+
+#: the decorators that make a function a Numba kernel (``numba.njit``, ``numba.jit``, ``numba.cuda.jit``)
+_JIT_DECORATORS = {"njit", "jit"}
+
+
+def _jit_decorated_functions(module) -> set[str]:
+    """The names of the module-level functions written with a Numba ``jit``/``njit`` decorator.
+
+    With ``NUMBA_DISABLE_JIT=1`` those decorators return the plain function, so nothing at run
+    time tells a kernel from a Python helper of the same module; its source does."""
+    tree = ast.parse(inspect.getsource(module))
+    names = set()
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+            if name in _JIT_DECORATORS:
+                names.add(node.name)
+    return names
 
 
 class LazyKernel:

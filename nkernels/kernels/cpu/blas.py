@@ -88,6 +88,11 @@ def runtime_flag(typingctx, flag):
     return types.boolean(flag), codegen
 
 
+if numba_config.DISABLE_JIT:  # plain Python (the kernel coverage run): an intrinsic cannot run there
+    def runtime_flag(flag):  # noqa: F811
+        return bool(flag)
+
+
 @njit(cache=True)
 def _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     """``c = alpha op(a) op(b) + beta c`` row-major, as ``c^T = alpha op(b)^T op(a)^T + beta c^T`` column-major:

@@ -336,10 +336,12 @@ def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size,
                     continue
                 for ow in range(uintp(lo)):
                     cf[d + ow] = 0
-                s = (pbase + ih) * w_size - pw + kw
+                s = (pbase + ih) * w_size - pw + kw  # below 0 when the row starts in the padding
                 if sw == 1:
-                    for ow in range(uintp(lo), uintp(hi)):
-                        cf[d + ow] = xf[uintp(s) + ow]
+                    if hi > lo:  # a run from the first pixel read: no index below 0, even unsigned
+                        src, dst = uintp(s + lo), d + uintp(lo)
+                        for t in range(uintp(hi - lo)):
+                            cf[dst + t] = xf[src + t]
                 else:
                     for ow in range(uintp(lo), uintp(hi)):
                         cf[d + ow] = xf[uintp(s + ow * sw)]
@@ -372,10 +374,12 @@ def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_si
                         if ih < 0 or ih >= h_size:
                             continue
                         s = uintp(rbase + oh * ow_size)
-                        d = pbase + ih * w_size - pw + kw
+                        d = pbase + ih * w_size - pw + kw  # below 0 when the row starts in the padding
                         if sw == 1:
-                            for ow in range(uintp(lo), uintp(hi)):
-                                df[uintp(d) + ow] += cf[s + ow]
+                            if hi > lo:  # as in _im2col_chunk: a run from the first pixel written
+                                dst, src = uintp(d + lo), s + uintp(lo)
+                                for t in range(uintp(hi - lo)):
+                                    df[dst + t] += cf[src + t]
                         else:
                             for ow in range(uintp(lo), uintp(hi)):
                                 df[uintp(d + ow * sw)] += cf[s + ow]

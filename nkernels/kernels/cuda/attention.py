@@ -22,14 +22,14 @@ from numba import cuda
 
 from ..cpu import attention as _cpu
 from .dense import dense_backward, dense_forward
-from .launch import device_arrays, grid_stride
+from .launch import device_arrays, grid_stride, python_function
 
 __all__ = ["attention_forward", "attention_backward"]
 
 
-_row_forward = cuda.jit(device=True)(_cpu._attention_row_forward.py_func)
-_row_backward_query = cuda.jit(device=True)(_cpu._attention_row_backward_query.py_func)
-_row_backward_key = cuda.jit(device=True)(_cpu._attention_row_backward_key.py_func)
+_row_forward = cuda.jit(device=True)(python_function(_cpu._attention_row_forward))
+_row_backward_query = cuda.jit(device=True)(python_function(_cpu._attention_row_backward_query))
+_row_backward_key = cuda.jit(device=True)(python_function(_cpu._attention_row_backward_key))
 
 
 @cuda.jit(cache=True)

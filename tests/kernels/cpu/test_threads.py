@@ -8,6 +8,7 @@ import textwrap
 import threading
 
 import numba
+import pytest
 
 from nkernels.kernels.cpu.threads import thread_count
 
@@ -42,6 +43,7 @@ def test_thread_count_is_the_calling_threads_setting():
     assert seen == [1] and thread_count() == threads  # per thread: this one keeps its count
 
 
+@pytest.mark.needs_jit("the on-disk cache holds compiled code only")
 def test_a_function_calling_it_is_cached_and_loads_in_a_new_process(tmp_path):
     """Cacheable (numba.get_num_threads() in jitted code is not): the second process loads the function
     from the on-disk cache, and it still reads each process's setting."""

@@ -1,0 +1,60 @@
+"""Training with ``NUMBA_DISABLE_JIT=1``, Numba's debugging mode, in which every kernel runs as plain Python
+(a user steps through a kernel with pdb, or reads a traceback with its line). The kernel registry used to
+see no CPU kernel at all there (it knew kernels by their Numba dispatcher), and the convolution's column
+copies formed a negative unsigned index that compiled code wraps and Python refuses."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TRAIN = textwrap.dedent("""
+    import numpy as np
+    import nkernels as nk
+
+
+    def losses():
+        L = nk.layers
+        X = np.random.default_rng(0).standard_normal((32, 1, 6, 6)).astype("float32")
+        y = np.arange(32) % 3
+        model = nk.Sequential([L.Conv2D(1, 2, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
+                               L.Dense(18, 3)], seed=0)
+        return nk.train(model, X, y, epochs=2, batch_size=16, seed=0)["loss"]
+""")
+
+
+def test_a_padded_conv_model_trains_with_numbas_jit_disabled_as_it_does_compiled():
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+    child = subprocess.run([sys.executable, "-c", TRAIN + "\nimport json\nprint(json.dumps(losses()))\n"],
+                           capture_output=True, text=True, env=env)
+    assert child.returncode == 0, child.stderr[-3000:]
+    plain = json.loads(child.stdout.strip().splitlines()[-1])
+    here: dict = {}
+    exec(TRAIN, here)  # the same training, compiled, in this process
+    # plain Python rounds some float32 products once more or less than compiled code: close, not equal
+    np.testing.assert_allclose(plain, here["losses"](), rtol=1e-5)
+
+
+IMPORT_EVERY_KERNEL_MODULE = textwrap.dedent("""
+    import importlib, pkgutil
+    import nkernels.kernels.cpu, nkernels.kernels.cuda
+
+    for package in (nkernels.kernels.cpu, nkernels.kernels.cuda):
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+""")
+
+
+def test_every_kernel_module_imports_with_the_jit_disabled_and_the_cuda_simulator():
+    """What ``scripts/kernel_coverage.py`` runs under (its run is not part of this suite): the CUDA
+    attention module once read its CPU twins' ``.py_func``, which plain functions do not have."""
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "NUMBA_ENABLE_CUDASIM": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+    child = subprocess.run([sys.executable, "-c", IMPORT_EVERY_KERNEL_MODULE], capture_output=True, text=True,
+                           env=env)
+    assert child.returncode == 0, child.stderr[-3000:]
