@@ -27,13 +27,17 @@ TRAIN = textwrap.dedent("""
 """)
 
 
-def test_a_padded_conv_model_trains_with_numbas_jit_disabled_as_it_does_compiled():
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1",
+def run_child(code: str, **env: str) -> str:
+    """Run ``code`` in a fresh interpreter with ``NUMBA_DISABLE_JIT=1`` and ``env``; its output."""
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", **env,
            "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.run([sys.executable, "-c", TRAIN + "\nimport json\nprint(json.dumps(losses()))\n"],
-                           capture_output=True, text=True, env=env)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert child.returncode == 0, child.stderr[-3000:]
-    plain = json.loads(child.stdout.strip().splitlines()[-1])
+    return child.stdout
+
+
+def test_a_padded_conv_model_trains_with_numbas_jit_disabled_as_it_does_compiled():
+    plain = json.loads(run_child(TRAIN + "\nimport json\nprint(json.dumps(losses()))\n").strip().splitlines()[-1])
     here: dict = {}
     exec(TRAIN, here)  # the same training, compiled, in this process
     # plain Python rounds some float32 products once more or less than compiled code: close, not equal
@@ -53,8 +57,4 @@ IMPORT_EVERY_KERNEL_MODULE = textwrap.dedent("""
 def test_every_kernel_module_imports_with_the_jit_disabled_and_the_cuda_simulator():
     """What ``scripts/kernel_coverage.py`` runs under (its run is not part of this suite): the CUDA
     attention module once read its CPU twins' ``.py_func``, which plain functions do not have."""
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "NUMBA_ENABLE_CUDASIM": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.run([sys.executable, "-c", IMPORT_EVERY_KERNEL_MODULE], capture_output=True, text=True,
-                           env=env)
-    assert child.returncode == 0, child.stderr[-3000:]
+    run_child(IMPORT_EVERY_KERNEL_MODULE, NUMBA_ENABLE_CUDASIM="1")

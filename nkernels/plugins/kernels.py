@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 from dataclasses import dataclass
@@ -32,44 +33,34 @@ class KernelRecord:
 
 def records_from_module(module_name: str, device: str, priority: int = 0) -> list[KernelRecord]:
     """A record for every Numba kernel defined in ``module_name`` (helpers and imports are skipped)."""
+    module = importlib.import_module(module_name)
+    return [KernelRecord(name, device, obj, priority) for name, obj in vars(module).items()
+            if not name.startswith("_") and _defined_kernel(module, name, obj)]
+
+
+def _defined_kernel(module, name: str, obj) -> bool:
+    """Whether ``obj`` is a Numba kernel that ``module`` defines (not a Python helper, not an import)."""
     from numba import config as numba_config
 
-    module = importlib.import_module(module_name)
-    jitted = _jit_decorated_functions(module) if numba_config.DISABLE_JIT else None
-    records = []
-    for name, obj in vars(module).items():
-        if name.startswith("_"):
-            continue
-        if jitted is None:
-            py_func = getattr(obj, "py_func", None)
-            if py_func is None or py_func.__module__ != module_name:
-                continue
-        elif name not in jitted or getattr(obj, "__module__", None) != module_name:
-            continue
-        records.append(KernelRecord(name, device, obj, priority))
-    return records
+    if numba_config.DISABLE_JIT:  # the decorators returned the plain functions: the source tells them apart
+        return getattr(obj, "__module__", None) == module.__name__ and name in _jit_decorated_functions(module)
+    py_func = getattr(obj, "py_func", None)
+    return py_func is not None and py_func.__module__ == module.__name__
 
 
-#: the decorators that make a function a Numba kernel (``numba.njit``, ``numba.jit``, ``numba.cuda.jit``)
-_JIT_DECORATORS = {"njit", "jit"}
-
-
-def _jit_decorated_functions(module) -> set[str]:
-    """The names of the module-level functions written with a Numba ``jit``/``njit`` decorator.
-
-    With ``NUMBA_DISABLE_JIT=1`` those decorators return the plain function, so nothing at run
-    time tells a kernel from a Python helper of the same module; its source does."""
-    tree = ast.parse(inspect.getsource(module))
+@functools.lru_cache(maxsize=None)
+def _jit_decorated_functions(module) -> frozenset[str]:
+    """The names of the module-level functions written with Numba's ``njit`` or ``jit`` decorator
+    (bare, called, or as an attribute: ``numba.njit(cache=True)``)."""
     names = set()
-    for node in tree.body:
+    for node in ast.parse(inspect.getsource(module)).body:
         if not isinstance(node, ast.FunctionDef):
             continue
         for decorator in node.decorator_list:
             target = decorator.func if isinstance(decorator, ast.Call) else decorator
-            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
-            if name in _JIT_DECORATORS:
+            if (target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)) in ("njit", "jit"):
                 names.add(node.name)
-    return names
+    return frozenset(names)
 
 
 class LazyKernel:
