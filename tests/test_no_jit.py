@@ -21,9 +21,11 @@ TRAIN = textwrap.dedent("""
         L = nk.layers
         X = np.random.default_rng(0).standard_normal((32, 1, 6, 6)).astype("float32")
         y = np.arange(32) % 3
-        model = nk.Sequential([L.Conv2D(1, 2, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-                               L.Dense(18, 3)], seed=0)
-        return nk.train(model, X, y, epochs=2, batch_size=16, seed=0)["loss"]
+        conv = nk.Sequential([L.Conv2D(1, 2, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
+                              L.Dense(18, 3)], seed=0)
+        # 16 x 36 x 256 multiply-adds a product: dense shares them between two threads (NUMBA_NUM_THREADS=2)
+        wide = nk.Sequential([L.Flatten(), L.Dense(36, 256), L.ReLU(), L.Dense(256, 3)], seed=0)
+        return [nk.train(model, X, y, epochs=2, batch_size=16, seed=0)["loss"] for model in (conv, wide)]
 """)
 
 
@@ -36,8 +38,10 @@ def run_child(code: str, **env: str) -> str:
     return child.stdout
 
 
-def test_a_padded_conv_model_trains_with_numbas_jit_disabled_as_it_does_compiled():
-    plain = json.loads(run_child(TRAIN + "\nimport json\nprint(json.dumps(losses()))\n").strip().splitlines()[-1])
+def test_models_train_with_numbas_jit_disabled_as_they_do_compiled():
+    """A padded convolution, and products large enough that dense shares them between two threads."""
+    child = run_child(TRAIN + "\nimport json\nprint(json.dumps(losses()))\n", NUMBA_NUM_THREADS="2")
+    plain = json.loads(child.strip().splitlines()[-1])
     here: dict = {}
     exec(TRAIN, here)  # the same training, compiled, in this process
     # plain Python rounds some float32 products once more or less than compiled code: close, not equal
