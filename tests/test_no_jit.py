@@ -1,16 +1,13 @@
 """Training with ``NUMBA_DISABLE_JIT=1``, Numba's debugging mode, in which every kernel runs as plain Python
 (a user steps through a kernel with pdb, or reads a traceback with its line). The kernel registry used to
-see no CPU kernel at all there (it knew kernels by their Numba dispatcher), and the convolution's column
-copies formed a negative unsigned index that compiled code wraps and Python refuses."""
-import json
-import os
-import subprocess
-import sys
+see no CPU kernel at all there (it knew kernels by their Numba dispatcher), the convolution's column
+copies formed a negative unsigned index that compiled code wraps and Python refuses, dense's two-thread
+path called an intrinsic, and the CUDA attention module read its CPU rows' ``.py_func``."""
 import textwrap
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from children import last_json_line, run_child
 
 TRAIN = textwrap.dedent("""
     import numpy as np
@@ -29,19 +26,10 @@ TRAIN = textwrap.dedent("""
 """)
 
 
-def run_child(code: str, **env: str) -> str:
-    """Run ``code`` in a fresh interpreter with ``NUMBA_DISABLE_JIT=1`` and ``env``; its output."""
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", **env,
-           "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert child.returncode == 0, child.stderr[-3000:]
-    return child.stdout
-
-
 def test_models_train_with_numbas_jit_disabled_as_they_do_compiled():
     """A padded convolution, and products large enough that dense shares them between two threads."""
-    child = run_child(TRAIN + "\nimport json\nprint(json.dumps(losses()))\n", NUMBA_NUM_THREADS="2")
-    plain = json.loads(child.strip().splitlines()[-1])
+    plain = last_json_line(run_child(TRAIN + "\nimport json\nprint(json.dumps(losses()))\n", NUMBA_DISABLE_JIT="1",
+                                     NUMBA_NUM_THREADS="2"))
     here: dict = {}
     exec(TRAIN, here)  # the same training, compiled, in this process
     # plain Python rounds some float32 products once more or less than compiled code: close, not equal
@@ -61,4 +49,5 @@ IMPORT_EVERY_KERNEL_MODULE = textwrap.dedent("""
 def test_every_kernel_module_imports_with_the_jit_disabled_and_the_cuda_simulator():
     """What ``scripts/kernel_coverage.py`` runs under (its run is not part of this suite): the CUDA
     attention module once read its CPU twins' ``.py_func``, which plain functions do not have."""
-    run_child(IMPORT_EVERY_KERNEL_MODULE, NUMBA_ENABLE_CUDASIM="1")
+    child = run_child(IMPORT_EVERY_KERNEL_MODULE, NUMBA_DISABLE_JIT="1", NUMBA_ENABLE_CUDASIM="1")
+    assert child.returncode == 0, child.stderr[-3000:]

@@ -6,11 +6,9 @@ the OpenMP, BLAS and environment settings of the process as the user had them (P
 afterwards runs on the same OpenMP runtime). The abort cases run in a child process, where an
 abort fails the test instead of ending pytest.
 """
-import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numba
 import numpy as np
@@ -26,21 +24,7 @@ from nkernels.losses import SoftmaxCrossEntropy
 from nkernels.optimizers import Adam
 from nkernels.runtime.threads import THREAD_SAFE_LAYERS, calls_parallel_code, threading_layer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_child(script: str, **env: str | None) -> subprocess.CompletedProcess:
-    """``script`` in a fresh Python that imports this checkout's nkernels, with ``env`` set in (None: removed
-    from) the environment."""
-    path = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
-    child_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
-                          env={**child_env, "PYTHONPATH": path})
-
-
-def last_json_line(run: subprocess.CompletedProcess) -> dict:
-    assert run.returncode == 0, f"the child process ended with {run.returncode}: {run.stderr[-3000:]}"
-    return json.loads(run.stdout.strip().splitlines()[-1])
+from children import ROOT, last_json_line, run_child
 
 
 # -- item 1: the split mode on the workqueue layer ------------------------------------------------

@@ -88,11 +88,6 @@ def runtime_flag(typingctx, flag):
     return types.boolean(flag), codegen
 
 
-if numba_config.DISABLE_JIT:  # plain Python (the kernel coverage run): an intrinsic cannot run there
-    def runtime_flag(flag):  # noqa: F811
-        return bool(flag)
-
-
 @njit(cache=True)
 def _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     """``c = alpha op(a) op(b) + beta c`` row-major, as ``c^T = alpha op(b)^T op(a)^T + beta c^T`` column-major:
@@ -101,10 +96,13 @@ def _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
                   n, m, k, alpha, b, ldb, a, lda, beta, c, ldc)
 
 
-if numba_config.DISABLE_JIT:  # the kernel coverage run (plain Python, no intrinsics): NumPy computes the same
+if numba_config.DISABLE_JIT:  # plain Python (the kernel coverage run, a debugger): no intrinsics; NumPy computes the same
     def _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):  # noqa: F811
         product = alpha * ((a.T if transa else a) @ (b.T if transb else b))
         c[...] = product if beta == 0 else product + beta * c
+
+    def runtime_flag(flag):  # noqa: F811
+        return bool(flag)
 
 
 @njit(cache=True)
