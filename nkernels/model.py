@@ -1,26 +1,15 @@
 """Sequential: a chain of layers, sliceable into feature extractors."""
 from __future__ import annotations
 
-import contextlib
 import copy as _copy
-from typing import Any, ContextManager, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from .runtime import devices
+from .runtime.threads import kernel_threads
 from .layers.base import Layer
 from .validation import as_numeric_array, check_float_dtype, check_int
-
-
-def _kernel_threads(device: str) -> ContextManager[Any]:
-    """On the CPU, BLAS on one thread while the kernels run (as in training and ``predict``): the conv
-    kernels alternate BLAS calls and ``prange`` regions, and a multithreaded BLAS's spinning threads
-    then fight Numba's for the cores (a 32-channel 3x3 conv's forward: 122 ms instead of 2 ms)."""
-    if device != "cpu":
-        return contextlib.nullcontext()
-    from .runtime.threads import blas_single_threaded
-
-    return blas_single_threaded()
 
 
 class Sequential:
@@ -186,7 +175,7 @@ class Sequential:
         if not self.layers:
             raise ValueError("the model has no layers")
         on_host = self.device == "cuda" and not devices.is_device_array(x)
-        with _kernel_threads(self.device):
+        with kernel_threads(self.device):
             for layer in self.layers:
                 x = layer.forward(x, training=training)
         return devices.to_host(x) if on_host else x
@@ -204,7 +193,7 @@ class Sequential:
         on_host = self.device == "cuda" and not devices.is_device_array(dy)
         trainable = [i for i, layer in enumerate(self.layers) if layer.params]
         first = 0 if input_grad else (trainable[0] if trainable else len(self.layers))
-        with _kernel_threads(self.device):
+        with kernel_threads(self.device):
             for i in reversed(range(first, len(self.layers))):
                 layer = self.layers[i]
                 need_dx = input_grad or i > first

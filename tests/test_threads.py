@@ -237,17 +237,19 @@ def test_a_layer_whose_cached_kernel_needs_numbas_threads_runs_as_the_first_para
     assert runs[1].stdout == runs[2].stdout
 
 
-def test_a_models_forward_and_backward_run_blas_on_one_thread_and_restore_it():
-    """The conv kernels alternate BLAS calls and prange regions; with a multithreaded BLAS beside Numba's
-    threads a 32-channel conv's forward took 122 ms instead of 2 ms on two cores. Training and predict
-    pinned BLAS already; a plain forward/backward did not."""
+def blas_threads():
+    """{library file: its thread count} for every loaded BLAS library (SciPy's, which the kernels call, loaded)."""
     from threadpoolctl import threadpool_info
 
     import scipy.linalg.cython_blas  # noqa: F401  (Numba's and nkernels' BLAS: load it, as the kernels do)
 
-    def blas_threads():
-        return {info["filepath"]: info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+    return {info["filepath"]: info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
 
+
+def test_a_models_forward_and_backward_run_blas_on_one_thread_and_restore_it():
+    """The conv kernels alternate BLAS calls and prange regions; with a multithreaded BLAS beside Numba's
+    threads a 32-channel conv's forward took 122 ms instead of 2 ms on two cores. Training and predict
+    pinned BLAS already; a plain forward/backward did not."""
     model = nk.Sequential([nk.layers.Dense(4, 3)], seed=0)
     seen = []
     layer = model.layers[0]
@@ -259,3 +261,24 @@ def test_a_models_forward_and_backward_run_blas_on_one_thread_and_restore_it():
     model.backward(np.ones_like(out))
     assert len(seen) == 2 and all(set(threads.values()) == {1} for threads in seen), seen
     assert blas_threads() == outside
+
+
+def test_a_layer_called_on_its_own_runs_blas_on_one_thread_and_restores_it(monkeypatch):
+    """A layer's own forward/backward (``layer(x)``, as a scheme or a user calls it) ran its kernels with
+    BLAS on as many threads as the process had: the resnet preset's layers, called one by one on two
+    cores, took 668 ms a forward + backward instead of 6.8 ms."""
+    from threadpoolctl import threadpool_limits
+
+    from nkernels.layers import base
+
+    seen = []
+    run = base.run
+    monkeypatch.setattr(base, "run", lambda *a: (seen.append(blas_threads()), run(*a))[1])
+    layer = nk.layers.Conv2D(2, 3, 3, padding=1)
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = blas_threads()
+        out = layer(np.ones((2, 2, 5, 5), np.float32), training=True)
+        layer.backward(np.ones_like(out))
+        assert blas_threads() == outside
+    assert len(seen) == 2 and all(set(threads.values()) == {1} for threads in seen), seen
+    assert set(outside.values()) == {2}

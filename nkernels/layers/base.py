@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime import devices
+from ..runtime.threads import kernel_threads
 from ..errors import NotFittedError
 from ..plugins.kernels import kernel
 from ..passes.interpret import Frame, refs, run
@@ -123,7 +124,8 @@ class Layer:
             y = x.reshape(out_shape)
         else:
             y = frame.arrays["y"] = self.empty(out_shape, self._compute_dtype(x))
-            run(calls_of(calls), frame, self.kernel_of)
+            with kernel_threads(self.device):
+                run(calls_of(calls), frame, self.kernel_of)
         if training:
             self._saved = {"passes": passes, "frame": frame, "x": x, "out_shape": out_shape, "fresh": True}
         return y
@@ -145,7 +147,8 @@ class Layer:
         frame.arrays["dy"] = dy
         dx = frame.arrays["dx"] = self.empty(x.shape, self._compute_dtype(x))
         frame.specials.update(need_dx=bool(need_dx), fresh=saved["fresh"])
-        run(calls_of(passes.backward), frame, self.kernel_of)
+        with kernel_threads(self.device):
+            run(calls_of(passes.backward), frame, self.kernel_of)
         saved["fresh"] = False  # the kernels may have reused the forward's workspaces
         return dx
 
