@@ -6,8 +6,8 @@ dilation, no groups. A layer without bias passes a 0-length ``bias`` / ``dbias``
 
 How Conv2D's work is laid out (OHW = OH * OW output pixels a sample, R = C * KH * KW). The batch
 runs in chunks of ``nb`` samples, as many as keep one chunk's columns within
-:data:`CHUNK_ELEMENTS` (so that a GEMM's columns come from cache, not memory: L2 for one chunk,
-L3 for a round of them); chunk k owns its own stretch of the ``cols`` and ``gemm`` workspaces::
+:data:`CHUNK_ELEMENTS` (so that a GEMM's columns come from cache, not memory); chunk k owns its own
+stretch of the ``cols`` and ``gemm`` workspaces, and runs its whole pipeline on one thread::
 
     cols_k (R, nb*OHW)  im2col of the chunk: column j*OHW + oh*OW + ow is that pixel's patch
     out[n] (O, OHW)  =  W (O, R) @ cols_k                  one sample: written in place (+ bias)
@@ -21,12 +21,11 @@ and backward, per chunk (dbias from one pass over dout first)::
     dx[chunk]       <-  col2im(cols_k)
 
 The GEMMs go through :func:`nkernels.kernels.cpu.blas.gemm` (transposes and accumulation
-without temporaries). The chunks run in rounds of :data:`ROUND_CHUNKS`: the im2col passes of a
-round (parallel over rows), then its GEMMs side by side on Numba's threads (one ``prange`` over the
-round's chunks, each calling single-threaded BLAS: with BLAS pinned to one thread, this is how a
-convolution's GEMMs use every core), then the copies out and col2im (parallel). The weight
-gradient is summed into one partial sum per chunk of a round, added up at the end, so it does not
-depend on the number of threads. ``cols`` and ``gemm`` are caller-provided workspaces
+without temporaries) on one BLAS thread; the chunks run side by side in one ``prange`` (the
+backward's in rounds of :data:`ROUND_CHUNKS`), which is how a convolution uses every core. The
+weight gradient is summed into one partial sum per chunk of a round, added up at the end, so it
+does not depend on the number of threads. Stride 1 with "same" output width copies each patch row
+of a sample as one shifted run of the input plane (:func:`_im2col_shifted`). ``cols`` and ``gemm`` are caller-provided workspaces
 whose shapes the pure-Python helpers :func:`conv2d_workspace_shapes` and
 :func:`conv1d_workspace_shapes` give ((N*OH*OW, R) and (O, N*OH*OW); the kernels use them as flat
 storage, so the CUDA twins share the shapes but not the layout of the contents). A Conv1D is run
@@ -284,15 +283,32 @@ def _channel_sums(a, out):
 
 
 #: how many elements one chunk's im2col may hold: the samples of a chunk are picked so that their
-#: columns (R rows of chunk*OH*OW) stay in the core's L2 cache between the im2col pass and the GEMM
-#: that reads them (and between the dcols GEMM and the col2im that reads those)
-CHUNK_ELEMENTS = 65536
+#: columns (R rows of chunk*OH*OW) stay in the core's cache between the im2col pass and the GEMM that
+#: reads them (and between the dcols GEMM and the col2im that reads those). 32K elements measured
+#: faster than 16K, 64K and 128K on a Zen 4 core (1 MiB L2) for 8x8 to 16x16 images.
+CHUNK_ELEMENTS = 32768
+
+
+#: how many chunks a round of the backward holds, side by side on Numba's threads (BLAS itself runs on
+#: one thread). Chunk k adds its weight gradient into partial sum k % ROUND_CHUNKS (chunks in ascending
+#: order), and the partial sums are added up in order at the end: the result depends on the shapes only,
+#: never on the thread count. (A fixed count, not Numba's thread count: reading that makes a function
+#: uncacheable.)
+ROUND_CHUNKS = 8
 
 
 @njit(cache=True, error_model="numpy")
-def _chunk_samples(n_size, r_size, ohw):
-    """How many samples one chunk holds: as many as fit :data:`CHUNK_ELEMENTS`, at least one."""
-    return max(1, min(n_size, CHUNK_ELEMENTS // max(1, r_size * ohw)))
+def _chunk_count(n_size, r_size, ohw):
+    """How many chunks the batch runs in: enough that none holds more than :data:`CHUNK_ELEMENTS`
+    column entries (unless one sample alone does), rounded up to an even count when there are
+    samples enough, so that two threads get the same number of chunks."""
+    if n_size == 0:
+        return 0
+    per_chunk = max(1, min(n_size, CHUNK_ELEMENTS // max(1, r_size * ohw)))
+    count = (n_size + per_chunk - 1) // per_chunk
+    if count % 2 == 1 and count < n_size:
+        count += 1
+    return count
 
 
 @njit(cache=True, error_model="numpy")
@@ -307,18 +323,110 @@ def _valid_outputs(kw, sw, pw, ow_size, w_size):
     return lo, hi
 
 
+@njit(cache=True, error_model="numpy")
+def _valid_rows(kh, ph, oh_size, h_size):
+    """The range [lo, hi) of output rows oh whose input row oh - ph + kh lies in [0, H) (stride 1)."""
+    return min(oh_size, max(0, ph - kh)), max(0, min(oh_size, h_size + ph - kh))
+
+
+# A convolution of stride 1 whose output rows are as wide as the input's ("same" padding) reads each
+# (c, kh, kw) plane of the columns as one shifted run of the input plane: the output pixel p = oh*W + ow
+# reads input pixel p + (kh - ph)*W + (kw - pw). The two helpers below copy (add) that run in one
+# contiguous loop, from its first valid pixel to its last (never outside the plane), and then clear the
+# columns that wrapped around from the row before or after (ow < lo or ow >= hi); the general loops
+# above work one output row at a time, about as slow as the GEMM on 8 x 8 images.
+
+
+@njit(cache=True, error_model="numpy")
+def _im2col_shifted(x, n0, nb, kh_size, kw_size, ph, pw, oh_size, cols):
+    """:func:`_im2col_chunk` for stride 1 and OW == W, one shifted run per sample and (c, kh, kw)."""
+    _, c_size, h_size, w_size = x.shape
+    ohw = oh_size * w_size
+    width = nb * ohw
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    for r in range(c_size * kh_size * kw_size):
+        ckh = r // kw_size
+        kw = r - ckh * kw_size
+        c = ckh // kh_size
+        kh = ckh - c * kh_size
+        lo, hi = _valid_outputs(kw, 1, pw, w_size, w_size)
+        row_lo, row_hi = _valid_rows(kh, ph, oh_size, h_size)
+        first, last = row_lo * w_size + lo, (row_hi - 1) * w_size + hi  # the run [first, last)
+        shift = (kh - ph) * w_size + kw - pw
+        for j in range(nb):
+            d = uintp(r * width + j * ohw)
+            if row_hi <= row_lo or hi <= lo:
+                for p in range(uintp(ohw)):
+                    cf[d + p] = 0
+                continue
+            for p in range(uintp(first)):
+                cf[d + p] = 0
+            src = uintp(((n0 + j) * c_size + c) * h_size * w_size + first + shift)
+            run = d + uintp(first)
+            for t in range(uintp(last - first)):
+                cf[run + t] = xf[src + t]
+            for p in range(uintp(last), uintp(ohw)):
+                cf[d + p] = 0
+            for oh in range(row_lo, row_hi):  # the columns that wrapped around
+                row = d + uintp(oh * w_size)
+                for ow in range(uintp(lo)):
+                    cf[row + ow] = 0
+                for ow in range(uintp(hi), uintp(w_size)):
+                    cf[row + ow] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _col2im_shifted(cols, n0, nb, kh_size, kw_size, ph, pw, oh_size, dx):
+    """:func:`_col2im_chunk` for stride 1 and OW == W: per sample, channel and (kh, kw) in the order the
+    general loops add them, one shifted run added into the plane after clearing the run's wrapped
+    columns in ``cols`` (a workspace: they hold nothing the result needs)."""
+    _, c_size, h_size, w_size = dx.shape
+    ohw = oh_size * w_size
+    width = nb * ohw
+    cf = cols.reshape(-1)
+    df = dx.reshape(-1)
+    plane_size = h_size * w_size
+    for j in range(nb):
+        for c in range(c_size):
+            pbase = uintp(((n0 + j) * c_size + c) * plane_size)
+            for i in range(uintp(plane_size)):
+                df[pbase + i] = 0
+            for kh in range(kh_size):
+                row_lo, row_hi = _valid_rows(kh, ph, oh_size, h_size)
+                for kw in range(kw_size):
+                    lo, hi = _valid_outputs(kw, 1, pw, w_size, w_size)
+                    if row_hi <= row_lo or hi <= lo:
+                        continue
+                    s = uintp(((c * kh_size + kh) * kw_size + kw) * width + j * ohw)
+                    for oh in range(row_lo, row_hi):
+                        row = s + uintp(oh * w_size)
+                        for ow in range(uintp(lo)):
+                            cf[row + ow] = 0
+                        for ow in range(uintp(hi), uintp(w_size)):
+                            cf[row + ow] = 0
+                    first, last = row_lo * w_size + lo, (row_hi - 1) * w_size + hi
+                    dst = pbase + uintp(first + (kh - ph) * w_size + kw - pw)
+                    src = s + uintp(first)
+                    for t in range(uintp(last - first)):
+                        df[dst + t] += cf[src + t]
+
+
 @by_address
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy")
 def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
     """cols[(c*KH + kh)*KW + kw, (j*OH + oh)*OW + ow] = x[n0 + j, c, oh*sh - ph + kh, ow*sw - pw + kw]
     (zero outside x), for the nb samples n0..n0+nb-1: cols is (R, nb*OH*OW), C-contiguous.
-    Every inner loop copies one run of output columns from one input row; parallel over rows."""
+    Every inner loop copies one run of output columns from one input row."""
     _, c_size, h_size, w_size = x.shape
+    if sh == 1 and sw == 1 and ow_size == w_size:
+        _im2col_shifted(x, n0, nb, kh_size, kw_size, ph, pw, oh_size, cols)
+        return
     ohw = oh_size * ow_size
     width = nb * ohw
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
-    for r in prange(c_size * kh_size * kw_size):
+    for r in range(c_size * kh_size * kw_size):
         ckh = r // kw_size
         kw = r - ckh * kw_size
         c = ckh // kh_size
@@ -350,17 +458,21 @@ def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size,
 
 
 @by_address
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy")
 def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
     """Adjoint of :func:`_im2col_chunk`: dx[n0:n0+nb] = the sum of the column entries that read
-    each pixel (overwritten, starting from zero). Parallel over samples: each owns its dx[n]."""
+    each pixel (overwritten, starting from zero). Leaves ``cols`` changed where it held nothing
+    that reaches dx."""
     _, c_size, h_size, w_size = dx.shape
+    if sh == 1 and sw == 1 and ow_size == w_size:
+        _col2im_shifted(cols, n0, nb, kh_size, kw_size, ph, pw, oh_size, dx)
+        return
     ohw = oh_size * ow_size
     width = nb * ohw
     cf = cols.reshape(-1)
     df = dx.reshape(-1)
     plane_size = h_size * w_size
-    for j in prange(nb):
+    for j in range(nb):
         for c in range(c_size):
             pbase = ((n0 + j) * c_size + c) * plane_size
             for i in range(uintp(plane_size)):
@@ -385,75 +497,37 @@ def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_si
                                 df[uintp(d + ow * sw)] += cf[s + ow]
 
 
-@by_address
-@njit(cache=True, error_model="numpy", parallel=True)
-def _chunk_to_nchw(g, bias, n0, out):
-    """out[n0 + j, o, :] = g[o, j*OHW:(j+1)*OHW] (+ bias[o] when not empty) for the chunk's
-    samples: g is (O, nb*OHW), out (N, O, OHW). Parallel over (j, o)."""
-    o_size, width = g.shape
-    ohw = out.shape[2]
-    nb = width // ohw
-    has_bias = bias.shape[0] > 0
-    for jo in prange(nb * o_size):
-        j = jo // o_size
-        o = jo - j * o_size
-        b = bias[o] if has_bias else 0
-        src = g[o, j * ohw:(j + 1) * ohw]
-        row = out[n0 + j, o]
-        for p in range(ohw):
-            row[p] = src[p] + b
-
-
-@by_address
-@njit(cache=True, error_model="numpy", parallel=True)
-def _nchw_to_chunk(dout, n0, g):
-    """g[o, j*OHW:(j+1)*OHW] = dout[n0 + j, o, :]: the adjoint copy of :func:`_chunk_to_nchw`."""
-    o_size, width = g.shape
-    ohw = dout.shape[2]
-    nb = width // ohw
-    for jo in prange(nb * o_size):
-        j = jo // o_size
-        o = jo - j * o_size
-        src = dout[n0 + j, o]
-        row = g[o, j * ohw:(j + 1) * ohw]
-        for p in range(ohw):
-            row[p] = src[p]
-
-
-#: how many chunks a round holds: their im2col passes run first, then their GEMMs side by side on
-#: Numba's threads (BLAS itself runs on one thread), then their copies out. Chunk k adds its weight
-#: gradient into partial sum k % ROUND_CHUNKS (chunks in ascending order), and the partial sums are
-#: added up in order at the end: the result depends on the shapes only, never on the thread count.
-#: (A fixed count, not Numba's thread count: reading that makes a function uncacheable.)
-ROUND_CHUNKS = 8
-
-
 @njit(cache=True, error_model="numpy")
-def _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size):
-    """Chunk k: its first sample n0, its nb samples, and its stretches of the flat workspaces, its
-    columns (R, nb*OHW) and GEMM block (O, nb*OHW)."""
-    n0 = k * chunk
-    nb = min(chunk, n_size - n0)
+def _chunk(cf, gf, k, n_chunks, n_size, ohw, r_size, o_size):
+    """Chunk k of n_chunks: its first sample n0, its nb samples (the batch split as evenly as it
+    goes), and its stretches of the flat workspaces, its columns (R, nb*OHW) and GEMM block
+    (O, nb*OHW)."""
+    n0 = k * n_size // n_chunks
+    nb = (k + 1) * n_size // n_chunks - n0
     width = nb * ohw
     colsc = cf[n0 * ohw * r_size:(n0 * ohw + width) * r_size].reshape(r_size, width)
     g = gf[n0 * ohw * o_size:(n0 * ohw + width) * o_size].reshape(o_size, width)
     return n0, nb, colsc, g
 
 
-# The two functions below are each one prange over the chunks of a round with nothing in its body but
-# single-threaded BLAS calls. The parallel helpers and the drivers are called by address (..calls): each
-# is compiled once, on its own, rather than again inside every function above it.
+# Each chunk runs its whole pipeline on one thread (im2col, single-threaded BLAS, the copies out,
+# col2im), its columns staying in that core's cache; the chunks run side by side in one ``prange``.
+# The serial helpers are called by address (..calls): each is compiled once, on its own, rather than
+# again inside every parallel body and function above it.
 
 
 @by_address
 @njit(cache=True, error_model="numpy", parallel=True)
-def _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size):
-    """Chunks k0..k0+count-1: W (O, R) @ cols_k into gemm_k, or straight into out[n] (+ bias) for a
-    one-sample chunk; side by side on Numba's threads."""
+def _forward_chunks(x, w2, bias, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_size, cf, gf, of, n_chunks):
+    """Every chunk, side by side on Numba's threads: its im2col into its columns, then W (O, R) @
+    cols_k straight into out[n] (+ bias) for a one-sample chunk, else into gemm_k, copied out per
+    sample with the bias."""
+    n_size = x.shape[0]
     o_size, r_size = w2.shape
     ohw = of.shape[2]
-    for i in prange(count):
-        n0, nb, colsc, g = _chunk(cf, gf, k0 + i, chunk, n_size, ohw, r_size, o_size)
+    for k in prange(n_chunks):
+        n0, nb, colsc, g = _chunk(cf, gf, k, n_chunks, n_size, ohw, r_size, o_size)
+        _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
         if nb == 1:
             dst = of[n0]
             blas_gemm(False, False, 1.0, w2, colsc, 0.0, dst)
@@ -464,25 +538,45 @@ def _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size):
                         row[p] += bias[o]
         else:
             blas_gemm(False, False, 1.0, w2, colsc, 0.0, g)
+            for j in range(nb):
+                for o in range(o_size):
+                    b = bias[o] if bias.shape[0] > 0 else 0
+                    src = g[o, j * ohw:(j + 1) * ohw]
+                    row = of[n0 + j, o]
+                    for p in range(ohw):
+                        row[p] = src[p] + b
 
 
 @by_address
 @njit(cache=True, error_model="numpy", parallel=True)
-def _backward_gemms(w2, cf, gf, df, partial, need_dx, k0, count, chunk, n_size):
-    """Chunks k0..k0+count-1: partial[k % ROUND_CHUNKS] += dout_k @ cols_k.T (overwritten by the
-    first chunk of each partial sum), then (need_dx) cols_k = W.T @ dout_k; side by side on Numba's
-    threads."""
+def _backward_chunks(x, w2, df, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_size, need_dx, cols_ready,
+                     cf, gf, dx, partial, k0, count, n_chunks):
+    """Chunks k0..k0+count-1, side by side on Numba's threads: its columns (unless ``cols_ready``),
+    dout_k in (O, nb*OHW) order (dout[n] itself for one sample, else copied into gemm_k), then
+    partial[k % ROUND_CHUNKS] += dout_k @ cols_k.T (overwritten by the first chunk of each partial
+    sum), and (need_dx) cols_k = W.T @ dout_k and col2im of it into dx of the chunk's samples."""
+    n_size = x.shape[0]
     o_size, r_size = w2.shape
     ohw = df.shape[2]
     groups = partial.shape[0]
     for i in prange(count):
         k = k0 + i
-        n0, nb, colsc, g = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
+        n0, nb, colsc, g = _chunk(cf, gf, k, n_chunks, n_size, ohw, r_size, o_size)
+        if not cols_ready:
+            _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
         if nb == 1:
             g = df[n0]
+        else:
+            for j in range(nb):
+                for o in range(o_size):
+                    src = df[n0 + j, o]
+                    row = g[o, j * ohw:(j + 1) * ohw]
+                    for p in range(ohw):
+                        row[p] = src[p]
         blas_gemm(False, True, 1.0, g, colsc, 0.0 if k < groups else 1.0, partial[k % groups])
         if need_dx:
             blas_gemm(True, False, 1.0, w2, g, 0.0, colsc)
+            _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
 
 
 @njit(cache=True, error_model="numpy")
@@ -498,65 +592,36 @@ def _conv_sizes(x, weight, y):
 @by_address
 @njit(cache=True, error_model="numpy")
 def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
-    """Chunk by chunk of samples, a round of :data:`ROUND_CHUNKS` chunks at a time: im2col of each into
-    cols (R, chunk*OHW), then their GEMMs W (O, R) @ cols -> (O, chunk*OHW) side by side, each written
-    straight into out[n] when the chunk is one sample (plus the bias), else into gemm and copied out
-    per sample with the bias."""
+    """All chunks of samples side by side (:func:`_forward_chunks`): im2col of each into its stretch
+    of cols (R, nb*OHW), then W (O, R) @ cols into out (+ bias), through gemm for several samples."""
     n_size, o_size, kh_size, kw_size, oh_size, ow_size, ohw, r_size = _conv_sizes(x, weight, out)
-    w2 = weight.reshape(o_size, r_size)
-    cf = cols.reshape(-1)
-    gf = gemm.reshape(-1)
-    of = out.reshape(n_size, o_size, ohw)
-    chunk = _chunk_samples(n_size, r_size, ohw)
-    n_chunks = (n_size + chunk - 1) // chunk
-    per_round = max(1, min(n_chunks, ROUND_CHUNKS))  # an empty batch has no chunk
-    for k0 in range(0, n_chunks, per_round):
-        count = min(per_round, n_chunks - k0)
-        for k in range(k0, k0 + count):
-            n0, nb, colsc, _ = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
-            _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
-        _forward_gemms(w2, cf, gf, of, bias, k0, count, chunk, n_size)
-        for k in range(k0, k0 + count):
-            n0, nb, _, g = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
-            if nb > 1:
-                _chunk_to_nchw(g, bias, n0, of)
+    _forward_chunks(x, weight.reshape(o_size, r_size), bias, sh, sw, ph, pw, kh_size, kw_size, oh_size,
+                    ow_size, cols.reshape(-1), gemm.reshape(-1), out.reshape(n_size, o_size, ohw),
+                    _chunk_count(n_size, r_size, ohw))
 
 
 @by_address
 @njit(cache=True, error_model="numpy")
 def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols, gemm, dx,
                       dweight, dbias):
-    """Chunk by chunk of samples, a round of chunks at a time, as the forward: dout of each chunk in
-    (O, chunk*OHW) order (a view for one sample, else a copy into gemm); then side by side, the chunk's
-    weight gradient dout_c @ cols_c.T into its partial sum and (need_dx) dcols_c = W.T @ dout_c over
-    cols_c; then col2im into dx of the chunks' samples. The partial sums (see
-    :data:`ROUND_CHUNKS`) are added into dweight at the end."""
+    """dbias from one pass over dout, then the chunks of samples in rounds of :data:`ROUND_CHUNKS`,
+    each round's side by side (:func:`_backward_chunks`): the chunk's weight gradient into its
+    partial sum and (need_dx) its dcols and col2im into dx. The partial sums are added into dweight
+    at the end."""
     n_size, o_size, kh_size, kw_size, oh_size, ow_size, ohw, r_size = _conv_sizes(x, weight, dout)
     w2 = weight.reshape(o_size, r_size)
     dw2 = dweight.reshape(o_size, r_size)
-    cf = cols.reshape(-1)
-    gf = gemm.reshape(-1)
     df = dout.reshape(n_size, o_size, ohw)
     if dbias.shape[0] > 0:
         _channel_sums(df, dbias)
-    chunk = _chunk_samples(n_size, r_size, ohw)
-    n_chunks = (n_size + chunk - 1) // chunk
+    n_chunks = _chunk_count(n_size, r_size, ohw)
     per_round = max(1, min(n_chunks, ROUND_CHUNKS))  # an empty batch has no chunk
     partial = np.empty((per_round, o_size, r_size), dw2.dtype)  # one partial sum per chunk of a round
     partial[0].fill(0)  # no chunk at all: a zero gradient
     for k0 in range(0, n_chunks, per_round):
-        count = min(per_round, n_chunks - k0)
-        for k in range(k0, k0 + count):
-            n0, nb, colsc, g = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
-            if not cols_ready:
-                _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
-            if nb > 1:
-                _nchw_to_chunk(df, n0, g)
-        _backward_gemms(w2, cf, gf, df, partial, need_dx, k0, count, chunk, n_size)
-        if need_dx:
-            for k in range(k0, k0 + count):
-                n0, nb, colsc, _ = _chunk(cf, gf, k, chunk, n_size, ohw, r_size, o_size)
-                _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
+        _backward_chunks(x, w2, df, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_size, need_dx, cols_ready,
+                         cols.reshape(-1), gemm.reshape(-1), dx, partial, k0, min(per_round, n_chunks - k0),
+                         n_chunks)
     sums = partial.reshape(partial.shape[0], -1)
     dwf = dw2.reshape(-1)
     for i in range(dwf.shape[0]):

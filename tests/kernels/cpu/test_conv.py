@@ -28,9 +28,11 @@ CASES_2D = [
     (2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1),  # "same" 3x3
     (2, 2, 5, 4, 3, 3, 5, 1, 1, 0, 2),  # OW == W but OH < H
     (1, 2, 3, 3, 2, 1, 3, 1, 1, 2, 1),  # OH > H: output rows that read only padding
-    # the kernels work in chunks of samples whose im2col fits conv.CHUNK_ELEMENTS (65536):
-    (3, 4, 20, 20, 3, 5, 5, 1, 1, 0, 0),  # 100 x 256 columns a sample: chunks of 2 samples, then 1
+    # the kernels work in chunks of samples whose im2col fits conv.CHUNK_ELEMENTS (32768):
+    (3, 4, 16, 16, 3, 5, 5, 1, 1, 0, 0),  # 100 x 144 columns a sample: two chunks, of 1 and 2 samples
+    (3, 4, 20, 20, 3, 5, 5, 1, 1, 0, 0),  # 100 x 256 columns a sample: one-sample chunks
     (2, 9, 16, 16, 2, 5, 5, 1, 1, 3, 3),  # 225 x 324 columns a sample: one-sample chunks, padded
+    (3, 4, 16, 16, 3, 5, 5, 1, 1, 2, 2),  # the same, "same" padding: each patch row one shifted run
 ]
 
 # (N, C, L, O, K, stride, pad)
@@ -202,15 +204,15 @@ def test_conv_matches_torch(make, case):
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
-#: 19 samples of 100 x 256 columns: 10 chunks of 2 samples and 1, more than conv.ROUND_CHUNKS, so a
-#: second round adds into the first one's partial sums of the weight gradient
+#: 19 samples of 100 x 400 columns: 19 one-sample chunks, more than conv.ROUND_CHUNKS, so later rounds
+#: add into the first one's partial sums of the weight gradient
 MANY_CHUNKS = (19, 4, 20, 20, 3, 5, 5, 1, 1, 2, 2)
 
 
 def test_conv2d_over_rounds_of_chunks():
     """Chunks run in rounds, their GEMMs side by side; the summed partial weight gradients equal PyTorch's."""
     torch = pytest.importorskip("torch")
-    assert -(-MANY_CHUNKS[0] // 2) > conv.ROUND_CHUNKS
+    assert conv._chunk_count(MANY_CHUNKS[0], 4 * 5 * 5, 20 * 20) > conv.ROUND_CHUNKS
     x, weight, b, dout, opts = make_2d(MANY_CHUNKS, np.float64, seed=2)
     out, dx, dw, db = run_conv(x, weight, b, dout, opts)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))
