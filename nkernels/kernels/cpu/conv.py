@@ -624,11 +624,13 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
                          n_chunks)
     sums = partial.reshape(partial.shape[0], -1)
     dwf = dw2.reshape(-1)
+    first = sums[0]
     for i in range(dwf.shape[0]):
-        acc = sums[0, i]
-        for grp in range(1, sums.shape[0]):
-            acc += sums[grp, i]
-        dwf[i] = acc
+        dwf[i] = first[i]
+    for grp in range(1, sums.shape[0]):  # a partial sum at a time: the loop over i vectorizes
+        row = sums[grp]
+        for i in range(dwf.shape[0]):
+            dwf[i] += row[i]
 
 
 # ----------------------------------------------------------------------------------------------
