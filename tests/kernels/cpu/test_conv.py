@@ -28,6 +28,8 @@ CASES_2D = [
     (2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1),  # "same" 3x3
     (2, 2, 5, 4, 3, 3, 5, 1, 1, 0, 2),  # OW == W but OH < H
     (1, 2, 3, 3, 2, 1, 3, 1, 1, 2, 1),  # OH > H: output rows that read only padding
+    (1, 2, 1, 4, 2, 3, 3, 1, 1, 1, 1),  # one row, "same" 3x3: kernel rows kh = 0, 2 read only padding
+    (2, 2, 1, 1, 2, 3, 3, 1, 1, 1, 1),  # one pixel, "same" 3x3: every kernel row and column but the middle
     # the kernels work in chunks of samples whose im2col fits conv.CHUNK_ELEMENTS (32768):
     (3, 4, 16, 16, 3, 5, 5, 1, 1, 0, 0),  # 100 x 144 columns a sample: two chunks, of 1 and 2 samples
     (3, 4, 20, 20, 3, 5, 5, 1, 1, 0, 0),  # 100 x 256 columns a sample: one-sample chunks
