@@ -25,7 +25,7 @@ without temporaries) on one BLAS thread; the chunks run side by side in one ``pr
 backward's in rounds of :data:`ROUND_CHUNKS`), which is how a convolution uses every core. The
 weight gradient is summed into one partial sum per chunk of a round, added up at the end, so it
 does not depend on the number of threads. Stride 1 with "same" output width copies each patch row
-of a sample as one shifted run of the input plane (:func:`_im2col_shifted`). ``cols`` and ``gemm`` are caller-provided workspaces
+of a sample as one shifted run of the input plane (:func:`_im2col_chunk`). ``cols`` and ``gemm`` are caller-provided workspaces
 whose shapes the pure-Python helpers :func:`conv2d_workspace_shapes` and
 :func:`conv1d_workspace_shapes` give ((N*OH*OW, R) and (O, N*OH*OW); the kernels use them as flat
 storage, so the CUDA twins share the shapes but not the layout of the contents). A Conv1D is run
@@ -324,92 +324,37 @@ def _valid_outputs(kw, sw, pw, ow_size, w_size):
 
 
 @njit(cache=True, error_model="numpy")
+def _patch_position(r, kh_size, kw_size):
+    """The channel c and kernel offsets (kh, kw) of row r = (c*KH + kh)*KW + kw of the columns."""
+    ckh = r // kw_size
+    c = ckh // kh_size
+    return c, ckh - c * kh_size, r - ckh * kw_size
+
+
+@njit(cache=True, error_model="numpy")
 def _valid_rows(kh, ph, oh_size, h_size):
     """The range [lo, hi) of output rows oh whose input row oh - ph + kh lies in [0, H) (stride 1)."""
     return min(oh_size, max(0, ph - kh)), max(0, min(oh_size, h_size + ph - kh))
 
 
 # A convolution of stride 1 whose output rows are as wide as the input's ("same" padding) reads each
-# (c, kh, kw) plane of the columns as one shifted run of the input plane: the output pixel p = oh*W + ow
-# reads input pixel p + (kh - ph)*W + (kw - pw). The two helpers below copy (add) that run in one
-# contiguous loop, from its first valid pixel to its last (never outside the plane), and then clear the
-# columns that wrapped around from the row before or after (ow < lo or ow >= hi); the general loops
-# above work one output row at a time, about as slow as the GEMM on 8 x 8 images.
+# (c, kh, kw) plane of a sample's columns as one shifted run of the input plane: output pixel
+# p = oh*W + ow reads input pixel p + (kh - ph)*W + (kw - pw). The two functions below then copy (add)
+# that run in one contiguous loop, from its first valid pixel to its last (never outside the plane),
+# and clear the columns that wrapped around from the row before or after (ow < lo or ow >= hi); row by
+# row, as other convolutions go, they were about as slow as the GEMM on 8 x 8 images.
 
 
 @njit(cache=True, error_model="numpy")
-def _im2col_shifted(x, n0, nb, kh_size, kw_size, ph, pw, oh_size, cols):
-    """:func:`_im2col_chunk` for stride 1 and OW == W, one shifted run per sample and (c, kh, kw)."""
-    _, c_size, h_size, w_size = x.shape
-    ohw = oh_size * w_size
-    width = nb * ohw
-    xf = x.reshape(-1)
-    cf = cols.reshape(-1)
-    for r in range(c_size * kh_size * kw_size):
-        ckh = r // kw_size
-        kw = r - ckh * kw_size
-        c = ckh // kh_size
-        kh = ckh - c * kh_size
-        lo, hi = _valid_outputs(kw, 1, pw, w_size, w_size)
-        row_lo, row_hi = _valid_rows(kh, ph, oh_size, h_size)
-        first, last = row_lo * w_size + lo, (row_hi - 1) * w_size + hi  # the run [first, last)
-        shift = (kh - ph) * w_size + kw - pw
-        for j in range(nb):
-            d = uintp(r * width + j * ohw)
-            if row_hi <= row_lo or hi <= lo:
-                for p in range(uintp(ohw)):
-                    cf[d + p] = 0
-                continue
-            for p in range(uintp(first)):
-                cf[d + p] = 0
-            src = uintp(((n0 + j) * c_size + c) * h_size * w_size + first + shift)
-            run = d + uintp(first)
-            for t in range(uintp(last - first)):
-                cf[run + t] = xf[src + t]
-            for p in range(uintp(last), uintp(ohw)):
-                cf[d + p] = 0
-            for oh in range(row_lo, row_hi):  # the columns that wrapped around
-                row = d + uintp(oh * w_size)
-                for ow in range(uintp(lo)):
-                    cf[row + ow] = 0
-                for ow in range(uintp(hi), uintp(w_size)):
-                    cf[row + ow] = 0
-
-
-@njit(cache=True, error_model="numpy")
-def _col2im_shifted(cols, n0, nb, kh_size, kw_size, ph, pw, oh_size, dx):
-    """:func:`_col2im_chunk` for stride 1 and OW == W: per sample, channel and (kh, kw) in the order the
-    general loops add them, one shifted run added into the plane after clearing the run's wrapped
-    columns in ``cols`` (a workspace: they hold nothing the result needs)."""
-    _, c_size, h_size, w_size = dx.shape
-    ohw = oh_size * w_size
-    width = nb * ohw
-    cf = cols.reshape(-1)
-    df = dx.reshape(-1)
-    plane_size = h_size * w_size
-    for j in range(nb):
-        for c in range(c_size):
-            pbase = uintp(((n0 + j) * c_size + c) * plane_size)
-            for i in range(uintp(plane_size)):
-                df[pbase + i] = 0
-            for kh in range(kh_size):
-                row_lo, row_hi = _valid_rows(kh, ph, oh_size, h_size)
-                for kw in range(kw_size):
-                    lo, hi = _valid_outputs(kw, 1, pw, w_size, w_size)
-                    if row_hi <= row_lo or hi <= lo:
-                        continue
-                    s = uintp(((c * kh_size + kh) * kw_size + kw) * width + j * ohw)
-                    for oh in range(row_lo, row_hi):
-                        row = s + uintp(oh * w_size)
-                        for ow in range(uintp(lo)):
-                            cf[row + ow] = 0
-                        for ow in range(uintp(hi), uintp(w_size)):
-                            cf[row + ow] = 0
-                    first, last = row_lo * w_size + lo, (row_hi - 1) * w_size + hi
-                    dst = pbase + uintp(first + (kh - ph) * w_size + kw - pw)
-                    src = s + uintp(first)
-                    for t in range(uintp(last - first)):
-                        df[dst + t] += cf[src + t]
+def _shifted_run(kh, kw, ph, pw, oh_size, h_size, w_size):
+    """For a "same" convolution of stride 1, the (c, kh, kw) plane's run: its first and last
+    output pixels [first, last), the input pixel offset ``shift`` of each, and its valid output
+    rows [row_lo, row_hi). All empty when no pixel of the plane reads the input."""
+    lo, hi = _valid_outputs(kw, 1, pw, w_size, w_size)
+    row_lo, row_hi = _valid_rows(kh, ph, oh_size, h_size)
+    if row_hi <= row_lo or hi <= lo:
+        return 0, 0, 0, 0, 0
+    return row_lo * w_size + lo, (row_hi - 1) * w_size + hi, (kh - ph) * w_size + kw - pw, row_lo, row_hi
 
 
 @by_address
@@ -417,24 +362,37 @@ def _col2im_shifted(cols, n0, nb, kh_size, kw_size, ph, pw, oh_size, dx):
 def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
     """cols[(c*KH + kh)*KW + kw, (j*OH + oh)*OW + ow] = x[n0 + j, c, oh*sh - ph + kh, ow*sw - pw + kw]
     (zero outside x), for the nb samples n0..n0+nb-1: cols is (R, nb*OH*OW), C-contiguous.
-    Every inner loop copies one run of output columns from one input row."""
+    Each inner loop copies one run: a shifted plane for "same" convolutions of stride 1, else one
+    output row's columns from one input row."""
     _, c_size, h_size, w_size = x.shape
-    if sh == 1 and sw == 1 and ow_size == w_size:
-        _im2col_shifted(x, n0, nb, kh_size, kw_size, ph, pw, oh_size, cols)
-        return
+    shifted = sh == 1 and sw == 1 and ow_size == w_size
     ohw = oh_size * ow_size
     width = nb * ohw
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
     for r in range(c_size * kh_size * kw_size):
-        ckh = r // kw_size
-        kw = r - ckh * kw_size
-        c = ckh // kh_size
-        kh = ckh - c * kh_size
+        c, kh, kw = _patch_position(r, kh_size, kw_size)
         lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
+        first, last, shift, row_lo, row_hi = _shifted_run(kh, kw, ph, pw, oh_size, h_size, w_size)
         rbase = r * width
         for j in range(nb):
             pbase = ((n0 + j) * c_size + c) * h_size
+            if shifted:
+                d = uintp(rbase + j * ohw)
+                for p in range(uintp(first)):
+                    cf[d + p] = 0
+                src, run = uintp(pbase * w_size + first + shift), d + uintp(first)
+                for t in range(uintp(last - first)):
+                    cf[run + t] = xf[src + t]
+                for p in range(uintp(last), uintp(ohw)):
+                    cf[d + p] = 0
+                for oh in range(row_lo, row_hi):  # the columns that wrapped around
+                    row = d + uintp(oh * ow_size)
+                    for ow in range(uintp(lo)):
+                        cf[row + ow] = 0
+                    for ow in range(uintp(hi), uintp(ow_size)):
+                        cf[row + ow] = 0
+                continue
             for oh in range(oh_size):
                 ih = oh * sh - ph + kh
                 d = uintp(rbase + j * ohw + oh * ow_size)
@@ -461,12 +419,11 @@ def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size,
 @njit(cache=True, error_model="numpy")
 def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx):
     """Adjoint of :func:`_im2col_chunk`: dx[n0:n0+nb] = the sum of the column entries that read
-    each pixel (overwritten, starting from zero). Leaves ``cols`` changed where it held nothing
-    that reaches dx."""
+    each pixel (overwritten, starting from zero), added per sample, channel and (kh, kw) in that
+    order. A shifted plane's wrapped columns are cleared in ``cols`` first (a workspace: they hold
+    nothing that reaches dx)."""
     _, c_size, h_size, w_size = dx.shape
-    if sh == 1 and sw == 1 and ow_size == w_size:
-        _col2im_shifted(cols, n0, nb, kh_size, kw_size, ph, pw, oh_size, dx)
-        return
+    shifted = sh == 1 and sw == 1 and ow_size == w_size
     ohw = oh_size * ow_size
     width = nb * ohw
     cf = cols.reshape(-1)
@@ -481,6 +438,18 @@ def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_si
                 for kw in range(kw_size):
                     lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
                     rbase = ((c * kh_size + kh) * kw_size + kw) * width + j * ohw
+                    if shifted:
+                        first, last, shift, row_lo, row_hi = _shifted_run(kh, kw, ph, pw, oh_size, h_size, w_size)
+                        for oh in range(row_lo, row_hi):
+                            row = uintp(rbase + oh * ow_size)
+                            for ow in range(uintp(lo)):
+                                cf[row + ow] = 0
+                            for ow in range(uintp(hi), uintp(ow_size)):
+                                cf[row + ow] = 0
+                        dst, src = uintp(pbase + first + shift), uintp(rbase + first)
+                        for t in range(uintp(last - first)):
+                            df[dst + t] += cf[src + t]
+                        continue
                     for oh in range(oh_size):
                         ih = oh * sh - ph + kh
                         if ih < 0 or ih >= h_size:
