@@ -357,6 +357,27 @@ def _shifted_run(kh, kw, ph, pw, oh_size, h_size, w_size):
     return row_lo * w_size + lo, (row_hi - 1) * w_size + hi, (kh - ph) * w_size + kw - pw, row_lo, row_hi
 
 
+@njit(cache=True, error_model="numpy")
+def _im2col_unpadded(xf, n0, nb, c_size, h_size, w_size, kh_size, kw_size, oh_size, ow_size, cf):
+    """:func:`_im2col_chunk` of a convolution of stride 1 without padding, on flat views: every output
+    row reads one whole run of an input row, and the KW columns rows that read the same input row are
+    written one after another while it is in cache (LeNet's second convolution, one sample: 48 -> 15 µs
+    against a columns row at a time)."""
+    ohw = oh_size * ow_size
+    width = nb * ohw
+    for ckh in range(c_size * kh_size):
+        c = ckh // kh_size
+        kh = ckh - c * kh_size
+        for j in range(nb):
+            for oh in range(oh_size):
+                s = uintp((((n0 + j) * c_size + c) * h_size + kh + oh) * w_size)
+                for kw in range(kw_size):
+                    d = uintp((ckh * kw_size + kw) * width + j * ohw + oh * ow_size)
+                    src = s + uintp(kw)
+                    for t in range(uintp(ow_size)):
+                        cf[d + t] = xf[src + t]
+
+
 @by_address
 @njit(cache=True, error_model="numpy")
 def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, cols):
@@ -370,6 +391,9 @@ def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size,
     width = nb * ohw
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
+    if sh == 1 and sw == 1 and ph == 0 and pw == 0:
+        _im2col_unpadded(xf, n0, nb, c_size, h_size, w_size, kh_size, kw_size, oh_size, ow_size, cf)
+        return
     for r in range(c_size * kh_size * kw_size):
         c, kh, kw = _patch_position(r, kh_size, kw_size)
         lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
