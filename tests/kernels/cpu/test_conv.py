@@ -34,7 +34,7 @@ CASES_2D = [
     (3, 4, 16, 16, 3, 5, 5, 1, 1, 0, 0),  # 100 x 144 columns a sample: two chunks, of 1 and 2 samples
     (3, 4, 20, 20, 3, 5, 5, 1, 1, 0, 0),  # 100 x 256 columns a sample: one-sample chunks
     (2, 9, 16, 16, 2, 5, 5, 1, 1, 3, 3),  # 225 x 324 columns a sample: one-sample chunks, padded
-    (3, 4, 16, 16, 3, 5, 5, 1, 1, 2, 2),  # the same, "same" padding: each patch row one shifted run
+    (3, 4, 16, 16, 3, 5, 5, 1, 1, 2, 2),  # the same, "same" padding: each patch plane one shifted run
 ]
 
 # (N, C, L, O, K, stride, pad)
