@@ -346,11 +346,11 @@ def _valid_rows(kh, ph, oh_size, h_size):
 
 
 @njit(cache=True, error_model="numpy")
-def _shifted_run(kh, kw, ph, pw, oh_size, h_size, w_size):
-    """For a "same" convolution of stride 1, the (c, kh, kw) plane's run: its first and last
-    output pixels [first, last), the input pixel offset ``shift`` of each, and its valid output
-    rows [row_lo, row_hi). All empty when no pixel of the plane reads the input."""
-    lo, hi = _valid_outputs(kw, 1, pw, w_size, w_size)
+def _shifted_run(kh, kw, lo, hi, ph, pw, oh_size, h_size, w_size):
+    """For a "same" convolution of stride 1, the (c, kh, kw) plane's run, given its valid output
+    columns [lo, hi) (:func:`_valid_outputs`): its first and last output pixels [first, last), the
+    input pixel offset ``shift`` of each, and its valid output rows [row_lo, row_hi). All empty when
+    no pixel of the plane reads the input."""
     row_lo, row_hi = _valid_rows(kh, ph, oh_size, h_size)
     if row_hi <= row_lo or hi <= lo:
         return 0, 0, 0, 0, 0
@@ -397,11 +397,11 @@ def _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size,
     for r in range(c_size * kh_size * kw_size):
         c, kh, kw = _patch_position(r, kh_size, kw_size)
         lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
-        first, last, shift, row_lo, row_hi = _shifted_run(kh, kw, ph, pw, oh_size, h_size, w_size)
         rbase = r * width
         for j in range(nb):
             pbase = ((n0 + j) * c_size + c) * h_size
             if shifted:
+                first, last, shift, row_lo, row_hi = _shifted_run(kh, kw, lo, hi, ph, pw, oh_size, h_size, w_size)
                 d = uintp(rbase + j * ohw)
                 for p in range(uintp(first)):
                     cf[d + p] = 0
@@ -463,7 +463,7 @@ def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_si
                     lo, hi = _valid_outputs(kw, sw, pw, ow_size, w_size)
                     rbase = ((c * kh_size + kh) * kw_size + kw) * width + j * ohw
                     if shifted:
-                        first, last, shift, row_lo, row_hi = _shifted_run(kh, kw, ph, pw, oh_size, h_size, w_size)
+                        first, last, shift, row_lo, row_hi = _shifted_run(kh, kw, lo, hi, ph, pw, oh_size, h_size, w_size)
                         for oh in range(row_lo, row_hi):
                             row = uintp(rbase + oh * ow_size)
                             for ow in range(uintp(lo)):
