@@ -224,6 +224,29 @@ def test_conv2d_over_rounds_of_chunks():
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
+#: 11 samples of 100 x 1024 columns: more column entries than conv.KEPT_COLUMNS in more chunks than
+#: conv.ROUND_CHUNKS, so the chunks share stretches of the workspaces and the backward builds its columns again
+SHARED_STRETCHES = (11, 4, 36, 36, 3, 5, 5, 1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("cols_ready", [False, True])
+def test_conv2d_with_shared_workspace_stretches_matches_torch(cols_ready):
+    """A batch too large to keep its columns: the forward runs in rounds over shared stretches, and the
+    backward is right even when told the columns are ready (they hold the last round's only)."""
+    torch = pytest.importorskip("torch")
+    n, c, h, w, o, kh, kw = SHARED_STRETCHES[:7]
+    r_size, ohw = c * kh * kw, (h - kh + 1) * (w - kw + 1)
+    n_chunks = conv._chunk_count(n, r_size, ohw)
+    assert n_chunks > conv.ROUND_CHUNKS and n * r_size * ohw > conv.KEPT_COLUMNS
+    x, weight, b, dout, opts = make_2d(SHARED_STRETCHES, np.float64, seed=4)
+    out, dx, dw, db = run_conv(x, weight, b, dout, opts, cols_ready=cols_ready)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt)
+    yt.backward(torch.tensor(dout))
+    for got, ref in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
+        np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
 def test_conv2d_on_an_empty_batch_gives_zero_weight_gradients():
     x, weight, b, dout, opts = make_2d((0,) + CASES_2D[0][1:], np.float64)
     out, dx, dw, db = run_conv(x, weight, b, dout, opts)
@@ -236,15 +259,16 @@ def test_conv2d_results_do_not_depend_on_the_thread_count():
     """The same bits from one Numba thread as from all of them (the weight gradient's partial sums are fixed)."""
     import numba
 
-    x, weight, b, dout, opts = make_2d(MANY_CHUNKS, np.float32, seed=3)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        one = run_conv(x, weight, b, dout, opts)
-    finally:
-        numba.set_num_threads(threads)
-    for got, ref in zip(run_conv(x, weight, b, dout, opts), one):
-        np.testing.assert_array_equal(got, ref)
+    for case in (MANY_CHUNKS, SHARED_STRETCHES):
+        x, weight, b, dout, opts = make_2d(case, np.float32, seed=3)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            one = run_conv(x, weight, b, dout, opts)
+        finally:
+            numba.set_num_threads(threads)
+        for got, ref in zip(run_conv(x, weight, b, dout, opts), one):
+            np.testing.assert_array_equal(got, ref)
 
 
 # ----------------------------------------------------------------------------------------------
