@@ -50,6 +50,7 @@ from numba import njit, prange, uintp
 
 from ..calls import by_address
 from .blas import gemm as blas_gemm
+from .blas import gemm_row_pieces
 
 
 # ----------------------------------------------------------------------------------------------
@@ -575,14 +576,14 @@ def _forward_chunks(x, w2, bias, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_s
         _im2col_chunk(x, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, colsc)
         if nb == 1:
             dst = of[n0]
-            blas_gemm(False, False, 1.0, w2, colsc, 0.0, dst)
+            gemm_row_pieces(False, 1.0, w2, colsc, 0.0, dst)
             if bias.shape[0] > 0:
                 for o in range(o_size):
                     row = dst[o]
                     for p in range(ohw):
                         row[p] += bias[o]
         else:
-            blas_gemm(False, False, 1.0, w2, colsc, 0.0, g)
+            gemm_row_pieces(False, 1.0, w2, colsc, 0.0, g)
             for j in range(nb):
                 for o in range(o_size):
                     b = bias[o] if bias.shape[0] > 0 else 0
@@ -620,7 +621,7 @@ def _backward_chunks(x, w2, df, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_si
                         row[p] = src[p]
         blas_gemm(False, True, 1.0, colsc, g, 0.0 if k < groups else 1.0, partial[k % groups])
         if need_dx:
-            blas_gemm(True, False, 1.0, w2, g, 0.0, colsc)
+            gemm_row_pieces(True, 1.0, w2, g, 0.0, colsc)
             _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)
 
 

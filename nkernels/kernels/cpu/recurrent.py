@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..calls import by_address
-from .blas import SPLIT_MULTIPLY_ADDS, gemm
+from .blas import SPLIT_MULTIPLY_ADDS, gemm, gemm_column_pieces, gemm_inner_pieces
 from .vecmath import exp as _exp  # noqa: F401  (the tests check the approximations through this module)
 from .vecmath import sigmoid as _sigmoid
 from .vecmath import tanh as _tanh
@@ -204,18 +204,20 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
     n, t, ni = x.shape
     parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
     size = (n + parts - 1) // parts
+    weight_hh_t = np.ascontiguousarray(weight_hh.T)
     for p in prange(parts):  # the rows are called by address: their code is compiled once, on its own
         lo, hi = p * size, min(n, p * size + size)
-        _lstm_forward_rows(x[lo:hi], weight_ih, weight_hh, bias_ih, bias_hh, gates[lo:hi], cells[lo:hi],
+        _lstm_forward_rows(x[lo:hi], weight_ih, weight_hh_t, bias_ih, bias_hh, gates[lo:hi], cells[lo:hi],
                            hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
 
 
 @by_address
 @njit(**_JIT)
-def _lstm_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs):
-    """:func:`lstm_forward` on one thread, for the batch rows it is given."""
+def _lstm_forward_rows(x, weight_ih, weight_hh_t, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs):
+    """:func:`lstm_forward` on one thread, for the batch rows it is given; ``weight_hh_t`` is W_hh.T,
+    C-contiguous (H, 4H)."""
     n, t, ni = x.shape
-    h = weight_hh.shape[1]
+    h = weight_hh_t.shape[0]
     g4 = 4 * h
     bs = bias_ih + bias_hh
     one, zero = bs.dtype.type(1), bs.dtype.type(0)
@@ -225,7 +227,7 @@ def _lstm_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, 
     hprev[:, 0, :] = 0
     for s in range(t):
         if s > 0:  # h_0 = 0: no recurrent term at the first step
-            gemm(False, True, one, hs[:, s - 1, :], weight_hh, one, gates[:, s, :])
+            gemm_column_pieces(one, hs[:, s - 1, :], weight_hh_t, one, gates[:, s, :])
         for b in range(n):
             gt = gates[b, s]
             _sigmoid_biased(gt, bs, 0, 2 * h)
@@ -282,7 +284,7 @@ def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgate
                 dh[j] += dho[j]
             _lstm_cell_backward(gates[b, s], cells[b, s], cells[b, s + 1], dh, cbuf[b], dgates[b, s], h)
         if s > 0:
-            gemm(False, False, one, dgates[:, s, :], weight_hh, zero, hbuf)
+            gemm_inner_pieces(one, dgates[:, s, :], weight_hh, hbuf)
     rows = n * t
     dg2 = dgates.reshape(rows, dgates.shape[2])
     gemm(True, False, one, dg2, x.reshape(rows, ni), zero, dweight_ih)
@@ -345,18 +347,20 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
     n, t, ni = x.shape
     parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
     size = (n + parts - 1) // parts
+    weight_hh_t = np.ascontiguousarray(weight_hh.T)
     for p in prange(parts):
         lo, hi = p * size, min(n, p * size + size)
-        _gru_forward_rows(x[lo:hi], weight_ih, weight_hh, bias_ih, bias_hh, gates[lo:hi], hn[lo:hi],
+        _gru_forward_rows(x[lo:hi], weight_ih, weight_hh_t, bias_ih, bias_hh, gates[lo:hi], hn[lo:hi],
                           hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
 
 
 @by_address
 @njit(**_JIT)
-def _gru_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs):
-    """:func:`gru_forward` on one thread, for the batch rows it is given."""
+def _gru_forward_rows(x, weight_ih, weight_hh_t, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs):
+    """:func:`gru_forward` on one thread, for the batch rows it is given; ``weight_hh_t`` is W_hh.T,
+    C-contiguous (H, 3H)."""
     n, t, ni = x.shape
-    h = weight_hh.shape[1]
+    h = weight_hh_t.shape[0]
     g3 = 3 * h
     one, zero = x.dtype.type(1), x.dtype.type(0)
     gemm(False, True, one, x.reshape(n * t, ni), weight_ih, zero, gates.reshape(n * t, g3))
@@ -364,7 +368,7 @@ def _gru_forward_rows(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hpre
     hprev[:, 0, :] = 0
     for s in range(t):
         if s > 0:
-            gemm(False, True, one, hs[:, s - 1, :], weight_hh, zero, gbuf)
+            gemm_column_pieces(one, hs[:, s - 1, :], weight_hh_t, zero, gbuf)
         for b in range(n):
             gt = gates[b, s]
             hp = hprev[b, s]
@@ -426,7 +430,7 @@ def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, d
             _gru_cell_backward(gates[b, s], hn[b, s], hprev[b, s], dh, dhd, gb, dgi[2 * h:], h)
             _copy(gb[:2 * h], dgi[:2 * h])
         if s > 0:
-            gemm(False, False, one, dgates_hh[:, s, :], weight_hh, zero, hbuf)
+            gemm_inner_pieces(one, dgates_hh[:, s, :], weight_hh, hbuf)
     rows = n * t
     dgi2 = dgates.reshape(rows, g3)
     dgh2 = dgates_hh.reshape(rows, g3)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-from nkernels.kernels.cpu.blas import gemm
+from nkernels.kernels.cpu.blas import (
+    SMALL_PRODUCT, gemm, gemm_column_pieces, gemm_inner_pieces, gemm_row_pieces, small_piece)
 
 DTYPES = [np.float32, np.float64]
 
@@ -131,3 +132,42 @@ def test_a_fresh_process_loads_gemm_callers_from_the_cache_and_gets_the_right_pr
     assert loaded and not saved, run.stdout[-2000:]
     maxerr = float(run.stdout.split("MAXERR")[1])
     assert maxerr < 1e-12
+
+
+# ----------------------------------------------------------------------------------------------
+# Products cut into pieces for OpenBLAS's small-matrix kernels
+# ----------------------------------------------------------------------------------------------
+
+
+def test_small_piece_keeps_small_products_whole_and_cuts_large_ones_into_powers_of_two():
+    assert small_piece(32, 512, 16) == 512  # 262,144 multiply-adds: whole
+    assert small_piece(32, 512, 128) == 128  # an LSTM(->128) step's product: 4 pieces of 128 columns
+    assert small_piece(64, 64, 800) == 16  # LeNet's second convolution, a sample: 4 pieces of 16 rows
+    assert small_piece(4096, 64, 4096) == 64  # pieces would be narrower than 8: whole
+    for m, n, k in [(32, 512, 128), (64, 64, 800), (64, 800, 64), (50, 300, 70)]:
+        piece = small_piece(m, n, k)
+        assert piece == n or (m * piece * k <= SMALL_PRODUCT < m * 2 * piece * k and piece & (piece - 1) == 0)
+
+
+@njit(cache=True)
+def products_in_pieces(transa, a, b, c_rows, c_columns, c_inner):
+    """The three cut products, from cached @njit code as the kernels call them."""
+    gemm_row_pieces(transa, 0.5, a, b, 2.0, c_rows)
+    gemm_column_pieces(0.5, a if not transa else a.T.copy(), b, 2.0, c_columns)
+    gemm_inner_pieces(0.5, a if not transa else a.T.copy(), b, c_inner)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("transa", [False, True])
+@pytest.mark.parametrize("m, n, k", [(64, 64, 800), (64, 800, 64), (100, 30, 700), (3, 4, 5)])
+def test_products_in_pieces_match_np_dot(m, n, k, transa, dtype):
+    """Rows, columns or inner dimension cut (uneven last pieces included), strided views of the pieces
+    passed to BLAS: the same product as one np.dot."""
+    a, b, c = operands(m, n, k, transa, False, dtype, seed=2)
+    rows, columns = c.copy(), c.copy()
+    inner = np.full_like(c, np.nan)  # overwritten: the first piece's product ignores c
+    products_in_pieces(transa, a, b, rows, columns, inner)
+    close = tol(dtype) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-3)  # float32 sums of up to 800 terms
+    np.testing.assert_allclose(rows, expected(transa, False, 0.5, a, b, 2.0, c), **close)
+    np.testing.assert_allclose(columns, expected(transa, False, 0.5, a, b, 2.0, c), **close)
+    np.testing.assert_allclose(inner, expected(transa, False, 0.5, a, b, 0.0, c), **close)
