@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..calls import by_address
-from .blas import SPLIT_MULTIPLY_ADDS, gemm, gemm_column_pieces, gemm_inner_pieces
+from .blas import SPLIT_MULTIPLY_ADDS, gemm, gemm_column_pieces, gemm_inner_pieces, gemm_row_pieces
 from .vecmath import exp as _exp  # noqa: F401  (the tests check the approximations through this module)
 from .vecmath import sigmoid as _sigmoid
 from .vecmath import tanh as _tanh
@@ -224,7 +224,8 @@ def _lstm_forward_rows(x, weight_ih, weight_hh_t, bias_ih, bias_hh, gates, cells
     # Input projection of every step at once, straight into the gate workspace.
     gemm(False, True, one, x.reshape(n * t, ni), weight_ih, zero, gates.reshape(n * t, g4))
     cells[:, 0, :] = 0
-    hprev[:, 0, :] = 0
+    if t > 0:  # a sequence of no steps has no first input state (hprev is (n, 0, h))
+        hprev[:, 0, :] = 0
     for s in range(t):
         if s > 0:  # h_0 = 0: no recurrent term at the first step
             gemm_column_pieces(one, hs[:, s - 1, :], weight_hh_t, one, gates[:, s, :])
@@ -283,12 +284,15 @@ def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgate
             for j in range(h):
                 dh[j] += dho[j]
             _lstm_cell_backward(gates[b, s], cells[b, s], cells[b, s + 1], dh, cbuf[b], dgates[b, s], h)
+        # W_hh's gradient a step at a time, while the step's gate gradients are in cache
+        gemm_row_pieces(True, one, dgates[:, s, :], hprev[:, s, :], zero if s == t - 1 else one, dweight_hh)
         if s > 0:
             gemm_inner_pieces(one, dgates[:, s, :], weight_hh, hbuf)
+    if t == 0:
+        dweight_hh[:] = 0
     rows = n * t
     dg2 = dgates.reshape(rows, dgates.shape[2])
     gemm(True, False, one, dg2, x.reshape(rows, ni), zero, dweight_ih)
-    gemm(True, False, one, dg2, hprev.reshape(rows, h), zero, dweight_hh)
     gemm(False, False, one, dg2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dg2, dbias)
 
@@ -365,7 +369,8 @@ def _gru_forward_rows(x, weight_ih, weight_hh_t, bias_ih, bias_hh, gates, hn, hp
     one, zero = x.dtype.type(1), x.dtype.type(0)
     gemm(False, True, one, x.reshape(n * t, ni), weight_ih, zero, gates.reshape(n * t, g3))
     gbuf[:] = 0  # h_0 = 0: no recurrent term at the first step
-    hprev[:, 0, :] = 0
+    if t > 0:  # a sequence of no steps has no first input state (hprev is (n, 0, h))
+        hprev[:, 0, :] = 0
     for s in range(t):
         if s > 0:
             gemm_column_pieces(one, hs[:, s - 1, :], weight_hh_t, zero, gbuf)
@@ -429,13 +434,16 @@ def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, d
             dgi = dgates[b, s]
             _gru_cell_backward(gates[b, s], hn[b, s], hprev[b, s], dh, dhd, gb, dgi[2 * h:], h)
             _copy(gb[:2 * h], dgi[:2 * h])
+        # W_hh's gradient a step at a time, while the step's gate gradients are in cache
+        gemm_row_pieces(True, one, dgates_hh[:, s, :], hprev[:, s, :], zero if s == t - 1 else one, dweight_hh)
         if s > 0:
             gemm_inner_pieces(one, dgates_hh[:, s, :], weight_hh, hbuf)
+    if t == 0:
+        dweight_hh[:] = 0
     rows = n * t
     dgi2 = dgates.reshape(rows, g3)
     dgh2 = dgates_hh.reshape(rows, g3)
     gemm(True, False, one, dgi2, x.reshape(rows, ni), zero, dweight_ih)
-    gemm(True, False, one, dgh2, hprev.reshape(rows, h), zero, dweight_hh)
     gemm(False, False, one, dgi2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dgi2, dbias_ih)
     _column_sums(dgh2, dbias_hh)

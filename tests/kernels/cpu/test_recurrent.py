@@ -84,6 +84,29 @@ def test_matches_reference(cell):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_products_cut_into_pieces_match_reference(cell):
+    """32 rows and 128 hidden units: each step's recurrent products exceed blas.SMALL_PRODUCT, so the
+    forward's go in column pieces, the backward's in inner pieces and W_hh's gradient in row pieces."""
+    from nkernels.kernels.cpu.blas import small_piece
+
+    n, t, i, h = 32, 3, 4, 128
+    g = CELLS[cell][0] * h
+    assert small_piece(n, g, h) < g and small_piece(n, h, g) < h and small_piece(h, g, n) < g
+    x, params, dhs = make_problem(cell, n, t, i, h, seed=11)
+    ref_hs, ref_grads = CELLS[cell][6](x, *params, dhs)
+    hs, grads = run_kernels(cell, x, params, dhs)
+    check(hs, grads, ref_hs, ref_grads, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_sequence_of_no_steps_has_zero_gradients(cell):
+    x, params, dhs = make_problem(cell, 2, 0, 3, 5)
+    _, grads = run_kernels(cell, x, params, dhs)  # outputs start as NaN: each must be written
+    for name, grad in zip(GRAD_NAMES, grads):
+        np.testing.assert_array_equal(grad, np.zeros_like(grad), err_msg=name)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_backward_overwrites_and_repeats(cell):
     """Two backward calls give the same result (outputs overwritten, saved state untouched)."""
     x, params, dhs = make_problem(cell, 2, 5, 3, 5, seed=7)
