@@ -3,17 +3,19 @@
 Batch-first (``x``: ``(N, T, I)``), PyTorch's parameter names, shapes, gate order and equations,
 zero initial state. Each kernel does
 
-* the input projection of all steps as one GEMM, ``(N*T, I) @ W_ih^T``;
-* per step one GEMM ``h_{t-1} @ W_hh^T`` and one fused elementwise loop over the gates. The
+* the input projection of all steps as one product, ``(N*T, I) @ W_ih^T``;
+* per step one product ``h_{t-1} @ W_hh^T`` and one fused elementwise loop over the gates. The
   LSTM's accumulates straight into the step's slice of ``gates`` (``beta = 1``); the GRU's goes
   to ``gbuf``, since its candidate gate needs it apart. Both read ``h_{t-1}`` in place from
   ``hs`` (a row-strided view);
-* in the backward, per step one GEMM ``dgates_t @ W_hh``, reading the step's slice of the
-  gate gradients in place; then ``dW_ih``, ``dW_hh`` and ``dx`` as single GEMMs over all
-  ``N*T`` rows.
+* in the backward, per step the products ``dgates_t @ W_hh`` and ``dW_hh += dgates_t^T @ h_{t-1}``
+  (while the step's gate gradients are in cache), reading the step's slices in place; then
+  ``dW_ih`` and ``dx`` over all ``N*T`` rows.
 
-The GEMMs are BLAS calls (:func:`nkernels.kernels.cpu.blas.gemm`): transposed operands,
-strided views and accumulation without copies.
+The products are BLAS calls (:func:`nkernels.kernels.cpu.blas.gemm`): strided views and
+accumulation without copies, cut into pieces small enough for OpenBLAS's small-matrix kernels
+(:data:`~.blas.SMALL_PRODUCT`), which skip packing the operands; the forward multiplies by
+transposed copies of the weights made once per call (OpenBLAS has no such kernel for ``a @ b.T``).
 
 Two threads share a pass when the calling thread has them (:func:`.threads.thread_count`) and the
 pass has at least :data:`~.blas.SPLIT_MULTIPLY_ADDS` multiply-adds and two batch rows: the rows of a batch are independent through time, so each thread runs the time
@@ -36,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..calls import by_address
-from .blas import SPLIT_MULTIPLY_ADDS, gemm, gemm_column_pieces, gemm_inner_pieces, gemm_row_pieces
+from .blas import SPLIT_MULTIPLY_ADDS, gemm_column_pieces, gemm_inner_pieces, gemm_row_pieces
 from .vecmath import exp as _exp  # noqa: F401  (the tests check the approximations through this module)
 from .vecmath import sigmoid as _sigmoid
 from .vecmath import tanh as _tanh
@@ -204,25 +206,25 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
     n, t, ni = x.shape
     parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
     size = (n + parts - 1) // parts
-    weight_hh_t = np.ascontiguousarray(weight_hh.T)
+    weight_ih_t, weight_hh_t = np.ascontiguousarray(weight_ih.T), np.ascontiguousarray(weight_hh.T)
     for p in prange(parts):  # the rows are called by address: their code is compiled once, on its own
         lo, hi = p * size, min(n, p * size + size)
-        _lstm_forward_rows(x[lo:hi], weight_ih, weight_hh_t, bias_ih, bias_hh, gates[lo:hi], cells[lo:hi],
+        _lstm_forward_rows(x[lo:hi], weight_ih_t, weight_hh_t, bias_ih, bias_hh, gates[lo:hi], cells[lo:hi],
                            hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
 
 
 @by_address
 @njit(**_JIT)
-def _lstm_forward_rows(x, weight_ih, weight_hh_t, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs):
-    """:func:`lstm_forward` on one thread, for the batch rows it is given; ``weight_hh_t`` is W_hh.T,
-    C-contiguous (H, 4H)."""
+def _lstm_forward_rows(x, weight_ih_t, weight_hh_t, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs):
+    """:func:`lstm_forward` on one thread, for the batch rows it is given; ``weight_ih_t`` and
+    ``weight_hh_t`` are W_ih.T (I, 4H) and W_hh.T (H, 4H), C-contiguous."""
     n, t, ni = x.shape
     h = weight_hh_t.shape[0]
     g4 = 4 * h
     bs = bias_ih + bias_hh
     one, zero = bs.dtype.type(1), bs.dtype.type(0)
     # Input projection of every step at once, straight into the gate workspace.
-    gemm(False, True, one, x.reshape(n * t, ni), weight_ih, zero, gates.reshape(n * t, g4))
+    gemm_row_pieces(False, one, x.reshape(n * t, ni), weight_ih_t, zero, gates.reshape(n * t, g4))
     cells[:, 0, :] = 0
     if t > 0:  # a sequence of no steps has no first input state (hprev is (n, 0, h))
         hprev[:, 0, :] = 0
@@ -292,8 +294,8 @@ def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgate
         dweight_hh[:] = 0
     rows = n * t
     dg2 = dgates.reshape(rows, dgates.shape[2])
-    gemm(True, False, one, dg2, x.reshape(rows, ni), zero, dweight_ih)
-    gemm(False, False, one, dg2, weight_ih, zero, dx.reshape(rows, ni))
+    gemm_row_pieces(True, one, dg2, x.reshape(rows, ni), zero, dweight_ih)
+    gemm_row_pieces(False, one, dg2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dg2, dbias)
 
 
@@ -351,23 +353,23 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
     n, t, ni = x.shape
     parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
     size = (n + parts - 1) // parts
-    weight_hh_t = np.ascontiguousarray(weight_hh.T)
+    weight_ih_t, weight_hh_t = np.ascontiguousarray(weight_ih.T), np.ascontiguousarray(weight_hh.T)
     for p in prange(parts):
         lo, hi = p * size, min(n, p * size + size)
-        _gru_forward_rows(x[lo:hi], weight_ih, weight_hh_t, bias_ih, bias_hh, gates[lo:hi], hn[lo:hi],
+        _gru_forward_rows(x[lo:hi], weight_ih_t, weight_hh_t, bias_ih, bias_hh, gates[lo:hi], hn[lo:hi],
                           hprev[lo:hi], hbuf[lo:hi], gbuf[lo:hi], hs[lo:hi])
 
 
 @by_address
 @njit(**_JIT)
-def _gru_forward_rows(x, weight_ih, weight_hh_t, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs):
-    """:func:`gru_forward` on one thread, for the batch rows it is given; ``weight_hh_t`` is W_hh.T,
-    C-contiguous (H, 3H)."""
+def _gru_forward_rows(x, weight_ih_t, weight_hh_t, bias_ih, bias_hh, gates, hn, hprev, hbuf, gbuf, hs):
+    """:func:`gru_forward` on one thread, for the batch rows it is given; ``weight_ih_t`` and
+    ``weight_hh_t`` are W_ih.T (I, 3H) and W_hh.T (H, 3H), C-contiguous."""
     n, t, ni = x.shape
     h = weight_hh_t.shape[0]
     g3 = 3 * h
     one, zero = x.dtype.type(1), x.dtype.type(0)
-    gemm(False, True, one, x.reshape(n * t, ni), weight_ih, zero, gates.reshape(n * t, g3))
+    gemm_row_pieces(False, one, x.reshape(n * t, ni), weight_ih_t, zero, gates.reshape(n * t, g3))
     gbuf[:] = 0  # h_0 = 0: no recurrent term at the first step
     if t > 0:  # a sequence of no steps has no first input state (hprev is (n, 0, h))
         hprev[:, 0, :] = 0
@@ -443,8 +445,8 @@ def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, d
     rows = n * t
     dgi2 = dgates.reshape(rows, g3)
     dgh2 = dgates_hh.reshape(rows, g3)
-    gemm(True, False, one, dgi2, x.reshape(rows, ni), zero, dweight_ih)
-    gemm(False, False, one, dgi2, weight_ih, zero, dx.reshape(rows, ni))
+    gemm_row_pieces(True, one, dgi2, x.reshape(rows, ni), zero, dweight_ih)
+    gemm_row_pieces(False, one, dgi2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dgi2, dbias_ih)
     _column_sums(dgh2, dbias_hh)
 
