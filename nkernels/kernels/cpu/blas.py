@@ -16,6 +16,8 @@ Row-major through column-major BLAS: a row-major ``(r, k)`` array with row strid
 Fortran, its ``(k, r)`` transpose with leading dimension ``ld``; so ``C = op(A) op(B)`` is computed as
 ``C^T = op(B)^T op(A)^T``: the operands and their flags swapped, ``m`` and ``n`` swapped.
 """
+import ctypes
+
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
@@ -25,8 +27,8 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
 
-__all__ = ["gemm", "gemm_row_pieces", "gemm_column_pieces", "gemm_inner_pieces", "small_piece", "SPLIT_MULTIPLY_ADDS",
-           "SMALL_PRODUCT"]
+__all__ = ["gemm", "gemm_row_pieces", "gemm_column_pieces", "gemm_inner_pieces", "small_piece", "small_kernels_in_use",
+           "SPLIT_MULTIPLY_ADDS", "SMALL_PRODUCT", "SMALL_KERNEL_CORES"]
 
 #: the LLVM symbol of SciPy's Fortran-ABI gemm per numba dtype
 _SYMBOLS = {types.float32: "nkernels_scipy_sgemm", types.float64: "nkernels_scipy_dgemm"}
@@ -208,22 +210,62 @@ def _gemm_in_njit(transa, transb, alpha, a, b, beta, c):
     return impl
 
 
-#: OpenBLAS's AVX-512 ("SkylakeX") kernels multiply a product of at most this many multiply-adds without
-#: packing its operands first (its ``gemm_small_kernel_permit``), except a row-major ``a @ b.T`` with more
-#: than 1200 entries in ``c``. Products made again and again with one operand the same (a convolution's
-#: per sample, a recurrent cell's per time step) are cut into pieces this small: LeNet's second
-#: convolution's forward and column gradient 79 -> 57 µs a sample, LSTM(16->128)'s recurrent products
-#: 25-35% faster. Builds without these kernels (OpenBLAS's Haswell ones) pack each piece as they packed
-#: the whole: the same time within 3%.
+#: OpenBLAS's AVX-512 kernels ("SkylakeX" and the cores that reuse them) multiply a product of at most
+#: this many multiply-adds without packing its operands first (its ``gemm_small_kernel_permit``), except a
+#: row-major ``a @ b.T`` with more than 1200 entries in ``c``. Products made again and again with one
+#: operand the same (a convolution's per sample, a recurrent cell's per time step) are cut into pieces
+#: this small where those kernels are in use (:func:`small_kernels_in_use`): LeNet's second convolution's
+#: forward and column gradient 79 -> 57 µs a sample, LSTM(16->128)'s recurrent products 25-35% faster.
+#: Elsewhere a piece packs the shared operand again (LeNet's conv2 forward 1.7x slower with OpenBLAS's
+#: Haswell kernels), so products stay whole.
 SMALL_PRODUCT = 1_000_000
+
+#: the OpenBLAS core types whose kernels include the small-matrix ones
+SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+
+
+def _openblas_small_kernels() -> bool:
+    """Whether every OpenBLAS loaded (SciPy's, whose gemm :func:`gemm` calls, and NumPy's) runs kernels
+    of :data:`SMALL_KERNEL_CORES` (the core type OpenBLAS chose for this CPU, or ``OPENBLAS_CORETYPE``)."""
+    from threadpoolctl import threadpool_info
+
+    cores = [info.get("architecture") for info in threadpool_info() if info.get("internal_api") == "openblas"]
+    return bool(cores) and all(core in SMALL_KERNEL_CORES for core in cores)
+
+
+#: 1 while products are cut into pieces (see :data:`SMALL_PRODUCT`), read by compiled code at run time
+#: through the LLVM symbol ``nkernels_blas_small_kernels`` (so a cached kernel follows the process it runs
+#: in); tests set it to compare both ways
+small_kernels = ctypes.c_int64(int(_openblas_small_kernels()))
+llvm.add_symbol("nkernels_blas_small_kernels", ctypes.addressof(small_kernels))
+
+
+@intrinsic
+def _read_small_kernels(typingctx):
+    def codegen(context, builder, signature, args):
+        int64 = ir.IntType(64)
+        flag = builder.module.globals.get("nkernels_blas_small_kernels")
+        if flag is None:
+            flag = ir.GlobalVariable(builder.module, int64, "nkernels_blas_small_kernels")
+            flag.linkage = "external"
+        return builder.icmp_signed("!=", builder.load(flag), ir.Constant(int64, 0))
+
+    return types.boolean(), codegen
+
+
+@njit(cache=True)
+def small_kernels_in_use():
+    """Whether products are cut for OpenBLAS's small-matrix kernels (:data:`small_kernels`)."""
+    return _read_small_kernels()
 
 
 @njit(cache=True)
 def small_piece(m, n, k):
     """The length of the pieces that cut ``n`` so that an (m, k) by (k, piece) product stays within
-    :data:`SMALL_PRODUCT`: ``n`` itself when the whole product does or when pieces would be narrower
-    than 8, else the longest power of two that does."""
-    if m * n * k <= SMALL_PRODUCT:
+    :data:`SMALL_PRODUCT`: ``n`` itself when the whole product does, when pieces would be narrower
+    than 8 or when OpenBLAS's small-matrix kernels are not in use, else the longest power of two
+    that does."""
+    if m * n * k <= SMALL_PRODUCT or not small_kernels_in_use():
         return max(1, n)
     piece = 8
     if piece * m * k > SMALL_PRODUCT:
@@ -262,3 +304,8 @@ def gemm_inner_pieces(alpha, a, b, c):
     piece = small_piece(m, k, n)
     for p in range(0, k, piece):
         gemm(False, False, alpha, a[:, p:p + piece], b[p:p + piece, :], 0.0 if p == 0 else 1.0, c)
+
+
+if numba_config.DISABLE_JIT:  # plain Python: read the flag itself
+    def _read_small_kernels():  # noqa: F811
+        return small_kernels.value != 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+from nkernels.kernels.cpu import blas
 from nkernels.kernels.cpu.blas import (
     SMALL_PRODUCT, gemm, gemm_column_pieces, gemm_inner_pieces, gemm_row_pieces, small_piece)
 
@@ -139,7 +140,32 @@ def test_a_fresh_process_loads_gemm_callers_from_the_cache_and_gets_the_right_pr
 # ----------------------------------------------------------------------------------------------
 
 
-def test_small_piece_keeps_small_products_whole_and_cuts_large_ones_into_powers_of_two():
+@pytest.fixture(params=[1, 0], ids=["small-kernels", "whole"])
+def small_kernels(request):
+    """Products cut for OpenBLAS's small-matrix kernels (1) or kept whole (0), whichever this CPU's OpenBLAS
+    runs: the compiled code reads the flag at run time."""
+    before = blas.small_kernels.value
+    blas.small_kernels.value = request.param
+    yield request.param
+    blas.small_kernels.value = before
+
+
+def test_small_kernels_follow_openblas_core_type():
+    from threadpoolctl import threadpool_info
+
+    cores = {info.get("architecture") for info in threadpool_info() if info.get("internal_api") == "openblas"}
+    assert blas.small_kernels.value == int(bool(cores) and cores <= set(blas.SMALL_KERNEL_CORES))
+    assert blas.small_kernels_in_use() == bool(blas.small_kernels.value)
+
+
+def test_products_stay_whole_without_small_kernels(small_kernels):
+    if not small_kernels:
+        assert small_piece(64, 64, 800) == 64 and small_piece(32, 512, 128) == 512
+
+
+def test_small_piece_keeps_small_products_whole_and_cuts_large_ones_into_powers_of_two(small_kernels):
+    if not small_kernels:
+        return  # the other parameter checks this rule; here the products stay whole (test above)
     assert small_piece(32, 512, 16) == 512  # 262,144 multiply-adds: whole
     assert small_piece(32, 512, 128) == 128  # an LSTM(->128) step's product: 4 pieces of 128 columns
     assert small_piece(64, 64, 800) == 16  # LeNet's second convolution, a sample: 4 pieces of 16 rows
@@ -160,7 +186,7 @@ def products_in_pieces(transa, a, b, c_rows, c_columns, c_inner):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("transa", [False, True])
 @pytest.mark.parametrize("m, n, k", [(64, 64, 800), (64, 800, 64), (100, 30, 700), (3, 4, 5)])
-def test_products_in_pieces_match_np_dot(m, n, k, transa, dtype):
+def test_products_in_pieces_match_np_dot(m, n, k, transa, dtype, small_kernels):
     """Rows, columns or inner dimension cut (uneven last pieces included), strided views of the pieces
     passed to BLAS: the same product as one np.dot."""
     a, b, c = operands(m, n, k, transa, False, dtype, seed=2)

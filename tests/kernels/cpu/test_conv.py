@@ -247,6 +247,31 @@ def test_conv2d_with_shared_workspace_stretches_matches_torch(cols_ready):
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
+#: LeNet's second convolution on 2 samples: a sample's products (64 x 800 by 800 x 64) exceed
+#: blas.SMALL_PRODUCT, so with OpenBLAS's small-matrix kernels they go in pieces of 16 rows
+LENET_CONV2 = (2, 32, 12, 12, 64, 5, 5, 1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("small_kernels", [1, 0])
+def test_conv2d_products_in_pieces_match_torch(small_kernels):
+    torch = pytest.importorskip("torch")
+    from nkernels.kernels.cpu import blas
+
+    before = blas.small_kernels.value
+    blas.small_kernels.value = small_kernels
+    try:
+        assert (blas.small_piece(64, 64, 800) < 64) == bool(small_kernels)
+        x, weight, b, dout, opts = make_2d(LENET_CONV2, np.float64, seed=5)
+        out, dx, dw, db = run_conv(x, weight, b, dout, opts)
+    finally:
+        blas.small_kernels.value = before
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt)
+    yt.backward(torch.tensor(dout))
+    for got, ref in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
+        np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
 def test_conv2d_on_an_empty_batch_gives_zero_weight_gradients():
     x, weight, b, dout, opts = make_2d((0,) + CASES_2D[0][1:], np.float64)
     out, dx, dw, db = run_conv(x, weight, b, dout, opts)
