@@ -27,8 +27,10 @@ are transposed once into dweight at the end.) A batch whose columns would not st
 backward builds the columns again.
 
 The GEMMs go through :func:`nkernels.kernels.cpu.blas.gemm` (transposes and accumulation
-without temporaries) on one BLAS thread; the chunks run side by side in one ``prange`` (the
-backward's in rounds of :data:`ROUND_CHUNKS`), which is how a convolution uses every core. The
+without temporaries) on one BLAS thread, the forward's and the column gradient's cut into row
+pieces for OpenBLAS's small-matrix kernels where it runs them (:func:`.blas.gemm_row_pieces`);
+the chunks run side by side in one ``prange`` (the backward's in rounds of :data:`ROUND_CHUNKS`,
+the forward's too over a ring of stretches), which is how a convolution uses every core. The
 weight gradient is summed into one partial sum per chunk of a round, added up at the end, so it
 does not depend on the number of threads. Stride 1 with "same" output width copies each patch plane
 of a sample as one shifted run of the input plane (:func:`_im2col_chunk`). ``cols`` and ``gemm`` are

@@ -14,8 +14,9 @@ zero initial state. Each kernel does
 
 The products are BLAS calls (:func:`nkernels.kernels.cpu.blas.gemm`): strided views and
 accumulation without copies, cut into pieces small enough for OpenBLAS's small-matrix kernels
-(:data:`~.blas.SMALL_PRODUCT`), which skip packing the operands; the forward multiplies by
-transposed copies of the weights made once per call (OpenBLAS has no such kernel for ``a @ b.T``).
+(:data:`~.blas.SMALL_PRODUCT`) where it runs them, which skip packing the operands; the forward
+multiplies by transposed copies of the weights made once per call (OpenBLAS has no such kernel
+for ``a @ b.T``).
 
 Two threads share a pass when the calling thread has them (:func:`.threads.thread_count`) and the
 pass has at least :data:`~.blas.SPLIT_MULTIPLY_ADDS` multiply-adds and two batch rows: the rows of a batch are independent through time, so each thread runs the time
