@@ -678,15 +678,15 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
                          cols.reshape(-1), gemm.reshape(-1), dx, partial, k0, min(per_round, n_chunks - k0),
                          n_chunks, shared)
     sums = partial.reshape(partial.shape[0], -1)
-    total = sums[0]
+    total = sums[0]  # every partial sum added into the first
     for grp in range(1, sums.shape[0]):  # a partial sum at a time: the loop over i vectorizes
         row = sums[grp]
         for i in range(total.shape[0]):
             total[i] += row[i]
-    total2 = partial[0]
+    summed = partial[0]  # (R, O)
     for o in range(o_size):
         for r in range(r_size):
-            dw2[o, r] = total2[r, o]
+            dw2[o, r] = summed[r, o]
 
 
 # ----------------------------------------------------------------------------------------------
