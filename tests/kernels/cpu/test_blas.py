@@ -140,14 +140,8 @@ def test_a_fresh_process_loads_gemm_callers_from_the_cache_and_gets_the_right_pr
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=[1, 0], ids=["small-kernels", "whole"])
-def small_kernels(request):
-    """Products cut for OpenBLAS's small-matrix kernels (1) or kept whole (0), whichever this CPU's OpenBLAS
-    runs: the compiled code reads the flag at run time."""
-    before = blas.small_kernels.value
-    blas.small_kernels.value = request.param
-    yield request.param
-    blas.small_kernels.value = before
+#: both ways of running products, whatever this CPU's OpenBLAS runs (the ``small_kernels`` fixture)
+BOTH_WAYS = pytest.mark.parametrize("small_kernels", [1, 0], indirect=True, ids=["small-kernels", "whole"])
 
 
 def test_small_kernels_follow_openblas_core_type():
@@ -158,11 +152,13 @@ def test_small_kernels_follow_openblas_core_type():
     assert blas.small_kernels_in_use() == bool(blas.small_kernels.value)
 
 
+@BOTH_WAYS
 def test_products_stay_whole_without_small_kernels(small_kernels):
     if not small_kernels:
         assert small_piece(64, 64, 800) == 64 and small_piece(32, 512, 128) == 512
 
 
+@BOTH_WAYS
 def test_small_piece_keeps_small_products_whole_and_cuts_large_ones_into_powers_of_two(small_kernels):
     if not small_kernels:
         return  # the other parameter checks this rule; here the products stay whole (test above)
@@ -186,6 +182,7 @@ def products_in_pieces(transa, a, b, c_rows, c_columns, c_inner):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("transa", [False, True])
 @pytest.mark.parametrize("m, n, k", [(64, 64, 800), (64, 800, 64), (100, 30, 700), (3, 4, 5)])
+@BOTH_WAYS
 def test_products_in_pieces_match_np_dot(m, n, k, transa, dtype, small_kernels):
     """Rows, columns or inner dimension cut (uneven last pieces included), strided views of the pieces
     passed to BLAS: the same product as one np.dot."""

@@ -252,19 +252,14 @@ def test_conv2d_with_shared_workspace_stretches_matches_torch(cols_ready):
 LENET_CONV2 = (2, 32, 12, 12, 64, 5, 5, 1, 1, 0, 0)
 
 
-@pytest.mark.parametrize("small_kernels", [1, 0])
+@pytest.mark.parametrize("small_kernels", [1, 0], indirect=True)
 def test_conv2d_products_in_pieces_match_torch(small_kernels):
     torch = pytest.importorskip("torch")
     from nkernels.kernels.cpu import blas
 
-    before = blas.small_kernels.value
-    blas.small_kernels.value = small_kernels
-    try:
-        assert (blas.small_piece(64, 64, 800) < 64) == bool(small_kernels)
-        x, weight, b, dout, opts = make_2d(LENET_CONV2, np.float64, seed=5)
-        out, dx, dw, db = run_conv(x, weight, b, dout, opts)
-    finally:
-        blas.small_kernels.value = before
+    assert (blas.small_piece(64, 64, 800) < 64) == bool(small_kernels)
+    x, weight, b, dout, opts = make_2d(LENET_CONV2, np.float64, seed=5)
+    out, dx, dw, db = run_conv(x, weight, b, dout, opts)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))
     yt = torch.nn.functional.conv2d(xt, wt, bt)
     yt.backward(torch.tensor(dout))

@@ -83,7 +83,7 @@ def test_matches_reference(cell):
         check(hs, grads, ref_hs, ref_grads, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("small_kernels", [1, 0])
+@pytest.mark.parametrize("small_kernels", [1, 0], indirect=True)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_products_cut_into_pieces_match_reference(cell, small_kernels):
     """32 rows and 128 hidden units: each step's recurrent products exceed blas.SMALL_PRODUCT, so with
@@ -91,19 +91,14 @@ def test_products_cut_into_pieces_match_reference(cell, small_kernels):
     W_hh's gradient in row pieces; without them, whole. Both match the reference."""
     from nkernels.kernels.cpu import blas
 
-    before = blas.small_kernels.value
-    blas.small_kernels.value = small_kernels
-    try:
-        n, t, i, h = 32, 3, 4, 128
-        g = CELLS[cell][0] * h
-        cut = blas.small_piece(n, g, h) < g and blas.small_piece(n, h, g) < h and blas.small_piece(h, g, n) < g
-        assert cut == bool(small_kernels)
-        x, params, dhs = make_problem(cell, n, t, i, h, seed=11)
-        ref_hs, ref_grads = CELLS[cell][6](x, *params, dhs)
-        hs, grads = run_kernels(cell, x, params, dhs)
-        check(hs, grads, ref_hs, ref_grads, rtol=1e-10, atol=1e-12)
-    finally:
-        blas.small_kernels.value = before
+    n, t, i, h = 32, 3, 4, 128
+    g = CELLS[cell][0] * h
+    cut = blas.small_piece(n, g, h) < g and blas.small_piece(n, h, g) < h and blas.small_piece(h, g, n) < g
+    assert cut == bool(small_kernels)
+    x, params, dhs = make_problem(cell, n, t, i, h, seed=11)
+    ref_hs, ref_grads = CELLS[cell][6](x, *params, dhs)
+    hs, grads = run_kernels(cell, x, params, dhs)
+    check(hs, grads, ref_hs, ref_grads, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
