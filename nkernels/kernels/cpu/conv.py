@@ -7,7 +7,8 @@ dilation, no groups. A layer without bias passes a 0-length ``bias`` / ``dbias``
 How Conv2D's work is laid out (OHW = OH * OW output pixels a sample, R = C * KH * KW). The batch
 runs in chunks of ``nb`` samples, as many as keep one chunk's columns within
 :data:`CHUNK_ELEMENTS` (so that a GEMM's columns come from cache, not memory); chunk k owns its own
-stretch of the ``cols`` and ``gemm`` workspaces, and runs its whole pipeline on one thread::
+stretch of the ``cols`` and ``gemm`` workspaces (or one of a ring of them, see below), and runs its
+whole pipeline on one thread::
 
     cols_k (R, nb*OHW)  im2col of the chunk: column j*OHW + oh*OW + ow is that pixel's patch
     out[n] (O, OHW)  =  W (O, R) @ cols_k                  one sample: written in place (+ bias)
@@ -535,17 +536,19 @@ def _col2im_chunk(cols, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_si
 
 
 @njit(cache=True, error_model="numpy")
-def _reuses_stretches(n_size, n_chunks, r_size, ohw):
-    """Whether the chunks share :data:`ROUND_CHUNKS` stretches of the workspaces (see :data:`KEPT_COLUMNS`);
-    then the batch has more than ROUND_CHUNKS chunks, so ROUND_CHUNKS chunks of the largest size fit in it."""
-    return n_chunks > ROUND_CHUNKS and n_size * r_size * ohw > KEPT_COLUMNS
+def _chunking(n_size, r_size, ohw):
+    """How many chunks the batch runs in (:func:`_chunk_count`), and whether they share
+    :data:`ROUND_CHUNKS` stretches of the workspaces (see :data:`KEPT_COLUMNS`); they do only when there
+    are more than ROUND_CHUNKS chunks, so that ROUND_CHUNKS chunks of the largest size fit in the batch's."""
+    n_chunks = _chunk_count(n_size, r_size, ohw)
+    return n_chunks, n_chunks > ROUND_CHUNKS and n_size * r_size * ohw > KEPT_COLUMNS
 
 
 @njit(cache=True, error_model="numpy")
 def _chunk(cf, gf, k, n_chunks, n_size, ohw, r_size, o_size, shared):
     """Chunk k of n_chunks: its first sample n0, its nb samples (the batch split as evenly as it
     goes), and its stretches of the flat workspaces, its columns (R, nb*OHW) and GEMM block
-    (O, nb*OHW): its own samples' stretches, or with ``shared`` (:func:`_reuses_stretches`) stretch
+    (O, nb*OHW): its own samples' stretches, or with ``shared`` (:func:`_chunking`) stretch
     k % ROUND_CHUNKS of ROUND_CHUNKS stretches as long as the longest chunk."""
     n0 = k * n_size // n_chunks
     nb = (k + 1) * n_size // n_chunks - n0
@@ -644,8 +647,7 @@ def _conv_forward_4d(x, weight, bias, sh, sw, ph, pw, cols, gemm, out):
     when they share stretches of the workspaces: im2col of each into its stretch of cols
     (R, nb*OHW), then W (O, R) @ cols into out (+ bias), through gemm for several samples."""
     n_size, o_size, kh_size, kw_size, oh_size, ow_size, ohw, r_size = _conv_sizes(x, weight, out)
-    n_chunks = _chunk_count(n_size, r_size, ohw)
-    shared = _reuses_stretches(n_size, n_chunks, r_size, ohw)
+    n_chunks, shared = _chunking(n_size, r_size, ohw)
     per_round = ROUND_CHUNKS if shared else max(1, n_chunks)
     for k0 in range(0, n_chunks, per_round):
         _forward_chunks(x, weight.reshape(o_size, r_size), bias, sh, sw, ph, pw, kh_size, kw_size, oh_size,
@@ -667,8 +669,7 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
     df = dout.reshape(n_size, o_size, ohw)
     if dbias.shape[0] > 0:
         _channel_sums(df, dbias)
-    n_chunks = _chunk_count(n_size, r_size, ohw)
-    shared = _reuses_stretches(n_size, n_chunks, r_size, ohw)
+    n_chunks, shared = _chunking(n_size, r_size, ohw)
     ready = cols_ready and not shared  # shared stretches hold the forward's last round only
     per_round = max(1, min(n_chunks, ROUND_CHUNKS))  # an empty batch has no chunk
     partial = np.empty((per_round, r_size, o_size), dw2.dtype)  # one partial sum (transposed) per chunk
