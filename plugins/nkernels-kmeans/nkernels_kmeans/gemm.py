@@ -4,8 +4,8 @@ nkernels runs BLAS on one thread (:func:`nkernels.runtime.threads.blas_single_th
 OpenBLAS's spinning workers never starve Numba's. For the big cross terms of k-means that would
 leave all but one core idle during the GEMM, most of an iteration. So :func:`matmul` splits a
 large product into row blocks and runs one single-threaded GEMM per block on a few Python
-threads (``np.dot`` releases the GIL); idle helper threads sleep instead of spinning. No BLAS
-call ever runs inside a Numba ``prange`` region.
+threads (``np.dot`` releases the GIL); idle helper threads sleep instead of spinning, and no
+product of :func:`matmul` runs inside a Numba ``prange`` region.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The cross term ``X @ centroids.T`` of the squared distances
 ``|x|^2 - 2 x.c + |c|^2`` is computed by the caller with BLAS (:func:`nkernels_kmeans.gemm.matmul`),
 never inside a ``prange`` region, and handed to the kernels here (``cross``) with the precomputed
 squared norms; :func:`lloyd_block`, run on a Python thread, calls BLAS itself chunk by chunk
-(:func:`nkernels.kernels.cpu.blas.gemm`). Each kernel trusts its inputs (labels within range,
+(:func:`nkernels.kernels.cpu.blas.gemm_row_pieces`). Each kernel trusts its inputs (labels within range,
 matching shapes): the extractors check them first.
 """
 import math
@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from nkernels.kernels.cpu.blas import gemm
+from nkernels.kernels.cpu.blas import gemm_row_pieces
 
 
 @njit(inline="always", error_model="numpy")
@@ -128,19 +128,24 @@ def cluster_sums(X, labels, partial_sums, partial_counts, sums, counts):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def lloyd_block(X, x_sq, centroids, c_sq, cross, labels, min_dist, block_sums, block_counts, start, stop):
+def lloyd_block(X, x_sq, centroids_t, c_sq, cross, labels, min_dist, block_sums, block_counts, start, stop):
     """One block of a Lloyd pass: rows [start, stop) of X, in chunks of ``len(cross)`` rows.
 
-    Per chunk, ``cross`` (chunk, k) gets ``|c_j|^2 - 2 x_i.c_j`` from one GEMM (BLAS accumulating into
-    the broadcast ``c_sq``), and while it is still in the cache each row takes its nearest centroid
-    (the lowest j on ties): ``labels``, ``min_dist`` (clipped at 0), and the row added to that cluster's
-    sum and count in ``block_sums`` (k, d) float64 and ``block_counts`` (k,), in row order; both are
-    overwritten. Returns ``(changed, inertia)``: the rows whose label differs from the one they had,
-    and the sum of their ``min_dist`` (float64). Runs with the GIL released; BLAS must be on one thread.
+    Per chunk, ``cross`` (chunk, k) gets ``|c_j|^2 - 2 x_i.c_j`` from BLAS (accumulating into the
+    broadcast ``c_sq``; ``centroids_t`` is the (d, k) transpose of the centroids, C-contiguous), and
+    while it is still in the cache each row takes its nearest centroid (the lowest j on ties):
+    ``labels``, ``min_dist`` (clipped at 0), and the row added to that cluster's sum and count in
+    ``block_sums`` (k, d) float64 and ``block_counts`` (k,), in row order; both are overwritten.
+    Returns ``(changed, inertia)``: the rows whose label differs from the one they had, and the sum
+    of their ``min_dist`` (float64). Runs with the GIL released; BLAS must be on one thread.
+
+    The product goes in row pieces (:func:`nkernels.kernels.cpu.blas.gemm_row_pieces`): where
+    OpenBLAS has small-matrix kernels, pieces of at most a million multiply-adds skip packing the
+    centroids again for every chunk (an iteration on 100,000 x 64, k = 256, 1.14x faster on one core).
     """
     block_sums[:] = 0.0
     block_counts[:] = 0
-    k, d = centroids.shape
+    d, k = centroids_t.shape
     chunk = cross.shape[0]
     changed = 0
     inertia = 0.0
@@ -150,7 +155,7 @@ def lloyd_block(X, x_sq, centroids, c_sq, cross, labels, min_dist, block_sums, b
         for i in range(hi - lo):
             for j in range(k):  # an explicit loop: the slice assignment part[i, :] = c_sq ran 4x slower
                 part[i, j] = c_sq[j]
-        gemm(False, True, -2.0, X[lo:hi], centroids, 1.0, part)
+        gemm_row_pieces(False, -2.0, X[lo:hi], centroids_t, 1.0, part)
         signed, unsigned = _bit_views(part)
         for i in range(hi - lo):
             arg, best = _first_min(part[i], signed[i], unsigned[i])
@@ -165,6 +170,21 @@ def lloyd_block(X, x_sq, centroids, c_sq, cross, labels, min_dist, block_sums, b
             for f in range(d):
                 block_sums[arg, f] += X[row, f]
     return changed, inertia
+
+
+@njit(parallel=True, nogil=True, cache=True, error_model="numpy")
+def lloyd_pass(X, x_sq, centroids_t, c_sq, cross, labels, min_dist, partial_sums, partial_counts, block_stats):
+    """A whole Lloyd pass: the rows in T = ``len(block_stats)`` fixed blocks side by side, block t
+    (rows [t n / T, (t + 1) n / T)) by :func:`lloyd_block` with ``cross[t]``, ``partial_sums[t]`` and
+    ``partial_counts[t]``; ``block_stats[t]`` = its ``(changed, inertia)``. The blocks do not depend on
+    the number of threads, so neither do the results. BLAS must be on one thread."""
+    n = X.shape[0]
+    n_blocks = block_stats.shape[0]
+    for t in prange(n_blocks):
+        changed, inertia = lloyd_block(X, x_sq, centroids_t, c_sq, cross[t], labels, min_dist, partial_sums[t],
+                                       partial_counts[t], t * n // n_blocks, (t + 1) * n // n_blocks)
+        block_stats[t, 0] = changed
+        block_stats[t, 1] = inertia
 
 
 @njit(cache=True, error_model="numpy")

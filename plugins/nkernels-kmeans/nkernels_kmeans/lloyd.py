@@ -1,21 +1,22 @@
 """k-means itself: initialization, Lloyd iterations, mini-batches, assignment and encoding.
 
-Functions on checked arrays (float32 or float64, C-contiguous). Each pass computes the cross
-term ``X @ C.T`` by BLAS (:func:`nkernels_kmeans.gemm.matmul`), outside any ``prange`` region,
-and hands it to the fused kernels of :mod:`nkernels_kmeans.kernels`. The extractors run BLAS on
+Functions on checked arrays (float32 or float64, C-contiguous). The assignment and encoding
+passes compute the cross term ``X @ C.T`` by BLAS (:func:`nkernels_kmeans.gemm.matmul`), outside
+any ``prange`` region, and hand it to the fused kernels of :mod:`nkernels_kmeans.kernels`; a Lloyd
+iteration calls BLAS inside its own parallel kernel (below). The extractors run BLAS on
 one thread (:func:`nkernels.runtime.threads.blas_single_threaded`), so that its pool never spins
 against Numba's; a large GEMM is split into row blocks run side by side on Python threads.
 
-A Lloyd iteration fuses its passes (:meth:`LloydStep.assign`): each of a few Python threads takes
-a fixed block of rows in one compiled call (:func:`nkernels_kmeans.kernels.lloyd_block`, GIL
-released) that walks it in chunks small enough that the chunk's distances stay in the core's
-cache: one BLAS GEMM writes ``|c|^2 - 2 x.c`` for the chunk (accumulating into the broadcast
-centroid norms, as scikit-learn's ``_k_means_lloyd`` does), then each row finds its nearest
-centroid and is added to that cluster's sum. The distance matrix never goes to memory, and the
-sums, the labels changed and the objective come out of the same pass; no Python runs per chunk
-and nothing is allocated per iteration. Python threads that sleep while they wait, rather than
-OpenMP's spinning ones, kept the pass 1.3x (100,000 rows) to 5x (digits) faster than a ``prange``
-over the same blocks on a busy 2-core machine (benchmarks/RESULTS.md).
+A Lloyd iteration fuses its passes (:meth:`LloydStep.assign`): one parallel kernel
+(:func:`nkernels_kmeans.kernels.lloyd_pass`) splits the rows into fixed blocks, and each thread walks
+its block (:func:`nkernels_kmeans.kernels.lloyd_block`) in chunks small enough that the chunk's
+distances stay in the core's cache: BLAS writes ``|c|^2 - 2 x.c`` for the chunk (accumulating into
+the broadcast centroid norms, as scikit-learn's ``_k_means_lloyd`` does), then each row finds its
+nearest centroid and is added to that cluster's sum. The distance matrix never goes to memory, and
+the sums, the labels changed and the objective come out of the same pass; no Python runs per chunk
+and nothing is allocated per iteration. (The blocks ran on sleeping Python threads before: on a busy
+machine OpenMP's spinning workers lose to them, but on a quiet one waking a sleeping thread and
+waiting for it cost 55-120 µs of a 0.3 ms iteration on digits; benchmarks/RESULTS.md.)
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import numba
 import numpy as np
 
 from . import kernels as K
-from .gemm import matmul, run_blocks
+from .gemm import matmul
 
 #: the largest cross-term block, in elements (64 MiB of float32): bigger inputs go in row blocks
 CROSS_BLOCK = 1 << 24
@@ -179,6 +180,7 @@ class LloydStep:
         self.ws.labels[:] = -1  # no row has a label yet: the first pass changes them all
         self.moved = np.empty((k, X.shape[1]), X.dtype)
         self.c_sq = np.empty(k, X.dtype)
+        self.centroids_t = np.empty((X.shape[1], k), X.dtype)
         self.block_stats = np.empty((SUM_BLOCKS, 2))  # per block: labels changed, inertia
         n = len(X)
         chunk = min(max(16, CHUNK_ELEMENTS // k), max(1, -(-n // SUM_BLOCKS)))
@@ -190,21 +192,16 @@ class LloydStep:
     def assign(self, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The nearest centroid of each row and its squared distance (buffers reused by the next call).
 
-        The rows go in :data:`SUM_BLOCKS` fixed blocks side by side on Python threads, one compiled
-        call each (:func:`nkernels_kmeans.kernels.lloyd_block`), which also sums the rows of each
-        cluster for the following :meth:`update`, counts the rows whose label changed
-        (:attr:`changed`) and sums the distances (:attr:`inertia`)."""
-        ws, X, x_sq, stats = self.ws, self.X, self.x_sq, self.block_stats
-        c_sq = self.c_sq
-        np.einsum("ij,ij->i", centroids, centroids, out=c_sq)
-        n, n_blocks = len(X), len(stats)
-
-        def block(t: int) -> None:
-            stats[t] = K.lloyd_block(X, x_sq, centroids, c_sq, self.chunk_cross[t], ws.labels, ws.min_dist,
-                                     ws.partial_sums[t], ws.partial_counts[t], t * n // n_blocks,
-                                     (t + 1) * n // n_blocks)
-
-        run_blocks(block, n_blocks, X.size * len(centroids))
+        The rows go in :data:`SUM_BLOCKS` fixed blocks side by side, in one compiled call
+        (:func:`nkernels_kmeans.kernels.lloyd_pass`), which also sums the rows of each cluster for the
+        following :meth:`update`, counts the rows whose label changed (:attr:`changed`) and sums the
+        distances (:attr:`inertia`)."""
+        ws, X, stats = self.ws, self.X, self.block_stats
+        np.einsum("ij,ij->i", centroids, centroids, out=self.c_sq)
+        self.centroids_t[:] = centroids.T
+        with kernel_threads(len(X) * len(centroids)):
+            K.lloyd_pass(X, self.x_sq, self.centroids_t, self.c_sq, self.chunk_cross, ws.labels, ws.min_dist,
+                         ws.partial_sums, ws.partial_counts, stats)
         K.add_blocks(ws.partial_sums, ws.partial_counts, ws.sums, ws.counts)
         changed, inertia = stats.sum(axis=0)
         self.changed, self.inertia = int(changed), float(inertia)

@@ -112,6 +112,17 @@ def test_cluster_sums(data, n_blocks):
     np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-12)
 
 
+@pytest.fixture(params=[0, 1], ids=["whole", "pieces"])
+def small_kernels(request, monkeypatch):
+    """``nkernels.kernels.cpu.blas.small_kernels`` off (products whole) and on (products cut in row pieces
+    for OpenBLAS's small-matrix kernels), whatever this CPU's OpenBLAS runs; compiled code reads it at run
+    time."""
+    from nkernels.kernels.cpu import blas
+
+    monkeypatch.setattr(blas.small_kernels, "value", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("chunk", [4, 50, 64])
 def test_lloyd_block_assigns_sums_and_counts_changes(data, chunk):
     """One block of the fused pass, in chunks (a last short one, or one bigger than the block): the nearest
@@ -123,8 +134,8 @@ def test_lloyd_block_assigns_sums_and_counts_changes(data, chunk):
     labels[lo:lo + 5] = ref_labels[lo:lo + 5]  # five rows already have their label
     sums, counts = np.full((6, 7), np.nan), np.full(6, -1, np.int64)
     cross = np.full((chunk, 6), np.nan)
-    changed, inertia = K.lloyd_block(X, (X ** 2).sum(1), C, (C ** 2).sum(1), cross, labels, min_dist, sums, counts,
-                                     lo, hi)
+    changed, inertia = K.lloyd_block(X, (X ** 2).sum(1), np.ascontiguousarray(C.T), (C ** 2).sum(1), cross, labels,
+                                     min_dist, sums, counts, lo, hi)
     np.testing.assert_array_equal(labels[lo:hi], ref_labels[lo:hi])
     np.testing.assert_allclose(min_dist[lo:hi], ref_dist[lo:hi], rtol=1e-12, atol=1e-12)
     assert np.all(labels[:lo] == 7) and np.all(labels[hi:] == 7) and np.all(min_dist[hi:] == -1)
@@ -133,6 +144,22 @@ def test_lloyd_block_assigns_sums_and_counts_changes(data, chunk):
     ref_sums, ref_counts = ref_cluster_sums(X[lo:hi], ref_labels[lo:hi], 6)
     np.testing.assert_array_equal(counts, ref_counts)
     np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-12)
+
+
+def test_lloyd_block_products_in_row_pieces(small_kernels):
+    """A chunk whose product exceeds OpenBLAS's small-matrix size (400 x 64 x 64 multiply-adds) goes in row
+    pieces of 128 and a short last one when the small kernels are on, whole when off: the same nearest
+    centroids and distances either way."""
+    rng = np.random.default_rng(4)
+    X, C = rng.normal(size=(400, 64)), rng.normal(size=(64, 64))
+    labels, min_dist = np.full(400, -1, np.int64), np.empty(400)
+    sums, counts = np.empty((64, 64)), np.empty(64, np.int64)
+    changed, _ = K.lloyd_block(X, (X ** 2).sum(1), np.ascontiguousarray(C.T), (C ** 2).sum(1), np.empty((400, 64)),
+                               labels, min_dist, sums, counts, 0, 400)
+    ref_labels, ref_dist = ref_nearest(X, C)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(min_dist, ref_dist, rtol=1e-9)
+    assert changed == 400
 
 
 @pytest.mark.parametrize("n, k, chunk_elements", [(50, 6, 1 << 16), (1000, 40, 64), (3, 6, 1 << 16)])
