@@ -220,6 +220,9 @@ def _gemm_in_njit(transa, transb, alpha, a, b, beta, c):
 #: Haswell kernels), so products stay whole.
 SMALL_PRODUCT = 1_000_000
 
+#: the most entries of ``c`` for which those kernels take a row-major ``a @ b.T`` (see :data:`SMALL_PRODUCT`)
+SMALL_TRANSPOSED_OUTPUTS = 1200
+
 #: the OpenBLAS core types whose kernels include the small-matrix ones
 SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
 

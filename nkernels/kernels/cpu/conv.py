@@ -53,7 +53,7 @@ from numba import njit, prange, uintp
 
 from ..calls import by_address
 from .blas import gemm as blas_gemm
-from .blas import gemm_row_pieces
+from .blas import SMALL_TRANSPOSED_OUTPUTS, gemm_row_pieces, small_kernels_in_use
 
 
 # ----------------------------------------------------------------------------------------------
@@ -654,6 +654,10 @@ def _backward_chunks(x, w2, df, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_si
     o_size, r_size = w2.shape
     ohw = df.shape[2]
     groups = partial.shape[0]
+    # OpenBLAS's small-matrix kernels take cols_k @ dout_k.T only up to SMALL_TRANSPOSED_OUTPUTS entries;
+    # by a transposed copy of dout_k they take it as cols_k @ dout_k^T (LeNet's second convolution and the
+    # resnet preset's, a sample: 1.15-1.2x faster)
+    transposed = small_kernels_in_use() and r_size * o_size > SMALL_TRANSPOSED_OUTPUTS
     for i in prange(count):
         k = k0 + i
         n0, nb, colsc, g = _chunk(cf, gf, k, n_chunks, n_size, ohw, r_size, o_size, shared)
@@ -668,7 +672,14 @@ def _backward_chunks(x, w2, df, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_si
                     row = g[o, j * ohw:(j + 1) * ohw]
                     for p in range(ohw):
                         row[p] = src[p]
-        blas_gemm(False, True, 1.0, colsc, g, 0.0 if k < groups else 1.0, partial[k % groups])
+        if transposed:
+            gt = np.empty((g.shape[1], o_size), g.dtype)
+            for p in range(g.shape[1]):
+                for o in range(o_size):
+                    gt[p, o] = g[o, p]
+            gemm_row_pieces(False, 1.0, colsc, gt, 0.0 if k < groups else 1.0, partial[k % groups])
+        else:
+            blas_gemm(False, True, 1.0, colsc, g, 0.0 if k < groups else 1.0, partial[k % groups])
         if need_dx:
             gemm_row_pieces(True, 1.0, w2, g, 0.0, colsc)
             _col2im_chunk(colsc, n0, nb, kh_size, kw_size, sh, sw, ph, pw, oh_size, ow_size, dx)

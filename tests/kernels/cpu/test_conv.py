@@ -252,16 +252,24 @@ def test_conv2d_with_shared_workspace_stretches_matches_torch(cols_ready):
 LENET_CONV2 = (2, 32, 12, 12, 64, 5, 5, 1, 1, 0, 0)
 
 
+#: "same" 3x3 convolutions of 16 to 32 channels on 4x4 images: six samples in one chunk, and a weight gradient
+#: of 144 x 32 entries, which OpenBLAS's small kernels take only by the transposed copy of dout
+SAME_3X3_CHUNKED = (6, 16, 4, 4, 32, 3, 3, 1, 1, 1, 1)
+
+
 @pytest.mark.parametrize("small_kernels", [1, 0], indirect=True)
-def test_conv2d_products_in_pieces_match_torch(small_kernels):
+@pytest.mark.parametrize("case", [LENET_CONV2, SAME_3X3_CHUNKED], ids=["lenet-conv2", "same-3x3-chunked"])
+def test_conv2d_products_in_pieces_match_torch(small_kernels, case):
+    """Forward and backward with the products cut for OpenBLAS's small kernels (and the weight gradient by
+    a transposed copy of dout) and whole, against torch."""
     torch = pytest.importorskip("torch")
     from nkernels.kernels.cpu import blas
 
     assert (blas.small_piece(64, 64, 800) < 64) == bool(small_kernels)
-    x, weight, b, dout, opts = make_2d(LENET_CONV2, np.float64, seed=5)
+    x, weight, b, dout, opts = make_2d(case, np.float64, seed=5)
     out, dx, dw, db = run_conv(x, weight, b, dout, opts)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))
-    yt = torch.nn.functional.conv2d(xt, wt, bt)
+    yt = torch.nn.functional.conv2d(xt, wt, bt, stride=opts[:2], padding=opts[2:])
     yt.backward(torch.tensor(dout))
     for got, ref in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
