@@ -419,6 +419,15 @@ def _im2col_shifted(xf, n0, nb, c_size, kh_size, kw_size, ph, pw, oh_size, ow_si
                 _clear_wrapped(cf, d, row_lo, row_hi, lo, hi, ow_size)
 
 
+@njit(inline="always", error_model="numpy")
+def _cleared_plane(df, plane, plane_size):
+    """Zero plane ``plane`` (sample * C + channel) of the flat input gradient; returns its first index."""
+    pbase = uintp(plane * plane_size)
+    for i in range(uintp(plane_size)):
+        df[pbase + i] = 0
+    return pbase
+
+
 @njit(cache=True, error_model="numpy")
 def _col2im_shifted(cf, n0, nb, c_size, kh_size, kw_size, ph, pw, oh_size, ow_size, h_size, w_size, df):
     """:func:`_col2im_chunk` of a "same" convolution of stride 1, on flat views: each (c, kh, kw) plane
@@ -431,9 +440,7 @@ def _col2im_shifted(cf, n0, nb, c_size, kh_size, kw_size, ph, pw, oh_size, ow_si
     planes = kh_size * kw_size
     for j in range(nb):
         for c in range(c_size):
-            pbase = uintp(((n0 + j) * c_size + c) * plane_size)
-            for i in range(uintp(plane_size)):
-                df[pbase + i] = 0
+            pbase = _cleared_plane(df, (n0 + j) * c_size + c, plane_size)
             for q in range(planes):  # first, apart from the adds: 1.15-1.3x faster
                 first, last, start, row_lo, row_hi, lo, hi = plan[q]
                 _clear_wrapped(cf, uintp((c * planes + q) * width + j * ohw), row_lo, row_hi, lo, hi, ow_size)
@@ -522,9 +529,7 @@ def _col2im_unpadded(cf, n0, nb, c_size, h_size, w_size, kh_size, kw_size, oh_si
     plane_size = h_size * w_size
     for j in range(nb):
         for c in range(c_size):
-            pbase = uintp(((n0 + j) * c_size + c) * plane_size)
-            for i in range(uintp(plane_size)):
-                df[pbase + i] = 0
+            pbase = _cleared_plane(df, (n0 + j) * c_size + c, plane_size)
             for kh in range(kh_size):
                 for kw in range(kw_size):
                     src = uintp(((c * kh_size + kh) * kw_size + kw) * width + j * ohw)
