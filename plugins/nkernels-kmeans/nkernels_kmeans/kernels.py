@@ -3,9 +3,9 @@
 The cross term ``X @ centroids.T`` of the squared distances
 ``|x|^2 - 2 x.c + |c|^2`` is computed by the caller with BLAS (:func:`nkernels_kmeans.gemm.matmul`),
 never inside a ``prange`` region, and handed to the kernels here (``cross``) with the precomputed
-squared norms; :func:`lloyd_block`, run on a Python thread, calls BLAS itself chunk by chunk
-(:func:`nkernels.kernels.cpu.blas.gemm_row_pieces`). Each kernel trusts its inputs (labels within range,
-matching shapes): the extractors check them first.
+squared norms; :func:`lloyd_block`, run block by block on Numba's threads by :func:`lloyd_pass`,
+calls BLAS itself chunk by chunk (:func:`nkernels.kernels.cpu.blas.gemm_row_pieces`). Each kernel
+trusts its inputs (labels within range, matching shapes): the extractors check them first.
 """
 import math
 
