@@ -678,11 +678,8 @@ def _backward_chunks(x, w2, df, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_si
                     for p in range(ohw):
                         row[p] = src[p]
         if transposed:
-            gt = np.empty((g.shape[1], o_size), g.dtype)
-            for p in range(g.shape[1]):
-                for o in range(o_size):
-                    gt[p, o] = g[o, p]
-            gemm_row_pieces(False, 1.0, colsc, gt, 0.0 if k < groups else 1.0, partial[k % groups])
+            gemm_row_pieces(False, 1.0, colsc, np.ascontiguousarray(g.T), 0.0 if k < groups else 1.0,
+                            partial[k % groups])
         else:
             blas_gemm(False, True, 1.0, colsc, g, 0.0 if k < groups else 1.0, partial[k % groups])
         if need_dx:
