@@ -13,7 +13,8 @@
 * :func:`registered_plugin` registers a throw-away plugin for the length of a ``with`` block.
 
 With pytest, the fixtures in :mod:`nkernels.testing.fixtures` load automatically (entry point
-``pytest11``): ``nk_register_plugin`` registers plugins that are removed after the test.
+``pytest11``): ``nk_register_plugin`` registers plugins that are removed after the test, and
+``nk_small_kernels`` (an indirect parameter) runs products cut for OpenBLAS's small-matrix kernels or whole.
 """
 from .agreement import check_cpu_cuda_agreement
 from .conformance import LayerConformance

@@ -24,3 +24,17 @@ def nk_register_plugin():
     yield register
     for name in reversed(registered):
         plugins.unregister_plugin(name)
+
+
+@pytest.fixture
+def nk_small_kernels(request):
+    """``nkernels.kernels.cpu.blas.small_kernels`` set to the test's parameter (``indirect=True``: 1 cuts
+    products into pieces for OpenBLAS's small-matrix kernels, 0 keeps them whole), whatever this CPU's
+    OpenBLAS runs, and restored after; compiled code reads the flag at run time. For kernels that call
+    :func:`nkernels.kernels.cpu.blas.gemm_row_pieces` and its kin: test both ways on any machine."""
+    from ..kernels.cpu import blas
+
+    before = blas.small_kernels.value
+    blas.small_kernels.value = request.param
+    yield request.param
+    blas.small_kernels.value = before

@@ -36,15 +36,3 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning"))
         item.add_marker(pytest.mark.filterwarnings("ignore:invalid value encountered in scalar:RuntimeWarning"))
 
-
-@pytest.fixture
-def small_kernels(request):
-    """``nkernels.kernels.cpu.blas.small_kernels`` set to the test's parameter (``indirect=True``: 1 cuts
-    products into pieces for OpenBLAS's small-matrix kernels, 0 keeps them whole) whatever this CPU's
-    OpenBLAS runs, and restored after; compiled code reads the flag at run time."""
-    from nkernels.kernels.cpu import blas
-
-    before = blas.small_kernels.value
-    blas.small_kernels.value = request.param
-    yield request.param
-    blas.small_kernels.value = before

@@ -112,17 +112,6 @@ def test_cluster_sums(data, n_blocks):
     np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-12)
 
 
-@pytest.fixture(params=[0, 1], ids=["whole", "pieces"])
-def small_kernels(request, monkeypatch):
-    """``nkernels.kernels.cpu.blas.small_kernels`` off (products whole) and on (products cut in row pieces
-    for OpenBLAS's small-matrix kernels), whatever this CPU's OpenBLAS runs; compiled code reads it at run
-    time."""
-    from nkernels.kernels.cpu import blas
-
-    monkeypatch.setattr(blas.small_kernels, "value", request.param)
-    return request.param
-
-
 @pytest.mark.parametrize("chunk", [4, 50, 64])
 def test_lloyd_block_assigns_sums_and_counts_changes(data, chunk):
     """One block of the fused pass, in chunks (a last short one, or one bigger than the block): the nearest
@@ -146,7 +135,8 @@ def test_lloyd_block_assigns_sums_and_counts_changes(data, chunk):
     np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-12)
 
 
-def test_lloyd_block_products_in_row_pieces(small_kernels):
+@pytest.mark.parametrize("nk_small_kernels", [0, 1], indirect=True, ids=["whole", "pieces"])
+def test_lloyd_block_products_in_row_pieces(nk_small_kernels):
     """A chunk whose product exceeds OpenBLAS's small-matrix size (400 x 64 x 64 multiply-adds) goes in row
     pieces of 128 and a short last one when the small kernels are on, whole when off: the same nearest
     centroids and distances either way."""

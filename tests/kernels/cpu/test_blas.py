@@ -140,8 +140,9 @@ def test_a_fresh_process_loads_gemm_callers_from_the_cache_and_gets_the_right_pr
 # ----------------------------------------------------------------------------------------------
 
 
-#: both ways of running products, whatever this CPU's OpenBLAS runs (the ``small_kernels`` fixture)
-BOTH_WAYS = pytest.mark.parametrize("small_kernels", [1, 0], indirect=True, ids=["small-kernels", "whole"])
+#: both ways of running products, whatever this CPU's OpenBLAS runs (the ``nk_small_kernels`` fixture of
+#: :mod:`nkernels.testing.fixtures`)
+BOTH_WAYS = pytest.mark.parametrize("nk_small_kernels", [1, 0], indirect=True, ids=["small-kernels", "whole"])
 
 
 def test_small_kernels_follow_openblas_core_type():
@@ -153,14 +154,14 @@ def test_small_kernels_follow_openblas_core_type():
 
 
 @BOTH_WAYS
-def test_products_stay_whole_without_small_kernels(small_kernels):
-    if not small_kernels:
+def test_products_stay_whole_without_small_kernels(nk_small_kernels):
+    if not nk_small_kernels:
         assert small_piece(64, 64, 800) == 64 and small_piece(32, 512, 128) == 512
 
 
 @BOTH_WAYS
-def test_small_piece_keeps_small_products_whole_and_cuts_large_ones_into_powers_of_two(small_kernels):
-    if not small_kernels:
+def test_small_piece_keeps_small_products_whole_and_cuts_large_ones_into_powers_of_two(nk_small_kernels):
+    if not nk_small_kernels:
         return  # the other parameter checks this rule; here the products stay whole (test above)
     assert small_piece(32, 512, 16) == 512  # 262,144 multiply-adds: whole
     assert small_piece(32, 512, 128) == 128  # an LSTM(->128) step's product: 4 pieces of 128 columns
@@ -183,7 +184,7 @@ def products_in_pieces(transa, a, b, c_rows, c_columns, c_inner):
 @pytest.mark.parametrize("transa", [False, True])
 @pytest.mark.parametrize("m, n, k", [(64, 64, 800), (64, 800, 64), (100, 30, 700), (3, 4, 5)])
 @BOTH_WAYS
-def test_products_in_pieces_match_np_dot(m, n, k, transa, dtype, small_kernels):
+def test_products_in_pieces_match_np_dot(m, n, k, transa, dtype, nk_small_kernels):
     """Rows, columns or inner dimension cut (uneven last pieces included), strided views of the pieces
     passed to BLAS: the same product as one np.dot."""
     a, b, c = operands(m, n, k, transa, False, dtype, seed=2)

@@ -257,15 +257,15 @@ LENET_CONV2 = (2, 32, 12, 12, 64, 5, 5, 1, 1, 0, 0)
 SAME_3X3_CHUNKED = (6, 16, 4, 4, 32, 3, 3, 1, 1, 1, 1)
 
 
-@pytest.mark.parametrize("small_kernels", [1, 0], indirect=True)
+@pytest.mark.parametrize("nk_small_kernels", [1, 0], indirect=True)
 @pytest.mark.parametrize("case", [LENET_CONV2, SAME_3X3_CHUNKED], ids=["lenet-conv2", "same-3x3-chunked"])
-def test_conv2d_products_in_pieces_match_torch(small_kernels, case):
+def test_conv2d_products_in_pieces_match_torch(nk_small_kernels, case):
     """Forward and backward with the products cut for OpenBLAS's small kernels (and the weight gradient by
     a transposed copy of dout) and whole, against torch."""
     torch = pytest.importorskip("torch")
     from nkernels.kernels.cpu import blas
 
-    assert (blas.small_piece(64, 64, 800) < 64) == bool(small_kernels)
+    assert (blas.small_piece(64, 64, 800) < 64) == bool(nk_small_kernels)
     x, weight, b, dout, opts = make_2d(case, np.float64, seed=5)
     out, dx, dw, db = run_conv(x, weight, b, dout, opts)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, b))

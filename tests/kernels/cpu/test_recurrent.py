@@ -83,9 +83,9 @@ def test_matches_reference(cell):
         check(hs, grads, ref_hs, ref_grads, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("small_kernels", [1, 0], indirect=True)
+@pytest.mark.parametrize("nk_small_kernels", [1, 0], indirect=True)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_products_cut_into_pieces_match_reference(cell, small_kernels):
+def test_products_cut_into_pieces_match_reference(cell, nk_small_kernels):
     """32 rows and 128 hidden units: each step's recurrent products exceed blas.SMALL_PRODUCT, so with
     OpenBLAS's small-matrix kernels the forward's go in column pieces, the backward's in inner pieces and
     W_hh's gradient in row pieces; without them, whole. Both match the reference."""
@@ -94,7 +94,7 @@ def test_products_cut_into_pieces_match_reference(cell, small_kernels):
     n, t, i, h = 32, 3, 4, 128
     g = CELLS[cell][0] * h
     cut = blas.small_piece(n, g, h) < g and blas.small_piece(n, h, g) < h and blas.small_piece(h, g, n) < g
-    assert cut == bool(small_kernels)
+    assert cut == bool(nk_small_kernels)
     x, params, dhs = make_problem(cell, n, t, i, h, seed=11)
     ref_hs, ref_grads = CELLS[cell][6](x, *params, dhs)
     hs, grads = run_kernels(cell, x, params, dhs)
