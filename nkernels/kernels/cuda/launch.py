@@ -28,7 +28,8 @@ from ...runtime.devices import as_device_array, flat_view, simulator
 
 __all__ = ["THREADS", "UNROLL", "BLOCKS_PER_SM", "simulator", "sm_count", "as_device_array", "flat_view", "dtype_of",
            "scalar", "grid_stride", "grid_for", "launch", "resident_blocks", "blocks_per_sm_from_registers",
-           "reduce_grid", "reduce_threads", "scratch", "read_scalar", "python_function"]
+           "reduce_grid", "reduce_threads", "scratch", "read_scalar", "python_function",
+           "numpy_ufuncs_called"]
 
 #: Threads per block of the memory-bound (grid-stride) kernels on a real GPU.
 THREADS = 256
@@ -75,8 +76,34 @@ def sm_count() -> int:
 
 def python_function(cpu_kernel):
     """The Python body of a CPU ``@njit`` function (its ``.py_func``), to compile as a CUDA device function;
-    the function itself under ``NUMBA_DISABLE_JIT=1``, where ``@njit`` leaves it undecorated."""
-    return getattr(cpu_kernel, "py_func", cpu_kernel)
+    the function itself under ``NUMBA_DISABLE_JIT=1``, where ``@njit`` leaves it undecorated.
+
+    TypeError if the body calls a NumPy ufunc (``np.exp``): numba-cuda compiles none for a GPU
+    (``KeyError: <ufunc 'exp'>``, seen on the H200 on 2026-12-04), while the simulator runs them as
+    Python, so only a real GPU would tell. ``math``'s functions compile on both targets, in the
+    argument's dtype (``math.exp`` of a float32 is ``expf``)."""
+    function = getattr(cpu_kernel, "py_func", cpu_kernel)
+    ufuncs = numpy_ufuncs_called(function)
+    if ufuncs:
+        raise TypeError(f"{function.__qualname__} calls NumPy's {', '.join(ufuncs)}, which numba-cuda cannot "
+                        f"compile for a GPU: call math.{ufuncs[0]} (or an operator) instead, which both targets "
+                        f"compile")
+    return function
+
+
+def numpy_ufuncs_called(function) -> list[str]:
+    """Names of the NumPy ufuncs ``function``'s own code calls as attributes of a global NumPy module
+    (``np.exp(v)``): its bytecode read, not run."""
+    import dis
+
+    found: list[str] = []
+    module = None
+    for ins in dis.get_instructions(function):
+        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and module is np:
+            if isinstance(getattr(np, ins.argval, None), np.ufunc) and ins.argval not in found:
+                found.append(ins.argval)
+        module = function.__globals__.get(ins.argval) if ins.opname == "LOAD_GLOBAL" else None
+    return found
 
 
 def dtype_of(a) -> np.dtype:

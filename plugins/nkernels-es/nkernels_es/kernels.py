@@ -11,6 +11,8 @@ register tiles of dot products that LLVM vectorizes. Each member's loss is compu
 sequence of operations whichever thread or worker computes it, so results never depend on how
 the population is split.
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -25,13 +27,14 @@ LOSS_CROSS_ENTROPY, LOSS_MSE = 0, 1
 @njit(cache=True, error_model="numpy")
 def activate_value(v, act, one):
     """Activation ``act`` (an ``ACT_*`` code) of one number ``v``; ``one`` is 1 in ``v``'s dtype, so that the
-    arithmetic stays in that dtype (the CUDA kernels compile this function too)."""
+    arithmetic stays in that dtype (the CUDA kernels compile this function too, so it calls ``math``'s
+    functions: numba-cuda compiles no NumPy ufunc, and ``math.exp`` of a float32 is ``expf`` on both)."""
     if act == ACT_RELU:  # NaN stays NaN (it must not hide a diverged member)
         return one - one if v < 0 else v
     if act == ACT_SIGMOID:
-        return one / (one + np.exp(-v))
+        return one / (one + math.exp(-v))
     if act == ACT_TANH:
-        return np.tanh(v)
+        return math.tanh(v)
     return v
 
 
@@ -122,8 +125,8 @@ def sample_loss(out, n_out, loss_kind, label, values, row):
                 m = out[j]
         s = 0.0
         for j in range(n_out):
-            s += np.exp(out[j] - m)  # in the model's dtype: float32 exp is twice as fast
-        return np.log(s) + m - out[label]
+            s += math.exp(out[j] - m)  # in the model's dtype: float32 exp is twice as fast
+        return math.log(s) + m - out[label]
     total = 0.0
     for j in range(n_out):
         d = np.float64(out[j]) - np.float64(values[row, j])

@@ -4,6 +4,8 @@ typed scalars, cached scratch buffers, device-array checks.
 In CI these run under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1); they also run on a real GPU (without
 the simulator) when NKERNELS_REAL_GPU=1 (conftest.py).
 """
+import math
+
 import numpy as np
 import pytest
 from numba import cuda, njit
@@ -152,3 +154,21 @@ def test_launch_covers_every_element_under_the_simulator(dev):
     launch.launch(_count_visits, 37, out, 1)
     launch.launch(_count_visits, 0, out, 1)  # nothing to do: no launch
     np.testing.assert_array_equal(out.copy_to_host(), 1)
+
+
+def test_python_function_refuses_numpy_ufuncs_a_gpu_cannot_compile():
+    """A CPU function compiled for CUDA too (``python_function``) must call ``math``'s functions: numba-cuda
+    compiles no NumPy ufunc (the ES kernels' ``np.exp`` failed so on an H200), and the simulator would not tell."""
+    @njit
+    def with_ufuncs(v):
+        return np.exp(-v) + np.tanh(v) + np.exp(v)
+
+    @njit
+    def with_math(v, out):
+        out[0] = np.float64(math.exp(-abs(v)))  # a dtype's constructor is no ufunc
+        return out.shape[0]
+
+    with pytest.raises(TypeError, match="with_ufuncs calls NumPy's exp, tanh.*math.exp"):
+        launch.python_function(with_ufuncs)
+    body = getattr(with_math, "py_func", with_math)  # @njit leaves it plain under NUMBA_DISABLE_JIT=1
+    assert launch.python_function(with_math) is body and launch.numpy_ufuncs_called(body) == []
