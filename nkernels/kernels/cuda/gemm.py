@@ -433,14 +433,16 @@ def gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: bool, l
     A registered GEMM takes these arguments (no ``config``/``splits``/``activation``) and may
     return ``NotImplemented`` for a case it does not handle; :func:`tiled_gemm` then runs it.
     Asking for a ``config`` or ``splits`` asks for :func:`tiled_gemm` itself. With an
-    ``activation``, a registered GEMM writes the product into a contiguous ``C`` (``grp == 0``,
-    ``ldc == n``) and the activation's kernel follows it (a second launch); otherwise
-    :func:`tiled_gemm` applies it in its epilogue.
+    ``activation``, a registered GEMM writes the product and the activation's kernel follows it
+    over the ``m * n`` elements from ``c_off`` (a second launch), where the product fills them
+    all: a row-major ``C`` (``ldc == n``) or a grouped one (``grp``: a convolution's outputs);
+    otherwise :func:`tiled_gemm` applies it in its epilogue. So a plan that fuses an activation
+    computes the same numbers as one that does not, whichever GEMM is in force.
     """
     check_activation(activation)
     if config is None and splits is None:
         chosen = gemm_in_force()
-        contiguous = grp == 0 and ldc == n
+        contiguous = grp != 0 or ldc == n
         if getattr(chosen, "function", chosen) is not tiled_gemm and (activation is None or contiguous):
             done = chosen(a, b, c, m, n, k, a_kcontig=a_kcontig, b_kcontig=b_kcontig, lda=lda, ldb=ldb,
                           ldc=ldc, a_off=a_off, b_off=b_off, c_off=c_off, bias=bias, bias_mode=bias_mode,

@@ -1,6 +1,8 @@
 """The vendor GEMM plugin: registered only with CuPy and a GPU, above the built-in GEMM, used by the layers'
-GEMM, and the tiled GEMM otherwise. No GPU or CuPy here: a fake CuPy (NumPy on the simulator's arrays) and a
-fake GPU stand in, so what is tested is the registration, the priority, the fallback and the views."""
+GEMM, and the tiled GEMM otherwise. Under the CUDA simulator (CI), a fake CuPy (NumPy on the simulator's
+arrays) and a fake GPU stand in, so what is tested is the registration, the priority, the fallback and the
+views; on a real GPU with CuPy or a CUDA build of PyTorch, the real cuBLAS runs the same cases."""
+import math
 import sys
 import types
 
@@ -12,8 +14,13 @@ import nkernels as nk
 import nkernels_vendor_gemm as vendor
 from nkernels.kernels.cuda import gemm as G
 from nkernels.plugins import manager as plugins
+from nkernels.runtime.devices import simulator
 
 pytestmark = pytest.mark.cuda
+
+#: the fake CuPy hands the simulator's host arrays to NumPy: meaningless on a real GPU's memory
+simulated = pytest.mark.skipif(not simulator(), reason="a fake CuPy on the simulator's arrays; "
+                               "test_a_real_vendor_gemm_gives_the_layers_gemm_the_same_numbers runs the real one")
 
 
 def _host_view(x):
@@ -79,7 +86,9 @@ def registered(monkeypatch):
 
 def test_without_cupy_or_a_gpu_it_registers_nothing_and_says_why(monkeypatch):
     monkeypatch.delenv("NKERNELS_VENDOR_GEMM", raising=False)
-    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))  # CuPy "installed", the simulator on
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))  # CuPy "installed", no GPU
+    if not simulator():
+        monkeypatch.setattr(vendor, "_gpu_present", lambda: (False, "the CUDA simulator is on (a stand-in)"))
     assert vendor.nkernels_register_kernels() == []
     assert "simulator" in vendor.status() and "tiled GEMM stays" in vendor.status()
     monkeypatch.setattr(vendor, "_gpu_present", lambda: (True, "a fake GPU"))
@@ -100,6 +109,7 @@ def test_without_cupy_or_a_gpu_it_registers_nothing_and_says_why(monkeypatch):
         vendor.status()
 
 
+@simulated
 def test_with_cupy_and_a_gpu_it_outranks_the_tiled_gemm(fake_cupy, registered):
     record = nk.registry.kernels.record(("gemm", "cuda"))
     assert record.function is vendor.vendor_gemm and record.priority == vendor.PRIORITY > 0
@@ -116,35 +126,66 @@ def test_without_the_plugin_the_tiled_gemm_is_in_force(monkeypatch):
         plugins.reset()
 
 
-@pytest.mark.parametrize("a_kc, b_kc, bias_mode, grp, beta", [
-    (True, True, 1, 0, False),   # Dense forward: x @ W.T + b
-    (False, False, 0, 0, True),  # a weight gradient accumulated: dy.T @ x
-    (True, False, 0, 0, False),  # dy @ W, straight into C
-    (True, True, 2, 4, False),   # a convolution's product written as NCHW, bias along M
-])
-def test_the_layers_gemm_goes_through_the_vendor_with_the_same_numbers(a_kc, b_kc, bias_mode, grp, beta,
-                                                                       fake_cupy, vendor_arrays, registered):
-    rng = np.random.default_rng(0)
-    m, n, k = 5, 8, 7
+#: (a_kcontig, b_kcontig, bias_mode, grp, beta, activation): the layers' products
+LAYER_CASES = [
+    (True, True, 1, 0, False, None),    # Dense forward: x @ W.T + b
+    (False, False, 0, 0, True, None),   # a weight gradient accumulated: dy.T @ x
+    (True, False, 0, 0, False, None),   # dy @ W, straight into C
+    (True, True, 2, 4, False, None),    # a convolution's product written as NCHW, bias along M
+    (True, True, 1, 0, False, "relu"),  # Dense -> ReLU fused by the step plan: the product, then the activation
+    (True, True, 2, 4, False, "tanh"),  # Conv -> Tanh fused: the same over the grouped output
+]
+
+
+def _layers_gemm(rng, a_kc, b_kc, bias_mode, grp, beta, activation):
+    """Run the layers' GEMM on one case; return the output buffer (3 elements before the product, 2 after)
+    as it started and as it ended, and the float64 reference of the product."""
+    m, n, k = (5, 8, 7) if simulator() else (300, 256, 129)
     A, B = rng.standard_normal((m, k)), rng.standard_normal((k, n))
     a = A if a_kc else np.ascontiguousarray(A.T)
     b = np.ascontiguousarray(B.T) if b_kc else B
     bias = rng.standard_normal(n if bias_mode == 1 else m)
-    c0 = rng.standard_normal(m * n + 3)  # the output starts 3 elements into its buffer
+    c0 = rng.standard_normal(m * n + 5)  # the output starts 3 elements into its buffer
     ref = A @ B + (bias if bias_mode == 1 else bias[:, None] if bias_mode == 2 else 0)
     if grp:
         ref = ref.reshape(m, n // grp, grp).transpose(1, 0, 2)
-    ref = ref.reshape(-1) + (c0[3:] if beta else 0)
+    ref = ref.reshape(-1) + (c0[3:-2] if beta else 0)
+    ref = {None: ref, "relu": np.maximum(ref, 0.0), "tanh": np.tanh(ref)}[activation]
     d_c = cuda.to_device(c0)
     G.gemm(cuda.to_device(a.reshape(-1)), cuda.to_device(b.reshape(-1)), d_c, m, n, k, a_kcontig=a_kc,
            b_kcontig=b_kc, lda=k if a_kc else m, ldb=k if b_kc else n, ldc=n, c_off=3, bias=cuda.to_device(bias),
-           bias_mode=bias_mode, grp=grp, beta=beta)
-    assert fake_cupy == [((m, k), (k, n))]  # one vendor matmul, none of the tiled kernel's launches
-    got = d_c.copy_to_host()
-    np.testing.assert_allclose(got[3:], ref, rtol=1e-12, atol=1e-12)
+           bias_mode=bias_mode, grp=grp, beta=beta, activation=activation)
+    return c0, d_c.copy_to_host(), ref, (m, n, k)
+
+
+def _check_layers_gemm(c0, got, ref):
+    np.testing.assert_allclose(got[3:-2], ref, rtol=1e-12, atol=1e-12 * math.sqrt(len(ref)))
     np.testing.assert_array_equal(got[:3], c0[:3])  # nothing written before the offset
+    np.testing.assert_array_equal(got[-2:], c0[-2:])  # nor after the product
 
 
+@simulated
+@pytest.mark.parametrize("a_kc, b_kc, bias_mode, grp, beta, activation", LAYER_CASES)
+def test_the_layers_gemm_goes_through_the_vendor_with_the_same_numbers(a_kc, b_kc, bias_mode, grp, beta,
+                                                                       activation, fake_cupy, vendor_arrays,
+                                                                       registered):
+    c0, got, ref, (m, n, k) = _layers_gemm(np.random.default_rng(0), a_kc, b_kc, bias_mode, grp, beta, activation)
+    assert fake_cupy == [((m, k), (k, n))]  # one vendor matmul, none of the tiled kernel's launches
+    _check_layers_gemm(c0, got, ref)
+
+
+@pytest.mark.skipif(simulator(), reason="cuBLAS needs a real GPU (the simulated cases above run a fake CuPy)")
+@pytest.mark.parametrize("a_kc, b_kc, bias_mode, grp, beta, activation", LAYER_CASES)
+def test_a_real_vendor_gemm_gives_the_layers_gemm_the_same_numbers(a_kc, b_kc, bias_mode, grp, beta, activation,
+                                                                   registered):
+    if vendor.backend()[0] is None:
+        pytest.skip(vendor.status())
+    assert G.gemm_in_force() is vendor.vendor_gemm
+    c0, got, ref, _ = _layers_gemm(np.random.default_rng(0), a_kc, b_kc, bias_mode, grp, beta, activation)
+    _check_layers_gemm(c0, got, ref)
+
+
+@simulated
 def test_asking_for_tiles_or_splits_runs_the_tiled_gemm(fake_cupy, registered):
     x = cuda.to_device(np.ones(4))
     c = cuda.to_device(np.zeros(4))

@@ -62,7 +62,7 @@ def test_gemm_layouts_and_partial_tiles(cfg, dev, close, real_gpu):
 def test_gemm_split_k(a_kc, b_kc, dev, close, real_gpu):
     """A long K cut into slices summed by a second kernel (weight gradients), every epilogue."""
     rng = np.random.default_rng(4)
-    m, n, k = (5, 7, 29) if not real_gpu else (64, 25, 100_003)
+    m, n, k = (5, 7, 29) if not real_gpu else (64, 28, 100_003)  # grp 7 below: n a multiple of 7
     for splits, bias_mode, grp, beta in [(3, 1, 0, False), (4, 2, 0, True), (2, 2, 7, False)]:
         got, ref = _gemm_case(rng, G.SIMULATOR, m, n, k, a_kc, b_kc, np.float32, dev,
                               bias_mode=bias_mode, grp=grp, beta=beta, splits=splits)
@@ -223,8 +223,8 @@ def test_gemm_epilogue_activation_writes_what_gemm_then_activation_kernel_writes
 
 def test_gemm_epilogue_activation_is_checked_and_follows_a_registered_gemm(monkeypatch, dev):
     """An activation the epilogue does not know is refused before any launch; with a registered GEMM in
-    force, the activation's kernel follows its product (contiguous C), and the tiled GEMM takes a layout
-    it cannot follow."""
+    force, the activation's kernel follows its product where the product fills its ``m * n`` elements
+    (a row-major C, or a grouped one: a convolution's), and the tiled GEMM takes a strided C."""
     c = dev(np.zeros(4))
     with pytest.raises(ValueError, match="no activation 'softplus'.*relu"):
         G.gemm(dev(np.ones(4)), dev(np.ones(4)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2,
@@ -242,5 +242,10 @@ def test_gemm_epilogue_activation_is_checked_and_follows_a_registered_gemm(monke
     assert seen == [0] and c.copy_to_host().tolist() == [1.0, 0.0, 2.0, 0.0]
     G.gemm(a, dev(np.eye(2).reshape(-1)), c, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2, ldc=2,
            grp=1, activation="relu")
-    assert seen == [0]  # the NCHW layout (here C's transpose): the tiled GEMM, its epilogue
+    assert seen == [0, 1]  # the NCHW layout (here C's transpose) fills its 4 elements: the vendor, then ReLU
     assert c.copy_to_host().tolist() == [1.0, 2.0, 0.0, 0.0]
+    strided = dev(np.full(6, -5.0))
+    G.gemm(a, dev(np.eye(2).reshape(-1)), strided, 2, 2, 2, a_kcontig=True, b_kcontig=False, lda=2, ldb=2, ldc=3,
+           activation="relu")
+    assert seen == [0, 1]  # rows 3 apart: the tiled GEMM, its epilogue; the gap is left alone
+    assert strided.copy_to_host().tolist() == [1.0, 0.0, -5.0, 2.0, 0.0, -5.0]
