@@ -21,6 +21,10 @@ REAL_GPU = os.environ.get("NKERNELS_REAL_GPU") == "1"
 _capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
     ("PyCapsule_New", ctypes.pythonapi))
 _NAME = b"dltensor"
+#: the fake producers below hand out host memory as "device" memory, which only the simulator reads
+host_memory_as_device = pytest.mark.skipif(
+    not devices.simulator(), reason="a fake producer of host memory; on a real GPU, "
+    "test_pytorch_cuda_tensors_through_both_protocols runs real CUDA tensors through both protocols")
 
 
 class CuPyLike:
@@ -104,6 +108,7 @@ def test_the_dlpack_reader_agrees_with_real_producers():
         interop.read_dlpack_capsule(capsule)
 
 
+@host_memory_as_device
 def test_cuda_array_interface_input_is_used_without_a_copy():
     base = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
     on_gpu = interop.as_device_input(CuPyLike(base))
@@ -119,6 +124,7 @@ def test_cuda_array_interface_input_is_used_without_a_copy():
     assert devices.to_host(flat)[1, 2] == 42.0
 
 
+@host_memory_as_device
 def test_read_only_and_strided_interfaces():
     base = np.arange(12, dtype=np.float32).reshape(3, 4)
     view = interop.as_device_input(CuPyLike(base[:, ::2]))
@@ -128,6 +134,7 @@ def test_read_only_and_strided_interfaces():
         frozen[0, 0] = 1.0
 
 
+@host_memory_as_device
 def test_dlpack_cuda_input_is_used_without_a_copy_and_released():
     base = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
     producer = DLPackProducer(base, offset=8)

@@ -144,26 +144,29 @@ def test_a_gpu_model_copies_on_the_gpu_and_shares_no_array():
 
 @pytest.mark.parametrize("optimizer, options", [("sgd", {"momentum": 0.9}), ("adam", {"clip_norm": 0.5})])
 def test_training_on_the_gpu_matches_the_cpu(digits, optimizer, options):
-    """The GPU run reaches the CPU's accuracy: it computes the same training run.
+    """The GPU computes the CPU's training run: two steps on a slice of digits, compared number for number.
 
-    Under the simulator: a few steps on a slice of digits, compared number for number. On a real
-    GPU (NKERNELS_REAL_GPU=1): the whole training set for 3 epochs, compared by accuracy too.
+    On a real GPU (NKERNELS_REAL_GPU=1) also the whole training set for 3 epochs, compared by accuracy:
+    over hundreds of steps two float32 runs drift apart (the GPU fuses multiply-adds and sums in
+    another order), so their parameters are not compared there.
     """
     X, y, X_test, y_test = nk.datasets.load("digits", flat=False)
-    n, epochs = (len(X), 3) if REAL_GPU else (32, 1)
-    kwargs = dict(epochs=epochs, batch_size=16, optimizer=optimizer, lr=0.05, seed=0, **options)
+    kwargs = dict(batch_size=16, optimizer=optimizer, lr=0.05, seed=0, **options)
     cpu, gpu = small_cnn(), small_cnn()
-    h_cpu = nk.train(cpu, X[:n], y[:n], compiled=False, **kwargs)
-    h_gpu = nk.train(gpu, X[:n], y[:n], device="cuda", **kwargs)
+    h_cpu = nk.train(cpu, X[:32], y[:32], epochs=1, compiled=False, **kwargs)
+    h_gpu = nk.train(gpu, X[:32], y[:32], epochs=1, device="cuda", **kwargs)
     assert gpu.device == "cuda" and devices.is_device_array(gpu.params["4.weight"])
     np.testing.assert_allclose(h_gpu["loss"], h_cpu["loss"], rtol=1e-4)
-    assert h_gpu["accuracy"] == pytest.approx(h_cpu["accuracy"], abs=1.5 / n)
+    assert h_gpu["accuracy"] == pytest.approx(h_cpu["accuracy"], abs=1.5 / 32)
     for key, value in cpu.params.items():
         np.testing.assert_allclose(devices.to_host(gpu.params[key]), value, rtol=1e-3, atol=1e-5)
     if REAL_GPU:
+        cpu, gpu = small_cnn(), small_cnn()
+        nk.train(cpu, X, y, epochs=3, compiled=False, **kwargs)
+        nk.train(gpu, X, y, epochs=3, device="cuda", **kwargs)
         acc_cpu = nk.evaluate(cpu, X_test, y_test)["accuracy"]
         acc_gpu = nk.evaluate(gpu, X_test, y_test)["accuracy"]
-        assert acc_gpu >= acc_cpu - 0.005 and acc_gpu > 0.9
+        assert acc_gpu == pytest.approx(acc_cpu, abs=0.02) and acc_gpu > 0.9
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # the simulator runs the GEMM in NumPy

@@ -41,14 +41,16 @@ def test_sum_of_squares_and_scale_match_cpu(shapes, dtype, dev):
     assert gpu.sum_of_squares(dev(np.zeros(0, dtype))) == 0.0
 
 
-def test_combine_halves_matches_cpu(shapes, dtype, dev):
+def test_combine_halves_matches_cpu(shapes, dtype, dev, close):
+    """Within rounding, not bit for bit: on a GPU, NVVM fuses ``w * grad + v * other`` into one
+    multiply-add (one rounding fewer than the CPU's two products and a sum)."""
     rng = np.random.default_rng(2)
     for n in shapes["flat"]:
         grad, other = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
         d_grad = dev(grad)
         gpu.combine_halves(d_grad, dev(other), 0.625, 0.375)
         cpu.combine_halves(grad, other, 0.625, 0.375)
-        np.testing.assert_array_equal(d_grad.copy_to_host(), grad)
+        close(d_grad, grad)
 
 
 def test_clip_factor_matches_cpu():

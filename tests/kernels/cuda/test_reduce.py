@@ -14,11 +14,15 @@ from nkernels.kernels.cuda import reduce
 
 pytestmark = pytest.mark.cuda
 
+#: a global of this module, which numba-cuda reads as a constant (an attribute of the imported module, as
+#: ``reduce.MAX_THREADS`` inside a kernel, is typed int64 and refused as a shared array's size)
+MAX_THREADS = reduce.MAX_THREADS
+
 
 @cuda.jit
 def _block_sums(x, partials):
     """The first pass as the kernel families write it: a grid-stride fold, then block_sum per block."""
-    red = cuda.shared.array(reduce.MAX_THREADS, dtype=np.float64)
+    red = cuda.shared.array(MAX_THREADS, dtype=np.float64)
     s = np.float64(0.0)
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         s += x[i]
