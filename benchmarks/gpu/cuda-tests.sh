@@ -22,10 +22,17 @@ if [ "$1" = "--dry" ]; then
   exec "$PY" -m pytest -m "cuda and not slow" -p no:cacheprovider -q --collect-only
 fi
 export NUMBA_ENABLE_CUDASIM=0 NKERNELS_REAL_GPU=1
+# the layers' tests test nkernels' own GEMM: the vendor GEMM plugin (which registers where CuPy is installed, as
+# on the lent machines) stays out, and its own tests register it themselves
+export NKERNELS_DISABLE_PLUGINS=vendor-gemm
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
-# 270 s of tests at most: pytest-timeout stops a hung test; `timeout` ends the run with its log and XML written so far
-timeout 270 "$PY" -m pytest -p no:cacheprovider -q --maxfail=20 -o addopts="--strict-markers -ra --import-mode=importlib" -m "cuda and not slow" \
+# 270 s of tests at most (TESTS_LIMIT): pytest-timeout stops a hung test; `timeout` ends the run with its log so far.
+# Compiling kernels is most of a test's time and uses one CPU core, so the files are spread over 12 processes
+# (pytest-xdist; each file's tests in one process, which compiles each kernel once).
+# report_failures writes each failure's traceback to $OUT/cuda-failures.txt at once (the summary comes last).
+PYTHONPATH=$PWD/benchmarks/gpu:$PYTHONPATH timeout ${TESTS_LIMIT:-270} "$PY" -m pytest -p no:cacheprovider \
+  -p report_failures -v -n 12 --dist loadfile --maxfail=40 -o addopts="--strict-markers -ra --import-mode=importlib" -m "cuda and not slow" \
   --timeout=120 --junitxml="$OUT/cuda-tests.xml" -rfE 2>&1 | tee "$OUT/cuda-tests.log"
 rc=${PIPESTATUS[0]}
-echo "exit status: $rc (124: the 270 s budget ran out)" | tee -a "$OUT/cuda-tests.log"
+echo "exit status: $rc (124: the ${TESTS_LIMIT:-270} s budget ran out)" | tee -a "$OUT/cuda-tests.log"
 exit $rc

@@ -254,14 +254,22 @@ class Figures:
                 rows.append({"model": name, "skipped": "budget"})
                 continue
             case = B.CASES[name]
-            row = {"model": name, "batch": case.batch_size,
-                   "nkernels_ms": B.nkernels_step(case, n_steps, repeat, device="cuda") * 1e3}
-            if torch is not None:
-                row["torch_ms"] = B.torch_step(case, n_steps, repeat, device="cuda") * 1e3
-                row["speedup_vs_torch"] = row["torch_ms"] / row["nkernels_ms"]
+            row = {"model": name, "batch": case.batch_size}
             rows.append(row)
+            try:  # a row that breaks keeps its error; the other rows still run
+                row["nkernels_ms"] = B.nkernels_step(case, n_steps, repeat, device="cuda") * 1e3
+                if torch is not None:
+                    row["torch_ms"] = B.torch_step(case, n_steps, repeat, device="cuda") * 1e3
+                    row["speedup_vs_torch"] = row["torch_ms"] / row["nkernels_ms"]
+            except Exception as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}"
+                row["traceback"] = traceback.format_exc()[-2000:]
         if self.left() >= 15:
-            rows.append(self.es_population(torch))
+            try:
+                rows.append(self.es_population(torch))
+            except Exception as exc:
+                rows.append({"model": "es population", "error": f"{type(exc).__name__}: {exc}",
+                             "traceback": traceback.format_exc()[-2000:]})
         return {"rows": rows, "targets": {"cnn": 2.0, "lenet": 1.5}}
 
     def es_population(self, torch):
@@ -352,7 +360,10 @@ class Figures:
             except Exception as exc:
                 out["torch_capture"] = {"works": False, "error": f"{type(exc).__name__}: {exc}"}
         try:
-            from cuda.core.experimental import Device
+            try:  # cuda-core >= 0.4 (the lent H200's image, 2026-12-04, has no .experimental any more)
+                from cuda.core import Device
+            except ImportError:
+                from cuda.core.experimental import Device
 
             dev = Device()
             dev.set_current()
@@ -403,7 +414,7 @@ class Figures:
         lines.append(f"per step ({counts.get('model')}, {counts.get('counter')}): {counts.get('per_step')}")
         for r in (S.get("steps") or {}).get("rows", []):
             lines.append(f"  step {r.get('model')}: nkernels {r.get('nkernels_ms')} ms, torch {r.get('torch_ms')} ms, "
-                         f"x{r.get('speedup_vs_torch')}")
+                         f"x{r.get('speedup_vs_torch')}" + (f" !! {r['error']}" if "error" in r else ""))
         lines.append(f"cuda graphs: {S.get('cuda_graphs')}")
         for name, v in S.items():
             if isinstance(v, dict) and ("error" in v or "skipped" in v):
