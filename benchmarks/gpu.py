@@ -367,23 +367,17 @@ class Bench:
         return "\n".join(lines)
 
 
-def _ptxas_mode(rows):
-    """Compile instead of launch, without a GPU: patch numba-cuda 0.30 so that ``compile_ptx``
-    works with NVVM and libdevice alone (it looks for NVRTC only to list architectures, and a
-    device function asks the current device for its compute capability), make the launchers
-    accept host arrays, and replace every kernel launch by ``compile_ptx`` for sm_90 plus
-    ``ptxas -v``. Relies on numba-cuda internals: a development aid, not an API."""
+def compile_without_gpu():
+    """Let numba-cuda 0.30 compile kernels to PTX for sm_90 with no GPU and no NVRTC, given a CUDA
+    toolkit's NVVM, libdevice and ptxas (on PATH or under /usr/local/cuda*): it looks for NVRTC
+    only to list architectures, and a device function asks the current device for its compute
+    capability. Returns the path of ``ptxas``. Relies on numba-cuda internals: a development aid."""
     import glob
-    import re
     import shutil
-    import subprocess
-    import tempfile
-
-    import numpy as np
 
     ptxas = shutil.which("ptxas") or next(iter(sorted(glob.glob("/usr/local/cuda*/bin/ptxas"))), None)
     if ptxas is None:
-        raise SystemExit("--ptxas needs a CUDA toolkit's ptxas (on PATH or /usr/local/cuda*/bin)")
+        raise SystemExit("compiling without a GPU needs a CUDA toolkit's ptxas (on PATH or /usr/local/cuda*/bin)")
     if "CUDA_HOME" not in os.environ:  # the toolkit holding ptxas, for NVVM's libdevice
         homes = [os.path.dirname(os.path.dirname(os.path.realpath(ptxas)))]
         homes += sorted(glob.glob("/usr/local/cuda*"))
@@ -391,8 +385,6 @@ def _ptxas_mode(rows):
             if glob.glob(os.path.join(home, "nvvm", "libdevice", "libdevice*.bc")):
                 os.environ["CUDA_HOME"] = home
                 break
-    import numba
-    from numba import cuda
     from numba.cuda import cuda_paths
     from numba.cuda import dispatcher as disp
     from numba.cuda.cudadrv import nvrtc
@@ -404,6 +396,24 @@ def _ptxas_mode(rows):
         compute_capability = (9, 0)
 
     disp.get_current_device = lambda: _Device()
+    return ptxas
+
+
+def _ptxas_mode(rows):
+    """Compile instead of launch, without a GPU (:func:`compile_without_gpu`): make the launchers
+    accept host arrays, and replace every kernel launch by ``compile_ptx`` for sm_90 plus
+    ``ptxas -v``. Relies on numba-cuda internals: a development aid, not an API."""
+    import re
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    ptxas = compile_without_gpu()
+    import numba
+    from numba import cuda
+    from numba.cuda import dispatcher as disp
+
     from nkernels.kernels.cuda import launch
 
     launch._sm_count = 132
