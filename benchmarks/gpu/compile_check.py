@@ -8,8 +8,8 @@ only on a GPU. This runs the CUDA tests under the simulator with ``record_launch
 kernel and argument types), then compiles each recorded kernel with numba-cuda's real compiler to PTX
 for sm_90, in its real-GPU variant (generated GEMMs rebuilt with ``real_gpu=True``). Needs a CUDA
 toolkit's NVVM and ptxas (:func:`benchmarks.gpu.compile_without_gpu`); a development aid, not in CI.
-Kernels defined inside test functions, and elementwise kernels (imported from the cache by content
-hash), are skipped and counted. Exit status 1 if any kernel fails to compile.
+Kernels defined inside test functions are skipped and counted; elementwise kernels are imported from
+the cache, where the recording wrote them. Exit status 1 if any kernel fails to compile.
 """
 from __future__ import annotations
 
@@ -46,8 +46,14 @@ def kernel_of(what):
             return None
         try:
             obj = importlib.import_module(module)
-        except ImportError:  # a generated module imported by content hash
-            return None
+        except ImportError:  # an elementwise kernel's module, generated into the cache by content hash
+            from nkernels.runtime.cache import cache_dir, load_generated_module
+
+            path = os.path.join(cache_dir(), "cuda", module + ".py")
+            if not os.path.exists(path):
+                return None
+            with open(path) as f:
+                obj = load_generated_module(f.read(), "cuda", module.rsplit("_", 1)[0])
         for part in qualname.split("."):
             obj = getattr(obj, part)
         return obj

@@ -198,7 +198,58 @@ class Figures:
                 fn()
             cuda.synchronize()
             out[label] = {"us_per_launch": (time.perf_counter() - t0) / n * 1e6, "launches": n}
+        if not self.dry:
+            out["routes, 8 arrays"] = self._launch_routes(empty8, arrays, n)
         return out
+
+    @staticmethod
+    def _launch_routes(kernel, arrays, n):
+        """Host microseconds a launch of ``kernel(*arrays)`` by cheaper routes than ``kernel[g, b](...)``
+        (numba-cuda 0.30 internals; each route's error is kept): the compiled overload's ``launch``
+        (no dispatch), cuda.core's ``launch`` with the arguments packed once (what a step plan could
+        keep), and a CUDA graph of 17 such launches replayed through PyTorch (a digits-CNN step's count)."""
+        from numba import cuda
+
+        routes: dict = {}
+
+        def per_launch(fn, calls_per_fn=1):
+            fn()
+            cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            cuda.synchronize()
+            return (time.perf_counter() - t0) / (n * calls_per_fn) * 1e6
+
+        try:
+            from cuda.core import LaunchConfig, launch
+            from numba.cuda.cudadrv import driver
+
+            stream = driver._to_core_stream(0)  # what a plain kernel[g, b](...) launches on
+            compiled = next(iter(kernel.overloads.values()))
+            routes["overload.launch"] = per_launch(lambda: compiled.launch(arrays, (1, 1, 1), (32, 1, 1), stream))
+            packed: list = []
+            for ty, value in zip(compiled.argument_types, arrays):
+                compiled._prepare_args(ty, value, stream, [], packed)
+            config = LaunchConfig(grid=(1, 1, 1), block=(32, 1, 1))
+            function = compiled._codelibrary.get_cufunc().kernel
+            routes["cuda.core launch, arguments packed once"] = per_launch(
+                lambda: launch(stream, config, function, *packed))
+        except Exception as exc:  # noqa: BLE001 - a route that breaks is reported, the others run
+            routes["error"] = f"{type(exc).__name__}: {exc}"
+        try:
+            import torch
+
+            graph, side = torch.cuda.CUDAGraph(), torch.cuda.Stream()
+            with torch.cuda.stream(side):
+                numba_stream = cuda.external_stream(side.cuda_stream)
+                with torch.cuda.graph(graph, stream=side):
+                    for _ in range(17):
+                        kernel[1, 32, numba_stream](*arrays)
+            routes["graph replay, per kernel of 17"] = per_launch(graph.replay, 17)
+        except Exception as exc:  # noqa: BLE001
+            routes["graph error"] = f"{type(exc).__name__}: {exc}"
+        return routes
 
     # -- 4./5. kernels of benchmarks/gpu.py ------------------------------------------------------------
     def _bench(self, families):
@@ -400,8 +451,10 @@ class Figures:
         lines.append(f"copy bandwidth: numba {get('copy', 'numba_gbs')} GB/s, torch {get('copy', 'torch_gbs')} GB/s")
         lines.append(f"vendor fp32 GEMM 4096^3 (TF32 off): {get('vendor_gemm', 'tflops')} TFLOP/s")
         for label, v in (S.get("launch") or {}).items():
-            if isinstance(v, dict):
+            if isinstance(v, dict) and "us_per_launch" in v:
                 lines.append(f"launch overhead ({label}): {v.get('us_per_launch'):.2f} us")
+            elif isinstance(v, dict):
+                lines.append(f"launch {label}: {v}")
         for r in (S.get("memory_bound") or {}).get("rows", []):
             share = r.get("share_of_copy")
             lines.append(f"  {r['family']:<10} {r['kernel'][:34]:<34} {r['gbs'] or 0:9.0f} GB/s "
