@@ -27,11 +27,12 @@ export NUMBA_ENABLE_CUDASIM=0 NKERNELS_REAL_GPU=1
 export NKERNELS_DISABLE_PLUGINS=vendor-gemm
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 # 270 s of tests at most (TESTS_LIMIT): pytest-timeout stops a hung test; `timeout` ends the run with its log so far.
-# Compiling kernels is most of a test's time and uses one CPU core, so the files are spread over 12 processes
-# (pytest-xdist; each file's tests in one process, which compiles each kernel once).
+# Compiling kernels is most of a test's time and uses one CPU core, so the tests are spread over 12 processes
+# (pytest-xdist's worksteal: by file, test_gemm.py's 34 tests in one process were still running when the
+# 200 s budget ended on the H200, 2026-12-04).
 # report_failures writes each failure's traceback to $OUT/cuda-failures.txt at once (the summary comes last).
 PYTHONPATH=$PWD/benchmarks/gpu:$PYTHONPATH timeout ${TESTS_LIMIT:-270} "$PY" -m pytest -p no:cacheprovider \
-  -p report_failures -v -n 12 --dist loadfile --maxfail=40 -o addopts="--strict-markers -ra --import-mode=importlib" -m "cuda and not slow" \
+  -p report_failures -v -n 12 --dist worksteal --maxfail=40 -o addopts="--strict-markers -ra --import-mode=importlib" -m "cuda and not slow" \
   --timeout=120 --junitxml="$OUT/cuda-tests.xml" -rfE 2>&1 | tee "$OUT/cuda-tests.log"
 rc=${PIPESTATUS[0]}
 echo "exit status: $rc (124: the ${TESTS_LIMIT:-270} s budget ran out)" | tee -a "$OUT/cuda-tests.log"

@@ -442,8 +442,8 @@ def gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: bool, l
     check_activation(activation)
     if config is None and splits is None:
         chosen = gemm_in_force()
-        contiguous = grp != 0 or ldc == n
-        if getattr(chosen, "function", chosen) is not tiled_gemm and (activation is None or contiguous):
+        fills_its_block = grp != 0 or ldc == n  # the product covers the m * n elements from c_off
+        if getattr(chosen, "function", chosen) is not tiled_gemm and (activation is None or fills_its_block):
             done = chosen(a, b, c, m, n, k, a_kcontig=a_kcontig, b_kcontig=b_kcontig, lda=lda, ldb=ldb,
                           ldc=ldc, a_off=a_off, b_off=b_off, c_off=c_off, bias=bias, bias_mode=bias_mode,
                           grp=grp, beta=beta)

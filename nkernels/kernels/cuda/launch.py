@@ -86,8 +86,8 @@ def python_function(cpu_kernel):
     ufuncs = numpy_ufuncs_called(function)
     if ufuncs:
         raise TypeError(f"{function.__qualname__} calls NumPy's {', '.join(ufuncs)}, which numba-cuda cannot "
-                        f"compile for a GPU: call math.{ufuncs[0]} (or an operator) instead, which both targets "
-                        f"compile")
+                        f"compile for a GPU: call the math module's functions instead (math.exp, math.tanh, "
+                        f"math.log ...) or a builtin (abs, min, max), which both targets compile")
     return function
 
 
