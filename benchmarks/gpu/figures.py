@@ -191,19 +191,27 @@ class Figures:
         out = {}
         for label, fn in (("1 array", lambda: empty1[1, 32](arrays[0])),
                           ("8 arrays", lambda: empty8[1, 32](*arrays))):
-            fn()
-            cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            cuda.synchronize()
-            out[label] = {"us_per_launch": (time.perf_counter() - t0) / n * 1e6, "launches": n}
+            out[label] = {"us_per_launch": self._host_us(fn, n), "launches": n}
         if not self.dry:
             out["routes, 8 arrays"] = self._launch_routes(empty8, arrays, n)
         return out
 
     @staticmethod
-    def _launch_routes(kernel, arrays, n):
+    def _host_us(fn, n, launches_per_call=1):
+        """Host microseconds a launch: ``n`` calls of ``fn`` (each ``launches_per_call`` launches) between
+        two synchronizations, after a warm-up call."""
+        from numba import cuda
+
+        fn()
+        cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        cuda.synchronize()
+        return (time.perf_counter() - t0) / (n * launches_per_call) * 1e6
+
+    @classmethod
+    def _launch_routes(cls, kernel, arrays, n):
         """Host microseconds a launch of ``kernel(*arrays)`` by cheaper routes than ``kernel[g, b](...)``
         (numba-cuda 0.30 internals; each route's error is kept): the compiled overload's ``launch``
         (no dispatch), cuda.core's ``launch`` with the arguments packed once (what a step plan could
@@ -212,14 +220,8 @@ class Figures:
 
         routes: dict = {}
 
-        def per_launch(fn, calls_per_fn=1):
-            fn()
-            cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            cuda.synchronize()
-            return (time.perf_counter() - t0) / (n * calls_per_fn) * 1e6
+        def per_launch(fn, launches_per_call=1):
+            return cls._host_us(fn, n, launches_per_call)
 
         try:
             from cuda.core import LaunchConfig, launch
