@@ -166,7 +166,8 @@ def test_training_on_the_gpu_matches_the_cpu(digits, optimizer, options):
         nk.train(gpu, X, y, epochs=3, device="cuda", **kwargs)
         acc_cpu = nk.evaluate(cpu, X_test, y_test)["accuracy"]
         acc_gpu = nk.evaluate(gpu, X_test, y_test)["accuracy"]
-        assert acc_gpu == pytest.approx(acc_cpu, abs=0.02) and acc_gpu > 0.9
+        # this small CNN reaches 0.83 (sgd) and 0.86 (adam) on the CPU after 3 epochs (chance: 0.1)
+        assert acc_gpu == pytest.approx(acc_cpu, abs=0.02) and acc_gpu > 0.75
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # the simulator runs the GEMM in NumPy

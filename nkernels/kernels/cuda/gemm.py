@@ -142,6 +142,14 @@ def check_activation(activation: str | None) -> str | None:
     return activation
 
 
+def check_grouping(n: int, grp: int) -> None:
+    """ValueError unless ``grp`` (0: row-major ``C``) divides ``n``: the grouped layout stores ``n``
+    as ``n // grp`` images of ``grp`` outputs each, and a partial last group would be written past ``C``."""
+    if grp < 0 or (grp and n % grp):
+        raise ValueError(f"grp={grp} must be 0 (a row-major C) or divide n={n}: the grouped (NCHW) output "
+                         f"holds n // grp images of grp = OH*OW outputs each")
+
+
 def _epilogue_constants(activation: str | None, out: str, indent: str) -> list[str]:
     """Lines defining the constants ``activation``'s statements use, in the dtype of array ``out``."""
     if activation is None:
@@ -440,6 +448,7 @@ def gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: bool, l
     computes the same numbers as one that does not, whichever GEMM is in force.
     """
     check_activation(activation)
+    check_grouping(n, grp)
     if config is None and splits is None:
         chosen = gemm_in_force()
         fills_its_block = grp != 0 or ldc == n  # the product covers the m * n elements from c_off
@@ -476,6 +485,7 @@ def tiled_gemm(a, b, c, m: int, n: int, k: int, *, a_kcontig: bool, b_kcontig: b
     order (deterministic). Asynchronous, like every launch.
     """
     check_activation(activation)
+    check_grouping(n, grp)
     if m <= 0 or n <= 0:
         return
     dt = dtype_of(c)

@@ -58,6 +58,8 @@ def test_es_trains_a_model_on_cuda_as_on_the_cpu():
 
 
 def test_workers_are_refused_for_a_model_on_cuda():
+    # asking for workers needs Dask (refused with the install command at construction, before this refusal)
+    pytest.importorskip("dask.distributed", reason="workers need nkernels[distributed]")
     model = nk.Sequential([L.Dense(6, 3)], seed=0).to("cuda")
     with pytest.raises(ValueError, match="Dask workers would have no effect"):
         nk.train(model, np.zeros((4, 6)), np.zeros(4, np.int64), scheme="es", epochs=1, population=2, workers=2)

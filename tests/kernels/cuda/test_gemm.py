@@ -204,7 +204,7 @@ def test_gemm_epilogue_activation_writes_what_gemm_then_activation_kernel_writes
 
     forward = getattr(act_kernels, activation + "_forward")
     rng = np.random.default_rng(7)
-    m, n, k = (5, 6, 9) if not real_gpu else (300, 257, 129)
+    m, n, k = (5, 6, 9) if not real_gpu else (300, 258, 129)  # n holds whole groups of 3 and of 2
     for splits, bias_mode, grp, beta, dtype in [(1, 1, 0, False, np.float32), (1, 2, 3, True, np.float64),
                                                 (2, 1, 0, True, np.float32), (3, 2, 2, False, np.float64)]:
         a = dev(rng.standard_normal(m * k).astype(dtype))
@@ -219,6 +219,19 @@ def test_gemm_epilogue_activation_writes_what_gemm_then_activation_kernel_writes
         forward(plain, plain)
         np.testing.assert_array_equal(fused.copy_to_host(), plain.copy_to_host())
     assert f"activation={activation}" in G.gemm_source(G.LARGE, True, True, False, True, activation)
+
+
+def test_gemm_refuses_a_group_that_does_not_divide_n(dev):
+    """A grouped output (a convolution's NCHW) holds whole images of ``grp`` outputs: a partial last group
+    would be stored past C's end (the H200, 2026-12-04: n = 257 in groups of 3 corrupted the next
+    array), so it is refused before any launch, by the tiled GEMM and by the dispatcher alike."""
+    c = dev(np.full(6, 7.0))
+    for run in (G.gemm, G.tiled_gemm):
+        for grp in (4, -1):
+            with pytest.raises(ValueError, match=f"grp={grp} must be 0 .* or divide n=6"):
+                run(dev(np.ones(2)), dev(np.ones(6)), c, 1, 6, 1, a_kcontig=True, b_kcontig=False, lda=1, ldb=6,
+                    ldc=6, grp=grp)
+    assert c.copy_to_host().tolist() == [7.0] * 6
 
 
 def test_gemm_epilogue_activation_is_checked_and_follows_a_registered_gemm(monkeypatch, dev):
