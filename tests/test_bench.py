@@ -47,6 +47,27 @@ def test_each_framework_is_timed_in_a_process_of_its_own(monkeypatch):
     assert json.loads(child.getvalue()) == {"missing": "no such peer"}
 
 
+def test_rounds_take_turns_and_report_each_frameworks_median(monkeypatch):
+    """With rounds, the frameworks take turns round by round (a drifting machine slows every side
+    alike) and each one's median is reported; a peer that is not installed is asked once."""
+    calls = []
+    seconds = {"torch": iter([9e-6, 1e-6, 5e-6]), "nkernels": iter([4e-6, 2e-6, 3e-6])}
+
+    def timed(framework, *args):
+        calls.append(framework)
+        if framework == "jax":
+            raise ImportError("JAX is not installed")
+        return next(seconds[framework])
+
+    monkeypatch.setattr(bench, "_in_own_process", timed)
+    (row,) = bench.speedups(["mlp"], n_steps=2, repeat=1, peers=("torch", "jax"), rounds=3)
+    assert calls == ["torch", "jax", "nkernels", "torch", "nkernels", "torch", "nkernels"]
+    assert row["torch_us"] == pytest.approx(5.0) and row["nkernels_us"] == pytest.approx(3.0)
+    assert row["torch_speedup"] == pytest.approx(5 / 3) and row["jax_us"] is None and row["jax_ratio"] is None
+    with pytest.raises(ValueError, match="rounds"):
+        bench.speedups(["mlp"], rounds=0)
+
+
 def test_speedups_and_the_bench_command(capsys, monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps cells to the terminal width
@@ -63,7 +84,7 @@ def test_speedups_and_the_bench_command(capsys, monkeypatch):
 def test_the_bench_command_prints_json(capsys, monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.setattr(bench, "_in_own_process", bench.step_seconds)
-    assert main(["bench", "--models", "mlp", "--repeat", "1", "--json"]) == 0
+    assert main(["bench", "--models", "mlp", "--repeat", "1", "--rounds", "2", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["case"] == "mlp" and row["nkernels_us"] > 0
     for peer in ("torch", "jax"):

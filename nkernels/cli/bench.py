@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import layers as L
 from ..model import Sequential
+from ..validation import check_int
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,8 @@ def _child(argv: list[str]) -> None:
 
 
 def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15,
-             peers: tuple[str, ...] = ("torch",), source: BenchData | None = None) -> list[dict[str, Any]]:
+             peers: tuple[str, ...] = ("torch",), source: BenchData | None = None,
+             rounds: int = 1) -> list[dict[str, Any]]:
     """For each case: nkernels' step time, each peer's (``"torch"``, ``"jax"``) and the ratios.
 
     Every side times on random data, or with ``source`` on batches of that dataset; without
@@ -348,7 +350,12 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
     Numba's, and OpenBLAS's threads) in one process slow whichever starts later, by 10 to 100
     times for PyTorch after nkernels on two cores. Each process imports its framework and compiles
     (or loads from the caches) before its timed runs.
+
+    ``rounds`` above 1 times every framework that many times, the frameworks taking turns round by
+    round, and reports each one's median: a shared machine's speed drifts over minutes (the same
+    step 30% slower for a while), and taking turns lets every side see the same drift.
     """
+    rounds = check_int(rounds, "rounds", minimum=1)
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
         raise ValueError(f"unknown peer(s) {unknown}; available: {', '.join(PEERS)}")
@@ -357,15 +364,20 @@ def speedups(names: list[str] | None = None, n_steps: int = 20, repeat: int = 15
     rows: list[dict[str, Any]] = [{"case": case.name, "description": case.description,
                                    "data": source.name if source else "random"} for case in cases]
     for case, row in zip(cases, rows):
-        for peer in peers:
-            if peer == "jax" and not case.jax:
-                row[f"{peer}_us"] = None
-                continue
-            try:
-                row[f"{peer}_us"] = _in_own_process(peer, case.name, steps[case.name], repeat, source) * 1e6
-            except ImportError:
-                row[f"{peer}_us"] = None
-        row["nkernels_us"] = _in_own_process("nkernels", case.name, steps[case.name], repeat, source) * 1e6
+        times: dict[str, list[float]] = {}
+        present = [peer for peer in peers if peer != "jax" or case.jax]
+        for _ in range(rounds):
+            for framework in [*present, "nkernels"]:
+                try:
+                    seconds = _in_own_process(framework, case.name, steps[case.name], repeat, source)
+                except ImportError:
+                    if framework == "nkernels":
+                        raise
+                    present.remove(framework)  # not installed: no later round asks again
+                    continue
+                times.setdefault(framework, []).append(seconds * 1e6)
+        for framework in list(peers) + ["nkernels"]:
+            row[f"{framework}_us"] = float(np.median(times[framework])) if framework in times else None
         for peer in peers:
             peer_us = row[f"{peer}_us"]
             row[f"{peer}_ratio"] = None if peer_us is None else row["nkernels_us"] / peer_us

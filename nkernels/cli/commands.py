@@ -71,6 +71,9 @@ def _build_parser() -> argparse.ArgumentParser:
                            parents=[common])
     bench.add_argument("--models", nargs="+", metavar="NAME", help="benchmark models (default: all)")
     bench.add_argument("--repeat", type=int, default=7, help="repeats per measurement (the median is shown)")
+    bench.add_argument("--rounds", type=int, default=1,
+                       help="time every framework this many times, taking turns, and show each one's median "
+                            "(a shared machine's speed drifts over minutes)")
     bench.add_argument("--data", metavar="NAME",
                        help="time on batches of this registered dataset (mnist1d, mnist ...) instead of random "
                             "numbers; without --models, the models whose input fits it")
@@ -446,11 +449,12 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
 
     peers = {"torch": "PyTorch", "jax": "JAX"}
     if args.json:
-        print(json.dumps(bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source),
-                         indent=2))
+        print(json.dumps(bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source,
+                                        rounds=args.rounds), indent=2))
         return 0
-    with console.status("measuring (PyTorch, then JAX, then nkernels)..."):
-        rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source)
+    turns = f", {args.rounds} rounds" if args.rounds > 1 else ""
+    with console.status(f"measuring (PyTorch, then JAX, then nkernels{turns})..."):
+        rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source, rounds=args.rounds)
     on = f", {source.name} batches" if source else ""
     table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step{on}")
     table.add_column("model")
