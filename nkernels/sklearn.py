@@ -137,15 +137,14 @@ class _NKModel(BaseEstimator):
 
     def _options(self) -> dict[str, Any]:
         options = dict(self.scheme_options or {})
-        lr = self.lr
-        if lr is None and isinstance(self.model, str) and self.scheme == "backprop" and "lr" not in options:
-            from .cli.presets import TRAINING_DEFAULTS
-
-            lr = TRAINING_DEFAULTS.get(self.model, {}).get("lr")
-        if lr is not None:
-            if self.lr is not None and "lr" in options:
+        if self.lr is not None:
+            if "lr" in options:
                 raise ValueError("the learning rate is given twice, as lr and in scheme_options; give one")
-            options["lr"] = lr
+            options["lr"] = self.lr
+        if isinstance(self.model, str) and self.scheme == "backprop":  # a preset's learning rate and schedule
+            from .cli.presets import TRAINING_DEFAULTS, training_options
+
+            options.update(training_options(TRAINING_DEFAULTS.get(self.model, {}), options))
         return options
 
     def _fit_model(self, X: np.ndarray, targets: np.ndarray, n_outputs: int) -> None:

@@ -18,6 +18,8 @@ CASES = [
     ("conv2d-pad", lambda: L.Conv2D(2, 3, 3, padding=1), (2, 2, 5, 4)),
     ("conv2d-stride-rect", lambda: L.Conv2D(3, 2, (3, 2), stride=2, padding=(1, 0)), (1, 3, 7, 6)),
     ("conv2d-nobias", lambda: L.Conv2D(1, 2, 2, bias=False), (3, 1, 4, 5)),
+    # 3x3, stride 1, 16 channels: the CPU kernels' Winograd path (nkernels.kernels.cpu.winograd)
+    ("conv2d-winograd", lambda: L.Conv2D(16, 16, 3, padding=1), (2, 16, 4, 4)),
     ("conv1d", lambda: L.Conv1D(3, 2, 3), (2, 3, 7)),
     ("conv1d-stride-pad", lambda: L.Conv1D(2, 4, 4, stride=3, padding=2), (1, 2, 9)),
     ("maxpool2d", lambda: L.MaxPool2D(2), (2, 3, 5, 4)),

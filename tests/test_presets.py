@@ -88,3 +88,34 @@ def test_the_new_presets_train_a_step_from_the_command_line(preset, capsys, monk
     assert main(["train", "--model", preset, "--epochs", "1", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "test accuracy" in out
+
+
+@pytest.mark.parametrize("argv, schedule", [([], "cosine"), (["--schedule", "step"], "step"),
+                                            (["--scheduler", "mymodule:schedule"], None),
+                                            (["--scheme", "es"], None)])
+def test_the_resnet_preset_decays_its_learning_rate_unless_told_otherwise(argv, schedule):
+    """Its default cosine schedule goes to backprop from the command line (never to another scheme); a schedule
+    given replaces it, and so does a custom scheduler."""
+    from nkernels.cli.commands import _build_parser, _scheme_options
+
+    args = _build_parser().parse_args(["train", "--model", "resnet", *argv])
+    options = _scheme_options(args, presets.TRAINING_DEFAULTS["resnet"])
+    assert options.get("schedule") == schedule
+    assert options.get("lr") == (2e-3 if args.scheme == "backprop" else None)
+
+
+def test_compare_and_the_estimator_train_a_preset_with_its_schedule(monkeypatch):
+    """``nkernels compare``'s backprop row and ``NKClassifier`` take the preset's learning rate and schedule
+    as the command line does."""
+    from nkernels.leaderboard import runner
+    from nkernels.sklearn import NKClassifier
+
+    assert NKClassifier(model="resnet")._options() == {"lr": 2e-3, "schedule": "cosine"}
+    assert NKClassifier(model="resnet", lr=0.01, scheme_options={"schedule": "step"})._options() == \
+        {"lr": 0.01, "schedule": "step"}
+    assert NKClassifier(model="mlp")._options() == {"lr": 1e-3}
+    jobs = []
+    monkeypatch.setattr(runner, "_run_row", lambda job, folder, timeout: jobs.append(job) or
+                        runner.ComparisonRow(name=job["name"], kind=job["kind"]))
+    nk.compare(model="resnet", schemes=["backprop"], max_samples=64)
+    assert jobs[0]["options"] == {"lr": 2e-3, "schedule": "cosine"} and jobs[0]["epochs"] == 40

@@ -165,6 +165,10 @@ ROWS = [
      lambda: conv_row((128, 1, 28, 28), (32, 1, 5, 5), 0, need_dx=False)),
     ("conv LeNet2 x(128,32,12,12) w(64,32,5,5)",
      lambda: conv_row((128, 32, 12, 12), (64, 32, 5, 5), 0)),
+    ("conv resnet x(32,32,8,8) w(32,32,3,3) pad 1",
+     lambda: conv_row((32, 32, 8, 8), (32, 32, 3, 3), 1)),
+    ("conv resnet x(32,32,4,4) w(32,32,3,3) pad 1",
+     lambda: conv_row((32, 32, 4, 4), (32, 32, 3, 3), 1)),
     ("maxpool k2 (64,16,8,8)", lambda: maxpool_row((64, 16, 8, 8), 2)),
     ("maxpool k2 (128,32,24,24)", lambda: maxpool_row((128, 32, 24, 24), 2)),
 ]

@@ -116,9 +116,10 @@ def _build_model(spec: str, input_shape: tuple[int, ...], n_classes: int, seed: 
 def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
     """The scheme's constructor options from the command line, and the batch size when given.
 
-    Backprop gets every training option (with the preset's defaults); another scheme only the
-    options given explicitly, so that one it does not accept is an error rather than ignored
-    (a scheme without mini-batches refuses a batch size, one without a learning rate a schedule).
+    Backprop gets every training option (with the preset's defaults: learning rate, and schedule unless a
+    custom ``--scheduler`` is given); another scheme only the options given explicitly, so that one it does
+    not accept is an error rather than ignored (a scheme without mini-batches refuses a batch size, one
+    without a learning rate a schedule).
     """
     given = {"optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
              "augment_shift": args.augment_shift, "checkpoint_dir": args.checkpoint_dir,
@@ -126,8 +127,10 @@ def _scheme_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
              "batch_size": args.batch_size}
     options = {k: v for k, v in given.items() if v is not None}
     options.update(_parse_options(args.option))
-    if args.scheme == "backprop" and "lr" not in options and defaults.get("lr") is not None:
-        options["lr"] = defaults["lr"]
+    if args.scheme == "backprop":
+        from .presets import training_options
+
+        options.update(training_options(defaults, options))
     if args.warmup_epochs:
         epochs = args.epochs if args.epochs is not None else defaults.get("epochs") if args.scheme == "backprop" \
             else None

@@ -81,7 +81,9 @@ def compare(model: Any = "mlp", data: Any = "digits", schemes: Sequence[str] | N
             row_options = dict(options.get(name, {}))
             row_epochs = epochs
             if name == "backprop" and kind == "scheme" and preset_defaults:
-                row_options.setdefault("lr", preset_defaults.get("lr"))
+                from ..cli.presets import training_options
+
+                row_options.update(training_options(preset_defaults, row_options))
                 row_epochs = preset_defaults.get("epochs") if epochs is None else epochs
             job = {"name": name, "kind": kind, "options": {k: v for k, v in row_options.items() if v is not None},
                    "epochs": row_epochs, "seed": seed, "target": target, "sys_path": list(sys.path), **paths}
@@ -201,7 +203,7 @@ def _prepare(model: Any, data: Any, seed: int | None, max_samples: int | None):
 
 
 def _preset_defaults(model: Any) -> dict[str, Any]:
-    """A preset's epochs and learning rate, which backprop trains with (as ``nkernels train`` does)."""
+    """A preset's epochs, learning rate and schedule, which backprop trains with (as ``nkernels train`` does)."""
     from ..cli import presets
 
     return presets.TRAINING_DEFAULTS.get(model, {}) if isinstance(model, str) else {}
