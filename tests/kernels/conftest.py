@@ -36,3 +36,19 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning"))
         item.add_marker(pytest.mark.filterwarnings("ignore:invalid value encountered in scalar:RuntimeWarning"))
 
+
+
+@pytest.fixture
+def on_one_thread():
+    """``run(fn, *args)``: ``fn(*args)`` with Numba's thread count set to 1 (restored after), to compare a
+    kernel's results on one thread with those on all of them."""
+    import numba
+
+    def run(fn, *args):
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return fn(*args)
+        finally:
+            numba.set_num_threads(threads)
+    return run

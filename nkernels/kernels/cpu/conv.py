@@ -59,6 +59,7 @@ from numba import njit, prange, uintp
 from ..calls import by_address
 from .blas import gemm as blas_gemm
 from .blas import SMALL_TRANSPOSED_OUTPUTS, gemm_row_pieces, small_kernels_in_use
+from .threads import even_chunk_count
 from .winograd import winograd_applies, winograd_backward, winograd_forward
 
 
@@ -323,16 +324,10 @@ KEPT_COLUMNS = 1 << 20
 
 @njit(cache=True, error_model="numpy")
 def _chunk_count(n_size, r_size, ohw):
-    """How many chunks the batch runs in: enough that none holds more than :data:`CHUNK_ELEMENTS`
-    column entries (unless one sample alone does), rounded up to an even count when there are
-    samples enough, so that two threads get the same number of chunks."""
-    if n_size == 0:
-        return 0
-    per_chunk = max(1, min(n_size, CHUNK_ELEMENTS // max(1, r_size * ohw)))
-    count = (n_size + per_chunk - 1) // per_chunk
-    if count % 2 == 1 and count < n_size:
-        count += 1
-    return count
+    """How many chunks the batch runs in: none holds more than :data:`CHUNK_ELEMENTS` column entries
+    (unless one sample alone does), an even count where there are samples enough
+    (:func:`.threads.even_chunk_count`)."""
+    return even_chunk_count(n_size, r_size * ohw, CHUNK_ELEMENTS)
 
 
 @njit(cache=True, error_model="numpy")

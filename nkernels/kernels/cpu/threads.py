@@ -1,4 +1,5 @@
-"""The calling thread's Numba thread count, callable from cached ``@njit`` code.
+"""The calling thread's Numba thread count, callable from cached ``@njit`` code, and the even split of a
+batch into chunks for the threads (:func:`even_chunk_count`).
 
 Kernels that share their work between two threads do so only when the calling thread has them:
 inside the compiled trainer's split mode each half runs on one thread
@@ -18,7 +19,7 @@ from numba.extending import intrinsic
 
 from ...runtime.threads import start_parallel_runtime
 
-__all__ = ["thread_count"]
+__all__ = ["even_chunk_count", "thread_count"]
 
 start_parallel_runtime()
 
@@ -44,3 +45,19 @@ if numba_config.DISABLE_JIT:  # the kernel coverage run (plain Python, no intrin
         import numba
 
         return numba.get_num_threads()
+
+
+@njit(cache=True, error_model="numpy")
+def even_chunk_count(n_size, per_sample, budget):
+    """How many chunks a batch of ``n_size`` samples runs in, side by side on the threads: enough that none
+    holds more than ``budget`` entries of work space at ``per_sample`` a sample (unless one sample alone
+    does), rounded up to an even count where there are samples enough, so that two threads get as many
+    chunks each. It depends on the shapes only, never on the thread count, so that sums over chunks
+    added in chunk order give the same bits on any number of threads."""
+    if n_size == 0:
+        return 0
+    per_chunk = max(1, min(n_size, budget // max(1, per_sample)))
+    count = (n_size + per_chunk - 1) // per_chunk
+    if count % 2 == 1 and count < n_size:
+        count += 1
+    return count

@@ -34,6 +34,7 @@ from numba import njit, prange
 
 from ..calls import by_address
 from .blas import gemm
+from .threads import even_chunk_count
 
 #: the fewest input and output channels for which :func:`winograd_applies`: with fewer, the 16 GEMMs
 #: are too thin to gain on the transforms' cost (8 channels on 8x8 planes: forward and backward 1.7x slower
@@ -56,20 +57,6 @@ ENTRY_PAD = 16
 
 
 @njit(cache=True, error_model="numpy")
-def _chunk_count(n_size, per_sample):
-    """How many chunks the batch runs in: none above :data:`WINOGRAD_CHUNK_ELEMENTS` (unless one sample
-    alone is), an even count where there are samples enough (two threads, equal shares). It depends on
-    the shapes only, so the weight gradient's partial sums do not depend on the thread count."""
-    if n_size == 0:
-        return 0
-    per_chunk = max(1, min(n_size, WINOGRAD_CHUNK_ELEMENTS // max(1, per_sample)))
-    count = (n_size + per_chunk - 1) // per_chunk
-    if count % 2 == 1 and count < n_size:
-        count += 1
-    return count
-
-
-@njit(cache=True, error_model="numpy")
 def _plan(n_size, c_size, o_size, oh_size, ow_size):
     """How a batch runs: (tiles a sample, chunks, the kept input's row length, scratch entries a sample,
     scratch entries a chunk adds). Everything lives in the convolution's two workspaces (see
@@ -77,7 +64,7 @@ def _plan(n_size, c_size, o_size, oh_size, ow_size):
     (+ ENTRY_PAD), then each chunk's scratch; in ``gemm`` (O, N*OH*OW) each chunk's output tiles
     (forward) or output gradient (backward), channels last."""
     tiles = (oh_size // 2) * (ow_size // 2)
-    n_chunks = _chunk_count(n_size, 16 * tiles * max(c_size, o_size))
+    n_chunks = even_chunk_count(n_size, 16 * tiles * max(c_size, o_size), WINOGRAD_CHUNK_ELEMENTS)
     padded = (oh_size + 2) * (ow_size + 2) * c_size + 4 * (ow_size + 2) * c_size  # p and the row transform
     per_sample = 8 * max(c_size, o_size) + max(padded, oh_size * ow_size * o_size)
     return tiles, n_chunks, n_size * tiles * c_size + ENTRY_PAD, per_sample, 4 * ENTRY_PAD
@@ -433,13 +420,6 @@ def _carve(buf, at, d0, d1, d2):
 
 
 @njit(cache=True, error_model="numpy")
-def _chunk(k, n_chunks, n_size):
-    """Chunk k of n_chunks: its first sample n0 and its nb samples (the batch split as evenly as it goes)."""
-    n0 = k * n_size // n_chunks
-    return n0, (k + 1) * n_size // n_chunks - n0
-
-
-@njit(cache=True, error_model="numpy")
 def _workspaces(cols, gemm_ws, n_size, c_size, o_size, oh_size, ow_size):
     """The kept input v (16, stride) at the start of cols, the flat rest of cols (the chunks' scratch)
     and the flat gemm workspace (see :func:`_plan`)."""
@@ -449,11 +429,18 @@ def _workspaces(cols, gemm_ws, n_size, c_size, o_size, oh_size, ow_size):
 
 
 @njit(cache=True, error_model="numpy")
-def _chunk_scratch(spare, k, n0, nb, per_sample, per_chunk, vector):
-    """Chunk k's scratch in the flat ``spare``: its small vectors s (8, vector) and the rest (flat)."""
+def _chunk(k, n_chunks, x_shape, o_size, oh_size, ow_size, spare, gflat):
+    """Chunk k of n_chunks: its first sample n0, its nb samples (the batch split as evenly as it goes), its
+    small vectors s (8, nb * max(C, O)), the rest of its scratch in ``spare`` (flat) and its stretch of the
+    flat ``gemm`` workspace (nb*OH*OW*O entries), see :func:`_plan`."""
+    n_size, c_size = x_shape[0], x_shape[1]
+    _, _, _, per_sample, per_chunk = _plan(n_size, c_size, o_size, oh_size, ow_size)
+    n0 = k * n_size // n_chunks
+    nb = (k + 1) * n_size // n_chunks - n0
     buf = spare[n0 * per_sample + k * per_chunk:(n0 + nb) * per_sample + (k + 1) * per_chunk]
-    s, at = _carve(buf, 0, 1, 8, vector)
-    return s[0], buf[at:]
+    s, at = _carve(buf, 0, 1, 8, nb * max(c_size, o_size))
+    pixels = oh_size * ow_size * o_size
+    return n0, nb, s[0], buf[at:], gflat[n0 * pixels:(n0 + nb) * pixels]
 
 
 @njit(cache=True, error_model="numpy")
@@ -488,14 +475,13 @@ def _forward_chunks(x, u, bias, ph, pw, cols, gemm_ws, out, n_chunks):
     out with the bias."""
     n_size, c_size = x.shape[0], x.shape[1]
     o_size, oh_size, ow_size = out.shape[1], out.shape[2], out.shape[3]
-    tiles, _, _, per_sample, per_chunk = _plan(n_size, c_size, o_size, oh_size, ow_size)
+    tiles = (oh_size // 2) * (ow_size // 2)
     v, spare, gflat = _workspaces(cols, gemm_ws, n_size, c_size, o_size, oh_size, ow_size)
     for k in prange(n_chunks):
-        n0, nb = _chunk(k, n_chunks, n_size)
-        s, buf = _chunk_scratch(spare, k, n0, nb, per_sample, per_chunk, nb * max(c_size, o_size))
+        n0, nb, s, buf, gk = _chunk(k, n_chunks, x.shape, o_size, oh_size, ow_size, spare, gflat)
         _transformed_input(x, n0, nb, ph, pw, v, tiles, buf)
         m = _entry_rows(buf, tiles * nb, o_size)
-        y = gflat[n0 * 4 * tiles * o_size:(n0 + nb) * 4 * tiles * o_size].reshape(tiles, 4, nb * o_size)
+        y = gk.reshape(tiles, 4, nb * o_size)
         rows = tiles * nb
         for i in range(4):
             for j in range(4):
@@ -515,14 +501,13 @@ def _backward_chunks(x, ut, dout, ph, pw, need_dx, v_ready, cols, gemm_ws, dx, p
     transform's adjoint into dx."""
     n_size, c_size = x.shape[0], x.shape[1]
     o_size, oh_size, ow_size = dout.shape[1], dout.shape[2], dout.shape[3]
-    tiles, _, _, per_sample, per_chunk = _plan(n_size, c_size, o_size, oh_size, ow_size)
+    tiles = (oh_size // 2) * (ow_size // 2)
     v, spare, gflat = _workspaces(cols, gemm_ws, n_size, c_size, o_size, oh_size, ow_size)
     for k in prange(n_chunks):
-        n0, nb = _chunk(k, n_chunks, n_size)
-        s, buf = _chunk_scratch(spare, k, n0, nb, per_sample, per_chunk, nb * max(c_size, o_size))
+        n0, nb, s, buf, gk = _chunk(k, n_chunks, x.shape, o_size, oh_size, ow_size, spare, gflat)
         if not v_ready:
             _transformed_input(x, n0, nb, ph, pw, v, tiles, buf)
-        g = gflat[n0 * 4 * tiles * o_size:(n0 + nb) * 4 * tiles * o_size].reshape(oh_size, ow_size, nb * o_size)
+        g = gk.reshape(oh_size, ow_size, nb * o_size)
         _pack_gradient(dout, n0, nb, g)
         dm = _entry_rows(buf, tiles * nb, o_size)
         rows = tiles * nb

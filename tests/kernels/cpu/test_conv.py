@@ -283,18 +283,11 @@ def test_conv2d_on_an_empty_batch_gives_zero_weight_gradients():
     np.testing.assert_array_equal(db, np.zeros_like(db))
 
 
-def test_conv2d_results_do_not_depend_on_the_thread_count():
+def test_conv2d_results_do_not_depend_on_the_thread_count(on_one_thread):
     """The same bits from one Numba thread as from all of them (the weight gradient's partial sums are fixed)."""
-    import numba
-
     for case in (MANY_CHUNKS, SHARED_STRETCHES):
         x, weight, b, dout, opts = make_2d(case, np.float32, seed=3)
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            one = run_conv(x, weight, b, dout, opts)
-        finally:
-            numba.set_num_threads(threads)
+        one = on_one_thread(run_conv, x, weight, b, dout, opts)
         for got, ref in zip(run_conv(x, weight, b, dout, opts), one):
             np.testing.assert_array_equal(got, ref)
 

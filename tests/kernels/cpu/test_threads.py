@@ -55,3 +55,17 @@ def test_a_function_calling_it_is_cached_and_loads_in_a_new_process(tmp_path):
     assert runs[0]["hits"] == 0 and runs[1]["hits"] == 1
     for run in runs:
         assert run["count"] == 2 * run["threads"] and run["one"] == 2
+
+
+@pytest.mark.parametrize("n_size, per_sample, budget, count", [
+    (0, 10, 100, 0),  # no samples, no chunks
+    (32, 8192, 131072, 2),  # 16 a chunk
+    (9, 8192, 131072, 2),  # one chunk would do: two, for two threads
+    (1, 8192, 131072, 1),  # one sample cannot be split
+    (3, 500, 100, 3),  # one sample above the budget: one a chunk, odd as it must be
+    (50, 100, 1000, 6),  # 10 a chunk makes 5: rounded up to 6 (of 8 or 9)
+])
+def test_even_chunk_count(n_size, per_sample, budget, count):
+    from nkernels.kernels.cpu.threads import even_chunk_count
+
+    assert even_chunk_count(n_size, per_sample, budget) == count

@@ -107,17 +107,10 @@ def test_conv2d_by_winograd_matches_torch(case):
         np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_conv2d_by_winograd_does_not_depend_on_the_thread_count():
+def test_conv2d_by_winograd_does_not_depend_on_the_thread_count(on_one_thread):
     """The same bits from one Numba thread as from all of them (one partial sum of the weight gradient per
     chunk, added in chunk order)."""
-    import numba
-
     x, weight, b, dout, opts = make(TWO_BIG_CHUNKS, np.float32, seed=3)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        one = run(x, weight, b, dout, opts)
-    finally:
-        numba.set_num_threads(threads)
+    one = on_one_thread(run, x, weight, b, dout, opts)
     for got, ref in zip(run(x, weight, b, dout, opts), one):
         np.testing.assert_array_equal(got, ref)
