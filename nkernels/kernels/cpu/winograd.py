@@ -17,17 +17,20 @@ Layouts, per chunk of ``nb`` samples (the chunks run side by side)::
                                elementwise sum of contiguous vectors of length nb*C (or nb*O)
     v   16 x (tiles, nb*C)     B^T d B per tile; v[e] is the (tiles*nb, C) left operand of GEMM e
     u   16 x (C, O)            G g G^T of the weights
-    m   16 x (tiles, nb*O)     m[e] = v[e] @ u[e]; Y = A^T m A, plus the bias, into out (N, O, OH, OW)
+    m   4 x (tiles, nb*O)      m[e] = v[e] @ u[e] for the four entries of one row i of the tile at a
+                               time, each row's share of Y = A^T m A (+ the bias) added into the output
+                               tiles y (tiles, 4, nb*O), then y into out (N, O, OH, OW)
 
-Each "16 x" array is one row of a (16, stride) array per entry e (:func:`_entry`), the rows a whole
-batch long, each chunk's stretch at the same place in every row. The stride is never a multiple of
-4 KiB (:data:`ENTRY_PAD`): a tile's transform touches all 16 rows at once, and 16 streams 4 KiB apart
-share one set of the 8-way L1 cache (the weight transform ran 9x slower that way).
+and backward, a row i at a time again, from dm = A dY A^T (the output transform's adjoint):
+du[e] = v[e]^T @ dm[e] (a partial sum per chunk), dv[e] = dm[e] @ u[e]^T written over the spent v[e];
+then the input transform's adjoint scattered into the padded input gradient, and the weight gradient
+G^T du G. The forward leaves every chunk's ``v`` in the convolution's ``cols`` workspace (4/9 of its
+size) for the backward; all scratch lives in the two workspaces (:func:`_plan`).
 
-and backward, from dm = A dY A^T (the output transform's adjoint): du[e] += v[e]^T @ dm[e], dv[e] =
-dm[e] @ u[e]^T, then the input transform's adjoint scattered into the padded input gradient, and the
-weight gradient G^T du G. The forward leaves every chunk's ``v`` in the convolution's ``cols``
-workspace (4/9 of its size at most) for the backward.
+Each "16 x" (or "4 x") array is the rows of a (16, stride) array, one per entry e (:func:`_entry`): for v
+the rows are a whole batch long, each chunk's stretch at the same place in every row. The stride is
+never a multiple of 4 KiB (:data:`ENTRY_PAD`): a tile's transform touches all its rows at once, and 16
+streams 4 KiB apart share one set of the 8-way L1 cache (the weight transform ran 6x slower that way).
 """
 import numpy as np
 from numba import njit, prange
@@ -74,8 +77,9 @@ def _plan(n_size, c_size, o_size, oh_size, ow_size):
 def winograd_applies(n_size, c_size, o_size, kh_size, kw_size, sh, sw, oh_size, ow_size):
     """Whether F(2x2, 3x3) computes this convolution: a 3x3 kernel, stride 1, an even output height and
     width (whole 2x2 tiles), at least :data:`WINOGRAD_MIN_CHANNELS` input and output channels, a
-    transformed input within :data:`WINOGRAD_KEPT_ENTRIES`, and scratch that fits in the convolution's ``cols`` workspace (:func:`_plan`; not with many more output
-    than input channels, nor on outputs of 2 x 2)."""
+    transformed input within :data:`WINOGRAD_KEPT_ENTRIES`, and scratch that fits in the convolution's
+    ``cols`` workspace (:func:`_plan`; not with many more output than input channels, nor on small
+    batches of 4 x 4 outputs)."""
     if not (kh_size == 3 and kw_size == 3 and sh == 1 and sw == 1 and oh_size >= 2 and ow_size >= 2
             and oh_size % 2 == 0 and ow_size % 2 == 0
             and c_size >= WINOGRAD_MIN_CHANNELS and o_size >= WINOGRAD_MIN_CHANNELS and n_size > 0
@@ -203,13 +207,6 @@ def _sum(a, b, out):
     """out = a + b (1-D)."""
     for i in range(out.shape[0]):
         out[i] = a[i] + b[i]
-
-
-@njit(cache=True, error_model="numpy")
-def _negated(a, out):
-    """out = -a (1-D)."""
-    for i in range(out.shape[0]):
-        out[i] = -a[i]
 
 
 @njit(cache=True, error_model="numpy")
