@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -451,13 +452,13 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     import numba
 
     peers = {"torch": "PyTorch", "jax": "JAX"}
-    if args.json:
-        print(json.dumps(bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source,
-                                        rounds=args.rounds), indent=2))
-        return 0
     turns = f", {args.rounds} rounds" if args.rounds > 1 else ""
-    with console.status(f"measuring (PyTorch, then JAX, then nkernels{turns})..."):
+    with console.status(f"measuring (PyTorch, then JAX, then nkernels{turns})...") if not args.json \
+            else contextlib.nullcontext():
         rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source, rounds=args.rounds)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
     on = f", {source.name} batches" if source else ""
     table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step{on}")
     table.add_column("model")

@@ -59,7 +59,7 @@ from numba import njit, prange, uintp
 from ..calls import by_address
 from .blas import gemm as blas_gemm
 from .blas import SMALL_TRANSPOSED_OUTPUTS, gemm_row_pieces, small_kernels_in_use
-from .threads import even_chunk_count
+from .threads import add_in_chunk_order, even_chunk_count
 from .winograd import winograd_applies, winograd_backward, winograd_forward
 
 
@@ -742,12 +742,7 @@ def _conv_backward_4d(x, weight, dout, sh, sw, ph, pw, need_dx, cols_ready, cols
         _backward_chunks(x, w2, df, sh, sw, ph, pw, kh_size, kw_size, oh_size, ow_size, need_dx, ready,
                          cols.reshape(-1), gemm.reshape(-1), dx, partial, k0, min(per_round, n_chunks - k0),
                          n_chunks, shared)
-    sums = partial.reshape(partial.shape[0], -1)
-    total = sums[0]  # every partial sum added into the first
-    for grp in range(1, sums.shape[0]):  # a partial sum at a time: the loop over i vectorizes
-        row = sums[grp]
-        for i in range(total.shape[0]):
-            total[i] += row[i]
+    add_in_chunk_order(partial)
     summed = partial[0]  # (R, O)
     for o in range(o_size):
         for r in range(r_size):

@@ -1,5 +1,6 @@
 """The calling thread's Numba thread count, callable from cached ``@njit`` code, and the even split of a
-batch into chunks for the threads (:func:`even_chunk_count`).
+batch into chunks for the threads (:func:`even_chunk_count`) and the sum of their partial results
+(:func:`add_in_chunk_order`).
 
 Kernels that share their work between two threads do so only when the calling thread has them:
 inside the compiled trainer's split mode each half runs on one thread
@@ -19,7 +20,7 @@ from numba.extending import intrinsic
 
 from ...runtime.threads import start_parallel_runtime
 
-__all__ = ["even_chunk_count", "thread_count"]
+__all__ = ["add_in_chunk_order", "even_chunk_count", "thread_count"]
 
 start_parallel_runtime()
 
@@ -61,3 +62,16 @@ def even_chunk_count(n_size, per_sample, budget):
     if count % 2 == 1 and count < n_size:
         count += 1
     return count
+
+
+@njit(cache=True, error_model="numpy")
+def add_in_chunk_order(partials):
+    """Add every chunk's partial sum (``partials``: (chunks, ...) C-contiguous) into the first, in chunk
+    order, so that the total does not depend on the thread count; a partial sum at a time, so that the loop
+    over its entries vectorizes."""
+    sums = partials.reshape(partials.shape[0], -1)
+    total = sums[0]
+    for k in range(1, sums.shape[0]):
+        row = sums[k]
+        for i in range(total.shape[0]):
+            total[i] += row[i]

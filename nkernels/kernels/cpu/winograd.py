@@ -37,7 +37,7 @@ from numba import njit, prange
 
 from ..calls import by_address
 from .blas import gemm
-from .threads import even_chunk_count
+from .threads import add_in_chunk_order, even_chunk_count
 
 #: the fewest input and output channels for which :func:`winograd_applies`: with fewer, the 16 GEMMs
 #: are too thin to gain on the transforms' cost (8 channels on 8x8 planes: forward and backward 1.7x slower
@@ -87,6 +87,12 @@ def winograd_applies(n_size, c_size, o_size, kh_size, kw_size, sh, sw, oh_size, 
         return False
     _, n_chunks, stride, per_sample, per_chunk = _plan(n_size, c_size, o_size, oh_size, ow_size)
     return 16 * stride + n_size * per_sample + n_chunks * per_chunk <= n_size * oh_size * ow_size * 9 * c_size
+
+
+@njit(cache=True, error_model="numpy")
+def _sizes(x, y):
+    """N, C, O, OH, OW of a convolution of x (N, C, H, W) into y (N, O, OH, OW) (or of its gradient)."""
+    return x.shape[0], x.shape[1], y.shape[1], y.shape[2], y.shape[3]
 
 
 @njit(cache=True, error_model="numpy")
@@ -470,8 +476,7 @@ def _forward_chunks(x, u, bias, ph, pw, cols, gemm_ws, out, n_chunks):
     """Every chunk side by side: its transformed input into its stretch of v, then per row i of the
     tile the four GEMMs m[4i + j] = v[4i + j] @ u[4i + j] and their part of the output tiles y; y into
     out with the bias."""
-    n_size, c_size = x.shape[0], x.shape[1]
-    o_size, oh_size, ow_size = out.shape[1], out.shape[2], out.shape[3]
+    n_size, c_size, o_size, oh_size, ow_size = _sizes(x, out)
     tiles = (oh_size // 2) * (ow_size // 2)
     v, spare, gflat = _workspaces(cols, gemm_ws, n_size, c_size, o_size, oh_size, ow_size)
     for k in prange(n_chunks):
@@ -496,8 +501,7 @@ def _backward_chunks(x, ut, dout, ph, pw, need_dx, v_ready, cols, gemm_ws, dx, p
     last; per row i of the tile dm[4i + j] = (A dY A^T)[4i + j], the weight gradient's partial sums
     partial[k][e] = v[e]^T @ dm[e] and (need_dx) dv[e] = dm[e] @ u[e]^T into v's place; then the input
     transform's adjoint into dx."""
-    n_size, c_size = x.shape[0], x.shape[1]
-    o_size, oh_size, ow_size = dout.shape[1], dout.shape[2], dout.shape[3]
+    n_size, c_size, o_size, oh_size, ow_size = _sizes(x, dout)
     tiles = (oh_size // 2) * (ow_size // 2)
     v, spare, gflat = _workspaces(cols, gemm_ws, n_size, c_size, o_size, oh_size, ow_size)
     for k in prange(n_chunks):
@@ -529,8 +533,7 @@ def winograd_forward(x, weight, bias, ph, pw, cols, gemm_ws, out):
     """Conv2D forward by F(2x2, 3x3) (where :func:`winograd_applies`), overwriting ``out``; leaves the
     transformed input in ``cols`` for :func:`winograd_backward`. Arguments as
     :func:`nkernels.kernels.cpu.conv.conv2d_forward`'s (stride 1)."""
-    n_size, c_size = x.shape[0], x.shape[1]
-    o_size, oh_size, ow_size = out.shape[1], out.shape[2], out.shape[3]
+    n_size, c_size, o_size, oh_size, ow_size = _sizes(x, out)
     u = _entries(c_size * o_size, x.dtype)
     _weight_transform(weight, u, False)
     n_chunks = _plan(n_size, c_size, o_size, oh_size, ow_size)[1]
@@ -542,17 +545,12 @@ def winograd_forward(x, weight, bias, ph, pw, cols, gemm_ws, out):
 def winograd_backward(x, weight, dout, ph, pw, need_dx, cols_ready, cols, gemm_ws, dx, dweight):
     """Conv2D backward by F(2x2, 3x3): overwrites ``dweight`` and (need_dx) ``dx``; ``cols_ready``: ``cols``
     still holds what :func:`winograd_forward` left there for this x. The bias gradient is the caller's."""
-    n_size, c_size = x.shape[0], x.shape[1]
-    o_size, oh_size, ow_size = dout.shape[1], dout.shape[2], dout.shape[3]
+    n_size, c_size, o_size, oh_size, ow_size = _sizes(x, dout)
     ut = _entries(o_size * c_size, x.dtype)
     _weight_transform(weight, ut, True)
     n_chunks = _plan(n_size, c_size, o_size, oh_size, ow_size)[1]
     partial = np.empty((max(1, n_chunks), 16, c_size * o_size + ENTRY_PAD), x.dtype)
     partial[0].fill(0)  # no chunk at all: a zero gradient
     _backward_chunks(x, ut, dout, ph, pw, need_dx, cols_ready, cols, gemm_ws, dx, partial, n_chunks)
-    total = partial[0].reshape(-1)
-    for k in range(1, n_chunks):  # in chunk order: the sum does not depend on the thread count
-        row = partial[k].reshape(-1)
-        for i in range(total.shape[0]):
-            total[i] += row[i]
+    add_in_chunk_order(partial)
     _weight_transform_adjoint(partial[0], dweight)
