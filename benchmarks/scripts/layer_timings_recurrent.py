@@ -90,7 +90,7 @@ def bench(cell, n, t, i, h, repeat):
 
     def nk_fwdbwd():
         fwd(x, *params, *fwd_ws, hs)
-        bwd(x, params[0], params[1], *bwd_ins, dhs, *bwd_ws, *grads)
+        bwd(x, params[0], params[1], *bwd_ins, dhs, True, *bwd_ws, *grads)
 
     module = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(i, h, batch_first=True).to(TDT)
     with torch.no_grad():

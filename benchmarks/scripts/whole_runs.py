@@ -3,10 +3,11 @@
 Run: ``python benchmarks/scripts/whole_runs.py [--rounds 3] [--epochs 20] [--repeat 3] [--cases mlp,lstm-h64-t8]``
 (prints a Markdown table).
 
-Each framework trains the same model (``nkernels bench``'s cases: the MLP 64-128-128-10 and
-LSTM(8->64) + Dense(10) on digits read as 8 steps of 8 pixels) on the digits training split with
-Adam (lr 1e-3), batch 64 (the last, partial batch included), the samples shuffled every epoch,
-for ``--epochs`` epochs:
+Each framework trains the same model (``nkernels bench``'s cases whose samples hold 64 numbers, the
+digits' 8 x 8 pixels: the MLP, the digits CNN, LSTM(8->64) and GRU(8->64) reading 8 steps of 8 pixels,
+the transformer and resnet presets; ``--cases`` picks some) on the digits training split with Adam
+(lr 1e-3), at the case's batch size (the last, partial batch included), the samples shuffled every
+epoch, for ``--epochs`` epochs:
 
 - nkernels: ``nk.train(model, X, y, epochs=..., batch_size=64, seed=...)`` on a new model each run;
 - PyTorch eager: a new ``torch.optim.Adam`` each run, batches gathered from tensors by a fresh
@@ -42,6 +43,15 @@ def _digits(case):
     X, y, _, _ = nk.datasets.load("digits")
     X = np.ascontiguousarray(np.asarray(X, np.float32).reshape((len(X),) + case.sample_shape))
     return X, np.asarray(y, np.int64)
+
+
+def _digits_cases() -> list[str]:
+    """The default cases of ``nkernels bench`` whose samples hold the digits' 64 pixels."""
+    import math
+
+    from nkernels.cli.bench import CASES
+
+    return [name for name, case in CASES.items() if case.default and math.prod(case.sample_shape) == 64]
 
 
 def _nkernels_run(case, X, y, epochs, seed):
@@ -136,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--cases", default="mlp,lstm-h64-t8")
+    parser.add_argument("--cases", default=None, help="comma-separated case names (default: every default case "
+                        "of nkernels bench whose samples are the digits' 64 pixels)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every framework (Numba, OpenMP, OpenBLAS, torch; 1 also makes XLA's CPU "
@@ -146,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1], args.epochs, args.repeat)))
         return
-    cases, frameworks = args.cases.split(","), args.frameworks.split(",")
+    cases, frameworks = (args.cases.split(",") if args.cases else _digits_cases()), args.frameworks.split(",")
     env = dict(os.environ)
     if args.threads:
         n = str(args.threads)

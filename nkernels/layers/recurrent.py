@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..passes import DX, DY, X, Y, Call, LayerPasses, grad, param, work
+from ..passes import DX, DY, NEED_DX, X, Y, Call, LayerPasses, grad, param, work
 from ..validation import check_bool, check_int
 from .base import Layer
 
@@ -70,8 +70,8 @@ class _Recurrent(Layer):
         return LayerPasses(
             forward=(Call(self.op + "_forward", X, *weights, param("bias_ih"), param("bias_hh"), *forward_work, hs),
                      *last),
-            backward=(*first, Call(self.op + "_backward", X, *weights, *forward_work[:_SAVED], dhs, *backward_work,
-                                   DX, *grads)),
+            backward=(*first, Call(self.op + "_backward", X, *weights, *forward_work[:_SAVED], dhs, NEED_DX,
+                                   *backward_work, DX, *grads)),
             workspaces=workspaces,
         )
 

@@ -10,7 +10,7 @@ zero initial state. Each kernel does
   ``hs`` (a row-strided view);
 * in the backward, per step the products ``dgates_t @ W_hh`` and ``dW_hh += dgates_t^T @ h_{t-1}``
   (while the step's gate gradients are in cache), reading the step's slices in place; then
-  ``dW_ih`` and ``dx`` over all ``N*T`` rows.
+  ``dW_ih`` and, unless ``need_dx`` is false (a model's first layer), ``dx`` over all ``N*T`` rows.
 
 The products are BLAS calls (:func:`nkernels.kernels.cpu.blas.gemm`): strided views and
 accumulation without copies, cut into pieces small enough for OpenBLAS's small-matrix kernels
@@ -243,15 +243,16 @@ def _lstm_forward_rows(x, weight_ih_t, weight_hh_t, bias_ih, bias_hh, gates, cel
 
 
 @njit(**_PARALLEL_JIT)
-def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
+def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs, need_dx,
                   dgates, gbuf, hbuf, cbuf,
                   dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh):
     """Backward through time of :func:`lstm_forward`.
 
     Inputs: x, weight_ih, weight_hh as in the forward; gates, cells, hprev as the forward saved
     them; dhs ``(N, T, H)``, the gradient w.r.t. every step's hidden output. Scratch: dgates
-    ``(N, T, 4H)``, gbuf ``(N, 4H)``, hbuf, cbuf ``(N, H)``. Overwrites dx ``(N, T, I)``,
-    dweight_ih ``(4H, I)``, dweight_hh ``(4H, H)``, dbias_ih, dbias_hh ``(4H,)``.
+    ``(N, T, 4H)``, gbuf ``(N, 4H)``, hbuf, cbuf ``(N, H)``. Overwrites dx ``(N, T, I)`` (only when
+    ``need_dx``: a model's first layer has no use for it), dweight_ih ``(4H, I)``, dweight_hh
+    ``(4H, H)``, dbias_ih, dbias_hh ``(4H,)``.
     The two halves of the batch run side by side through time, then the two halves of the
     gates' rows of the weight gradients (see the module's docstring).
     """
@@ -262,8 +263,8 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
     for p in prange(parts):
         lo, hi = p * size, min(n, p * size + size)
         _lstm_backward_rows(x[lo:hi], weight_ih, weight_hh, gates[lo:hi], cells[lo:hi], hprev[lo:hi],
-                            dhs[lo:hi], dgates[lo:hi], hbuf[lo:hi], cbuf[lo:hi], dx[lo:hi], into_ih[p],
-                            into_hh[p], into_b[p])
+                            dhs[lo:hi], need_dx, dgates[lo:hi], hbuf[lo:hi], cbuf[lo:hi], dx[lo:hi],
+                            into_ih[p], into_hh[p], into_b[p])
     if parts == 2:
         _add_second_sums(into_ih, into_hh, into_b)
     dbias_hh[:] = dbias_ih
@@ -271,7 +272,7 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
 
 @by_address
 @njit(**_JIT)
-def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dx,
+def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, need_dx, dgates, hbuf, cbuf, dx,
                         dweight_ih, dweight_hh, dbias):
     """:func:`lstm_backward` on one thread for the batch rows it is given: their sums of the weight
     and bias gradients go to ``dweight_ih``, ``dweight_hh`` and ``dbias``."""
@@ -296,7 +297,8 @@ def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgate
     rows = n * t
     dg2 = dgates.reshape(rows, dgates.shape[2])
     gemm_row_pieces(True, one, dg2, x.reshape(rows, ni), zero, dweight_ih)
-    gemm_row_pieces(False, one, dg2, weight_ih, zero, dx.reshape(rows, ni))
+    if need_dx:
+        gemm_row_pieces(False, one, dg2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dg2, dbias)
 
 
@@ -388,15 +390,15 @@ def _gru_forward_rows(x, weight_ih_t, weight_hh_t, bias_ih, bias_hh, gates, hn, 
 
 
 @njit(**_PARALLEL_JIT)
-def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
+def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs, need_dx,
                  dgates, dgates_hh, gbuf, hbuf, dhbuf,
                  dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh):
     """Backward through time of :func:`gru_forward`.
 
     Inputs: x, weight_ih, weight_hh as in the forward; gates, hn, hprev as the forward saved
     them; dhs ``(N, T, H)``. Scratch: dgates, dgates_hh ``(N, T, 3H)``, gbuf ``(N, 3H)``,
-    hbuf, dhbuf ``(N, H)``. Overwrites dx ``(N, T, I)``, dweight_ih ``(3H, I)``,
-    dweight_hh ``(3H, H)``, dbias_ih, dbias_hh ``(3H,)``. The two halves of the batch run side
+    hbuf, dhbuf ``(N, H)``. Overwrites dx ``(N, T, I)`` (only when ``need_dx``), dweight_ih
+    ``(3H, I)``, dweight_hh ``(3H, H)``, dbias_ih, dbias_hh ``(3H,)``. The two halves of the batch run side
     by side through time, then the two halves of the gates' rows of the weight gradients.
     """
     n, t, ni = x.shape
@@ -407,8 +409,8 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
     for p in prange(parts):
         lo, hi = p * size, min(n, p * size + size)
         _gru_backward_rows(x[lo:hi], weight_ih, weight_hh, gates[lo:hi], hn[lo:hi], hprev[lo:hi], dhs[lo:hi],
-                           dgates[lo:hi], dgates_hh[lo:hi], hbuf[lo:hi], dhbuf[lo:hi], dx[lo:hi], into_ih[p],
-                           into_hh[p], into_bih[p], into_bhh[p])
+                           need_dx, dgates[lo:hi], dgates_hh[lo:hi], hbuf[lo:hi], dhbuf[lo:hi], dx[lo:hi],
+                           into_ih[p], into_hh[p], into_bih[p], into_bhh[p])
     if parts == 2:
         _add_second_sums(into_ih, into_hh, into_bih)
         _add_into(into_bhh[0], into_bhh[1])
@@ -416,8 +418,8 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
 
 @by_address
 @njit(**_JIT)
-def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf, dx,
-                       dweight_ih, dweight_hh, dbias_ih, dbias_hh):
+def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, need_dx, dgates, dgates_hh, hbuf, dhbuf,
+                       dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh):
     """:func:`gru_backward` on one thread for the batch rows it is given: their sums of the weight
     and bias gradients go to ``dweight_ih``, ``dweight_hh``, ``dbias_ih`` and ``dbias_hh``."""
     n, t, ni = x.shape
@@ -447,7 +449,8 @@ def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, d
     dgi2 = dgates.reshape(rows, g3)
     dgh2 = dgates_hh.reshape(rows, g3)
     gemm_row_pieces(True, one, dgi2, x.reshape(rows, ni), zero, dweight_ih)
-    gemm_row_pieces(False, one, dgi2, weight_ih, zero, dx.reshape(rows, ni))
+    if need_dx:
+        gemm_row_pieces(False, one, dgi2, weight_ih, zero, dx.reshape(rows, ni))
     _column_sums(dgi2, dbias_ih)
     _column_sums(dgh2, dbias_hh)
 

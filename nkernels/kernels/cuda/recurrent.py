@@ -124,7 +124,7 @@ def _input_projection(x, weight_ih, gates, n, t, ni, gsize):
          lda=ni, ldb=ni, ldc=gsize)
 
 
-def _weight_grads(x, weight_ih, hprev, dgi, dgh, dx, dweight_ih, dweight_hh, n, t, ni, h, gsize):
+def _weight_grads(x, weight_ih, hprev, dgi, dgh, need_dx, dx, dweight_ih, dweight_hh, n, t, ni, h, gsize):
     rows = n * t
     fgi, fgh = flat_view(dgi), flat_view(dgh)
     # dW_ih (G, I) = dg^T (G, rows) @ x (rows, I); dW_hh (G, H) = dgh^T @ hprev (rows, H)
@@ -132,9 +132,9 @@ def _weight_grads(x, weight_ih, hprev, dgi, dgh, dx, dweight_ih, dweight_hh, n, 
          lda=gsize, ldb=ni, ldc=ni)
     gemm(fgh, flat_view(hprev), flat_view(dweight_hh), gsize, h, rows, a_kcontig=False, b_kcontig=False,
          lda=gsize, ldb=h, ldc=h)
-    # dx (rows, I) = dg (rows, G) @ W_ih (G, I)
-    gemm(fgi, flat_view(weight_ih), flat_view(dx), rows, ni, gsize, a_kcontig=True, b_kcontig=False,
-         lda=gsize, ldb=ni, ldc=ni)
+    if need_dx:  # dx (rows, I) = dg (rows, G) @ W_ih (G, I)
+        gemm(fgi, flat_view(weight_ih), flat_view(as_device_array(dx, "dx")), rows, ni, gsize, a_kcontig=True,
+             b_kcontig=False, lda=gsize, ldb=ni, ldc=ni)
 
 
 def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev, hbuf, gbuf, hs):
@@ -159,17 +159,18 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
         _lstm_cell[blocks, threads](fg, bias_ih, bias_hh, fc, fhp, fhs, n, t, h, s)
 
 
-def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
+def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs, need_dx,
                   dgates, gbuf, hbuf, cbuf,
                   dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh):
     """Backward through time of :func:`lstm_forward` (arguments as the CPU kernel's).
 
-    Overwrites dx (N, T, I), dweight_ih (4H, I), dweight_hh (4H, H), dbias_ih, dbias_hh (4H,).
+    Overwrites dx (N, T, I) (only when ``need_dx``), dweight_ih (4H, I), dweight_hh (4H, H), dbias_ih,
+    dbias_hh (4H,).
     Scratch: dgates (N, T, 4H), hbuf, cbuf (N, H); gbuf is not used.
     """
-    (x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dx, dweight_ih,
+    (x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dweight_ih,
      dweight_hh, dbias_ih, dbias_hh) = _dev(
-        (x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dx, dweight_ih,
+        (x, weight_ih, weight_hh, gates, cells, hprev, dhs, dgates, hbuf, cbuf, dweight_ih,
          dweight_hh, dbias_ih, dbias_hh))
     n, t, ni = x.shape
     h = weight_hh.shape[1]
@@ -183,7 +184,7 @@ def lstm_backward(x, weight_ih, weight_hh, gates, cells, hprev, dhs,
             # hbuf (N, H) = dgates[:, s] (N, 4H) @ W_hh (4H, H)
             gemm(fdg, fw, fhb, n, h, g4, a_kcontig=True, b_kcontig=False, lda=t * g4, ldb=h,
                  ldc=h, a_off=s * g4)
-    _weight_grads(x, weight_ih, hprev, dgates, dgates, dx, dweight_ih, dweight_hh, n, t, ni, h, g4)
+    _weight_grads(x, weight_ih, hprev, dgates, dgates, need_dx, dx, dweight_ih, dweight_hh, n, t, ni, h, g4)
     column_sums(fdg, n * t, g4, g4, dbias_ih)
     copy_flat(dbias_ih, dbias_hh)  # the two LSTM biases get the same gradient
 
@@ -273,17 +274,18 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
         _gru_cell[blocks, threads](fg, fr, bias_ih, bias_hh, fhn, fhp, fhs, n, t, h, s)
 
 
-def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
+def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs, need_dx,
                  dgates, dgates_hh, gbuf, hbuf, dhbuf,
                  dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh):
     """Backward through time of :func:`gru_forward` (arguments as the CPU kernel's).
 
-    Overwrites dx (N, T, I), dweight_ih (3H, I), dweight_hh (3H, H), dbias_ih, dbias_hh (3H,).
+    Overwrites dx (N, T, I) (only when ``need_dx``), dweight_ih (3H, I), dweight_hh (3H, H), dbias_ih,
+    dbias_hh (3H,).
     Scratch: dgates, dgates_hh (N, T, 3H), hbuf, dhbuf (N, H); gbuf is not used.
     """
-    (x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf, dx,
+    (x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf,
      dweight_ih, dweight_hh, dbias_ih, dbias_hh) = _dev(
-        (x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf, dx,
+        (x, weight_ih, weight_hh, gates, hn, hprev, dhs, dgates, dgates_hh, hbuf, dhbuf,
          dweight_ih, dweight_hh, dbias_ih, dbias_hh))
     n, t, ni = x.shape
     h = weight_hh.shape[1]
@@ -298,7 +300,7 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs,
             # hbuf (N, H) = dgates_hh[:, s] (N, 3H) @ W_hh (3H, H)
             gemm(fdgh, fw, fhb, n, h, g3, a_kcontig=True, b_kcontig=False, lda=t * g3, ldb=h,
                  ldc=h, a_off=s * g3)
-    _weight_grads(x, weight_ih, hprev, dgates, dgates_hh, dx, dweight_ih, dweight_hh, n, t, ni, h,
+    _weight_grads(x, weight_ih, hprev, dgates, dgates_hh, need_dx, dx, dweight_ih, dweight_hh, n, t, ni, h,
                   g3)
     column_sums(fdg, n * t, g3, g3, dbias_ih)
     column_sums(fdgh, n * t, g3, g3, dbias_hh)

@@ -36,8 +36,9 @@ def make_problem(cell, n, t, i, h, seed=0, last_only=False):
     return x, params, dhs
 
 
-def run_kernels(cell, x, params, dhs):
-    """Forward then backward with the kernels; returns hs and the five gradients."""
+def run_kernels(cell, x, params, dhs, need_dx=True):
+    """Forward then backward with the kernels; returns hs and the five gradients (dx left NaN
+    without ``need_dx``)."""
     _, shapes_fn, fwd, bwd, fwd_names, bwd_names, _ = CELLS[cell]
     n, t, i = x.shape
     h = params[1].shape[1]
@@ -48,7 +49,7 @@ def run_kernels(cell, x, params, dhs):
     fwd(x, *params, *[ws[k] for k in fwd_names], hs)
     grads = [np.full_like(x, np.nan), *[np.full_like(p, np.nan) for p in params]]
     w_ih, w_hh = params[0], params[1]
-    bwd(x, w_ih, w_hh, *[ws[k] for k in SAVED[cell]], dhs, *[ws[k] for k in bwd_names], *grads)
+    bwd(x, w_ih, w_hh, *[ws[k] for k in SAVED[cell]], dhs, need_dx, *[ws[k] for k in bwd_names], *grads)
     return hs, grads
 
 
@@ -64,6 +65,11 @@ def check(got_hs, got_grads, ref_hs, ref_grads, rtol, atol):
 # ----------------------------------------------------------------------------------------------
 # tests
 # ----------------------------------------------------------------------------------------------
+
+#: (n, t, i, h) at or above blas.SPLIT_MULTIPLY_ADDS: with two Numba threads each half of the batch
+#: runs through time on its own thread (an odd batch: halves of 3 and 2)
+SPLIT_SHAPES = [(4, 6, 16, 64), (5, 3, 16, 64)]
+
 
 # (n, t, i, h, last_only): batch 1, odd sizes, T=1 and T=5, gradient at the last step or all.
 SHAPES = [(1, 1, 3, 5, False), (1, 5, 3, 5, True), (3, 5, 7, 5, False), (2, 5, 1, 9, True)]
@@ -109,6 +115,20 @@ def test_a_sequence_of_no_steps_has_zero_gradients(cell):
         np.testing.assert_array_equal(grad, np.zeros_like(grad), err_msg=name)
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 7, 5), SPLIT_SHAPES[1]])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_without_need_dx_the_input_gradient_is_left_alone(cell, shape):
+    """A model's first layer: ``need_dx=False`` leaves dx as it was (NaN here) and gives the same
+    hidden states and weight gradients as with it, on one thread and with the batch's halves on two."""
+    x, params, dhs = make_problem(cell, *shape, seed=5)
+    hs, grads = run_kernels(cell, x, params, dhs)
+    hs_nodx, grads_nodx = run_kernels(cell, x, params, dhs, need_dx=False)
+    assert np.isnan(grads_nodx[0]).all()
+    np.testing.assert_array_equal(hs_nodx, hs)
+    for name, got, ref in zip(GRAD_NAMES[1:], grads_nodx[1:], grads[1:]):
+        np.testing.assert_array_equal(got, ref, err_msg=name)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_backward_overwrites_and_repeats(cell):
     """Two backward calls give the same result (outputs overwritten, saved state untouched)."""
@@ -120,7 +140,7 @@ def test_backward_overwrites_and_repeats(cell):
     outs = []
     for fill in (0.0, 123.0):
         grads = [np.full_like(x, fill), *[np.full_like(p, fill) for p in params]]
-        bwd(x, params[0], params[1], *[ws[k] for k in SAVED[cell]], dhs,
+        bwd(x, params[0], params[1], *[ws[k] for k in SAVED[cell]], dhs, True,
             *[ws[k] for k in bwd_names], *grads)
         outs.append(grads)
     for a, b in zip(*outs):
@@ -149,11 +169,6 @@ def test_matches_torch(cell):
 # ----------------------------------------------------------------------------------------------
 # the vectorizable exp / sigmoid / tanh the gate loops use
 # ----------------------------------------------------------------------------------------------
-
-
-#: (n, t, i, h) at or above blas.SPLIT_MULTIPLY_ADDS: with two Numba threads each half of the batch
-#: runs through time on its own thread (an odd batch: halves of 3 and 2)
-SPLIT_SHAPES = [(4, 6, 16, 64), (5, 3, 16, 64)]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

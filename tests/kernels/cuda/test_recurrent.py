@@ -49,11 +49,11 @@ def test_recurrent_matches_cpu(kind, shapes, dtype, dev, poison, close):
 
         grads = [np.empty_like(a) for a in (x, w_ih, w_hh, b_ih, b_hh)]
         saved = [ws[k] for k in fwd_names[:3]]
-        getattr(cpu, kind + "_backward")(x, w_ih, w_hh, *saved, dhs, *[ws[k] for k in bwd_names],
+        getattr(cpu, kind + "_backward")(x, w_ih, w_hh, *saved, dhs, True, *[ws[k] for k in bwd_names],
                                          *grads)
         d_grads = [poison(g.shape, dtype) for g in grads]
         d_saved = [d_ws[k] for k in fwd_names[:3]]
-        getattr(gpu, kind + "_backward")(d_x, d_wih, d_whh, *d_saved, dev(dhs),
+        getattr(gpu, kind + "_backward")(d_x, d_wih, d_whh, *d_saved, dev(dhs), True,
                                          *[d_ws[k] for k in bwd_names], *d_grads)
         for got, ref in zip(d_grads, grads):
             close(got, ref, 50.0)
