@@ -57,3 +57,10 @@ def test_recurrent_matches_cpu(kind, shapes, dtype, dev, poison, close):
                                          *[d_ws[k] for k in bwd_names], *d_grads)
         for got, ref in zip(d_grads, grads):
             close(got, ref, 50.0)
+        # A first layer (need_dx False): dx stays as it was (NaN), the weight gradients as with it.
+        d_grads = [poison(g.shape, dtype) for g in grads]
+        getattr(gpu, kind + "_backward")(d_x, d_wih, d_whh, *d_saved, dev(dhs), False,
+                                         *[d_ws[k] for k in bwd_names], *d_grads)
+        assert np.isnan(d_grads[0].copy_to_host()).all()
+        for got, ref in zip(d_grads[1:], grads[1:]):
+            close(got, ref, 50.0)
