@@ -7,9 +7,10 @@ The script builds the case's compiled trainer as ``nkernels bench`` does (Adam, 
 once, then reads the generated ``run_batches`` source: each kernel call of its batch loop is compiled
 into a small ``@njit`` function of the step's own arguments that repeats the call ``--repeat`` times,
 and is timed on the trainer's real arrays (the same shapes, views and workspaces the step uses; the
-arrays keep whatever the previous calls left in them), with BLAS on one thread as the trainers run it. The figure is the median over ``--rounds`` of
-the time per call. The calls run one at a time here, so each finds its operands in cache more often
-than inside the step: the column shows shares, not a sum equal to the step.
+arrays keep whatever the previous calls left in them), with BLAS on one thread as the trainers run it.
+The figure is the median over ``--rounds`` of the time per call. The calls run one at a time here, so
+each finds its operands in cache more often than inside the step: the column shows shares, not a sum
+equal to the step.
 """
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ def _trainer(name: str):
 
 def kernel_times(name: str, repeat: int, rounds: int) -> list[tuple[float, str]]:
     """(µs a call, the call's source) for each kernel call of the case's step, in the step's order."""
+    from nkernels.runtime.threads import blas_single_threaded
+
     trainer, fixed, arrays = _trainer(name)
     py_func = trainer.function.py_func
     module = sys.modules[py_func.__module__]
@@ -54,8 +57,6 @@ def kernel_times(name: str, repeat: int, rounds: int) -> list[tuple[float, str]]
     values = [fixed[p] for p in _FIXED] + list(arrays)
     body = source.split("for b in range(n_batches):\n")[1].split("\n    return n_batches")[0]
     calls = [line.strip() for line in body.splitlines() if re.match(r"^\s+[a-z_0-9]+\(", line)]
-    from nkernels.runtime.threads import blas_single_threaded
-
     times = []
     for i, call in enumerate(calls):
         code = (f"def _call_{i}({', '.join(params)}, repeat):\n    bs = a0.shape[0]\n    start = 0\n    step = 1\n"
