@@ -24,10 +24,6 @@ import time
 import numpy as np
 from numba import njit
 
-#: the arguments every generated step takes first, with the values a single batch needs
-_FIXED = ("X", "Y", "order", "start0", "n_batches", "step0", "scalars", "augment", "losses", "correct")
-
-
 def _trainer(name: str):
     from nkernels.cli.bench import CASES, data
     from nkernels.losses import SoftmaxCrossEntropy
@@ -46,15 +42,15 @@ def _trainer(name: str):
 
 def kernel_times(name: str, repeat: int, rounds: int) -> list[tuple[float, str]]:
     """(µs a call, the call's source) for each kernel call of the case's step, in the step's order."""
+    from nkernels.compiled.step import FIXED_ARGS
     from nkernels.runtime.threads import blas_single_threaded
 
     trainer, fixed, arrays = _trainer(name)
     py_func = trainer.function.py_func
     module = sys.modules[py_func.__module__]
     source = inspect.getsource(py_func)
-    params = re.search(r"def run_batches\((.*)\):", source).group(1).split(", ")
-    assert tuple(params[:len(_FIXED)]) == _FIXED, params[:len(_FIXED)]
-    values = [fixed[p] for p in _FIXED] + list(arrays)
+    params = [*FIXED_ARGS, *trainer.step.arg_names]  # run_batches' arguments, in order
+    values = [fixed[p] for p in FIXED_ARGS] + list(arrays)
     body = source.split("for b in range(n_batches):\n")[1].split("\n    return n_batches")[0]
     calls = [line.strip() for line in body.splitlines() if re.match(r"^\s+[a-z_0-9]+\(", line)]
     times = []
