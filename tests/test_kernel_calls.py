@@ -29,6 +29,10 @@ def test_a_step_holds_its_own_code_and_calls_its_kernels_by_address(tmp_path, mo
     """Each new step compiled its kernels' whole call trees in again (~5 s for a small conv model whose
     kernels were cached); the step's machine code now declares the kernels and defines none of them."""
     monkeypatch.setenv("NKERNELS_CACHE_DIR", str(tmp_path))
+    for name in [name for name in sys.modules if name.startswith("nkernels_step_")]:
+        # an earlier test of this process may have loaded the same step from Numba's disk cache, whose
+        # code cannot be inspected: compile it afresh from the new cache directory
+        monkeypatch.delitem(sys.modules, name)
     trainer = _conv_trainer()
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((16, 16)).astype(np.float32), rng.integers(0, 10, 16)

@@ -59,6 +59,33 @@ def test_a_split_batch_whose_loss_is_not_finite_stops_before_its_update():
     assert any(not np.array_equal(before[k], model.params[k]) for k in before)  # two batches ran
 
 
+def test_an_error_on_the_second_thread_ends_the_run_and_reaches_the_caller():
+    import threading
+
+    X, y = sequences()
+    trainer = train(recurrent_model(), X, y, 8, 1, True)[3]
+    first_halves, _ = trainer._split_loops
+
+    def failing_second_halves(*args):
+        raise RuntimeError("the second half failed")
+
+    trainer._split_loops = (first_halves, failing_second_halves)
+    outcome = []
+
+    def run():
+        try:
+            trainer.run(X.reshape(len(X), -1), y, np.arange(len(X)), 0, 4, 8)
+        except RuntimeError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the first thread kept waiting for the failed second one"
+    assert outcome == ["the second half failed"]
+    assert trainer.optimizer.steps == 1  # the failed run made no update
+
+
 def test_split_regression_with_mse():
     X, _ = sequences()
     target = np.tanh(X.sum(axis=(1, 2)))[:, None].repeat(4, axis=1)
@@ -75,8 +102,9 @@ def test_split_mode_is_chosen_for_wide_serial_steps_only():
     assert not CompiledTrainer.build(mlp, SoftmaxCrossEntropy(), Adam(), (64,), 64).split
     cnn = nk.Sequential([L.Conv2D(1, 4, 3), L.ReLU(), L.Flatten(), L.Dense(144, 10)], seed=0)
     assert multiply_adds_per_sample(cnn, (1, 8, 8)) == 4 * 9 * 64 + 144 * 10
-    assert not CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 512).split
-    assert CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), 8192).split
+    below = SPLIT_MIN_MULTIPLY_ADDS // (4 * 9 * 64 + 144 * 10)  # the largest batch under the threshold
+    assert not CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), below).split
+    assert CompiledTrainer.build(cnn, SoftmaxCrossEntropy(), Adam(), (1, 8, 8), below + 1).split
     dropout = nk.Sequential([L.LSTM(16, 128), L.Dropout(0.5), L.Dense(128, 10)], seed=0)
     assert not CompiledTrainer.build(dropout, SoftmaxCrossEntropy(), Adam(), (40, 16), 64).split
     with pytest.raises(ValueError, match="keeps state"):

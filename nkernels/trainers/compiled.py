@@ -7,19 +7,23 @@ from typing import Any
 import numpy as np
 
 from ..compiled.step import FIXED_ARGS, StepSource, describe, generate
+from ..kernels.cpu import handoff
 from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
 from ..runtime.cache import load_generated_module
 from ..runtime.threads import (
     THREAD_SAFE_LAYER_HINT, THREAD_SAFE_LAYERS, blas_single_threaded, calls_parallel_code, threading_layer)
 
-#: the least multiply-adds per batch for which the split mode pays for its per-step thread handoff
-#: (about 50 µs here) and its half-height GEMMs. The dense and recurrent kernels share a whole
-#: batch's work between two threads themselves, so below this the whole batch is as fast or
-#: faster: measured on 2 cores (medians of 5 alternated runs), LSTM(8->64) over 8 steps at batch 64
-#: (9.5M) 732 µs whole against 788 split, GRU(8->64) (7.1M) 549 against 615, LSTM(16->32) over 40
-#: steps (15.7M) 1,553 against 1,593, LSTM(16->128) over 40 steps (189M) 13.3 against 13.4 ms
-SPLIT_MIN_MULTIPLY_ADDS = 16_000_000
+#: the least multiply-adds per batch for which the split mode is chosen by itself. Above it the two
+#: halves on two cores beat the kernels' own two-thread regions, whose products and planes move
+#: between the cores' caches at every pass; below it the half batches are too small to pay for the
+#: join of their gradients. Measured on 2 cores (alternating whole and split in one process, µs a
+#: step): MLP 64-32-10 at batch 64 (152K) 34 against 26, MLP 64-64-10 (303K) 40 against 35, MLP
+#: 64-128-128-10 at batch 32 (827K) 78 against 78, the digits CNN (754K) 164-171 against 124-127, the
+#: digits MLP (1.65M) 119-121 against 96-99, the transformer preset (4.3M) 999-1,043 against 834-903,
+#: LSTM(8->64) over 8 steps (9.5M) 395-404 against 379-398; a 16-16-4 MLP at batch 32 (10K) 4.4
+#: against 9.7.
+SPLIT_MIN_MULTIPLY_ADDS = 500_000
 
 
 def multiply_adds_per_sample(model, sample_shape) -> int:
@@ -45,14 +49,16 @@ class CompiledTrainer:
     attention and conv kernels share a whole batch's work between Numba's threads themselves, which
     is the faster way up to :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds a batch. Above it, in split
     mode each batch is cut into two halves: a second thread computes one half's gradients while the
-    calling thread computes the other's (both compiled with ``nogil``, each with its own buffers and gradients, each running
-    its ``prange`` kernels on one thread), then one compiled call joins them, weighted by the
-    halves' sizes, and updates the parameters. The threads block rather than spin while they
-    wait, so a busy machine slows them down without stalling them. The numbers equal the
-    whole-batch step's up to float rounding (the sums run in another order). It is chosen when
-    no layer couples the samples of a batch (BatchNorm: ``Layer.couples_batch``), the layers keep
-    no state between steps (dropout's counter), there is no augmentation, Numba
-    has 2 or more threads, its threading layer lets two threads run parallel kernels at once
+    calling thread computes the other's (both in compiled ``nogil`` loops over the run's batches, each
+    with its own buffers and gradients, each running its ``prange`` kernels on one thread), then the
+    calling thread joins them, weighted by the halves' sizes, and updates the parameters. Within a
+    run the two threads hand each batch over by spinning on a counter (waking a sleeping thread cost
+    ~50 µs a batch here), giving the CPU away every couple of thousand tries so that a busy machine
+    still runs its other threads (:mod:`nkernels.kernels.cpu.handoff`); between runs the second
+    thread sleeps. The numbers equal the whole-batch step's up to float rounding (the sums run in
+    another order). It is chosen when no layer couples the samples of a batch (BatchNorm:
+    ``Layer.couples_batch``), the layers keep no state between steps (dropout's counter), there is
+    no augmentation, Numba has 2 or more threads, its threading layer lets two threads run parallel kernels at once
     (``omp`` or ``tbb``; on ``workqueue`` only steps without parallel kernels run split) and a
     batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds; ``split_batches``
     forces it on or off.
@@ -64,8 +70,7 @@ class CompiledTrainer:
         self.sample_shape = tuple(sample_shape)
         self.step = step
         self.function = module.run_batches
-        self._half_gradients = module.half_batch_gradients
-        self._update_from_halves = module.update_from_halves
+        self._split_loops = (module.run_split_batches, module.run_second_halves)
         self.split = split
         self._buffers: dict[tuple[int, int], list] = {}
         self._activations: dict[tuple[int, int], tuple[list, list]] = {}
@@ -244,10 +249,15 @@ class CompiledTrainer:
         return losses[:done], correct[:done], done
 
     def _run_split(self, X2d, Y, order, start, n_batches, batch_size, losses, correct) -> int:
-        """The split mode's loop: per batch, two half-batch gradient calls on two threads, then the update.
+        """The split mode: the generated ``run_second_halves`` on the second thread, computing each
+        batch's second half, beside ``run_split_batches`` on this one, computing the first halves,
+        joining both and updating; the two hand each batch over through a control array
+        (:mod:`nkernels.kernels.cpu.handoff`).
 
         Both threads run Numba's ``prange`` kernels on one thread each (Numba's thread count is
-        per thread), so every kernel of a half, BLAS included, keeps to one core.
+        per thread), so every kernel of a half, BLAS included, keeps to one core. Whichever side
+        stops first (a loss that is not finite, an exception) sets the control array's stop
+        counter, which ends the other side's wait.
         """
         import numba
 
@@ -258,34 +268,32 @@ class CompiledTrainer:
                                               initializer=numba.set_num_threads, initargs=(1,))
             self._worker_pid = os.getpid()
         first, second = batch_size - batch_size // 2, batch_size // 2
+        control = np.zeros(handoff.CONTROL_SIZE, np.int64)
+        halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))  # a cache line each half
+        shared = (X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(), self._augment(), losses,
+                  correct)
+        first_halves, second_halves = self._split_loops
         arrays0, arrays1 = self._arrays(first, 0), self._arrays(second, 1)
-        optimizer, scalars, augment = self.optimizer, self._scalars(), self._augment()
-        halves = [(np.zeros(1), np.zeros(1, np.int64)) for _ in range(2)]
 
-        def fixed_args(row0, half):  # the leading arguments every generated function takes (FIXED_ARGS)
-            return (X2d, Y, order, row0, 1, optimizer.steps, scalars, augment, *halves[half])
-
-        def gradients(row0, half, arrays):
-            self._half_gradients(*fixed_args(row0, half), *arrays)
-            return float(halves[half][0][0]), int(halves[half][1][0])
+        def second_thread():
+            try:
+                return second_halves(*shared, *arrays1, control, *halves, first, second)
+            except BaseException:
+                control[handoff.STOP] = 1
+                raise
 
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
+        pending = self._worker.submit(second_thread)
+        done = 0
         try:
-            for b in range(n_batches):
-                row0 = start + b * batch_size
-                pending = self._worker.submit(gradients, row0 + first, 1, arrays1)
-                loss0, correct0 = gradients(row0, 0, arrays0)
-                loss1, correct1 = pending.result()
-                loss = (first * loss0 + second * loss1) / batch_size
-                if not np.isfinite(loss):
-                    return b
-                losses[b], correct[b] = loss, correct0 + correct1
-                self._update_from_halves(*fixed_args(row0, 0), *arrays0, first / batch_size, second / batch_size)
-                optimizer.steps += 1
+            done = first_halves(*shared, *arrays0, control, *halves, first, second)
         finally:
+            control[handoff.STOP] = 1
             numba.set_num_threads(threads)
-        return n_batches
+            self.optimizer.steps += done  # the updates made, even when the second thread failed
+            pending.result()
+        return done
 
 
 def _check_same_calls(passes, reference, layer) -> None:

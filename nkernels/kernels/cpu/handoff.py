@@ -1,0 +1,141 @@
+"""Two threads handing work to each other through an int64 control array, from ``nogil`` compiled code.
+
+The compiled trainer's split mode (:class:`nkernels.trainers.compiled.CompiledTrainer`) runs a batch's
+two halves on two threads, once per batch. Waking a sleeping thread costs ~50 µs on a small virtual
+machine, as much as a digits MLP's whole half batch, so within a run of batches the threads wait for
+each other by spinning on a counter: :func:`signal` publishes a value (a release store, so the
+arrays written before it are seen by the thread that reads it), :func:`wait_until` spins with the
+CPU's pause hint until a counter reaches a value (an acquire load), and gives the CPU away
+(``sched_yield``) every :data:`SPINS_BEFORE_YIELD` tries, so a busy machine's other threads still
+run. Each counter sits on a 64-byte line of its own (:data:`SLOT`), so that the two threads writing
+their counters never share a cache line.
+
+A third counter, ``STOP``, ends both sides' waits: the trainer sets it when either side stops early
+(a loss that is not finite, an exception), so neither thread waits forever for the other.
+
+Everything is callable from ``@njit(cache=True)`` code: the loads and stores are LLVM atomics and the
+yield is called by a symbol registered with LLVM when this module is imported (as :mod:`.blas`
+registers BLAS), so cached callers link by name in every new process.
+"""
+import ctypes
+import os
+import platform
+import time
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import config as numba_config
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["GO", "DONE", "STOP", "CONTROL_SIZE", "SLOT", "SPINS_BEFORE_YIELD", "signal", "wait_until"]
+
+#: int64 entries per counter: one 64-byte cache line each
+SLOT = 8
+#: the counters of a control array: batches handed to the helper thread, batches it finished, stop
+GO, DONE, STOP = 0, SLOT, 2 * SLOT
+#: the length of a control array
+CONTROL_SIZE = 3 * SLOT
+#: pause hints between two yields of the CPU while waiting
+SPINS_BEFORE_YIELD = 2000
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+_YIELD_SYMBOL = "nkernels_yield_cpu"
+
+
+def _yield_address() -> int:
+    if os.name == "nt":
+        return ctypes.cast(ctypes.windll.kernel32.SwitchToThread, ctypes.c_void_p).value  # type: ignore[attr-defined]
+    return ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value
+
+
+llvm.add_symbol(_YIELD_SYMBOL, _yield_address())
+
+
+def _element_pointer(context, builder, signature, args):
+    array = context.make_array(signature.args[0])(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, signature.args[0], array, [args[1]])
+
+
+@intrinsic
+def _load_acquire(typingctx, control, index):
+    """``control[index]`` (int64, C-contiguous 1-D) as an atomic acquire load."""
+    if control != types.Array(types.int64, 1, "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.load_atomic(_element_pointer(context, builder, signature, args), "acquire", 8)
+
+    return types.int64(control, index), codegen
+
+
+@intrinsic
+def _store_release(typingctx, control, index, value):
+    """``control[index] = value`` as an atomic release store."""
+    if control != types.Array(types.int64, 1, "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(value, _element_pointer(context, builder, signature, args), "release", 8)
+        return context.get_dummy_value()
+
+    return types.none(control, index, value), codegen
+
+
+@intrinsic
+def _pause(typingctx):
+    """The CPU's spin-wait hint (x86 ``pause``; nothing elsewhere)."""
+    def codegen(context, builder, signature, args):
+        if _X86:
+            builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                        "llvm.x86.sse2.pause"), [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
+def _yield_cpu(typingctx):
+    """``sched_yield()`` (``SwitchToThread()`` on Windows), by its registered symbol."""
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), _YIELD_SYMBOL)
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@njit(cache=True, nogil=True)
+def signal(control, counter, value):
+    """Publish ``value`` in the counter at ``control[counter]``, after every write made before it."""
+    _store_release(control, counter, value)
+
+
+@njit(cache=True, nogil=True)
+def wait_until(control, counter, value):
+    """Spin until ``control[counter] >= value`` (True), or until ``control[STOP]`` is set (then whether
+    the counter had reached the value)."""
+    spins = 0
+    while _load_acquire(control, counter) < value:
+        if _load_acquire(control, STOP) != 0:  # the counter may have been published just before the stop
+            return _load_acquire(control, counter) >= value
+        _pause()
+        spins += 1
+        if spins == SPINS_BEFORE_YIELD:
+            _yield_cpu()
+            spins = 0
+    return True
+
+
+if numba_config.DISABLE_JIT:  # plain Python (the kernel coverage run): NumPy's reads and writes, and sleep(0)
+    def signal(control, counter, value):  # noqa: F811
+        control[counter] = value
+
+    def wait_until(control, counter, value):  # noqa: F811
+        while control[counter] < value:
+            if control[STOP] != 0:
+                return control[counter] >= value
+            time.sleep(0)
+        return True
