@@ -52,10 +52,9 @@ class CompiledTrainer:
     calling thread computes the other's (both in compiled ``nogil`` loops over the run's batches, each
     with its own buffers and gradients, each running its ``prange`` kernels on one thread), then the
     calling thread joins them, weighted by the halves' sizes, and updates the parameters. Within a
-    run the two threads hand each batch over by spinning on a counter (waking a sleeping thread cost
-    ~50 µs a batch here), giving the CPU away every couple of thousand tries so that a busy machine
-    still runs its other threads (:mod:`nkernels.kernels.cpu.handoff`); between runs the second
-    thread sleeps. The numbers equal the whole-batch step's up to float rounding (the sums run in
+    run the two threads hand each batch over by polling a counter (waking a sleeping thread cost
+    ~50 µs a batch here), yielding the CPU between reads so that a busy machine still runs its
+    other threads (:mod:`nkernels.kernels.cpu.handoff`); between runs the second thread sleeps. The numbers equal the whole-batch step's up to float rounding (the sums run in
     another order). It is chosen when no layer couples the samples of a batch (BatchNorm:
     ``Layer.couples_batch``), the layers keep no state between steps (dropout's counter), there is
     no augmentation, Numba has 2 or more threads, its threading layer lets two threads run parallel kernels at once

@@ -3,12 +3,14 @@
 The compiled trainer's split mode (:class:`nkernels.trainers.compiled.CompiledTrainer`) runs a batch's
 two halves on two threads, once per batch. Waking a sleeping thread costs ~50 µs on a small virtual
 machine, as much as a digits MLP's whole half batch, so within a run of batches the threads wait for
-each other by spinning on a counter: :func:`signal` publishes a value (a release store, so the
-arrays written before it are seen by the thread that reads it), :func:`wait_until` spins with the
-CPU's pause hint until a counter reaches a value (an acquire load), and gives the CPU away
-(``sched_yield``) every :data:`SPINS_BEFORE_YIELD` tries, so a busy machine's other threads still
-run. Each counter sits on a 64-byte line of its own (:data:`SLOT`), so that the two threads writing
-their counters never share a cache line.
+each other by polling a counter: :func:`signal` publishes a value (a release store, so the arrays
+written before it are seen by the thread that reads it), and :func:`wait_until` reads the counter
+(an acquire load) until it reaches a value, giving the CPU away (``sched_yield``) between two reads,
+so that a busy machine's other threads still run. A spin on the CPU's ``pause`` hint instead (2,000
+pauses between yields) was slower on this KVM guest (KVM may trap a guest's pause loops): the digits MLP's
+split step took a median of ~128 µs against ~105 µs over 14 processes each, with one process in
+14 at ~290 µs. Each counter sits on a 64-byte line of its own (:data:`SLOT`), so that the two threads
+writing their counters never share a cache line.
 
 A third counter, ``STOP``, ends both sides' waits: the trainer sets it when either side stops early
 (a loss that is not finite, an exception), so neither thread waits forever for the other.
@@ -19,7 +21,6 @@ registers BLAS), so cached callers link by name in every new process.
 """
 import ctypes
 import os
-import platform
 import time
 
 import llvmlite.binding as llvm
@@ -29,7 +30,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["GO", "DONE", "STOP", "CONTROL_SIZE", "SLOT", "SPINS_BEFORE_YIELD", "signal", "wait_until"]
+__all__ = ["GO", "DONE", "STOP", "CONTROL_SIZE", "SLOT", "signal", "wait_until"]
 
 #: int64 entries per counter: one 64-byte cache line each
 SLOT = 8
@@ -37,10 +38,7 @@ SLOT = 8
 GO, DONE, STOP = 0, SLOT, 2 * SLOT
 #: the length of a control array
 CONTROL_SIZE = 3 * SLOT
-#: pause hints between two yields of the CPU while waiting
-SPINS_BEFORE_YIELD = 2000
 
-_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 _YIELD_SYMBOL = "nkernels_yield_cpu"
 
 
@@ -85,18 +83,6 @@ def _store_release(typingctx, control, index, value):
 
 
 @intrinsic
-def _pause(typingctx):
-    """The CPU's spin-wait hint (x86 ``pause``; nothing elsewhere)."""
-    def codegen(context, builder, signature, args):
-        if _X86:
-            builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                        "llvm.x86.sse2.pause"), [])
-        return context.get_dummy_value()
-
-    return types.none(), codegen
-
-
-@intrinsic
 def _yield_cpu(typingctx):
     """``sched_yield()`` (``SwitchToThread()`` on Windows), by its registered symbol."""
     def codegen(context, builder, signature, args):
@@ -115,17 +101,12 @@ def signal(control, counter, value):
 
 @njit(cache=True, nogil=True)
 def wait_until(control, counter, value):
-    """Spin until ``control[counter] >= value`` (True), or until ``control[STOP]`` is set (then whether
-    the counter had reached the value)."""
-    spins = 0
+    """Wait until ``control[counter] >= value`` (True), or until ``control[STOP]`` is set (then whether
+    the counter had reached the value), yielding the CPU between reads."""
     while _load_acquire(control, counter) < value:
         if _load_acquire(control, STOP) != 0:  # the counter may have been published just before the stop
             return _load_acquire(control, counter) >= value
-        _pause()
-        spins += 1
-        if spins == SPINS_BEFORE_YIELD:
-            _yield_cpu()
-            spins = 0
+        _yield_cpu()
     return True
 
 
