@@ -64,12 +64,14 @@ def test_an_error_on_the_second_thread_ends_the_run_and_reaches_the_caller():
 
     X, y = sequences()
     trainer = train(recurrent_model(), X, y, 8, 1, True)[3]
-    first_halves, _ = trainer._split_loops
+    loop = trainer._split_loop
 
-    def failing_second_halves(*args):
-        raise RuntimeError("the second half failed")
+    def failing_on_the_second_thread(*args):
+        if args[-1] == 1:
+            raise RuntimeError("the second half failed")
+        return loop(*args)
 
-    trainer._split_loops = (first_halves, failing_second_halves)
+    trainer._split_loop = failing_on_the_second_thread
     outcome = []
 
     def run():

@@ -1,6 +1,6 @@
 """Generate the source of a Sequential's compiled training step from the pass descriptions.
 
-:func:`generate` renders, for a model, a loss, an optimizer and a batch shape, five
+:func:`generate` renders, for a model, a loss, an optimizer and a batch shape, four
 ``@njit(cache=True)`` functions sharing one argument list:
 
 ``run_batches``
@@ -9,10 +9,11 @@
 ``half_batch_gradients`` and ``update_from_halves``
     the split mode's halves (see :class:`nkernels.trainers.compiled.CompiledTrainer`): one half's
     gradients, and the join of both halves' gradients with the update;
-``run_split_batches`` and ``run_second_halves``
-    the split mode's two loops (:data:`SPLIT_ARGS` after the shared arguments), one a thread: the
-    first computes the first halves, joins and updates, the second the second halves, each batch
-    handed over through the control array (:mod:`nkernels.kernels.cpu.handoff`).
+``run_split_batches``
+    the split mode's loop over a run's batches (:data:`SPLIT_ARGS` after the shared arguments),
+    called on two threads at once: in role 0 it computes the first halves, joins and updates, in
+    role 1 the second halves, each batch handed over through the control array
+    (:mod:`nkernels.kernels.cpu.handoff`). One function for both roles compiles once.
 
 Every kernel call comes from a layer's, the loss's or the optimizer's description
 (:mod:`nkernels.passes`), rendered by :mod:`nkernels.compiled.render`, and calls the kernel by
@@ -39,9 +40,10 @@ from .render import Binding, Scope, accumulated_locals, literal, render_call, va
 #: the leading arguments of every generated function
 FIXED_ARGS = ("X", "Y", "order", "start0", "n_batches", "step0", "scalars", "augment", "losses", "correct")
 
-#: the trailing arguments of the split mode's two loops: the threads' control array
-#: (:mod:`nkernels.kernels.cpu.handoff`), the halves' losses and correct counts (2, SLOT) and sizes
-SPLIT_ARGS = ("control", "halves_loss", "halves_correct", "first", "second")
+#: the trailing arguments of the split mode's loop: the threads' control array
+#: (:mod:`nkernels.kernels.cpu.handoff`), the halves' losses and correct counts (2, SLOT), their
+#: sizes, and the calling thread's role (0 or 1)
+SPLIT_ARGS = ("control", "halves_loss", "halves_correct", "first", "second", "role")
 
 #: the random-translation counter of a step starts at ``step * AUGMENT_STRIDE`` (batches stay below it)
 AUGMENT_STRIDE = 1 << 20
@@ -293,10 +295,20 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     update_body = ["step = step0 + 1", *combine, *updates, "return 0"]
     args = list(FIXED_ARGS) + [name for name in names if not _fixed(names[name])]
     names_text = ", ".join(args[len(FIXED_ARGS):])
-    half_call = "half_batch_gradients(X, Y, order, {row0}, 1, step0 + batch, scalars, augment, halves_loss[{h}], " \
+    half_call = "half_batch_gradients(X, Y, order, {row0}, int64(1), step0 + batch, scalars, augment, halves_loss[{h}], " \
                 "halves_correct[{h}], " + names_text + ")"
-    split_body = [
+    second_thread = [  # the second thread's part ("role" 1): the second halves
+        "for batch in range(n_batches):",
+        "    if not handoff.wait_until(control, handoff.GO, batch + 1):",
+        "        return batch",
+        "    " + half_call.format(row0="start0 + batch * size + first", h=1),
+        "    handoff.signal(control, handoff.DONE, batch + 1)",
+        "return n_batches",
+    ]
+    split_body = [  # the first thread's part ("role" 0): first halves, the join, the update
         "size = first + second",
+        "if role == 1:",
+        *_indent(second_thread, 4),
         "for batch in range(n_batches):",
         "    row0 = start0 + batch * size",
         "    handoff.signal(control, handoff.GO, batch + 1)",
@@ -308,17 +320,8 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         "        return batch",
         "    losses[batch] = loss",
         "    correct[batch] = halves_correct[0, 0] + halves_correct[1, 0]",
-        "    update_from_halves(X, Y, order, row0, 1, step0 + batch, scalars, augment, halves_loss[0], "
+        "    update_from_halves(X, Y, order, row0, int64(1), step0 + batch, scalars, augment, halves_loss[0], "
         f"halves_correct[0], {names_text}, first / size, second / size)",
-        "return n_batches",
-    ]
-    second_body = [
-        "size = first + second",
-        "for batch in range(n_batches):",
-        "    if not handoff.wait_until(control, handoff.GO, batch + 1):",
-        "        return batch",
-        "    " + half_call.format(row0="start0 + batch * size + first", h=1),
-        "    handoff.signal(control, handoff.DONE, batch + 1)",
         "return n_batches",
     ]
     modules = {getattr(kernel(op, "cpu"), "py_func").__module__ for op in ops}
@@ -355,11 +358,6 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         '@njit(cache=True, error_model="numpy", nogil=True)',
         f"def run_split_batches({', '.join(args + list(SPLIT_ARGS))}):",
         *_indent(split_body, 4),
-        "",
-        "",
-        '@njit(cache=True, error_model="numpy", nogil=True)',
-        f"def run_second_halves({', '.join(args + list(SPLIT_ARGS))}):",
-        *_indent(second_body, 4),
         "",
     ])
     bindings = {name: names[name] for name in args[len(FIXED_ARGS):]}

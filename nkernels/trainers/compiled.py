@@ -69,7 +69,7 @@ class CompiledTrainer:
         self.sample_shape = tuple(sample_shape)
         self.step = step
         self.function = module.run_batches
-        self._split_loops = (module.run_split_batches, module.run_second_halves)
+        self._split_loop = module.run_split_batches
         self.split = split
         self._buffers: dict[tuple[int, int], list] = {}
         self._activations: dict[tuple[int, int], tuple[list, list]] = {}
@@ -248,10 +248,10 @@ class CompiledTrainer:
         return losses[:done], correct[:done], done
 
     def _run_split(self, X2d, Y, order, start, n_batches, batch_size, losses, correct) -> int:
-        """The split mode: the generated ``run_second_halves`` on the second thread, computing each
-        batch's second half, beside ``run_split_batches`` on this one, computing the first halves,
-        joining both and updating; the two hand each batch over through a control array
-        (:mod:`nkernels.kernels.cpu.handoff`).
+        """The split mode: the generated ``run_split_batches`` on the second thread in role 1,
+        computing each batch's second half, beside the same on this one in role 0, computing the
+        first halves, joining both and updating; the two hand each batch over through a control
+        array (:mod:`nkernels.kernels.cpu.handoff`).
 
         Both threads run Numba's ``prange`` kernels on one thread each (Numba's thread count is
         per thread), so every kernel of a half, BLAS included, keeps to one core. Whichever side
@@ -271,12 +271,12 @@ class CompiledTrainer:
         halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))  # a cache line each half
         shared = (X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(), self._augment(), losses,
                   correct)
-        first_halves, second_halves = self._split_loops
+        loop = self._split_loop
         arrays0, arrays1 = self._arrays(first, 0), self._arrays(second, 1)
 
         def second_thread():
             try:
-                return second_halves(*shared, *arrays1, control, *halves, first, second)
+                return loop(*shared, *arrays1, control, *halves, first, second, 1)
             except BaseException:
                 control[handoff.STOP] = 1
                 raise
@@ -286,7 +286,7 @@ class CompiledTrainer:
         pending = self._worker.submit(second_thread)
         done = 0
         try:
-            done = first_halves(*shared, *arrays0, control, *halves, first, second)
+            done = loop(*shared, *arrays0, control, *halves, first, second, 0)
         finally:
             control[handoff.STOP] = 1
             numba.set_num_threads(threads)
