@@ -49,18 +49,19 @@ class CompiledTrainer:
     attention and conv kernels share a whole batch's work between Numba's threads themselves, which
     is the faster way up to :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds a batch. Above it, in split
     mode each batch is cut into two halves: a second thread computes one half's gradients while the
-    calling thread computes the other's (both in compiled ``nogil`` loops over the run's batches, each
-    with its own buffers and gradients, each running its ``prange`` kernels on one thread), then the
-    calling thread joins them, weighted by the halves' sizes, and updates the parameters. Within a
-    run the two threads hand each batch over by polling a counter (waking a sleeping thread cost
-    ~50 µs a batch here), yielding the CPU between reads so that a busy machine still runs its
-    other threads (:mod:`nkernels.kernels.cpu.handoff`); between runs the second thread sleeps. The numbers equal the whole-batch step's up to float rounding (the sums run in
-    another order). It is chosen when no layer couples the samples of a batch (BatchNorm:
+    calling thread computes the other's (both in a compiled ``nogil`` loop over the run's batches,
+    each with its own buffers and gradients, each running its ``prange`` kernels on one thread),
+    then the calling thread joins them, weighted by the halves' sizes, and updates the parameters.
+    Within a run the two threads hand each batch over by polling a counter (waking a sleeping
+    thread cost ~50 µs a batch here), yielding the CPU between reads so that a busy machine still
+    runs its other threads (:mod:`nkernels.kernels.cpu.handoff`); between runs the second thread
+    sleeps. The numbers equal the whole-batch step's up to float rounding (the sums run in another
+    order). It is chosen when no layer couples the samples of a batch (BatchNorm:
     ``Layer.couples_batch``), the layers keep no state between steps (dropout's counter), there is
-    no augmentation, Numba has 2 or more threads, its threading layer lets two threads run parallel kernels at once
-    (``omp`` or ``tbb``; on ``workqueue`` only steps without parallel kernels run split) and a
-    batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds; ``split_batches``
-    forces it on or off.
+    no augmentation, Numba has 2 or more threads, its threading layer lets two threads run
+    parallel kernels at once (``omp`` or ``tbb``; on ``workqueue`` only steps without parallel
+    kernels run split) and a batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds;
+    ``split_batches`` forces it on or off.
     """
 
     def __init__(self, model, loss, optimizer, sample_shape, step: StepSource, module, augment=None,
@@ -268,7 +269,8 @@ class CompiledTrainer:
             self._worker_pid = os.getpid()
         first, second = batch_size - batch_size // 2, batch_size // 2
         control = np.zeros(handoff.CONTROL_SIZE, np.int64)
-        halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))  # a cache line each half
+        # each half's loss and count 64 bytes from the other's: the two threads never write one cache line
+        halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))
         shared = (X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(), self._augment(), losses,
                   correct)
         loop = self._split_loop

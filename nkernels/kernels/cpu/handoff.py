@@ -6,11 +6,11 @@ machine, as much as a digits MLP's whole half batch, so within a run of batches 
 each other by polling a counter: :func:`signal` publishes a value (a release store, so the arrays
 written before it are seen by the thread that reads it), and :func:`wait_until` reads the counter
 (an acquire load) until it reaches a value, giving the CPU away (``sched_yield``) between two reads,
-so that a busy machine's other threads still run. A spin on the CPU's ``pause`` hint instead (2,000
-pauses between yields) was slower on this KVM guest (KVM may trap a guest's pause loops): the digits MLP's
-split step took a median of ~128 µs against ~105 µs over 14 processes each, with one process in
-14 at ~290 µs. Each counter sits on a 64-byte line of its own (:data:`SLOT`), so that the two threads
-writing their counters never share a cache line.
+so that a busy machine's other threads still run. A spin on the CPU's ``pause`` hint instead
+(2,000 pauses between yields) was slower on this KVM guest (KVM may trap a guest's pause loops):
+the digits MLP's split step took a median of ~128 µs against ~105 µs over 14 processes each, with
+one process in 14 at ~290 µs. The counters lie 64 bytes apart (:data:`SLOT`), so that the two
+threads writing their counters never share a cache line.
 
 A third counter, ``STOP``, ends both sides' waits: the trainer sets it when either side stops early
 (a loss that is not finite, an exception), so neither thread waits forever for the other.
@@ -32,7 +32,7 @@ from numba.extending import intrinsic
 
 __all__ = ["GO", "DONE", "STOP", "CONTROL_SIZE", "SLOT", "signal", "wait_until"]
 
-#: int64 entries per counter: one 64-byte cache line each
+#: int64 entries from one counter to the next: 64 bytes, a cache line
 SLOT = 8
 #: the counters of a control array: batches handed to the helper thread, batches it finished, stop
 GO, DONE, STOP = 0, SLOT, 2 * SLOT

@@ -18,7 +18,7 @@ def later(action, delay=0.05):
     return thread
 
 
-def test_each_counter_has_a_cache_line_of_its_own():
+def test_the_counters_lie_a_cache_line_apart():
     assert {GO, DONE, STOP} == {0, SLOT, 2 * SLOT} and CONTROL_SIZE == 3 * SLOT
     assert SLOT * np.dtype(np.int64).itemsize == 64
 
