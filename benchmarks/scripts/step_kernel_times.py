@@ -3,8 +3,9 @@
 Run: ``python benchmarks/scripts/step_kernel_times.py CASE [--repeat 200] [--rounds 7]`` (CASE: a name of
 ``nkernels bench``'s cases; prints a Markdown table, slowest first).
 
-The script builds the case's compiled trainer as ``nkernels bench`` does (Adam, random data), runs it
-once, then reads the generated ``run_batches`` source: each kernel call of its batch loop is compiled
+The script builds the case's compiled trainer as ``nkernels bench`` does (Adam, random data) but with
+whole batches (``split_batches=False``: the split mode's halves run the same calls on half the rows),
+runs it once, then reads the generated ``run_batches`` source: each kernel call of its batch loop is compiled
 into a small ``@njit`` function of the step's own arguments that repeats the call ``--repeat`` times,
 and is timed on the trainer's real arrays (the same shapes, views and workspaces the step uses; the
 arrays keep whatever the previous calls left in them), with BLAS on one thread as the trainers run it.
@@ -24,6 +25,7 @@ import time
 import numpy as np
 from numba import njit
 
+
 def _trainer(name: str):
     from nkernels.cli.bench import CASES, data
     from nkernels.losses import SoftmaxCrossEntropy
@@ -32,7 +34,8 @@ def _trainer(name: str):
 
     case = CASES[name]
     X, y = data(case, 20)
-    trainer = make_trainer(case.build(), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape, case.batch_size)
+    trainer = make_trainer(case.build(), SoftmaxCrossEntropy(), Adam(lr=1e-3), case.sample_shape, case.batch_size,
+                           split_batches=False)  # the step timed below is run_batches, the whole-batch loop
     X2d, order = X.reshape(len(X), -1), np.arange(len(X))
     trainer.run(X2d, y, order, 0, 2, case.batch_size)
     fixed = dict(X=X2d, Y=y, order=order, start0=0, n_batches=1, step0=0, scalars=trainer._scalars(),
