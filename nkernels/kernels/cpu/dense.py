@@ -13,7 +13,7 @@ element is still one BLAS dot product over the same operands.
 from numba import njit, prange
 
 from ..calls import by_address
-from .blas import SPLIT_MULTIPLY_ADDS, gemm, runtime_flag
+from .blas import SPLIT_MULTIPLY_ADDS, gemm, gemm_transposed_tiles, runtime_flag
 from .threads import thread_count
 
 
@@ -50,7 +50,7 @@ def dense_forward(x, weight, bias, out):
                 out[i, j] = bias[j]
         beta = 1.0
     if not _shares(n, m, k):
-        gemm(False, True, 1.0, x, weight, beta, out)
+        gemm_transposed_tiles(1.0, x, weight, beta, out)
         return
     no, yes = runtime_flag(False), runtime_flag(True)  # one compiled _gemm_pair for every call
     if n >= m:  # halve the longer side of the output

@@ -11,7 +11,7 @@ from numba import njit
 
 from nkernels.kernels.cpu import blas
 from nkernels.kernels.cpu.blas import (
-    SMALL_PRODUCT, gemm, gemm_column_pieces, gemm_inner_pieces, gemm_row_pieces, small_piece)
+    SMALL_PRODUCT, gemm, gemm_column_pieces, gemm_inner_pieces, gemm_row_pieces, gemm_transposed_tiles, small_piece)
 
 DTYPES = [np.float32, np.float64]
 
@@ -195,3 +195,24 @@ def test_products_in_pieces_match_np_dot(m, n, k, transa, dtype, nk_small_kernel
     np.testing.assert_allclose(rows, expected(transa, False, 0.5, a, b, 2.0, c), **close)
     np.testing.assert_allclose(columns, expected(transa, False, 0.5, a, b, 2.0, c), **close)
     np.testing.assert_allclose(inner, expected(transa, False, 0.5, a, b, 0.0, c), **close)
+
+
+@njit(cache=True)
+def transposed_product_in_tiles(a, b, c):
+    gemm_transposed_tiles(0.5, a, b, 2.0, c)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, n, k", [(32, 128, 128), (50, 70, 40), (64, 33, 100), (65, 128, 128), (32, 128, 10),
+                                     (3, 4, 5)])
+@BOTH_WAYS
+def test_transposed_product_in_tiles_matches_np_dot(m, n, k, dtype, nk_small_kernels):
+    """``a @ b.T`` in 32 x 32 tiles of c where they pay (uneven last tiles, strided views of c's
+    tiles), whole where they do not (more than 64 rows, an inner dimension under 32, few entries):
+    the same product as one np.dot."""
+    a, b, c = operands(m, n, k, False, True, dtype, seed=4)
+    out = c.copy()
+    transposed_product_in_tiles(a, b, out)
+    close = tol(dtype) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out, expected(False, True, 0.5, a, b, 2.0, c), **close)
+
