@@ -46,6 +46,28 @@ def test_split_batches_give_the_whole_batch_numbers(cell, batch_size):
     assert not np.array_equal(p0["0.weight_hh"], recurrent_model(cell).params["0.weight_hh"])  # it trained
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_each_thread_updates_its_own_identical_copy_and_the_model_gets_the_whole_batch_gradient(dtype):
+    """Both threads join the halves' gradients and update parameters and optimizer state of their
+    own: the copies stay equal bit for bit, follow parameters changed between runs, and the model's
+    gradients are the whole batch's, as without the split."""
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((48, 10)), rng.integers(0, 3, 48)
+    models = [nk.Sequential([L.Dense(10, 16), L.ReLU(), L.Dense(16, 3)], seed=1, dtype=dtype) for _ in range(2)]
+    trainers = [CompiledTrainer.build(m, SoftmaxCrossEntropy(), Adam(lr=1e-2), (10,), 12, split_batches=split)
+                for m, split in zip(models, (False, True))]
+    close = dict(rtol=2e-4, atol=1e-6) if dtype == "float32" else dict(rtol=1e-10, atol=1e-13)
+    for run in range(2):
+        for trainer in trainers:
+            trainer.run(X.astype(dtype), y, np.arange(48), 0, 4, 12)
+        assert trainers[1]._copies and all(np.array_equal(copy, source) for source, copy in trainers[1]._copies)
+        for key in models[0].params:
+            np.testing.assert_allclose(models[1].params[key], models[0].params[key], **close)
+            np.testing.assert_allclose(models[1].grads[key], models[0].grads[key], **close)
+        for model in models:  # changed between runs: the second thread must start from these
+            model.set_params({k: v * 0.5 for k, v in model.params.items()})
+
+
 def test_a_split_batch_whose_loss_is_not_finite_stops_before_its_update():
     X, y = sequences()
     model = recurrent_model()

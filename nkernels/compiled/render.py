@@ -22,8 +22,8 @@ class Binding:
     """What one argument of the generated function holds.
 
     ``kind`` is ``"act"`` / ``"dact"`` (activation ``index`` and its gradient: 0 is the batch,
-    the last the model's output), ``"param"``, ``"grad"``, ``"other_grad"`` (of layer ``index``,
-    parameter ``name``), ``"work"`` / ``"buffer"`` (of layer ``index``; ``index`` -1 is the
+    the last the model's output), ``"param"``, ``"grad"``, ``"other_grad"``, ``"joined"`` (the
+    split mode's: the other half's gradient, both halves' joined; of layer ``index``, parameter ``name``), ``"work"`` / ``"buffer"`` (of layer ``index``; ``index`` -1 is the
     loss), ``"state"`` (the optimizer state ``slot`` of layer ``index``'s parameter ``name``),
     ``"target"``, ``"raw"`` (the batch before augmentation) or ``"fixed"`` (one of the fixed
     arguments, by ``name``); ``view`` as in :class:`~nkernels.passes.Ref`.
@@ -111,8 +111,8 @@ def variable_name(binding: Binding, param_index: Callable[[int, str], int],
     kind, i = binding.kind, binding.index
     if kind in ("act", "dact"):
         return ("a" if kind == "act" else "d") + f"{i}{suffix}"
-    if kind in ("param", "grad", "other_grad"):
-        prefix = {"param": "p", "grad": "g", "other_grad": "G"}[kind]
+    if kind in ("param", "grad", "other_grad", "joined"):
+        prefix = {"param": "p", "grad": "g", "other_grad": "G", "joined": "J"}[kind]
         return f"{prefix}{i}_{param_index(i, binding.name)}{suffix}"
     if kind in ("work", "buffer"):
         owner = "loss" if i < 0 else str(i)

@@ -1,18 +1,19 @@
 """Generate the source of a Sequential's compiled training step from the pass descriptions.
 
-:func:`generate` renders, for a model, a loss, an optimizer and a batch shape, four
+:func:`generate` renders, for a model, a loss, an optimizer and a batch shape, five
 ``@njit(cache=True)`` functions sharing one argument list:
 
 ``run_batches``
     ``n_batches`` consecutive mini-batches (gather, forward, loss, backward, update), stopping
     early when a loss stops being finite;
-``half_batch_gradients`` and ``update_from_halves``
-    the split mode's halves (see :class:`nkernels.trainers.compiled.CompiledTrainer`): one half's
-    gradients, and the join of both halves' gradients with the update;
+``half_batch_gradients``, ``join_halves`` and ``update_from_halves``
+    the split mode's parts (see :class:`nkernels.trainers.compiled.CompiledTrainer`): one half's
+    gradients, the join of both halves' gradients, and the update from the joined gradients;
 ``run_split_batches``
     the split mode's loop over a run's batches (:data:`SPLIT_ARGS` after the shared arguments),
-    called on two threads at once: in role 0 it computes the first halves, joins and updates, in
-    role 1 the second halves, each batch handed over through the control array
+    called on two threads at once, each on its own replica: role 0 computes the first halves,
+    role 1 the second; then each joins both halves' gradients and updates its own copy of the
+    parameters, the two handing each batch over through the control array
     (:mod:`nkernels.kernels.cpu.handoff`). One function for both roles compiles once.
 
 Every kernel call comes from a layer's, the loss's or the optimizer's description
@@ -214,7 +215,8 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         grads.append(namer(binding))
         names.setdefault(grads[-1], binding)
 
-    def update_lines(phases: tuple[Phase, ...]) -> list[str]:
+    def update_lines(phases: tuple[Phase, ...], grad_kind: str = "grad") -> list[str]:
+        """The update of every parameter from the gradients of kind ``grad_kind``."""
         lines = [f"{name} = 0.0" for name in accumulated_locals(c for p in phases for c in p.calls)]
         global_scope = scope({}, owner=("optimizer", -1))
         for phase in phases:
@@ -225,19 +227,21 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
                 if phase.only == "constrained" and not is_constrained(f"{l}.{key}", layers[l].params[key]):
                     continue
                 s = scope({"param": lambda r, l=l, key=key: Binding("param", l, key, r.view),
-                           "grad": lambda r, l=l, key=key: Binding("grad", l, key, r.view),
+                           "grad": lambda r, l=l, key=key: Binding(grad_kind, l, key, r.view),
                            "other_grad": lambda r, l=l, key=key: Binding("other_grad", l, key, r.view),
                            "state": lambda r, l=l, key=key: Binding("state", l, key, slot=r.name)},
                           owner=("optimizer", -1))
                 lines += [render_call(c, s) for c in phase.calls]
         return lines
 
-    updates = update_lines(optimizer.phases())
-    combine = []
+    phases = optimizer.phases()
+    updates = update_lines(phases)
+    joins = []
     for (l, key), g in zip(params, grads):
-        other = Binding("other_grad", l, key, "flat")
+        other, joined = Binding("other_grad", l, key, "flat"), Binding("joined", l, key, "flat")
         names.setdefault(namer(other), other)
-        combine.append(f"combine_halves({g}, {namer(other)}, w0, w1)")
+        names.setdefault(namer(joined), joined)
+        joins.append(f"combine_halves({g}, {namer(other)}, w0, w1, {namer(joined)})")
 
     names.setdefault("a0", Binding("act", 0))
     if augment:
@@ -261,7 +265,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     for described in passes:
         ops |= described.ops()
     ops |= {c.op for c in loss_passes.forward + loss_passes.backward}
-    ops |= {c.op for phase in optimizer.phases() for c in phase.calls}
+    ops |= {c.op for phase in phases for c in phase.calls}
     imports = []
     for op in sorted(ops):
         line = _import_line(op)
@@ -292,36 +296,36 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         *_indent(loss_backward + backward + ["pass"], 4),
         "return 0",
     ]
-    update_body = ["step = step0 + 1", *combine, *updates, "return 0"]
+    join_body = [*joins, "return 0"]
+    update_body = ["step = step0 + 1", *update_lines(phases, "joined"), "return 0"]
     args = list(FIXED_ARGS) + [name for name in names if not _fixed(names[name])]
     names_text = ", ".join(args[len(FIXED_ARGS):])
-    half_call = "half_batch_gradients(X, Y, order, {row0}, int64(1), step0 + batch, scalars, augment, halves_loss[{h}], " \
-                "halves_correct[{h}], " + names_text + ")"
-    second_thread = [  # the second thread's part ("role" 1): the second halves
-        "for batch in range(n_batches):",
-        "    if not handoff.wait_until(control, handoff.GO, batch + 1):",
-        "        return batch",
-        "    " + half_call.format(row0="start0 + batch * size + first", h=1),
-        "    handoff.signal(control, handoff.DONE, batch + 1)",
-        "return n_batches",
-    ]
-    split_body = [  # the first thread's part ("role" 0): first halves, the join, the update
+
+    def call(function: str, row0: str, more: tuple[str, ...] = ()) -> str:
+        return (f"{function}(X, Y, order, {row0}, int64(1), step0 + batch, scalars, augment, halves_loss[role], "
+                f"halves_correct[role], {', '.join([names_text, *more])})")
+
+    split_body = [  # both threads, role 0 on the first halves and role 1 on the second
         "size = first + second",
-        "if role == 1:",
-        *_indent(second_thread, 4),
+        "other = 1 - role",
+        "own_weight, other_weight = (first / size, second / size) if role == 0 else (second / size, first / size)",
         "for batch in range(n_batches):",
-        "    row0 = start0 + batch * size",
-        "    handoff.signal(control, handoff.GO, batch + 1)",
-        "    " + half_call.format(row0="row0", h=0),
-        "    if not handoff.wait_until(control, handoff.DONE, batch + 1):",
+        # this half's gradients are written again only once the other thread has joined them
+        "    if batch > 0 and not handoff.wait_until(control, handoff.JOINED + other * handoff.SLOT, batch):",
+        "        return batch",
+        "    " + call("half_batch_gradients", "start0 + batch * size + role * first"),
+        "    handoff.signal(control, handoff.HALVES + role * handoff.SLOT, batch + 1)",
+        "    if not handoff.wait_until(control, handoff.HALVES + other * handoff.SLOT, batch + 1):",
         "        return batch",
         "    loss = (first * halves_loss[0, 0] + second * halves_loss[1, 0]) / size",
         "    if not math.isfinite(loss):",
         "        return batch",
-        "    losses[batch] = loss",
-        "    correct[batch] = halves_correct[0, 0] + halves_correct[1, 0]",
-        "    update_from_halves(X, Y, order, row0, int64(1), step0 + batch, scalars, augment, halves_loss[0], "
-        f"halves_correct[0], {names_text}, first / size, second / size)",
+        "    if role == 0:",
+        "        losses[batch] = loss",
+        "        correct[batch] = halves_correct[0, 0] + halves_correct[1, 0]",
+        "    " + call("join_halves", "start0 + batch * size", ("own_weight", "other_weight")),
+        "    handoff.signal(control, handoff.JOINED + role * handoff.SLOT, batch + 1)",
+        "    " + call("update_from_halves", "start0 + batch * size"),
         "return n_batches",
     ]
     modules = {getattr(kernel(op, "cpu"), "py_func").__module__ for op in ops}
@@ -351,7 +355,12 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         "",
         "",
         '@njit(cache=True, error_model="numpy", nogil=True)',
-        f"def update_from_halves({', '.join(args + ['w0', 'w1'])}):",
+        f"def join_halves({', '.join(args + ['w0', 'w1'])}):",
+        *_indent(join_body, 4),
+        "",
+        "",
+        '@njit(cache=True, error_model="numpy", nogil=True)',
+        f"def update_from_halves({', '.join(args)}):",
         *_indent(update_body, 4),
         "",
         "",

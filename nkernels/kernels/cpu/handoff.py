@@ -12,8 +12,10 @@ the digits MLP's split step took a median of ~128 µs against ~105 µs over 14 p
 one process in 14 at ~290 µs. The counters lie 64 bytes apart (:data:`SLOT`), so that the two
 threads writing their counters never share a cache line.
 
-A third counter, ``STOP``, ends both sides' waits: the trainer sets it when either side stops early
-(a loss that is not finite, an exception), so neither thread waits forever for the other.
+Each thread publishes two counters: the half batches it computed (``HALVES``: the other may join
+them) and the joins of both halves it made (``JOINED``: the other may overwrite its half's
+gradients). A fifth counter, ``STOP``, ends both sides' waits: the trainer sets it when either side
+stops early (a loss that is not finite, an exception), so neither thread waits forever for the other.
 
 Everything is callable from ``@njit(cache=True)`` code: the loads and stores are LLVM atomics and the
 yield is called by a symbol registered with LLVM when this module is imported (as :mod:`.blas`
@@ -30,14 +32,15 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["GO", "DONE", "STOP", "CONTROL_SIZE", "SLOT", "signal", "wait_until"]
+__all__ = ["HALVES", "JOINED", "STOP", "CONTROL_SIZE", "SLOT", "signal", "wait_until"]
 
 #: int64 entries from one counter to the next: 64 bytes, a cache line
 SLOT = 8
-#: the counters of a control array: batches handed to the helper thread, batches it finished, stop
-GO, DONE, STOP = 0, SLOT, 2 * SLOT
+#: the counters of a control array: each role's halves computed (role 0's at ``HALVES``, role 1's
+#: ``SLOT`` further), each role's joins of both halves' gradients made (likewise from ``JOINED``), the stop
+HALVES, JOINED, STOP = 0, 2 * SLOT, 4 * SLOT
 #: the length of a control array
-CONTROL_SIZE = 3 * SLOT
+CONTROL_SIZE = 5 * SLOT
 
 _YIELD_SYMBOL = "nkernels_yield_cpu"
 

@@ -38,16 +38,18 @@ def scale_inplace(a, factor):
 
 
 @njit(cache=True, error_model="numpy")
-def combine_halves(grad, other, weight, other_weight):
-    """``grad = weight * grad + other_weight * other`` in place; 1-D arrays of one dtype and length.
+def combine_halves(grad, other, weight, other_weight, out):
+    """``out = weight * grad + other_weight * other``; 1-D arrays of one dtype and length (``out`` may
+    be ``grad``).
 
     Joins the gradients of the two halves of a batch (each the gradient of its half's mean loss)
-    into the whole batch's: the weights are the halves' shares of the rows.
+    into the whole batch's: the weights are the halves' shares of the rows. Each entry is the sum
+    of two rounded products, so exchanging the two (gradient, weight) pairs gives the same bits.
     """
     t = grad.dtype.type
     w, v = t(weight), t(other_weight)
     for i in range(grad.shape[0]):
-        grad[i] = w * grad[i] + v * other[i]
+        out[i] = w * grad[i] + v * other[i]
 
 
 @njit(cache=True, error_model="numpy")

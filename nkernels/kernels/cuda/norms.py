@@ -62,19 +62,19 @@ def scale_inplace(a, factor):
 
 
 @cuda.jit(cache=True)
-def _combine_halves(grad, other, weight, other_weight):
+def _combine_halves(grad, other, weight, other_weight, out):
     for i in range(cuda.grid(1), grad.shape[0], cuda.gridsize(1)):
-        grad[i] = weight * grad[i] + other_weight * other[i]
+        out[i] = weight * grad[i] + other_weight * other[i]
 
 
-def combine_halves(grad, other, weight, other_weight):
-    """``grad = weight * grad + other_weight * other`` in place, in the arrays' dtype."""
-    grad, other = as_device_array(grad, "grad"), as_device_array(other, "other")
+def combine_halves(grad, other, weight, other_weight, out):
+    """``out = weight * grad + other_weight * other`` (``out`` may be ``grad``), in the arrays' dtype."""
+    grad, other, out = as_device_array(grad, "grad"), as_device_array(other, "other"), as_device_array(out, "out")
     if grad.shape[0] == 0:
         return
     blocks, threads = grid_stride(grad.shape[0], per_thread=1)
     t = grad.dtype.type
-    _combine_halves[blocks, threads](grad, other, t(weight), t(other_weight))
+    _combine_halves[blocks, threads](grad, other, t(weight), t(other_weight), out)
 
 
 def clip_factor(sum_sq, max_norm):

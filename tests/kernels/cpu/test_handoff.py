@@ -4,7 +4,10 @@ import time
 
 import numpy as np
 
-from nkernels.kernels.cpu.handoff import CONTROL_SIZE, DONE, GO, SLOT, STOP, signal, wait_until
+from nkernels.kernels.cpu.handoff import CONTROL_SIZE, HALVES, JOINED, SLOT, STOP, signal, wait_until
+
+#: a counter of each kind: role 0's halves and role 1's joins
+GO, DONE = HALVES, JOINED + SLOT
 
 
 def later(action, delay=0.05):
@@ -19,7 +22,8 @@ def later(action, delay=0.05):
 
 
 def test_the_counters_lie_a_cache_line_apart():
-    assert {GO, DONE, STOP} == {0, SLOT, 2 * SLOT} and CONTROL_SIZE == 3 * SLOT
+    counters = [HALVES, HALVES + SLOT, JOINED, JOINED + SLOT, STOP]  # each role's halves and joins, the stop
+    assert sorted(counters) == [i * SLOT for i in range(5)] and CONTROL_SIZE == 5 * SLOT
     assert SLOT * np.dtype(np.int64).itemsize == 64
 
 

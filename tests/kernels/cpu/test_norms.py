@@ -53,8 +53,14 @@ def test_combine_halves_weights_the_two_gradients(dtype):
     rng = np.random.default_rng(2)
     grad, other = rng.standard_normal(101).astype(dtype), rng.standard_normal(101).astype(dtype)
     expected = 0.625 * grad.astype(np.float64) + 0.375 * other.astype(np.float64)
-    norms.combine_halves(grad, other, 0.625, 0.375)
-    np.testing.assert_allclose(grad, expected, rtol=1e-6 if dtype == np.float32 else 1e-15)
+    out = np.full_like(grad, np.nan)
+    norms.combine_halves(grad, other, 0.625, 0.375, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-6 if dtype == np.float32 else 1e-15)
+    swapped = np.full_like(grad, np.nan)
+    norms.combine_halves(other, grad, 0.375, 0.625, swapped)  # the second thread's join: the same bits
+    np.testing.assert_array_equal(swapped, out)
+    norms.combine_halves(grad, other, 0.625, 0.375, grad)  # in place
+    np.testing.assert_array_equal(grad, out)
 
 
 def test_clip_factor():

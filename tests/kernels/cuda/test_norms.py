@@ -47,9 +47,11 @@ def test_combine_halves_matches_cpu(shapes, dtype, dev, close):
     rng = np.random.default_rng(2)
     for n in shapes["flat"]:
         grad, other = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
-        d_grad = dev(grad)
-        gpu.combine_halves(d_grad, dev(other), 0.625, 0.375)
-        cpu.combine_halves(grad, other, 0.625, 0.375)
+        d_grad, d_out = dev(grad), dev(np.zeros_like(grad))
+        gpu.combine_halves(d_grad, dev(other), 0.625, 0.375, d_out)
+        gpu.combine_halves(d_grad, dev(other), 0.625, 0.375, d_grad)  # in place
+        cpu.combine_halves(grad, other, 0.625, 0.375, grad)
+        close(d_out, grad)
         close(d_grad, grad)
 
 
