@@ -23,8 +23,9 @@ class Binding:
 
     ``kind`` is ``"act"`` / ``"dact"`` (activation ``index`` and its gradient: 0 is the batch,
     the last the model's output), ``"param"``, ``"grad"``, ``"other_grad"``, ``"joined"`` (the
-    split mode's: the other half's gradient, both halves' joined; of layer ``index``, parameter ``name``), ``"work"`` / ``"buffer"`` (of layer ``index``; ``index`` -1 is the
-    loss), ``"state"`` (the optimizer state ``slot`` of layer ``index``'s parameter ``name``),
+    split mode's other half's gradient and both halves' joined one; of layer ``index``, parameter
+    ``name``), ``"work"`` / ``"buffer"`` (of layer ``index``; ``index`` -1 is the loss),
+    ``"state"`` (the optimizer state ``slot`` of layer ``index``'s parameter ``name``),
     ``"target"``, ``"raw"`` (the batch before augmentation) or ``"fixed"`` (one of the fixed
     arguments, by ``name``); ``view`` as in :class:`~nkernels.passes.Ref`.
     """

@@ -37,7 +37,7 @@ __all__ = ["HALVES", "JOINED", "STOP", "CONTROL_SIZE", "SLOT", "signal", "wait_u
 #: int64 entries from one counter to the next: 64 bytes, a cache line
 SLOT = 8
 #: the counters of a control array: each role's halves computed (role 0's at ``HALVES``, role 1's
-#: ``SLOT`` further), each role's joins of both halves' gradients made (likewise from ``JOINED``), the stop
+#: ``SLOT`` further), each role's joins of both halves' gradients (likewise from ``JOINED``), the stop
 HALVES, JOINED, STOP = 0, 2 * SLOT, 4 * SLOT
 #: the length of a control array
 CONTROL_SIZE = 5 * SLOT
