@@ -182,3 +182,24 @@ def test_nk_train_reports_the_split_and_split_batches_false_gives_the_layer_path
         np.testing.assert_allclose(runs[0][2][key], runs[1][2][key], rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="compiled path"):
         nk.schemes.Backprop(compiled=False, split_batches=True)
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_a_split_run_evaluates_its_validation_data_on_one_kernel_thread(split):
+    """Parallel kernels between split runs wake Numba's OpenMP threads, which spin on and take a core
+    from the next run's halves; a whole-batch run keeps every thread for its evaluation."""
+    import numba
+
+    class Recording(nk.schemes.Backprop):
+        threads: list[int] = []
+
+        def validation_metrics(self, run, X_val, y_val):
+            self.threads.append(numba.get_num_threads())
+            return super().validation_metrics(run, X_val, y_val)
+
+    X, y = sequences(n=64)
+    before = numba.get_num_threads()
+    scheme = Recording(split_batches=split)
+    history = nk.train(recurrent_model(), X, y, scheme, epochs=2, batch_size=16, seed=0, validation_data=(X, y))
+    assert scheme.threads == ([1, 1] if split else [before, before]) and len(history["val_loss"]) == 2
+    assert numba.get_num_threads() == before

@@ -9,6 +9,7 @@ divergence guard, stages, early stopping and resume.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..callbacks import Callback, CallbackList, as_callback_list
 from ..errors import TrainingDivergedError
 from ..history import History
 from ..runtime import devices
+from ..runtime.threads import one_kernel_thread
 from ..validation import (check_int, check_model_data, check_model_input, check_same_length, check_seed,
                           check_unlabelled_validation_data, check_validation_data)
 from .base import Scheme, Stage
@@ -210,7 +212,8 @@ class TrainingRun:
         if staged and self.stage is not None:
             logs = {"stage": self.stage.name, **logs}
         if self.validation_data is not None:
-            scores = scheme.validation_metrics(self, *self.validation_data)
+            with one_kernel_thread() if self.info.get("split_batches") else nullcontext():
+                scores = scheme.validation_metrics(self, *self.validation_data)
             logs.update({f"val_{k}": v for k, v in scores.items()})
         if self.optimizer is not None:
             logs["lr"] = self.optimizer.lr
