@@ -26,6 +26,7 @@ from typing import Iterator
 
 import numba
 import numpy as np
+from nkernels.runtime.threads import one_kernel_thread
 
 from . import kernels as K
 from .gemm import matmul
@@ -47,12 +48,8 @@ def kernel_threads(work: int) -> Iterator[None]:
     if work >= PARALLEL_MIN_WORK:
         yield
         return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with one_kernel_thread():
         yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def row_sq_norms(X: np.ndarray) -> np.ndarray:
