@@ -154,6 +154,10 @@ class CompiledTrainer:
             return self._private(("joined", l, name), model_grad)
         return self._private(("half", replica if kind == "grad" else 1 - replica, l, name), model_grad)
 
+    def _splits(self, batch_size: int) -> bool:
+        """Whether batches of ``batch_size`` run split (a batch of one row has no halves)."""
+        return self.split and batch_size >= 2
+
     def _refresh_copies(self) -> None:
         """Copy the parameters and the optimizer's state into the second replica's own arrays:
         both threads update both, the same way, so that neither reads the other's writes."""
@@ -196,7 +200,7 @@ class CompiledTrainer:
                 works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
             return works[l, name]
 
-        split = self.split and batch_size >= 2
+        split = self._splits(batch_size)
         own_copies = split and replica == 1  # the second replica's parameters and optimizer state
         labels = self.loss.target_kind == "labels"  # one per sample (N,), or per token (N, T) of (N, T, C)
         target = np.zeros(shapes[-1][:-1], np.int64) if labels else np.zeros(shapes[-1], dtype)
@@ -266,7 +270,7 @@ class CompiledTrainer:
         losses = np.zeros(n_batches)
         correct = np.zeros(n_batches, np.int64)
         with blas_single_threaded():
-            if self.split and batch_size >= 2:
+            if self._splits(batch_size):
                 done = self._run_split(X2d, Y, order, start, n_batches, batch_size, losses, correct)
             else:
                 done = self.function(X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(),
