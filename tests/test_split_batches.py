@@ -68,6 +68,68 @@ def test_each_thread_updates_its_own_identical_copy_and_the_model_gets_the_whole
             model.set_params({k: v * 0.5 for k, v in model.params.items()})
 
 
+def counting_loop_calls(trainer) -> list:
+    """Wrap the trainer's split loop; the returned list gets each call's role."""
+    loop, roles = trainer._split_loop, []
+
+    def counted(*args):
+        roles.append(args[-1])
+        return loop(*args)
+
+    trainer._split_loop = counted
+    return roles
+
+
+@pytest.mark.parametrize("split, last", [(True, 5), (True, 1), (False, 5)])
+def test_a_last_smaller_batch_in_the_same_call_gives_the_numbers_of_its_own_call(split, last):
+    """``run(..., last_batch=k)`` trains one more batch of k rows after the full ones; split, both
+    threads run it in the same call (a batch of one row has no halves: it runs whole after them)."""
+    X, y = sequences(n=40)
+    X2d, order = X.reshape(len(X), -1), np.random.default_rng(1).permutation(len(X))
+    runs = []
+    for together in (True, False):
+        model = recurrent_model()
+        trainer = CompiledTrainer.build(model, SoftmaxCrossEntropy(), Adam(lr=1e-2), X.shape[1:], 8,
+                                        split_batches=split)
+        roles = counting_loop_calls(trainer)
+        if together:
+            losses, correct, done = trainer.run(X2d, y, order, 0, 4, 8, last_batch=last)
+        else:
+            parts = [trainer.run(X2d, y, order, 0, 4, 8), trainer.run(X2d, y, order, 32, 1, last)]
+            losses, correct = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
+            done = sum(part[2] for part in parts)
+        runs.append((losses, correct, done, model.params, trainer.optimizer.steps))
+        if split and together:
+            assert sorted(roles) == [0, 1]  # one split call (and for one row, a whole batch after it)
+        if split and together and last > 1:  # (a whole batch leaves the copies to the next split run)
+            assert all(np.array_equal(copy, source) for source, copy in trainer._copies)
+    (l0, c0, d0, p0, s0), (l1, c1, d1, p1, s1) = runs
+    assert d0 == d1 == s0 == s1 == 5 and len(l0) == len(c0) == 5
+    np.testing.assert_array_equal(l0, l1)
+    np.testing.assert_array_equal(c0, c1)
+    for key in p0:
+        np.testing.assert_array_equal(p0[key], p1[key])
+    with pytest.raises(ValueError, match="last_batch"):
+        trainer.run(X2d, y, order, 0, 1, 8, last_batch=-1)
+
+
+def test_an_epoch_of_a_split_trainer_is_one_call_of_its_loop():
+    from types import SimpleNamespace
+
+    from nkernels.trainers import run_epoch_batches
+
+    X, y = sequences(n=45)  # 5 batches of 8, then 5 rows
+    trainer = CompiledTrainer.build(recurrent_model(), SoftmaxCrossEntropy(), Adam(lr=1e-2), X.shape[1:], 8,
+                                    split_batches=True)
+    roles = counting_loop_calls(trainer)
+    checked = []
+    logs = run_epoch_batches(trainer.run, X.reshape(len(X), -1), y, np.arange(len(X)), 8,
+                             SimpleNamespace(wants_batches=False), lambda done, count: checked.append((done, count)),
+                             True)
+    assert sorted(roles) == [0, 1] and checked == [(6, 6)] and trainer.optimizer.steps == 6
+    assert np.isfinite(logs["loss"]) and 0 <= logs["accuracy"] <= 1
+
+
 def test_a_split_batch_whose_loss_is_not_finite_stops_before_its_update():
     X, y = sequences()
     model = recurrent_model()

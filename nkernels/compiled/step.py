@@ -10,11 +10,13 @@
     the split mode's parts (see :class:`nkernels.trainers.compiled.CompiledTrainer`): one half's
     gradients, the join of both halves' gradients, and the update from the joined gradients;
 ``run_split_batches``
-    the split mode's loop over a run's batches (:data:`SPLIT_ARGS` after the shared arguments),
-    called on two threads at once, each on its own replica: role 0 computes the first halves,
-    role 1 the second; then each joins both halves' gradients and updates its own copy of the
-    parameters, the two handing each batch over through the control array
-    (:mod:`nkernels.kernels.cpu.handoff`). One function for both roles compiles once.
+    the split mode's loop over a run's batches, called on two threads at once, each on its own
+    replica: role 0 computes the first halves, role 1 the second; then each joins both halves'
+    gradients and updates its own copy of the parameters, the two handing each batch over through
+    the control array (:mod:`nkernels.kernels.cpu.handoff`). After the shared arguments come the
+    arrays of a last, smaller batch (those of :data:`BATCH_SIZED_KINDS`, named ``last_`` and the
+    shared argument's name; an epoch's last batch runs in the same call) and :data:`SPLIT_ARGS`.
+    One function for both roles compiles once.
 
 Every kernel call comes from a layer's, the loss's or the optimizer's description
 (:mod:`nkernels.passes`), rendered by :mod:`nkernels.compiled.render`, and calls the kernel by
@@ -42,9 +44,14 @@ from .render import Binding, Scope, accumulated_locals, literal, render_call, va
 FIXED_ARGS = ("X", "Y", "order", "start0", "n_batches", "step0", "scalars", "augment", "losses", "correct")
 
 #: the trailing arguments of the split mode's loop: the threads' control array
-#: (:mod:`nkernels.kernels.cpu.handoff`), the halves' losses and correct counts (2, SLOT), their
-#: sizes, and the calling thread's role (0 or 1)
-SPLIT_ARGS = ("control", "halves_loss", "halves_correct", "first", "second", "role")
+#: (:mod:`nkernels.kernels.cpu.handoff`), the halves' losses and correct counts (2, SLOT), the
+#: halves' sizes in the run's batches and in its last batch (both 0 when it has none), and the
+#: calling thread's role (0 or 1)
+SPLIT_ARGS = ("control", "halves_loss", "halves_correct", "first", "second", "last_first", "last_second", "role")
+
+#: the kinds of arguments whose shape follows the batch size (a last, smaller batch has its own);
+#: parameters, gradients and the optimizer's state are the same at every batch size
+BATCH_SIZED_KINDS = ("act", "dact", "work", "buffer", "target", "raw")
 
 #: the random-translation counter of a step starts at ``step * AUGMENT_STRIDE`` (batches stay below it)
 AUGMENT_STRIDE = 1 << 20
@@ -299,34 +306,46 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     join_body = [*joins, "return 0"]
     update_body = ["step = step0 + 1", *update_lines(phases, "joined"), "return 0"]
     args = list(FIXED_ARGS) + [name for name in names if not _fixed(names[name])]
-    names_text = ", ".join(args[len(FIXED_ARGS):])
+    own = args[len(FIXED_ARGS):]
+    last_args = [f"last_{name}" for name in own if names[name].kind in BATCH_SIZED_KINDS]
+    names_text = ", ".join(own)
+    last_names_text = ", ".join(f"last_{name}" if names[name].kind in BATCH_SIZED_KINDS else name for name in own)
 
-    def call(function: str, row0: str, more: tuple[str, ...] = ()) -> str:
+    def call(function: str, row0: str, more: tuple[str, ...] = (), arrays: str = names_text) -> str:
         return (f"{function}(X, Y, order, {row0}, int64(1), step0 + batch, scalars, augment, halves_loss[role], "
-                f"halves_correct[role], {', '.join([names_text, *more])})")
+                f"halves_correct[role], {', '.join([arrays, *more])})")
 
     split_body = [  # both threads, role 0 on the first halves and role 1 on the second
-        "size = first + second",
         "other = 1 - role",
-        "own_weight, other_weight = (first / size, second / size) if role == 0 else (second / size, first / size)",
-        "for batch in range(n_batches):",
+        "done = n_batches + (1 if last_first + last_second > 0 else 0)",
+        "for batch in range(done):",
+        "    last = batch == n_batches",
+        "    rows0, rows1 = (last_first, last_second) if last else (first, second)",
+        "    size = rows0 + rows1",
+        "    own_weight, other_weight = (rows0 / size, rows1 / size) if role == 0 else (rows1 / size, rows0 / size)",
+        "    row0 = start0 + batch * (first + second)",
         # this half's gradients are written again only once the other thread has joined them
         "    if batch > 0 and not handoff.wait_until(control, handoff.JOINED + other * handoff.SLOT, batch):",
-        "        return batch",
-        "    " + call("half_batch_gradients", "start0 + batch * size + role * first"),
+        "        done = batch",
+        "        break",
+        "    if last:",
+        "        " + call("half_batch_gradients", "row0 + role * rows0", arrays=last_names_text),
+        "    else:",
+        "        " + call("half_batch_gradients", "row0 + role * rows0"),
         "    handoff.signal(control, handoff.HALVES + role * handoff.SLOT, batch + 1)",
-        "    if not handoff.wait_until(control, handoff.HALVES + other * handoff.SLOT, batch + 1):",
-        "        return batch",
-        "    loss = (first * halves_loss[0, 0] + second * halves_loss[1, 0]) / size",
+        "    loss = math.nan",
+        "    if handoff.wait_until(control, handoff.HALVES + other * handoff.SLOT, batch + 1):",
+        "        loss = (rows0 * halves_loss[0, 0] + rows1 * halves_loss[1, 0]) / size",
         "    if not math.isfinite(loss):",
-        "        return batch",
+        "        done = batch",
+        "        break",
         "    if role == 0:",
         "        losses[batch] = loss",
         "        correct[batch] = halves_correct[0, 0] + halves_correct[1, 0]",
-        "    " + call("join_halves", "start0 + batch * size", ("own_weight", "other_weight")),
+        "    " + call("join_halves", "row0", ("own_weight", "other_weight")),
         "    handoff.signal(control, handoff.JOINED + role * handoff.SLOT, batch + 1)",
-        "    " + call("update_from_halves", "start0 + batch * size"),
-        "return n_batches",
+        "    " + call("update_from_halves", "row0"),
+        "return done",
     ]
     modules = {getattr(kernel(op, "cpu"), "py_func").__module__ for op in ops}
     source = "\n".join([
@@ -365,7 +384,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         "",
         "",
         '@njit(cache=True, error_model="numpy", nogil=True)',
-        f"def run_split_batches({', '.join(args + list(SPLIT_ARGS))}):",
+        f"def run_split_batches({', '.join(args + last_args + list(SPLIT_ARGS))}):",
         *_indent(split_body, 4),
         "",
     ])

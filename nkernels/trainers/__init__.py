@@ -72,8 +72,9 @@ def make_trainer(model, loss, optimizer, sample_shape, batch_size: int, compiled
 def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, has_accuracy: bool) -> dict:
     """One epoch of mini-batches of ``X2d[order]`` through ``run`` (a trainer's ``run``), as schemes share it.
 
-    Without a callback that wants batches, all full batches go in one call; with one, a call per
-    batch and ``events.on_batch_end`` after each. A last, smaller batch gets its own call.
+    Without a callback that wants batches, all full batches go in one call, with the last, smaller
+    batch when ``run`` is a :class:`CompiledTrainer`'s (its ``last_batch``; other trainers give it
+    a call of its own); with such a callback, a call per batch and ``events.on_batch_end`` after each.
     ``check(done, count)`` runs after each call (the scheme's divergence test; it raises). Returns
     the epoch's logs: the mean ``loss``, and ``accuracy`` when ``has_accuracy`` (the fraction of
     correct labels: of tokens, for a sequence's (N, T) labels).
@@ -88,15 +89,20 @@ def run_epoch_batches(run, X2d, targets, order, batch_size: int, events, check, 
             return logs
     n = len(X2d)
     full, rest = divmod(n, batch_size)
-    runs = [(b * batch_size, 1, batch_size) for b in range(full)] if events.wants_batches \
-        else [(0, full, batch_size)]
+    if events.wants_batches:
+        runs = [(b * batch_size, 1, batch_size, 0) for b in range(full)]
+    elif rest and isinstance(trainer, CompiledTrainer) and run == trainer.run:
+        runs, rest = [(0, full, batch_size, rest)], 0  # the last batch in the same call
+    else:
+        runs = [(0, full, batch_size, 0)]
     if rest:
-        runs.append((full * batch_size, 1, rest))
+        runs.append((full * batch_size, 1, rest, 0))
     total_loss, total_correct = 0.0, 0
-    for batch, (start, count, size) in enumerate(runs):
-        losses, correct, done = run(X2d, targets, order, start, count, size)
-        check(done, count)
-        total_loss += float(losses.sum()) * size
+    for batch, (start, count, size, last) in enumerate(runs):
+        losses, correct, done = run(X2d, targets, order, start, count, size, last) if last else \
+            run(X2d, targets, order, start, count, size)
+        check(done, count + (last > 0))
+        total_loss += float(losses[:count].sum()) * size + float(losses[count:].sum()) * last
         total_correct += int(correct.sum())
         if events.wants_batches:
             events.on_batch_end(batch, {"loss": float(losses[-1]), "size": size})

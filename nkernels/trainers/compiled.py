@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compiled.step import FIXED_ARGS, StepSource, describe, generate
+from ..compiled.step import BATCH_SIZED_KINDS, FIXED_ARGS, StepSource, describe, generate
 from ..kernels.cpu import handoff
 from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
@@ -80,6 +80,7 @@ class CompiledTrainer:
         self._buffers: dict[tuple[int, int], list] = {}
         self._activations: dict[tuple[int, int], tuple[list, list]] = {}
         self._private_arrays: dict[tuple, np.ndarray] = {}
+        self._split_runs: dict[tuple[int, int], tuple[list, list]] = {}
         self._copies: list[tuple[np.ndarray, np.ndarray]] = []
         self._worker: Any = None  # the ThreadPoolExecutor of the split mode's second thread
         self._worker_pid = 0
@@ -238,6 +239,21 @@ class CompiledTrainer:
         self._activations[batch_size, replica] = (acts, dacts)
         return arrays
 
+    def _split_arrays(self, batch_size: int, last_batch: int) -> tuple[list, list]:
+        """Each role's arguments of the split loop after the fixed ones: its replica's arrays for
+        its half of ``batch_size`` rows, then those of :data:`BATCH_SIZED_KINDS` for its half of
+        ``last_batch`` rows (a run without a last batch passes the first ones again)."""
+        key = (batch_size, last_batch)
+        if key not in self._split_runs:
+            sized = [b.kind in BATCH_SIZED_KINDS for b in self.step.bindings.values()]
+            halves = ((batch_size - batch_size // 2, last_batch - last_batch // 2), (batch_size // 2, last_batch // 2))
+            roles = []
+            for role, (rows, last_rows) in enumerate(halves):
+                last_arrays = self._arrays(last_rows or rows, role)
+                roles.append([*self._arrays(rows, role), *[a for a, s in zip(last_arrays, sized) if s]])
+            self._split_runs[key] = (roles[0], roles[1])
+        return self._split_runs[key]
+
     def _scalars(self) -> np.ndarray:
         """The values of the ``scalars`` argument, read afresh each run (a schedule may change them)."""
         values = []
@@ -261,24 +277,39 @@ class CompiledTrainer:
 
     # -- running -------------------------------------------------------------------------------
     def run(self, X2d: np.ndarray, Y: np.ndarray, order: np.ndarray, start: int, n_batches: int,
-            batch_size: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Train on ``n_batches`` batches of ``batch_size`` rows of ``X2d[order[start:]]``.
+            batch_size: int, last_batch: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+        """Train on ``n_batches`` batches of ``batch_size`` rows of ``X2d[order[start:]]``, then on
+        one batch of ``last_batch`` rows after them when it is not 0 (an epoch's last, smaller batch:
+        in split mode it runs in the same call, which saves the second thread a wake-up).
 
         Returns the per-batch losses, the per-batch correct counts and how many batches ran
         (fewer than asked when a loss stopped being finite; that batch made no update).
         """
-        losses = np.zeros(n_batches)
-        correct = np.zeros(n_batches, np.int64)
+        last_batch = int(last_batch)
+        if last_batch < 0:
+            raise ValueError(f"last_batch is a number of rows, 0 for none; got {last_batch}")
+        losses = np.zeros(n_batches + (last_batch > 0))
+        correct = np.zeros(len(losses), np.int64)
         with blas_single_threaded():
-            if self._splits(batch_size):
-                done = self._run_split(X2d, Y, order, start, n_batches, batch_size, losses, correct)
+            if last_batch and not (self._splits(batch_size) and self._splits(last_batch)):
+                done = self._run(X2d, Y, order, start, n_batches, batch_size, 0, losses, correct)
+                if done == n_batches:
+                    done += self._run(X2d, Y, order, start + n_batches * batch_size, 1, last_batch, 0,
+                                      losses[n_batches:], correct[n_batches:])
             else:
-                done = self.function(X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(),
-                                     self._augment(), losses, correct, *self._arrays(batch_size))
-                self.optimizer.steps += done
+                done = self._run(X2d, Y, order, start, n_batches, batch_size, last_batch, losses, correct)
         return losses[:done], correct[:done], done
 
-    def _run_split(self, X2d, Y, order, start, n_batches, batch_size, losses, correct) -> int:
+    def _run(self, X2d, Y, order, start, n_batches, batch_size, last_batch, losses, correct) -> int:
+        """One compiled call: split (with the last batch when it is not 0), or whole (without)."""
+        if self._splits(batch_size):
+            return self._run_split(X2d, Y, order, start, n_batches, batch_size, last_batch, losses, correct)
+        done = self.function(X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(),
+                             self._augment(), losses, correct, *self._arrays(batch_size))
+        self.optimizer.steps += done
+        return done
+
+    def _run_split(self, X2d, Y, order, start, n_batches, batch_size, last_batch, losses, correct) -> int:
         """The split mode: the generated ``run_split_batches`` on the second thread in role 1,
         computing each batch's second half, beside the same on this one in role 0, computing the
         first halves; each joins both halves and updates its replica's parameters. The two hand
@@ -298,18 +329,20 @@ class CompiledTrainer:
                                               initializer=numba.set_num_threads, initargs=(1,))
             self._worker_pid = os.getpid()
         first, second = batch_size - batch_size // 2, batch_size // 2
+        last_first, last_second = last_batch - last_batch // 2, last_batch // 2
         control = np.zeros(handoff.CONTROL_SIZE, np.int64)
         # each half's loss and count 64 bytes from the other's: the two threads never write one cache line
         halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))
         shared = (X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(), self._augment(), losses,
                   correct)
         loop = self._split_loop
-        arrays0, arrays1 = self._arrays(first, 0), self._arrays(second, 1)
+        arrays = self._split_arrays(batch_size, last_batch)
+        sizes = (first, second, last_first, last_second)
         self._refresh_copies()
 
         def second_thread():
             try:
-                return loop(*shared, *arrays1, control, *halves, first, second, 1)
+                return loop(*shared, *arrays[1], control, *halves, *sizes, 1)
             except BaseException:
                 control[handoff.STOP] = 1
                 raise
@@ -319,7 +352,7 @@ class CompiledTrainer:
         pending = self._worker.submit(second_thread)
         done = 0
         try:
-            done = loop(*shared, *arrays0, control, *halves, first, second, 0)
+            done = loop(*shared, *arrays[0], control, *halves, *sizes, 0)
         finally:
             control[handoff.STOP] = 1
             numba.set_num_threads(threads)
