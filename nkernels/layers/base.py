@@ -1,6 +1,7 @@
 """The Layer base class: parameters, gradients, shapes, config, and the hook into the compiled path."""
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -383,10 +384,17 @@ def _device_input(x: Any, what: str, dtype: np.dtype | None):
     return arr
 
 
+@functools.lru_cache(maxsize=None)
+def _signature(init: Any) -> inspect.Signature:
+    """The signature of a constructor, once per function: reading it costs ~70 µs for one that
+    Python has only as text (``object.__init__`` of a layer without its own), each time a model is built."""
+    return inspect.signature(init)
+
+
 def _bind_arguments(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None:
     """The constructor call's arguments by name, or None when they cannot be recorded."""
     try:
-        signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+        signature = _signature(cls.__init__)  # type: ignore[misc]
         bound = signature.bind(None, *args, **kwargs)
     except (TypeError, ValueError):
         return None
