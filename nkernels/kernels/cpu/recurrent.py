@@ -9,7 +9,8 @@ zero initial state. Each kernel does
   to ``gbuf``, since its candidate gate needs it apart. Both read ``h_{t-1}`` in place from
   ``hs`` (a row-strided view);
 * in the backward, per step the products ``dgates_t @ W_hh`` and ``dW_hh += dgates_t^T @ h_{t-1}``
-  (while the step's gate gradients are in cache), reading the step's slices in place; then
+  (while the step's gate gradients are in cache; none at the first step, whose input state is
+  zero), reading the step's slices in place; then
   ``dW_ih`` and, unless ``need_dx`` is false (a model's first layer), ``dx`` over all ``N*T`` rows.
 
 The products are BLAS calls (:func:`nkernels.kernels.cpu.blas.gemm`): strided views and
@@ -288,11 +289,12 @@ def _lstm_backward_rows(x, weight_ih, weight_hh, gates, cells, hprev, dhs, need_
             for j in range(h):
                 dh[j] += dho[j]
             _lstm_cell_backward(gates[b, s], cells[b, s], cells[b, s + 1], dh, cbuf[b], dgates[b, s], h)
-        # W_hh's gradient a step at a time, while the step's gate gradients are in cache
-        gemm_row_pieces(True, one, dgates[:, s, :], hprev[:, s, :], zero if s == t - 1 else one, dweight_hh)
+        # W_hh's gradient a step at a time, while the step's gate gradients are in cache (the first
+        # step's input state is zero: it adds nothing)
         if s > 0:
+            gemm_row_pieces(True, one, dgates[:, s, :], hprev[:, s, :], zero if s == t - 1 else one, dweight_hh)
             gemm_inner_pieces(one, dgates[:, s, :], weight_hh, hbuf)
-    if t == 0:
+    if t < 2:
         dweight_hh[:] = 0
     rows = n * t
     dg2 = dgates.reshape(rows, dgates.shape[2])
@@ -439,11 +441,12 @@ def _gru_backward_rows(x, weight_ih, weight_hh, gates, hn, hprev, dhs, need_dx, 
             dgi = dgates[b, s]
             _gru_cell_backward(gates[b, s], hn[b, s], hprev[b, s], dh, dhd, gb, dgi[2 * h:], h)
             _copy(gb[:2 * h], dgi[:2 * h])
-        # W_hh's gradient a step at a time, while the step's gate gradients are in cache
-        gemm_row_pieces(True, one, dgates_hh[:, s, :], hprev[:, s, :], zero if s == t - 1 else one, dweight_hh)
+        # W_hh's gradient a step at a time, while the step's gate gradients are in cache (the first
+        # step's input state is zero: it adds nothing)
         if s > 0:
+            gemm_row_pieces(True, one, dgates_hh[:, s, :], hprev[:, s, :], zero if s == t - 1 else one, dweight_hh)
             gemm_inner_pieces(one, dgates_hh[:, s, :], weight_hh, hbuf)
-    if t == 0:
+    if t < 2:
         dweight_hh[:] = 0
     rows = n * t
     dgi2 = dgates.reshape(rows, g3)
