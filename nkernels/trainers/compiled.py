@@ -11,6 +11,7 @@ from ..kernels.cpu import handoff
 from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
 from ..runtime.cache import load_generated_module
+from .arguments import check_run_arguments
 from ..runtime.threads import (
     THREAD_SAFE_LAYER_HINT, THREAD_SAFE_LAYERS, blas_single_threaded, calls_parallel_code, threading_layer)
 
@@ -73,6 +74,7 @@ class CompiledTrainer:
                  split: bool = False):
         self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
         self.sample_shape = tuple(sample_shape)
+        self.output_shape = tuple(model.output_shape((1,) + self.sample_shape))
         self.step = step
         self.function = module.run_batches
         self._split_loop = module.run_split_batches
@@ -283,11 +285,12 @@ class CompiledTrainer:
         in split mode it runs in the same call, which saves the second thread a wake-up).
 
         Returns the per-batch losses, the per-batch correct counts and how many batches ran
-        (fewer than asked when a loss stopped being finite; that batch made no update).
+        (fewer than asked when a loss stopped being finite; that batch made no update). Arguments
+        that would take a kernel outside the arrays raise first (:mod:`nkernels.trainers.arguments`).
         """
-        last_batch = int(last_batch)
-        if last_batch < 0:
-            raise ValueError(f"last_batch is a number of rows, 0 for none; got {last_batch}")
+        start, n_batches, batch_size, last_batch = check_run_arguments(
+            X2d, Y, order, start, n_batches, batch_size, last_batch, self.sample_shape, self.output_shape,
+            self.loss.target_kind)
         losses = np.zeros(n_batches + (last_batch > 0))
         correct = np.zeros(len(losses), np.int64)
         with blas_single_threaded():

@@ -109,7 +109,8 @@ class DeviceTrainer(TrainerSettings):
 
     # -- runs -----------------------------------------------------------------------------------
     def run(self, X2d, Y, order, start, n_batches, batch_size):
-        """Same contract as :meth:`nkernels.trainers.CompiledTrainer.run`."""
+        """Same contract as :meth:`nkernels.trainers.CompiledTrainer.run` (without ``last_batch``)."""
+        start, n_batches, batch_size, _ = self.check_run(X2d, Y, order, start, n_batches, batch_size)
         plan = self.plan(X2d, Y, batch_size)
         if plan is None:
             return self._run_layer_by_layer(X2d, Y, order, start, n_batches, batch_size)

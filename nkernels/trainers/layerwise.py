@@ -8,6 +8,7 @@ import numpy as np
 from ..plugins.kernels import kernel
 from ..runtime.threads import blas_single_threaded
 from ..compiled.step import AUGMENT_STRIDE
+from .arguments import check_run_arguments
 
 
 class TrainerSettings:
@@ -19,8 +20,14 @@ class TrainerSettings:
                  input_grad: bool = False, trainable_layers: Any = None):
         self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
         self.sample_shape = tuple(sample_shape)
+        self.output_shape = tuple(model.output_shape((1,) + self.sample_shape))
         self.input_grad = input_grad
         self.trainable_layers = check_trainable_layers(model, trainable_layers)
+
+    def check_run(self, X2d, Y, order, start, n_batches, batch_size, last_batch=0) -> tuple[int, int, int, int]:
+        """:func:`~nkernels.trainers.arguments.check_run_arguments` for this trainer's model and loss."""
+        return check_run_arguments(X2d, Y, order, start, n_batches, batch_size, last_batch, self.sample_shape,
+                                   self.output_shape, self.loss.target_kind)
 
 
 class LayerwiseTrainer(TrainerSettings):
@@ -33,7 +40,8 @@ class LayerwiseTrainer(TrainerSettings):
     """
 
     def run(self, X2d, Y, order, start, n_batches, batch_size):
-        """Same contract as :meth:`nkernels.trainers.CompiledTrainer.run`."""
+        """Same contract as :meth:`nkernels.trainers.CompiledTrainer.run` (without ``last_batch``)."""
+        start, n_batches, batch_size, _ = self.check_run(X2d, Y, order, start, n_batches, batch_size)
         with blas_single_threaded():
             return self._run(X2d, Y, order, start, n_batches, batch_size)
 
