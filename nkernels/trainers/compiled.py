@@ -248,9 +248,8 @@ class CompiledTrainer:
         key = (batch_size, last_batch)
         if key not in self._split_runs:
             sized = [b.kind in BATCH_SIZED_KINDS for b in self.step.bindings.values()]
-            halves = ((batch_size - batch_size // 2, last_batch - last_batch // 2), (batch_size // 2, last_batch // 2))
             roles = []
-            for role, (rows, last_rows) in enumerate(halves):
+            for role, (rows, last_rows) in enumerate(zip(_halves(batch_size), _halves(last_batch))):
                 last_arrays = self._arrays(last_rows or rows, role)
                 roles.append([*self._arrays(rows, role), *[a for a, s in zip(last_arrays, sized) if s]])
             self._split_runs[key] = (roles[0], roles[1])
@@ -331,8 +330,6 @@ class CompiledTrainer:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="nkernels-half-batch",
                                               initializer=numba.set_num_threads, initargs=(1,))
             self._worker_pid = os.getpid()
-        first, second = batch_size - batch_size // 2, batch_size // 2
-        last_first, last_second = last_batch - last_batch // 2, last_batch // 2
         control = np.zeros(handoff.CONTROL_SIZE, np.int64)
         # each half's loss and count 64 bytes from the other's: the two threads never write one cache line
         halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))
@@ -340,7 +337,7 @@ class CompiledTrainer:
                   correct)
         loop = self._split_loop
         arrays = self._split_arrays(batch_size, last_batch)
-        sizes = (first, second, last_first, last_second)
+        sizes = (*_halves(batch_size), *_halves(last_batch))
         self._refresh_copies()
 
         def second_thread():
@@ -362,6 +359,11 @@ class CompiledTrainer:
             self.optimizer.steps += done  # the updates made, even when the second thread failed
             pending.result()
         return done
+
+
+def _halves(rows: int) -> tuple[int, int]:
+    """The rows of a batch's first and second half (the first takes the odd row)."""
+    return rows - rows // 2, rows // 2
 
 
 def _check_same_calls(passes, reference, layer) -> None:
