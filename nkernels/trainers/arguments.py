@@ -5,7 +5,7 @@ Numba kernel does), so an ``order`` too short for the batches asked for, an inde
 rows, rows of the wrong width or a label past the model's classes would make them read outside
 the arrays. Every trainer's ``run`` refuses those first, with a ValueError or TypeError that says
 what was expected; the checks cost a few microseconds a call (a pass over the run's indices and
-over the labels).
+over their labels).
 """
 from __future__ import annotations
 
@@ -43,13 +43,13 @@ def check_run_arguments(X2d: Any, Y: Any, order: Any, start: Any, n_batches: Any
     if used.size and (used.min() < 0 or used.max() >= shape[0]):
         raise ValueError(f"order must hold row indices of X2d (0 to {shape[0] - 1}), got values from {used.min()} "
                          f"to {used.max()}")
-    _check_targets(Y, shape[0], output_shape, target_kind)
+    _check_targets(Y, shape[0], used, output_shape, target_kind)
     return start, n_batches, batch_size, last_batch
 
 
-def _check_targets(Y: Any, n: int, output_shape: tuple[int, ...], target_kind: str) -> None:
+def _check_targets(Y: Any, n: int, used: np.ndarray, output_shape: tuple[int, ...], target_kind: str) -> None:
     """Targets in the loss's kernel form: labels ``(N,)`` (``(N, T)`` for a sequence's tokens), or
-    value targets one row per sample."""
+    value targets one row per sample; the labels of the rows ``used`` within the classes."""
     labels = target_kind == "labels"
     expected = (n,) + tuple(output_shape[1:-1]) if labels else (n, math.prod(output_shape[1:]))
     shape = tuple(getattr(Y, "shape", ()))
@@ -57,14 +57,14 @@ def _check_targets(Y: Any, n: int, output_shape: tuple[int, ...], target_kind: s
         what = "labels, one class index per output row" if labels else "targets, one row per sample"
         raise ValueError(f"Y must hold the {what}: shape {expected} for outputs of shape (N, "
                          f"{', '.join(map(str, output_shape[1:]))}), got {shape}")
-    if not labels or devices.is_device_array(Y) or not n:
+    if not labels or devices.is_device_array(Y):
         return
     if np.dtype(Y.dtype).kind not in "iu":
         raise TypeError(f"labels must be integers (class indices), got {Y.dtype}")
-    classes = output_shape[-1]
-    if Y.min() < 0 or Y.max() >= classes:
+    classes, read = output_shape[-1], Y[used]  # only the run's rows: a call per batch stays a batch's work
+    if read.size and (read.min() < 0 or read.max() >= classes):
         raise ValueError(f"labels must lie in [0, {classes - 1}] for a model with {classes} outputs, got values "
-                         f"from {Y.min()} to {Y.max()}")
+                         f"from {read.min()} to {read.max()}")
 
 
 __all__ = ["check_run_arguments"]
