@@ -6,6 +6,7 @@ the OpenMP, BLAS and environment settings of the process as the user had them (P
 afterwards runs on the same OpenMP runtime). The abort cases run in a child process, where an
 abort fails the test instead of ending pytest.
 """
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from nkernels.plugins.kernels import kernel
 from nkernels.kernels.cpu import conv as conv_kernels
 from nkernels.losses import SoftmaxCrossEntropy
 from nkernels.optimizers import Adam
+from nkernels.runtime import threads as threads_module
 from nkernels.runtime.threads import THREAD_SAFE_LAYERS, calls_parallel_code, threading_layer
 
 from children import ROOT, last_json_line, run_child
@@ -282,3 +284,55 @@ def test_a_layer_called_on_its_own_runs_blas_on_one_thread_and_restores_it(monke
         assert blas_threads() == outside
     assert len(seen) == 2 and all(set(threads.values()) == {1} for threads in seen), seen
     assert set(outside.values()) == {2}
+
+
+# -- which BLAS kernels the products run on -------------------------------------------------------
+AVX512_CPU = {feature: True for feature in threads_module.AVX512_FEATURES}
+
+
+@pytest.mark.parametrize("cores, features, coretype, expected", [
+    (["Haswell"], AVX512_CPU, "Haswell", "as OPENBLAS_CORETYPE=Haswell in the environment tells it"),
+    (["Haswell", "SkylakeX"], AVX512_CPU, "", "this OpenBLAS does not know the CPU"),
+    (["Zen"], AVX512_CPU, "", "its Zen kernels"),
+    (["SkylakeX", "Cooperlake"], AVX512_CPU, "", ""),                     # AVX-512 kernels already
+    (["Haswell"], {**AVX512_CPU, "avx512bw": False}, "Haswell", ""),     # the CPU lacks part of AVX-512
+    (["Haswell"], {"avx2": True}, "", ""),                              # an AVX2 CPU: Haswell's kernels fit
+    ([], AVX512_CPU, "Haswell", ""),                                    # no OpenBLAS loaded
+])
+def test_the_blas_note_says_when_openblas_runs_below_the_cpu(cores, features, coretype, expected):
+    note = threads_module.blas_kernels_note(cores, features, coretype)
+    if not expected:
+        assert note == ""
+    else:
+        assert expected in note and "AVX-512" in note and "SkylakeX" in note
+
+
+def test_the_blas_note_reads_this_process_by_default():
+    import scipy.linalg.cython_blas  # noqa: F401  (the OpenBLAS nkernels' products call)
+    from threadpoolctl import threadpool_info
+
+    from nkernels.kernels.cpu.blas import SMALL_KERNEL_CORES
+
+    cores = [info["architecture"] for info in threadpool_info() if info.get("internal_api") == "openblas"]
+    note = threads_module.blas_kernels_note()
+    assert note == threads_module.blas_kernels_note(cores, None, os.environ.get("OPENBLAS_CORETYPE", ""))
+    if all(core in SMALL_KERNEL_CORES for core in cores):
+        assert note == ""
+
+
+def test_info_and_bench_print_the_blas_note(capsys, monkeypatch):
+    from nkernels.cli import bench
+
+    monkeypatch.setenv("COLUMNS", "300")
+    monkeypatch.setattr(threads_module, "blas_kernels_note", lambda: "OpenBLAS runs its Haswell kernels (test)")
+    assert main(["info"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "blas note" in out and "OpenBLAS runs its Haswell kernels (test)" in out
+    row = {"case": "mlp", "description": "MLP", "nkernels_us": 1.0, "torch_us": 2.0, "torch_speedup": 2.0,
+           "jax_us": None, "jax_speedup": None}
+    monkeypatch.setattr(bench, "speedups", lambda *a, **k: [row])
+    assert main(["bench", "--models", "mlp", "--repeat", "1"]) == 0
+    assert "note: OpenBLAS runs its Haswell kernels (test)" in " ".join(capsys.readouterr().out.split())
+    assert main(["bench", "--models", "mlp", "--repeat", "1", "--json"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out) == [row] and "note: OpenBLAS runs its Haswell kernels (test)" in printed.err

@@ -428,10 +428,12 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
              ("threads", f"{numba.config.NUMBA_NUM_THREADS} (numba), {_threading_layer_in_use()}")]
     import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls)
 
-    from ..runtime.threads import blas_libraries
+    from ..runtime.threads import blas_kernels_note, blas_libraries
 
     rows += [("blas", "\n".join(blas_libraries()) or "none loaded"),
              ("OPENBLAS_CORETYPE", os.environ.get("OPENBLAS_CORETYPE", "unset (OpenBLAS detects the CPU)"))]
+    if note := blas_kernels_note():
+        rows.append(("blas note", note))
     table = Table(title="nkernels info", show_header=False)
     table.add_column("key")
     table.add_column("value")
@@ -456,8 +458,15 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     with console.status(f"measuring (PyTorch, then JAX, then nkernels{turns})...") if not args.json \
             else contextlib.nullcontext():
         rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source, rounds=args.rounds)
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS nkernels' products call, for the note below)
+
+    from ..runtime.threads import blas_kernels_note
+
+    note = blas_kernels_note()
     if args.json:
         print(json.dumps(rows, indent=2))
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         return 0
     on = f", {source.name} batches" if source else ""
     table = Table(title=f"training step, Adam, {numba.config.NUMBA_NUM_THREADS} threads, µs per step{on}")
@@ -475,6 +484,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
                       "" if ratio is None else f"{ratio:.2f}x"]
         table.add_row(*cells)
     console.print(table)
+    if note:
+        console.print(f"note: {note}")
     return 0
 
 

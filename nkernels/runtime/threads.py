@@ -195,3 +195,45 @@ def blas_libraries() -> list[str]:
 
     return [f"{os.path.basename(info['filepath'])}: {info.get('architecture') or '?'} kernels, "
             f"{info['num_threads']} threads" for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+#: the CPU features of OpenBLAS's AVX-512 kernels (its SkylakeX core type and the ones after it)
+AVX512_FEATURES = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
+
+
+def blas_kernels_note(architectures: list[str] | None = None, cpu_features: Any = None,
+                      coretype: str | None = None) -> str:
+    """Why nkernels' products run slower than this CPU allows, or "" when nothing says so.
+
+    Most of a training step's time is BLAS products, and OpenBLAS picks its kernels once, as it loads:
+    by ``OPENBLAS_CORETYPE`` when the environment sets it, else from the CPU. When an OpenBLAS in use
+    runs kernels without AVX-512 (Haswell's, say) on a CPU that has it, the products run about half as
+    fast (on a Zen 5 machine with ``OPENBLAS_CORETYPE=Haswell`` the digits MLP's step took 81 µs
+    instead of 42, LSTM(16->128)'s 7.1 ms instead of 3.2). nkernels never changes the setting; this
+    says what it costs.
+    ``architectures`` (the core type of each OpenBLAS loaded), ``cpu_features`` (a mapping of LLVM's
+    feature names to whether this CPU has them) and ``coretype`` default to this process's.
+    """
+    from ..kernels.cpu.blas import SMALL_KERNEL_CORES  # the core types whose kernels use AVX-512
+
+    if architectures is None:
+        from threadpoolctl import threadpool_info
+
+        architectures = [info.get("architecture") or "?" for info in threadpool_info()
+                         if info.get("internal_api") == "openblas"]
+    if cpu_features is None:
+        import llvmlite.binding as llvm
+
+        cpu_features = llvm.get_host_cpu_features()
+    if coretype is None:
+        coretype = os.environ.get("OPENBLAS_CORETYPE", "")
+    slower = sorted({core for core in architectures if core not in SMALL_KERNEL_CORES})
+    if not slower or not all(cpu_features.get(feature, False) for feature in AVX512_FEATURES):
+        return ""
+    kernels = f"OpenBLAS runs its {', '.join(slower)} kernels, without AVX-512, on a CPU that has AVX-512"
+    if coretype:
+        return (f"{kernels}, as OPENBLAS_CORETYPE={coretype} in the environment tells it: nkernels' products run "
+                "about half as fast (training steps took 1.7-2.2x as long on a Zen 5 machine); unset it (or set "
+                "OPENBLAS_CORETYPE=SkylakeX) for its AVX-512 kernels")
+    return (f"{kernels}: this OpenBLAS does not know the CPU (older releases took AMD's Zen 5 for Haswell); "
+            "OPENBLAS_CORETYPE=SkylakeX in the environment selects its AVX-512 kernels")
