@@ -233,7 +233,7 @@ def blas_kernels_note(architectures: list[str] | None = None, cpu_features: Any 
     kernels = f"OpenBLAS runs its {', '.join(slower)} kernels, without AVX-512, on a CPU that has AVX-512"
     if coretype:
         return (f"{kernels}, as OPENBLAS_CORETYPE={coretype} in the environment tells it: nkernels' products run "
-                "about half as fast (training steps took 1.7-2.2x as long on a Zen 5 machine); unset it (or set "
+                "about half as fast (training steps took 1.3-2.7x as long on a Zen 5 machine); unset it (or set "
                 "OPENBLAS_CORETYPE=SkylakeX) for its AVX-512 kernels")
     return (f"{kernels}: this OpenBLAS does not know the CPU (older releases took AMD's Zen 5 for Haswell); "
             "OPENBLAS_CORETYPE=SkylakeX in the environment selects its AVX-512 kernels")
