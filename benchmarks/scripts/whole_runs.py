@@ -137,8 +137,11 @@ def child(framework: str, case_name: str, epochs: int, repeat: int) -> dict:
         loss = run(X, y, epochs, r + 1)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
+    from threadpoolctl import threadpool_info
+
+    blas = sorted({info.get("architecture") or "?" for info in threadpool_info() if info.get("internal_api") == "openblas"})
     return {"first": first, "run": statistics.median(times), "cpu": statistics.median(cpu), "loss": float(loss),
-            "n": len(X)}
+            "n": len(X), "openblas": blas}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,6 +197,10 @@ def main(argv: list[str] | None = None) -> None:
             cpu = statistics.median(r["cpu"] for r in rows)
             ratio = f"{run / nk_run:.2f}x" if nk_run and framework != "nkernels" else ""
             print(f"| {case} | {framework} | {run:.3f} ({cpu:.3f}) | {first:.3f} | {loss:.3f} | {ratio} |")
+    kernels = sorted({core for (_, framework), rows in results.items() if framework == "nkernels"
+                      for r in rows for core in r.get("openblas", [])})
+    print(f"\nnkernels' OpenBLAS kernels: {', '.join(kernels) or 'none loaded'} (OPENBLAS_CORETYPE="
+          f"{env.get('OPENBLAS_CORETYPE', 'unset')}; nkernels info says whether they use the CPU's AVX-512)")
 
 
 if __name__ == "__main__":
