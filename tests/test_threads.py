@@ -292,7 +292,7 @@ AVX512_CPU = {feature: True for feature in threads_module.AVX512_FEATURES}
 
 @pytest.mark.parametrize("cores, features, coretype, expected", [
     (["Haswell"], AVX512_CPU, "Haswell", "as OPENBLAS_CORETYPE=Haswell in the environment tells it"),
-    (["Haswell", "SkylakeX"], AVX512_CPU, "", "this OpenBLAS does not know the CPU"),
+    (["Haswell", "SkylakeX"], AVX512_CPU, "", "this OpenBLAS did not recognize the CPU"),
     (["Zen"], AVX512_CPU, "", "its Zen kernels"),
     (["SkylakeX", "Cooperlake"], AVX512_CPU, "", ""),                     # AVX-512 kernels already
     (["Haswell"], {**AVX512_CPU, "avx512bw": False}, "Haswell", ""),     # the CPU lacks part of AVX-512

@@ -235,5 +235,6 @@ def blas_kernels_note(architectures: list[str] | None = None, cpu_features: Any 
         return (f"{kernels}, as OPENBLAS_CORETYPE={coretype} in the environment tells it: nkernels' products run "
                 "about half as fast (training steps took 1.3-2.7x as long on a Zen 5 machine); unset it (or set "
                 "OPENBLAS_CORETYPE=SkylakeX) for its AVX-512 kernels")
-    return (f"{kernels}: this OpenBLAS does not know the CPU (older releases took AMD's Zen 5 for Haswell); "
-            "OPENBLAS_CORETYPE=SkylakeX in the environment selects its AVX-512 kernels")
+    return (f"{kernels}: this OpenBLAS did not recognize the CPU (a release older than the CPU may not; "
+            "OpenBLAS issue 6029 is AMD's Zen 5); OPENBLAS_CORETYPE=SkylakeX in the environment selects its "
+            "AVX-512 kernels")
