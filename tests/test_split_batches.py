@@ -265,3 +265,65 @@ def test_a_split_run_evaluates_its_validation_data_on_one_kernel_thread(split):
     history = nk.train(recurrent_model(), X, y, scheme, epochs=2, batch_size=16, seed=0, validation_data=(X, y))
     assert scheme.threads == ([1, 1] if split else [before, before]) and len(history["val_loss"]) == 2
     assert numba.get_num_threads() == before
+
+
+def test_the_split_update_joins_the_halves_as_it_reads_them():
+    """With Adam the split step has no join before its update: the update reads both halves'
+    gradients (``adam_update_halves``); with clipping (which needs the joined gradients' norm), with
+    SGD (no such twin) or with a plugin's own Adam kernel it joins first, as before."""
+    from nkernels.compiled import step as step_module
+
+    folded = step_module.updates_of_halves(Adam(lr=1e-2, max_norm=2.0).phases())
+    assert [c.op for phase in folded for c in phase.calls] == ["adam_update_halves", "max_norm_rows"]
+    assert step_module.updates_of_halves(nk.optimizers.AdamW(lr=1e-2).phases()) is not None
+    assert step_module.updates_of_halves(Adam(lr=1e-2, clip_norm=1.0).phases()) is None
+    assert step_module.updates_of_halves(SGD(lr=0.1, momentum=0.9).phases()) is None
+
+
+def test_a_plugin_kernel_for_adam_keeps_the_join(monkeypatch):
+    from nkernels.compiled import step as step_module
+    from nkernels.plugins import kernels as kernel_records
+
+    found = kernel_records.kernel
+
+    def with_a_plugin_adam(op, device="cpu"):
+        if op == "adam_update":
+            return counting_loop_calls  # any function defined outside nkernels.kernels.cpu.optim
+        return found(op, device)
+
+    monkeypatch.setattr(kernel_records, "kernel", with_a_plugin_adam)
+    assert step_module.updates_of_halves(Adam(lr=1e-2).phases()) is None
+
+
+@pytest.mark.parametrize("last", [0, 5])
+def test_the_folded_update_gives_the_joined_update_bit_for_bit(monkeypatch, last):
+    """The split step with the join folded into Adam's update against the same step joining first
+    (no twins): parameters, both copies, optimizer state, the model's gradients and the losses, bit
+    for bit, over two runs (the second starting from parameters changed in between)."""
+    from nkernels.compiled import step as step_module
+
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((53, 10)).astype(np.float32), rng.integers(0, 3, 53)
+    results = []
+    for twins in (dict(step_module.UPDATES_OF_HALVES), {}):
+        monkeypatch.setattr(step_module, "UPDATES_OF_HALVES", twins)
+        model = nk.Sequential([L.Dense(10, 16), L.ReLU(), L.Dense(16, 3)], seed=1, dtype="float32")
+        optimizer = Adam(lr=1e-2, weight_decay=0.01)
+        trainer = CompiledTrainer.build(model, SoftmaxCrossEntropy(), optimizer, (10,), 12, split_batches=True)
+        assert ("join_halves(X, Y, order, row0" in trainer.step.source) is (not twins)
+        runs = []
+        for run in range(2):
+            runs.append(trainer.run(X, y, np.arange(53), 0, 4, 12, last_batch=last)[0])
+            assert all(np.array_equal(copy, source) for source, copy in trainer._copies)
+            if run == 0:
+                model.set_params({k: v * 0.5 for k, v in model.params.items()})
+        results.append((runs, model.params, model.grads, {k: dict(v) for k, v in optimizer.state.items()}))
+    (runs0, params0, grads0, state0), (runs1, params1, grads1, state1) = results
+    for a, b in zip(runs0, runs1):
+        np.testing.assert_array_equal(a, b)
+    for key in params0:
+        np.testing.assert_array_equal(params0[key], params1[key])
+        np.testing.assert_array_equal(grads0[key], grads1[key])
+        for name in state0[key]:
+            np.testing.assert_array_equal(state0[key][name], state1[key][name])
+    assert any(np.abs(g).max() > 0 for g in grads0.values())

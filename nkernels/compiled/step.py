@@ -8,12 +8,16 @@
     early when a loss stops being finite;
 ``half_batch_gradients``, ``join_halves`` and ``update_from_halves``
     the split mode's parts (see :class:`nkernels.trainers.compiled.CompiledTrainer`): one half's
-    gradients, the join of both halves' gradients, and the update from the joined gradients;
+    gradients, the join of both halves' gradients, and the update from both (from the joined
+    gradients, or, where every update has a twin of :data:`UPDATES_OF_HALVES`, from the two
+    halves' gradients, joined as the update reads them);
 ``run_split_batches``
     the split mode's loop over a run's batches, called on two threads at once, each on its own
-    replica: role 0 computes the first halves, role 1 the second; then each joins both halves'
-    gradients and updates its own copy of the parameters, the two handing each batch over through
-    the control array (:mod:`nkernels.kernels.cpu.handoff`). After the shared arguments come the
+    replica: role 0 computes the first halves, role 1 the second; then each updates its own copy
+    of the parameters from both halves' gradients, the two handing each batch over through the
+    control array (:mod:`nkernels.kernels.cpu.handoff`). Where the update joins the halves as it
+    reads them, role 0 joins the last batch's halves once after the loop, so that the model's
+    gradients are the whole batch's, as after a run of whole batches. After the shared arguments come the
     arrays of a last, smaller batch (those of :data:`BATCH_SIZED_KINDS`, named ``last_`` and the
     shared argument's name; an epoch's last batch runs in the same call) and :data:`SPLIT_ARGS`.
     One function for both roles compiles once.
@@ -31,14 +35,14 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..passes.ir import LayerPasses, Phase, calls_of
+from ..passes.ir import Call, LayerPasses, Local, Phase, Ref, calls_of
 from .legacy import LegacyPasses, legacy_passes
-from .render import Binding, Scope, accumulated_locals, literal, render_call, variable_name
+from .render import Binding, Scope, accumulated_locals, literal, local_name, render_call, variable_name
 
 #: the leading arguments of every generated function
 FIXED_ARGS = ("X", "Y", "order", "start0", "n_batches", "step0", "scalars", "augment", "losses", "correct")
@@ -55,6 +59,15 @@ BATCH_SIZED_KINDS = ("act", "dact", "work", "buffer", "target", "raw")
 
 #: the random-translation counter of a step starts at ``step * AUGMENT_STRIDE`` (batches stay below it)
 AUGMENT_STRIDE = 1 << 20
+
+#: optimizer updates with a twin that joins the split mode's two halves' gradients as it reads them,
+#: defined beside the update: the twin takes the parameter, its half's gradient, the other half's,
+#: the two halves' weights (:data:`HALF_WEIGHTS`), then the update's other operands. A split step
+#: whose every gradient-reading call has one skips the join before its update (measured on the
+#: digits MLP: one thread's join and Adam update 8.3 µs, the twin 6.2, the same bits)
+UPDATES_OF_HALVES = {"adam_update": "adam_update_halves"}
+#: the halves' weights in those twins' calls: this thread's half and the other's, shares of the rows
+HALF_WEIGHTS = (Local("half_weight"), Local("other_half_weight"))
 
 
 @dataclass
@@ -116,6 +129,35 @@ def kernel_fingerprint(modules) -> str:
     files = (getattr(sys.modules.get(name), "__file__", None) for name in modules)
     paths = [os.path.abspath(path) for path in files if path and not serves(path)]
     return f"{numba.__version__}-{source_digest(paths, code_fingerprint())}"
+
+
+def updates_of_halves(phases: tuple[Phase, ...]) -> tuple[Phase, ...] | None:
+    """``phases`` with each update call that reads a gradient replaced by its twin of
+    :data:`UPDATES_OF_HALVES`, reading both halves' gradients; None when some call reads the
+    joined gradients otherwise (clipping by their norm), has no twin, or is a plugin's kernel in
+    place of the built-in the twin belongs with."""
+    from ..plugins.kernels import kernel
+
+    def module(op: str) -> str | None:
+        found = kernel(op, "cpu")
+        return getattr(getattr(found, "py_func", found), "__module__", None)
+
+    folded = []
+    for phase in phases:
+        calls = []
+        for c in phase.calls:
+            grads = [i for i, a in enumerate(c.args) if isinstance(a, Ref) and a.role == "grad"]
+            if not grads:
+                calls.append(c)
+                continue
+            twin = UPDATES_OF_HALVES.get(c.op)
+            if twin is None or not phase.per_parameter or grads != [1] or c.args[1].view != "flat" \
+                    or module(c.op) != module(twin):
+                return None
+            calls.append(Call(twin, c.args[0], c.args[1], Ref("other_grad", view="flat"), *HALF_WEIGHTS,
+                              *c.args[2:], result=c.result, accumulate=c.accumulate))
+        folded.append(replace(phase, calls=tuple(calls)))
+    return tuple(folded)
 
 
 def _indent(lines: list[str], spaces: int) -> list[str]:
@@ -243,6 +285,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
 
     phases = optimizer.phases()
     updates = update_lines(phases)
+    folded = updates_of_halves(phases)  # the split mode's update joining the halves as it reads them
     joins = []
     for (l, key), g in zip(params, grads):
         other, joined = Binding("other_grad", l, key, "flat"), Binding("joined", l, key, "flat")
@@ -272,7 +315,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     for described in passes:
         ops |= described.ops()
     ops |= {c.op for c in loss_passes.forward + loss_passes.backward}
-    ops |= {c.op for phase in phases for c in phase.calls}
+    ops |= {c.op for phase in phases + (folded or ()) for c in phase.calls}
     imports = []
     for op in sorted(ops):
         line = _import_line(op)
@@ -304,21 +347,41 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         "return 0",
     ]
     join_body = [*joins, "return 0"]
-    update_body = ["step = step0 + 1", *update_lines(phases, "joined"), "return 0"]
+    if folded is None:
+        update_body = ["step = step0 + 1", *update_lines(phases, "joined"), "return 0"]
+    else:
+        weight_locals = ", ".join(local_name(w) for w in HALF_WEIGHTS)
+        update_body = ["step = step0 + 1", f"{weight_locals} = w0, w1", *update_lines(folded), "return 0"]
     args = list(FIXED_ARGS) + [name for name in names if not _fixed(names[name])]
     own = args[len(FIXED_ARGS):]
     last_args = [f"last_{name}" for name in own if names[name].kind in BATCH_SIZED_KINDS]
     names_text = ", ".join(own)
     last_names_text = ", ".join(f"last_{name}" if names[name].kind in BATCH_SIZED_KINDS else name for name in own)
 
-    def call(function: str, row0: str, more: tuple[str, ...] = (), arrays: str = names_text) -> str:
-        return (f"{function}(X, Y, order, {row0}, int64(1), step0 + batch, scalars, augment, halves_loss[role], "
+    def call(function: str, row0: str, more: tuple[str, ...] = (), arrays: str = names_text,
+             step: str = "step0 + batch") -> str:
+        return (f"{function}(X, Y, order, {row0}, int64(1), {step}, scalars, augment, halves_loss[role], "
                 f"halves_correct[role], {', '.join([arrays, *more])})")
 
+    half_weights = ("own_weight", "other_weight")
+    signal_joined = "handoff.signal(control, handoff.JOINED + role * handoff.SLOT, batch + 1)"
+    if folded is None:  # join, then update from the joined gradients
+        update_batch = [call("join_halves", "row0", half_weights), signal_joined,
+                        call("update_from_halves", "row0", half_weights)]
+        after_loop = []
+    else:  # the update reads both halves' gradients: the other thread may overwrite its own only after it
+        update_batch = [call("update_from_halves", "row0", half_weights), signal_joined]
+        after_loop = [  # the model's gradients: the last batch's joined, as a run of whole batches leaves them
+            "if role == 0 and done == total and done > 0:",
+            "    rows0, rows1 = (last_first, last_second) if done > n_batches else (first, second)",
+            "    size = rows0 + rows1",
+            "    " + call("join_halves", "start0", ("rows0 / size", "rows1 / size"), step="step0 + done"),
+        ]
     split_body = [  # both threads, role 0 on the first halves and role 1 on the second
         "other = 1 - role",
-        "done = n_batches + (1 if last_first + last_second > 0 else 0)",
-        "for batch in range(done):",
+        "total = n_batches + (1 if last_first + last_second > 0 else 0)",
+        "done = total",
+        "for batch in range(total):",
         "    last = batch == n_batches",
         "    rows0, rows1 = (last_first, last_second) if last else (first, second)",
         "    size = rows0 + rows1",
@@ -342,9 +405,8 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         "    if role == 0:",
         "        losses[batch] = loss",
         "        correct[batch] = halves_correct[0, 0] + halves_correct[1, 0]",
-        "    " + call("join_halves", "row0", ("own_weight", "other_weight")),
-        "    handoff.signal(control, handoff.JOINED + role * handoff.SLOT, batch + 1)",
-        "    " + call("update_from_halves", "row0"),
+        *_indent(update_batch, 4),
+        *after_loop,
         "return done",
     ]
     modules = {getattr(kernel(op, "cpu"), "py_func").__module__ for op in ops}
@@ -379,7 +441,7 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
         "",
         "",
         '@njit(cache=True, error_model="numpy", nogil=True)',
-        f"def update_from_halves({', '.join(args)}):",
+        f"def update_from_halves({', '.join(args + ['w0', 'w1'])}):",
         *_indent(update_body, 4),
         "",
         "",

@@ -52,10 +52,11 @@ class CompiledTrainer:
     mode each batch is cut into two halves: a second thread computes one half's gradients while the
     calling thread computes the other's (both in a compiled ``nogil`` loop over the run's batches,
     each with its own workspaces and gradients, each running its ``prange`` kernels on one thread),
-    then each thread joins both, weighted by the halves' sizes, and updates parameters and
-    optimizer state of its own: the model's on the calling thread, copies refreshed at the start of
-    every run on the second. The two updates are the same operations on the same numbers, so the
-    copies stay equal bit for bit, and neither thread reads parameters the other one has just
+    then each thread updates parameters and optimizer state of its own from both, weighted by the
+    halves' sizes (Adam's update joins the two as it reads them, 2-3 µs a batch less for the digits
+    MLP than a join before it; other updates join first): the model's on the calling thread,
+    copies refreshed at the start of every run on the second. The two updates are the same
+    operations on the same numbers, so the copies stay equal bit for bit, and neither thread reads parameters the other one has just
     written (those moved between the cores' caches at every step: the digits MLP's split step took
     ~85 µs with each thread updating half of the parameters, ~76 µs with each updating all of its own).
     Within a run the two threads hand each batch over by polling a counter (waking a sleeping

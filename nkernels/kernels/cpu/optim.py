@@ -29,28 +29,54 @@ def sgd_update(param, grad, velocity, lr, momentum, weight_decay, nesterov):
 
 
 @njit(cache=True, error_model="numpy")
+def _adam_constants(param, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """What every element's Adam step shares, in the parameter's dtype: (step size, 1 / sqrt of the
+    second moment's bias correction, beta1, beta2, 1 - beta1, 1 - beta2, eps, the decoupled decay's
+    shrink factor, the L2 decay)."""
+    t = param.dtype.type
+    step_size = t(lr / (1.0 - beta1 ** step))
+    inv_bias2 = t(1.0 / np.sqrt(1.0 - beta2 ** step))
+    if decoupled:
+        shrink, wd = t(1.0 - lr * weight_decay), t(0.0)
+    else:
+        shrink, wd = t(1.0), t(weight_decay)
+    return step_size, inv_bias2, t(beta1), t(beta2), t(1.0 - beta1), t(1.0 - beta2), t(eps), shrink, wd
+
+
+@njit(inline="always", error_model="numpy")
+def _adam_element(p, g, m, v, constants):
+    """One element's Adam step: the new (parameter, first moment, second moment)."""
+    step_size, inv_bias2, b1, b2, c1, c2, eps, shrink, wd = constants
+    p = p * shrink
+    g = g + wd * p
+    m = b1 * m + c1 * g
+    v = b2 * v + c2 * g * g
+    return p - step_size * m / (np.sqrt(v) * inv_bias2 + eps), m, v
+
+
+@njit(cache=True, error_model="numpy")
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
     """One Adam step in place (AdamW when ``decoupled``); ``step`` counts from 1.
 
     param, grad, m, v: 1-D arrays of equal length; m and v start at zero.
     """
-    t = param.dtype.type
-    step_size = t(lr / (1.0 - beta1 ** step))
-    inv_bias2 = t(1.0 / np.sqrt(1.0 - beta2 ** step))
-    b1, b2, c1, c2 = t(beta1), t(beta2), t(1.0 - beta1), t(1.0 - beta2)
-    eps_ = t(eps)
-    if decoupled:
-        shrink, wd = t(1.0 - lr * weight_decay), t(0.0)
-    else:
-        shrink, wd = t(1.0), t(weight_decay)
+    constants = _adam_constants(param, lr, beta1, beta2, eps, weight_decay, decoupled, step)
     for i in range(param.shape[0]):
-        p = param[i] * shrink
-        g = grad[i] + wd * p
-        mi = b1 * m[i] + c1 * g
-        vi = b2 * v[i] + c2 * g * g
-        m[i] = mi
-        v[i] = vi
-        param[i] = p - step_size * mi / (np.sqrt(vi) * inv_bias2 + eps_)
+        param[i], m[i], v[i] = _adam_element(param[i], grad[i], m[i], v[i], constants)
+
+
+@njit(cache=True, error_model="numpy")
+def adam_update_halves(param, grad, other_grad, weight, other_weight, m, v, lr, beta1, beta2, eps, weight_decay,
+                       decoupled, step):
+    """:func:`adam_update` from the gradient ``weight * grad + other_weight * other_grad``, joined as it
+    is read: the split mode's two half batches (each gradient its half's mean, each weight its share
+    of the rows). The same bits as joining with :func:`nkernels.kernels.cpu.norms.combine_halves`
+    first, without writing the joined gradient and reading it back."""
+    t = param.dtype.type
+    w, u = t(weight), t(other_weight)
+    constants = _adam_constants(param, lr, beta1, beta2, eps, weight_decay, decoupled, step)
+    for i in range(param.shape[0]):
+        param[i], m[i], v[i] = _adam_element(param[i], w * grad[i] + u * other_grad[i], m[i], v[i], constants)
 
 
 #: the optimizers :func:`apply_updates` runs, and the order of their hyperparameters in ``hyper``

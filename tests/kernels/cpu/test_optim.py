@@ -70,3 +70,32 @@ def test_apply_updates_runs_each_parameter_and_skips_empty_ones(dtype):
                 refs = [naive.adam_step(p, g, a, b, *hyper[optimizer], flag, step) for (p, a, b), g in zip(refs, grads)]
         for got, want in zip(params, refs):
             np.testing.assert_allclose(got, want[0], rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_update_halves_is_the_join_then_adam_bit_for_bit(decoupled, dtype):
+    """The split mode's update reads both halves' gradients and joins them as it goes: the same bits
+    as joining them first (``combine_halves``) and updating from the joined gradient, for either
+    thread (each passes its own half first, with its weight)."""
+    from nkernels.kernels.cpu.norms import combine_halves
+
+    rng = np.random.default_rng(7)
+    n = 301
+    first, second = rng.standard_normal((2, n)).astype(dtype)
+    joined = np.empty(n, dtype)
+    reference = [rng.standard_normal(n).astype(dtype), np.zeros(n, dtype), np.zeros(n, dtype)]
+    threads = [[a.copy() for a in reference] for _ in range(2)]
+    start = reference[0].copy()
+    for step in range(1, 4):
+        combine_halves(first, second, 0.625, 0.375, joined)
+        optim.adam_update(reference[0], joined, reference[1], reference[2], 1e-2, 0.9, 0.999, 1e-8, 0.01, decoupled,
+                          step)
+        for (param, m, v), own, other, weights in zip(threads, (first, second), (second, first),
+                                                      ((0.625, 0.375), (0.375, 0.625))):
+            optim.adam_update_halves(param, own, other, *weights, m, v, 1e-2, 0.9, 0.999, 1e-8, 0.01, decoupled, step)
+        for thread in threads:
+            for got, want in zip(thread, reference):
+                np.testing.assert_array_equal(got, want)
+        first, second = second * 0.5, first + 0.25  # new halves each step
+    assert not np.array_equal(reference[0], start)  # it updated
