@@ -17,7 +17,8 @@
     of the parameters from both halves' gradients, the two handing each batch over through the
     control array (:mod:`nkernels.kernels.cpu.handoff`). Where the update joins the halves as it
     reads them, role 0 joins the last batch's halves once after the loop, so that the model's
-    gradients are the whole batch's, as after a run of whole batches. After the shared arguments come the
+    gradients are the whole batch's, as after a run of whole batches (a run stopped early by a
+    loss that is not finite leaves them as they were). After the shared arguments come the
     arrays of a last, smaller batch (those of :data:`BATCH_SIZED_KINDS`, named ``last_`` and the
     shared argument's name; an epoch's last batch runs in the same call) and :data:`SPLIT_ARGS`.
     One function for both roles compiles once.
