@@ -137,9 +137,9 @@ def child(framework: str, case_name: str, epochs: int, repeat: int) -> dict:
         loss = run(X, y, epochs, r + 1)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
-    from threadpoolctl import threadpool_info
+    from nkernels.kernels.cpu.blas import openblas_cores
 
-    blas = sorted({info.get("architecture") or "?" for info in threadpool_info() if info.get("internal_api") == "openblas"})
+    blas = sorted(set(openblas_cores()))
     return {"first": first, "run": statistics.median(times), "cpu": statistics.median(cpu), "loss": float(loss),
             "n": len(X), "openblas": blas}
 

@@ -458,8 +458,6 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     with console.status(f"measuring (PyTorch, then JAX, then nkernels{turns})...") if not args.json \
             else contextlib.nullcontext():
         rows = bench.speedups(args.models, repeat=args.repeat, peers=tuple(peers), source=source, rounds=args.rounds)
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS nkernels' products call, for the note below)
-
     from ..runtime.threads import blas_kernels_note
 
     note = blas_kernels_note()

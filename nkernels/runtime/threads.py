@@ -214,13 +214,12 @@ def blas_kernels_note(architectures: list[str] | None = None, cpu_features: Any 
     ``architectures`` (the core type of each OpenBLAS loaded), ``cpu_features`` (a mapping of LLVM's
     feature names to whether this CPU has them) and ``coretype`` default to this process's.
     """
-    from ..kernels.cpu.blas import SMALL_KERNEL_CORES  # the core types whose kernels use AVX-512
+    from ..kernels.cpu.blas import SMALL_KERNEL_CORES, openblas_cores  # (those cores' kernels use AVX-512)
 
     if architectures is None:
-        from threadpoolctl import threadpool_info
+        import scipy.linalg.cython_blas  # noqa: F401  (the OpenBLAS nkernels' products call, loaded first)
 
-        architectures = [info.get("architecture") or "?" for info in threadpool_info()
-                         if info.get("internal_api") == "openblas"]
+        architectures = openblas_cores()
     if cpu_features is None:
         import llvmlite.binding as llvm
 

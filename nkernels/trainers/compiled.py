@@ -56,9 +56,10 @@ class CompiledTrainer:
     halves' sizes (Adam's update joins the two as it reads them, 2-3 µs a batch less for the digits
     MLP than a join before it; other updates join first): the model's on the calling thread,
     copies refreshed at the start of every run on the second. The two updates are the same
-    operations on the same numbers, so the copies stay equal bit for bit, and neither thread reads parameters the other one has just
-    written (those moved between the cores' caches at every step: the digits MLP's split step took
-    ~85 µs with each thread updating half of the parameters, ~76 µs with each updating all of its own).
+    operations on the same numbers, so the copies stay equal bit for bit, and neither thread reads
+    parameters the other one has just written (those moved between the cores' caches at every
+    step: the digits MLP's split step took ~85 µs with each thread updating half of the
+    parameters, ~76 µs with each updating all of its own).
     Within a run the two threads hand each batch over by polling a counter (waking a sleeping
     thread cost ~50 µs a batch here), yielding the CPU between reads so that a busy machine still
     runs its other threads (:mod:`nkernels.kernels.cpu.handoff`); between runs the second thread

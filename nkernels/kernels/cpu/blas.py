@@ -28,7 +28,7 @@ from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
 
 __all__ = ["gemm", "gemm_row_pieces", "gemm_column_pieces", "gemm_inner_pieces", "gemm_transposed_tiles",
-           "small_piece", "small_kernels_in_use",
+           "small_piece", "small_kernels_in_use", "openblas_cores",
            "SPLIT_MULTIPLY_ADDS", "SMALL_PRODUCT", "SMALL_KERNEL_CORES"]
 
 #: the LLVM symbol of SciPy's Fortran-ABI gemm per numba dtype
@@ -239,12 +239,18 @@ TRANSPOSED_TILE_MIN_INNER = 32
 SMALL_KERNEL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
 
 
-def _openblas_small_kernels() -> bool:
-    """Whether every OpenBLAS loaded (SciPy's, whose gemm :func:`gemm` calls, and NumPy's) runs kernels
-    of :data:`SMALL_KERNEL_CORES` (the core type OpenBLAS chose for this CPU, or ``OPENBLAS_CORETYPE``)."""
+def openblas_cores() -> list[str]:
+    """The core type ("SkylakeX", "Haswell", ...) whose kernels each loaded OpenBLAS runs: the one it
+    chose for this CPU, or ``OPENBLAS_CORETYPE``'s ("?" where it does not say)."""
     from threadpoolctl import threadpool_info
 
-    cores = [info.get("architecture") for info in threadpool_info() if info.get("internal_api") == "openblas"]
+    return [info.get("architecture") or "?" for info in threadpool_info() if info.get("internal_api") == "openblas"]
+
+
+def _openblas_small_kernels() -> bool:
+    """Whether every OpenBLAS loaded (SciPy's, whose gemm :func:`gemm` calls, and NumPy's) runs kernels
+    of :data:`SMALL_KERNEL_CORES`."""
+    cores = openblas_cores()
     return bool(cores) and all(core in SMALL_KERNEL_CORES for core in cores)
 
 
