@@ -130,6 +130,38 @@ def test_an_epoch_of_a_split_trainer_is_one_call_of_its_loop():
     assert np.isfinite(logs["loss"]) and 0 <= logs["accuracy"] <= 1
 
 
+def test_the_trainers_of_one_thread_share_one_second_thread():
+    """Every split run called from one thread computes its second halves on the same second thread
+    (no new thread for a new trainer); runs called from another thread get one of their own."""
+    import threading
+
+    X, y = sequences()
+    trainers = []  # kept alive, so that no thread of theirs ends and passes its identity on
+
+    def second_thread_of_a_new_trainer() -> int:
+        trainer = CompiledTrainer.build(recurrent_model(), SoftmaxCrossEntropy(), Adam(lr=1e-2), X.shape[1:], 8,
+                                        split_batches=True)
+        loop, threads = trainer._split_loop, {}
+
+        def recorded(*args):
+            threads[args[-1]] = threading.get_ident()
+            return loop(*args)
+
+        trainer._split_loop = recorded
+        trainer.run(X.reshape(len(X), -1), y, np.arange(len(X)), 0, 2, 8)
+        trainers.append(trainer)
+        assert threads[0] == threading.get_ident() != threads[1]
+        return threads[1]
+
+    first, second = second_thread_of_a_new_trainer(), second_thread_of_a_new_trainer()
+    assert first == second
+    elsewhere = []
+    caller = threading.Thread(target=lambda: elsewhere.append(second_thread_of_a_new_trainer()))
+    caller.start()
+    caller.join()
+    assert elsewhere and elsewhere[0] != first
+
+
 def test_a_split_batch_whose_loss_is_not_finite_stops_before_its_update():
     X, y = sequences()
     model = recurrent_model()
