@@ -300,16 +300,18 @@ def test_a_split_run_evaluates_its_validation_data_on_one_kernel_thread(split):
 
 
 def test_the_split_update_joins_the_halves_as_it_reads_them():
-    """With Adam the split step has no join before its update: the update reads both halves'
-    gradients (``adam_update_halves``); with clipping (which needs the joined gradients' norm), with
-    SGD (no such twin) or with a plugin's own Adam kernel it joins first, as before."""
+    """With Adam or SGD the split step has no join before its update: the update reads both halves'
+    gradients (``adam_update_halves``, ``sgd_update_halves``); with clipping (which needs the joined
+    gradients' norm) or with a plugin's own Adam kernel it joins first, as before."""
     from nkernels.compiled import step as step_module
 
     folded = step_module.updates_of_halves(Adam(lr=1e-2, max_norm=2.0).phases())
     assert [c.op for phase in folded for c in phase.calls] == ["adam_update_halves", "max_norm_rows"]
     assert step_module.updates_of_halves(nk.optimizers.AdamW(lr=1e-2).phases()) is not None
+    folded = step_module.updates_of_halves(SGD(lr=0.1, momentum=0.9).phases())
+    assert [c.op for phase in folded for c in phase.calls] == ["sgd_update_halves"]
     assert step_module.updates_of_halves(Adam(lr=1e-2, clip_norm=1.0).phases()) is None
-    assert step_module.updates_of_halves(SGD(lr=0.1, momentum=0.9).phases()) is None
+    assert step_module.updates_of_halves(SGD(lr=0.1, clip_norm=1.0).phases()) is None
 
 
 def test_a_plugin_kernel_for_adam_keeps_the_join(monkeypatch):
@@ -327,11 +329,11 @@ def test_a_plugin_kernel_for_adam_keeps_the_join(monkeypatch):
     assert step_module.updates_of_halves(Adam(lr=1e-2).phases()) is None
 
 
-@pytest.mark.parametrize("last", [0, 5])
-def test_the_folded_update_gives_the_joined_update_bit_for_bit(monkeypatch, last):
-    """The split step with the join folded into Adam's update against the same step joining first
-    (no twins): parameters, both copies, optimizer state, the model's gradients and the losses, bit
-    for bit, over two runs (the second starting from parameters changed in between)."""
+@pytest.mark.parametrize("last, kind", [(0, "adam"), (5, "adam"), (5, "sgd"), (0, "nesterov")])
+def test_the_folded_update_gives_the_joined_update_bit_for_bit(monkeypatch, last, kind):
+    """The split step with the join folded into Adam's or SGD's update against the same step joining
+    first (no twins): parameters, both copies, optimizer state, the model's gradients and the losses,
+    bit for bit, over two runs (the second starting from parameters changed in between)."""
     from nkernels.compiled import step as step_module
 
     rng = np.random.default_rng(5)
@@ -340,7 +342,8 @@ def test_the_folded_update_gives_the_joined_update_bit_for_bit(monkeypatch, last
     for twins in (dict(step_module.UPDATES_OF_HALVES), {}):
         monkeypatch.setattr(step_module, "UPDATES_OF_HALVES", twins)
         model = nk.Sequential([L.Dense(10, 16), L.ReLU(), L.Dense(16, 3)], seed=1, dtype="float32")
-        optimizer = Adam(lr=1e-2, weight_decay=0.01)
+        optimizer = Adam(lr=1e-2, weight_decay=0.01) if kind == "adam" else \
+            SGD(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=kind == "nesterov")
         trainer = CompiledTrainer.build(model, SoftmaxCrossEntropy(), optimizer, (10,), 12, split_batches=True)
         assert ("join_halves(X, Y, order, row0" in trainer.step.source) is (not twins)
         runs = []

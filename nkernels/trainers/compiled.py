@@ -49,30 +49,30 @@ class CompiledTrainer:
     has no compiled form; the caller then drives the model layer by layer.
 
     **Split mode.** BLAS runs on one thread (:mod:`nkernels.runtime.threads`); the dense, recurrent,
-    attention and conv kernels share a whole batch's work between Numba's threads themselves, which
-    is the faster way up to :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds a batch. Above it, in split
-    mode each batch is cut into two halves: a second thread computes one half's gradients while the
-    calling thread computes the other's (both in a compiled ``nogil`` loop over the run's batches,
-    each with its own workspaces and gradients, each running its ``prange`` kernels on one thread),
-    then each thread updates parameters and optimizer state of its own from both, weighted by the
-    halves' sizes (Adam's update joins the two as it reads them, 2-3 µs a batch less for the digits
-    MLP than a join before it; other updates join first): the model's on the calling thread,
-    copies refreshed at the start of every run on the second. The two updates are the same
-    operations on the same numbers, so the copies stay equal bit for bit, and neither thread reads
-    parameters the other one has just written (those moved between the cores' caches at every
-    step: the digits MLP's split step took ~85 µs with each thread updating half of the
-    parameters, ~76 µs with each updating all of its own; on a Zen 5 guest in 2026-12 Adam's update
-    in parts took the bench MLP's batch the same 34-35 µs and the transformer preset's 3.5% longer).
-    Within a run the two threads hand each batch over by polling a counter (waking a sleeping
-    thread cost ~50 µs a batch here), yielding the CPU between reads so that a busy machine still
-    runs its other threads (:mod:`nkernels.kernels.cpu.handoff`); between runs the second thread
-    sleeps (one for every thread that runs trainers: :func:`second_thread_of_this_thread`). The numbers equal the whole-batch step's up to float rounding (the sums run in another
-    order). It is chosen when no layer couples the samples of a batch (BatchNorm:
-    ``Layer.couples_batch``), the layers keep no state between steps (dropout's counter), there is
-    no augmentation, Numba has 2 or more threads, its threading layer lets two threads run
-    parallel kernels at once (``omp`` or ``tbb``; on ``workqueue`` only steps without parallel
-    kernels run split) and a batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds;
-    ``split_batches`` forces it on or off.
+    attention and conv kernels share a whole batch's work between Numba's threads themselves, which is
+    the faster way up to :data:`SPLIT_MIN_MULTIPLY_ADDS` multiply-adds a batch. Above it, in split mode
+    each batch is cut into two halves: a second thread computes one half's gradients while the calling
+    thread computes the other's (both in a compiled ``nogil`` loop over the run's batches, each with
+    its own workspaces and gradients, each running its ``prange`` kernels on one thread), then each
+    thread updates parameters and optimizer state of its own from both, weighted by the halves' sizes
+    (Adam's and SGD's updates join the two as they read them, 2-3 µs a batch less for the digits MLP
+    with Adam than a join before it; clipping and plugins' update kernels join first): the model's on
+    the calling thread, copies refreshed at the start of every run on the second. The two updates are
+    the same operations on the same numbers, so the copies stay equal bit for bit, and neither thread
+    reads parameters the other one has just written (those moved between the cores' caches at every
+    step: the digits MLP's split step took ~85 µs with each thread updating half of the parameters, ~76
+    µs with each updating all of its own; on a Zen 5 guest in 2026-12 Adam's update in parts took the
+    bench MLP's batch the same 34-35 µs and the transformer preset's 3.5% longer). Within a run the two
+    threads hand each batch over by polling a counter (waking a sleeping thread cost ~50 µs a batch
+    here), yielding the CPU between reads so that a busy machine still runs its other threads
+    (:mod:`nkernels.kernels.cpu.handoff`); between runs the second thread sleeps (one for every thread
+    that runs trainers: :func:`second_thread_of_this_thread`). The numbers equal the whole-batch step's
+    up to float rounding (the sums run in another order). It is chosen when no layer couples the
+    samples of a batch (BatchNorm: ``Layer.couples_batch``), the layers keep no state between steps
+    (dropout's counter), there is no augmentation, Numba has 2 or more threads, its threading layer
+    lets two threads run parallel kernels at once (``omp`` or ``tbb``; on ``workqueue`` only steps
+    without parallel kernels run split) and a batch holds at least :data:`SPLIT_MIN_MULTIPLY_ADDS`
+    multiply-adds; ``split_batches`` forces it on or off.
     """
 
     def __init__(self, model, loss, optimizer, sample_shape, step: StepSource, module, augment=None,

@@ -7,6 +7,27 @@ import numpy as np
 from numba import njit
 
 
+@njit(inline="always", error_model="numpy")
+def _sgd_plain(p, g, lr, wd):
+    """One element's SGD step without momentum: the new parameter."""
+    return p - lr * (g + wd * p)
+
+
+@njit(inline="always", error_model="numpy")
+def _sgd_nesterov(p, g, velocity, lr, mu, wd):
+    """One element's SGD step with Nesterov momentum: the new (parameter, velocity)."""
+    g = g + wd * p
+    v = mu * velocity + g
+    return p - lr * (g + mu * v), v
+
+
+@njit(inline="always", error_model="numpy")
+def _sgd_momentum(p, g, velocity, lr, mu, wd):
+    """One element's SGD step with momentum: the new (parameter, velocity)."""
+    v = mu * velocity + g + wd * p
+    return p - lr * v, v
+
+
 @njit(cache=True, error_model="numpy")
 def sgd_update(param, grad, velocity, lr, momentum, weight_decay, nesterov):
     """One SGD step in place. ``velocity`` starts at zero; all arrays 1-D of equal length."""
@@ -14,18 +35,32 @@ def sgd_update(param, grad, velocity, lr, momentum, weight_decay, nesterov):
     lr_, mu, wd = t(lr), t(momentum), t(weight_decay)
     if momentum == 0.0:
         for i in range(param.shape[0]):
-            param[i] -= lr_ * (grad[i] + wd * param[i])
+            param[i] = _sgd_plain(param[i], grad[i], lr_, wd)
     elif nesterov:
         for i in range(param.shape[0]):
-            g = grad[i] + wd * param[i]
-            v = mu * velocity[i] + g
-            velocity[i] = v
-            param[i] -= lr_ * (g + mu * v)
+            param[i], velocity[i] = _sgd_nesterov(param[i], grad[i], velocity[i], lr_, mu, wd)
     else:
         for i in range(param.shape[0]):
-            v = mu * velocity[i] + grad[i] + wd * param[i]
-            velocity[i] = v
-            param[i] -= lr_ * v
+            param[i], velocity[i] = _sgd_momentum(param[i], grad[i], velocity[i], lr_, mu, wd)
+
+
+@njit(cache=True, error_model="numpy")
+def sgd_update_halves(param, grad, other_grad, weight, other_weight, velocity, lr, momentum, weight_decay,
+                      nesterov):
+    """:func:`sgd_update` from the gradient ``weight * grad + other_weight * other_grad``, joined as it
+    is read (the split mode's two half batches, as :func:`adam_update_halves`): the same bits as
+    joining with :func:`nkernels.kernels.cpu.norms.combine_halves` first."""
+    t = param.dtype.type
+    lr_, mu, wd, w, u = t(lr), t(momentum), t(weight_decay), t(weight), t(other_weight)
+    if momentum == 0.0:
+        for i in range(param.shape[0]):
+            param[i] = _sgd_plain(param[i], w * grad[i] + u * other_grad[i], lr_, wd)
+    elif nesterov:
+        for i in range(param.shape[0]):
+            param[i], velocity[i] = _sgd_nesterov(param[i], w * grad[i] + u * other_grad[i], velocity[i], lr_, mu, wd)
+    else:
+        for i in range(param.shape[0]):
+            param[i], velocity[i] = _sgd_momentum(param[i], w * grad[i] + u * other_grad[i], velocity[i], lr_, mu, wd)
 
 
 @njit(cache=True, error_model="numpy")

@@ -99,3 +99,31 @@ def test_adam_update_halves_is_the_join_then_adam_bit_for_bit(decoupled, dtype):
                 np.testing.assert_array_equal(got, want)
         first, second = second * 0.5, first + 0.25  # new halves each step
     assert not np.array_equal(reference[0], start)  # it updated
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_update_halves_is_the_join_then_sgd_bit_for_bit(momentum, nesterov, dtype):
+    """SGD's twin of :func:`test_adam_update_halves_is_the_join_then_adam_bit_for_bit`, in each of
+    its three forms (plain, momentum, Nesterov)."""
+    from nkernels.kernels.cpu.norms import combine_halves
+
+    rng = np.random.default_rng(8)
+    n = 301
+    first, second = rng.standard_normal((2, n)).astype(dtype)
+    joined = np.empty(n, dtype)
+    reference = [rng.standard_normal(n).astype(dtype), np.zeros(n, dtype)]
+    threads = [[a.copy() for a in reference] for _ in range(2)]
+    start = reference[0].copy()
+    for _ in range(3):
+        combine_halves(first, second, 0.625, 0.375, joined)
+        optim.sgd_update(reference[0], joined, reference[1], 0.1, momentum, 0.01, nesterov)
+        for (param, velocity), own, other, weights in zip(threads, (first, second), (second, first),
+                                                          ((0.625, 0.375), (0.375, 0.625))):
+            optim.sgd_update_halves(param, own, other, *weights, velocity, 0.1, momentum, 0.01, nesterov)
+        for thread in threads:
+            for got, want in zip(thread, reference):
+                np.testing.assert_array_equal(got, want)
+        first, second = second * 0.5, first + 0.25
+    assert not np.array_equal(reference[0], start)
+    assert bool(np.any(reference[1] != 0)) is (momentum > 0)  # the momentum forms keep a velocity
