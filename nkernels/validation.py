@@ -321,10 +321,17 @@ def check_fit_arguments(epochs: Any, batch_size: Any) -> tuple[int, int]:
 def check_model_input(model: Any, X: np.ndarray, name: str = "X") -> tuple[int, ...]:
     """Run one sample through the model (evaluation mode) so that shape errors surface now.
 
-    Returns the output's shape for the whole of ``X``.
+    Returns the output's shape for the whole of ``X``. The sample runs with Numba's kernels on the
+    calling thread alone (:func:`nkernels.runtime.threads.one_kernel_thread`): a second thread gains
+    nothing on one sample, and its OpenMP thread would then spin for milliseconds, taking a core
+    from the split mode's halves that start next (the digits CNN's first 19 batches took 8.7 ms
+    after a two-thread sample, 1.7 ms after a one-thread one).
     """
+    from .runtime.threads import one_kernel_thread
+
     try:
-        out = model.forward(X[:1], training=False)
+        with one_kernel_thread():
+            out = model.forward(X[:1], training=False)
     except ValueError as exc:
         raise ValueError(f"{name} of shape {X.shape} does not fit the model: {exc}") from None
     return (len(X),) + tuple(out.shape[1:])

@@ -299,6 +299,26 @@ def test_a_split_run_evaluates_its_validation_data_on_one_kernel_thread(split):
     assert numba.get_num_threads() == before
 
 
+def test_the_shape_check_before_training_runs_its_sample_on_one_kernel_thread(monkeypatch):
+    """``nk.train`` first runs one sample through the model; on two kernel threads that woke Numba's
+    OpenMP thread, which then spun on through the first split run's halves."""
+    import numba
+
+    X, y = sequences(n=32)
+    model, threads = recurrent_model(), []
+    forward = model.forward
+
+    def recorded(*args, **kwargs):
+        threads.append(numba.get_num_threads())
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", recorded)
+    before = numba.get_num_threads()
+    assert before >= 2  # (the split mode needs two)
+    nk.train(model, X, y, epochs=1, batch_size=16, seed=0)
+    assert threads[0] == 1 and numba.get_num_threads() == before
+
+
 def test_the_split_update_joins_the_halves_as_it_reads_them():
     """With Adam or SGD the split step has no join before its update: the update reads both halves'
     gradients (``adam_update_halves``, ``sgd_update_halves``); with clipping (which needs the joined
