@@ -18,7 +18,9 @@ epoch, for ``--epochs`` epochs:
 Before the timed runs each child makes one untimed run of one epoch, which compiles (JAX), loads
 Numba's on-disk cache (nkernels) or warms up (PyTorch); its time is reported apart ("first run of 1
 epoch"). The timed figure is the median of ``--repeat`` whole runs; the rounds interleave frameworks
-and cases so that a busy machine slows all alike, and the table gives the median over rounds. On a busy
+and cases so that a busy machine slows all alike, and the table gives the median over rounds, and the
+range of the ratio taken within each round (a machine's slow periods last minutes, and slow the
+two-threaded nkernels more than a peer: the range shows when a round fell into one). On a busy
 machine multi-threaded runs stall (a parallel region waits on a descheduled worker): ``--threads 1``
 runs every framework on one thread.
 """
@@ -195,7 +197,10 @@ def main(argv: list[str] | None = None) -> None:
             first = statistics.median(r["first"] for r in rows)
             loss = statistics.median(r["loss"] for r in rows)
             cpu = statistics.median(r["cpu"] for r in rows)
-            ratio = f"{run / nk_run:.2f}x" if nk_run and framework != "nkernels" else ""
+            ratio = ""
+            if nk_run and framework != "nkernels":
+                by_round = [r["run"] / n["run"] for r, n in zip(rows, nk)]  # the two minutes apart, in one round
+                ratio = f"{run / nk_run:.2f}x ({min(by_round):.2f}-{max(by_round):.2f}x by round)"
             print(f"| {case} | {framework} | {run:.3f} ({cpu:.3f}) | {first:.3f} | {loss:.3f} | {ratio} |")
     kernels = sorted({core for (_, framework), rows in results.items() if framework == "nkernels"
                       for r in rows for core in r.get("openblas", [])})
