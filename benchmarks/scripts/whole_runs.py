@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
                 if done.returncode != 0:
                     errors[case, framework] = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
                     continue
-                results.setdefault((case, framework), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                results.setdefault((case, framework), []).append({**result, "round": round_})
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     print(f"| case | framework | whole run of {args.epochs} epochs, s (CPU s) | first run of 1 epoch (compile/cache "
           f"load), s | final epoch's loss | peer / nkernels |")
@@ -199,8 +200,9 @@ def main(argv: list[str] | None = None) -> None:
             cpu = statistics.median(r["cpu"] for r in rows)
             ratio = ""
             if nk_run and framework != "nkernels":
-                by_round = [r["run"] / n["run"] for r, n in zip(rows, nk)]  # the two minutes apart, in one round
-                ratio = f"{run / nk_run:.2f}x ({min(by_round):.2f}-{max(by_round):.2f}x by round)"
+                nk_by_round = {n["round"]: n["run"] for n in nk}  # the two minutes apart, in one round
+                by_round = [r["run"] / nk_by_round[r["round"]] for r in rows if r["round"] in nk_by_round]
+                ratio = f"{run / nk_run:.2f}x" + (f" ({min(by_round):.2f}-{max(by_round):.2f}x by round)" if by_round else "")
             print(f"| {case} | {framework} | {run:.3f} ({cpu:.3f}) | {first:.3f} | {loss:.3f} | {ratio} |")
     kernels = sorted({core for (_, framework), rows in results.items() if framework == "nkernels"
                       for r in rows for core in r.get("openblas", [])})
