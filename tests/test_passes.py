@@ -226,3 +226,38 @@ def test_a_generated_file_is_imported_only_when_it_holds_its_source(tmp_path, mo
     monkeypatch.delitem(__import__("sys").modules, name, raising=False)
     assert load_generated_module(source, "tests", "nk_test").VALUE == 42
     assert path.read_text() == source
+
+
+def test_a_step_is_rendered_once_per_recipe_and_anything_that_shapes_it_makes_another(monkeypatch):
+    """A second model like the first (each ``nk.train`` of a sweep) takes the step rendered for the
+    first; another layer size or option, batch shape, optimizer, flag or kernel in force for an op
+    takes a step of its own, the one a process that never saw the first would render."""
+    from nkernels.compiled import step as step_module
+    from nkernels.plugins import kernels as kernel_records
+
+    def mlp(width=32, activation=L.ReLU):
+        return nk.Sequential([L.Dense(64, width), activation(), L.Dense(width, 10)], seed=0)
+
+    loss, adam = nk.losses.SoftmaxCrossEntropy(), nk.optimizers.Adam()
+    first = generate(mlp(), loss, adam, (16, 64))
+    assert generate(mlp(), loss, nk.optimizers.Adam(lr=0.5), (16, 64)) is first  # rates are arguments
+    found = kernel_records.kernel
+
+    def with_a_plugin_relu(op, device="cpu"):
+        return found("tanh_forward" if op == "relu_forward" else op, device)
+
+    recipes = [(mlp, (48,), adam, (16, 64), {}), (mlp, (32, L.Tanh), adam, (16, 64), {}),
+               (mlp, (), adam, (8, 64), {}), (mlp, (), nk.optimizers.SGD(momentum=0.9), (16, 64), {}),
+               (mlp, (), adam, (16, 64), {"input_grad": True}), (mlp, (), adam, (16, 64), {"trainable_layers": [2]}),
+               (mlp, (), adam, (16, 64), {"plugin": True})]
+    for build, args, optimizer, shape, options in recipes:
+        if options.pop("plugin", False):
+            monkeypatch.setattr(kernel_records, "kernel", with_a_plugin_relu)
+        got = generate(build(*args), loss, optimizer, shape, **options)
+        fresh = step_module._render(build(*args), loss, optimizer, shape, False, options.get("input_grad", False),
+                                    options.get("trainable_layers"))
+        monkeypatch.undo()
+        assert got is not first
+        assert (got.source, got.bindings, got.passes, got.grads) == (fresh.source, fresh.bindings, fresh.passes,
+                                                                     fresh.grads)
+    assert "import tanh_forward as _relu_forward" in got.source

@@ -69,14 +69,20 @@ def test_each_thread_updates_its_own_identical_copy_and_the_model_gets_the_whole
 
 
 def counting_loop_calls(trainer) -> list:
-    """Wrap the trainer's split loop; the returned list gets each call's role."""
-    loop, roles = trainer._split_loop, []
+    """Wrap the trainer's split loop (called on this thread, in role 0) and the second thread's loop
+    serving its runs (in role 1, called when the second thread starts on them); the returned list
+    gets each call's role."""
+    loop, serve, roles = trainer._split_loop, trainer._serve_loop, []
 
     def counted(*args):
         roles.append(args[-1])
         return loop(*args)
 
-    trainer._split_loop = counted
+    def served(*args):
+        roles.append(1)
+        return serve(*args)
+
+    trainer._split_loop, trainer._serve_loop = counted, served
     return roles
 
 
@@ -141,13 +147,17 @@ def test_the_trainers_of_one_thread_share_one_second_thread():
     def second_thread_of_a_new_trainer() -> int:
         trainer = CompiledTrainer.build(recurrent_model(), SoftmaxCrossEntropy(), Adam(lr=1e-2), X.shape[1:], 8,
                                         split_batches=True)
-        loop, threads = trainer._split_loop, {}
+        loop, serve, threads = trainer._split_loop, trainer._serve_loop, {}
 
         def recorded(*args):
             threads[args[-1]] = threading.get_ident()
             return loop(*args)
 
-        trainer._split_loop = recorded
+        def served(*args):
+            threads[1] = threading.get_ident()
+            return serve(*args)
+
+        trainer._split_loop, trainer._serve_loop = recorded, served
         trainer.run(X.reshape(len(X), -1), y, np.arange(len(X)), 0, 2, 8)
         trainers.append(trainer)
         assert threads[0] == threading.get_ident() != threads[1]
@@ -160,6 +170,47 @@ def test_the_trainers_of_one_thread_share_one_second_thread():
     caller.start()
     caller.join()
     assert elsewhere and elsewhere[0] != first
+
+
+def serving_scenario(monkeypatch, polls: int):
+    """Split runs of two trainers from one thread, with the second thread waiting ``polls`` polls
+    for the next run: three of trainer A on the same rows (the epochs of a run), one of B, A again
+    after its data changed in place, A on a copy of its data. Returns the runs' losses, the
+    models' parameters and how many times the second thread started serving."""
+    from nkernels.kernels.cpu import handoff
+    from nkernels.trainers import compiled
+
+    monkeypatch.setattr(compiled, "SERVE_POLLS", polls)
+    X, y = sequences(n=40)
+    X2d = X.reshape(len(X), -1).copy()
+    models = [recurrent_model(seed=0), recurrent_model(seed=1)]
+    a, b = (CompiledTrainer.build(m, SoftmaxCrossEntropy(), Adam(lr=1e-2), X.shape[1:], 8, split_batches=True)
+            for m in models)
+    roles_a, roles_b = counting_loop_calls(a), counting_loop_calls(b)
+    rng = np.random.default_rng(0)
+    losses = []
+    for trainer, data in [(a, X2d), (a, X2d), (a, X2d), (b, X2d), ("scale", None), (a, X2d), (a, X2d.copy())]:
+        if trainer == "scale":
+            X2d *= 0.5  # in place: the same memory, read by the waiting thread as it is now
+            continue
+        losses.append(trainer.run(data, y, rng.permutation(40), 0, 4, 8, last_batch=5)[0])
+    for trainer in (a, b):
+        handoff.retire(trainer._serving.control)  # a thread still waiting goes now
+    return losses, [m.params for m in models], roles_a.count(1) + roles_b.count(1)
+
+
+def test_the_second_thread_takes_the_next_runs_of_its_trainer_while_it_waits(monkeypatch):
+    """After a run the second thread waits for its trainer's next run on the same data and takes it
+    (without starting again); a run of another trainer or on other memory starts it afresh; every
+    run gives the numbers of runs that each start it afresh."""
+    waiting = serving_scenario(monkeypatch, 10**7)  # ~4 s: much longer than the test between two runs
+    afresh = serving_scenario(monkeypatch, 0)
+    assert waiting[2] == 4 and afresh[2] == 6  # A; B; A; A's copy, against every run
+    for got, expected in zip(waiting[0], afresh[0]):
+        np.testing.assert_array_equal(got, expected)
+    for got, expected in zip(waiting[1], afresh[1]):
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
 
 
 def test_a_split_batch_whose_loss_is_not_finite_stops_before_its_update():
@@ -180,14 +231,11 @@ def test_an_error_on_the_second_thread_ends_the_run_and_reaches_the_caller():
 
     X, y = sequences()
     trainer = train(recurrent_model(), X, y, 8, 1, True)[3]
-    loop = trainer._split_loop
 
     def failing_on_the_second_thread(*args):
-        if args[-1] == 1:
-            raise RuntimeError("the second half failed")
-        return loop(*args)
+        raise RuntimeError("the second half failed")
 
-    trainer._split_loop = failing_on_the_second_thread
+    trainer._serve_loop = failing_on_the_second_thread
     outcome = []
 
     def run():

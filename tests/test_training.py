@@ -366,7 +366,8 @@ def test_a_changed_kernel_source_gives_a_new_compiled_step(tmp_path, monkeypatch
 
     assert f"# kernel sources: {step.kernel_fingerprint(set())[:10]}" in build()
     sources = []
-    for fingerprint in ("A", "B"):
+    for fingerprint in ("A", "B"):  # as two processes of two code bases (a process renders each step once)
         monkeypatch.setattr(step, "kernel_fingerprint", lambda modules, value=fingerprint: value)
+        monkeypatch.setattr(step, "_GENERATED", type(step._GENERATED)())
         sources.append(build())
     assert sources[0] != sources[1]

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from ..compiled.step import BATCH_SIZED_KINDS, FIXED_ARGS, StepSource, describe, generate
+from ..compiled.step import BATCH_SIZED_KINDS, FIXED_ARGS, PER_RUN_ARGS, StepSource, describe, generate
 from ..kernels.cpu import handoff
 from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
@@ -65,8 +65,9 @@ class CompiledTrainer:
     bench MLP's batch the same 34-35 µs and the transformer preset's 3.5% longer). Within a run the two
     threads hand each batch over by polling a counter (waking a sleeping thread cost ~50 µs a batch
     here), yielding the CPU between reads so that a busy machine still runs its other threads
-    (:mod:`nkernels.kernels.cpu.handoff`); between runs the second thread sleeps (one for every thread
-    that runs trainers: :func:`second_thread_of_this_thread`). The numbers equal the whole-batch step's
+    (:mod:`nkernels.kernels.cpu.handoff`); between two runs of one trainer on the same data (an
+    epoch and the next) the second thread waits for the next the same way for ~2 ms, then sleeps (one
+    for every thread that runs trainers: :func:`second_thread_of_this_thread`). The numbers equal the whole-batch step's
     up to float rounding (the sums run in another order). It is chosen when no layer couples the
     samples of a batch (BatchNorm: ``Layer.couples_batch``), the layers keep no state between steps
     (dropout's counter), there is no augmentation, Numba has 2 or more threads, its threading layer
@@ -83,6 +84,8 @@ class CompiledTrainer:
         self.step = step
         self.function = module.run_batches
         self._split_loop = module.run_split_batches
+        self._serve_loop = module.serve_split_batches
+        self._serving: _Serving | None = None
         self.split = split
         self._buffers: dict[tuple[int, int], list] = {}
         self._activations: dict[tuple[int, int], tuple[list, list]] = {}
@@ -320,6 +323,11 @@ class CompiledTrainer:
         first halves; each joins both halves and updates its replica's parameters. The two hand
         each batch over through a control array (:mod:`nkernels.kernels.cpu.handoff`).
 
+        The second thread runs ``serve_split_batches``: after a run it waits in compiled code for
+        this trainer's next run on the same data and batch sizes (:data:`SERVE_POLLS`), which this
+        thread posts in the control array; a run it does not wait for (the first, another trainer's
+        last, or one after a long pause) starts it afresh (:class:`SecondThread`).
+
         Both threads run Numba's ``prange`` kernels on one thread each (Numba's thread count is
         per thread), so every kernel of a half, BLAS included, keeps to one core. Whichever side
         stops first (a loss that is not finite, an exception) sets the control array's stop
@@ -327,54 +335,141 @@ class CompiledTrainer:
         """
         import numba
 
-        control = np.zeros(handoff.CONTROL_SIZE, np.int64)
-        # each half's loss and count 64 bytes from the other's: the two threads never write one cache line
-        halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))
-        shared = (X2d, Y, order, start, n_batches, self.optimizer.steps, self._scalars(), self._augment(), losses,
-                  correct)
-        loop = self._split_loop
+        rows = n_batches * batch_size + last_batch
+        serving = self._serving_for(X2d, Y, rows, batch_size, last_batch)
+        control, step = serving.control, self.optimizer.steps
         arrays = self._split_arrays(batch_size, last_batch)
         sizes = (*_halves(batch_size), *_halves(last_batch))
+        np.copyto(serving.order, np.asarray(order)[start:start + rows])  # the run's rows, from position 0
+        serving.scalars[:] = self._scalars()
+        control[:handoff.STATE] = 0  # the counters of a run
         self._refresh_copies()
-
-        def second_thread():
-            try:
-                return loop(*shared, *arrays[1], control, *halves, *sizes, 1)
-            except BaseException:
-                control[handoff.STOP] = 1
-                raise
-
+        second = second_thread_of_this_thread()
+        if not second.post(serving, n_batches, step):
+            fixed = dict(X=X2d, Y=Y, order=serving.order, scalars=serving.scalars,
+                         augment=serving.augment, losses=serving.spare_losses, correct=serving.spare_correct)
+            served = [fixed[name] for name in FIXED_ARGS if name not in PER_RUN_ARGS]
+            second.serve(serving, self._serve_loop, (*served, *arrays[1], control, *serving.halves, *sizes,
+                                                     SERVE_POLLS), n_batches, step)
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
-        pending = second_thread_of_this_thread().submit(second_thread)
         done = 0
         try:
-            done = loop(*shared, *arrays[0], control, *halves, *sizes, 0)
+            done = self._split_loop(X2d, Y, serving.order, 0, n_batches, step, serving.scalars,
+                                    serving.augment, losses, correct, *arrays[0], control, *serving.halves, *sizes, 0)
         finally:
             control[handoff.STOP] = 1
             numba.set_num_threads(threads)
             self.optimizer.steps += done  # the updates made, even when the second thread failed
-            pending.result()
+            second.wait(serving)
         return done
+
+    def _serving_for(self, X2d, Y, rows: int, batch_size: int, last_batch: int) -> "_Serving":
+        """The arrays the second thread serves runs of ``rows`` rows of ``X2d`` and ``Y`` in
+        batches of ``batch_size`` (and one of ``last_batch``) with: kept while the data stay the
+        same memory read the same way (the second thread holds the arrays it started with, so that
+        memory stays theirs), so that a waiting second thread may take the run."""
+        key = (_memory(X2d), _memory(Y), rows, batch_size, last_batch)
+        if self._serving is None or self._serving.key != key:
+            self._serving = _Serving(key, rows, rows // batch_size, self._scalars(), self._augment())
+        return self._serving
+
+
+#: how many times (each a yield of the CPU, ~0.4 µs when nothing else runs on this 2-core machine)
+#: the split mode's second thread looks for its trainer's next run before it goes to sleep: ~2 ms,
+#: several times the Python between two epochs' runs of ``nk.train`` (100-300 µs). Each run it
+#: takes so saves ~70 µs: handing a sleeping thread a task (~20 µs), its start (~15 µs) and taking
+#: the interpreter's lock back from it at the end (the bench MLP's 20 epochs of 20 batches 20.52
+#: -> 19.50 ms, median of 12 runs alternating in one process; the same numbers)
+SERVE_POLLS = 5000
+
+
+def _memory(array) -> tuple:
+    """Where and how ``array``'s elements lie: two arrays alike here read the same numbers."""
+    return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
+
+
+class _Serving:
+    """The arrays of one trainer's split runs on a second thread that stay between runs (besides
+    the data, which ``key`` identifies): the run's order (its rows from position 0) and scalars,
+    the control array and the halves' losses and counts; with ``runs``, the runs posted since the
+    second thread started, and ``pending``, its task."""
+
+    def __init__(self, key: tuple, rows: int, n_batches: int, scalars: np.ndarray, augment: np.ndarray):
+        self.key, self.scalars, self.augment = key, scalars, augment
+        self.order = np.zeros(rows, np.int64)
+        self.control = np.zeros(handoff.CONTROL_SIZE, np.int64)
+        self.control[handoff.STATE] = handoff.GONE  # no second thread serves it yet
+        # each half's loss and count 64 bytes from the other's: the two threads never write one cache line
+        self.halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))
+        self.spare_losses, self.spare_correct = np.zeros(n_batches + 1), np.zeros(n_batches + 1, np.int64)  # role 1's
+        self.runs = 0
+        self.pending: Future | None = None
+
+
+class SecondThread:
+    """The split mode's second thread for runs called from one thread: one for all of its trainers,
+    started on first use (Numba's kernels on one thread there), so that a new trainer (each
+    ``nk.train``) starts no thread: 0.2-0.4 ms a run less for the bench MLP (one epoch 3.22 -> 3.03
+    ms, 20 epochs 28.8 -> 28.4 ms; medians of 15, alternating in one process). It serves one
+    trainer's runs at a time: started on a run (:meth:`serve`), it waits for the next run of the same
+    trainer on the same data in compiled code (:meth:`post` hands it one) up to :data:`SERVE_POLLS`
+    polls, and goes when another trainer's run starts it afresh."""
+
+    def __init__(self):
+        import numba
+
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="nkernels-half-batch",
+                                           initializer=numba.set_num_threads, initargs=(1,))
+        self._control: np.ndarray | None = None  # the control array of the runs it may wait for
+
+    def post(self, serving: _Serving, n_batches: int, step: int) -> bool:
+        """Hand the run to the thread if it waits on ``serving`` (True); False when it does not."""
+        if self._control is not serving.control or not handoff.post_run(serving.control, 0, n_batches, step):
+            return False
+        serving.runs += 1
+        return True
+
+    def serve(self, serving: _Serving, serve_loop, args: tuple, n_batches: int, step: int) -> None:
+        """Start ``serve_loop(*args)`` on the thread with the run posted, after telling the one it
+        may be waiting on to go."""
+        control = serving.control
+        if self._control is not None and self._control is not control:
+            handoff.retire(self._control)
+        control[handoff.RUN:handoff.RUN + 3] = 0, n_batches, step
+        control[handoff.DONE], control[handoff.STATE], serving.runs = 0, handoff.POSTED, 1
+
+        def serve_here():
+            try:
+                return serve_loop(*args)
+            except BaseException:
+                control[handoff.STOP] = 1  # ends the first thread's waits for this run's halves
+                control[handoff.STATE] = handoff.GONE
+                raise
+
+        serving.pending = self.executor.submit(serve_here)
+        self._control = control
+
+    @staticmethod
+    def wait(serving: _Serving) -> None:
+        """Wait until the thread has finished the run last posted on ``serving``; raise its error if it failed."""
+        if not handoff.wait_for_run(serving.control, serving.runs):
+            assert serving.pending is not None
+            serving.pending.result()  # raises what stopped it
+            raise RuntimeError("the split mode's second thread stopped before it finished its run")
 
 
 _second_threads = threading.local()
 
 
-def second_thread_of_this_thread() -> ThreadPoolExecutor:
-    """The split mode's second thread for runs called from this thread: one for all of its trainers,
-    started on first use (Numba's kernels on one thread there), so that a new trainer (each
-    ``nk.train``) starts no thread: 0.2-0.4 ms a run less for the bench MLP (one epoch 3.22 -> 3.03
-    ms, 20 epochs 28.8 -> 28.4 ms; medians of 15, alternating in one process). Runs called from
-    other threads at the same time get second threads of their own."""
-    executor, pid = getattr(_second_threads, "executor", None), getattr(_second_threads, "pid", 0)
-    if executor is None or pid != os.getpid():  # a forked child has no such thread
-        import numba
-
-        executor = ThreadPoolExecutor(1, thread_name_prefix="nkernels-half-batch", initializer=numba.set_num_threads,
-                                      initargs=(1,))
-        _second_threads.executor, _second_threads.pid = executor, os.getpid()
-    return executor
+def second_thread_of_this_thread() -> SecondThread:
+    """The split mode's :class:`SecondThread` for runs called from this thread (runs called from
+    other threads at the same time get second threads of their own)."""
+    second, pid = getattr(_second_threads, "second", None), getattr(_second_threads, "pid", 0)
+    if second is None or pid != os.getpid():  # a forked child has no such thread
+        second = SecondThread()
+        _second_threads.second, _second_threads.pid = second, os.getpid()
+    return second
 
 
 def _halves(rows: int) -> tuple[int, int]:

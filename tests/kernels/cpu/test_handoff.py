@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 
+from nkernels.kernels.cpu import handoff
 from nkernels.kernels.cpu.handoff import CONTROL_SIZE, HALVES, JOINED, SLOT, STOP, signal, wait_until
 
 #: a counter of each kind: role 0's halves and role 1's joins
@@ -22,8 +23,8 @@ def later(action, delay=0.05):
 
 
 def test_the_counters_lie_a_cache_line_apart():
-    counters = [HALVES, HALVES + SLOT, JOINED, JOINED + SLOT, STOP]  # each role's halves and joins, the stop
-    assert sorted(counters) == [i * SLOT for i in range(5)] and CONTROL_SIZE == 5 * SLOT
+    counters = [HALVES, HALVES + SLOT, JOINED, JOINED + SLOT, STOP, handoff.STATE, handoff.DONE, handoff.RUN]
+    assert sorted(counters) == [i * SLOT for i in range(8)] and CONTROL_SIZE == 8 * SLOT
     assert SLOT * np.dtype(np.int64).itemsize == 64
 
 
@@ -48,3 +49,49 @@ def test_a_value_published_before_the_stop_still_counts():
     control[STOP] = 1
     assert wait_until(control, DONE, 4)
     assert not wait_until(control, DONE, 5)
+
+
+def serving(polls, runs_seen):
+    """A second thread's loop as the generated ``serve_split_batches`` runs it: each run posted
+    appends its words to ``runs_seen``; returns the thread."""
+    def serve(control):
+        runs = 0
+        while handoff.wait_for_post(control, polls):
+            runs += 1
+            runs_seen.append(tuple(control[handoff.RUN:handoff.RUN + 3]))
+            handoff.finish_run(control, runs)
+    return serve
+
+
+def test_a_waiting_thread_takes_each_posted_run_until_told_to_go():
+    control = np.zeros(CONTROL_SIZE, np.int64)  # WAITING: as after a first run
+    seen = []
+    thread = threading.Thread(target=serving(10**9, seen), args=(control,))
+    thread.start()
+    for run in range(1, 4):
+        assert handoff.post_run(control, run, 10 * run, 100 * run)
+        assert not handoff.post_run(control, 0, 0, 0)  # one run at a time: it is taken or still posted
+        assert handoff.wait_for_run(control, run)
+    assert handoff.retire(control)
+    thread.join(timeout=60)
+    assert not thread.is_alive() and seen == [(1, 10, 100), (2, 20, 200), (3, 30, 300)]
+    assert control[handoff.STATE] == handoff.GONE and control[handoff.DONE] == 3
+    assert not handoff.post_run(control, 4, 40, 400) and not handoff.retire(control)  # nobody takes it
+
+
+def test_a_thread_that_waits_in_vain_goes_and_refuses_later_runs():
+    control = np.zeros(CONTROL_SIZE, np.int64)
+    seen = []
+    serving(5, seen)(control)  # five polls and no run: it goes
+    assert seen == [] and control[handoff.STATE] == handoff.GONE
+    assert not handoff.post_run(control, 0, 1, 1)
+
+
+def test_waiting_for_a_run_ends_when_the_thread_fails():
+    control = np.zeros(CONTROL_SIZE, np.int64)
+    control[handoff.STATE] = handoff.POSTED
+    thread = later(lambda: control.__setitem__(handoff.STATE, handoff.GONE))  # as the trainer marks a failure
+    assert not handoff.wait_for_run(control, 1)
+    thread.join()
+    handoff.finish_run(control, 1)
+    assert handoff.wait_for_run(control, 1) and control[handoff.STATE] == handoff.WAITING
