@@ -69,20 +69,15 @@ def test_each_thread_updates_its_own_identical_copy_and_the_model_gets_the_whole
 
 
 def counting_loop_calls(trainer) -> list:
-    """Wrap the trainer's split loop (called on this thread, in role 0) and the second thread's loop
-    serving its runs (in role 1, called when the second thread starts on them); the returned list
-    gets each call's role."""
-    loop, serve, roles = trainer._split_loop, trainer._serve_loop, []
+    """Wrap the trainer's split loop (called on this thread in role 0 for each run, on the second
+    thread in role 1 when it starts serving runs); the returned list gets each call's role."""
+    loop, roles = trainer._split_loop, []
 
     def counted(*args):
-        roles.append(args[-1])
+        roles.append(args[-2])  # (the role, then the polls of role 1)
         return loop(*args)
 
-    def served(*args):
-        roles.append(1)
-        return serve(*args)
-
-    trainer._split_loop, trainer._serve_loop = counted, served
+    trainer._split_loop = counted
     return roles
 
 
@@ -147,17 +142,13 @@ def test_the_trainers_of_one_thread_share_one_second_thread():
     def second_thread_of_a_new_trainer() -> int:
         trainer = CompiledTrainer.build(recurrent_model(), SoftmaxCrossEntropy(), Adam(lr=1e-2), X.shape[1:], 8,
                                         split_batches=True)
-        loop, serve, threads = trainer._split_loop, trainer._serve_loop, {}
+        loop, threads = trainer._split_loop, {}
 
         def recorded(*args):
-            threads[args[-1]] = threading.get_ident()
+            threads[args[-2]] = threading.get_ident()
             return loop(*args)
 
-        def served(*args):
-            threads[1] = threading.get_ident()
-            return serve(*args)
-
-        trainer._split_loop, trainer._serve_loop = recorded, served
+        trainer._split_loop = recorded
         trainer.run(X.reshape(len(X), -1), y, np.arange(len(X)), 0, 2, 8)
         trainers.append(trainer)
         assert threads[0] == threading.get_ident() != threads[1]
@@ -231,11 +222,14 @@ def test_an_error_on_the_second_thread_ends_the_run_and_reaches_the_caller():
 
     X, y = sequences()
     trainer = train(recurrent_model(), X, y, 8, 1, True)[3]
+    loop = trainer._split_loop
 
     def failing_on_the_second_thread(*args):
-        raise RuntimeError("the second half failed")
+        if args[-2] == 1:
+            raise RuntimeError("the second half failed")
+        return loop(*args)
 
-    trainer._serve_loop = failing_on_the_second_thread
+    trainer._split_loop = failing_on_the_second_thread
     outcome = []
 
     def run():

@@ -1,6 +1,6 @@
 """Generate the source of a Sequential's compiled training step from the pass descriptions.
 
-:func:`generate` renders, for a model, a loss, an optimizer and a batch shape, six
+:func:`generate` renders, for a model, a loss, an optimizer and a batch shape, five
 ``@njit(cache=True)`` functions sharing one argument list:
 
 ``run_batches``
@@ -21,12 +21,11 @@
     loss that is not finite leaves them as they were). After the shared arguments come the
     arrays of a last, smaller batch (those of :data:`BATCH_SIZED_KINDS`, named ``last_`` and the
     shared argument's name; an epoch's last batch runs in the same call) and :data:`SPLIT_ARGS`.
-    One function for both roles compiles once.
-``serve_split_batches``
-    role 1's ``run_split_batches`` for one run after another while the runs keep coming: it takes
-    each run's :data:`PER_RUN_ARGS` from the control array (:func:`~nkernels.kernels.cpu.handoff.wait_for_post`)
-    and goes when told to or when no run comes within ``polls`` polls. Its arguments are those of
-    ``run_split_batches`` without :data:`PER_RUN_ARGS` and ``role``, then ``polls``.
+    In role 1 it serves one run after another while the runs keep coming: it takes each run's
+    :data:`PER_RUN_ARGS` from the control array (:func:`~nkernels.kernels.cpu.handoff.wait_for_post`;
+    the arguments are not read) and returns when told to go or when no run comes within ``polls``
+    polls. One function for both roles compiles once (a second function serving runs by calling
+    it took 1.6 s more to compile: Numba optimizes a caller with its callees again).
 
 Every kernel call comes from a layer's, the loss's or the optimizer's description
 (:mod:`nkernels.passes`), rendered by :mod:`nkernels.compiled.render`, and calls the kernel by
@@ -56,12 +55,13 @@ FIXED_ARGS = ("X", "Y", "order", "start0", "n_batches", "step0", "scalars", "aug
 
 #: the trailing arguments of the split mode's loop: the threads' control array
 #: (:mod:`nkernels.kernels.cpu.handoff`), the halves' losses and correct counts (2, SLOT), the
-#: halves' sizes in the run's batches and in its last batch (both 0 when it has none), and the
-#: calling thread's role (0 or 1)
-SPLIT_ARGS = ("control", "halves_loss", "halves_correct", "first", "second", "last_first", "last_second", "role")
+#: halves' sizes in the run's batches and in its last batch (both 0 when it has none), the
+#: calling thread's role (0 or 1) and, in role 1, how many polls to wait for a run
+SPLIT_ARGS = ("control", "halves_loss", "halves_correct", "first", "second", "last_first", "last_second", "role",
+              "polls")
 
-#: the arguments of ``run_split_batches`` that ``serve_split_batches`` reads from the control array
-#: for each run (at :data:`~nkernels.kernels.cpu.handoff.RUN` and the two words after it)
+#: the arguments of ``run_split_batches`` that role 1 reads from the control array for each run
+#: (at :data:`~nkernels.kernels.cpu.handoff.RUN` and the two words after it)
 PER_RUN_ARGS = ("start0", "n_batches", "step0")
 
 #: the kinds of arguments whose shape follows the batch size (a last, smaller batch has its own);
@@ -486,15 +486,17 @@ def _render(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool,
         "        correct[batch] = halves_correct[0, 0] + halves_correct[1, 0]",
         *_indent(update_batch, 4),
         *after_loop,
-        "return done",
     ]
-    split_args = args + last_args + list(SPLIT_ARGS)
-    per_run = {name: f"control[handoff.RUN + {i}]" for i, name in enumerate(PER_RUN_ARGS)}
-    serve_body = [
+    per_run = ", ".join(f"control[handoff.RUN + {i}]" for i in range(len(PER_RUN_ARGS)))
+    serving_body = [  # role 0 runs once; role 1 runs each run posted until it goes
         "runs = 0",
-        "while handoff.wait_for_post(control, polls):",
-        "    runs += 1",
-        f"    run_split_batches({', '.join(per_run.get(name, name) for name in split_args[:-1])}, int64(1))",
+        "while role == 0 or handoff.wait_for_post(control, polls):",
+        "    if role == 1:",
+        "        runs += 1",
+        f"        {', '.join(PER_RUN_ARGS)} = {per_run}",
+        *_indent(split_body, 4),
+        "    if role == 0:",
+        "        return done",
         "    handoff.finish_run(control, runs)",
         "return runs",
     ]
@@ -535,13 +537,8 @@ def _render(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool,
         "",
         "",
         '@njit(cache=True, error_model="numpy", nogil=True)',
-        f"def run_split_batches({', '.join(split_args)}):",
-        *_indent(split_body, 4),
-        "",
-        "",
-        '@njit(cache=True, error_model="numpy", nogil=True)',
-        f"def serve_split_batches({', '.join(n for n in split_args[:-1] if n not in per_run)}, polls):",
-        *_indent(serve_body, 4),
+        f"def run_split_batches({', '.join(args + last_args + list(SPLIT_ARGS))}):",
+        *_indent(serving_body, 4),
         "",
     ])
     bindings = {name: names[name] for name in args[len(FIXED_ARGS):]}

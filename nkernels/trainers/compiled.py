@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compiled.step import BATCH_SIZED_KINDS, FIXED_ARGS, PER_RUN_ARGS, StepSource, describe, generate
+from ..compiled.step import BATCH_SIZED_KINDS, FIXED_ARGS, StepSource, describe, generate
 from ..kernels.cpu import handoff
 from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
@@ -84,7 +84,6 @@ class CompiledTrainer:
         self.step = step
         self.function = module.run_batches
         self._split_loop = module.run_split_batches
-        self._serve_loop = module.serve_split_batches
         self._serving: _Serving | None = None
         self.split = split
         self._buffers: dict[tuple[int, int], list] = {}
@@ -323,10 +322,10 @@ class CompiledTrainer:
         first halves; each joins both halves and updates its replica's parameters. The two hand
         each batch over through a control array (:mod:`nkernels.kernels.cpu.handoff`).
 
-        The second thread runs ``serve_split_batches``: after a run it waits in compiled code for
-        this trainer's next run on the same data and batch sizes (:data:`SERVE_POLLS`), which this
-        thread posts in the control array; a run it does not wait for (the first, another trainer's
-        last, or one after a long pause) starts it afresh (:class:`SecondThread`).
+        In role 1 the loop serves runs: after one it waits in compiled code for this trainer's next
+        run on the same data and batch sizes (:data:`SERVE_POLLS`), which this thread posts in the
+        control array; a run it does not wait for (the first, another trainer's last, or one after
+        a long pause) starts it afresh (:class:`SecondThread`).
 
         Both threads run Numba's ``prange`` kernels on one thread each (Numba's thread count is
         per thread), so every kernel of a half, BLAS included, keeps to one core. Whichever side
@@ -344,19 +343,20 @@ class CompiledTrainer:
         serving.scalars[:] = self._scalars()
         control[:handoff.STATE] = 0  # the counters of a run
         self._refresh_copies()
+
+        def arguments(role: int, losses: np.ndarray, correct: np.ndarray, polls: int) -> tuple:
+            return (X2d, Y, serving.order, 0, n_batches, step, serving.scalars, serving.augment, losses, correct,
+                    *arrays[role], control, *serving.halves, *sizes, role, polls)
+
         second = second_thread_of_this_thread()
         if not second.post(serving, n_batches, step):
-            fixed = dict(X=X2d, Y=Y, order=serving.order, scalars=serving.scalars,
-                         augment=serving.augment, losses=serving.spare_losses, correct=serving.spare_correct)
-            served = [fixed[name] for name in FIXED_ARGS if name not in PER_RUN_ARGS]
-            second.serve(serving, self._serve_loop, (*served, *arrays[1], control, *serving.halves, *sizes,
-                                                     SERVE_POLLS), n_batches, step)
+            second.serve(serving, self._split_loop,
+                         arguments(1, serving.spare_losses, serving.spare_correct, SERVE_POLLS), n_batches, step)
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
         done = 0
         try:
-            done = self._split_loop(X2d, Y, serving.order, 0, n_batches, step, serving.scalars,
-                                    serving.augment, losses, correct, *arrays[0], control, *serving.halves, *sizes, 0)
+            done = self._split_loop(*arguments(0, losses, correct, 0))
         finally:
             control[handoff.STOP] = 1
             numba.set_num_threads(threads)
