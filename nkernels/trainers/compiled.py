@@ -365,10 +365,10 @@ class CompiledTrainer:
         return done
 
     def _serving_for(self, X2d, Y, rows: int, batch_size: int, last_batch: int) -> "_Serving":
-        """The arrays the second thread serves runs of ``rows`` rows of ``X2d`` and ``Y`` in
-        batches of ``batch_size`` (and one of ``last_batch``) with: kept while the data stay the
-        same memory read the same way (the second thread holds the arrays it started with, so that
-        memory stays theirs), so that a waiting second thread may take the run."""
+        """The :class:`_Serving` of runs of ``rows`` rows of ``X2d`` and ``Y`` in batches of
+        ``batch_size`` (and one of ``last_batch``): the same as the last run's while the data are
+        the same memory read the same way (the second thread holds the arrays it started with, so
+        that memory cannot be another array's), so that a second thread waiting on it may take the run."""
         key = (_memory(X2d), _memory(Y), rows, batch_size, last_batch)
         if self._serving is None or self._serving.key != key:
             self._serving = _Serving(key, rows, rows // batch_size, self._scalars(), self._augment())
