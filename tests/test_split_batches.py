@@ -204,6 +204,49 @@ def test_the_second_thread_takes_the_next_runs_of_its_trainer_while_it_waits(mon
             np.testing.assert_array_equal(got[key], expected[key])
 
 
+def runs_from_two_threads(monkeypatch, polls: int):
+    """One split trainer's runs called from this thread, another thread, this thread, the other
+    again (each a new thread), with the second threads waiting ``polls`` polls for the next run;
+    returns the runs' losses and the model's parameters."""
+    import threading
+
+    from nkernels.kernels.cpu import handoff
+    from nkernels.trainers import compiled
+
+    monkeypatch.setattr(compiled, "SERVE_POLLS", polls)
+    X, y = sequences(n=40)
+    X2d, model = X.reshape(len(X), -1), recurrent_model()
+    trainer = CompiledTrainer.build(model, SoftmaxCrossEntropy(), Adam(lr=1e-2), X.shape[1:], 8, split_batches=True)
+    orders = [np.random.default_rng(seed).permutation(40) for seed in range(4)]
+    losses = [None] * 4
+
+    def run(i):
+        losses[i] = trainer.run(X2d, y, orders[i], 0, 4, 8, last_batch=5)[0]
+
+    for i in range(4):
+        if i % 2 == 0:
+            run(i)
+        else:
+            caller = threading.Thread(target=run, args=(i,), daemon=True)
+            caller.start()
+            caller.join(timeout=120)
+            assert not caller.is_alive(), "a run called from another thread did not end"
+    handoff.retire(trainer._serving.control)
+    return losses, model.params
+
+
+def test_a_run_called_from_another_thread_is_not_taken_by_the_waiting_thread(monkeypatch):
+    """The second thread waiting for a trainer's next run takes none called from another thread:
+    that one starts a second thread of its own on a control array of its own (two second threads
+    on one control array would both compute the second halves)."""
+    waiting = runs_from_two_threads(monkeypatch, 10**7)  # ~4 s: much longer than the test between two runs
+    afresh = runs_from_two_threads(monkeypatch, 0)
+    for got, expected in zip(waiting[0], afresh[0]):
+        np.testing.assert_array_equal(got, expected)
+    for key in afresh[1]:
+        np.testing.assert_array_equal(waiting[1][key], afresh[1][key])
+
+
 def test_a_split_batch_whose_loss_is_not_finite_stops_before_its_update():
     X, y = sequences()
     model = recurrent_model()

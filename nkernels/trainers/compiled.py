@@ -336,22 +336,23 @@ class CompiledTrainer:
 
         rows = n_batches * batch_size + last_batch
         serving = self._serving_for(X2d, Y, rows, batch_size, last_batch)
-        control, step = serving.control, self.optimizer.steps
+        step = self.optimizer.steps
         arrays = self._split_arrays(batch_size, last_batch)
         sizes = (*_halves(batch_size), *_halves(last_batch))
         np.copyto(serving.order, np.asarray(order)[start:start + rows])  # the run's rows, from position 0
         serving.scalars[:] = self._scalars()
-        control[:handoff.STATE] = 0  # the counters of a run
         self._refresh_copies()
 
         def arguments(role: int, losses: np.ndarray, correct: np.ndarray, polls: int) -> tuple:
             return (X2d, Y, serving.order, 0, n_batches, step, serving.scalars, serving.augment, losses, correct,
-                    *arrays[role], control, *serving.halves, *sizes, role, polls)
+                    *arrays[role], serving.control, *serving.halves, *sizes, role, polls)
 
         second = second_thread_of_this_thread()
         if not second.post(serving, n_batches, step):
-            second.serve(serving, self._split_loop,
-                         arguments(1, serving.spare_losses, serving.spare_correct, SERVE_POLLS), n_batches, step)
+            second.start(serving, n_batches, step)
+            second.submit(serving, self._split_loop,
+                          arguments(1, serving.spare_losses, serving.spare_correct, SERVE_POLLS))
+        control = serving.control
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
         done = 0
@@ -398,13 +399,25 @@ class _Serving:
     def __init__(self, key: tuple, rows: int, n_batches: int, scalars: np.ndarray, augment: np.ndarray):
         self.key, self.scalars, self.augment = key, scalars, augment
         self.order = np.zeros(rows, np.int64)
-        self.control = np.zeros(handoff.CONTROL_SIZE, np.int64)
-        self.control[handoff.STATE] = handoff.GONE  # no second thread serves it yet
-        # each half's loss and count 64 bytes from the other's: the two threads never write one cache line
-        self.halves = (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))
+        self.control, self.halves = _fresh_control()
         self.spare_losses, self.spare_correct = np.zeros(n_batches + 1), np.zeros(n_batches + 1, np.int64)  # role 1's
         self.runs = 0
         self.pending: Future | None = None
+
+    def renew(self) -> None:
+        """A control array and halves of their own for a second thread starting on these runs: a
+        thread another calling thread started may still wait on the old ones (told to go), and
+        only one thread may ever serve a control array."""
+        handoff.retire(self.control)
+        self.control, self.halves = _fresh_control()
+
+
+def _fresh_control() -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A control array that no second thread serves yet, and the halves' losses and counts."""
+    control = np.zeros(handoff.CONTROL_SIZE, np.int64)
+    control[handoff.STATE] = handoff.GONE
+    # each half's loss and count 64 bytes from the other's: the two threads never write one cache line
+    return control, (np.zeros((2, handoff.SLOT)), np.zeros((2, handoff.SLOT), np.int64))
 
 
 class SecondThread:
@@ -412,9 +425,9 @@ class SecondThread:
     started on first use (Numba's kernels on one thread there), so that a new trainer (each
     ``nk.train``) starts no thread: 0.2-0.4 ms a run less for the bench MLP (one epoch 3.22 -> 3.03
     ms, 20 epochs 28.8 -> 28.4 ms; medians of 15, alternating in one process). It serves one
-    trainer's runs at a time: started on a run (:meth:`serve`), it waits for the next run of the same
-    trainer on the same data in compiled code (:meth:`post` hands it one) up to :data:`SERVE_POLLS`
-    polls, and goes when another trainer's run starts it afresh."""
+    trainer's runs at a time: started on a run (:meth:`start`, :meth:`submit`), it waits for the
+    next run of the same trainer on the same data in compiled code (:meth:`post` hands it one) up
+    to :data:`SERVE_POLLS` polls, and goes when another run starts it afresh."""
 
     def __init__(self):
         import numba
@@ -425,19 +438,29 @@ class SecondThread:
 
     def post(self, serving: _Serving, n_batches: int, step: int) -> bool:
         """Hand the run to the thread if it waits on ``serving`` (True); False when it does not."""
-        if self._control is not serving.control or not handoff.post_run(serving.control, 0, n_batches, step):
+        control = serving.control
+        if self._control is not control:
+            return False
+        control[:handoff.STATE] = 0  # the counters of a run
+        if not handoff.post_run(control, 0, n_batches, step):
             return False
         serving.runs += 1
         return True
 
-    def serve(self, serving: _Serving, serve_loop, args: tuple, n_batches: int, step: int) -> None:
-        """Start ``serve_loop(*args)`` on the thread with the run posted, after telling the one it
-        may be waiting on to go."""
-        control = serving.control
-        if self._control is not None and self._control is not control:
+    def start(self, serving: _Serving, n_batches: int, step: int) -> None:
+        """Tell the thread to stop waiting on the control array it may be waiting on, and post the
+        run on a new control array of ``serving`` (:meth:`_Serving.renew`) for :meth:`submit`."""
+        if self._control is not None:
             handoff.retire(self._control)
+        serving.renew()
+        control = serving.control
         control[handoff.RUN:handoff.RUN + 3] = 0, n_batches, step
         control[handoff.DONE], control[handoff.STATE], serving.runs = 0, handoff.POSTED, 1
+        self._control = control
+
+    def submit(self, serving: _Serving, serve_loop, args: tuple) -> None:
+        """Start ``serve_loop(*args)`` on the thread, serving the runs posted on ``serving``'s control array."""
+        control = serving.control
 
         def serve_here():
             try:
@@ -448,7 +471,6 @@ class SecondThread:
                 raise
 
         serving.pending = self.executor.submit(serve_here)
-        self._control = control
 
     @staticmethod
     def wait(serving: _Serving) -> None:
