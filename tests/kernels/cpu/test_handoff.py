@@ -52,8 +52,8 @@ def test_a_value_published_before_the_stop_still_counts():
 
 
 def serving(polls, runs_seen):
-    """A second thread's loop as the generated ``serve_split_batches`` runs it: each run posted
-    appends its words to ``runs_seen``; returns the thread."""
+    """The loop of a second thread serving runs, as role 1 of a generated ``run_split_batches``
+    runs it: each run posted appends its words to ``runs_seen``."""
     def serve(control):
         runs = 0
         while handoff.wait_for_post(control, polls):
@@ -66,7 +66,7 @@ def serving(polls, runs_seen):
 def test_a_waiting_thread_takes_each_posted_run_until_told_to_go():
     control = np.zeros(CONTROL_SIZE, np.int64)  # WAITING: as after a first run
     seen = []
-    thread = threading.Thread(target=serving(10**9, seen), args=(control,))
+    thread = threading.Thread(target=serving(10**7, seen), args=(control,), daemon=True)  # polls: ~4 s
     thread.start()
     for run in range(1, 4):
         assert handoff.post_run(control, run, 10 * run, 100 * run)
