@@ -214,11 +214,15 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     makes, takes the same step (the bench MLP's 0.52 ms of rendering a run less). Steps are
     read, never changed, by their users.
     """
-    key = recipe(model, loss, optimizer, batch_shape, augment, input_grad, trainable_layers)
+    described = describe_layers(model, batch_shape)
+    if described is None:
+        return None
+    passes, shapes = described
+    key = recipe(model, loss, optimizer, passes, shapes, augment, input_grad, trainable_layers)
     if key is not None and key in _GENERATED:
         _GENERATED.move_to_end(key)
         return _GENERATED[key]
-    step = _render(model, loss, optimizer, batch_shape, augment, input_grad, trainable_layers)
+    step = _render(model, loss, optimizer, passes, shapes, augment, input_grad, trainable_layers)
     if key is not None:
         _GENERATED[key] = step
         while len(_GENERATED) > GENERATED_KEPT:
@@ -226,23 +230,35 @@ def generate(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool
     return step
 
 
-def recipe(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool = False, input_grad: bool = False,
-           trainable_layers: Any = None) -> tuple | None:
-    """Everything :func:`generate`'s step follows from, as a key: the arguments' flags and shapes,
-    the dtypes, each layer's passes, output shape, parameter names and dimensions and buffer
-    names, the loss's passes and targets, the optimizer's phases, and the kernel in force for
-    every op they may call (a plugin's in place of a built-in gives another step). None when some
-    part has no such key (a layer described by a deprecated template, an operand that is not hashable)."""
-    from ..plugins.kernels import kernel
-
-    shapes, layers, ops = [tuple(batch_shape)], [], set(_FIXED_OPS)
+def describe_layers(model, batch_shape: tuple[int, ...]) -> tuple[list[Any], list[tuple[int, ...]]] | None:
+    """Each layer's passes at its input shape, and the shapes from the batch's to the output's; None
+    when some layer has no compiled form."""
+    shapes, passes = [tuple(batch_shape)], []
     for layer in model.layers:
         described = describe(layer, shapes[-1])
+        if described is None:
+            return None
+        passes.append(described)
+        shapes.append(tuple(layer.output_shape(shapes[-1])))
+    return passes, shapes
+
+
+def recipe(model, loss, optimizer, passes: list[Any], shapes: list[tuple[int, ...]], augment: bool = False,
+           input_grad: bool = False, trainable_layers: Any = None) -> tuple | None:
+    """Everything :func:`generate`'s step follows from, as a key: the arguments' flags and shapes,
+    the dtypes, each layer's passes (:func:`describe_layers`), output shape, parameter names and
+    dimensions and buffer names, the loss's passes and targets, the optimizer's phases, and the
+    kernel in force for every op they may call (a plugin's in place of a built-in gives another
+    step). None when some part has no such key (a layer described by a deprecated template, an
+    operand that is not hashable)."""
+    from ..plugins.kernels import kernel
+
+    layers, ops = [], set(_FIXED_OPS)
+    for layer, described, shape in zip(model.layers, passes, shapes[1:]):
         if not isinstance(described, LayerPasses):
             return None
-        shapes.append(tuple(layer.output_shape(shapes[-1])))
         layers.append((described.forward, described.backward, described.inference,
-                       tuple(described.workspaces.items()), shapes[-1],
+                       tuple(described.workspaces.items()), shape,
                        tuple((name, param.ndim) for name, param in layer.params.items()), tuple(layer.buffers)))
         ops |= described.ops()
     loss_passes, phases = loss.passes(), optimizer.phases()
@@ -252,7 +268,7 @@ def recipe(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool =
     ops |= {c.op for phase in phases for c in phase.calls}
     ops |= {UPDATES_OF_HALVES[op] for op in ops & set(UPDATES_OF_HALVES)}
     try:
-        key = (tuple(batch_shape), bool(augment), bool(input_grad),
+        key = (shapes[0], bool(augment), bool(input_grad),
                None if trainable_layers is None else frozenset(trainable_layers),
                np.dtype(model.dtype).name, np.dtype(model.input_dtype).name, tuple(layers),
                (loss.target_kind, loss_passes.forward, loss_passes.backward, tuple(loss_passes.workspaces.items())),
@@ -267,20 +283,12 @@ def recipe(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool =
 _FIXED_OPS = ("gather_rows", "gather_labels", "combine_halves", "random_translate")
 
 
-def _render(model, loss, optimizer, batch_shape: tuple[int, ...], augment: bool, input_grad: bool,
-            trainable_layers: Any) -> StepSource | None:
-    """:func:`generate`'s step, rendered."""
+def _render(model, loss, optimizer, passes: list[Any], shapes: list[tuple[int, ...]], augment: bool,
+            input_grad: bool, trainable_layers: Any) -> StepSource | None:
+    """:func:`generate`'s step, rendered from the layers' passes (:func:`describe_layers`)."""
     from ..optimizers import is_constrained
 
     layers = model.layers
-    shapes = [tuple(batch_shape)]
-    passes: list[Any] = []
-    for layer in layers:
-        described = describe(layer, shapes[-1])
-        if described is None:
-            return None
-        passes.append(described)
-        shapes.append(tuple(layer.output_shape(shapes[-1])))
     loss_passes = loss.passes()
     if loss_passes is None:
         return None

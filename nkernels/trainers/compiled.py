@@ -349,9 +349,8 @@ class CompiledTrainer:
 
         second = second_thread_of_this_thread()
         if not second.post(serving, n_batches, step):
-            second.start(serving, n_batches, step)
-            second.submit(serving, self._split_loop,
-                          arguments(1, serving.spare_losses, serving.spare_correct, SERVE_POLLS))
+            second.start(serving, n_batches, step, self._split_loop,
+                         lambda: arguments(1, serving.spare_losses, serving.spare_correct, SERVE_POLLS))
         control = serving.control
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
@@ -425,7 +424,7 @@ class SecondThread:
     started on first use (Numba's kernels on one thread there), so that a new trainer (each
     ``nk.train``) starts no thread: 0.2-0.4 ms a run less for the bench MLP (one epoch 3.22 -> 3.03
     ms, 20 epochs 28.8 -> 28.4 ms; medians of 15, alternating in one process). It serves one
-    trainer's runs at a time: started on a run (:meth:`start`, :meth:`submit`), it waits for the
+    trainer's runs at a time: started on a run (:meth:`start`), it waits for the
     next run of the same trainer on the same data in compiled code (:meth:`post` hands it one) up
     to :data:`SERVE_POLLS` polls, and goes when another run starts it afresh."""
 
@@ -447,20 +446,18 @@ class SecondThread:
         serving.runs += 1
         return True
 
-    def start(self, serving: _Serving, n_batches: int, step: int) -> None:
-        """Tell the thread to stop waiting on the control array it may be waiting on, and post the
-        run on a new control array of ``serving`` (:meth:`_Serving.renew`) for :meth:`submit`."""
+    def start(self, serving: _Serving, n_batches: int, step: int, serve_loop, arguments) -> None:
+        """Tell the thread to stop waiting on the control array it may be waiting on, post the run
+        on a new control array of ``serving`` (:meth:`_Serving.renew`), and start
+        ``serve_loop(*arguments())`` on the thread to serve the runs posted there (``arguments``
+        reads the new control array)."""
         if self._control is not None:
             handoff.retire(self._control)
         serving.renew()
-        control = serving.control
+        control = self._control = serving.control
         control[handoff.RUN:handoff.RUN + 3] = 0, n_batches, step
         control[handoff.DONE], control[handoff.STATE], serving.runs = 0, handoff.POSTED, 1
-        self._control = control
-
-    def submit(self, serving: _Serving, serve_loop, args: tuple) -> None:
-        """Start ``serve_loop(*args)`` on the thread, serving the runs posted on ``serving``'s control array."""
-        control = serving.control
+        args = arguments()
 
         def serve_here():
             try:
