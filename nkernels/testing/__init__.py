@@ -14,7 +14,8 @@
 
 With pytest, the fixtures in :mod:`nkernels.testing.fixtures` load automatically (entry point
 ``pytest11``): ``nk_register_plugin`` registers plugins that are removed after the test, and
-``nk_small_kernels`` (an indirect parameter) runs products cut for OpenBLAS's small-matrix kernels or whole.
+``nk_small_kernels`` (an indirect parameter) runs products cut for OpenBLAS's small-matrix kernels or whole,
+``nk_tiles`` (another) products by nkernels' AVX-512 tiles or by BLAS.
 """
 from .agreement import check_cpu_cuda_agreement
 from .conformance import LayerConformance

@@ -38,3 +38,17 @@ def nk_small_kernels(request):
     blas.small_kernels.value = request.param
     yield request.param
     blas.small_kernels.value = before
+
+
+@pytest.fixture
+def nk_tiles(request):
+    """``nkernels.kernels.cpu.avx512.tiles`` set to the test's parameter (``indirect=True``: 1 hands the
+    products they take to nkernels' AVX-512 tiles, 0 all products to BLAS), and restored after;
+    compiled code reads the flag at run time. With 1 on a CPU without AVX-512 the tiles still compute
+    the right numbers (LLVM splits their vectors), only slower: test both ways on any machine."""
+    from ..kernels.cpu import avx512
+
+    before = avx512.tiles.value
+    avx512.tiles.value = request.param
+    yield request.param
+    avx512.tiles.value = before

@@ -1,10 +1,14 @@
-"""Direct BLAS ``sgemm``/``dgemm`` from ``@njit`` code: transposes, ``beta`` accumulation, no temporaries.
+"""Matrix products from ``@njit`` code: transposes, ``beta`` accumulation, no temporaries.
 
 :func:`gemm` writes ``c = alpha * op(a) @ op(b) + beta * c`` for row-major 2-D arrays of one float
 dtype (float32 or float64), where ``op(x)`` is ``x`` or ``x.T``. Each operand is C-contiguous or a view
 whose rows are strided with a unit inner stride (``x[:, 2:5]``, ``x[1::2]``); a transposed operand is
 given through its flag (``gemm(False, True, 1.0, x, w, 0.0, y)`` is ``y = x @ w.T``), never as a
 transposed view. It is callable from Python and from ``@njit`` code (``cache=True`` included).
+
+On a CPU with AVX-512, products with ``b`` not transposed and of a training step's sizes go to
+nkernels' own register tiles (:mod:`.avx512`: faster than OpenBLAS's kernels on them, and untouched
+by ``OPENBLAS_CORETYPE``); the rest go to BLAS ``sgemm``/``dgemm``, called directly.
 
 How it stays cacheable: the addresses of SciPy's ``cython_blas`` ``sgemm``/``dgemm`` are registered
 with LLVM as the symbols ``nkernels_scipy_sgemm``/``nkernels_scipy_dgemm`` when this module is imported,
@@ -26,6 +30,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
+
+from .avx512 import tiles_gemm, tiles_take
 
 __all__ = ["gemm", "gemm_row_pieces", "gemm_column_pieces", "gemm_inner_pieces", "gemm_transposed_tiles",
            "small_piece", "small_kernels_in_use", "openblas_cores",
@@ -161,7 +167,10 @@ def _gemm(transa, transb, alpha, a, b, beta, c):
         raise ValueError("gemm: c shares memory with a or b; write into a separate array")
     if m == 0 or n == 0:
         return
-    _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    if tiles_take(transb, m, k):
+        tiles_gemm(transa, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    else:
+        _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
 
 def _check_types(a, b, c):
@@ -179,16 +188,17 @@ def _check_types(a, b, c):
 
 
 def gemm(transa, transb, alpha, a, b, beta, c):
-    """Write ``c = alpha * op(a) @ op(b) + beta * c`` through BLAS ``sgemm``/``dgemm``, in place, no temporaries.
+    """Write ``c = alpha * op(a) @ op(b) + beta * c`` in place, no temporaries: by nkernels' AVX-512 tiles
+    where they take the product (:func:`nkernels.kernels.cpu.avx512.tiles_take`), else BLAS ``sgemm``/``dgemm``.
 
     ``op(x)`` is ``x.T`` when the flag (``transa`` for ``a``, ``transb`` for ``b``) is true, else ``x``.
     a, b, c: 2-D arrays of one dtype, float32 or float64, each C-contiguous or a view of rows with a
     unit inner stride (a slice such as ``x[:, 2:5]`` is fine; express ``w.T`` as ``w`` with its flag);
     ``op(a)`` is (M, K), ``op(b)`` (K, N), ``c`` (M, N) and must not share memory with ``a`` or ``b``.
-    With ``beta == 0`` the old contents of ``c`` are ignored (BLAS never reads them, NaN included).
+    With ``beta == 0`` the old contents of ``c`` are ignored (never read, NaN included).
     Callable from Python (types checked: TypeError) and from ``@njit(cache=True)`` code; shape,
-    stride or overlap errors raise ValueError before BLAS reads anything. BLAS's own threading
-    applies (limit it with threadpoolctl).
+    stride or overlap errors raise ValueError before anything is read. BLAS's own threading
+    applies to its products (limit it with threadpoolctl); the tiles run on the calling thread.
     """
     _check_types(a, b, c)
     _gemm(bool(transa), bool(transb), float(alpha), a, b, float(beta), c)
@@ -299,9 +309,10 @@ def small_piece(m, n, k):
 @njit(cache=True)
 def gemm_row_pieces(transa, alpha, a, b, beta, c):
     """``c = alpha * op(a) @ b + beta * c`` as products of pieces of the rows of ``c`` (:func:`small_piece`);
-    each entry of ``c`` is still one BLAS dot product of the same operands."""
+    each entry of ``c`` is still one dot product of the same operands. Products the tiles take stay whole."""
     m, n = c.shape
-    piece = small_piece(n, m, b.shape[0])
+    k = b.shape[0]
+    piece = max(1, m) if tiles_take(False, m, k) else small_piece(n, m, k)
     for i in range(0, m, piece):
         gemm(transa, False, alpha, a[:, i:i + piece] if transa else a[i:i + piece], b, beta, c[i:i + piece])
 
@@ -309,9 +320,11 @@ def gemm_row_pieces(transa, alpha, a, b, beta, c):
 @njit(cache=True)
 def gemm_column_pieces(alpha, a, b, beta, c):
     """``c = alpha * a @ b + beta * c`` as products of pieces of the columns of ``b`` and ``c``
-    (:func:`small_piece`); each entry of ``c`` is still one BLAS dot product of the same operands."""
+    (:func:`small_piece`); each entry of ``c`` is still one dot product of the same operands. Products
+    the tiles take stay whole."""
     m, n = c.shape
-    piece = small_piece(m, n, a.shape[1])
+    k = a.shape[1]
+    piece = max(1, n) if tiles_take(False, m, k) else small_piece(m, n, k)
     for j in range(0, n, piece):
         gemm(False, False, alpha, a, b[:, j:j + piece], beta, c[:, j:j + piece])
 
@@ -338,10 +351,11 @@ def gemm_transposed_tiles(alpha, a, b, beta, c):
 @njit(cache=True)
 def gemm_inner_pieces(alpha, a, b, c):
     """``c = alpha * a @ b`` summed over pieces of the inner dimension (:func:`small_piece`), each piece's
-    product added to the ones before it (so the sums run in another order than one product's)."""
+    product added to the ones before it (so the sums run in another order than one product's). Products
+    the tiles take stay whole."""
     m, n = c.shape
     k = a.shape[1]
-    piece = small_piece(m, k, n)
+    piece = max(1, k) if tiles_take(False, m, k) else small_piece(m, k, n)
     for p in range(0, k, piece):
         gemm(False, False, alpha, a[:, p:p + piece], b[p:p + piece, :], 0.0 if p == 0 else 1.0, c)
 
