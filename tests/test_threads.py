@@ -299,12 +299,14 @@ AVX512_CPU = {feature: True for feature in threads_module.AVX512_FEATURES}
     (["Haswell"], {"avx2": True}, "", ""),                              # an AVX2 CPU: Haswell's kernels fit
     ([], AVX512_CPU, "Haswell", ""),                                    # no OpenBLAS loaded
 ])
-def test_the_blas_note_says_when_openblas_runs_below_the_cpu(cores, features, coretype, expected):
-    note = threads_module.blas_kernels_note(cores, features, coretype)
+@pytest.mark.parametrize("tiles", [True, False])
+def test_the_blas_note_says_when_openblas_runs_below_the_cpu(cores, features, coretype, expected, tiles):
+    note = threads_module.blas_kernels_note(cores, features, coretype, tiles)
     if not expected:
         assert note == ""
     else:
         assert expected in note and "AVX-512" in note and "SkylakeX" in note
+        assert ("own AVX-512 tiles compute the products of training steps" in note) == tiles
 
 
 def test_the_blas_note_reads_this_process_by_default():
@@ -315,7 +317,10 @@ def test_the_blas_note_reads_this_process_by_default():
 
     cores = [info["architecture"] for info in threadpool_info() if info.get("internal_api") == "openblas"]
     note = threads_module.blas_kernels_note()
-    assert note == threads_module.blas_kernels_note(cores, None, os.environ.get("OPENBLAS_CORETYPE", ""))
+    from nkernels.kernels.cpu.avx512 import tiles_in_use
+
+    assert note == threads_module.blas_kernels_note(cores, None, os.environ.get("OPENBLAS_CORETYPE", ""),
+                                                    tiles_in_use())
     if all(core in SMALL_KERNEL_CORES for core in cores):
         assert note == ""
 

@@ -202,17 +202,20 @@ AVX512_FEATURES = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
 
 
 def blas_kernels_note(architectures: list[str] | None = None, cpu_features: Any = None,
-                      coretype: str | None = None) -> str:
+                      coretype: str | None = None, tiles: bool | None = None) -> str:
     """Why nkernels' products run slower than this CPU allows, or "" when nothing says so.
 
-    Most of a training step's time is BLAS products, and OpenBLAS picks its kernels once, as it loads:
-    by ``OPENBLAS_CORETYPE`` when the environment sets it, else from the CPU. When an OpenBLAS in use
-    runs kernels without AVX-512 (Haswell's, say) on a CPU that has it, the products run about half as
-    fast (on a Zen 5 machine with ``OPENBLAS_CORETYPE=Haswell`` the digits MLP's step took 81 µs
-    instead of 42, LSTM(16->128)'s 7.1 ms instead of 3.2). nkernels never changes the setting; this
-    says what it costs.
+    OpenBLAS picks its kernels once, as it loads: by ``OPENBLAS_CORETYPE`` when the environment sets
+    it, else from the CPU. When an OpenBLAS in use runs kernels without AVX-512 (Haswell's, say) on a
+    CPU that has it, its products run about half as fast. nkernels' own AVX-512 tiles
+    (:mod:`nkernels.kernels.cpu.avx512`), which the setting does not reach, compute the products of
+    training steps on such CPUs; the products left to OpenBLAS (larger ones, see
+    :func:`nkernels.kernels.cpu.blas.tiles_take`) pay it. Without the tiles every product pays (on a Zen 5
+    machine with ``OPENBLAS_CORETYPE=Haswell`` the digits MLP's step took 81 µs instead of 42,
+    LSTM(16->128)'s 7.1 ms instead of 3.2). nkernels never changes the setting; this says what it costs.
     ``architectures`` (the core type of each OpenBLAS loaded), ``cpu_features`` (a mapping of LLVM's
-    feature names to whether this CPU has them) and ``coretype`` default to this process's.
+    feature names to whether this CPU has them), ``coretype`` and ``tiles`` (whether the tiles are in
+    use) default to this process's.
     """
     from ..kernels.cpu.blas import SMALL_KERNEL_CORES, openblas_cores  # (those cores' kernels use AVX-512)
 
@@ -226,14 +229,20 @@ def blas_kernels_note(architectures: list[str] | None = None, cpu_features: Any 
         cpu_features = llvm.get_host_cpu_features()
     if coretype is None:
         coretype = os.environ.get("OPENBLAS_CORETYPE", "")
+    if tiles is None:
+        from ..kernels.cpu.avx512 import tiles_in_use
+
+        tiles = tiles_in_use()
     slower = sorted({core for core in architectures if core not in SMALL_KERNEL_CORES})
     if not slower or not all(cpu_features.get(feature, False) for feature in AVX512_FEATURES):
         return ""
     kernels = f"OpenBLAS runs its {', '.join(slower)} kernels, without AVX-512, on a CPU that has AVX-512"
+    cost = ("nkernels' own AVX-512 tiles compute the products of training steps, and the products left to "
+            "OpenBLAS (larger ones) run about half as fast") if tiles else (
+            "nkernels' products run about half as fast (training steps took 1.3-2.7x as long on a Zen 5 machine)")
     if coretype:
-        return (f"{kernels}, as OPENBLAS_CORETYPE={coretype} in the environment tells it: nkernels' products run "
-                "about half as fast (training steps took 1.3-2.7x as long on a Zen 5 machine); unset it (or set "
+        return (f"{kernels}, as OPENBLAS_CORETYPE={coretype} in the environment tells it: {cost}; unset it (or set "
                 "OPENBLAS_CORETYPE=SkylakeX) for its AVX-512 kernels")
     return (f"{kernels}: this OpenBLAS did not recognize the CPU (a release older than the CPU may not; "
-            "OpenBLAS issue 6029 is AMD's Zen 5); OPENBLAS_CORETYPE=SkylakeX in the environment selects its "
-            "AVX-512 kernels")
+            f"OpenBLAS issue 6029 is AMD's Zen 5): {cost}; OPENBLAS_CORETYPE=SkylakeX in the environment selects "
+            "its AVX-512 kernels")

@@ -29,7 +29,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["tiles_gemm", "tiles_take", "tiles_in_use", "tiles", "ROWS", "VECTORS", "TILES_MAX_INNER", "TILES_MAX_A"]
+__all__ = ["tiles_gemm", "tiles_fit", "tiles_in_use", "tiles", "ROWS", "VECTORS", "DOT_SIDE", "DOT_MIN_INNER",
+           "TILES_MAX_INNER", "TILES_MAX_A"]
 
 #: the rows of ``c`` in a tile
 ROWS = 8
@@ -43,6 +44,10 @@ VECTORS = 2
 #: against 230 with ``a`` transposed, (1024, 1024, 1024) 168 against 243)
 TILES_MAX_INNER = 1024
 TILES_MAX_A = 1 << 17
+#: the side of the tiles of ``a @ b.T`` (4 by 4 entries)
+DOT_SIDE = 4
+#: the shortest inner dimension of an ``a @ b.T`` taken by tiles: its tiles sum a vector of it at a time
+DOT_MIN_INNER = 16
 
 
 def _cpu_has_avx512() -> bool:
@@ -80,152 +85,297 @@ def tiles_in_use():
     return _read_tiles()
 
 
+class _Vectors:
+    """LLVM IR for vectors of 512 bits of ``dtype`` (float32 or float64) in one code generator: constants,
+    broadcasts, masked loads and stores (the lanes a mask leaves out are never touched), fused
+    multiply-adds, and loops summing vectors."""
+
+    def __init__(self, context, builder, dtype):
+        self.context, self.builder, self.dtype = context, builder, dtype
+        self.real = context.get_value_type(dtype)
+        self.lanes = 512 // dtype.bitwidth
+        self.vector = ir.VectorType(self.real, self.lanes)
+        self.int32, self.int64 = ir.IntType(32), ir.IntType(64)
+        self.zero = ir.Constant(self.vector, [0.0] * self.lanes)
+        self.lane = ir.Constant(ir.VectorType(self.int64, self.lanes), list(range(self.lanes)))
+
+    def _intrinsic(self, name: str, result, arguments, width: int):
+        suffix = f"v{width}f{self.dtype.bitwidth}"
+        return cgutils.get_or_insert_function(self.builder.module, ir.FunctionType(result, arguments),
+                                              name.format(suffix))
+
+    def constant(self, value: int):
+        """An int64 constant."""
+        return ir.Constant(self.int64, value)
+
+    def splat(self, value, vector_type=None):
+        """``value`` in every lane of a vector of ``vector_type`` (this dtype's by default)."""
+        vector_type = vector_type or self.vector
+        undefined = ir.Constant(vector_type, ir.Undefined)
+        first = self.builder.insert_element(undefined, value, ir.Constant(self.int32, 0))
+        return self.builder.shuffle_vector(first, undefined, ir.Constant(ir.VectorType(self.int32, vector_type.count),
+                                                                         [0] * vector_type.count))
+
+    def below(self, start, end):
+        """The mask of the lanes ``l`` with ``start + l < end`` (int64 values)."""
+        wide = ir.VectorType(self.int64, self.lanes)
+        return self.builder.icmp_signed("<", self.builder.add(self.lane, self.splat(start, wide)),
+                                        self.splat(end, wide))
+
+    def fma(self, x, y, z):
+        """``x * y + z``, lane by lane, rounded once."""
+        width = x.type.count
+        vector = ir.VectorType(self.real, width)
+        return self.builder.call(self._intrinsic("llvm.fma.{}", vector, [vector] * 3, width), [x, y, z])
+
+    def load(self, base, offset, mask, width=None):
+        """The vector of ``width`` lanes at ``base[offset]``, zero where ``mask`` is off."""
+        width = width or self.lanes
+        vector, bits = ir.VectorType(self.real, width), ir.VectorType(ir.IntType(1), width)
+        load = self._intrinsic("llvm.masked.load.{}.p0", vector, [vector.as_pointer(), self.int32, bits, vector], width)
+        return self.builder.call(load, [self._address(base, offset, vector), self._align(), mask,
+                                        ir.Constant(vector, [0.0] * width)])
+
+    def store(self, value, base, offset, mask):
+        """Store the lanes of ``value`` where ``mask`` is on at ``base[offset]``."""
+        width = value.type.count
+        vector, bits = ir.VectorType(self.real, width), ir.VectorType(ir.IntType(1), width)
+        store = self._intrinsic("llvm.masked.store.{}.p0", ir.VoidType(), [vector, vector.as_pointer(), self.int32, bits],
+                                width)
+        self.builder.call(store, [value, self._address(base, offset, vector), self._align(), mask])
+
+    def store_scaled(self, total, base, offset, mask, alpha, beta):
+        """``base[offset:] = alpha * total + beta * base[offset:]`` where ``mask`` is on; with beta 0 the old
+        values are never read (NaN included)."""
+        builder, width = self.builder, total.type.count
+        vector = ir.VectorType(self.real, width)
+        scaled = builder.fmul(self.splat(alpha, vector), total)
+        with builder.if_else(builder.fcmp_unordered("!=", beta, ir.Constant(self.real, 0.0))) as (read_c, ignore_c):
+            with read_c:
+                old = self.load(base, offset, mask, width)
+                self.store(self.fma(self.splat(beta, vector), old, scaled), base, offset, mask)
+            with ignore_c:
+                self.store(scaled, base, offset, mask)
+
+    def clamped_rows(self, offset, row_step, count: int, rows):
+        """The offsets of ``count`` rows from ``offset``: rows from ``rows`` on read row ``rows - 1`` again."""
+        builder, offsets = self.builder, []
+        for r in range(count):
+            row = builder.select(builder.icmp_signed("<", self.constant(r), rows), self.constant(r),
+                                 builder.sub(rows, self.constant(1)))
+            offsets.append(builder.add(offset, builder.mul(row, row_step)))
+        return offsets
+
+    def summing_loop(self, end, step: int, count: int, body):
+        """``for p in range(0, end, step): sums = body(p, sums)`` over ``count`` vectors of sums starting
+        at zero; returns the final sums."""
+        builder = self.builder
+        entry = builder.block
+        loop, done = builder.append_basic_block("sum_step"), builder.append_basic_block("sum_done")
+        builder.cbranch(builder.icmp_signed(">", end, self.constant(0)), loop, done)
+        builder.position_at_end(loop)
+        p = builder.phi(self.int64)
+        sums = [builder.phi(self.vector) for _ in range(count)]
+        added = body(p, sums)
+        following = builder.add(p, self.constant(step))
+        last = builder.block
+        p.add_incoming(self.constant(0), entry)
+        p.add_incoming(following, last)
+        for phi, value in zip(sums, added):
+            phi.add_incoming(self.zero, entry)
+            phi.add_incoming(value, last)
+        builder.cbranch(builder.icmp_signed("<", following, end), loop, done)
+        builder.position_at_end(done)
+        totals = []
+        for value in added:
+            total = builder.phi(self.vector)
+            total.add_incoming(self.zero, entry)
+            total.add_incoming(value, last)
+            totals.append(total)
+        return totals
+
+    def lane_sums(self, vectors):
+        """The sum of each vector's lanes, as ``(vectors, where)``: fewer vectors holding the sums and, for
+        each vector given, the (vector, lane) of its sum. Pairs of vectors fold halves of their lanes
+        into one vector until each lane holds one sum (a transposing reduction: no lane is wasted)."""
+        builder, lanes = self.builder, self.lanes
+        groups = [[v] for v in range(len(vectors))]  # per vector, whose partial sums its groups of lanes hold
+        size = lanes
+        while size > 1:
+            half = size // 2
+            folded, folded_groups = [], []
+            for x, y, x_groups, y_groups in zip(vectors[::2], vectors[1::2], groups[::2], groups[1::2]):
+                low, high, owners = [], [], []
+                for g, (x_owner, y_owner) in enumerate(zip(x_groups, y_groups)):
+                    for source, owner in ((0, x_owner), (lanes, y_owner)):
+                        low += [source + g * size + t for t in range(half)]
+                        high += [source + g * size + half + t for t in range(half)]
+                        owners.append(owner)
+                mask = lambda indices: ir.Constant(ir.VectorType(self.int32, lanes), indices)  # noqa: E731
+                folded.append(builder.fadd(builder.shuffle_vector(x, y, mask(low)), builder.shuffle_vector(x, y, mask(high))))
+                folded_groups.append(owners)
+            vectors, groups, size = folded, folded_groups, half
+        where = {owner: (v, lane) for v, owners in enumerate(groups) for lane, owner in enumerate(owners)}
+        return vectors, [where[v] for v in range(len(where))]
+
+    def gather_lanes(self, vectors, places):
+        """A vector of the lanes at ``places`` ((vector, lane) pairs, within two vectors of ``vectors``)."""
+        used = sorted({v for v, _ in places})
+        first, second = vectors[used[0]], vectors[used[-1]]
+        indices = [lane if v == used[0] else self.lanes + lane for v, lane in places]
+        return self.builder.shuffle_vector(first, second, ir.Constant(ir.VectorType(self.int32, len(indices)), indices))
+
+    def _address(self, base, offset, vector):
+        return self.builder.bitcast(self.builder.gep(base, [offset]), vector.as_pointer())
+
+    def _align(self):
+        return ir.Constant(self.int32, self.dtype.bitwidth // 8)
+
+
+def _arrays_of(context, builder, signature, args, *indices):
+    return [context.make_array(signature.args[i])(context, builder, args[i]).data for i in indices]
+
+
+def _integers_of(context, builder, signature, args, *indices):
+    return [context.cast(builder, args[i], signature.args[i], types.int64) for i in indices]
+
+
+def _same_float_dtype(*arrays):
+    dtype = arrays[-1].dtype
+    return dtype if dtype in (types.float32, types.float64) and all(x.dtype == dtype for x in arrays) else None
+
+
 def _tile_of(tile_rows: int, tile_vectors: int):
     """The intrinsic computing one tile of ``tile_rows`` rows by ``tile_vectors`` vectors of ``c``:
     ``c[i, j] = alpha * sum_p a[i, p] * b[p, j] + beta * c[i, j]`` (``beta * c`` left out when beta
     is 0) for ``rows`` rows (at most ``tile_rows``) and ``columns`` columns, with offsets and steps in
     elements from each array's first element: ``a[i, p]`` at ``a_offset + i * a_row_step + p *
     a_inner_step``, ``b[p, j]`` at ``b_offset + p * b_row_step + j``, ``c[i, j]`` at ``c_offset + i *
-    c_row_step + j``."""
+    c_row_step + j``. Each step of ``p`` loads a row of ``b``'s tile and broadcasts an entry of each
+    row of ``a``'s."""
     def tile(typingctx, a, a_offset, a_row_step, a_inner_step, rows, b, b_offset, b_row_step, c, c_offset,
              c_row_step, columns, k, alpha, beta):
-        return _tile_codegen(tile_rows, tile_vectors, a, a_offset, a_row_step, a_inner_step, rows, b, b_offset,
-                             b_row_step, c, c_offset, c_row_step, columns, k, alpha, beta)
+        dtype = _same_float_dtype(a, b, c)
+        if dtype is None:
+            return None
+        sig = types.void(a, a_offset, a_row_step, a_inner_step, rows, b, b_offset, b_row_step, c, c_offset,
+                         c_row_step, columns, k, alpha, beta)
+
+        def codegen(context, builder, signature, args):
+            v = _Vectors(context, builder, dtype)
+            A, B, C = _arrays_of(context, builder, signature, args, 0, 5, 8)
+            a_offset, a_row_step, a_inner_step, rows, b_offset, b_row_step, c_offset, c_row_step, columns, k = \
+                _integers_of(context, builder, signature, args, 1, 2, 3, 4, 6, 7, 9, 10, 11, 12)
+            alpha, beta = (context.cast(builder, args[i], signature.args[i], dtype) for i in (13, 14))
+            masks = [v.below(v.constant(h * v.lanes), columns) for h in range(tile_vectors)]
+            a_rows = v.clamped_rows(a_offset, a_row_step, tile_rows, rows)
+
+            def step(p, sums):
+                b_row = builder.add(b_offset, builder.mul(p, b_row_step))
+                b_vectors = [v.load(B, builder.add(b_row, v.constant(h * v.lanes)), masks[h])
+                             for h in range(tile_vectors)]
+                a_step = builder.mul(p, a_inner_step)
+                added = []
+                for r in range(tile_rows):
+                    broadcast = v.splat(builder.load(builder.gep(A, [builder.add(a_rows[r], a_step)])))
+                    added += [v.fma(broadcast, b_vectors[h], sums[r * tile_vectors + h]) for h in range(tile_vectors)]
+                return added
+
+            totals = v.summing_loop(k, 1, tile_rows * tile_vectors, step)
+            for r in range(tile_rows):
+                with cgutils.if_likely(builder, builder.icmp_signed("<", v.constant(r), rows)):
+                    c_row = builder.add(c_offset, builder.mul(v.constant(r), c_row_step))
+                    for h in range(tile_vectors):
+                        v.store_scaled(totals[r * tile_vectors + h], C, builder.add(c_row, v.constant(h * v.lanes)),
+                                       masks[h], alpha, beta)
+            return context.get_dummy_value()
+
+        return sig, codegen
 
     tile.__name__ = tile.__qualname__ = f"tile_{tile_rows}x{tile_vectors}"
     return intrinsic(tile)
 
 
-def _tile_codegen(ROWS, VECTORS, a, a_offset, a_row_step, a_inner_step, rows, b, b_offset, b_row_step, c, c_offset,
-                  c_row_step, columns, k, alpha, beta):
-    """The signature and code generator of :func:`_tile_of`'s tile (``ROWS`` and ``VECTORS`` its own)."""
-    dtype = c.dtype
-    if dtype not in (types.float32, types.float64) or a.dtype != dtype or b.dtype != dtype:
-        return None
-    sig = types.void(a, a_offset, a_row_step, a_inner_step, rows, b, b_offset, b_row_step, c, c_offset,
-                     c_row_step, columns, k, alpha, beta)
+def _dot_tile_of(tile_rows: int, tile_columns: int):
+    """The intrinsic computing one tile of ``tile_rows`` by ``tile_columns`` entries of ``c = alpha * a @
+    b.T + beta * c`` (``beta * c`` left out when beta is 0), for ``rows`` rows and ``columns`` columns:
+    ``a[i, p]`` at ``a_offset + i * a_row_step + p``, ``b[j, p]`` at ``b_offset + j * b_row_step + p``,
+    ``c[i, j]`` at ``c_offset + i * c_row_step + j``. Both operands run along the inner dimension, so
+    each entry's products are summed a vector of ``p`` at a time and the lanes added at the end
+    (:meth:`_Vectors.lane_sums`); ``p`` past ``k`` is masked, rows and columns past ``c``'s read the last
+    ones again and are never stored."""
+    def tile(typingctx, a, a_offset, a_row_step, rows, b, b_offset, b_row_step, columns, c, c_offset, c_row_step,
+             k, alpha, beta):
+        dtype = _same_float_dtype(a, b, c)
+        if dtype is None:
+            return None
+        sig = types.void(a, a_offset, a_row_step, rows, b, b_offset, b_row_step, columns, c, c_offset, c_row_step,
+                         k, alpha, beta)
 
-    def codegen(context, builder, signature, args):
-        real = context.get_value_type(dtype)
-        lanes = 512 // dtype.bitwidth
-        vec, int32, int64 = ir.VectorType(real, lanes), ir.IntType(32), ir.IntType(64)
-        bits, wide = ir.VectorType(ir.IntType(1), lanes), ir.VectorType(int64, lanes)
-        suffix = f"v{lanes}f{dtype.bitwidth}"
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.{suffix}")
-        masked_load = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec.as_pointer(), int32, bits, vec]), f"llvm.masked.load.{suffix}.p0")
-        masked_store = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), int32, bits]),
-            f"llvm.masked.store.{suffix}.p0")
-        align = ir.Constant(int32, dtype.bitwidth // 8)
+        def codegen(context, builder, signature, args):
+            v = _Vectors(context, builder, dtype)
+            A, B, C = _arrays_of(context, builder, signature, args, 0, 4, 8)
+            a_offset, a_row_step, rows, b_offset, b_row_step, columns, c_offset, c_row_step, k = \
+                _integers_of(context, builder, signature, args, 1, 2, 3, 5, 6, 7, 9, 10, 11)
+            alpha, beta = (context.cast(builder, args[i], signature.args[i], dtype) for i in (12, 13))
+            a_rows = v.clamped_rows(a_offset, a_row_step, tile_rows, rows)
+            b_rows = v.clamped_rows(b_offset, b_row_step, tile_columns, columns)
 
-        def data(index):
-            return context.make_array(signature.args[index])(context, builder, args[index]).data
+            def step(p, sums):
+                inner = v.below(p, k)
+                a_vectors = [v.load(A, builder.add(row, p), inner) for row in a_rows]
+                b_vectors = [v.load(B, builder.add(row, p), inner) for row in b_rows]
+                return [v.fma(a_vectors[r], b_vectors[q], sums[r * tile_columns + q])
+                        for r in range(tile_rows) for q in range(tile_columns)]
 
-        def integer(index):
-            return context.cast(builder, args[index], signature.args[index], types.int64)
+            totals = v.summing_loop(k, v.lanes, tile_rows * tile_columns, step)
+            folded, places = v.lane_sums(totals)
+            column_mask = ir.Constant(ir.VectorType(v.int64, tile_columns), list(range(tile_columns)))
+            column_mask = builder.icmp_signed("<", column_mask, v.splat(columns, ir.VectorType(v.int64, tile_columns)))
+            for r in range(tile_rows):
+                with cgutils.if_likely(builder, builder.icmp_signed("<", v.constant(r), rows)):
+                    row = v.gather_lanes(folded, places[r * tile_columns:(r + 1) * tile_columns])
+                    v.store_scaled(row, C, builder.add(c_offset, builder.mul(v.constant(r), c_row_step)), column_mask,
+                                   alpha, beta)
+            return context.get_dummy_value()
 
-        def constant(value):
-            return ir.Constant(int64, value)
+        return sig, codegen
 
-        def splat(value, vector_type):
-            undefined = ir.Constant(vector_type, ir.Undefined)
-            first = builder.insert_element(undefined, value, ir.Constant(int32, 0))
-            return builder.shuffle_vector(first, undefined, ir.Constant(ir.VectorType(int32, lanes), [0] * lanes))
-
-        def address(base, offset):
-            return builder.bitcast(builder.gep(base, [offset]), vec.as_pointer())
-
-        A, B, C = data(0), data(5), data(8)
-        a_offset, a_row_step, a_inner_step, rows = (integer(i) for i in (1, 2, 3, 4))
-        b_offset, b_row_step, c_offset, c_row_step, columns, k = (integer(i) for i in (6, 7, 9, 10, 11, 12))
-        alpha, beta = (context.cast(builder, args[i], signature.args[i], dtype) for i in (13, 14))
-        zero = ir.Constant(vec, [0.0] * lanes)
-        lane = ir.Constant(wide, list(range(lanes)))
-        masks = [builder.icmp_signed("<", builder.add(lane, splat(constant(h * lanes), wide)), splat(columns, wide))
-                 for h in range(VECTORS)]
-        # rows past c's read op(a)'s last row again (in bounds) and are never stored
-        a_rows = []
-        for r in range(ROWS):
-            row = builder.select(builder.icmp_signed("<", constant(r), rows), constant(r),
-                                 builder.sub(rows, constant(1)))
-            a_rows.append(builder.add(a_offset, builder.mul(row, a_row_step)))
-
-        entry = builder.block
-        loop = builder.append_basic_block("tile_inner")
-        done = builder.append_basic_block("tile_store")
-        builder.cbranch(builder.icmp_signed(">", k, constant(0)), loop, done)
-        builder.position_at_end(loop)
-        p = builder.phi(int64)
-        sums = [[builder.phi(vec) for _ in range(VECTORS)] for _ in range(ROWS)]
-        b_row = builder.add(b_offset, builder.mul(p, b_row_step))
-        b_vectors = [builder.call(masked_load, [address(B, builder.add(b_row, constant(h * lanes))), align,
-                                                masks[h], zero]) for h in range(VECTORS)]
-        a_step = builder.mul(p, a_inner_step)
-        added = []
-        for r in range(ROWS):
-            a_value = builder.load(builder.gep(A, [builder.add(a_rows[r], a_step)]))
-            broadcast = splat(a_value, vec)
-            added.append([builder.call(fma, [broadcast, b_vectors[h], sums[r][h]]) for h in range(VECTORS)])
-        following = builder.add(p, constant(1))
-        last = builder.block
-        p.add_incoming(constant(0), entry)
-        p.add_incoming(following, last)
-        for r in range(ROWS):
-            for h in range(VECTORS):
-                sums[r][h].add_incoming(zero, entry)
-                sums[r][h].add_incoming(added[r][h], last)
-        builder.cbranch(builder.icmp_signed("<", following, k), loop, done)
-
-        builder.position_at_end(done)
-        totals = []
-        for r in range(ROWS):
-            row = []
-            for h in range(VECTORS):
-                total = builder.phi(vec)
-                total.add_incoming(zero, entry)
-                total.add_incoming(added[r][h], last)
-                row.append(total)
-            totals.append(row)
-        alphas, betas = splat(alpha, vec), splat(beta, vec)
-        read_c = builder.fcmp_unordered("!=", beta, ir.Constant(real, 0.0))  # beta 0: c is never read (NaN included)
-        for r in range(ROWS):
-            with cgutils.if_likely(builder, builder.icmp_signed("<", constant(r), rows)):
-                c_row = builder.add(c_offset, builder.mul(constant(r), c_row_step))
-                for h in range(VECTORS):
-                    target = address(C, builder.add(c_row, constant(h * lanes)))
-                    scaled = builder.fmul(alphas, totals[r][h])
-                    with builder.if_then(read_c):
-                        old = builder.call(masked_load, [target, align, masks[h], zero])
-                        builder.call(masked_store, [builder.call(fma, [betas, old, scaled]), target, align, masks[h]])
-                    with builder.if_then(builder.not_(read_c)):
-                        builder.call(masked_store, [scaled, target, align, masks[h]])
-        return context.get_dummy_value()
-
-    return sig, codegen
+    tile.__name__ = tile.__qualname__ = f"dot_tile_{tile_rows}x{tile_columns}"
+    return intrinsic(tile)
 
 
-#: the tiles: 8 rows by 2 vectors (the most of the product), 16 rows by 1 vector (a c of one vector's
-#: columns or fewer) and 4 rows by 4 vectors (the last rows when they are 4 or fewer); each holds 16
-#: vector registers of sums
+#: the tiles of ``op(a) @ b``: 8 rows by 2 vectors (the most of the product), 16 rows by 1 vector (a c
+#: of one vector's columns or fewer) and 4 rows by 4 vectors (the last rows when they are 4 or fewer);
+#: and of ``a @ b.T``: 4 by 4 entries. Each holds 16 vector registers of sums
 _tile = _tile_of(ROWS, VECTORS)
 _narrow_tile = _tile_of(2 * ROWS, VECTORS // 2)
 _short_tile = _tile_of(ROWS // 2, 2 * VECTORS)
+_dot_tile = _dot_tile_of(DOT_SIDE, DOT_SIDE)
 
 
 @njit(cache=True)
-def tiles_take(transb, m, k):
-    """Whether :mod:`.blas`'s ``gemm`` hands a product with ``m`` rows and inner dimension ``k`` to
-    :func:`tiles_gemm`: tiles in use (:func:`tiles_in_use`), ``b`` not transposed and within
-    :data:`TILES_MAX_INNER` and :data:`TILES_MAX_A`."""
-    return not transb and k <= TILES_MAX_INNER and m * k <= TILES_MAX_A and tiles_in_use()
+def tiles_fit(transa, transb, m, k):
+    """Whether :func:`tiles_gemm` may take a product with ``m`` rows and inner dimension ``k``: tiles
+    in use (:func:`tiles_in_use`), not both operands transposed, within :data:`TILES_MAX_INNER` and
+    :data:`TILES_MAX_A`, and with ``b`` transposed an inner dimension of at least :data:`DOT_MIN_INNER`
+    (:mod:`.blas`'s ``tiles_take`` decides which of these it hands them)."""
+    if transa and transb or k > TILES_MAX_INNER or m * k > TILES_MAX_A or transb and k < DOT_MIN_INNER:
+        return False
+    return tiles_in_use()
 
 
 @njit(cache=True)
-def tiles_gemm(transa, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """``c = alpha * op(a) @ b + beta * c`` by tiles (see the module), with the checks of
-    :mod:`.blas`'s ``gemm`` made: ``op(a)`` (m, k), ``b`` (k, n), ``c`` (m, n), row-major with
-    row strides ``lda``, ``ldb``, ``ldc`` in elements."""
+def tiles_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """``c = alpha * op(a) @ op(b) + beta * c`` by tiles (see the module), with the checks of
+    :mod:`.blas`'s ``gemm`` made and at most one operand transposed: ``op(a)`` (m, k), ``op(b)`` (k,
+    n), ``c`` (m, n), row-major with row strides ``lda``, ``ldb``, ``ldc`` in elements."""
+    if transb:
+        for j in range(0, n, DOT_SIDE):  # b's rows stay in the first-level cache for every tile of them
+            for i in range(0, m, DOT_SIDE):
+                _dot_tile(a, i * lda, lda, min(DOT_SIDE, m - i), b, j * ldb, ldb, min(DOT_SIDE, n - j), c,
+                          i * ldc + j, ldc, k, alpha, beta)
+        return
     lanes = 64 // c.itemsize
     a_row_step, a_inner_step = (1, lda) if transa else (lda, 1)
     if n <= lanes:
@@ -249,6 +399,6 @@ if numba_config.DISABLE_JIT:  # plain Python (the kernel coverage run, a debugge
     def _read_tiles():  # noqa: F811
         return tiles.value != 0
 
-    def tiles_gemm(transa, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):  # noqa: F811
-        product = alpha * ((a.T if transa else a) @ b)
+    def tiles_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):  # noqa: F811
+        product = alpha * ((a.T if transa else a) @ (b.T if transb else b))
         c[...] = product if beta == 0 else product + beta * c

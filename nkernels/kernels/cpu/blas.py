@@ -31,10 +31,10 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
 
-from .avx512 import tiles_gemm, tiles_take
+from .avx512 import tiles_fit, tiles_gemm
 
 __all__ = ["gemm", "gemm_row_pieces", "gemm_column_pieces", "gemm_inner_pieces", "gemm_transposed_tiles",
-           "small_piece", "small_kernels_in_use", "openblas_cores",
+           "small_piece", "small_kernels_in_use", "tiles_take", "openblas_cores",
            "SPLIT_MULTIPLY_ADDS", "SMALL_PRODUCT", "SMALL_KERNEL_CORES"]
 
 #: the LLVM symbol of SciPy's Fortran-ABI gemm per numba dtype
@@ -167,8 +167,8 @@ def _gemm(transa, transb, alpha, a, b, beta, c):
         raise ValueError("gemm: c shares memory with a or b; write into a separate array")
     if m == 0 or n == 0:
         return
-    if tiles_take(transb, m, k):
-        tiles_gemm(transa, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    if tiles_take(transa, transb, m, k):
+        tiles_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     else:
         _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
@@ -189,7 +189,7 @@ def _check_types(a, b, c):
 
 def gemm(transa, transb, alpha, a, b, beta, c):
     """Write ``c = alpha * op(a) @ op(b) + beta * c`` in place, no temporaries: by nkernels' AVX-512 tiles
-    where they take the product (:func:`nkernels.kernels.cpu.avx512.tiles_take`), else BLAS ``sgemm``/``dgemm``.
+    where they take the product (:func:`tiles_take`), else BLAS ``sgemm``/``dgemm``.
 
     ``op(x)`` is ``x.T`` when the flag (``transa`` for ``a``, ``transb`` for ``b``) is true, else ``x``.
     a, b, c: 2-D arrays of one dtype, float32 or float64, each C-contiguous or a view of rows with a
@@ -291,6 +291,17 @@ def small_kernels_in_use():
 
 
 @njit(cache=True)
+def tiles_take(transa, transb, m, k):
+    """Whether :func:`gemm` hands a product with ``m`` rows and inner dimension ``k`` to nkernels'
+    AVX-512 tiles where they fit (:func:`nkernels.kernels.cpu.avx512.tiles_fit`): those of ``op(a) @ b`` run faster
+    than OpenBLAS's kernels on a training step's sizes; those of ``a @ b.T`` sum each entry across
+    vector lanes (125-205 GFLOP/s a core on this project's Zen 5 machine), faster than OpenBLAS's AVX2
+    kernels (50-120) but ~10% slower than its AVX-512 ones, so they take it only where OpenBLAS runs
+    other kernels than :data:`SMALL_KERNEL_CORES` (:func:`small_kernels_in_use`)."""
+    return tiles_fit(transa, transb, m, k) and not (transb and small_kernels_in_use())
+
+
+@njit(cache=True)
 def small_piece(m, n, k):
     """The length of the pieces that cut ``n`` so that an (m, k) by (k, piece) product stays within
     :data:`SMALL_PRODUCT`: ``n`` itself when the whole product does, when pieces would be narrower
@@ -312,7 +323,7 @@ def gemm_row_pieces(transa, alpha, a, b, beta, c):
     each entry of ``c`` is still one dot product of the same operands. Products the tiles take stay whole."""
     m, n = c.shape
     k = b.shape[0]
-    piece = max(1, m) if tiles_take(False, m, k) else small_piece(n, m, k)
+    piece = max(1, m) if tiles_take(transa, False, m, k) else small_piece(n, m, k)
     for i in range(0, m, piece):
         gemm(transa, False, alpha, a[:, i:i + piece] if transa else a[i:i + piece], b, beta, c[i:i + piece])
 
@@ -324,7 +335,7 @@ def gemm_column_pieces(alpha, a, b, beta, c):
     the tiles take stay whole."""
     m, n = c.shape
     k = a.shape[1]
-    piece = max(1, n) if tiles_take(False, m, k) else small_piece(m, n, k)
+    piece = max(1, n) if tiles_take(False, False, m, k) else small_piece(m, n, k)
     for j in range(0, n, piece):
         gemm(False, False, alpha, a, b[:, j:j + piece], beta, c[:, j:j + piece])
 
@@ -334,12 +345,12 @@ def gemm_transposed_tiles(alpha, a, b, beta, c):
     """``c = alpha * a @ b.T + beta * c``, row-major, as products of tiles of ``c`` of
     :data:`TRANSPOSED_TILE` x :data:`TRANSPOSED_TILE` where OpenBLAS's small-matrix kernels are in use,
     ``a`` has at most :data:`SMALL_TRANSPOSED_ROWS` rows and ``c`` more entries than those kernels take
-    whole (:data:`SMALL_TRANSPOSED_OUTPUTS`); one product otherwise. Each entry of ``c`` is still one
-    BLAS dot product of the same operands."""
+    whole (:data:`SMALL_TRANSPOSED_OUTPUTS`); one product otherwise (and where the tiles take it). Each
+    entry of ``c`` is still one dot product of the same operands."""
     m, n = c.shape
     k = a.shape[1]
-    if m > SMALL_TRANSPOSED_ROWS or m * n <= SMALL_TRANSPOSED_OUTPUTS or k < TRANSPOSED_TILE_MIN_INNER \
-            or not small_kernels_in_use():
+    if tiles_take(False, True, m, k) or m > SMALL_TRANSPOSED_ROWS or m * n <= SMALL_TRANSPOSED_OUTPUTS \
+            or k < TRANSPOSED_TILE_MIN_INNER or not small_kernels_in_use():
         gemm(False, True, alpha, a, b, beta, c)
         return
     tile = TRANSPOSED_TILE
@@ -355,7 +366,7 @@ def gemm_inner_pieces(alpha, a, b, c):
     the tiles take stay whole."""
     m, n = c.shape
     k = a.shape[1]
-    piece = max(1, k) if tiles_take(False, m, k) else small_piece(m, k, n)
+    piece = max(1, k) if tiles_take(False, False, m, k) else small_piece(m, k, n)
     for p in range(0, k, piece):
         gemm(False, False, alpha, a[:, p:p + piece], b[p:p + piece, :], 0.0 if p == 0 else 1.0, c)
 

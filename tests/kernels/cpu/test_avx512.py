@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nkernels.kernels.cpu import avx512, blas
-from nkernels.kernels.cpu.avx512 import TILES_MAX_A, TILES_MAX_INNER, tiles_gemm, tiles_take
+from nkernels.kernels.cpu.avx512 import DOT_MIN_INNER, TILES_MAX_A, TILES_MAX_INNER, tiles_fit, tiles_gemm
 
 #: both ways of running products (the ``nk_tiles`` fixture of :mod:`nkernels.testing.fixtures`)
 BOTH_WAYS = pytest.mark.parametrize("nk_tiles", [1, 0], indirect=True, ids=["tiles", "blas"])
@@ -18,28 +18,29 @@ def _guarded(rows: int, columns: int, dtype, fill: float = np.nan):
     return outer, outer[1:rows + 1, 3:columns + 3]
 
 
-def _tiles(transa, alpha, a, b, beta, c):
+def _tiles(transa, alpha, a, b, beta, c, transb=False):
     m, n = c.shape
     k = a.shape[0] if transa else a.shape[1]
-    tiles_gemm(transa, m, n, k, alpha, a, a.strides[0] // a.itemsize, b, b.strides[0] // b.itemsize, beta, c,
+    tiles_gemm(transa, transb, m, n, k, alpha, a, a.strides[0] // a.itemsize, b, b.strides[0] // b.itemsize, beta, c,
                c.strides[0] // c.itemsize)
 
 
-@settings(max_examples=60, deadline=None)
-@given(m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(0, 40), transa=st.booleans(),
+@settings(max_examples=80, deadline=None)
+@given(m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(0, 70), flags=st.sampled_from(["NN", "TN", "NT"]),
        dtype=st.sampled_from([np.float32, np.float64]), beta=st.sampled_from([0.0, 1.0, -0.5]),
        strided_b=st.booleans(), seed=st.integers(0, 2**16))
-def test_tiles_compute_the_product_and_write_only_inside_c(m, n, k, transa, dtype, beta, strided_b, seed):
+def test_tiles_compute_the_product_and_write_only_inside_c(m, n, k, flags, dtype, beta, strided_b, seed):
     rng = np.random.default_rng(seed)
+    transa, transb = flags[0] == "T", flags[1] == "T"
     a = rng.standard_normal((k, m) if transa else (m, k)).astype(dtype)
-    b_outer = rng.standard_normal((k, n + 7 * strided_b)).astype(dtype)
-    b = b_outer[:, :n]
+    b_shape = (n, k) if transb else (k, n)
+    b = rng.standard_normal((b_shape[0], b_shape[1] + 7 * strided_b)).astype(dtype)[:, :b_shape[1]]
     before = rng.standard_normal((m, n)).astype(dtype)
     outer, c = _guarded(m, n, dtype)
     c[...] = np.nan if beta == 0 else before  # beta 0: c is never read, NaN included
     alpha = 0.75
-    _tiles(transa, alpha, a, b, beta, c)
-    expected = alpha * ((a.T if transa else a).astype(np.float64) @ b.astype(np.float64))
+    _tiles(transa, alpha, a, b, beta, c, transb)
+    expected = alpha * ((a.T if transa else a).astype(np.float64) @ (b.T if transb else b).astype(np.float64))
     if beta:
         expected += beta * before
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
@@ -49,39 +50,51 @@ def test_tiles_compute_the_product_and_write_only_inside_c(m, n, k, transa, dtyp
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_product_cut_into_rows_or_columns_gives_the_same_bits_as_the_whole(dtype):
+@pytest.mark.parametrize("transb", [False, True])
+def test_a_product_cut_into_rows_or_columns_gives_the_same_bits_as_the_whole(dtype, transb):
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((37, 45)).astype(dtype), rng.standard_normal((45, 83)).astype(dtype)
+    a = rng.standard_normal((37, 45)).astype(dtype)
+    b = rng.standard_normal((83, 45) if transb else (45, 83)).astype(dtype)
     whole, cut = np.zeros((37, 83), dtype), np.zeros((37, 83), dtype)
-    _tiles(False, 1.0, a, b, 0.0, whole)
+    _tiles(False, 1.0, a, b, 0.0, whole, transb)
     for i, j in [(0, 0), (0, 40), (5, 0), (5, 40), (21, 0), (21, 40)]:
         rows, columns = slice(i, {0: 5, 5: 21, 21: 37}[i]), slice(j, 40 if j == 0 else 83)
-        _tiles(False, 1.0, a[rows], b[:, columns], 0.0, cut[rows, columns])
+        _tiles(False, 1.0, a[rows], b[columns] if transb else b[:, columns], 0.0, cut[rows, columns], transb)
     assert np.array_equal(whole, cut)
 
 
 @BOTH_WAYS
-def test_tiles_take_the_products_of_a_training_step_and_leave_larger_ones_to_blas(nk_tiles):
-    taken = bool(nk_tiles)
-    assert tiles_take(False, 32, 128) == taken and tiles_take(False, 64, TILES_MAX_INNER) == taken
-    assert not tiles_take(True, 32, 128)  # b transposed: BLAS
-    assert not tiles_take(False, 32, TILES_MAX_INNER + 1)
-    assert not tiles_take(False, TILES_MAX_A // 64 + 1, 64)
+def test_tiles_fit_the_products_of_a_training_step_and_leave_larger_ones_to_blas(nk_tiles):
+    fits = bool(nk_tiles)
+    for transa, transb in [(False, False), (True, False), (False, True)]:
+        assert tiles_fit(transa, transb, 32, 128) == fits and tiles_fit(transa, transb, 64, TILES_MAX_INNER) == fits
+        assert not tiles_fit(transa, transb, 32, TILES_MAX_INNER + 1)
+        assert not tiles_fit(transa, transb, TILES_MAX_A // 64 + 1, 64)
+    assert not tiles_fit(True, True, 32, 128)  # both transposed: BLAS
+    assert tiles_fit(False, False, 32, 3) == fits and not tiles_fit(False, True, 32, DOT_MIN_INNER - 1)
+
+
+@pytest.mark.parametrize("nk_small_kernels", [1, 0], indirect=True, ids=["avx512-blas", "other-blas"])
+def test_products_with_b_transposed_go_to_tiles_only_where_openblas_lacks_its_avx512_kernels(nk_small_kernels):
+    assert blas.tiles_take(False, True, 32, 128) == (tiles_fit(False, True, 32, 128) and not nk_small_kernels)
+    assert blas.tiles_take(False, False, 32, 128) == tiles_fit(False, False, 32, 128)
 
 
 @BOTH_WAYS
-@pytest.mark.parametrize("transa", [False, True])
+@pytest.mark.parametrize("flags", ["NN", "TN", "NT"])
 @pytest.mark.parametrize("shape", [(32, 128, 128), (10, 32, 128), (33, 20, 7), (64, 800, 64), (600, 300, 40)])
-def test_gemm_hands_the_tiles_what_they_take_and_blas_the_rest(nk_tiles, transa, shape):
+def test_gemm_hands_the_tiles_what_they_take_and_blas_the_rest(nk_tiles, flags, shape):
     m, k, n = shape
+    transa, transb = flags[0] == "T", flags[1] == "T"
     rng = np.random.default_rng(1)
     a = rng.standard_normal((k, m) if transa else (m, k)).astype(np.float32)
-    b, c0 = rng.standard_normal((k, n)).astype(np.float32), rng.standard_normal((m, n)).astype(np.float32)
+    b = rng.standard_normal((n, k) if transb else (k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
     through_gemm, by_tiles, by_blas = c0.copy(), c0.copy(), c0.copy()
-    blas.gemm(transa, False, 0.5, a, b, 1.0, through_gemm)
-    _tiles(transa, 0.5, a, b, 1.0, by_tiles)
-    blas._row_major_gemm(transa, False, m, n, k, 0.5, a, a.shape[1], b, n, 1.0, by_blas, n)
-    expected = by_tiles if tiles_take(False, m, k) else by_blas
+    blas.gemm(transa, transb, 0.5, a, b, 1.0, through_gemm)
+    _tiles(transa, 0.5, a, b, 1.0, by_tiles, transb)
+    blas._row_major_gemm(transa, transb, m, n, k, 0.5, a, a.shape[1], b, b.shape[1], 1.0, by_blas, n)
+    expected = by_tiles if blas.tiles_take(transa, transb, m, k) else by_blas
     assert np.array_equal(through_gemm, expected)
     np.testing.assert_allclose(by_tiles, by_blas, rtol=1e-4, atol=1e-4)
 
