@@ -25,7 +25,7 @@ import ctypes
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import config as numba_config
-from numba import njit, types
+from numba import cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -232,8 +232,10 @@ class _Vectors:
         return ir.Constant(self.int32, self.dtype.bitwidth // 8)
 
 
-def _arrays_of(context, builder, signature, args, *indices):
-    return [context.make_array(signature.args[i])(context, builder, args[i]).data for i in indices]
+def _pointers_of(context, builder, signature, args, *indices):
+    """The data pointers of the arguments at ``indices``: pointers as they are, arrays' first elements."""
+    return [args[i] if isinstance(signature.args[i], types.CPointer)
+            else context.make_array(signature.args[i])(context, builder, args[i]).data for i in indices]
 
 
 def _integers_of(context, builder, signature, args, *indices):
@@ -263,7 +265,7 @@ def _tile_of(tile_rows: int, tile_vectors: int):
 
         def codegen(context, builder, signature, args):
             v = _Vectors(context, builder, dtype)
-            A, B, C = _arrays_of(context, builder, signature, args, 0, 5, 8)
+            A, B, C = _pointers_of(context, builder, signature, args, 0, 5, 8)
             a_offset, a_row_step, a_inner_step, rows, b_offset, b_row_step, c_offset, c_row_step, columns, k = \
                 _integers_of(context, builder, signature, args, 1, 2, 3, 4, 6, 7, 9, 10, 11, 12)
             alpha, beta = (context.cast(builder, args[i], signature.args[i], dtype) for i in (13, 14))
@@ -314,7 +316,7 @@ def _dot_tile_of(tile_rows: int, tile_columns: int):
 
         def codegen(context, builder, signature, args):
             v = _Vectors(context, builder, dtype)
-            A, B, C = _arrays_of(context, builder, signature, args, 0, 4, 8)
+            A, B, C = _pointers_of(context, builder, signature, args, 0, 4, 8)
             a_offset, a_row_step, rows, b_offset, b_row_step, columns, c_offset, c_row_step, k = \
                 _integers_of(context, builder, signature, args, 1, 2, 3, 5, 6, 7, 9, 10, 11)
             alpha, beta = (context.cast(builder, args[i], signature.args[i], dtype) for i in (12, 13))
@@ -365,18 +367,14 @@ def tiles_fit(transa, transb, m, k):
     return tiles_in_use()
 
 
-@njit(cache=True)
-def tiles_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """``c = alpha * op(a) @ op(b) + beta * c`` by tiles (see the module), with the checks of
-    :mod:`.blas`'s ``gemm`` made and at most one operand transposed: ``op(a)`` (m, k), ``op(b)`` (k,
-    n), ``c`` (m, n), row-major with row strides ``lda``, ``ldb``, ``ldc`` in elements."""
+def _product_by_tiles(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, lanes):
+    """:func:`tiles_gemm` on the data pointers of ``a``, ``b`` and ``c``, vectors of ``lanes`` entries."""
     if transb:
         for j in range(0, n, DOT_SIDE):  # b's rows stay in the first-level cache for every tile of them
             for i in range(0, m, DOT_SIDE):
                 _dot_tile(a, i * lda, lda, min(DOT_SIDE, m - i), b, j * ldb, ldb, min(DOT_SIDE, n - j), c,
                           i * ldc + j, ldc, k, alpha, beta)
         return
-    lanes = 64 // c.itemsize
     a_row_step, a_inner_step = (1, lda) if transa else (lda, 1)
     if n <= lanes:
         for i in range(0, m, 2 * ROWS):
@@ -395,7 +393,56 @@ def tiles_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
                         min(2 * width, n - j), k, alpha, beta)
 
 
-if numba_config.DISABLE_JIT:  # plain Python (the kernel coverage run, a debugger): no intrinsics
+#: the LLVM symbols of :func:`_product_by_tiles` compiled for each dtype: compiled code calls it by name,
+#: so the tiles are compiled once (and cached) rather than optimized again inside every kernel calling
+#: :mod:`.blas`'s ``gemm`` (as :mod:`.blas` calls BLAS), which doubled the test suite's cold compile time
+_SYMBOLS = {types.float32: "nkernels_tiles_float32", types.float64: "nkernels_tiles_float64"}
+
+
+def _signature(dtype):
+    pointer, integer, real = types.CPointer(dtype), types.int64, types.float64
+    return types.void(integer, integer, integer, integer, integer, real, pointer, integer, pointer, integer, real,
+                      pointer, integer, integer)  # the flags as integers: a C function's booleans are no plain i1
+
+
+@intrinsic
+def _call_tiles(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Call the compiled :func:`_product_by_tiles` of ``c``'s dtype by its symbol, on the arrays' data."""
+    dtype = _same_float_dtype(a, b, c)
+    if dtype is None:
+        return None
+    sig = types.void(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    target = _signature(dtype)
+
+    def codegen(context, builder, signature, args):
+        function_type = ir.FunctionType(ir.VoidType(), [context.get_value_type(t) for t in target.args])
+        function = cgutils.get_or_insert_function(builder.module, function_type, _SYMBOLS[dtype])
+        values = [context.cast(builder, value, given, wanted)
+                  for value, given, wanted in zip(args[:6], signature.args[:6], target.args[:6])]
+        a_data, b_data, c_data = _pointers_of(context, builder, signature, args, 6, 8, 11)
+        steps = [context.cast(builder, args[i], signature.args[i], types.int64) for i in (7, 9, 12)]
+        beta_value = context.cast(builder, args[10], signature.args[10], types.float64)
+        lanes = ir.Constant(ir.IntType(64), 512 // dtype.bitwidth)
+        builder.call(function, [*values, a_data, steps[0], b_data, steps[1], beta_value, c_data, steps[2], lanes])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def tiles_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """``c = alpha * op(a) @ op(b) + beta * c`` by tiles (see the module), with the checks of
+    :mod:`.blas`'s ``gemm`` made and at most one operand transposed: ``op(a)`` (m, k), ``op(b)`` (k,
+    n), ``c`` (m, n), row-major with row strides ``lda``, ``ldb``, ``ldc`` in elements."""
+    _call_tiles(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+if not numba_config.DISABLE_JIT:
+    #: the compiled products, kept alive while their symbols are registered
+    _COMPILED = {dtype: cfunc(_signature(dtype), cache=True)(_product_by_tiles) for dtype in _SYMBOLS}
+    for _dtype, _compiled in _COMPILED.items():
+        llvm.add_symbol(_SYMBOLS[_dtype], _compiled.address)
+else:  # plain Python (the kernel coverage run, a debugger): no intrinsics
     def _read_tiles():  # noqa: F811
         return tiles.value != 0
 
