@@ -99,6 +99,9 @@ def test_info_reports_versions_cuda_cache_and_blas(capsys, monkeypatch):
 
     architecture = next(info.get("architecture") for info in threadpool_info() if info["user_api"] == "blas")
     assert f"{architecture} kernels" in out  # the kernels OpenBLAS chose, which decide GEMM speed
+    from nkernels.kernels.cpu.avx512 import tiles_in_use
+
+    assert ("AVX-512 tiles for a training step's" in " ".join(out.split())) == tiles_in_use()
 
 
 def test_train_with_schedule_plot_checkpoint_and_resume(tmp_path, capsys):

@@ -430,8 +430,12 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
     from ..runtime.threads import blas_kernels_note, blas_libraries
 
+    from ..kernels.cpu.avx512 import tiles_in_use
+
     rows += [("blas", "\n".join(blas_libraries()) or "none loaded"),
-             ("OPENBLAS_CORETYPE", os.environ.get("OPENBLAS_CORETYPE", "unset (OpenBLAS detects the CPU)"))]
+             ("OPENBLAS_CORETYPE", os.environ.get("OPENBLAS_CORETYPE", "unset (OpenBLAS detects the CPU)")),
+             ("products", "nkernels' AVX-512 tiles for a training step's, BLAS for larger ones" if tiles_in_use()
+              else "BLAS (nkernels' AVX-512 tiles need a CPU with AVX-512, as Numba compiles for it)")]
     if note := blas_kernels_note():
         rows.append(("blas note", note))
     table = Table(title="nkernels info", show_header=False)
