@@ -1,24 +1,28 @@
-"""nkernels' own matrix product for CPUs with AVX-512: a register tile written in LLVM IR.
+"""nkernels' own matrix product for CPUs with AVX-512: register tiles written in LLVM IR.
 
-:func:`tiles_gemm` computes ``c = alpha * op(a) @ b + beta * c`` for row-major operands (``op(a)``
-is ``a`` or ``a.T``; ``b`` is never transposed) tile by tile: each tile holds :data:`ROWS` rows by
+:func:`tiles_gemm` computes ``c = alpha * op(a) @ op(b) + beta * c`` for row-major operands, at most
+one of them transposed, tile by tile. For ``op(a) @ b`` a tile holds :data:`ROWS` rows by
 :data:`VECTORS` vectors of 512 bits of ``c`` (8 by 32 float32 or 8 by 16 float64 entries) in 16
-vector registers, and for each step of the inner dimension loads a row of ``b``'s tile once,
-broadcasts one entry of each of ``op(a)``'s rows, and adds their products with fused multiply-adds.
-Nothing is packed: on the products a training step makes (a few dozen to a few hundred rows, inner
-dimensions up to a few hundred), every operand's tile stays in the first-level cache, and one core
-runs at ~245-265 GFLOP/s (float32) on this project's Zen 5 machine, where OpenBLAS's AVX-512 kernels
-give 135-250 and its AVX2 ones (``OPENBLAS_CORETYPE=Haswell``) 65-110. The tile's last rows and
-columns are masked: rows past ``c``'s read the last row of ``op(a)`` again and are never stored, and
-columns past ``c``'s are neither loaded nor stored (AVX-512 masked moves), so no kernel reads or
-writes outside the arrays.
+vector registers, and each step of the inner dimension loads a row of ``b``'s tile once, broadcasts
+one entry of each of ``op(a)``'s rows, and adds their products with fused multiply-adds. Nothing is
+packed: on the products a training step makes (a few dozen to a few hundred rows, inner dimensions
+up to a few hundred) every operand's tile stays in the first-level cache, and one core runs at
+~245-265 GFLOP/s (float32) on this project's Zen 5 machine, where OpenBLAS's AVX-512 kernels give
+135-255 and its AVX2 ones (``OPENBLAS_CORETYPE=Haswell``) 65-110. For ``a @ b.T`` both operands run
+along the inner dimension: a tile of :data:`DOT_SIDE` by :data:`DOT_SIDE` entries sums a vector of
+the inner dimension at a time and adds the lanes at the end (125-205 GFLOP/s). Longer inner
+dimensions run in blocks of :data:`INNER_BLOCK`, each block's products added to ``c``.
 
-Each entry of ``c`` is one chain of fused multiply-adds over the inner dimension in order, wherever
-its tile lies, so a product cut into pieces of rows or columns gives the same bits as the whole.
+Edges are masked: rows (and ``b.T``'s columns) past ``c``'s read the last ones again and are never
+stored; columns and inner steps past the arrays are neither loaded nor stored (AVX-512 masked
+moves). No tile reads or writes outside the arrays. Each entry of ``c`` is one chain of fused
+multiply-adds over each block of the inner dimension in order, wherever its tile lies, so a product
+cut into pieces of rows or columns gives the same bits as the whole.
 
-:mod:`.blas`'s ``gemm`` takes this path where :func:`tiles_in_use` says so: the CPU has AVX-512 and
-Numba compiles for it (:data:`tiles`, read by compiled code at run time, so a cached kernel follows
-the process it runs in; tests set it to compare both ways).
+:mod:`.blas`'s ``gemm`` takes this path where its ``tiles_take`` says so, and only where
+:func:`tiles_in_use`: the CPU has AVX-512 and Numba compiles for it (:data:`tiles`, read by
+compiled code at run time, so a cached kernel follows the process it runs in; tests set it to
+compare both ways).
 """
 import ctypes
 
@@ -30,19 +34,20 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["tiles_gemm", "tiles_fit", "tiles_in_use", "tiles", "ROWS", "VECTORS", "DOT_SIDE", "DOT_MIN_INNER",
-           "TILES_MAX_INNER", "TILES_MAX_A"]
+           "INNER_BLOCK", "TILES_MAX_A"]
 
 #: the rows of ``c`` in a tile
 ROWS = 8
 #: the vectors of 512 bits across a tile's row of ``c``
 VECTORS = 2
-#: the longest inner dimension and the most entries of ``op(a)`` of a product taken by tiles: a tile
-#: reads its panel of ``b`` (inner dimension by 32 columns) from the first-level cache, and every
-#: panel reads all of ``op(a)`` from the second-level cache; larger products go to BLAS, which packs
-#: its operands (measured on one core, float32, GFLOP/s tiles against OpenBLAS's AVX-512 kernels:
-#: (rows, inner, columns) (64, 1024, 128) 249 against 176, (256, 512, 512) 247 against 236 and 215
-#: against 230 with ``a`` transposed, (1024, 1024, 1024) 168 against 243)
-TILES_MAX_INNER = 1024
+#: the inner dimension's blocks: a product runs a block at a time, each block's products added to ``c``,
+#: so that a tile's panel of ``b`` (a block by 32 columns) stays in the first two cache levels
+INNER_BLOCK = 512
+#: the most entries of ``op(a)``'s block (rows by :data:`INNER_BLOCK`) of a product taken by tiles:
+#: every column panel reads all of it again, from the second-level cache while it fits there; larger
+#: products go to BLAS, which packs its operands (measured on one core, float32, GFLOP/s tiles against
+#: OpenBLAS's AVX-512 kernels: (rows, inner, columns) (64, 1024, 128) 249 against 176, (256, 512, 512)
+#: 247 against 236 and 215 against 230 with ``a`` transposed, (1024, 1024, 1024) 168 against 243)
 TILES_MAX_A = 1 << 17
 #: the side of the tiles of ``a @ b.T`` (4 by 4 entries)
 DOT_SIDE = 4
@@ -359,38 +364,54 @@ _dot_tile = _dot_tile_of(DOT_SIDE, DOT_SIDE)
 @njit(cache=True)
 def tiles_fit(transa, transb, m, k):
     """Whether :func:`tiles_gemm` may take a product with ``m`` rows and inner dimension ``k``: tiles
-    in use (:func:`tiles_in_use`), not both operands transposed, within :data:`TILES_MAX_INNER` and
+    in use (:func:`tiles_in_use`), not both operands transposed, ``op(a)``'s blocks within
     :data:`TILES_MAX_A`, and with ``b`` transposed an inner dimension of at least :data:`DOT_MIN_INNER`
     (:mod:`.blas`'s ``tiles_take`` decides which of these it hands them)."""
-    if transa and transb or k > TILES_MAX_INNER or m * k > TILES_MAX_A or transb and k < DOT_MIN_INNER:
+    if transa and transb or m * min(k, INNER_BLOCK) > TILES_MAX_A or transb and k < DOT_MIN_INNER:
         return False
     return tiles_in_use()
 
 
 def _product_by_tiles(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, lanes):
-    """:func:`tiles_gemm` on the data pointers of ``a``, ``b`` and ``c``, vectors of ``lanes`` entries."""
-    if transb:
-        for j in range(0, n, DOT_SIDE):  # b's rows stay in the first-level cache for every tile of them
-            for i in range(0, m, DOT_SIDE):
-                _dot_tile(a, i * lda, lda, min(DOT_SIDE, m - i), b, j * ldb, ldb, min(DOT_SIDE, n - j), c,
-                          i * ldc + j, ldc, k, alpha, beta)
-        return
+    """:func:`tiles_gemm` on the data pointers of ``a``, ``b`` and ``c``, vectors of ``lanes`` entries:
+    a block of :data:`INNER_BLOCK` of the inner dimension at a time (one pass for ``k`` 0, scaling ``c``)."""
     a_row_step, a_inner_step = (1, lda) if transa else (lda, 1)
+    for p in range(0, max(k, 1), INNER_BLOCK):
+        block, scale = min(INNER_BLOCK, k - p), beta if p == 0 else 1.0
+        if transb:
+            _block_with_b_transposed(m, n, block, alpha, a, p, lda, b, p, ldb, scale, c, ldc)
+        else:
+            _block(m, n, block, alpha, a, p * a_inner_step, a_row_step, a_inner_step, b, p * ldb, ldb, scale, c, ldc,
+                   lanes)
+
+
+@njit(cache=True)
+def _block_with_b_transposed(m, n, k, alpha, a, a_offset, lda, b, b_offset, ldb, beta, c, ldc):
+    """``c = alpha * a @ b.T + beta * c`` over ``k`` steps of the inner dimension from the offsets, by dot tiles."""
+    for j in range(0, n, DOT_SIDE):  # b's rows stay in the first-level cache for every tile of them
+        for i in range(0, m, DOT_SIDE):
+            _dot_tile(a, a_offset + i * lda, lda, min(DOT_SIDE, m - i), b, b_offset + j * ldb, ldb,
+                      min(DOT_SIDE, n - j), c, i * ldc + j, ldc, k, alpha, beta)
+
+
+@njit(cache=True)
+def _block(m, n, k, alpha, a, a_offset, a_row_step, a_inner_step, b, b_offset, ldb, beta, c, ldc, lanes):
+    """``c = alpha * op(a) @ b + beta * c`` over ``k`` steps of the inner dimension from the offsets, by tiles."""
     if n <= lanes:
         for i in range(0, m, 2 * ROWS):
-            _narrow_tile(a, i * a_row_step, a_row_step, a_inner_step, min(2 * ROWS, m - i), b, 0, ldb, c, i * ldc,
-                         ldc, n, k, alpha, beta)
+            _narrow_tile(a, a_offset + i * a_row_step, a_row_step, a_inner_step, min(2 * ROWS, m - i), b, b_offset,
+                         ldb, c, i * ldc, ldc, n, k, alpha, beta)
         return
     tall = m - m % ROWS if m % ROWS <= ROWS // 2 else m  # the rows of the 8-row tiles
     width = VECTORS * lanes
     for j in range(0, n, width):  # a column panel of b stays in the first-level cache for every tile of it
         for i in range(0, tall, ROWS):
-            _tile(a, i * a_row_step, a_row_step, a_inner_step, min(ROWS, tall - i), b, j, ldb, c, i * ldc + j, ldc,
-                  min(width, n - j), k, alpha, beta)
+            _tile(a, a_offset + i * a_row_step, a_row_step, a_inner_step, min(ROWS, tall - i), b, b_offset + j, ldb,
+                  c, i * ldc + j, ldc, min(width, n - j), k, alpha, beta)
     if tall < m:
         for j in range(0, n, 2 * width):
-            _short_tile(a, tall * a_row_step, a_row_step, a_inner_step, m - tall, b, j, ldb, c, tall * ldc + j, ldc,
-                        min(2 * width, n - j), k, alpha, beta)
+            _short_tile(a, a_offset + tall * a_row_step, a_row_step, a_inner_step, m - tall, b, b_offset + j, ldb, c,
+                        tall * ldc + j, ldc, min(2 * width, n - j), k, alpha, beta)
 
 
 #: the LLVM symbols of :func:`_product_by_tiles` compiled for each dtype: compiled code calls it by name,

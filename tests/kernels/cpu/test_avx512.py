@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nkernels.kernels.cpu import avx512, blas
-from nkernels.kernels.cpu.avx512 import DOT_MIN_INNER, TILES_MAX_A, TILES_MAX_INNER, tiles_fit, tiles_gemm
+from nkernels.kernels.cpu.avx512 import DOT_MIN_INNER, INNER_BLOCK, TILES_MAX_A, tiles_fit, tiles_gemm
 
 #: both ways of running products (the ``nk_tiles`` fixture of :mod:`nkernels.testing.fixtures`)
 BOTH_WAYS = pytest.mark.parametrize("nk_tiles", [1, 0], indirect=True, ids=["tiles", "blas"])
@@ -49,6 +49,23 @@ def test_tiles_compute_the_product_and_write_only_inside_c(m, n, k, flags, dtype
     assert np.isnan(outer).sum() == outer.size - m * n  # nothing written outside the view
 
 
+@pytest.mark.parametrize("flags", ["NN", "TN", "NT"])
+@pytest.mark.parametrize("k", [0, 1, INNER_BLOCK - 1, INNER_BLOCK, 2 * INNER_BLOCK + 3])
+def test_long_inner_dimensions_run_in_blocks_added_to_c(flags, k):
+    transa, transb = flags[0] == "T", flags[1] == "T"
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((k, 13) if transa else (13, k)).astype(np.float32)
+    b = rng.standard_normal((40, k) if transb else (k, 40)).astype(np.float32)
+    before = rng.standard_normal((13, 40)).astype(np.float32)
+    outer, c = _guarded(13, 40, np.float32)
+    c[...] = before
+    _tiles(transa, 0.5, a, b, -2.0, c, transb)
+    expected = 0.5 * ((a.T if transa else a).astype(np.float64) @ (b.T if transb else b).astype(np.float64)) - 2 * before
+    np.testing.assert_allclose(c, expected, rtol=1e-4, atol=1e-4 * max(k, 1) ** 0.5)
+    c[...] = 0
+    assert np.isnan(outer).sum() == outer.size - c.size
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("transb", [False, True])
 def test_a_product_cut_into_rows_or_columns_gives_the_same_bits_as_the_whole(dtype, transb):
@@ -67,8 +84,9 @@ def test_a_product_cut_into_rows_or_columns_gives_the_same_bits_as_the_whole(dty
 def test_tiles_fit_the_products_of_a_training_step_and_leave_larger_ones_to_blas(nk_tiles):
     fits = bool(nk_tiles)
     for transa, transb in [(False, False), (True, False), (False, True)]:
-        assert tiles_fit(transa, transb, 32, 128) == fits and tiles_fit(transa, transb, 64, TILES_MAX_INNER) == fits
-        assert not tiles_fit(transa, transb, 32, TILES_MAX_INNER + 1)
+        assert tiles_fit(transa, transb, 32, 128) == fits and tiles_fit(transa, transb, 25, 20_000) == fits
+        assert tiles_fit(transa, transb, TILES_MAX_A // INNER_BLOCK, 10 * INNER_BLOCK) == fits
+        assert not tiles_fit(transa, transb, TILES_MAX_A // INNER_BLOCK + 1, INNER_BLOCK)
         assert not tiles_fit(transa, transb, TILES_MAX_A // 64 + 1, 64)
     assert not tiles_fit(True, True, 32, 128)  # both transposed: BLAS
     assert tiles_fit(False, False, 32, 3) == fits and not tiles_fit(False, True, 32, DOT_MIN_INNER - 1)
@@ -82,7 +100,8 @@ def test_products_with_b_transposed_go_to_tiles_only_where_openblas_lacks_its_av
 
 @BOTH_WAYS
 @pytest.mark.parametrize("flags", ["NN", "TN", "NT"])
-@pytest.mark.parametrize("shape", [(32, 128, 128), (10, 32, 128), (33, 20, 7), (64, 800, 64), (600, 300, 40)])
+@pytest.mark.parametrize("shape", [(32, 128, 128), (10, 32, 128), (33, 20, 7), (64, 800, 64), (600, 300, 40),
+                                   (25, 1300, 32)])
 def test_gemm_hands_the_tiles_what_they_take_and_blas_the_rest(nk_tiles, flags, shape):
     m, k, n = shape
     transa, transb = flags[0] == "T", flags[1] == "T"
