@@ -24,7 +24,6 @@ cut into pieces of rows or columns gives the same bits as the whole.
 compiled code at run time, so a cached kernel follows the process it runs in; tests set it to
 compare both ways).
 """
-import ctypes
 
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -32,6 +31,8 @@ from numba import config as numba_config
 from numba import cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .process_flags import process_flag
 
 __all__ = ["tiles_gemm", "tiles_fit", "tiles_in_use", "tiles", "ROWS", "VECTORS", "DOT_SIDE", "DOT_MIN_INNER",
            "INNER_BLOCK", "TILES_MAX_A"]
@@ -67,21 +68,7 @@ def _cpu_has_avx512() -> bool:
 
 #: 1 while :func:`tiles_gemm` computes the products :mod:`.blas` hands it, read by compiled code at run
 #: time through the LLVM symbol ``nkernels_avx512_tiles``
-tiles = ctypes.c_int64(int(_cpu_has_avx512()))
-llvm.add_symbol("nkernels_avx512_tiles", ctypes.addressof(tiles))
-
-
-@intrinsic
-def _read_tiles(typingctx):
-    def codegen(context, builder, signature, args):
-        int64 = ir.IntType(64)
-        flag = builder.module.globals.get("nkernels_avx512_tiles")
-        if flag is None:
-            flag = ir.GlobalVariable(builder.module, int64, "nkernels_avx512_tiles")
-            flag.linkage = "external"
-        return builder.icmp_signed("!=", builder.load(flag), ir.Constant(int64, 0))
-
-    return types.boolean(), codegen
+tiles, _read_tiles = process_flag("nkernels_avx512_tiles", int(_cpu_has_avx512()))
 
 
 @njit(cache=True)

@@ -20,7 +20,6 @@ Row-major through column-major BLAS: a row-major ``(r, k)`` array with row strid
 Fortran, its ``(k, r)`` transpose with leading dimension ``ld``; so ``C = op(A) op(B)`` is computed as
 ``C^T = op(B)^T op(A)^T``: the operands and their flags swapped, ``m`` and ``n`` swapped.
 """
-import ctypes
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -32,6 +31,7 @@ from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
 
 from .avx512 import tiles_fit, tiles_gemm
+from .process_flags import process_flag
 
 __all__ = ["gemm", "gemm_row_pieces", "gemm_column_pieces", "gemm_inner_pieces", "gemm_transposed_tiles",
            "small_piece", "small_kernels_in_use", "tiles_take", "openblas_cores",
@@ -267,21 +267,7 @@ def _openblas_small_kernels() -> bool:
 #: 1 while products are cut into pieces (see :data:`SMALL_PRODUCT`), read by compiled code at run time
 #: through the LLVM symbol ``nkernels_blas_small_kernels`` (so a cached kernel follows the process it runs
 #: in); tests set it to compare both ways
-small_kernels = ctypes.c_int64(int(_openblas_small_kernels()))
-llvm.add_symbol("nkernels_blas_small_kernels", ctypes.addressof(small_kernels))
-
-
-@intrinsic
-def _read_small_kernels(typingctx):
-    def codegen(context, builder, signature, args):
-        int64 = ir.IntType(64)
-        flag = builder.module.globals.get("nkernels_blas_small_kernels")
-        if flag is None:
-            flag = ir.GlobalVariable(builder.module, int64, "nkernels_blas_small_kernels")
-            flag.linkage = "external"
-        return builder.icmp_signed("!=", builder.load(flag), ir.Constant(int64, 0))
-
-    return types.boolean(), codegen
+small_kernels, _read_small_kernels = process_flag("nkernels_blas_small_kernels", int(_openblas_small_kernels()))
 
 
 @njit(cache=True)
