@@ -451,9 +451,6 @@ if not numba_config.DISABLE_JIT:
     for _dtype, _compiled in _COMPILED.items():
         llvm.add_symbol(_SYMBOLS[_dtype], _compiled.address)
 else:  # plain Python (the kernel coverage run, a debugger): no intrinsics
-    def _read_tiles():  # noqa: F811
-        return tiles.value != 0
-
     def tiles_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):  # noqa: F811
         product = alpha * ((a.T if transa else a) @ (b.T if transb else b))
         c[...] = product if beta == 0 else product + beta * c

@@ -355,8 +355,3 @@ def gemm_inner_pieces(alpha, a, b, c):
     piece = max(1, k) if tiles_take(False, False, m, k) else small_piece(m, k, n)
     for p in range(0, k, piece):
         gemm(False, False, alpha, a[:, p:p + piece], b[p:p + piece, :], 0.0 if p == 0 else 1.0, c)
-
-
-if numba_config.DISABLE_JIT:  # plain Python: read the flag itself
-    def _read_small_kernels():  # noqa: F811
-        return small_kernels.value != 0

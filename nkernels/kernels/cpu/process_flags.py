@@ -10,6 +10,7 @@ import ctypes
 
 import llvmlite.binding as llvm
 from llvmlite import ir
+from numba import config as numba_config
 from numba import types
 from numba.extending import intrinsic
 
@@ -19,9 +20,11 @@ __all__ = ["process_flag"]
 def process_flag(symbol: str, value: int):
     """``(flag, read)``: a ``ctypes.c_int64`` holding ``value``, registered as the LLVM symbol
     ``symbol`` (tests may set ``flag.value``), and an intrinsic ``read()`` giving whether it is not 0,
-    read each time compiled code runs it."""
+    read each time compiled code runs it (in plain Python, ``NUMBA_DISABLE_JIT=1``, a function reading it)."""
     flag = ctypes.c_int64(value)
     llvm.add_symbol(symbol, ctypes.addressof(flag))
+    if numba_config.DISABLE_JIT:
+        return flag, lambda: flag.value != 0
 
     def read(typingctx):
         def codegen(context, builder, signature, args):
