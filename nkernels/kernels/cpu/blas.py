@@ -6,9 +6,10 @@ whose rows are strided with a unit inner stride (``x[:, 2:5]``, ``x[1::2]``); a 
 given through its flag (``gemm(False, True, 1.0, x, w, 0.0, y)`` is ``y = x @ w.T``), never as a
 transposed view. It is callable from Python and from ``@njit`` code (``cache=True`` included).
 
-On a CPU with AVX-512, products with ``b`` not transposed and of a training step's sizes go to
-nkernels' own register tiles (:mod:`.avx512`: faster than OpenBLAS's kernels on them, and untouched
-by ``OPENBLAS_CORETYPE``); the rest go to BLAS ``sgemm``/``dgemm``, called directly.
+On a CPU with AVX-512, a training step's products go to nkernels' own register tiles (:mod:`.avx512`:
+faster than OpenBLAS's kernels on them, and untouched by ``OPENBLAS_CORETYPE``): those with ``b`` not
+transposed always, those with ``b`` transposed where OpenBLAS runs kernels without AVX-512
+(:func:`tiles_take`). The rest go to BLAS ``sgemm``/``dgemm``, called directly.
 
 How it stays cacheable: the addresses of SciPy's ``cython_blas`` ``sgemm``/``dgemm`` are registered
 with LLVM as the symbols ``nkernels_scipy_sgemm``/``nkernels_scipy_dgemm`` when this module is imported,
