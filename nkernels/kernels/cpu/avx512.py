@@ -9,15 +9,20 @@ packed: on the products a training step makes (a few dozen to a few hundred rows
 up to a few hundred) every operand's tile stays in the first-level cache, and one core runs at
 ~245-265 GFLOP/s (float32) on this project's Zen 5 machine, where OpenBLAS's AVX-512 kernels give
 135-255 and its AVX2 ones (``OPENBLAS_CORETYPE=Haswell``) 65-110. For ``a @ b.T`` both operands run
-along the inner dimension: a tile of :data:`DOT_SIDE` by :data:`DOT_SIDE` entries sums a vector of
-the inner dimension at a time and adds the lanes at the end (125-205 GFLOP/s). Longer inner
-dimensions run in blocks of :data:`INNER_BLOCK`, each block's products added to ``c``.
+along the inner dimension. With enough rows and columns (:func:`by_packing`) the same tiles compute
+``c.T = b @ a.T``: blocks of ``a``'s rows are transposed into a buffer in registers (16 by 16 float32
+at a time), ``b``'s rows are broadcast, and each tile's vectors are transposed back in registers into
+rows of ``c`` as they are stored (225-260 GFLOP/s). Smaller ones run by dot tiles of :data:`DOT_SIDE`
+by :data:`DOT_SIDE` entries, which sum a vector of the inner dimension at a time and add the lanes at
+the end (125-205 GFLOP/s). Longer inner dimensions run in blocks of :data:`INNER_BLOCK`, each block's
+products added to ``c``.
 
 Edges are masked: rows (and ``b.T``'s columns) past ``c``'s read the last ones again and are never
 stored; columns and inner steps past the arrays are neither loaded nor stored (AVX-512 masked
 moves). No tile reads or writes outside the arrays. Each entry of ``c`` is one chain of fused
-multiply-adds over each block of the inner dimension in order, wherever its tile lies, so a product
-cut into pieces of rows or columns gives the same bits as the whole.
+multiply-adds over each block of the inner dimension in order (by dot tiles, one per lane, then the
+lanes' sums added), wherever its tile lies, so a product cut into pieces of rows or columns gives the
+same bits as the whole when the pieces run by the same kind of tiles.
 
 :mod:`.blas`'s ``gemm`` takes this path where its ``tiles_take`` says so, and only where
 :func:`tiles_in_use`: the CPU has AVX-512 and Numba compiles for it (:data:`tiles`, read by
@@ -26,16 +31,17 @@ compare both ways).
 """
 
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 from numba import config as numba_config
-from numba import cfunc, njit, types
+from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .process_flags import process_flag
 
-__all__ = ["tiles_gemm", "tiles_fit", "tiles_in_use", "tiles", "ROWS", "VECTORS", "DOT_SIDE", "DOT_MIN_INNER",
-           "INNER_BLOCK", "TILES_MAX_A"]
+__all__ = ["tiles_gemm", "tiles_fit", "tiles_in_use", "by_packing", "tiles", "ROWS", "VECTORS", "DOT_SIDE",
+           "DOT_MIN_INNER", "PACK_MIN_ROWS", "PACK_MIN_COLUMNS", "INNER_BLOCK", "TILES_MAX_A"]
 
 #: the rows of ``c`` in a tile
 ROWS = 8
@@ -54,6 +60,15 @@ TILES_MAX_A = 1 << 17
 DOT_SIDE = 4
 #: the shortest inner dimension of an ``a @ b.T`` taken by tiles: its tiles sum a vector of it at a time
 DOT_MIN_INNER = 16
+#: ``a @ b.T`` with at least :data:`PACK_MIN_ROWS` rows and :data:`PACK_MIN_COLUMNS` columns runs by
+#: packed tiles (:func:`by_packing`): blocks of ``a``'s rows transposed into a buffer, and tiles of ``c.T``
+#: (``b``'s rows broadcast, the buffer's rows as vectors) stored transposed. µs, float32, one core,
+#: (rows, columns, inner), packed tiles against dot tiles: (32, 128, 64) 2.5 against 4.2, (32, 64, 64)
+#: 1.5 against 2.1, (32, 32, 128) 1.6 against 1.6, (21, 128, 128) 4.6 against 4.8, (32, 16, 128) 1.1
+#: against 0.8; against OpenBLAS's AVX-512 kernels cut as :mod:`.blas` cuts them: (32, 128, 64) 2.5 against
+#: 3.6, (64, 128, 128) 9.1 against 11.5, (32, 32, 128) 1.6 against 1.4, (20, 128, 64) 2.7 against 2.5
+PACK_MIN_ROWS = 32
+PACK_MIN_COLUMNS = 64
 
 
 def _cpu_has_avx512() -> bool:
@@ -217,6 +232,37 @@ class _Vectors:
         indices = [lane if v == used[0] else self.lanes + lane for v, lane in places]
         return self.builder.shuffle_vector(first, second, ir.Constant(ir.VectorType(self.int32, len(indices)), indices))
 
+    def transpose(self, vectors):
+        """The lanes of ``vectors`` (a power of 2 of them, at most :attr:`lanes`) transposed: a list of
+        ``(vector, first)``, each vector holding lanes ``first`` to ``first + lanes // len(vectors) - 1``
+        of the ones given, each lane's entries of all of them in a run (the entry of vector ``r``'s lane
+        ``l`` at ``(l - first) * len(vectors) + r``). Each level shuffles pairs of vectors into runs twice
+        as long, and the last puts each run in order (any two-vector shuffle is one instruction)."""
+        builder, lanes, count = self.builder, self.lanes, len(vectors)
+        labels = [[(r, lane) for lane in range(lanes)] for r in range(count)]  # (vector, lane) of each entry
+        values, run = list(vectors), 1
+        while run < count:
+            half, last = len(values) // 2, 2 * run >= count
+            shuffled, shuffled_labels = [], []
+            for x in range(half):
+                both = labels[x] + labels[x + half]
+                runs = lanes // run
+                for part in (0, 1):
+                    indices = [side + q * run + t for q in range(part * runs // 2, (part + 1) * runs // 2)
+                               for side in (0, lanes) for t in range(run)]
+                    if last:  # lanes in order, and each lane's entries in the order of the vectors given
+                        indices = sorted(indices, key=lambda i: both[i][::-1])
+                    mask = ir.Constant(ir.VectorType(self.int32, lanes), indices)
+                    shuffled.append(builder.shuffle_vector(values[x], values[x + half], mask))
+                    shuffled_labels.append([both[i] for i in indices])
+            values, labels, run = shuffled, shuffled_labels, 2 * run
+        return sorted(((value, lab[0][1]) for value, lab in zip(values, labels)), key=lambda pair: pair[1])
+
+    def segment(self, vector, start: int, width: int):
+        """Lanes ``start`` to ``start + width - 1`` of ``vector``, as a vector of ``width`` lanes."""
+        indices = ir.Constant(ir.VectorType(self.int32, width), list(range(start, start + width)))
+        return self.builder.shuffle_vector(vector, vector, indices)
+
     def _address(self, base, offset, vector):
         return self.builder.bitcast(self.builder.gep(base, [offset]), vector.as_pointer())
 
@@ -239,14 +285,16 @@ def _same_float_dtype(*arrays):
     return dtype if dtype in (types.float32, types.float64) and all(x.dtype == dtype for x in arrays) else None
 
 
-def _tile_of(tile_rows: int, tile_vectors: int):
+def _tile_of(tile_rows: int, tile_vectors: int, transposed: bool = False):
     """The intrinsic computing one tile of ``tile_rows`` rows by ``tile_vectors`` vectors of ``c``:
     ``c[i, j] = alpha * sum_p a[i, p] * b[p, j] + beta * c[i, j]`` (``beta * c`` left out when beta
     is 0) for ``rows`` rows (at most ``tile_rows``) and ``columns`` columns, with offsets and steps in
     elements from each array's first element: ``a[i, p]`` at ``a_offset + i * a_row_step + p *
     a_inner_step``, ``b[p, j]`` at ``b_offset + p * b_row_step + j``, ``c[i, j]`` at ``c_offset + i *
     c_row_step + j``. Each step of ``p`` loads a row of ``b``'s tile and broadcasts an entry of each
-    row of ``a``'s."""
+    row of ``a``'s. ``transposed``: the tile is ``c.T``'s, stored transposed (``c[j, i]`` at ``c_offset
+    + j * c_row_step + i``), each vector's lanes turned into rows of ``c`` in registers
+    (:meth:`_Vectors.transpose`)."""
     def tile(typingctx, a, a_offset, a_row_step, a_inner_step, rows, b, b_offset, b_row_step, c, c_offset,
              c_row_step, columns, k, alpha, beta):
         dtype = _same_float_dtype(a, b, c)
@@ -276,6 +324,10 @@ def _tile_of(tile_rows: int, tile_vectors: int):
                 return added
 
             totals = v.summing_loop(k, 1, tile_rows * tile_vectors, step)
+            if transposed:
+                _store_transposed(v, totals, tile_rows, tile_vectors, rows, columns, C, c_offset, c_row_step, alpha,
+                                  beta)
+                return context.get_dummy_value()
             for r in range(tile_rows):
                 with cgutils.if_likely(builder, builder.icmp_signed("<", v.constant(r), rows)):
                     c_row = builder.add(c_offset, builder.mul(v.constant(r), c_row_step))
@@ -286,8 +338,52 @@ def _tile_of(tile_rows: int, tile_vectors: int):
 
         return sig, codegen
 
-    tile.__name__ = tile.__qualname__ = f"tile_{tile_rows}x{tile_vectors}"
+    tile.__name__ = tile.__qualname__ = f"{'transposed_' * transposed}tile_{tile_rows}x{tile_vectors}"
     return intrinsic(tile)
+
+
+def _store_transposed(v, totals, tile_rows, tile_vectors, rows, columns, C, c_offset, c_row_step, alpha, beta):
+    """Store a tile's sums (``totals[r * tile_vectors + h]``: row ``r``, vector ``h``) into ``c``
+    transposed: lane ``l`` of vector ``h`` becomes row ``h * lanes + l`` (stored for those below
+    ``columns``), the tile's rows its entries (stored for those below ``rows``)."""
+    builder = v.builder
+    wide = ir.VectorType(v.int64, tile_rows)
+    row_mask = builder.icmp_signed("<", ir.Constant(wide, list(range(tile_rows))), v.splat(rows, wide))
+    for h in range(tile_vectors):
+        for value, first in v.transpose([totals[r * tile_vectors + h] for r in range(tile_rows)]):
+            for e in range(v.lanes // tile_rows):
+                column = h * v.lanes + first + e
+                with cgutils.if_likely(builder, builder.icmp_signed("<", v.constant(column), columns)):
+                    v.store_scaled(v.segment(value, e * tile_rows, tile_rows), C,
+                                   builder.add(c_offset, builder.mul(v.constant(column), c_row_step)), row_mask,
+                                   alpha, beta)
+
+
+@intrinsic
+def _pack_transposed(typingctx, a, a_offset, a_row_step, rows, k, packed, packed_offset, packed_row_step):
+    """A block of ``lanes`` rows by ``lanes`` steps of the inner dimension of ``a`` (``a[i, p]`` at
+    ``a_offset + i * a_row_step + p``) transposed into ``packed`` (``a[i, p]`` at ``packed_offset + p *
+    packed_row_step + i``), zero for rows from ``rows`` on and steps from ``k`` on, which are not read."""
+    dtype = _same_float_dtype(a, packed)
+    if dtype is None:
+        return None
+    sig = types.void(a, a_offset, a_row_step, rows, k, packed, packed_offset, packed_row_step)
+
+    def codegen(context, builder, signature, args):
+        v = _Vectors(context, builder, dtype)
+        A, P = _pointers_of(context, builder, signature, args, 0, 5)
+        a_offset, a_row_step, rows, k, packed_offset, packed_row_step = _integers_of(
+            context, builder, signature, args, 1, 2, 3, 4, 6, 7)
+        inner = v.below(v.constant(0), k)
+        nothing, every = (ir.Constant(inner.type, [bit] * v.lanes) for bit in (0, 1))
+        loaded = [v.load(A, builder.add(a_offset, builder.mul(v.constant(i), a_row_step)),
+                         builder.select(builder.icmp_signed("<", v.constant(i), rows), inner, nothing))
+                  for i in range(v.lanes)]
+        for value, p in v.transpose(loaded):
+            v.store(value, P, builder.add(packed_offset, builder.mul(v.constant(p), packed_row_step)), every)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 def _dot_tile_of(tile_rows: int, tile_columns: int):
@@ -341,10 +437,12 @@ def _dot_tile_of(tile_rows: int, tile_columns: int):
 
 #: the tiles of ``op(a) @ b``: 8 rows by 2 vectors (the most of the product), 16 rows by 1 vector (a c
 #: of one vector's columns or fewer) and 4 rows by 4 vectors (the last rows when they are 4 or fewer);
-#: and of ``a @ b.T``: 4 by 4 entries. Each holds 16 vector registers of sums
+#: and of ``a @ b.T``: 8 rows of ``b`` by 2 vectors of packed rows of ``a``, stored transposed, and 4 by 4
+#: entries by dot tiles. Each holds 16 vector registers of sums
 _tile = _tile_of(ROWS, VECTORS)
 _narrow_tile = _tile_of(2 * ROWS, VECTORS // 2)
 _short_tile = _tile_of(ROWS // 2, 2 * VECTORS)
+_transposed_tile = _tile_of(ROWS, VECTORS, transposed=True)
 _dot_tile = _dot_tile_of(DOT_SIDE, DOT_SIDE)
 
 
@@ -363,22 +461,45 @@ def _product_by_tiles(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, l
     """:func:`tiles_gemm` on the data pointers of ``a``, ``b`` and ``c``, vectors of ``lanes`` entries:
     a block of :data:`INNER_BLOCK` of the inner dimension at a time (one pass for ``k`` 0, scaling ``c``)."""
     a_row_step, a_inner_step = (1, lda) if transa else (lda, 1)
+    packed = carray(c, 0)  # a's rows transposed, for a @ b.T by packed tiles
+    if transb and by_packing(m, n):
+        packed = np.empty(-(-min(k, INNER_BLOCK) // lanes) * lanes * VECTORS * lanes, packed.dtype)
     for p in range(0, max(k, 1), INNER_BLOCK):
         block, scale = min(INNER_BLOCK, k - p), beta if p == 0 else 1.0
         if transb:
-            _block_with_b_transposed(m, n, block, alpha, a, p, lda, b, p, ldb, scale, c, ldc)
+            _block_with_b_transposed(m, n, block, alpha, a, p, lda, b, p, ldb, scale, c, ldc, lanes, packed)
         else:
             _block(m, n, block, alpha, a, p * a_inner_step, a_row_step, a_inner_step, b, p * ldb, ldb, scale, c, ldc,
                    lanes)
 
 
 @njit(cache=True)
-def _block_with_b_transposed(m, n, k, alpha, a, a_offset, lda, b, b_offset, ldb, beta, c, ldc):
-    """``c = alpha * a @ b.T + beta * c`` over ``k`` steps of the inner dimension from the offsets, by dot tiles."""
-    for j in range(0, n, DOT_SIDE):  # b's rows stay in the first-level cache for every tile of them
-        for i in range(0, m, DOT_SIDE):
-            _dot_tile(a, a_offset + i * lda, lda, min(DOT_SIDE, m - i), b, b_offset + j * ldb, ldb,
-                      min(DOT_SIDE, n - j), c, i * ldc + j, ldc, k, alpha, beta)
+def by_packing(m, n):
+    """Whether the tiles compute ``a @ b.T`` of ``m`` rows and ``n`` columns by packed tiles (at least
+    :data:`PACK_MIN_ROWS` and :data:`PACK_MIN_COLUMNS`; dot tiles otherwise)."""
+    return m >= PACK_MIN_ROWS and n >= PACK_MIN_COLUMNS
+
+
+@njit(cache=True)
+def _block_with_b_transposed(m, n, k, alpha, a, a_offset, lda, b, b_offset, ldb, beta, c, ldc, lanes, packed):
+    """``c = alpha * a @ b.T + beta * c`` over ``k`` steps of the inner dimension from the offsets: by packed
+    tiles where :func:`by_packing` (``packed`` holding a block of rows of ``a`` transposed), else by dot tiles."""
+    if not by_packing(m, n):
+        for j in range(0, n, DOT_SIDE):  # b's rows stay in the first-level cache for every tile of them
+            for i in range(0, m, DOT_SIDE):
+                _dot_tile(a, a_offset + i * lda, lda, min(DOT_SIDE, m - i), b, b_offset + j * ldb, ldb,
+                          min(DOT_SIDE, n - j), c, i * ldc + j, ldc, k, alpha, beta)
+        return
+    width = VECTORS * lanes
+    for i in range(0, m, width):  # c.T's tiles: b's rows broadcast, a's rows as vectors of packed
+        rows = min(width, m - i)
+        for p in range(0, k, lanes):
+            for h in range(VECTORS):
+                _pack_transposed(a, a_offset + (i + h * lanes) * lda + p, lda, rows - h * lanes, k - p, packed,
+                                 p * width + h * lanes, width)
+        for j in range(0, n, ROWS):
+            _transposed_tile(b, b_offset + j * ldb, ldb, 1, min(ROWS, n - j), packed, 0, width, c, i * ldc + j, ldc,
+                             rows, k, alpha, beta)
 
 
 @njit(cache=True)

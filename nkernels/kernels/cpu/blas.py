@@ -8,7 +8,8 @@ transposed view. It is callable from Python and from ``@njit`` code (``cache=Tru
 
 On a CPU with AVX-512, a training step's products go to nkernels' own register tiles (:mod:`.avx512`:
 faster than OpenBLAS's kernels on them, and untouched by ``OPENBLAS_CORETYPE``): those with ``b`` not
-transposed always, those with ``b`` transposed where OpenBLAS runs kernels without AVX-512
+transposed always, those with ``b`` transposed when they have the rows and columns to pack ``a``
+(:func:`nkernels.kernels.cpu.avx512.by_packing`) or where OpenBLAS runs kernels without AVX-512
 (:func:`tiles_take`). The rest go to BLAS ``sgemm``/``dgemm``, called directly.
 
 How it stays cacheable: the addresses of SciPy's ``cython_blas`` ``sgemm``/``dgemm`` are registered
@@ -31,7 +32,7 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
 
-from .avx512 import tiles_fit, tiles_gemm
+from .avx512 import by_packing, tiles_fit, tiles_gemm
 from .process_flags import process_flag
 
 __all__ = ["gemm", "gemm_row_pieces", "gemm_column_pieces", "gemm_inner_pieces", "gemm_transposed_tiles",
@@ -168,7 +169,7 @@ def _gemm(transa, transb, alpha, a, b, beta, c):
         raise ValueError("gemm: c shares memory with a or b; write into a separate array")
     if m == 0 or n == 0:
         return
-    if tiles_take(transa, transb, m, k):
+    if tiles_take(transa, transb, m, n, k):
         tiles_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     else:
         _row_major_gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -278,14 +279,14 @@ def small_kernels_in_use():
 
 
 @njit(cache=True)
-def tiles_take(transa, transb, m, k):
-    """Whether :func:`gemm` hands a product with ``m`` rows and inner dimension ``k`` to nkernels'
-    AVX-512 tiles where they fit (:func:`nkernels.kernels.cpu.avx512.tiles_fit`): those of ``op(a) @ b`` run faster
-    than OpenBLAS's kernels on a training step's sizes; those of ``a @ b.T`` sum each entry across
-    vector lanes (125-205 GFLOP/s a core on this project's Zen 5 machine), faster than OpenBLAS's AVX2
-    kernels (50-120) but ~10% slower than its AVX-512 ones, so they take it only where OpenBLAS runs
+def tiles_take(transa, transb, m, n, k):
+    """Whether :func:`gemm` hands a product of ``m`` rows, ``n`` columns and inner dimension ``k`` to
+    nkernels' AVX-512 tiles where they fit (:func:`nkernels.kernels.cpu.avx512.tiles_fit`): those of
+    ``op(a) @ b`` run faster than OpenBLAS's kernels on a training step's sizes. Those of ``a @ b.T`` by
+    packed tiles (:func:`nkernels.kernels.cpu.avx512.by_packing`) do too; by dot tiles they are faster than
+    OpenBLAS's AVX2 kernels but slower than its AVX-512 ones, so they take those only where OpenBLAS runs
     other kernels than :data:`SMALL_KERNEL_CORES` (:func:`small_kernels_in_use`)."""
-    return tiles_fit(transa, transb, m, k) and not (transb and small_kernels_in_use())
+    return tiles_fit(transa, transb, m, k) and not (transb and small_kernels_in_use() and not by_packing(m, n))
 
 
 @njit(cache=True)
@@ -310,7 +311,7 @@ def gemm_row_pieces(transa, alpha, a, b, beta, c):
     each entry of ``c`` is still one dot product of the same operands. Products the tiles take stay whole."""
     m, n = c.shape
     k = b.shape[0]
-    piece = max(1, m) if tiles_take(transa, False, m, k) else small_piece(n, m, k)
+    piece = max(1, m) if tiles_take(transa, False, m, n, k) else small_piece(n, m, k)
     for i in range(0, m, piece):
         gemm(transa, False, alpha, a[:, i:i + piece] if transa else a[i:i + piece], b, beta, c[i:i + piece])
 
@@ -322,7 +323,7 @@ def gemm_column_pieces(alpha, a, b, beta, c):
     the tiles take stay whole."""
     m, n = c.shape
     k = a.shape[1]
-    piece = max(1, n) if tiles_take(False, False, m, k) else small_piece(m, n, k)
+    piece = max(1, n) if tiles_take(False, False, m, n, k) else small_piece(m, n, k)
     for j in range(0, n, piece):
         gemm(False, False, alpha, a, b[:, j:j + piece], beta, c[:, j:j + piece])
 
@@ -336,7 +337,7 @@ def gemm_transposed_tiles(alpha, a, b, beta, c):
     entry of ``c`` is still one dot product of the same operands."""
     m, n = c.shape
     k = a.shape[1]
-    if tiles_take(False, True, m, k) or m > SMALL_TRANSPOSED_ROWS or m * n <= SMALL_TRANSPOSED_OUTPUTS \
+    if tiles_take(False, True, m, n, k) or m > SMALL_TRANSPOSED_ROWS or m * n <= SMALL_TRANSPOSED_OUTPUTS \
             or k < TRANSPOSED_TILE_MIN_INNER or not small_kernels_in_use():
         gemm(False, True, alpha, a, b, beta, c)
         return
@@ -353,6 +354,6 @@ def gemm_inner_pieces(alpha, a, b, c):
     the tiles take stay whole."""
     m, n = c.shape
     k = a.shape[1]
-    piece = max(1, k) if tiles_take(False, False, m, k) else small_piece(m, k, n)
+    piece = max(1, k) if tiles_take(False, False, m, n, k) else small_piece(m, k, n)
     for p in range(0, k, piece):
         gemm(False, False, alpha, a[:, p:p + piece], b[p:p + piece, :], 0.0 if p == 0 else 1.0, c)

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nkernels.kernels.cpu import avx512, blas
-from nkernels.kernels.cpu.avx512 import DOT_MIN_INNER, INNER_BLOCK, TILES_MAX_A, tiles_fit, tiles_gemm
+from nkernels.kernels.cpu.avx512 import (DOT_MIN_INNER, INNER_BLOCK, PACK_MIN_COLUMNS, PACK_MIN_ROWS, TILES_MAX_A,
+                                         by_packing, tiles_fit, tiles_gemm)
 
 #: both ways of running products (the ``nk_tiles`` fixture of :mod:`nkernels.testing.fixtures`)
 BOTH_WAYS = pytest.mark.parametrize("nk_tiles", [1, 0], indirect=True, ids=["tiles", "blas"])
@@ -49,6 +50,26 @@ def test_tiles_compute_the_product_and_write_only_inside_c(m, n, k, flags, dtype
     assert np.isnan(outer).sum() == outer.size - m * n  # nothing written outside the view
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.0, -0.5])
+@pytest.mark.parametrize("m, n, k", [(PACK_MIN_ROWS, PACK_MIN_COLUMNS, 16), (33, 65, 17), (47, 71, 1),
+                                     (70, 130, 600), (64, 64, 0)])
+def test_packed_tiles_compute_a_times_b_transposed_and_write_only_inside_c(dtype, beta, m, n, k):
+    assert by_packing(m, n)
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((m, k + 5)).astype(dtype)[:, :k]  # rows with a stride: the packing reads them
+    b = rng.standard_normal((n, k + 3)).astype(dtype)[:, :k]
+    before = rng.standard_normal((m, n)).astype(dtype)
+    outer, c = _guarded(m, n, dtype)
+    c[...] = np.nan if beta == 0 else before
+    tiles_gemm(False, True, m, n, k, 1.5, a, k + 5, b, k + 3, beta, c, c.strides[0] // c.itemsize)
+    expected = 1.5 * (a.astype(np.float64) @ b.T.astype(np.float64)) + (beta * before if beta else 0)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * max(k, 1))
+    c[...] = 0
+    assert np.isnan(outer).sum() == outer.size - m * n
+
+
 @pytest.mark.parametrize("flags", ["NN", "TN", "NT"])
 @pytest.mark.parametrize("k", [0, 1, INNER_BLOCK - 1, INNER_BLOCK, 2 * INNER_BLOCK + 3])
 def test_long_inner_dimensions_run_in_blocks_added_to_c(flags, k):
@@ -68,17 +89,27 @@ def test_long_inner_dimensions_run_in_blocks_added_to_c(flags, k):
 
 @pytest.mark.needs_jit("the tiles' own order of sums; plain Python multiplies with NumPy")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("transb", [False, True])
-def test_a_product_cut_into_rows_or_columns_gives_the_same_bits_as_the_whole(dtype, transb):
+@pytest.mark.parametrize("transb, rows, columns", [(False, (0, 5, 21, 37), (0, 40, 83)),
+                                                   (True, (0, 5, 21, 31), (0, 40, 83)),  # dot tiles
+                                                   (True, (0, 32, 70), (0, 64, 150))])  # packed tiles
+def test_a_product_cut_into_rows_or_columns_gives_the_same_bits_as_the_whole(dtype, transb, rows, columns):
+    m, n = rows[-1], columns[-1]
+    whole_packs = transb and by_packing(m, n)
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((37, 45)).astype(dtype)
-    b = rng.standard_normal((83, 45) if transb else (45, 83)).astype(dtype)
-    whole, cut = np.zeros((37, 83), dtype), np.zeros((37, 83), dtype)
+    a = rng.standard_normal((m, 45)).astype(dtype)
+    b = rng.standard_normal((n, 45) if transb else (45, n)).astype(dtype)
+    whole, cut = np.zeros((m, n), dtype), np.zeros((m, n), dtype)
     _tiles(False, 1.0, a, b, 0.0, whole, transb)
-    for i, j in [(0, 0), (0, 40), (5, 0), (5, 40), (21, 0), (21, 40)]:
-        rows, columns = slice(i, {0: 5, 5: 21, 21: 37}[i]), slice(j, 40 if j == 0 else 83)
-        _tiles(False, 1.0, a[rows], b[columns] if transb else b[:, columns], 0.0, cut[rows, columns], transb)
+    for i0, i1 in zip(rows, rows[1:]):
+        for j0, j1 in zip(columns, columns[1:]):
+            assert not transb or by_packing(i1 - i0, j1 - j0) == whole_packs  # each piece takes the same tiles
+            _tiles(False, 1.0, a[i0:i1], b[j0:j1] if transb else b[:, j0:j1], 0.0, cut[i0:i1, j0:j1], transb)
     assert np.array_equal(whole, cut)
+
+
+def test_products_with_b_transposed_pack_a_from_their_least_rows_and_columns():
+    assert by_packing(PACK_MIN_ROWS, PACK_MIN_COLUMNS)
+    assert not by_packing(PACK_MIN_ROWS - 1, 10 * PACK_MIN_COLUMNS) and not by_packing(10 * PACK_MIN_ROWS, PACK_MIN_COLUMNS - 1)
 
 
 @BOTH_WAYS
@@ -94,15 +125,17 @@ def test_tiles_fit_the_products_of_a_training_step_and_leave_larger_ones_to_blas
 
 
 @pytest.mark.parametrize("nk_small_kernels", [1, 0], indirect=True, ids=["avx512-blas", "other-blas"])
-def test_products_with_b_transposed_go_to_tiles_only_where_openblas_lacks_its_avx512_kernels(nk_small_kernels):
-    assert blas.tiles_take(False, True, 32, 128) == (tiles_fit(False, True, 32, 128) and not nk_small_kernels)
-    assert blas.tiles_take(False, False, 32, 128) == tiles_fit(False, False, 32, 128)
+def test_products_with_b_transposed_go_to_dot_tiles_only_where_openblas_lacks_its_avx512_kernels(nk_small_kernels):
+    fits = tiles_fit(False, True, 32, 128)
+    assert blas.tiles_take(False, True, 32, 10, 128) == (fits and not nk_small_kernels)  # dot tiles
+    assert blas.tiles_take(False, True, 32, 64, 128) == fits  # packed tiles
+    assert blas.tiles_take(False, False, 32, 10, 128) == tiles_fit(False, False, 32, 128)
 
 
 @BOTH_WAYS
 @pytest.mark.parametrize("flags", ["NN", "TN", "NT"])
 @pytest.mark.parametrize("shape", [(32, 128, 128), (10, 32, 128), (33, 20, 7), (64, 800, 64), (600, 300, 40),
-                                   (25, 1300, 32)])
+                                   (25, 1300, 32), (40, 64, 70)])
 def test_gemm_hands_the_tiles_what_they_take_and_blas_the_rest(nk_tiles, flags, shape):
     m, k, n = shape
     transa, transb = flags[0] == "T", flags[1] == "T"
@@ -114,7 +147,7 @@ def test_gemm_hands_the_tiles_what_they_take_and_blas_the_rest(nk_tiles, flags, 
     blas.gemm(transa, transb, 0.5, a, b, 1.0, through_gemm)
     _tiles(transa, 0.5, a, b, 1.0, by_tiles, transb)
     blas._row_major_gemm(transa, transb, m, n, k, 0.5, a, a.shape[1], b, b.shape[1], 1.0, by_blas, n)
-    expected = by_tiles if blas.tiles_take(transa, transb, m, k) else by_blas
+    expected = by_tiles if blas.tiles_take(transa, transb, m, n, k) else by_blas
     assert np.array_equal(through_gemm, expected)
     np.testing.assert_allclose(by_tiles, by_blas, rtol=1e-4, atol=1e-4)
 
