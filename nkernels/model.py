@@ -81,7 +81,8 @@ class Sequential:
         """Draw every layer's parameters afresh from generators spawned off ``seed``."""
         children = np.random.SeedSequence(seed).spawn(len(self.layers))
         for layer, child in zip(self.layers, children):
-            layer.reset_parameters(np.random.default_rng(child))
+            if type(layer).reset_parameters is not Layer.reset_parameters:  # (the base draws nothing)
+                layer.reset_parameters(np.random.default_rng(child))
 
     # -- parameters ----------------------------------------------------------------------------
     @property

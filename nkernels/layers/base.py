@@ -208,8 +208,8 @@ class Layer:
 
     def fill_uniform(self, rng: np.random.Generator, bound: float) -> None:
         """Draw every parameter from U(-bound, bound) (PyTorch's default initializations) and zero the grads."""
-        for value in self.params.values():
-            devices.assign(value, rng.uniform(-bound, bound, value.shape).astype(value.dtype))
+        for value in self.params.values():  # (assigning casts the draw as astype would, without its copy)
+            devices.assign(value, rng.uniform(-bound, bound, value.shape))
         self.zero_grads()
 
     # -- config --------------------------------------------------------------------------------

@@ -269,6 +269,8 @@ class _Snapshot:
 
 
 def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict) and not value:  # the state of most schemes: no round trip to copy it
+        return {}
     import json
 
     return json.loads(json.dumps(value))

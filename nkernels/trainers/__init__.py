@@ -17,6 +17,7 @@ mode to float rounding). :func:`run_epoch_batches` is the epoch of batches schem
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import numpy as np
@@ -116,7 +117,7 @@ def answers_per_sample(targets: Any) -> int:
     """How many answers of a classifier one sample's ``targets`` hold, which accuracy counts: one
     per integer label (1 for labels (N,), T for a sequence's labels (N, T)); value targets (float
     rows, one-hot say) one per sample."""
-    return int(np.prod(targets.shape[1:])) if np.dtype(targets.dtype).kind in "iu" else 1
+    return math.prod(targets.shape[1:]) if np.dtype(targets.dtype).kind in "iu" else 1
 
 
 __all__ = ["Trainer", "make_trainer", "run_epoch_batches", "answers_per_sample", "LayerwiseTrainer", "CompiledTrainer",
