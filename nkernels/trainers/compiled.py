@@ -87,7 +87,9 @@ class CompiledTrainer:
         self._serving: _Serving | None = None
         self.split = split
         self._buffers: dict[tuple[int, int], list] = {}
+        self._sized_buffers: dict[tuple[int, int], list] = {}
         self._activations: dict[tuple[int, int], tuple[list, list]] = {}
+        self._sized: dict[tuple[int, int], tuple] = {}  # each replica's workspaces, targets and raw input
         self._private_arrays: dict[tuple, np.ndarray] = {}
         self._split_runs: dict[tuple[int, int], tuple[list, list]] = {}
         self._copies: list[tuple[np.ndarray, np.ndarray]] = []
@@ -175,36 +177,20 @@ class CompiledTrainer:
         for source, copy in self._copies:
             np.copyto(copy, source)
 
-    def _arrays(self, batch_size: int, replica: int = 0) -> list:
-        """The arguments after the fixed ones for one batch size, allocated on first use and kept.
+    def _arrays(self, batch_size: int, replica: int = 0, sized_only: bool = False) -> list:
+        """The arguments after the fixed ones for one batch size, allocated on first use and kept;
+        with ``sized_only``, only those of :data:`BATCH_SIZED_KINDS` (the same arrays).
 
         Replica 0 trains the model's own parameters; replica 1 (the split mode's second half) gets
         workspaces and copies of the parameters and the optimizer's state of its own, and shares
         the buffers. The split mode's gradients: :meth:`_gradient`.
         """
-        if (batch_size, replica) in self._buffers:
-            return self._buffers[batch_size, replica]
-        model, dtype = self.model, self.model.dtype
-        passes, shapes = self._layout(batch_size)
-        acts: list[Any] = [np.zeros(shapes[0], model.input_dtype)]  # indices stay integers
-        for l, p in enumerate(passes):
-            forward_view = isinstance(p, LayerPasses) and p.forward is VIEW
-            acts.append(acts[l].reshape(shapes[l + 1]) if forward_view else np.zeros(shapes[l + 1], dtype))
-        dacts: list[Any] = [None] * len(shapes)
-        dacts[-1] = np.zeros(shapes[-1], dtype)
-        for l in reversed(range(len(passes))):
-            backward_view = isinstance(passes[l], LayerPasses) and passes[l].backward is VIEW
-            dacts[l] = dacts[l + 1].reshape(shapes[l]) if backward_view else np.zeros(shapes[l], dtype)
-        loss_workspaces = self._loss_workspaces()
-        works: dict = {}
-
-        def workspace(l: int, name: str):
-            if (l, name) not in works:
-                spec = loss_workspaces[name] if l < 0 else passes[l].workspaces[name]
-                shape = (shapes[-1] if l < 0 else shapes[l]) if spec.shape == "input" else spec.shape
-                works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
-            return works[l, name]
-
+        kept = self._sized_buffers if sized_only else self._buffers
+        if (batch_size, replica) in kept:
+            return kept[batch_size, replica]
+        model = self.model
+        passes, _ = self._layout(batch_size)
+        acts, dacts, workspace, target, raw = self._batch_sized(batch_size, replica)
         states: dict = {}
 
         def optimizer_state(l: int, name: str) -> dict:
@@ -214,11 +200,10 @@ class CompiledTrainer:
 
         split = self._splits(batch_size)
         own_copies = split and replica == 1  # the second replica's parameters and optimizer state
-        labels = self.loss.target_kind == "labels"  # one per sample (N,), or per token (N, T) of (N, T, C)
-        target = np.zeros(shapes[-1][:-1], np.int64) if labels else np.zeros(shapes[-1], dtype)
-        raw = np.zeros(shapes[0], model.input_dtype)
         arrays = []
         for b in self.step.bindings.values():
+            if sized_only and b.kind not in BATCH_SIZED_KINDS:
+                continue
             if b.kind == "act":
                 array = acts[b.index]
             elif b.kind == "dact":
@@ -245,9 +230,41 @@ class CompiledTrainer:
             else:
                 raise AssertionError(f"unexpected binding {b}")
             arrays.append(view(array, b.view))
-        self._buffers[batch_size, replica] = arrays
-        self._activations[batch_size, replica] = (acts, dacts)
+        kept[batch_size, replica] = arrays
         return arrays
+
+    def _batch_sized(self, batch_size: int, replica: int) -> tuple[list, list, Any, np.ndarray, np.ndarray]:
+        """A replica's arrays that follow the batch size, allocated once: the activations, their
+        gradients, the workspaces (a function of the layer's index, -1 for the loss, and the
+        name, allocating each on first use), the targets and the raw input."""
+        key = (batch_size, replica)
+        if key not in self._activations:
+            model, dtype = self.model, self.model.dtype
+            passes, shapes = self._layout(batch_size)
+            acts: list[Any] = [np.zeros(shapes[0], model.input_dtype)]  # indices stay integers
+            for l, p in enumerate(passes):
+                forward_view = isinstance(p, LayerPasses) and p.forward is VIEW
+                acts.append(acts[l].reshape(shapes[l + 1]) if forward_view else np.zeros(shapes[l + 1], dtype))
+            dacts: list[Any] = [None] * len(shapes)
+            dacts[-1] = np.zeros(shapes[-1], dtype)
+            for l in reversed(range(len(passes))):
+                backward_view = isinstance(passes[l], LayerPasses) and passes[l].backward is VIEW
+                dacts[l] = dacts[l + 1].reshape(shapes[l]) if backward_view else np.zeros(shapes[l], dtype)
+            loss_workspaces = self._loss_workspaces()
+            works: dict = {}
+
+            def workspace(l: int, name: str):
+                if (l, name) not in works:
+                    spec = loss_workspaces[name] if l < 0 else passes[l].workspaces[name]
+                    shape = (shapes[-1] if l < 0 else shapes[l]) if spec.shape == "input" else spec.shape
+                    works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
+                return works[l, name]
+
+            labels = self.loss.target_kind == "labels"  # one per sample (N,), or per token (N, T) of (N, T, C)
+            target = np.zeros(shapes[-1][:-1], np.int64) if labels else np.zeros(shapes[-1], dtype)
+            self._activations[key] = acts, dacts
+            self._sized[key] = workspace, target, np.zeros(shapes[0], model.input_dtype)
+        return (*self._activations[key], *self._sized[key])
 
     def _layout(self, batch_size: int) -> tuple[list, list[tuple[int, ...]]]:
         """Each layer's passes on batches of ``batch_size`` and the shapes from the batch's to the
@@ -275,11 +292,9 @@ class CompiledTrainer:
         ``last_batch`` rows (a run without a last batch passes the first ones again)."""
         key = (batch_size, last_batch)
         if key not in self._split_runs:
-            sized = [b.kind in BATCH_SIZED_KINDS for b in self.step.bindings.values()]
             roles = []
             for role, (rows, last_rows) in enumerate(zip(_halves(batch_size), _halves(last_batch))):
-                last_arrays = self._arrays(last_rows or rows, role)
-                roles.append([*self._arrays(rows, role), *[a for a, s in zip(last_arrays, sized) if s]])
+                roles.append([*self._arrays(rows, role), *self._arrays(last_rows or rows, role, sized_only=True)])
             self._split_runs[key] = (roles[0], roles[1])
         return self._split_runs[key]
 
