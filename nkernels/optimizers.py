@@ -6,7 +6,6 @@ parameter's name in ``model.params``, so checkpoints can store and restore it.
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ import numpy as np
 from .runtime import devices
 from .plugins.kernels import kernel
 from .passes import STEP, Call, Const, Frame, Local, Phase, Ref, Scalar, run, state
-from .validation import check_bool, check_number
+from .validation import check_bool, check_number, constructor_signature
 
 #: the parameter an optimizer phase updates, and its gradient
 PARAM, GRAD = Ref("param"), Ref("grad")
@@ -243,7 +242,7 @@ def get_optimizer(optimizer: Any, **options: Any) -> Optimizer:
         return optimizer
     if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
         cls = OPTIMIZERS[optimizer.lower()]
-        accepted = [name for name in inspect.signature(cls).parameters]
+        accepted = [name for name in constructor_signature(cls).parameters]
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise TypeError(f"optimizer {optimizer!r} does not accept the option(s) {unknown}; "

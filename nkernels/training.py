@@ -4,13 +4,12 @@ The trainers that run the mini-batches live in :mod:`nkernels.trainers`.
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 
 from .runtime import devices
-from .validation import check_model_data, check_int, check_model_input, check_same_length
+from .validation import check_int, check_model_data, check_model_input, check_same_length, constructor_signature
 from .losses import Loss, get_loss
 from .runtime.threads import blas_single_threaded
 
@@ -71,10 +70,11 @@ def _resolve_scheme(scheme: Any, options: dict[str, Any]):
         cls = registry.schemes[scheme]
     else:
         raise TypeError(f"scheme must be a registered name or a Scheme, got {scheme!r}")
+    signature = constructor_signature(cls)
     try:
-        inspect.signature(cls).bind(**options)
+        signature.bind(**options)
     except TypeError:
-        accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+        accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
         raise TypeError(f"scheme {scheme!r} does not accept the option(s) {sorted(options)}; it accepts "
                         f"{accepted} plus the fit arguments {list(FIT_ARGUMENTS)}") from None
     return cls(**options)
