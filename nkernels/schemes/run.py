@@ -84,8 +84,9 @@ class TrainingRun:
         self.n_samples = len(self.X)
         self.batch_size = min(batch_size, self.n_samples)
         self.rng = np.random.default_rng(self.seed)
-        augment_seed = int(np.random.default_rng(self.seed).integers(2**62))
-        self.augment: tuple[int, int] | None = (scheme.augment_shift, augment_seed) if scheme.augment_shift else None
+        self.augment: tuple[int, int] | None = None
+        if scheme.augment_shift:  # (a generator of its own: the run's draws stay the same with or without)
+            self.augment = scheme.augment_shift, int(np.random.default_rng(self.seed).integers(2**62))
         self.optimizer: Any = None
         self.info: dict[str, Any] = {}
         self.history = History()
