@@ -16,6 +16,7 @@ import numpy as np
 
 from ..callbacks import Callback, CallbackList, as_callback_list
 from ..errors import TrainingDivergedError
+from ..kernels.cpu.vecmath import all_finite
 from ..history import History
 from ..runtime import devices
 from ..runtime.threads import one_kernel_thread
@@ -238,7 +239,8 @@ class TrainingRun:
 
 
 def _finite(model) -> bool:
-    return all(np.isfinite(devices.to_host(v)).all() for v in model.params.values())
+    return all(all_finite(v.reshape(-1)) if isinstance(v, np.ndarray) else np.isfinite(devices.to_host(v)).all()
+               for v in model.params.values())
 
 
 class _Snapshot:

@@ -66,3 +66,14 @@ def test_normal_cdf_is_relatively_accurate_in_both_tails(dtype, rtol):
     out = np.empty_like(special)
     _normal_cdf_of(special, out)
     assert np.isnan(out[0]) and out[1] == 0.0 and out[2] == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_all_finite_finds_one_bad_entry_anywhere(dtype, bad):
+    a = (np.linspace(-1, 1, 101) * np.finfo(dtype).max).astype(dtype)  # finite, however large
+    assert vecmath.all_finite(a) and vecmath.all_finite(a[:0])
+    for i in (0, 37, 100):
+        b = a.copy()
+        b[i] = bad
+        assert not vecmath.all_finite(b)
