@@ -2,6 +2,9 @@
 forward and backward."""
 import numpy as np
 from numba import njit
+from numba.extending import overload
+
+from .vecmath import exp
 
 
 @njit(cache=True, error_model="numpy")
@@ -9,7 +12,9 @@ def softmax_cross_entropy_forward(logits, labels, probs):
     """Mean cross-entropy of ``softmax(logits)`` against integer ``labels``.
 
     logits (N, C); labels (N,) int64 in [0, C); probs (N, C) receives the softmax, which
-    :func:`softmax_cross_entropy_backward` needs. Returns the mean loss as a float.
+    :func:`softmax_cross_entropy_backward` needs. Returns the mean loss as a float. The
+    exponentials are :func:`.vecmath.exp`'s (within 2 ulp of libm's), all of them in one loop
+    (a row at a time they ran 2.5x slower for the digits' 10 classes).
     """
     n, c = logits.shape
     total = 0.0
@@ -18,15 +23,42 @@ def softmax_cross_entropy_forward(logits, labels, probs):
         for j in range(1, c):
             if logits[i, j] > m:
                 m = logits[i, j]
+        for j in range(c):
+            probs[i, j] = logits[i, j] - m
+        total += m - logits[i, labels[i]]
+    _exp_in_place(probs)
+    for i in range(n):
         s = 0.0
         for j in range(c):
-            e = np.exp(logits[i, j] - m)
-            probs[i, j] = e
-            s += e
+            s += probs[i, j]
         for j in range(c):
             probs[i, j] /= s
-        total += np.log(s) + m - logits[i, labels[i]]
+        total += np.log(s)
     return total / n
+
+
+def _exp_in_place(a):
+    """``a = exp(a)`` for a 2-D array (plain Python; compiled code takes the overload below)."""
+    np.exp(a, out=a)
+
+
+@overload(_exp_in_place)
+def _ov_exp_in_place(a):
+    if a.layout == "C":  # one loop over every entry: it runs a vector at a time
+
+        def flat(a):
+            entries = a.reshape(-1)
+            for k in range(entries.shape[0]):
+                entries[k] = exp(entries[k])
+
+        return flat
+
+    def rows(a):
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                a[i, j] = exp(a[i, j])
+
+    return rows
 
 
 @njit(cache=True, error_model="numpy")
