@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nkernels.kernels.cpu import avx512, blas
-from nkernels.kernels.cpu.avx512 import (DOT_MIN_INNER, INNER_BLOCK, PACK_MIN_COLUMNS, PACK_MIN_ROWS, TILES_MAX_A,
-                                         by_packing, tiles_fit, tiles_gemm)
+from nkernels.kernels.cpu.avx512 import (DOT_MIN_INNER, INNER_BLOCK, PACK_MIN_COLUMNS, PACK_MIN_ROWS, PACK_STRIDE,
+                                         TILES_MAX_A, by_packing, tiles_fit, tiles_gemm)
 
 #: both ways of running products (the ``nk_tiles`` fixture of :mod:`nkernels.testing.fixtures`)
 BOTH_WAYS = pytest.mark.parametrize("nk_tiles", [1, 0], indirect=True, ids=["tiles", "blas"])
@@ -68,6 +68,36 @@ def test_packed_tiles_compute_a_times_b_transposed_and_write_only_inside_c(dtype
     np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * max(k, 1))
     c[...] = 0
     assert np.isnan(outer).sum() == outer.size - m * n
+
+
+@pytest.mark.needs_jit("the tiles' own order of sums; plain Python multiplies with NumPy")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transa", [False, True])
+@pytest.mark.parametrize("m, n, k", [(512, 128, 32), (70, 33, 17), (5, 40, 1), (200, 70, 600), (37, 9, 45), (40, 64, 0)])
+def test_operands_with_far_apart_rows_are_copied_first_and_give_the_same_bits(dtype, transa, m, n, k):
+    """Rows of ``a`` (for ``a.T @ b``) or ``b`` at least PACK_STRIDE bytes apart (a recurrent layer's per-step
+    slices) are copied before the tiles read them: the same sums in the same order as nearby rows give."""
+    rng = np.random.default_rng(m + n + k)
+    page = PACK_STRIDE // np.dtype(dtype).itemsize
+    far = page * (1 + max(m, n, k) // page)  # entries from one row to the next: a multiple of PACK_STRIDE bytes
+    a_far = rng.standard_normal(((k, far) if transa else (m, far))).astype(dtype)
+    b_far = rng.standard_normal((k, far)).astype(dtype)
+    a_far[:, (m if transa else k):] = np.nan  # the tiles read nothing past the operands' rows
+    b_far[:, n:] = np.nan
+    a, b = (a_far[:, :m] if transa else a_far[:, :k]), b_far[:, :n]
+    before = rng.standard_normal((m, n)).astype(dtype)
+    for beta in (0.0, 0.5):
+        outer, c = _guarded(m, n, dtype)
+        c[...] = np.nan if beta == 0 else before
+        tiles_gemm(transa, False, m, n, k, 1.5, a_far, far, b_far, far, beta, c, c.strides[0] // c.itemsize)
+        nearby = np.full((m, n), np.nan, dtype) if beta == 0 else before.copy()
+        _tiles(transa, 1.5, np.ascontiguousarray(a), np.ascontiguousarray(b), beta, nearby)
+        assert np.array_equal(c, nearby)
+        expected = 1.5 * ((a.T if transa else a).astype(np.float64) @ b.astype(np.float64)) + beta * before
+        tolerance = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * max(k, 1))
+        c[...] = 0
+        assert np.isnan(outer).sum() == outer.size - m * n
 
 
 @pytest.mark.parametrize("flags", ["NN", "TN", "NT"])
