@@ -42,8 +42,8 @@ from numba.extending import intrinsic
 from .process_flags import process_flag
 
 __all__ = ["tiles_gemm", "tiles_fit", "tiles_in_use", "by_packing", "tiles", "ROWS", "VECTORS", "DOT_SIDE",
-           "DOT_MIN_INNER", "PACK_MIN_ROWS", "PACK_MIN_COLUMNS", "PACK_STRIDE", "PACK_A_ENTRIES", "PANEL_MIN_ROWS", "INNER_BLOCK",
-           "TILES_MAX_A"]
+           "DOT_MIN_INNER", "PACK_MIN_ROWS", "PACK_MIN_COLUMNS", "PACK_STRIDE", "PACK_A_ENTRIES", "PANEL_MIN_ROWS",
+           "INNER_BLOCK", "TILES_MAX_A"]
 
 #: the rows of ``c`` in a tile
 ROWS = 8
@@ -495,7 +495,7 @@ def _product_by_tiles(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, l
     """:func:`tiles_gemm` on the data pointers of ``a``, ``b`` and ``c``, vectors of ``lanes`` entries:
     a block of :data:`INNER_BLOCK` of the inner dimension at a time (one pass for ``k`` 0, scaling ``c``)."""
     a_row_step, a_inner_step = (1, lda) if transa else (lda, 1)
-    packed = carray(c, 0)  # a's rows transposed, for a @ b.T by packed tiles, or a.T's rows, for a far-strided a.T
+    packed = carray(c, 0)  # a's rows transposed (a @ b.T by packed tiles), or a.T's rows (a's rows far apart)
     steps = -(-min(k, INNER_BLOCK) // lanes) * lanes
     entry = 64 // lanes  # bytes
     packs_a = transa and lda * entry >= PACK_STRIDE
