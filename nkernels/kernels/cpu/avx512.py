@@ -537,10 +537,7 @@ def _block_with_b_transposed(m, n, k, alpha, a, a_offset, lda, b, b_offset, ldb,
     width = VECTORS * lanes
     for i in range(0, m, width):  # c.T's tiles: b's rows broadcast, a's rows as vectors of packed
         rows = min(width, m - i)
-        for p in range(0, k, lanes):
-            for h in range(VECTORS):
-                _pack_transposed(a, a_offset + (i + h * lanes) * lda + p, lda, rows - h * lanes, k - p, packed,
-                                 p * width + h * lanes, width)
+        _transpose_into(a, a_offset + i * lda, lda, rows, k, packed, width, lanes)
         for j in range(0, n, ROWS):
             _transposed_tile(b, b_offset + j * ldb, ldb, 1, min(ROWS, n - j), packed, 0, width, c, i * ldc + j, ldc,
                              rows, k, alpha, beta)
@@ -555,10 +552,18 @@ def _block_of_packed_a(m, n, k, alpha, a, a_offset, lda, b, b_offset, ldb, beta,
     chunk = _packed_a_rows(steps, lanes)
     for i in range(0, m, chunk):
         rows = min(chunk, m - i)
-        for p in range(0, k, lanes):
-            for q in range(0, rows, lanes):
-                _pack_transposed(a, a_offset + p * lda + i + q, lda, k - p, rows - q, packed, q * steps + p, steps)
+        _transpose_into(a, a_offset + i, lda, k, rows, packed, steps, lanes)
         _block(rows, n, k, alpha, packed, 0, steps, 1, b, b_offset, ldb, beta, c, i * ldc, ldc, lanes, panel)
+
+
+@njit(cache=True)
+def _transpose_into(a, a_offset, lda, rows, columns, packed, packed_row_step, lanes):
+    """``packed[j * packed_row_step + i] = a[a_offset + i * lda + j]`` for ``rows`` rows ``i`` and ``columns``
+    columns ``j`` of ``a``, a block of ``lanes`` by ``lanes`` at a time in registers (:func:`_pack_transposed`)."""
+    for i in range(0, rows, lanes):
+        for j in range(0, columns, lanes):
+            _pack_transposed(a, a_offset + i * lda + j, lda, rows - i, columns - j, packed, j * packed_row_step + i,
+                             packed_row_step)
 
 
 @njit(cache=True)
