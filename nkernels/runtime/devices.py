@@ -6,6 +6,7 @@ memory and kernels run in Python): the same code paths, slowly, which is how CI 
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -113,19 +114,43 @@ def move(a: Any, device: str) -> Any:
     return to_device(a) if device == "cuda" else to_host(a)
 
 
-def empty(shape: Any, dtype: Any, device: str = "cpu") -> Any:
-    """An uninitialized array on ``device``."""
-    if device == "cpu":
+#: host arrays of at least :data:`ALIGN_MIN_BYTES` start on a multiple of this many bytes: one AVX-512
+#: vector, one cache line. NumPy's own start 16 bytes past one (large ones 16 bytes past a page), so every
+#: 64-byte load or store of a row spans two lines: one thread's LSTM(16->128) step ran 2.9 ms on NumPy's
+#: arrays against 2.66 ms on aligned ones.
+ALIGNMENT = 64
+#: smaller host arrays are NumPy's own: the aligned allocation costs ~1.6 µs more, which is more than a
+#: kernel loses on an array this small
+ALIGN_MIN_BYTES = 1 << 14
+
+
+def _host_empty(shape: Any, dtype: Any) -> np.ndarray:
+    """``np.empty(shape, dtype)``, starting on a multiple of :data:`ALIGNMENT` bytes when it is large."""
+    dtype = np.dtype(dtype)
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < ALIGN_MIN_BYTES:
         return np.empty(shape, dtype)
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    return np.ndarray(shape, dtype, raw, -raw.__array_interface__["data"][0] % ALIGNMENT)
+
+
+def empty(shape: Any, dtype: Any, device: str = "cpu") -> Any:
+    """An uninitialized array on ``device`` (on the host, a large one starts on a cache line:
+    :data:`ALIGNMENT`)."""
+    if device == "cpu":
+        return _host_empty(shape, dtype)
     from numba import cuda
 
     return cuda.device_array(shape, dtype=np.dtype(dtype))
 
 
 def zeros(shape: Any, dtype: Any, device: str = "cpu") -> Any:
-    """An array of zeros on ``device``."""
+    """An array of zeros on ``device`` (on the host, aligned as :func:`empty`'s)."""
     if device == "cpu":
-        return np.zeros(shape, dtype)
+        a = _host_empty(shape, dtype)
+        a.fill(0)
+        return a
     return to_device(np.zeros(shape, dtype))
 
 

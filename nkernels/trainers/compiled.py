@@ -12,6 +12,7 @@ from ..compiled.step import BATCH_SIZED_KINDS, FIXED_ARGS, StepSource, describe,
 from ..kernels.cpu import handoff
 from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
+from ..runtime import devices
 from ..runtime.cache import load_generated_module
 from .arguments import check_run_arguments
 from ..runtime.threads import (
@@ -148,8 +149,8 @@ class CompiledTrainer:
     def _private(self, key: tuple, source: np.ndarray) -> np.ndarray:
         """An array of the split mode's own, shaped as ``source`` and kept under ``key``; with
         ``source`` recorded when it is a copy to refresh (:meth:`_refresh_copies`)."""
-        if key not in self._private_arrays:  # (np.zeros is ~1 µs faster than zeros_like, whose order it keeps)
-            self._private_arrays[key] = np.zeros(source.shape, source.dtype) if source.flags.c_contiguous \
+        if key not in self._private_arrays:  # (zeros_like keeps the order of a non-C-contiguous source)
+            self._private_arrays[key] = devices.zeros(source.shape, source.dtype) if source.flags.c_contiguous \
                 else np.zeros_like(source)
             if key[0] == "copy":
                 self._copies.append((source, self._private_arrays[key]))
@@ -241,15 +242,15 @@ class CompiledTrainer:
         if key not in self._activations:
             model, dtype = self.model, self.model.dtype
             passes, shapes = self._layout(batch_size)
-            acts: list[Any] = [np.zeros(shapes[0], model.input_dtype)]  # indices stay integers
+            acts: list[Any] = [devices.zeros(shapes[0], model.input_dtype)]  # indices stay integers
             for l, p in enumerate(passes):
                 forward_view = isinstance(p, LayerPasses) and p.forward is VIEW
-                acts.append(acts[l].reshape(shapes[l + 1]) if forward_view else np.zeros(shapes[l + 1], dtype))
+                acts.append(acts[l].reshape(shapes[l + 1]) if forward_view else devices.zeros(shapes[l + 1], dtype))
             dacts: list[Any] = [None] * len(shapes)
-            dacts[-1] = np.zeros(shapes[-1], dtype)
+            dacts[-1] = devices.zeros(shapes[-1], dtype)
             for l in reversed(range(len(passes))):
                 backward_view = isinstance(passes[l], LayerPasses) and passes[l].backward is VIEW
-                dacts[l] = dacts[l + 1].reshape(shapes[l]) if backward_view else np.zeros(shapes[l], dtype)
+                dacts[l] = dacts[l + 1].reshape(shapes[l]) if backward_view else devices.zeros(shapes[l], dtype)
             loss_workspaces = self._loss_workspaces()
             works: dict = {}
 
@@ -257,13 +258,13 @@ class CompiledTrainer:
                 if (l, name) not in works:
                     spec = loss_workspaces[name] if l < 0 else passes[l].workspaces[name]
                     shape = (shapes[-1] if l < 0 else shapes[l]) if spec.shape == "input" else spec.shape
-                    works[l, name] = np.zeros(shape, dtype if spec.dtype is None else spec.dtype)
+                    works[l, name] = devices.zeros(shape, dtype if spec.dtype is None else spec.dtype)
                 return works[l, name]
 
             labels = self.loss.target_kind == "labels"  # one per sample (N,), or per token (N, T) of (N, T, C)
-            target = np.zeros(shapes[-1][:-1], np.int64) if labels else np.zeros(shapes[-1], dtype)
+            target = devices.zeros(shapes[-1][:-1], np.int64) if labels else devices.zeros(shapes[-1], dtype)
             self._activations[key] = acts, dacts
-            self._sized[key] = workspace, target, np.zeros(shapes[0], model.input_dtype)
+            self._sized[key] = workspace, target, devices.zeros(shapes[0], model.input_dtype)
         return (*self._activations[key], *self._sized[key])
 
     def _layout(self, batch_size: int) -> tuple[list, list[tuple[int, ...]]]:
