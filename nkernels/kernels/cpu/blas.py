@@ -32,7 +32,7 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
 
-from .avx512 import by_packing, tiles_fit, tiles_gemm
+from .avx512 import by_packing, by_swapping, tiles_fit, tiles_gemm
 from .process_flags import process_flag
 
 __all__ = ["gemm", "gemm_row_pieces", "gemm_column_pieces", "gemm_inner_pieces", "gemm_transposed_tiles",
@@ -285,7 +285,10 @@ def tiles_take(transa, transb, m, n, k):
     ``op(a) @ b`` run faster than OpenBLAS's kernels on a training step's sizes. Those of ``a @ b.T`` by
     packed tiles (:func:`nkernels.kernels.cpu.avx512.by_packing`) do too; by dot tiles they are faster than
     OpenBLAS's AVX2 kernels but slower than its AVX-512 ones, so they take those only where OpenBLAS runs
-    other kernels than :data:`SMALL_KERNEL_CORES` (:func:`small_kernels_in_use`)."""
+    other kernels than :data:`SMALL_KERNEL_CORES` (:func:`small_kernels_in_use`). A narrow ``a.T @ b`` they
+    compute swapped (:func:`nkernels.kernels.cpu.avx512.by_swapping`) takes ``n`` rows of ``op(a)``."""
+    if transa and not transb and by_swapping(m, n):
+        return tiles_fit(True, False, n, k)
     return tiles_fit(transa, transb, m, k) and not (transb and small_kernels_in_use() and not by_packing(m, n))
 
 

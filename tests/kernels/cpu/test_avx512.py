@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from nkernels.kernels.cpu import avx512, blas
 from nkernels.kernels.cpu.avx512 import (DOT_MIN_INNER, INNER_BLOCK, PACK_MIN_COLUMNS, PACK_MIN_ROWS, PACK_STRIDE,
-                                         TILES_MAX_A, by_packing, tiles_fit, tiles_gemm)
+                                         SWAP_MAX_COLUMNS, SWAP_MIN_ROWS, TILES_MAX_A, by_packing, by_swapping,
+                                         tiles_fit, tiles_gemm)
 
 #: both ways of running products (the ``nk_tiles`` fixture of :mod:`nkernels.testing.fixtures`)
 BOTH_WAYS = pytest.mark.parametrize("nk_tiles", [1, 0], indirect=True, ids=["tiles", "blas"])
@@ -135,6 +136,40 @@ def test_a_product_cut_into_rows_or_columns_gives_the_same_bits_as_the_whole(dty
             assert not transb or by_packing(i1 - i0, j1 - j0) == whole_packs  # each piece takes the same tiles
             _tiles(False, 1.0, a[i0:i1], b[j0:j1] if transb else b[:, j0:j1], 0.0, cut[i0:i1, j0:j1], transb)
     assert np.array_equal(whole, cut)
+
+
+@pytest.mark.needs_jit("the swapped product and the tiles' own order of sums; plain Python multiplies with NumPy")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.0, -0.5])
+@pytest.mark.parametrize("m, n, k", [(SWAP_MIN_ROWS, 16, 45), (300, 1, 600), (200, SWAP_MAX_COLUMNS, 7), (130, 5, 0)])
+def test_narrow_products_of_a_transposed_run_swapped_with_the_bits_of_direct_tiles(dtype, beta, m, n, k):
+    """A tall, narrow ``a.T @ b`` is computed as ``(b.T @ a).T`` through a buffer: the product NumPy gives,
+    nothing written outside ``c``, and the same bits as pieces of fewer rows, which run by ``c``'s own tiles."""
+    assert by_swapping(m, n) and not by_swapping(SWAP_MIN_ROWS - 1, n)
+    rng = np.random.default_rng(m + n + k)
+    a = rng.standard_normal((k, m + 3)).astype(dtype)[:, :m]
+    b = rng.standard_normal((k, n + 5)).astype(dtype)[:, :n]
+    before = rng.standard_normal((m, n)).astype(dtype)
+    outer, c = _guarded(m, n, dtype)
+    c[...] = np.nan if beta == 0 else before  # beta 0: c is never read, NaN included
+    _tiles(True, 0.75, a, b, beta, c)
+    expected = 0.75 * (a.T.astype(np.float64) @ b.astype(np.float64)) + (beta * before if beta else 0)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, expected, rtol=tolerance, atol=tolerance * max(k, 1))
+    pieces = before.copy()
+    for i in range(0, m, SWAP_MIN_ROWS // 2):
+        _tiles(True, 0.75, a[:, i:i + SWAP_MIN_ROWS // 2], b, beta, pieces[i:i + SWAP_MIN_ROWS // 2])
+    assert np.array_equal(c, pieces)
+    c[...] = 0
+    assert np.isnan(outer).sum() == outer.size - m * n
+
+
+def test_narrow_products_of_a_transposed_go_to_the_tiles_when_their_swapped_product_fits():
+    rows = 4 * TILES_MAX_A // INNER_BLOCK  # too many for c's own tiles
+    assert not tiles_fit(True, False, rows, INNER_BLOCK)
+    assert blas.tiles_take(True, False, rows, 16, INNER_BLOCK) == tiles_fit(True, False, 16, INNER_BLOCK)
+    assert not by_swapping(rows, SWAP_MAX_COLUMNS + 1) and not by_swapping(SWAP_MIN_ROWS - 1, 1)
+    assert not blas.tiles_take(True, False, rows, SWAP_MAX_COLUMNS + 1, INNER_BLOCK)
 
 
 def test_products_with_b_transposed_pack_a_from_their_least_rows_and_columns():
