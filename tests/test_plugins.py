@@ -418,7 +418,7 @@ def test_every_builtin_layer_and_kernel_module_is_registered(fresh_plugins):
 
     modules = {p.stem for p in Path(nk.kernels.__file__).parent.joinpath("cpu").glob("*.py") if p.stem != "__init__"}
     # called by the kernels or the compiled steps, never looked up by a layer (no CUDA twin)
-    building_blocks = {"avx512", "blas", "handoff", "process_flags", "threads", "vecmath", "winograd"}
+    building_blocks = {"avx512", "blas", "buffers", "handoff", "process_flags", "threads", "vecmath", "winograd"}
     assert modules - building_blocks == set(CPU_KERNEL_MODULES)
     assert ("lstm_backward", "cpu") in nk.registry.kernels
 

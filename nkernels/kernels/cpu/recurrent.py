@@ -36,11 +36,12 @@ from the forward to the backward; "scratch" ones carry nothing between calls and
 Sigmoid and tanh come from :mod:`.vecmath`, written out so that LLVM vectorizes the gate loops
 (libm's scalar ``tanh`` is ~13 ns an element here).
 """
-import numpy as np
 from numba import njit, prange
 
 from ..calls import by_address
 from .blas import SPLIT_MULTIPLY_ADDS, gemm_column_pieces, gemm_inner_pieces, gemm_row_pieces
+from .avx512 import transposed
+from .buffers import aligned_empty_like
 from .vecmath import exp as _exp  # noqa: F401  (the tests check the approximations through this module)
 from .vecmath import sigmoid as _sigmoid
 from .vecmath import tanh as _tanh
@@ -208,7 +209,7 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, cells, hprev,
     n, t, ni = x.shape
     parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
     size = (n + parts - 1) // parts
-    weight_ih_t, weight_hh_t = np.ascontiguousarray(weight_ih.T), np.ascontiguousarray(weight_hh.T)
+    weight_ih_t, weight_hh_t = transposed(weight_ih), transposed(weight_hh)
     for p in prange(parts):  # the rows are called by address: their code is compiled once, on its own
         lo, hi = p * size, min(n, p * size + size)
         _lstm_forward_rows(x[lo:hi], weight_ih_t, weight_hh_t, bias_ih, bias_hh, gates[lo:hi], cells[lo:hi],
@@ -358,7 +359,7 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, gates, hn, hprev, hbu
     n, t, ni = x.shape
     parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
     size = (n + parts - 1) // parts
-    weight_ih_t, weight_hh_t = np.ascontiguousarray(weight_ih.T), np.ascontiguousarray(weight_hh.T)
+    weight_ih_t, weight_hh_t = transposed(weight_ih), transposed(weight_hh)
     for p in prange(parts):
         lo, hi = p * size, min(n, p * size + size)
         _gru_forward_rows(x[lo:hi], weight_ih_t, weight_hh_t, bias_ih, bias_hh, gates[lo:hi], hn[lo:hi],
@@ -407,7 +408,7 @@ def gru_backward(x, weight_ih, weight_hh, gates, hn, hprev, dhs, need_dx,
     parts = _parts(n, t, ni, weight_hh.shape[0], weight_hh.shape[1])
     size = (n + parts - 1) // parts
     into_ih, into_hh, into_bih = _second_sums(dweight_ih, dweight_hh, dbias_ih, parts)
-    into_bhh = (dbias_hh, np.empty_like(dbias_hh) if parts == 2 else dbias_hh)
+    into_bhh = (dbias_hh, aligned_empty_like(dbias_hh) if parts == 2 else dbias_hh)
     for p in prange(parts):
         lo, hi = p * size, min(n, p * size + size)
         _gru_backward_rows(x[lo:hi], weight_ih, weight_hh, gates[lo:hi], hn[lo:hi], hprev[lo:hi], dhs[lo:hi],
@@ -476,8 +477,8 @@ def _second_sums(dweight_ih, dweight_hh, dbias, parts):
     the second (when ``parts`` is 2) into new arrays, added by :func:`_add_second_sums`."""
     if parts == 1:
         return (dweight_ih, dweight_ih), (dweight_hh, dweight_hh), (dbias, dbias)
-    return ((dweight_ih, np.empty_like(dweight_ih)), (dweight_hh, np.empty_like(dweight_hh)),
-            (dbias, np.empty_like(dbias)))
+    return ((dweight_ih, aligned_empty_like(dweight_ih)), (dweight_hh, aligned_empty_like(dweight_hh)),
+            (dbias, aligned_empty_like(dbias)))
 
 
 @njit(**_JIT)

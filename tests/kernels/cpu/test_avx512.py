@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from nkernels.kernels.cpu import avx512, blas
 from nkernels.kernels.cpu.avx512 import (DOT_MIN_INNER, INNER_BLOCK, PACK_MIN_COLUMNS, PACK_MIN_ROWS, PACK_STRIDE,
                                          SWAP_MAX_COLUMNS, SWAP_MIN_ROWS, TILES_MAX_A, by_packing, by_swapping,
-                                         tiles_fit, tiles_gemm)
+                                         tiles_fit, tiles_gemm, transposed)
 
 #: both ways of running products (the ``nk_tiles`` fixture of :mod:`nkernels.testing.fixtures`)
 BOTH_WAYS = pytest.mark.parametrize("nk_tiles", [1, 0], indirect=True, ids=["tiles", "blas"])
@@ -170,6 +170,21 @@ def test_narrow_products_of_a_transposed_go_to_the_tiles_when_their_swapped_prod
     assert blas.tiles_take(True, False, rows, 16, INNER_BLOCK) == tiles_fit(True, False, 16, INNER_BLOCK)
     assert not by_swapping(rows, SWAP_MAX_COLUMNS + 1) and not by_swapping(SWAP_MIN_ROWS - 1, 1)
     assert not blas.tiles_take(True, False, rows, SWAP_MAX_COLUMNS + 1, INNER_BLOCK)
+
+
+@BOTH_WAYS
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(512, 128), (512, 16), (37, 53), (16, 8), (1, 1), (0, 5), (100, 3)])
+@pytest.mark.parametrize("inner_step", [1, 2])
+def test_transposed_copies_any_matrix_into_a_new_aligned_array(nk_tiles, dtype, shape, inner_step):
+    """avx512.transposed (a recurrent layer's weights for its forward): a.T, C-contiguous, on a cache line,
+    from rows with a stride and entries with one; blocks in registers or entry by entry, the same values."""
+    rows, columns = shape
+    a = np.random.default_rng(rows).standard_normal((rows, inner_step * columns + 5)).astype(dtype)
+    a = a[:, :inner_step * columns:inner_step]
+    t = transposed(a)
+    assert np.array_equal(t, a.T) and t.flags.c_contiguous and t.dtype == dtype
+    assert t.size == 0 or t.ctypes.data % 64 == 0
 
 
 def test_products_with_b_transposed_pack_a_from_their_least_rows_and_columns():
