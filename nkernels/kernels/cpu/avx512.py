@@ -578,11 +578,19 @@ def _transpose_into(a, a_offset, lda, rows, columns, packed, packed_row_step, la
 
 
 @njit(cache=True)
+def _transpose_copy(source, target):
+    """``target[j, i] = source[i, j]``."""
+    for i in range(source.shape[0]):
+        for j in range(source.shape[1]):
+            target[j, i] = source[i, j]
+
+
+@njit(cache=True)
 def transposed(a):
     """``a.T`` as a new C-contiguous array starting on a cache line (:mod:`.buffers`), for a 2-D float
     array: blocks of 16 by 16 (float32) entries transposed in registers where the tiles are in use and the
     rows have a unit stride, the edges entry by entry. A recurrent layer's (512, 128) float32 weights:
-    ~5 µs, where a loop over the entries took 35-250 µs (every store or every load on another line)."""
+    17 µs, where ``np.ascontiguousarray(a.T)`` took 40 and a plain loop over the entries 35-250."""
     rows, columns = a.shape
     out = aligned_empty(rows * columns, a).reshape((columns, rows))
     lanes = 64 // a.itemsize
@@ -593,9 +601,8 @@ def transposed(a):
     for i in range(0, blocked_rows, lanes):
         for j in range(0, blocked_columns, lanes):
             _pack_transposed(a, i * lda + j, lda, lanes, lanes, out, j * rows + i, rows)
-    for i in range(rows):
-        for j in range(blocked_columns if i < blocked_rows else 0, columns):
-            out[j, i] = a[i, j]
+    _transpose_copy(a[:, blocked_columns:], out[blocked_columns:])
+    _transpose_copy(a[blocked_rows:, :blocked_columns], out[:blocked_columns, blocked_rows:])
     return out
 
 
@@ -684,14 +691,6 @@ def by_swapping(m, n):
     """Whether the tiles compute ``a.T @ b`` of ``m`` rows and ``n`` columns as the transpose of ``b.T @ a``:
     ``c`` narrower than a float32 tile (:data:`SWAP_MAX_COLUMNS`) and at least :data:`SWAP_MIN_ROWS` tall."""
     return n <= SWAP_MAX_COLUMNS and m >= SWAP_MIN_ROWS
-
-
-@njit(cache=True)
-def _transpose_copy(source, target):
-    """``target[j, i] = source[i, j]``."""
-    for i in range(source.shape[0]):
-        for j in range(source.shape[1]):
-            target[j, i] = source[i, j]
 
 
 @njit(cache=True)
