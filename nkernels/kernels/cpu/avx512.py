@@ -43,7 +43,7 @@ from numba.extending import intrinsic
 from .buffers import aligned_empty
 from .process_flags import process_flag
 
-__all__ = ["tiles_gemm", "tiles_fit", "tiles_in_use", "by_packing", "by_swapping", "transposed", "tiles", "ROWS",
+__all__ = ["tiles_gemm", "tiles_fit", "tiles_rows", "tiles_in_use", "by_packing", "by_swapping", "transposed", "tiles", "ROWS",
            "VECTORS", "DOT_SIDE", "DOT_MIN_INNER", "PACK_MIN_ROWS", "PACK_MIN_COLUMNS", "SWAP_MAX_COLUMNS",
            "SWAP_MIN_ROWS", "PACK_STRIDE", "PACK_A_ENTRIES", "PANEL_MIN_ROWS", "INNER_BLOCK", "TILES_MAX_A"]
 
@@ -489,6 +489,14 @@ _narrow_tile = _tile_of(2 * ROWS, VECTORS // 2)
 _short_tile = _tile_of(ROWS // 2, 2 * VECTORS)
 _transposed_tile = _tile_of(ROWS, VECTORS, transposed=True)
 _dot_tile = _dot_tile_of(DOT_SIDE, DOT_SIDE)
+
+
+@njit(cache=True)
+def tiles_rows(k):
+    """The most rows of ``op(a)`` with inner dimension ``k`` whose blocks stay within :data:`TILES_MAX_A`, a
+    multiple of :data:`ROWS`: the pieces in which a taller product still runs by tiles (256 for ``k`` of
+    :data:`INNER_BLOCK` or more)."""
+    return TILES_MAX_A // max(1, min(k, INNER_BLOCK)) // ROWS * ROWS
 
 
 @njit(cache=True)

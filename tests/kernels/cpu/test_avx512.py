@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from nkernels.kernels.cpu import avx512, blas
 from nkernels.kernels.cpu.avx512 import (DOT_MIN_INNER, INNER_BLOCK, PACK_MIN_COLUMNS, PACK_MIN_ROWS, PACK_STRIDE,
                                          SWAP_MAX_COLUMNS, SWAP_MIN_ROWS, TILES_MAX_A, by_packing, by_swapping,
-                                         tiles_fit, tiles_gemm, transposed)
+                                         tiles_fit, tiles_gemm, tiles_rows, transposed)
 
 #: both ways of running products (the ``nk_tiles`` fixture of :mod:`nkernels.testing.fixtures`)
 BOTH_WAYS = pytest.mark.parametrize("nk_tiles", [1, 0], indirect=True, ids=["tiles", "blas"])
@@ -185,6 +185,32 @@ def test_transposed_copies_any_matrix_into_a_new_aligned_array(nk_tiles, dtype, 
     t = transposed(a)
     assert np.array_equal(t, a.T) and t.flags.c_contiguous and t.dtype == dtype
     assert t.size == 0 or t.ctypes.data % 64 == 0
+
+
+@BOTH_WAYS
+def test_a_transposed_product_too_tall_for_the_tiles_runs_by_tiles_in_pieces_of_rows(nk_tiles):
+    """blas.gemm_row_pieces: an a.T @ b whose a.T is too large for the tiles (a recurrent layer's W_hh gradient
+    over all its steps) runs in pieces of tiles_rows rows, each by tiles; without tiles, whole by BLAS."""
+    k = INNER_BLOCK + 37
+    rows = tiles_rows(k)
+    assert rows % 8 == 0 and rows * INNER_BLOCK <= TILES_MAX_A < (rows + 8) * INNER_BLOCK
+    m, n = 2 * rows + 40, 96
+    assert not blas.tiles_take(True, False, m, n, k)
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((k, m)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c = np.full((m, n), np.nan, np.float32)
+    blas.gemm_row_pieces(True, 1.0, a, b, 0.0, c)
+    np.testing.assert_allclose(c, a.T.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+    if nk_tiles:
+        pieces = np.empty_like(c)
+        for i in range(0, m, rows):
+            _tiles(True, 1.0, np.ascontiguousarray(a[:, i:i + rows]), b, 0.0, pieces[i:i + rows])
+        assert np.array_equal(c, pieces)
+    else:
+        whole = np.empty_like(c)
+        blas._row_major_gemm(True, False, m, n, k, 1.0, a, m, b, n, 0.0, whole, n)
+        assert np.array_equal(c, whole)
 
 
 def test_products_with_b_transposed_pack_a_from_their_least_rows_and_columns():
