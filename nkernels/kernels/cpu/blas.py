@@ -317,10 +317,9 @@ def gemm_row_pieces(transa, alpha, a, b, beta, c):
     of 256 rows against 800 (OpenBLAS's AVX-512 kernels) and 1,430 (its Haswell ones) whole, one thread)."""
     m, n = c.shape
     k = b.shape[0]
-    tall = transa and m > tiles_rows(k) and tiles_take(True, False, tiles_rows(k), n, k)
     if tiles_take(transa, False, m, n, k):
         piece = max(1, m)
-    elif tall:
+    elif transa and m > tiles_rows(k) and tiles_take(True, False, tiles_rows(k), n, k):
         piece = tiles_rows(k)
     else:
         piece = small_piece(n, m, k)
