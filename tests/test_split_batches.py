@@ -1,4 +1,6 @@
 """The compiled trainer's split mode: two half batches on two threads, then one update."""
+import re
+
 import numpy as np
 import pytest
 
@@ -419,6 +421,26 @@ def test_the_split_update_joins_the_halves_as_it_reads_them():
     assert step_module.updates_of_halves(SGD(lr=0.1, clip_norm=1.0).phases()) is None
 
 
+@pytest.mark.parametrize("optimizer", [Adam(lr=1e-2), Adam(lr=1e-2, clip_norm=1.0)])
+def test_the_split_steps_parts_take_only_the_arrays_they_use(optimizer):
+    """Each part of the split step (one half's gradients, the join, the update) takes only the
+    arguments its body reads: a call counts a reference to every array it passes, in and out, ~1 µs
+    for the 119 arrays of the bench MLP's step."""
+    import ast
+
+    model = nk.Sequential([nk.layers.Dense(10, 16), nk.layers.ReLU(), nk.layers.Dense(16, 3)], seed=1)
+    source = CompiledTrainer.build(model, SoftmaxCrossEntropy(), optimizer, (10,), 12, split_batches=True).step.source
+    functions = {node.name: node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+    for name in ("half_batch_gradients", "join_halves", "update_from_halves"):
+        params = [arg.arg for arg in functions[name].args.args]
+        read = {node.id for statement in functions[name].body for node in ast.walk(statement)
+                if isinstance(node, ast.Name)}
+        assert params and set(params) <= read, (name, sorted(set(params) - read))
+    calls = [node for node in ast.walk(functions["run_split_batches"]) if isinstance(node, ast.Call)
+             and getattr(node.func, "id", "") in ("half_batch_gradients", "join_halves", "update_from_halves")]
+    assert calls and all(len(c.args) == len(functions[c.func.id].args.args) for c in calls)
+
+
 def test_a_plugin_kernel_for_adam_keeps_the_join(monkeypatch):
     from nkernels.compiled import step as step_module
     from nkernels.plugins import kernels as kernel_records
@@ -450,7 +472,8 @@ def test_the_folded_update_gives_the_joined_update_bit_for_bit(monkeypatch, last
         optimizer = Adam(lr=1e-2, weight_decay=0.01) if kind == "adam" else \
             SGD(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=kind == "nesterov")
         trainer = CompiledTrainer.build(model, SoftmaxCrossEntropy(), optimizer, (10,), 12, split_batches=True)
-        assert ("join_halves(X, Y, order, row0" in trainer.step.source) is (not twins)
+        joins_in_loop = re.search(r"join_halves\([^)]*own_weight, other_weight\)", trainer.step.source)
+        assert bool(joins_in_loop) is (not twins)
         runs = []
         for run in range(2):
             runs.append(trainer.run(X, y, np.arange(53), 0, 4, 12, last_batch=last)[0])
