@@ -32,6 +32,18 @@ def test_large_host_arrays_start_on_a_cache_line(make, shape, dtype):
 
 
 @pytest.mark.parametrize("make", [devices.empty, devices.zeros])
+@pytest.mark.parametrize("shape", [[64, 128], np.int64(8192), np.array(8192), np.array([64, 128]), (np.int32(64), 128)])
+def test_host_arrays_take_every_form_of_shape_numpy_takes(make, shape):
+    a = make(shape, np.float32)
+    assert a.shape == np.empty(shape, np.float32).shape and starts_on_a_line(a)
+    if make is devices.zeros:
+        dirty = devices.empty(shape, np.float32)
+        dirty[...] = 7  # memory a later array may get again
+        del dirty
+        assert not make(shape, np.float32).any()
+
+
+@pytest.mark.parametrize("make", [devices.empty, devices.zeros])
 def test_small_host_arrays_are_numpys_own(make):
     a = make((3, 4), np.float32)
     assert a.shape == (3, 4) and a.flags.c_contiguous and a.flags.owndata
