@@ -6,6 +6,12 @@ os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from nkernels.runtime.cache_stamps import serve_folder  # noqa: E402
+
+# the tests' own @njit(cache=True) helpers compile kernels into their machine code: their cache entries
+# go stale with nkernels' code, as its own do (without this they ran a kernel's old code after an edit)
+serve_folder(os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture
 def fresh_plugins(monkeypatch):

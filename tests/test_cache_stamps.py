@@ -66,6 +66,56 @@ def test_a_cached_kernel_is_compiled_anew_when_a_kernel_it_calls_changes(tmp_pat
     assert _call(tmp_path) == (12, 1, 0)
 
 
+HELPER = textwrap.dedent("""
+    from numba import njit
+
+    from nkstamp_plugin.inner import value
+
+    @njit(cache=True)
+    def helper():
+        return value() + 100
+""")
+CALL_HELPER = ("import json, sys; from nkernels.runtime.cache_stamps import serve_folder; "
+               "serve_folder('suite') if sys.argv[1] == 'served' else None; sys.path.insert(0, 'suite'); "
+               "import helper as m; r = m.helper(); print(json.dumps([r, len(m.helper.stats.cache_misses)]))")
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_a_served_folders_cached_helpers_follow_the_code_they_compiled_in(tmp_path, served):
+    """A test suite's ``@njit(cache=True)`` helper compiles a kernel into its own machine code: in a
+    folder given to serve_folder it is compiled anew when that kernel changes; elsewhere it keeps
+    the old code (Numba stamps an entry with its own file's hash only)."""
+    _plugin(tmp_path, 1)
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "helper.py").write_text(HELPER)
+
+    def call():
+        done = subprocess.run([sys.executable, "-c", CALL_HELPER, "served" if served else "plain"], check=True,
+                              cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+        return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    assert call() == (101, 1)
+    assert call() == (101, 0)
+    _plugin(tmp_path, 2)
+    assert call() == ((102, 1) if served else (101, 0))
+
+
+def test_serve_folder_takes_a_folder_and_its_child_processes_serve_it_too(tmp_path, monkeypatch):
+    from nkernels.runtime import cache_stamps
+
+    with pytest.raises(ValueError, match="folder"):
+        cache_stamps.serve_folder(str(tmp_path / "missing"))
+    assert cache_stamps.serves(__file__)  # the test suite's conftest serves its folder
+    monkeypatch.setenv(cache_stamps.SERVED_FOLDERS_VARIABLE, os.environ[cache_stamps.SERVED_FOLDERS_VARIABLE])
+    cache_stamps.serve_folder(str(tmp_path))
+    cache_stamps.serve_folder(str(tmp_path))
+    code = "import sys; from nkernels.runtime.cache_stamps import serves; print(serves(sys.argv[1]), serves(sys.argv[2]))"
+    child = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.py"), __file__], check=True,
+                           capture_output=True, text=True)
+    assert child.stdout.split() == ["True", "True"]
+    assert os.environ[cache_stamps.SERVED_FOLDERS_VARIABLE].split(os.pathsep).count(str(tmp_path)) == 1
+
+
 def test_only_the_code_of_nkernels_and_its_plugins_is_fingerprinted(tmp_path, monkeypatch):
     from nkernels.runtime import cache_stamps
 

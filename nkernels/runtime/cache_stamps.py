@@ -20,7 +20,13 @@ from typing import Any
 
 from .cache import cache_dir, package_sources
 
-__all__ = ["code_fingerprint", "code_paths", "serves", "source_digest", "stamp_numba_caches"]
+__all__ = ["SERVED_FOLDERS_VARIABLE", "code_fingerprint", "code_paths", "serve_folder", "serves", "source_digest",
+           "stamp_numba_caches"]
+
+#: the environment variable listing folders outside nkernels and its plugins whose cache entries carry the
+#: fingerprint too (separated by ``os.pathsep``): :func:`serve_folder` adds to it, so that the processes it
+#: starts afterwards stamp those entries alike (one that did not would compile them anew and overwrite them)
+SERVED_FOLDERS_VARIABLE = "NKERNELS_SERVED_FOLDERS"
 
 
 @functools.lru_cache(maxsize=None)
@@ -36,13 +42,35 @@ def code_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(folders), tuple(files)
 
 
+def serve_folder(path: str) -> None:
+    """Stamp the cache entries of ``@njit(cache=True)`` functions in the files under ``path`` with the
+    fingerprint as well: code outside nkernels and its plugins that compiles nkernels' code into its
+    own (a test suite's helpers, a project's kernels) is then compiled anew when that code changes,
+    rather than loading its old machine code from its own unchanged file's entry. Call it before
+    those functions are first compiled (nkernels' own ``tests/conftest.py`` does, for its tests); the
+    processes started afterwards inherit it (:data:`SERVED_FOLDERS_VARIABLE`)."""
+    folder = os.path.abspath(path)
+    if not os.path.isdir(folder):
+        raise ValueError(f"serve_folder takes a folder of Python files, got {path!r}")
+    served = _served_folders()
+    if folder not in served:
+        os.environ[SERVED_FOLDERS_VARIABLE] = os.pathsep.join([*served, folder])
+    stamp_numba_caches()
+
+
+def _served_folders() -> tuple[str, ...]:
+    return tuple(folder for folder in os.environ.get(SERVED_FOLDERS_VARIABLE, "").split(os.pathsep) if folder)
+
+
 def serves(py_file: str) -> bool:
     """Whether cache entries of functions in ``py_file`` carry the fingerprint: code of nkernels, of a
-    plugin (:func:`code_paths`), or a generated module (in :func:`~nkernels.runtime.cache.cache_dir`)."""
+    plugin (:func:`code_paths`), of a generated module (in :func:`~nkernels.runtime.cache.cache_dir`) or
+    of a folder given to :func:`serve_folder`."""
     folders, files = code_paths()
     path = os.path.abspath(py_file)
     generated = os.path.abspath(cache_dir())
-    return path in files or any(path.startswith(folder + os.sep) for folder in folders + (generated,))
+    return path in files or any(path.startswith(folder + os.sep)
+                                for folder in (*folders, generated, *_served_folders()))
 
 
 def _source_files() -> list[str]:
