@@ -46,9 +46,10 @@ def serve_folder(path: str) -> None:
     """Stamp the cache entries of ``@njit(cache=True)`` functions in the files under ``path`` with the
     fingerprint as well: code outside nkernels and its plugins that compiles nkernels' code into its
     own (a test suite's helpers, a project's kernels) is then compiled anew when that code changes,
-    rather than loading its old machine code from its own unchanged file's entry. Call it before
-    those functions are first compiled (nkernels' own ``tests/conftest.py`` does, for its tests); the
-    processes started afterwards inherit it (:data:`SERVED_FOLDERS_VARIABLE`)."""
+    rather than loading its old machine code from its own unchanged file's entry. Call it before the
+    modules defining those functions are imported, since Numba picks a function's cache when it
+    decorates it (nkernels' own ``tests/conftest.py`` does, for its tests); the processes started
+    afterwards inherit it (:data:`SERVED_FOLDERS_VARIABLE`)."""
     folder = os.path.abspath(path)
     if not os.path.isdir(folder):
         raise ValueError(f"serve_folder takes a folder of Python files, got {path!r}")
