@@ -14,7 +14,7 @@ from ..passes.interpret import view
 from ..passes.ir import VIEW, LayerPasses
 from ..runtime import devices
 from ..runtime.cache import load_generated_module
-from .arguments import check_run_arguments
+from .layerwise import TrainerSettings
 from ..runtime.threads import (
     THREAD_SAFE_LAYER_HINT, THREAD_SAFE_LAYERS, blas_single_threaded, calls_parallel_code, threading_layer)
 
@@ -43,7 +43,7 @@ def multiply_adds_per_sample(model, sample_shape) -> int:
     return total
 
 
-class CompiledTrainer:
+class CompiledTrainer(TrainerSettings):
     """Runs mini-batches of a Sequential's training in one compiled call per run of batches.
 
     Build it with :meth:`build`, which returns ``None`` when some layer, the loss or a kernel
@@ -78,10 +78,8 @@ class CompiledTrainer:
     """
 
     def __init__(self, model, loss, optimizer, sample_shape, step: StepSource, module, augment=None,
-                 split: bool = False):
-        self.model, self.loss, self.optimizer, self.augment = model, loss, optimizer, augment
-        self.sample_shape = tuple(sample_shape)
-        self.output_shape = tuple(model.output_shape((1,) + self.sample_shape))
+                 split: bool = False, input_grad: bool = False, trainable_layers: Any = None):
+        super().__init__(model, loss, optimizer, sample_shape, augment, input_grad, trainable_layers)
         self.step = step
         self.function = module.run_batches
         self._split_loop = module.run_split_batches
@@ -120,7 +118,8 @@ class CompiledTrainer:
         if split_batches is None:
             split_batches = not why_not and batch_size >= 2 and \
                 batch_size * multiply_adds_per_sample(model, sample_shape) >= SPLIT_MIN_MULTIPLY_ADDS
-        return cls(model, loss, optimizer, sample_shape, step, module, augment, bool(split_batches))
+        return cls(model, loss, optimizer, sample_shape, step, module, augment, bool(split_batches), input_grad,
+                   trainable_layers)
 
     @staticmethod
     def _why_not_split(step: StepSource, augment, module, model) -> str:
@@ -334,9 +333,8 @@ class CompiledTrainer:
         (fewer than asked when a loss stopped being finite; that batch made no update). Arguments
         that would take a kernel outside the arrays raise first (:mod:`nkernels.trainers.arguments`).
         """
-        start, n_batches, batch_size, last_batch = check_run_arguments(
-            X2d, Y, order, start, n_batches, batch_size, last_batch, self.sample_shape, self.output_shape,
-            self.loss.target_kind)
+        start, n_batches, batch_size, last_batch = self.check_run(X2d, Y, order, start, n_batches, batch_size,
+                                                                  last_batch)
         losses = np.zeros(n_batches + (last_batch > 0))
         correct = np.zeros(len(losses), np.int64)
         with blas_single_threaded():

@@ -12,7 +12,7 @@ from .arguments import check_run_arguments
 
 
 class TrainerSettings:
-    """What the layer-by-layer and device trainers are built with: the model, loss and optimizer,
+    """What every trainer (compiled, layer-by-layer, device) is built with: the model, loss and optimizer,
     the sample shape, the augmentation, whether the first layer's input gradient is kept
     (``input_grad``) and which layers train (``trainable_layers``: layer indices, None for all)."""
 
