@@ -71,6 +71,38 @@ def _window_max_exact(plane, h0, w0, k, w_size):
     return best, bi
 
 
+@njit(cache=True, error_model="numpy")
+def _plane_max_2x2(plane, oplane, iplane):
+    """A plane's 2 x 2 windows at stride 2, without branches: each pair's first maximum, then the
+    lower pair's where it is greater, so that a row's loop runs a vector of windows at a time (LeNet's
+    first pool, (128, 32, 24, 24) float32 on 2 threads: 600 -> 360 µs; a call per row instead of per
+    plane cost 160 µs of that); the windows of a row holding a NaN are scanned again by the exact rule."""
+    w_size = plane.shape[1]
+    for oh in range(oplane.shape[0]):
+        h0 = 2 * oh
+        r0, r1, orow, irow = plane[h0], plane[h0 + 1], oplane[oh], iplane[oh]
+        i0 = h0 * w_size
+        i1 = i0 + w_size
+        bad = False
+        for ow in range(orow.shape[0]):
+            w0 = 2 * ow
+            v0, v1, v2, v3 = r0[w0], r0[w0 + 1], r1[w0], r1[w0 + 1]
+            right_top, right_bottom = v1 > v0, v3 > v2
+            top = v1 if right_top else v0
+            bottom = v3 if right_bottom else v2
+            lower = bottom > top
+            orow[ow] = bottom if lower else top
+            irow[ow] = (i1 + w0 + right_bottom) if lower else (i0 + w0 + right_top)
+            t = v0 + v1 + v2 + v3
+            bad |= t != t
+        if bad:
+            for ow in range(orow.shape[0]):
+                w0 = 2 * ow
+                t = r0[w0] + r0[w0 + 1] + r1[w0] + r1[w0 + 1]
+                if t != t:
+                    orow[ow], irow[ow] = _window_max_exact(plane, h0, w0, 2, w_size)
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def maxpool2d_forward(x, k, stride, out, argmax):
     """Max pooling over k x k windows, overwriting ``out`` and ``argmax``.
@@ -89,6 +121,9 @@ def maxpool2d_forward(x, k, stride, out, argmax):
         plane = x[n, c]
         oplane = out[n, c]
         iplane = argmax[n, c]
+        if k == 2 and stride == 2:
+            _plane_max_2x2(plane, oplane, iplane)
+            continue
         for oh in range(oh_size):
             h0 = oh * stride
             orow = oplane[oh]

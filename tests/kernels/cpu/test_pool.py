@@ -141,6 +141,26 @@ def test_maxpool_ties_and_nans():
     np.testing.assert_array_equal(argmax1[0, 0], [1, 3, 3, 5, 5])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maxpool_2x2_rows_of_many_windows_keep_the_rules(dtype):
+    """2 x 2 windows at stride 2 run a row's windows a vector at a time, without branches: rows of 35
+    windows (vector bodies and remainders), values from a few integers (ties everywhere), NaNs and
+    infinities of both signs in some rows, against the naive scan and PyTorch's indices."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2, 3, (2, 3, 11, 70)).astype(dtype)
+    for n, c, h, w in rng.integers((0, 0, 0, 0), x.shape, (12, 4)):
+        x[n, c, h, w] = rng.choice([np.nan, np.inf, -np.inf])
+    dout = rng.standard_normal(pool.pool2d_output_shape(x.shape, 2, 2)).astype(dtype)
+    out, argmax, dx = run_maxpool(x, 2, 2, dout)
+    ref_out, ref_argmax = naive.maxpool2d_forward(x, 2, 2)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(argmax, ref_argmax)
+    np.testing.assert_array_equal(dx, naive.maxpool2d_backward(x, 2, 2, dout))
+    torch = pytest.importorskip("torch")
+    _, indices = torch.nn.functional.max_pool2d(torch.tensor(x), 2, 2, return_indices=True)
+    np.testing.assert_array_equal(argmax, indices.numpy())
+
+
 def test_maxpool_nans_match_torch():
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(5).standard_normal((2, 2, 6, 6))
