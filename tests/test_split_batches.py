@@ -168,7 +168,7 @@ def test_the_trainers_of_one_thread_share_one_second_thread():
 def serving_scenario(monkeypatch, polls: int):
     """Split runs of two trainers from one thread, with the second thread waiting ``polls`` polls
     for the next run: three of trainer A on the same rows (the epochs of a run), one of B, A again
-    after its data changed in place, A on a copy of its data. Returns the runs' losses, the
+    after its data changed in place, A on a new view of that memory, A on a copy of its data. Returns the runs' losses, the
     models' parameters and how many times the second thread started serving."""
     from nkernels.kernels.cpu import handoff
     from nkernels.trainers import compiled
@@ -182,7 +182,8 @@ def serving_scenario(monkeypatch, polls: int):
     roles_a, roles_b = counting_loop_calls(a), counting_loop_calls(b)
     rng = np.random.default_rng(0)
     losses = []
-    for trainer, data in [(a, X2d), (a, X2d), (a, X2d), (b, X2d), ("scale", None), (a, X2d), (a, X2d.copy())]:
+    runs = [(a, X2d), (a, X2d), (a, X2d), (b, X2d), ("scale", None), (a, X2d), (a, X2d[:]), (a, X2d.copy())]
+    for trainer, data in runs:
         if trainer == "scale":
             X2d *= 0.5  # in place: the same memory, read by the waiting thread as it is now
             continue
@@ -198,12 +199,30 @@ def test_the_second_thread_takes_the_next_runs_of_its_trainer_while_it_waits(mon
     run gives the numbers of runs that each start it afresh."""
     waiting = serving_scenario(monkeypatch, 10**7)  # ~4 s: much longer than the test between two runs
     afresh = serving_scenario(monkeypatch, 0)
-    assert waiting[2] == 4 and afresh[2] == 6  # A; B; A; A's copy, against every run
+    assert waiting[2] == 4 and afresh[2] == 7  # A; B; A (and on a view of its data); A's copy, against every run
     for got, expected in zip(waiting[0], afresh[0]):
         np.testing.assert_array_equal(got, expected)
     for got, expected in zip(waiting[1], afresh[1]):
         for key in expected:
             np.testing.assert_array_equal(got[key], expected[key])
+
+
+def test_a_serving_takes_runs_on_its_data_as_laid_out_when_it_started():
+    """The runs one second thread may serve: on the same arrays, or others over the same memory read
+    the same way, in the same batches; not on arrays whose layout was changed in place since (a
+    shape or dtype assigned), nor on other memory."""
+    from nkernels.trainers.compiled import _Serving
+
+    X2d, y = np.zeros((40, 6)), np.zeros(40, np.int64)
+    serving = _Serving(X2d, y, 40, 8, 0, np.zeros(5), np.zeros(2, np.int64))
+    assert serving.reads(X2d, y, 40, 8, 0) and serving.reads(X2d[:], y.view(), 40, 8, 0)
+    assert not serving.reads(X2d, y, 40, 4, 0) and not serving.reads(X2d, y, 40, 8, 5)
+    assert not serving.reads(X2d.copy(), y, 40, 8, 0) and not serving.reads(X2d, y.copy(), 40, 8, 0)
+    y.dtype = np.float64  # the same array, read as other numbers
+    assert not serving.reads(X2d, y, 40, 8, 0)
+    y.dtype = np.int64
+    X2d.shape = (80, 3)
+    assert not serving.reads(X2d, y, 40, 8, 0)
 
 
 def runs_from_two_threads(monkeypatch, polls: int):
