@@ -3,13 +3,16 @@
 Run: ``python benchmarks/scripts/whole_runs.py [--rounds 3] [--epochs 20] [--repeat 3] [--cases mlp,lstm-h64-t8]``
 (prints a Markdown table).
 
-Each framework trains the same model (``nkernels bench``'s cases whose samples hold 64 numbers, the
-digits' 8 x 8 pixels: the MLP, the digits CNN, LSTM(8->64) and GRU(8->64) reading 8 steps of 8 pixels,
-the transformer and resnet presets; ``--cases`` picks some) on the digits training split with Adam
-(lr 1e-3), at the case's batch size (the last, partial batch included), the samples shuffled every
-epoch, for ``--epochs`` epochs:
+Each framework trains the same model (by default ``nkernels bench``'s cases whose samples hold 64
+numbers, the digits' 8 x 8 pixels: the MLP, the digits CNN, LSTM(8->64) and GRU(8->64) reading 8 steps
+of 8 pixels, the transformer and resnet presets; ``--cases`` picks some, or others) on the digits
+training split with Adam (lr 1e-3), at the case's batch size (the last, partial batch included), the
+samples shuffled every epoch, for ``--epochs`` epochs. A case whose samples are not 64 numbers (LeNet,
+the 40-step recurrent cases) trains on ``nkernels bench``'s random numbers instead: ``--random-batches``
+batches' worth of samples and a half batch more, so that each epoch ends on a partial batch as the
+digits' do (the speed hardly depends on the values). Each framework:
 
-- nkernels: ``nk.train(model, X, y, epochs=..., batch_size=64, seed=...)`` on a new model each run;
+- nkernels: ``nk.train(model, X, y, epochs=..., batch_size=..., seed=...)`` on a new model each run;
 - PyTorch eager: a new ``torch.optim.Adam`` each run, batches gathered from tensors by a fresh
   permutation each epoch, ``torch.set_num_threads`` as many as the cores this process may use;
 - JAX: the ``jax.jit`` training step of :mod:`nkernels.cli.bench_jax` (the twin of the same model),
@@ -37,11 +40,23 @@ import time
 FRAMEWORKS = ("nkernels", "torch", "jax")
 
 
-def _digits(case):
+def _training_data(case, random_batches: int):
+    """The digits training split for a case whose samples hold its 64 pixels; for another case the
+    bench's random numbers, ``random_batches`` and a half batches of them."""
+    import math
+
     import numpy as np
 
     import nkernels as nk
 
+    if math.prod(case.sample_shape) != 64:
+        from nkernels.cli.bench import data
+
+        nk.registry.schemes["backprop"]  # the plugins load here, as loading the digits loads them, not in a timed run
+
+        X, y = data(case, random_batches + 1)
+        n = random_batches * case.batch_size + case.batch_size // 2
+        return np.ascontiguousarray(X[:n]), np.asarray(y[:n], np.int64)
     X, y, _, _ = nk.datasets.load("digits")
     X = np.ascontiguousarray(np.asarray(X, np.float32).reshape((len(X),) + case.sample_shape))
     return X, np.asarray(y, np.int64)
@@ -119,7 +134,7 @@ def _jax_runner(case):
     return run
 
 
-def child(framework: str, case_name: str, epochs: int, repeat: int) -> dict:
+def child(framework: str, case_name: str, epochs: int, repeat: int, random_batches: int = 10) -> dict:
     """One framework on one case in this process: the first (compiling) run of one epoch, then the
     median of ``repeat`` whole runs of ``epochs`` epochs."""
     if framework == "torch":
@@ -127,7 +142,7 @@ def child(framework: str, case_name: str, epochs: int, repeat: int) -> dict:
     from nkernels.cli.bench import CASES
 
     case = CASES[case_name]
-    X, y = _digits(case)
+    X, y = _training_data(case, random_batches)
     run = {"nkernels": lambda: lambda X, y, e, s: _nkernels_run(case, X, y, e, s),
            "torch": lambda: _torch_runner(case), "jax": lambda: _jax_runner(case)}[framework]()
     start = time.perf_counter()
@@ -154,13 +169,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: every default case "
                         "of nkernels bench whose samples are the digits' 64 pixels)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--random-batches", type=int, default=10,
+                        help="for a case whose samples are not the digits' 64 pixels: how many batches of random "
+                             "numbers (and a half batch more) an epoch trains on")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every framework (Numba, OpenMP, OpenBLAS, torch; 1 also makes XLA's CPU "
                              "client single-threaded); default: as many as the cores")
     parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], args.epochs, args.repeat)))
+        print(json.dumps(child(args.child[0], args.child[1], args.epochs, args.repeat, args.random_batches)))
         return
     cases, frameworks = (args.cases.split(",") if args.cases else _digits_cases()), args.frameworks.split(",")
     env = dict(os.environ)
@@ -176,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         for case in cases:
             for framework in (frameworks if round_ % 2 == 0 else frameworks[::-1]):
                 done = subprocess.run([sys.executable, __file__, "--child", framework, case, "--epochs",
-                                       str(args.epochs), "--repeat", str(args.repeat)], capture_output=True, text=True, env=env)
+                                       str(args.epochs), "--repeat", str(args.repeat), "--random-batches",
+                                       str(args.random_batches)], capture_output=True, text=True, env=env)
                 if done.returncode != 0:
                     errors[case, framework] = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
                     continue
