@@ -168,8 +168,9 @@ def test_the_trainers_of_one_thread_share_one_second_thread():
 def serving_scenario(monkeypatch, polls: int):
     """Split runs of two trainers from one thread, with the second thread waiting ``polls`` polls
     for the next run: three of trainer A on the same rows (the epochs of a run), one of B, A again
-    after its data changed in place, A on a new view of that memory, A on a copy of its data. Returns the runs' losses, the
-    models' parameters and how many times the second thread started serving."""
+    after its data changed in place, A on a new view of that memory, A on a copy of its data.
+    Returns the runs' losses, the models' parameters and how many times the second thread started
+    serving."""
     from nkernels.kernels.cpu import handoff
     from nkernels.trainers import compiled
 
