@@ -407,8 +407,8 @@ class CompiledTrainer(TrainerSettings):
     def _serving_for(self, X2d, Y, rows: int, batch_size: int, last_batch: int) -> "_Serving":
         """The :class:`_Serving` of runs of ``rows`` rows of ``X2d`` and ``Y`` in batches of
         ``batch_size`` (and one of ``last_batch``): the same as the last run's while the data are
-        the same memory read the same way (the second thread holds the arrays it started with, so
-        that memory cannot be another array's), so that a second thread waiting on it may take the run."""
+        the same memory read the same way (the serving keeps the arrays it started with, so that
+        memory cannot be another array's), so that a second thread waiting on it may take the run."""
         serving = self._serving
         if serving is None or not serving.reads(X2d, Y, rows, batch_size, last_batch):
             serving = self._serving = _Serving(X2d, Y, rows, batch_size, last_batch, self._scalars(), self._augment())
@@ -426,7 +426,7 @@ SERVE_POLLS = 5000
 
 def _memory(array) -> tuple:
     """Where and how ``array``'s elements lie: two arrays alike here read the same numbers."""
-    return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
+    return (array.__array_interface__["data"][0], *_layout(array))
 
 
 def _layout(array) -> tuple:
@@ -446,7 +446,6 @@ class _Serving:
                  augment: np.ndarray):
         self.data = X2d, Y
         self.sizes = rows, batch_size, last_batch
-        self.layouts = _layout(X2d), _layout(Y)
         self.memory = _memory(X2d), _memory(Y)
         self.scalars, self.augment = scalars, augment
         self.order = np.zeros(rows, np.int64)
@@ -462,8 +461,8 @@ class _Serving:
         over the same memory read the same way."""
         if self.sizes != (rows, batch_size, last_batch):
             return False
-        if X2d is self.data[0] and Y is self.data[1]:
-            return self.layouts == (_layout(X2d), _layout(Y))
+        if X2d is self.data[0] and Y is self.data[1]:  # only the layout may have changed
+            return self.memory[0][1:] == _layout(X2d) and self.memory[1][1:] == _layout(Y)
         return self.memory == (_memory(X2d), _memory(Y))
 
     def renew(self) -> None:
